@@ -1,0 +1,243 @@
+"""Every setting of the edge runtime: frozen pydantic models, one YAML file, defaults that run as is.
+
+The file is `platepilot.yaml` in the working directory, or the file named by `$PLATEPILOT_CONFIG`.
+Keys mirror the models below (`ocr.ocr_min_confidence`, `cameras[0].source`, ...); anything left out
+keeps its default, and an unknown key is an error rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from platepilot.errors import PlatepilotError
+
+CONFIG_ENV = "PLATEPILOT_CONFIG"
+DEFAULT_CONFIG_FILE = Path("platepilot.yaml")
+_MAX_REPORTED_ERRORS = 3
+
+OCREngineName = Literal["auto", "crnn", "plateocr", "paddle", "easyocr"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CameraConfig(_Model):
+    """One camera; its id prefixes crop file names (`CAM1_track7.jpg`) and events."""
+
+    id: str = Field(
+        default="CAM1", description="Camera id: letters, digits, '-'.", pattern=r"^[A-Za-z0-9-]{1,32}$"
+    )
+    source: str = Field(
+        default="demo",
+        description="Video file, image folder, RTSP/HTTP URL, USB camera index ('0'), or 'demo'.",
+        min_length=1,
+    )
+    fps_limit: float | None = Field(
+        default=None,
+        description="Frames per second to process at most; null processes every frame.",
+        gt=0,
+        le=240,
+    )
+
+
+class DetectorConfig(_Model):
+    """The plate detector (ONNX, YOLO output format)."""
+
+    model_path: Path | None = Field(default=None, description="ONNX detector; null uses the bundled default.")
+    confidence_threshold: float = Field(default=0.25, description="Minimum detection score.", ge=0, le=1)
+    iou_threshold: float = Field(
+        default=0.45, description="IoU above which non-max suppression merges boxes.", ge=0, le=1
+    )
+    input_size: int = Field(
+        default=640, description="Square input side in pixels.", ge=32, le=4096, multiple_of=32
+    )
+
+
+class OCRConfig(_Model):
+    """The plate reader; `auto` picks the deployed CRNN when present, else the PlateOCR ensemble."""
+
+    engine: OCREngineName = Field(default="auto", description="auto, crnn, plateocr, paddle or easyocr.")
+    model_path: Path = Field(
+        default=Path("models/crnn_florida/florida_plate_ocr.onnx"),
+        description="CRNN ONNX model (with JSON sidecar).",
+    )
+    ocr_min_confidence: float = Field(default=0.50, description="Reads below this are dropped.", ge=0, le=1)
+    ocr_max_confidence_target: float = Field(
+        default=0.80, description="A track stops being re-read once a read reaches this.", ge=0, le=1
+    )
+    workers: int = Field(default=2, description="OCR worker threads shared by all cameras.", ge=1, le=64)
+    format_prior: bool = Field(
+        default=True, description="Prefer candidate texts that match a known plate format."
+    )
+
+    @model_validator(mode="after")
+    def _min_below_target(self) -> OCRConfig:
+        if self.ocr_min_confidence > self.ocr_max_confidence_target:
+            raise ValueError(
+                f"ocr_min_confidence ({self.ocr_min_confidence}) must not exceed "
+                f"ocr_max_confidence_target ({self.ocr_max_confidence_target})"
+            )
+        return self
+
+
+class TrackerConfig(_Model):
+    """Multi-object tracking of plates, per camera; ages and hits count frames."""
+
+    max_age: int = Field(
+        default=30, description="Frames a track survives without a matching detection.", ge=1, le=10_000
+    )
+    min_hits: int = Field(
+        default=3, description="Matched frames before a track is confirmed.", ge=1, le=1_000
+    )
+    iou_threshold: float = Field(
+        default=0.3, description="Minimum IoU to match a detection to a track.", ge=0, le=1
+    )
+
+
+class OutputConfig(_Model):
+    """Where crops and events go."""
+
+    crops_dir: Path = Field(
+        default=Path("output/crops"), description="Best crops: <dir>/YYYY-MM-DD/<CAM>_track<N>.jpg."
+    )
+    events_db_url: str = Field(
+        default="sqlite:///output/events.db",
+        description="SQLAlchemy URL of the events database.",
+        min_length=1,
+    )
+
+
+class MLflowConfig(_Model):
+    """The MLflow tracking server and the registered plate reader."""
+
+    tracking_uri: str = Field(
+        default="http://localhost:5000", description="MLflow tracking URI.", min_length=1
+    )
+    model_name: str = Field(
+        default="alpr-florida-ocr-crnn", description="Registered model name.", min_length=1
+    )
+
+
+class Settings(_Model):
+    """The whole configuration file."""
+
+    cameras: list[CameraConfig] = Field(
+        default_factory=lambda: [CameraConfig()],
+        description="Cameras to read; ids must be unique.",
+        min_length=1,
+    )
+    detector: DetectorConfig = Field(default=DetectorConfig(), description="Plate detector.")
+    ocr: OCRConfig = Field(default=OCRConfig(), description="Plate reader.")
+    tracker: TrackerConfig = Field(default=TrackerConfig(), description="Plate tracker.")
+    output: OutputConfig = Field(default=OutputConfig(), description="Crop and event output.")
+    mlflow: MLflowConfig = Field(default=MLflowConfig(), description="Model registry.")
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [camera.id for camera in cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera ids must be unique: {', '.join(duplicates)} repeated")
+        return cameras
+
+
+def load_config(path: Path | None = None) -> Settings:
+    """Settings from a YAML file, defaults for everything it leaves out.
+
+    With `path` None: `$PLATEPILOT_CONFIG` if set (it must exist), else `platepilot.yaml` in the working
+    directory if present, else pure defaults. Every problem raises PlatepilotError with one line.
+    """
+    if path is not None:
+        return _load_file(path, "")
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return _load_file(Path(env), f" (named by ${CONFIG_ENV})")
+    if DEFAULT_CONFIG_FILE.is_file():
+        return _load_file(DEFAULT_CONFIG_FILE, "")
+    return Settings()
+
+
+def dump_config(settings: Settings) -> str:
+    """The settings as YAML, every key present, in model order; `load_config` reads it back unchanged."""
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _load_file(path: Path, origin: str) -> Settings:
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "not found"
+        raise PlatepilotError(f"{path}: config file {what}{origin}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PlatepilotError(_yaml_error(path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlatepilotError(f"{path}: cannot read config file: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PlatepilotError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise PlatepilotError(f"{path}: {_validation_summary(exc)}") from None
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    return f"{path}{where}: invalid YAML: {problem}"
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    """All errors on one line: `ocr.workers: Input should be ... (got 0); ...`."""
+    errors = exc.errors()
+    parts = [_describe(error) for error in errors[:_MAX_REPORTED_ERRORS]]
+    if len(errors) > _MAX_REPORTED_ERRORS:
+        parts.append(f"and {len(errors) - _MAX_REPORTED_ERRORS} more")
+    return "; ".join(parts)
+
+
+def _describe(error: ErrorDetails) -> str:
+    loc = error["loc"]
+    key = _dotted(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"{key}: unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    got = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    return f"{key}: {message}{got}"
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    """('cameras', 0, 'id') -> 'cameras[0].id'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model at `loc` (inside Settings) accepts; empty when `loc` leads to no model."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        inner: list[Any] = [field.annotation, *get_args(field.annotation)]
+        found = [t for t in inner if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not found:
+            return []
+        model = found[0]
+    return list(model.model_fields)

@@ -1,0 +1,58 @@
+"""CTC decoding in numpy: greedy best path and a prefix beam search for top-k candidates.
+
+Logits come as (T, C) per image with class 0 the blank and class i the charset's character i-1.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def greedy_decode(probs: np.ndarray, charset: str) -> tuple[str, tuple[float, ...]]:
+    """Best path: argmax per step, merge repeats, drop blanks; per-character max probability."""
+    best = probs.argmax(axis=-1)
+    text, confs = [], []
+    prev = 0
+    for t, k in enumerate(best):
+        if k != 0 and k != prev:
+            text.append(charset[k - 1])
+            confs.append(float(probs[t, k]))
+        elif k != 0 and k == prev and confs:
+            confs[-1] = max(confs[-1], float(probs[t, k]))
+        prev = k
+    return "".join(text), tuple(confs)
+
+
+def beam_search(
+    probs: np.ndarray, charset: str, beam_width: int = 8, top_k: int = 5
+) -> list[tuple[str, float]]:
+    """Prefix beam search; returns up to `top_k` (text, probability) pairs, most probable first."""
+    beams: dict[str, tuple[float, float]] = {"": (1.0, 0.0)}  # prefix -> (p ending in blank, p in char)
+    for step in probs:
+        candidates = np.argsort(step)[::-1][: beam_width + 1]
+        nxt: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for prefix, (pb, pnb) in beams.items():
+            for k in candidates:
+                p = float(step[k])
+                if k == 0:
+                    nxt[prefix][0] += (pb + pnb) * p
+                    continue
+                ch = charset[k - 1]
+                extended = prefix + ch
+                if prefix and prefix[-1] == ch:
+                    nxt[extended][1] += pb * p
+                    nxt[prefix][1] += pnb * p
+                else:
+                    nxt[extended][1] += (pb + pnb) * p
+        ranked = sorted(nxt.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)[:beam_width]
+        beams = {k: (v[0], v[1]) for k, v in ranked}
+    scored = sorted(((k, v[0] + v[1]) for k, v in beams.items()), key=lambda kv: kv[1], reverse=True)
+    return scored[:top_k]

@@ -1,0 +1,1 @@
+"""Plate domain knowledge: charset and normalisation, plate formats, the synthetic plate renderer."""

@@ -1,0 +1,152 @@
+"""Plate formats: which serial layouts exist, where each comes from, and whether a text matches one.
+
+A pattern is written in OpenALPR's notation: `@` a letter, `#` a digit, `[A-Z]`-style classes for one
+position, and a space where the plate shows a gap between character groups (Florida's orange graphic,
+a dash or a state emblem). Texts are matched without the gap: `normalize("ABC D12") == "ABCD12"`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+
+import numpy as np
+
+from platepilot.plates.charset import DIGITS, LETTERS
+
+
+class PlateKind(StrEnum):
+    STANDARD = "standard"
+    SPECIALTY = "specialty"
+    PERSONALIZED = "personalized"
+    DEALER = "dealer"
+    TEMPORARY = "temporary"
+
+
+@dataclass(frozen=True)
+class PlateFormat:
+    """One serial layout: `name` is unique, `region` an ISO-like code (us-fl, us), `source` cites it."""
+
+    name: str
+    pattern: str
+    region: str
+    kind: PlateKind
+    source: str
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile("^" + "".join(_regex_token(tok) for tok in _tokens(self.pattern)) + "$")
+
+    @property
+    def groups(self) -> tuple[int, ...]:
+        """Character counts of the groups the plate prints apart, e.g. (3, 3) for `@@@ ###`."""
+        return tuple(len(_tokens(group)) for group in self.pattern.split(" "))
+
+    def matches(self, text: str) -> bool:
+        return self.regex.match(text) is not None
+
+    def sample(self, rng: np.random.Generator) -> str:
+        """A random text of this format (no gaps), drawn uniformly per position."""
+        return "".join(_sample_token(tok, rng) for tok in _tokens(self.pattern))
+
+
+def _tokens(pattern: str) -> list[str]:
+    """Split a pattern into one token per character position (spaces dropped)."""
+    return re.findall(r"\[[^\]]+\]|[@#*A-Z0-9]", pattern)
+
+
+def _token_chars(token: str) -> str:
+    if token == "@":
+        return LETTERS
+    if token == "#":
+        return DIGITS
+    if token == "*":
+        return DIGITS + LETTERS
+    if token.startswith("["):
+        body = token[1:-1]
+        chars = ""
+        for a, b in re.findall(r"(\w)(?:-(\w))?", body):
+            chars += "".join(chr(c) for c in range(ord(a), ord(b or a) + 1))
+        return chars
+    return token
+
+
+def _regex_token(token: str) -> str:
+    return "[" + re.escape(_token_chars(token)) + "]"
+
+
+def _sample_token(token: str, rng: np.random.Generator) -> str:
+    chars = _token_chars(token)
+    return chars[int(rng.integers(len(chars)))]
+
+
+_WIKI_FL = "Wikipedia, 'Vehicle registration plates of Florida' (serial formats, era not stated)"
+_OPENALPR = "openalpr runtime_data/postprocess/us.patterns (fl)"
+_OPENALPR_US = "openalpr runtime_data/postprocess/us.patterns (us catch-alls)"
+_FLORIDA_MD = "shared/FLORIDA.md, 'Common other-state shapes'"
+_ASSUMED = "assumed layout: no published serial format found (FLORIDA.md); keep loose"
+
+FORMATS: tuple[PlateFormat, ...] = (
+    # Florida passenger plates, current and legacy (six characters in two groups around the graphic).
+    PlateFormat("fl-abc-d12", "@@@ @##", "us-fl", PlateKind.STANDARD, _WIKI_FL + "; " + _OPENALPR),
+    PlateFormat("fl-a12-3bc", "@## #@@", "us-fl", PlateKind.STANDARD, _WIKI_FL),
+    PlateFormat("fl-12a-bcd", "##@ @@@", "us-fl", PlateKind.STANDARD, _WIKI_FL),
+    PlateFormat("fl-123-4ab", "### #@@", "us-fl", PlateKind.STANDARD, _WIKI_FL),
+    PlateFormat("fl-ab1-2cd", "@@# #@@", "us-fl", PlateKind.STANDARD, _WIKI_FL),
+    PlateFormat("fl-a12-34b", "@## ##@", "us-fl", PlateKind.STANDARD, _WIKI_FL),
+    PlateFormat("fl-abc-123", "@@@ ###", "us-fl", PlateKind.STANDARD, _WIKI_FL),
+    PlateFormat("fl-1234-gh", "#### [GH]@", "us-fl", PlateKind.STANDARD, _OPENALPR),
+    PlateFormat("fl-123-hyy", "### [H-Y]@@", "us-fl", PlateKind.STANDARD, _OPENALPR),
+    PlateFormat("fl-a123-bc", "@### @@", "us-fl", PlateKind.STANDARD, _OPENALPR),
+    PlateFormat("fl-a12-bcd", "@## @@@", "us-fl", PlateKind.STANDARD, _OPENALPR),
+    # Florida specialty plates carry shorter serials beside the design's artwork.
+    PlateFormat("fl-specialty-1234a", "#### @", "us-fl", PlateKind.SPECIALTY, _ASSUMED),
+    PlateFormat("fl-specialty-a1234", "@ ####", "us-fl", PlateKind.SPECIALTY, _ASSUMED),
+    PlateFormat("fl-specialty-12ab", "## @@", "us-fl", PlateKind.SPECIALTY, _ASSUMED),
+    # Dealer and temporary (paper) tags.
+    PlateFormat("fl-dealer", "@@@ ####", "us-fl", PlateKind.DEALER, _ASSUMED),
+    PlateFormat("fl-temporary", "@######", "us-fl", PlateKind.TEMPORARY, _ASSUMED),
+    PlateFormat("fl-temporary-digits", "########", "us-fl", PlateKind.TEMPORARY, _ASSUMED),
+    # Common out-of-state shapes seen on Florida roads.
+    PlateFormat(
+        "us-abc-1234", "@@@ ####", "us", PlateKind.STANDARD, _FLORIDA_MD + " (GA, NY, OH, PA, TX, ...)"
+    ),
+    PlateFormat("us-1abc234", "#@@@###", "us", PlateKind.STANDARD, _FLORIDA_MD + " (CA)"),
+    PlateFormat("us-1234abc", "#### @@@", "us", PlateKind.STANDARD, _FLORIDA_MD + " (KS)"),
+    PlateFormat("us-ab-12345", "@@ #####", "us", PlateKind.STANDARD, _FLORIDA_MD + " (CT, IL)"),
+    PlateFormat("us-1ab2345", "#@@####", "us", PlateKind.STANDARD, _FLORIDA_MD + " (MD)"),
+    PlateFormat("us-abc12d", "@@@ ##@", "us", PlateKind.STANDARD, _FLORIDA_MD + " (AR)"),
+    PlateFormat("us-a12bcd", "@## @@@", "us", PlateKind.STANDARD, _FLORIDA_MD + " (NJ)"),
+    PlateFormat("us-abc-123", "@@@ ###", "us", PlateKind.STANDARD, _OPENALPR_US),
+    PlateFormat("us-123-abc", "### @@@", "us", PlateKind.STANDARD, _OPENALPR_US),
+)
+FORMATS_BY_NAME: dict[str, PlateFormat] = {f.name: f for f in FORMATS}
+
+# FLORIDA.md: personalised plates hold 2-7 characters; the generic US rule allows up to 8.
+PERSONALIZED_MAX = 7
+GENERIC_US = re.compile(r"^(?=.*\d)[A-Z0-9]{1,8}$")
+
+
+def matching_formats(text: str, regions: tuple[str, ...] | None = None) -> list[PlateFormat]:
+    """Every named format that `text` (normalised) matches, Florida first, optionally region-filtered."""
+    return [f for f in FORMATS if (regions is None or f.region in regions) and f.matches(text)]
+
+
+def match_format(text: str) -> str | None:
+    """The name of the first format `text` matches: a named format, else `us-generic`, else None.
+
+    `us-generic` is the generic US rule: 1-8 characters with at least one digit. Texts with no digit
+    (RESERVED, EXIT) match nothing, which is how sign text is told from plates.
+    """
+    named = matching_formats(text)
+    if named:
+        return named[0].name
+    if GENERIC_US.match(text):
+        return "us-generic"
+    return None
+
+
+def is_plausible_plate(text: str) -> bool:
+    return match_format(text) is not None

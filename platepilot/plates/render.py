@@ -1,0 +1,188 @@
+"""Draw a plate design onto a clean, front-on canvas and report where its characters are.
+
+The canvas is 2:1 like a US plate (12 x 6 in). Characters are monospaced: every glyph sits centred in
+a cell of one pitch, and glyphs are scaled to one cap height whatever the font's own metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+from platepilot.plates.designs import Color, PlateDesign, Separator
+from platepilot.plates.fonts import FontFace, load_font
+
+PLATE_W, PLATE_H = 240, 120
+_GLYPH_PX = 96  # reference cap height of cached glyph masks
+
+
+@dataclass(frozen=True)
+class RenderedPlate:
+    """`image` BGR uint8 (PLATE_H, PLATE_W, 3); boxes (x1, y1, x2, y2) in canvas pixels."""
+
+    image: np.ndarray
+    text: str
+    chars_box: tuple[float, float, float, float]
+    plate_box: tuple[float, float, float, float]
+
+
+@cache
+def glyph_mask(face: FontFace, char: str) -> np.ndarray:
+    """A float32 coverage mask of `char`, cropped to its ink, about _GLYPH_PX high."""
+    font = load_font(face, int(_GLYPH_PX * 1.45))
+    left, top, right, bottom = font.getbbox(char)
+    img = Image.new("L", (right - left + 4, bottom - top + 4), 0)
+    ImageDraw.Draw(img).text((2 - left, 2 - top), char, font=font, fill=255)
+    mask = np.asarray(img, dtype=np.float32) / 255.0
+    ys, xs = np.nonzero(mask > 0.05)
+    return np.ascontiguousarray(mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
+
+
+def _blend(canvas: np.ndarray, mask: np.ndarray, x: int, y: int, color: Color, alpha: float = 1.0) -> None:
+    """Paint `color` through `mask` (0..1) with its top-left at (x, y), clipped to the canvas."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return
+    m = mask[y0 - y : y1 - y, x0 - x : x1 - x, None] * alpha
+    region = canvas[y0:y1, x0:x1]
+    region[:] = region * (1 - m) + np.array(color, dtype=np.float32) * m
+
+
+def _background(design: PlateDesign, rng: np.random.Generator) -> np.ndarray:
+    t = np.linspace(0, 1, PLATE_H, dtype=np.float32)[:, None, None] ** float(rng.uniform(0.6, 2.5))
+    if rng.random() < 0.5:
+        t = t[::-1]
+    canvas = np.array(design.background, np.float32) * (1 - t) + np.array(design.background_2, np.float32) * t
+    canvas = np.broadcast_to(canvas, (PLATE_H, PLATE_W, 3)).copy()
+    for _ in range(design.blobs):  # specialty artwork: soft coloured shapes
+        blob = np.zeros((PLATE_H, PLATE_W), np.float32)
+        center = (int(rng.integers(0, PLATE_W)), int(rng.integers(0, PLATE_H)))
+        axes = (int(rng.integers(15, 105)), int(rng.integers(8, 52)))
+        cv2.ellipse(blob, center, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+        blob = cv2.GaussianBlur(blob, (0, 0), float(rng.uniform(2, 10)))
+        _blend(
+            canvas, blob, 0, 0, tuple(int(v) for v in rng.integers(0, 256, 3)), float(rng.uniform(0.3, 0.8))
+        )  # type: ignore[arg-type]
+    return canvas
+
+
+def _caption(canvas: np.ndarray, design: PlateDesign, text: str, y_center: float, height: float) -> None:
+    if not text:
+        return
+    font = load_font(design.caption_face, max(int(height * 1.35), 6))
+    left, top, right, bottom = font.getbbox(text)
+    img = Image.new("L", (right - left + 2, bottom - top + 2), 0)
+    ImageDraw.Draw(img).text((1 - left, 1 - top), text, font=font, fill=255)
+    mask = np.asarray(img, dtype=np.float32) / 255.0
+    if mask.shape[1] > PLATE_W * 0.9:
+        scale = PLATE_W * 0.9 / mask.shape[1]
+        mask = cv2.resize(mask, (int(mask.shape[1] * scale), max(int(mask.shape[0] * scale), 1)))
+    x = (PLATE_W - mask.shape[1]) // 2
+    _blend(canvas, mask, x, int(y_center - mask.shape[0] / 2), design.caption_ink)
+
+
+def _separator(canvas: np.ndarray, design: PlateDesign, cx: float, cy: float, h: float) -> None:
+    r = max(int(h * 0.18), 2)
+    if design.separator is Separator.ORANGE:  # two oranges and leaves: the Florida graphic
+        cv2.ellipse(canvas, (int(cx), int(cy - r * 0.9)), (r, int(r * 0.6)), -20, 0, 360, (40, 120, 40), -1)
+        cv2.circle(canvas, (int(cx - r * 0.5), int(cy + r * 0.3)), r, (20, 130, 240), -1)
+        cv2.circle(canvas, (int(cx + r * 0.6), int(cy + r * 0.5)), int(r * 0.9), (30, 150, 250), -1)
+    elif design.separator is Separator.DASH:
+        cv2.rectangle(
+            canvas, (int(cx - r), int(cy - r * 0.2)), (int(cx + r), int(cy + r * 0.2)), design.ink, -1
+        )
+    elif design.separator is Separator.DOT:
+        cv2.circle(canvas, (int(cx), int(cy)), max(r // 2, 1), design.ink, -1)
+    elif design.separator is Separator.EMBLEM:
+        cv2.circle(canvas, (int(cx), int(cy)), int(r * 1.4), design.caption_ink, -1)
+        cv2.circle(canvas, (int(cx), int(cy)), int(r * 0.8), design.background, -1)
+
+
+def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generator) -> tuple[float, ...]:
+    """Draw the serial; return the box (x1, y1, x2, y2) around all its glyphs."""
+    cap = design.char_height * PLATE_H
+    scale = cap / _GLYPH_PX
+    masks = [glyph_mask(design.face, ch) for ch in design.text]
+    pitch = max(m.shape[1] for m in masks) * scale * design.squeeze * float(rng.uniform(1.05, 1.25))
+    gap = pitch * float(rng.uniform(0.5, 1.0)) if len(design.groups) > 1 else 0.0
+    total = pitch * len(design.text) + gap * (len(design.groups) - 1)
+    if total > PLATE_W * 0.94:  # long serials: shrink the cell, as plates do
+        pitch, gap = pitch * PLATE_W * 0.94 / total, gap * PLATE_W * 0.94 / total
+        total = PLATE_W * 0.94
+    slack = max(PLATE_W * 0.97 - total, 0.0) / 2
+    x = (PLATE_W - total) / 2 + float(rng.uniform(-1, 1)) * min(slack, 0.03 * PLATE_W)
+    y_top = PLATE_H * 0.54 - cap / 2 + float(rng.uniform(-0.04, 0.04)) * PLATE_H
+    boundaries = np.cumsum(design.groups)[:-1]
+    x_start = x
+    for i, mask in enumerate(masks):
+        if i in boundaries:
+            _separator(canvas, design, x + gap / 2, y_top + cap / 2, cap)
+            x += gap
+        w = max(round(mask.shape[1] * scale * design.squeeze), 1)
+        glyph = cv2.resize(mask, (w, max(round(cap), 1)), interpolation=cv2.INTER_AREA)
+        gx = round(x + (pitch - w) / 2)
+        if design.emboss:
+            _blend(canvas, glyph, gx + 1, int(y_top) + 2, (40, 40, 40), 0.35)
+        _blend(canvas, glyph, gx, int(y_top), design.ink)
+        x += pitch
+    return (x_start, y_top, x, y_top + cap)
+
+
+def _hardware(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generator) -> None:
+    """Border, stickers, bolts and a dealer frame: the things that crowd a real plate's edges."""
+    if design.border:
+        cv2.rectangle(canvas, (3, 3), (PLATE_W - 4, PLATE_H - 4), design.caption_ink, int(rng.integers(1, 4)))
+    for i in range(design.stickers):
+        x = 6 if i == 0 else PLATE_W - 36
+        color = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.rectangle(canvas, (x, 6), (x + 30, 24), color, -1)
+        cv2.putText(
+            canvas,
+            f"{int(rng.integers(0, 99)):02d}",
+            (x + 6, 21),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (20, 20, 20),
+            1,
+        )
+    if design.bolts:
+        for bx in (PLATE_W * 0.22, PLATE_W * 0.78):
+            cv2.circle(canvas, (int(bx), int(PLATE_H * 0.09)), 5, (150, 150, 155), -1)
+            cv2.circle(canvas, (int(bx), int(PLATE_H * 0.09)), 5, (80, 80, 80), 1)
+    if design.frame:
+        color = (int(rng.integers(10, 60)),) * 3
+        depth = int(PLATE_H * float(rng.uniform(0.05, 0.14)))
+        cv2.rectangle(canvas, (0, 0), (PLATE_W, depth), color, -1)
+        cv2.rectangle(canvas, (0, PLATE_H - int(depth * 1.4)), (PLATE_W, PLATE_H), color, -1)
+        cv2.rectangle(canvas, (0, 0), (6, PLATE_H), color, -1)
+        cv2.rectangle(canvas, (PLATE_W - 6, 0), (PLATE_W, PLATE_H), color, -1)
+
+
+def render_plate(design: PlateDesign, rng: np.random.Generator) -> RenderedPlate:
+    """The design drawn front-on on a PLATE_W x PLATE_H canvas."""
+    canvas = _background(design, rng)
+    _caption(
+        canvas,
+        design,
+        design.top_text,
+        PLATE_H * float(rng.uniform(0.1, 0.17)),
+        PLATE_H * float(rng.uniform(0.1, 0.17)),
+    )
+    _caption(
+        canvas,
+        design,
+        design.bottom_text,
+        PLATE_H * float(rng.uniform(0.86, 0.91)),
+        PLATE_H * float(rng.uniform(0.08, 0.13)),
+    )
+    chars_box = _characters(canvas, design, rng)
+    image = np.clip(canvas, 0, 255).astype(np.uint8)
+    _hardware(image, design, rng)
+    return RenderedPlate(
+        image, design.text, (chars_box[0], chars_box[1], chars_box[2], chars_box[3]), (0, 0, PLATE_W, PLATE_H)
+    )

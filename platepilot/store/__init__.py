@@ -1,0 +1,1 @@
+"""What the runtime and the labeler keep on disk: crops, the events database, labels.txt."""

@@ -1,0 +1,252 @@
+"""labels.txt: the append-only file of crop labels the guide's labeling and training commands share.
+
+Format: UTF-8, one line per crop, `<path>\\t<TEXT>\\n`, where TEXT is A-Z0-9 or `__SKIP__` (unusable
+crop). Later lines for the same path win. Blank lines are ignored; `\\r\\n` line ends are accepted.
+A last line without its newline was cut by a crash: it is reported and not used. Writers append under
+an exclusive `flock` and fsync; compaction rewrites atomically (temp file + `os.replace`) under the
+same lock, so no label is ever lost or interleaved.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from platepilot.errors import PlatepilotError
+from platepilot.plates.charset import is_valid_text
+from platepilot.types import SKIP, Label
+
+log = logging.getLogger(__name__)
+
+_FORBIDDEN_IN_PATH = ("\t", "\n", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelProblem:
+    """A line of labels.txt that was not used; `line_no` counts from 1, `line` is its text."""
+
+    line_no: int
+    line: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {self.reason}: {self.line!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelsReport:
+    """Everything read from one labels file: `entries` are (path as written, Label), in file order."""
+
+    path: Path
+    entries: tuple[tuple[str, Label], ...]
+    problems: tuple[LabelProblem, ...]
+
+    @property
+    def labels(self) -> list[Label]:
+        return [label for _, label in self.entries]
+
+    @property
+    def latest(self) -> dict[str, Label]:
+        """Path as written -> its last label, keyed in order of each path's first appearance."""
+        return dict(self.entries)
+
+
+def scan_labels(path: Path) -> LabelsReport:
+    """Read every usable line and report the others; raises PlatepilotError only if the file is unreadable."""
+    *lines, tail = _read_bytes(path).split(b"\n")
+    entries: list[tuple[str, Label]] = []
+    problems: list[LabelProblem] = []
+    for line_no, raw in enumerate(lines, start=1):
+        parsed = _parse_line(raw.removesuffix(b"\r"), line_no)
+        if isinstance(parsed, LabelProblem):
+            problems.append(parsed)
+        elif parsed is not None:
+            entries.append(parsed)
+    if tail.strip():
+        text = tail.decode("utf-8", errors="replace")
+        problems.append(
+            LabelProblem(len(lines) + 1, text, "incomplete last line (no newline; cut by a crash?)")
+        )
+    return LabelsReport(path, tuple(entries), tuple(problems))
+
+
+def read_labels(path: Path) -> list[Label]:
+    """All usable labels in file order (`line_no` set); unusable lines are logged as warnings."""
+    report = scan_labels(path)
+    _log_problems(report)
+    return report.labels
+
+
+def latest_labels(path: Path) -> dict[str, Label]:
+    """Path as written -> its latest label; unusable lines are logged as warnings."""
+    report = scan_labels(path)
+    _log_problems(report)
+    return report.latest
+
+
+def append_labels(path: Path, labels: Iterable[tuple[str | Path, str]]) -> int:
+    """Append (crop path, TEXT or SKIP) lines durably; returns how many were written.
+
+    Every pair is checked first; one bad pair raises PlatepilotError and nothing is written. Text
+    must already be A-Z0-9 (never upper-cased or cleaned here). A crash-cut last line is ended
+    with a newline first, so the new lines stay separate.
+    """
+    lines = [_format_line(str(crop), text) for crop, text in labels]
+    if not lines:
+        return 0
+    payload = "".join(lines).encode("utf-8")
+    _mkdir(path.parent)
+    with _locked(path, "a+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                log.warning("%s: last line had no newline (cut by a crash?); check it", path)
+                payload = b"\n" + payload
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return len(lines)
+
+
+def compact_labels(path: Path) -> int:
+    """Rewrite `path` with only the latest line per crop path, atomically; returns label lines dropped.
+
+    Paths keep the order of their first appearance; blank lines go too. A file with unusable lines
+    is left untouched and raises PlatepilotError naming the first one, so nothing is thrown away.
+    """
+    with _locked(path, "rb") as handle:
+        report = scan_labels(path)
+        if report.problems:
+            raise PlatepilotError(f"{path}: {report.problems[0]}; fix or delete it, then compact again")
+        latest = report.latest
+        body = "".join(f"{crop}\t{label.text}\n" for crop, label in latest.items())
+        _replace_atomically(path, body.encode("utf-8"), os.fstat(handle.fileno()).st_mode)
+    return len(report.entries) - len(latest)
+
+
+def resolve_crop_path(label_path: str, labels_file: Path, cwd: Path | None = None) -> Path:
+    """Where a crop path from labels.txt points to.
+
+    Absolute paths as is; else relative to `cwd` (default: the working directory) if that exists; else
+    relative to the labels file's folder if that exists; else the `cwd`-relative path, which shows what
+    the user wrote in error messages.
+    """
+    crop = Path(label_path)
+    if crop.is_absolute():
+        return crop
+    base = cwd if cwd is not None else Path()
+    from_cwd = base / crop
+    if from_cwd.exists():
+        return from_cwd
+    beside = base / labels_file.parent / crop
+    if beside.exists():
+        return beside
+    return from_cwd
+
+
+def _parse_line(raw: bytes, line_no: int) -> tuple[str, Label] | LabelProblem | None:
+    """One line without its newline -> (path as written, Label), a problem, or None when blank."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return LabelProblem(line_no, raw.decode("utf-8", errors="replace"), "not UTF-8")
+    if not line.strip():
+        return None
+    if line.count("\t") != 1:
+        reason = "no tab between path and text" if "\t" not in line else "more than one tab"
+        return LabelProblem(line_no, line, reason)
+    crop, text = line.split("\t")
+    if not crop:
+        return LabelProblem(line_no, line, "empty path")
+    if text != SKIP and not is_valid_text(text):
+        return LabelProblem(line_no, line, f"text {text!r} is not A-Z0-9 or {SKIP}")
+    return crop, Label(Path(crop), text, line_no)
+
+
+def _format_line(crop: str, text: str) -> str:
+    bad = next((ch for ch in _FORBIDDEN_IN_PATH if ch in crop), None)
+    if not crop or bad is not None:
+        problem = "is empty" if not crop else f"contains {bad!r}"
+        raise PlatepilotError(f"crop path {crop!r} {problem}; labels.txt needs one path per line")
+    if text != SKIP and not is_valid_text(text):
+        raise PlatepilotError(
+            f"label {text!r} for {crop!r}: text must be A-Z and 0-9 only (upper case), or {SKIP}"
+        )
+    return f"{crop}\t{text}\n"
+
+
+def _log_problems(report: LabelsReport) -> None:
+    for problem in report.problems:
+        log.warning("%s: %s (ignored)", report.path, problem)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise PlatepilotError(f"{path}: labels file not found") from None
+    except OSError as exc:
+        raise PlatepilotError(f"{path}: cannot read labels file: {exc.strerror}") from None
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlatepilotError(f"{folder}: cannot create folder for labels: {exc.strerror}") from None
+
+
+@contextmanager
+def _locked(path: Path, mode: str) -> Iterator[IO[bytes]]:
+    """`path` opened and exclusively flock-ed; retries when compaction replaced the file meanwhile."""
+    while True:
+        try:
+            handle: IO[bytes] = open(path, mode)  # noqa: SIM115 - closed below, after unlocking
+        except FileNotFoundError:
+            raise PlatepilotError(f"{path}: labels file not found") from None
+        except OSError as exc:
+            raise PlatepilotError(f"{path}: cannot open labels file: {exc.strerror}") from None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if _same_file(handle, path):
+                yield handle
+                return
+        finally:
+            handle.close()
+
+
+def _same_file(handle: IO[bytes], path: Path) -> bool:
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino)
+
+
+def _replace_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` to a temp file beside `path`, fsync it, rename it over `path`, fsync the folder."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fchmod(tmp.fileno(), mode & 0o7777)
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

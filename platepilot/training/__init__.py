@@ -1,0 +1,1 @@
+"""Training the CRNN plate reader (needs the `train` extra: torch, onnx, matplotlib)."""

@@ -1,0 +1,110 @@
+"""Training data: labelled crops from labels.txt, synthetic plates on the fly, a track-aware split."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.progress import track
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.spec import ModelSpec, to_input
+from platepilot.plates.charset import CHARSET
+from platepilot.plates.synth import synth_sample
+from platepilot.store.labels import latest_labels, resolve_crop_path, scan_labels
+
+_TRACK_STEM = re.compile(r"^(?P<cam>[A-Za-z0-9]+)_track(?P<n>\d+)")
+
+
+@dataclass
+class LabelledSet:
+    """Crops already resized to the model input (uint8), their texts and split-group keys."""
+
+    images: np.ndarray
+    texts: list[str]
+    groups: list[str]
+    paths: list[str]
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    used: int
+    skipped: int
+    unreadable: list[str]
+    bad_lines: int
+
+
+def group_key(path: str, text: str) -> str:
+    """Crops of one vehicle share a key: the same `CAMx_trackN` stem, else the same plate text."""
+    match = _TRACK_STEM.match(Path(path).stem)
+    return f"track:{match.group('cam')}_{match.group('n')}" if match else f"text:{text}"
+
+
+def load_labelled(labels: Path, spec: ModelSpec, day_scoped: bool = True) -> tuple[LabelledSet, LoadReport]:
+    """Read labels.txt (latest line per crop wins) and every readable crop it names."""
+    if not labels.is_file():
+        raise PlatepilotError(f"labels file not found: {labels}")
+    report = scan_labels(labels)
+    entries = latest_labels(labels)
+    images, texts, groups, paths, unreadable, skipped = [], [], [], [], [], 0
+    for key, label in track(entries.items(), description="loading crops", transient=True):
+        if label.skipped:
+            skipped += 1
+            continue
+        path = resolve_crop_path(key, labels)
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() and path.stat().st_size else None
+        if image is None:
+            unreadable.append(key)
+            continue
+        images.append(to_input(image, spec))
+        texts.append(label.text)
+        stem_group = group_key(key, label.text)
+        groups.append(
+            f"{Path(key).parent.name}/{stem_group}"
+            if day_scoped and stem_group.startswith("track:")
+            else stem_group
+        )
+        paths.append(key)
+    shape = (
+        (0, spec.height, spec.width) if spec.channels == 1 else (0, spec.channels, spec.height, spec.width)
+    )
+    stacked = np.stack(images) if images else np.zeros(shape, np.uint8)
+    return LabelledSet(stacked, texts, groups, paths), LoadReport(
+        len(texts), skipped, unreadable, len(report.problems)
+    )
+
+
+def split_by_group(groups: list[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): whole groups go to one side, about `val_fraction` of crops to val."""
+    unique = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(unique)
+    target = round(len(groups) * val_fraction)
+    val_groups: set[str] = set()
+    count = 0
+    sizes = {g: 0 for g in unique}
+    for g in groups:
+        sizes[g] += 1
+    for g in unique:
+        if count >= target:
+            break
+        val_groups.add(g)
+        count += sizes[g]
+    is_val = np.array([g in val_groups for g in groups], bool)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def synthetic_batch(seed: int, start: int, count: int, spec: ModelSpec) -> tuple[np.ndarray, list[str]]:
+    """`count` synthetic crops of stream `seed` from index `start`, resized to the model input."""
+    samples = [synth_sample(seed, start + i) for i in range(count)]
+    return np.stack([to_input(s.image, spec) for s in samples]), [s.text for s in samples]
+
+
+def encode(texts: list[str], charset: str = CHARSET) -> tuple[np.ndarray, np.ndarray]:
+    """Texts -> (flat targets with class = charset index + 1, lengths) for CTC."""
+    lookup = {c: i + 1 for i, c in enumerate(charset)}
+    flat = np.array([lookup[c] for t in texts for c in t], np.int64)
+    return flat, np.array([len(t) for t in texts], np.int64)

@@ -1,0 +1,89 @@
+"""Plate formats and the charset: real plates match, sign text does not, sampled texts match their format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from platepilot.plates.charset import CHARSET, fold, is_valid_text, normalize
+from platepilot.plates.formats import (
+    FORMATS,
+    FORMATS_BY_NAME,
+    PlateFormat,
+    is_plausible_plate,
+    match_format,
+    matching_formats,
+)
+
+FLORIDA_PLATES = ["7164HF", "W772UQ", "I404MY", "615KPI", "H507VU", "707YCC", "981XXH", "N788BY"]
+OUT_OF_STATE_PLATES = ["4YTD483", "ABC1234", "1AB2345"]
+SIGNS = ["RESERVED", "EXIT", "PARKING", "SUITE", ""]
+
+
+@pytest.mark.parametrize("text", FLORIDA_PLATES)
+def test_real_florida_plates_match_a_florida_format(text: str) -> None:
+    assert matching_formats(text, regions=("us-fl",))
+    assert match_format(text) is not None
+    assert FORMATS_BY_NAME[str(match_format(text))].region == "us-fl"
+
+
+@pytest.mark.parametrize("text", OUT_OF_STATE_PLATES)
+def test_out_of_state_plates_match_something(text: str) -> None:
+    assert is_plausible_plate(text)
+
+
+def test_california_shape_is_named() -> None:
+    assert [f.name for f in matching_formats("4YTD483")] == ["us-1abc234"]
+
+
+@pytest.mark.parametrize("text", SIGNS)
+def test_sign_text_matches_nothing(text: str) -> None:
+    assert matching_formats(text) == []
+    assert match_format(text) is None
+    assert not is_plausible_plate(text)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("abc-d12 ", "ABCD12"),
+        ("ABC D12", "ABCD12"),
+        (" w7.72·uq ", "W772UQ"),
+        ("FL*123?", "FL123"),
+        ("", ""),
+    ],
+)
+def test_normalize(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [("O1I0", "0110"), ("I404MY", "1404MY"), ("ABC", "ABC")])
+def test_fold(text: str, expected: str) -> None:
+    assert fold(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [("ABC123", True), ("", False), ("abc123", False), ("AB-12", False), ("ÄB1", False), ("AB 12", False)],
+)
+def test_is_valid_text(text: str, valid: bool) -> None:
+    assert is_valid_text(text) is valid
+
+
+def test_charset_is_digits_then_letters() -> None:
+    assert CHARSET == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def test_format_names_are_unique() -> None:
+    assert len(FORMATS_BY_NAME) == len(FORMATS)
+
+
+@pytest.mark.parametrize("plate_format", FORMATS, ids=lambda f: f.name)
+def test_sampled_texts_match_their_format(plate_format: PlateFormat) -> None:
+    rng = np.random.default_rng(1234)
+    for _ in range(50):
+        text = plate_format.sample(rng)
+        assert plate_format.matches(text), text
+        assert len(text) == sum(plate_format.groups)
+        assert is_valid_text(text)
+        assert plate_format in matching_formats(text)
