@@ -45,6 +45,9 @@ class CameraConfig(_Model):
         gt=0,
         le=240,
     )
+    queue_size: int = Field(
+        default=4, description="Frames buffered between capture and detection; older ones are dropped.", ge=1, le=1000
+    )
 
 
 class DetectorConfig(_Model):
@@ -57,6 +60,16 @@ class DetectorConfig(_Model):
     )
     input_size: int = Field(
         default=640, description="Square input side in pixels.", ge=32, le=4096, multiple_of=32
+    )
+    yolo_layout: Literal["auto", "v5", "v8", "nms"] = Field(
+        default="auto", description="YOLO output layout: v5, v8 (also v9/v11), nms (NMS in graph), or auto."
+    )
+    textdet_max_side: int = Field(
+        default=640,
+        description="Default (text) detector: longest frame side as the network sees it, in pixels.",
+        ge=128,
+        le=4096,
+        multiple_of=32,
     )
 
 
@@ -99,6 +112,9 @@ class TrackerConfig(_Model):
     iou_threshold: float = Field(
         default=0.3, description="Minimum IoU to match a detection to a track.", ge=0, le=1
     )
+    max_gap_seconds: float = Field(
+        default=2.0, description="A track ends when unseen this long (seconds, frame timestamps).", gt=0, le=3600
+    )
 
 
 class OutputConfig(_Model):
@@ -111,6 +127,9 @@ class OutputConfig(_Model):
         default="sqlite:///output/events.db",
         description="SQLAlchemy URL of the events database.",
         min_length=1,
+    )
+    events_jsonl: Path | None = Field(
+        default=Path("output/events.jsonl"), description="Events appended as JSON lines; null disables."
     )
 
 

@@ -42,11 +42,11 @@ def confusions(preds: Sequence[str], truths: Sequence[str]) -> Counter[tuple[str
     """(true char, read char) substitution counts from the edit alignment; '' marks insert/delete."""
     counts: Counter[tuple[str, str]] = Counter()
     for p, t in zip(preds, truths, strict=True):
-        for op, i, j in Levenshtein.editops(t, p):
-            if op == "replace":
-                counts[(t[i], p[j])] += 1
-            elif op == "delete":
-                counts[(t[i], "")] += 1
+        for op in Levenshtein.editops(t, p):
+            if op.tag == "replace":
+                counts[(t[op.src_pos], p[op.dest_pos])] += 1
+            elif op.tag == "delete":
+                counts[(t[op.src_pos], "")] += 1
             else:
-                counts[("", p[j])] += 1
+                counts[("", p[op.dest_pos])] += 1
     return counts

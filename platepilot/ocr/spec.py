@@ -67,9 +67,7 @@ def load_card(model_path: Path, verify: bool = True) -> ModelCard:
         raise PlatepilotError(f"model not found: {model_path}")
     side = sidecar_path(model_path)
     if not side.is_file():
-        raise PlatepilotError(
-            f"{side} is missing: every model needs its metadata sidecar (charset, input size)"
-        )
+        raise PlatepilotError(f"{side} is missing: every model needs its metadata sidecar (charset, input size)")
     try:
         card = ModelCard.model_validate(json.loads(side.read_text()))
     except (ValueError, TypeError) as exc:

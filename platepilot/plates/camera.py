@@ -69,23 +69,25 @@ def _place_on_car(plate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     """The plate on a car-coloured surround with a bumper-ish band and some clutter."""
     h, w = plate.shape[:2]
     mh, mw = int(h * _MARGIN), int(w * _MARGIN)
+    height, width = h + 2 * mh, w + 2 * mw
     car = rng.integers(0, 256, 3).astype(np.float32) * float(rng.uniform(0.3, 1.0))
-    scene = np.empty((h + 2 * mh, w + 2 * mw, 3), np.float32)
-    scene[:] = car
-    ramp = np.linspace(
-        float(rng.uniform(0.5, 1.2)), float(rng.uniform(0.5, 1.2)), scene.shape[0], dtype=np.float32
-    )
-    scene *= ramp[:, None, None]
+    # Until the clutter, every row is one colour: shade one column in float32 (the same steps as a
+    # full-size float canvas, so the same bytes) and broadcast it as uint8, ~10x cheaper.
+    column = np.empty((height, 1, 3), np.float32)
+    column[:] = car
+    ramp = np.linspace(float(rng.uniform(0.5, 1.2)), float(rng.uniform(0.5, 1.2)), height, dtype=np.float32)
+    column *= ramp[:, None, None]
     if rng.random() < 0.5:  # bumper edge or recess below/above the plate
-        y = int(rng.integers(mh + h, scene.shape[0]))
-        scene[y:] *= float(rng.uniform(0.2, 0.7))
+        y = int(rng.integers(mh + h, height))
+        column[y:] *= float(rng.uniform(0.2, 0.7))
+    column8 = np.clip(column, 0, 255).astype(np.uint8)
+    scene = cv2.resize(column8, (width, height), interpolation=cv2.INTER_NEAREST)  # a pure copy, fast
     for _ in range(int(rng.integers(0, 4))):  # clutter: lights, badges, text-like bars
-        x0, y0 = int(rng.integers(0, scene.shape[1])), int(rng.integers(0, scene.shape[0]))
-        color = tuple(float(c) for c in rng.integers(0, 256, 3))
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        color = tuple(float(c) for c in rng.integers(0, 256, 3))  # whole numbers: exact in uint8
         cv2.rectangle(
             scene, (x0, y0), (x0 + int(rng.integers(5, 60)), y0 + int(rng.integers(3, 20))), color, -1
         )
-    scene = np.clip(scene, 0, 255).astype(np.uint8)
     scene[mh : mh + h, mw : mw + w] = plate
     return scene, (mw, mh)
 

@@ -70,7 +70,7 @@ def load_font(face: FontFace, size: int) -> ImageFont.FreeTypeFont:
     if "[" in path.name:  # a variable font: pick the weight on its wght axis
         axes = font.get_variation_axes()
         font.set_variation_by_axes(
-            [face.weight if bytes(a.get("name", b"")) == b"Weight" else a["default"] for a in axes]
+            [float(face.weight if bytes(a.get("name", b"")) == b"Weight" else a["default"] or 0) for a in axes]
         )
     return font
 

@@ -7,6 +7,7 @@ out over processes while staying byte-identical whatever the worker count.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -68,6 +69,11 @@ def _write_one(args: tuple[int, int, str]) -> tuple[str, str]:
     return name, sample.text
 
 
+# Spawn, not fork: a process whose OpenCV thread pool has already run (any earlier blur or warp big
+# enough to go parallel) hangs forked children inside cv2 calls.
+_SPAWN = multiprocessing.get_context("spawn")
+
+
 def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads only contend
 
@@ -80,7 +86,7 @@ def write_plates(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path
     todo = [(seed, i, str(out)) for i in range(count) if f"{i:07d}.jpg" not in done]
     with (
         Progress() as progress,
-        ProcessPoolExecutor(max_workers=max(workers, 1), initializer=_init_worker) as pool,
+        ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=_SPAWN, initializer=_init_worker) as pool,
     ):
         task = progress.add_task("synthetic plates", total=count, completed=count - len(todo))
         batch: list[tuple[str, str]] = []

@@ -63,18 +63,12 @@ def load_labelled(labels: Path, spec: ModelSpec, day_scoped: bool = True) -> tup
         texts.append(label.text)
         stem_group = group_key(key, label.text)
         groups.append(
-            f"{Path(key).parent.name}/{stem_group}"
-            if day_scoped and stem_group.startswith("track:")
-            else stem_group
+            f"{Path(key).parent.name}/{stem_group}" if day_scoped and stem_group.startswith("track:") else stem_group
         )
         paths.append(key)
-    shape = (
-        (0, spec.height, spec.width) if spec.channels == 1 else (0, spec.channels, spec.height, spec.width)
-    )
+    shape = (0, spec.height, spec.width) if spec.channels == 1 else (0, spec.channels, spec.height, spec.width)
     stacked = np.stack(images) if images else np.zeros(shape, np.uint8)
-    return LabelledSet(stacked, texts, groups, paths), LoadReport(
-        len(texts), skipped, unreadable, len(report.problems)
-    )
+    return LabelledSet(stacked, texts, groups, paths), LoadReport(len(texts), skipped, unreadable, len(report.problems))
 
 
 def split_by_group(groups: list[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

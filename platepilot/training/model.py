@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise missing_extra("torch", "train") from exc
 
-DEFAULT_ARCH: dict[str, Any] = {"channels": [32, 64, 96, 96, 128], "hidden": 96}
+DEFAULT_ARCH: dict[str, Any] = {"channels": [16, 32, 48, 48, 80], "hidden": 64}
 
 
 def _block(cin: int, cout: int) -> list[nn.Module]:
@@ -26,9 +26,7 @@ def _block(cin: int, cout: int) -> list[nn.Module]:
 class CRNN(nn.Module):
     """Input (N, C, H, W) -> logits (T=W/4, N, num_classes)."""
 
-    def __init__(
-        self, in_channels: int, num_classes: int, height: int, channels: list[int], hidden: int
-    ) -> None:
+    def __init__(self, in_channels: int, num_classes: int, height: int, channels: list[int], hidden: int) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = channels
         self.features = nn.Sequential(

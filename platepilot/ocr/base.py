@@ -1,0 +1,64 @@
+"""What every plate reader offers (`OCREngine`), reading crops from disk, and the plate-format prior."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from platepilot.errors import PlatepilotError
+from platepilot.plates.formats import matching_formats
+from platepilot.types import PlateRead
+
+
+class OCREngine(Protocol):
+    """A plate reader: BGR uint8 crops (H, W, 3) in, one PlateRead per crop out, in order.
+
+    `read` must be safe to call from several threads at once.
+    """
+
+    name: str
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]: ...
+
+    def warmup(self, iterations: int = 1) -> None: ...
+
+
+def apply_format_prior(candidates: Sequence[tuple[str, float]], ratio: float = 0.5) -> tuple[str, float]:
+    """Pick among (text, probability) candidates, preferring plate-shaped texts among near-equal ones.
+
+    Candidates at least `ratio` x the best probability are near-equal; of those the most probable
+    that matches a named Florida/US format wins, else the most probable overall. Only a given
+    candidate is ever returned (the text is never edited); no candidates gives ("", 0.0).
+    """
+    if not candidates:
+        return "", 0.0
+    ranked = sorted(candidates, key=lambda c: c[1], reverse=True)
+    floor = ranked[0][1] * ratio
+    for text, prob in ranked:
+        if prob < floor:
+            break
+        if matching_formats(text):
+            return text, prob
+    return ranked[0]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A crop from disk as BGR uint8 (H, W, 3); PlatepilotError saying why when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PlatepilotError(f"{path}: image not found") from None
+    except IsADirectoryError:
+        raise PlatepilotError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise PlatepilotError(f"{path}: cannot read image: {exc.strerror}") from None
+    if not data:
+        raise PlatepilotError(f"{path}: image file is empty (0 bytes)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise PlatepilotError(f"{path}: not a readable image (corrupt, or not JPEG/PNG/BMP/...)")
+    return image

@@ -1,0 +1,220 @@
+"""Serving the CRNN plate reader with onnxruntime: batched, thread-safe, with top-k candidates.
+
+One `InferenceSession` is shared by every thread (`InferenceSession.run` is thread-safe), and `read`
+keeps no state between calls, so a ThreadPoolExecutor can call it concurrently. The model's input
+size, charset and normalisation come from its sidecar (`platepilot.ocr.spec`), never from here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import apply_format_prior
+from platepilot.ocr.ctc import beam_search, greedy_decode, softmax
+from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
+from platepilot.plates.formats import match_format, matching_formats
+from platepilot.types import PlateRead
+
+log = logging.getLogger(__name__)
+
+PRIOR_RATIO = 0.5
+"""Candidates at least this fraction of the best one's probability count as near-equal."""
+
+# When the greedy path alone has probability p > 1 / (1 + PRIOR_RATIO), every other text has less
+# than 1 - p < PRIOR_RATIO * p, so no candidate is near-equal and the prior cannot change the pick.
+# The beam search (pure Python, ~2 ms a crop, more than the network) is then skipped, and the read's
+# only candidate is itself: confident reads pay for no search.
+BEAM_SKIP_PATH_PROB = 1.0 / (1.0 + PRIOR_RATIO)
+
+
+class CRNNOCRService:
+    """Reads plate crops with a CRNN exported to ONNX (plus its JSON sidecar).
+
+    Args:
+        model_path: the `.onnx` file; its sidecar `<name>.json` must sit beside it.
+        use_gpu: try CUDA first (falls back to CPU, with a warning, when onnxruntime has no CUDA).
+        batch_size: crops per `InferenceSession.run`.
+        format_prior: among near-equal candidates prefer a text matching a Florida/US plate format.
+        beam_width: prefix beam search width; 0 disables the search (candidates = greedy read only).
+        top_k: candidates kept per read.
+        threads: onnxruntime intra-op threads (None: onnxruntime's default, one per core).
+
+    Each crop's read follows `decode_read`.
+    """
+
+    name = "crnn"
+
+    def __init__(
+        self,
+        model_path: Path | str,
+        use_gpu: bool = False,
+        batch_size: int = 64,
+        format_prior: bool = True,
+        beam_width: int = 8,
+        top_k: int = 5,
+        threads: int | None = None,
+    ) -> None:
+        if batch_size < 1 or top_k < 1 or beam_width < 0:
+            raise PlatepilotError(
+                f"CRNNOCRService: batch_size ({batch_size}) and top_k ({top_k}) must be >= 1, "
+                f"beam_width ({beam_width}) >= 0"
+            )
+        self._path = Path(model_path)
+        self._card = load_card(self._path)
+        self._session = _open_session(self._path, use_gpu, threads)
+        self._input = _check_io(self._session, self._path, self._card.spec)
+        self._batch_size = batch_size
+        self._format_prior = format_prior
+        self._beam_width = beam_width
+        self._top_k = top_k
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._card.spec
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    @property
+    def model_path(self) -> Path:
+        return self._path
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        """BGR uint8 crops (H, W, 3), or grey (H, W), any size -> one PlateRead per crop, in order."""
+        crops = [_as_bgr(i, image) for i, image in enumerate(images)]
+        reads: list[PlateRead] = []
+        for start in range(0, len(crops), self._batch_size):
+            probs = self.probabilities(crops[start : start + self._batch_size])
+            reads.extend(
+                decode_read(p, self.spec.charset, self._beam_width, self._top_k, self._format_prior) for p in probs
+            )
+        return reads
+
+    def probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
+        """One batch of crops -> softmax probabilities (N, T, classes), class 0 the CTC blank."""
+        return self.infer(preprocess(crops, self.spec))
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 (N, C, H, W) -> softmax probabilities (N, T, classes)."""
+        logits = self._session.run(None, {self._input: batch})[0]
+        return softmax(logits.transpose(1, 0, 2))
+
+    def warmup(self, iterations: int = 3) -> None:
+        """Run blank crops through at batch 1 and at full batch, so the first real read is not slow."""
+        spec = self.spec
+        blank = np.full((spec.height, spec.width, 3), 128, np.uint8)
+        for _ in range(iterations):
+            self.read([blank])
+            self.probabilities([blank] * self._batch_size)
+
+
+def decode_read(
+    probs: np.ndarray,
+    charset: str,
+    beam_width: int = 8,
+    top_k: int = 5,
+    format_prior: bool = True,
+    engine: str = "crnn",
+) -> PlateRead:
+    """(T, classes) softmax probabilities of one crop -> its PlateRead.
+
+    The text is the greedy (best path) read. With `format_prior`, when that text matches no named
+    plate format but a near-equal beam candidate does (`apply_format_prior`), the candidate wins.
+    Confidence is the mean per-character max probability of the greedy path (0.0 for an empty read);
+    a prior-picked candidate has no single path, so it gets its probability ** (1 / len) instead.
+    `candidates` are the beam's top-k (text, probability), the greedy text always among them.
+    """
+    text, char_confs = greedy_decode(probs, charset)
+    path_prob = float(np.prod(probs.max(axis=-1)))  # one path of `text`: a lower bound on P(text)
+    candidates: list[tuple[str, float]] = []
+    if beam_width and path_prob <= BEAM_SKIP_PATH_PROB:
+        candidates = beam_search(probs, charset, beam_width, top_k)
+    if text not in {c for c, _ in candidates}:
+        candidates = sorted([*candidates[: top_k - 1], (text, path_prob)], key=_by_prob)
+    chosen = text
+    if format_prior and not matching_formats(text):
+        picked = apply_format_prior(candidates, PRIOR_RATIO)[0]
+        chosen = picked if matching_formats(picked) else text
+    if chosen == text:
+        confidence = float(np.mean(char_confs)) if char_confs else 0.0
+    else:
+        confidence = dict(candidates)[chosen] ** (1.0 / len(chosen))
+        char_confs = (confidence,) * len(chosen)
+    return PlateRead(
+        text=chosen,
+        confidence=_unit(confidence),
+        char_confidences=tuple(_unit(c) for c in char_confs),
+        engine=engine,
+        candidates=tuple((c, _unit(p)) for c, p in candidates),
+        format_match=match_format(chosen),
+    )
+
+
+def _by_prob(candidate: tuple[str, float]) -> float:
+    return -candidate[1]
+
+
+def _unit(x: float) -> float:
+    return min(max(float(x), 0.0), 1.0)
+
+
+def _open_session(path: Path, use_gpu: bool, threads: int | None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: the rest is onnxruntime's chatter, not the user's
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    providers = ["CPUExecutionProvider"]
+    if use_gpu:
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        else:
+            log.warning("use_gpu: this onnxruntime has no CUDA provider; reading on the CPU")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PlatepilotError(f"{path}: onnxruntime cannot load this model ({detail[:200]})") from None
+
+
+def _check_io(session: ort.InferenceSession, path: Path, spec: ModelSpec) -> str:
+    """The input name, after checking the graph matches the sidecar's spec (shape and classes)."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or not outputs:
+        raise PlatepilotError(f"{path}: expected one image input and a logits output, got {len(inputs)} inputs")
+    expected = (spec.channels, spec.height, spec.width)
+    got = tuple(inputs[0].shape[1:])
+    if len(got) != 3 or any(isinstance(g, int) and g != e for g, e in zip(got, expected, strict=True)):
+        raise PlatepilotError(
+            f"{path}: model input is (N, {', '.join(map(str, got))}) but its sidecar says (N, C, H, W) = "
+            f"(N, {', '.join(map(str, expected))}); the sidecar belongs to another model"
+        )
+    classes = outputs[0].shape[-1] if outputs[0].shape else None
+    if isinstance(classes, int) and classes != spec.num_classes:
+        raise PlatepilotError(
+            f"{path}: model outputs {classes} classes but its sidecar charset needs {spec.num_classes} "
+            "(charset + blank); the sidecar belongs to another model"
+        )
+    return str(inputs[0].name)
+
+
+def _as_bgr(index: int, image: np.ndarray) -> np.ndarray:
+    """Grey, BGR or BGRA uint8 -> something `preprocess` takes; PlatepilotError for anything else."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:
+        what = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image)
+        raise PlatepilotError(f"image {index}: expected a non-empty uint8 array, got {what}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3):
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    raise PlatepilotError(f"image {index}: expected (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}")

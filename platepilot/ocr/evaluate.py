@@ -1,0 +1,163 @@
+"""Evaluate a reader on a labels file: accuracy (strict and O/I-folded), confusions, errors, speed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import OCREngine, read_image
+from platepilot.ocr.metrics import Scores, confusions, score
+from platepilot.plates.synth import contact_sheet
+from platepilot.store.labels import latest_labels, resolve_crop_path
+from platepilot.types import PlateRead
+
+BATCH_SIZE = 64
+TOP_CONFUSIONS = 15
+REPORTED_ERRORS = 100  # in report.json
+SHEET_ERRORS = 24  # in worst_errors.png
+
+
+@dataclass(frozen=True, slots=True)
+class EvalError:
+    """One wrong read: `distance` is the edit distance between `pred` and `truth`."""
+
+    path: Path
+    truth: str
+    pred: str
+    confidence: float
+    distance: int
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Scores over the readable labelled crops; `plates_per_s` counts only the engine's `read` time.
+
+    `confusions` holds (true char, read char, count), most frequent first, '' for an insertion or a
+    deletion; `errors` every wrong read, worst (largest edit distance, then most confident) first.
+    """
+
+    scores: Scores
+    plates_per_s: float
+    unreadable: tuple[Path, ...]
+    confusions: tuple[tuple[str, str, int], ...]
+    errors: tuple[EvalError, ...]
+    model: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Summary: n, exact, exact_folded, cer, cer_folded, plates_per_s, unreadable, model, confusions."""
+        return {
+            **asdict(self.scores),
+            "plates_per_s": round(self.plates_per_s, 1),
+            "unreadable": len(self.unreadable),
+            "model": self.model,
+            "confusions": [{"true": t, "read": r, "count": c} for t, r, c in self.confusions],
+        }
+
+
+def evaluate(
+    engine: OCREngine,
+    labels_file: Path,
+    limit: int | None = None,
+    model: str | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> EvalResult:
+    """Read every labelled crop of `labels_file` (latest label per path, `__SKIP__` left out).
+
+    Crops that cannot be read from disk are counted in `unreadable`, not fatal; `limit` keeps the first
+    N labelled crops. Speed is wall-clock over `engine.read` calls of BATCH_SIZE crops (loading excluded).
+    """
+    labels = [(path, label.text) for path, label in latest_labels(labels_file).items() if not label.skipped]
+    if limit is not None:
+        labels = labels[: max(limit, 0)]
+    if not labels:
+        raise PlatepilotError(f"{labels_file}: no labelled crops to evaluate (every line is __SKIP__?)")
+    unreadable: list[Path] = []
+    paths: list[Path] = []
+    truths: list[str] = []
+    reads: list[PlateRead] = []
+    elapsed = 0.0
+    for batch in _batches(labels, labels_file, unreadable):
+        start = clock()
+        reads.extend(engine.read([image for _, _, image in batch]))
+        elapsed += clock() - start
+        paths.extend(path for path, _, _ in batch)
+        truths.extend(truth for _, truth, _ in batch)
+    if not reads:
+        raise PlatepilotError(f"{labels_file}: none of its {len(labels)} crops could be read (first: {unreadable[0]})")
+    preds = [r.text for r in reads]
+    errors = [
+        EvalError(path, truth, read.text, read.confidence, Levenshtein.distance(read.text, truth))
+        for path, truth, read in zip(paths, truths, reads, strict=True)
+        if read.text != truth
+    ]
+    errors.sort(key=lambda e: (-e.distance, -e.confidence))
+    return EvalResult(
+        scores=score(preds, truths),
+        plates_per_s=len(reads) / elapsed if elapsed > 0 else 0.0,
+        unreadable=tuple(unreadable),
+        confusions=tuple((t, r, c) for (t, r), c in confusions(preds, truths).most_common(TOP_CONFUSIONS)),
+        errors=tuple(errors),
+        model=model,
+    )
+
+
+def _batches(
+    labels: list[tuple[str, str]], labels_file: Path, unreadable: list[Path]
+) -> Iterator[list[tuple[Path, str, np.ndarray]]]:
+    """Full batches of readable crops (path, truth, image); unreadable paths are appended to `unreadable`."""
+    batch: list[tuple[Path, str, np.ndarray]] = []
+    for written, truth in labels:
+        path = resolve_crop_path(written, labels_file)
+        try:
+            batch.append((path, truth, read_image(path)))
+        except PlatepilotError:
+            unreadable.append(path)
+            continue
+        if len(batch) == BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write_report(result: EvalResult, folder: Path) -> None:
+    """Write `folder/report.json` (summary, worst errors, unreadable crops) and `folder/worst_errors.png`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlatepilotError(f"{folder}: cannot create report folder: {exc.strerror}") from None
+    report = {
+        **result.to_json(),
+        "unreadable_paths": [str(p) for p in result.unreadable],
+        "errors": [
+            {**asdict(e), "path": str(e.path), "confidence": round(e.confidence, 4)}
+            for e in result.errors[:REPORTED_ERRORS]
+        ],
+    }
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    sheet = folder / "worst_errors.png"
+    if not cv2.imwrite(str(sheet), _error_sheet(result.errors[:SHEET_ERRORS])):
+        raise PlatepilotError(f"{sheet}: cannot write image")
+
+
+def _error_sheet(errors: tuple[EvalError, ...]) -> np.ndarray:
+    """Contact sheet of the errors' crops captioned `true / pred`; one blank tile when there are none."""
+    images, captions = [], []
+    for error in errors:
+        try:
+            images.append(read_image(error.path))
+        except PlatepilotError:  # deleted or replaced since the evaluation
+            continue
+        captions.append(f"{error.truth} / {error.pred or '-'}")
+    if not images:
+        return contact_sheet([np.full((64, 192, 3), 255, np.uint8)], ["no errors"], columns=1)
+    return contact_sheet(images, captions, columns=min(6, len(images)))

@@ -1,0 +1,397 @@
+"""Synthetic detection scenes: whole camera frames with 0-4 labelled plates and unlabelled distractors.
+
+A scene is a cluttered background (sky/ground gradient, buildings and trees as soft shapes, asphalt
+with lane and parking lines, sensor noise), a few vehicle rears (body, cabin and rear window, tail
+lights, bumper, wheels, a plate recess) each carrying one plate, and distractors that fool plate
+detectors: signs (RESERVED, EXIT, PARKING, SUITE 100, NO PARKING...), text banners with digits,
+logo-like shapes and bumper badges. Only plates are labelled; distractor boxes are returned so tests
+and previews can check that they stay unlabelled.
+
+Plates are drawn by the crop renderer (`sample_design` + `render_plate`, front-on) and warped into the
+frame with a mild perspective at 60-260 px wide; a plate's box is its warped quad's bounding box,
+clipped to the image. Vehicles never overlap and distractors avoid vehicles, so no label is occluded.
+Everything is deterministic per (seed, index): one `np.random.default_rng([seed, index])` drives it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from PIL import Image, ImageDraw
+from rich.progress import Progress
+
+from platepilot.errors import PlatepilotError
+from platepilot.plates.designs import sample_design
+from platepilot.plates.fonts import CAPTION_FACES, PLATE_FACES, FontFace, load_font
+from platepilot.plates.render import render_plate
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+JPEG_QUALITY = 90
+PLATE_WIDTH = (60.0, 260.0)  # warped plate width range, pixels
+SIGN_TEXTS = (
+    "RESERVED", "EXIT", "PARKING", "SUITE 100", "NO PARKING", "SUITE 204", "VISITOR", "COMPACT",
+    "ONE WAY", "STOP", "ENTER", "TOW AWAY ZONE", "LOADING ZONE", "PERMIT ONLY", "RESERVED 12",
+)  # fmt: skip
+BANNER_TEXTS = (
+    "GRAND OPENING", "OPEN 24 HRS", "CAR WASH $9.99", "CALL 555-0123", "SALE 50% OFF", "PHARMACY",
+    "OIL CHANGE", "TIRES & SERVICE", "EST 1998", "ROUTE 41", "FL 33602", "LOT B3",
+)  # fmt: skip
+BADGE_TEXTS = ("HYBRID", "SPORT", "4X4", "V6", "LIMITED", "XLE", "GT", "AWD", "TURBO", "EX-L")
+SIGN_COLORS = (  # (field, ink) BGR
+    ((245, 245, 245), (30, 30, 200)),
+    ((245, 245, 245), (20, 20, 20)),
+    ((150, 70, 10), (250, 250, 250)),
+    ((40, 110, 20), (250, 250, 250)),
+    ((30, 30, 190), (250, 250, 250)),
+    ((30, 210, 240), (15, 15, 15)),
+)
+CAR_COLORS = ((235, 235, 235), (190, 190, 195), (60, 60, 60), (25, 25, 25), (40, 40, 170), (140, 70, 20))
+
+
+@dataclass(frozen=True)
+class Scene:
+    """`image` BGR uint8 (H, W, 3); plate `boxes_xyxy[i]` reads `texts[i]`; distractors are unlabelled."""
+
+    image: np.ndarray
+    boxes_xyxy: list[Box]
+    texts: list[str]
+    distractor_boxes: list[Box]
+
+
+def render_scene(seed: int, index: int, size: tuple[int, int] = (1280, 720)) -> Scene:
+    """Scene `index` of stream `seed` at `size` (width, height) pixels."""
+    rng = np.random.default_rng([seed, index])
+    width, height = size
+    image = _background(rng, width, height)
+    vehicles = _place_vehicles(rng, width, height, int(rng.integers(0, 5)))
+    distractors: list[Box] = []
+    for _ in range(int(rng.choice(6, p=[0.15, 0.2, 0.2, 0.2, 0.15, 0.1]))):
+        box = _free_spot(rng, width, height, [v[0] for v in vehicles])
+        if box is not None:
+            _distractor(image, box, rng)
+            distractors.append(box)
+    boxes: list[Box] = []
+    texts: list[str] = []
+    for body, plate_center, plate_width in vehicles:
+        badge = _vehicle(image, body, plate_center, plate_width, rng)
+        if badge is not None:
+            distractors.append(badge)
+        design = sample_design(rng)
+        plate = render_plate(design, rng).image
+        boxes.append(_paste_plate(image, plate, plate_center, plate_width, rng))
+        texts.append(design.text)
+    _camera(image, rng)
+    return Scene(image, boxes, texts, distractors)
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """Sky-to-ground gradient, buildings and trees as flat shapes, asphalt with painted lines."""
+    top, bottom = rng.integers(40, 230, 3), rng.integers(20, 160, 3)
+    t = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    column = (top * (1 - t) + bottom * t).astype(np.uint8)
+    image = cv2.resize(column, (width, height), interpolation=cv2.INTER_NEAREST)
+    horizon = int(height * rng.uniform(0.2, 0.55))
+    for _ in range(int(rng.integers(3, 12))):  # buildings, windows, trees, poles
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, horizon + 1))
+        if rng.random() < 0.6:
+            w, h = int(rng.integers(30, 400)), int(rng.integers(20, 300))
+            cv2.rectangle(image, (x, y), (x + w, y + h), color, -1)
+        else:
+            cv2.circle(image, (x, y), int(rng.integers(10, 120)), color, -1, cv2.LINE_AA)
+    asphalt = int(rng.integers(50, 130))
+    cv2.rectangle(image, (0, horizon), (width, height), (asphalt,) * 3, -1)
+    paint = (230, 230, 230) if rng.random() < 0.6 else (40, 200, 230)
+    for _ in range(int(rng.integers(0, 9))):  # lane and parking-bay lines, slanted as seen from a pole
+        x = int(rng.integers(-width // 4, width + width // 4))
+        slant = int(rng.integers(-width // 3, width // 3))
+        cv2.line(image, (x, horizon), (x + slant, height), paint, int(rng.integers(2, 9)), cv2.LINE_AA)
+    if rng.random() < 0.5:  # a stop bar or crossing line
+        y = int(rng.integers(horizon, height))
+        cv2.line(image, (0, y), (width, y + int(rng.integers(-40, 40))), paint, int(rng.integers(3, 14)))
+    return image
+
+
+def _place_vehicles(
+    rng: np.random.Generator, width: int, height: int, count: int
+) -> list[tuple[Box, tuple[float, float], float]]:
+    """Up to `count` non-overlapping vehicle bodies, each with its plate centre and plate width."""
+    placed: list[tuple[Box, tuple[float, float], float]] = []
+    for _ in range(count * 15):
+        if len(placed) == count:
+            break
+        plate_w = float(np.exp(rng.uniform(np.log(PLATE_WIDTH[0]), np.log(PLATE_WIDTH[1]))))
+        body_w = min(plate_w * float(rng.uniform(4.5, 6.0)), width * 0.98)
+        body_h = body_w * float(rng.uniform(0.55, 0.8))
+        margin = plate_w * 0.65
+        cx = float(rng.uniform(margin, width - margin))
+        cy = float(rng.uniform(max(margin, height * 0.3), height - margin))
+        x0, y0 = cx - body_w / 2 + float(rng.uniform(-0.05, 0.05)) * body_w, cy - 0.68 * body_h
+        body = (x0, y0, x0 + body_w, y0 + body_h)
+        if all(not _overlaps(body, other[0], 4) for other in placed):
+            placed.append((body, (cx, cy), plate_w))
+    return placed
+
+
+def _overlaps(a: Box, b: Box, margin: float = 0.0) -> bool:
+    return a[0] < b[2] + margin and b[0] < a[2] + margin and a[1] < b[3] + margin and b[1] < a[3] + margin
+
+
+def _free_spot(rng: np.random.Generator, width: int, height: int, avoid: list[Box]) -> Box | None:
+    """A distractor-sized box (40-360 px wide) inside the image that overlaps none of `avoid`."""
+    for _ in range(20):
+        w = float(np.exp(rng.uniform(np.log(40), np.log(360))))
+        h = w * float(rng.uniform(0.25, 0.9))
+        x, y = float(rng.uniform(0, width - w)), float(rng.uniform(0, max(height - h, 1.0)))
+        box = (x, y, x + w, min(y + h, float(height)))
+        if all(not _overlaps(box, other, 6) for other in avoid):
+            return box
+    return None
+
+
+def _text_mask(text: str, face: FontFace, width: int, height: int) -> np.ndarray:
+    """`text` in `face` as float32 coverage (0..1), scaled to fit inside width x height pixels."""
+    font = load_font(face, 48)
+    left, top, right, bottom = font.getbbox(text)
+    img = Image.new("L", (int(right - left) + 4, int(bottom - top) + 4), 0)
+    ImageDraw.Draw(img).text((2 - left, 2 - top), text, font=font, fill=255)
+    mask = np.asarray(img, dtype=np.float32) / 255.0
+    scale = min(width / mask.shape[1], height / mask.shape[0])
+    size = (max(int(mask.shape[1] * scale), 1), max(int(mask.shape[0] * scale), 1))
+    return cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+
+
+def _draw_text(
+    image: np.ndarray, box: Box, text: str, ink: tuple[int, ...], rng: np.random.Generator
+) -> None:
+    """Centre `text` in `box` (filling ~85% x 60%), blended with its anti-aliased coverage."""
+    faces = PLATE_FACES + CAPTION_FACES
+    x1, y1, x2, y2 = (int(v) for v in box)
+    mask = _text_mask(text, faces[int(rng.integers(len(faces)))], int((x2 - x1) * 0.85), int((y2 - y1) * 0.6))
+    h, w = mask.shape
+    x, y = x1 + (x2 - x1 - w) // 2, y1 + (y2 - y1 - h) // 2
+    x0, y0 = max(x, 0), max(y, 0)
+    xe, ye = min(x + w, image.shape[1]), min(y + h, image.shape[0])
+    if xe <= x0 or ye <= y0:
+        return
+    m = mask[y0 - y : ye - y, x0 - x : xe - x, None]
+    region = image[y0:ye, x0:xe].astype(np.float32)
+    image[y0:ye, x0:xe] = (region * (1 - m) + np.array(ink, np.float32) * m).astype(np.uint8)
+
+
+def _distractor(image: np.ndarray, box: Box, rng: np.random.Generator) -> None:
+    """A sign, a text banner or a logo filling `box`: text-like, plate-sized, never a plate."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    field, ink = SIGN_COLORS[int(rng.integers(len(SIGN_COLORS)))]
+    kind = rng.random()
+    if kind < 0.5:  # a sign on a post
+        post_x = (x1 + x2) // 2
+        cv2.line(image, (post_x, y2), (post_x, image.shape[0]), (90, 90, 95), max((x2 - x1) // 25, 2))
+        cv2.rectangle(image, (x1, y1), (x2, y2), field, -1)
+        cv2.rectangle(image, (x1 + 3, y1 + 3), (x2 - 3, y2 - 3), ink, max((y2 - y1) // 20, 1))
+        _draw_text(image, box, SIGN_TEXTS[int(rng.integers(len(SIGN_TEXTS)))], ink, rng)
+    elif kind < 0.8:  # a shop banner or painted wall text
+        if rng.random() < 0.6:
+            cv2.rectangle(image, (x1, y1), (x2, y2), field, -1)
+        else:
+            ink = tuple(int(c) for c in rng.integers(0, 256, 3))  # type: ignore[assignment]
+        _draw_text(image, box, BANNER_TEXTS[int(rng.integers(len(BANNER_TEXTS)))], ink, rng)
+    else:  # a logo: ring or badge with initials
+        cx, cy, r = (x1 + x2) // 2, (y1 + y2) // 2, max(min(x2 - x1, y2 - y1) // 2, 4)
+        cv2.circle(image, (cx, cy), r, field, -1, cv2.LINE_AA)
+        cv2.circle(image, (cx, cy), r, ink, max(r // 8, 1), cv2.LINE_AA)
+        letters = "".join(chr(65 + int(c)) for c in rng.integers(0, 26, int(rng.integers(1, 4))))
+        _draw_text(image, (cx - r * 0.7, cy - r * 0.7, cx + r * 0.7, cy + r * 0.7), letters, ink, rng)
+
+
+def _vehicle(
+    image: np.ndarray, body: Box, plate_center: tuple[float, float], plate_w: float, rng: np.random.Generator
+) -> Box | None:
+    """Draw a car rear around the plate position; return a bumper badge's box when one is drawn."""
+    x0, y0, x1, y1 = body
+    w, h = x1 - x0, y1 - y0
+    color = np.array(CAR_COLORS[int(rng.integers(len(CAR_COLORS)))], np.float32) * float(
+        rng.uniform(0.7, 1.1)
+    )
+    car = tuple(int(c) for c in np.clip(color, 0, 255))
+    dark = tuple(int(c * 0.6) for c in car)
+
+    def pt(fx: float, fy: float) -> tuple[int, int]:
+        return int(x0 + fx * w), int(y0 + fy * h)
+
+    cv2.ellipse(image, pt(0.5, 0.94), (int(w * 0.5), int(h * 0.06)), 0, 0, 360, (15, 15, 15), -1)  # shadow
+    for fx in (0.08, 0.72):  # wheels
+        cv2.rectangle(image, pt(fx, 0.8), pt(fx + 0.2, 1.0), (20, 20, 20), -1)
+    cabin = np.array([pt(0.18, 0.0), pt(0.82, 0.0), pt(0.95, 0.38), pt(0.05, 0.38)], np.int32)
+    cv2.fillConvexPoly(image, cabin, car, cv2.LINE_AA)
+    window = np.array([pt(0.23, 0.05), pt(0.77, 0.05), pt(0.88, 0.33), pt(0.12, 0.33)], np.int32)
+    glass = tuple(int(c) for c in rng.integers(20, 90, 3))
+    cv2.fillConvexPoly(image, window, glass, cv2.LINE_AA)
+    radius = max(int(w * 0.05), 2)
+    top, bottom = pt(0.0, 0.36), pt(1.0, 0.92)
+    cv2.rectangle(image, (top[0] + radius, top[1]), (bottom[0] - radius, bottom[1]), car, -1)
+    cv2.rectangle(image, (top[0], top[1] + radius), (bottom[0], bottom[1] - radius), car, -1)
+    for corner in ((top[0] + radius, top[1] + radius), (bottom[0] - radius, top[1] + radius)):
+        cv2.circle(image, corner, radius, car, -1, cv2.LINE_AA)
+    cv2.rectangle(image, pt(0.02, 0.78), pt(0.98, 0.92), dark, -1)  # bumper
+    light = (20, 20, int(rng.integers(150, 255)))
+    for fx in (0.03, 0.8):  # tail lights
+        cv2.rectangle(image, pt(fx, 0.42), pt(fx + 0.17, 0.56), light, -1)
+    cx, cy = plate_center
+    recess = (
+        int(cx - plate_w * 0.6),
+        int(cy - plate_w * 0.32),
+        int(cx + plate_w * 0.6),
+        int(cy + plate_w * 0.32),
+    )
+    cv2.rectangle(image, recess[:2], recess[2:], dark, -1)
+    if rng.random() < 0.3:  # a model badge: text on the car that is not a plate
+        bw = plate_w * float(rng.uniform(0.4, 0.8))
+        bx = x0 + w * (0.62 if rng.random() < 0.5 else 0.1)
+        badge = (bx, y0 + h * 0.6, bx + bw, y0 + h * 0.6 + bw * 0.35)
+        if not _overlaps(badge, recess):
+            chrome = (60, 60, 60) if sum(car) > 450 else (200, 200, 205)
+            _draw_text(image, badge, BADGE_TEXTS[int(rng.integers(len(BADGE_TEXTS)))], chrome, rng)
+            return badge
+    return None
+
+
+def _paste_plate(
+    image: np.ndarray,
+    plate: np.ndarray,
+    center: tuple[float, float],
+    plate_w: float,
+    rng: np.random.Generator,
+) -> Box:
+    """Warp the front-on plate into the frame with a mild perspective; return the quad's box, clipped."""
+    plate_h = plate_w * 0.5 * float(rng.uniform(0.9, 1.1))
+    quad = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]], np.float32) * [plate_w, plate_h]
+    yaw = float(rng.uniform(-0.12, 0.12))  # one side nearer the camera: taller
+    quad[:, 1] *= np.where(quad[:, 0] < 0, 1 + yaw, 1 - yaw)
+    angle = np.deg2rad(float(np.clip(rng.normal(0, 3), -8, 8)))
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+    quad = quad @ rot.T + rng.normal(0, 0.015, (4, 2)) * [plate_w, plate_h] + center
+    height, width = image.shape[:2]
+    x1, y1 = max(int(np.floor(quad[:, 0].min())) - 1, 0), max(int(np.floor(quad[:, 1].min())) - 1, 0)
+    x2, y2 = min(int(np.ceil(quad[:, 0].max())) + 2, width), min(int(np.ceil(quad[:, 1].max())) + 2, height)
+    if plate_w < plate.shape[1]:  # shrink first: a linear warp alone would alias the small print
+        plate = cv2.resize(plate, (round(plate_w), round(plate_h)), interpolation=cv2.INTER_AREA)
+    ph, pw = plate.shape[:2]
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    matrix = cv2.getPerspectiveTransform(src, (quad - [x1, y1]).astype(np.float32))
+    size = (x2 - x1, y2 - y1)
+    warped = cv2.warpPerspective(plate, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpPerspective(np.ones((ph, pw), np.float32), matrix, size, flags=cv2.INTER_LINEAR)[
+        ..., None
+    ]
+    region = image[y1:y2, x1:x2].astype(np.float32)
+    image[y1:y2, x1:x2] = (region * (1 - alpha) + warped.astype(np.float32) * alpha).astype(np.uint8)
+    return (
+        float(max(quad[:, 0].min(), 0.0)),
+        float(max(quad[:, 1].min(), 0.0)),
+        float(min(quad[:, 0].max(), width)),
+        float(min(quad[:, 1].max(), height)),
+    )
+
+
+def _camera(image: np.ndarray, rng: np.random.Generator) -> None:
+    """Whole-frame exposure, defocus and sensor noise, in place."""
+    gain, bias = float(rng.uniform(0.7, 1.2)), float(rng.uniform(-25, 25))
+    out = cv2.convertScaleAbs(image, alpha=gain, beta=bias)
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.3)))
+    if rng.random() < 0.5:
+        sigma = np.float32(rng.uniform(2, 8))
+        noise = np.multiply(rng.standard_normal(out.shape, dtype=np.float32), sigma)
+        out = cv2.add(out, noise, dtype=cv2.CV_8U)
+    image[:] = out
+
+
+def yolo_lines(scene: Scene) -> str:
+    """The scene's plates as YOLO label text: `0 cx cy w h` per line, normalised, 6 decimals."""
+    height, width = scene.image.shape[:2]
+    lines = []
+    for x1, y1, x2, y2 in scene.boxes_xyxy:
+        cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+        lines.append(f"0 {cx:.6f} {cy:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}\n")
+    return "".join(lines)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_scene(args: tuple[int, int, str]) -> int:
+    seed, index, out = args
+    scene = render_scene(seed, index)
+    ok, jpg = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for scene {index}")
+    name = f"{index:07d}"
+    _write_atomic(Path(out) / "images" / f"{name}.jpg", jpg.tobytes())
+    _write_atomic(Path(out) / "labels" / f"{name}.txt", yolo_lines(scene).encode())  # last: marks done
+    return len(scene.boxes_xyxy)
+
+
+# Spawn, not fork: a process whose OpenCV thread pool has already run hangs forked children in cv2.
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads only contend
+
+
+def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path:
+    """Write the YOLO dataset `out/{images,labels}/<index>.{jpg,txt}` + `out/data.yaml`; return data.yaml.
+
+    Resumable: scenes whose label file exists are skipped (the label is written after its image).
+    """
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    data = {"path": str(out.resolve()), "train": "images", "val": "images", "names": {0: "plate"}}
+    data_yaml = out / "data.yaml"
+    _write_atomic(data_yaml, yaml.safe_dump(data, sort_keys=False).encode())
+    todo = [(seed, i, str(out)) for i in range(count) if not (out / "labels" / f"{i:07d}.txt").exists()]
+    with (
+        ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=_SPAWN, initializer=_init_worker) as pool,
+        Progress() as progress,
+    ):
+        task = progress.add_task("synthetic scenes", total=count, completed=count - len(todo))
+        for _ in pool.map(_write_scene, todo, chunksize=4):
+            progress.advance(task)
+    return data_yaml
+
+
+def scene_sheet(scenes: list[Scene], columns: int = 3, cell_width: int = 426) -> np.ndarray:
+    """A grid of scenes downscaled to `cell_width`, plates boxed green, distractors red; BGR uint8."""
+    tiles = []
+    for scene in scenes:
+        height, width = scene.image.shape[:2]
+        scale = cell_width / width
+        tile = cv2.resize(scene.image, (cell_width, round(height * scale)), interpolation=cv2.INTER_AREA)
+        for boxes, color in ((scene.distractor_boxes, (0, 0, 255)), (scene.boxes_xyxy, (0, 255, 0))):
+            for x1, y1, x2, y2 in boxes:
+                p1, p2 = (int(x1 * scale), int(y1 * scale)), (int(x2 * scale), int(y2 * scale))
+                cv2.rectangle(tile, p1, p2, color, 1)
+        tiles.append(tile)
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
+    return np.vstack(rows)
+
+
+def preview_scenes(path: Path, seed: int = 0, count: int = 6) -> None:
+    """Write a PNG grid of the first `count` scenes of stream `seed` with their boxes drawn."""
+    sheet = scene_sheet([render_scene(seed, i) for i in range(count)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), sheet):
+        raise PlatepilotError(f"could not write the preview {path}: is the folder writable?")

@@ -1,0 +1,134 @@
+"""Plate events, one per vehicle: a database through SQLAlchemy Core, plus a JSON-lines file.
+
+SQLite (WAL mode, so `platepilot reads` can query while the runtime writes) by default; any
+SQLAlchemy URL (PostgreSQL ...) works unchanged. Times are seconds since the epoch (float).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from platepilot.errors import PlatepilotError
+
+metadata = sa.MetaData()
+events_table = sa.Table(
+    "plate_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("camera_id", sa.String(32), nullable=False, index=True),
+    sa.Column("track_id", sa.Integer, nullable=False),
+    sa.Column("first_seen", sa.Float, nullable=False, index=True),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("text", sa.String(16), nullable=False, index=True),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("candidates", sa.Text, nullable=False),  # JSON [[text, confidence], ...]
+    sa.Column("crop_path", sa.Text, nullable=False),
+    sa.Column("engine", sa.String(32), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("reads", sa.Integer, nullable=False),
+    sa.Column("format", sa.String(64), nullable=True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateEvent:
+    """One vehicle seen by one camera and its final (fused) read."""
+
+    camera_id: str
+    track_id: int
+    first_seen: float
+    last_seen: float
+    text: str
+    confidence: float
+    candidates: tuple[tuple[str, float], ...]
+    crop_path: str
+    engine: str
+    model_version: str
+    reads: int
+    format: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["candidates"] = [list(c) for c in self.candidates]
+        return data
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for `url`, with the table created; SQLite files get WAL mode and their folder."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise PlatepilotError(f"events database URL {url!r} is not a SQLAlchemy URL") from None
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(parsed)
+    if parsed.drivername.startswith("sqlite"):
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+    try:
+        metadata.create_all(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        raise PlatepilotError(f"events database {parsed!r}: {str(exc).splitlines()[0]}") from None
+    return engine
+
+
+class EventStore:
+    """Appends events to the database and to `jsonl` (if given). Thread-safe."""
+
+    def __init__(self, url: str, jsonl: Path | None = None) -> None:
+        self.engine = open_engine(url)
+        self.jsonl = jsonl
+        self._lock = threading.Lock()
+        if jsonl is not None:
+            jsonl.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(self, event: PlateEvent) -> None:
+        row = {**asdict(event), "candidates": json.dumps([list(c) for c in event.candidates])}
+        with self._lock:
+            with self.engine.begin() as conn:
+                conn.execute(events_table.insert().values(**row))
+            if self.jsonl is not None:
+                with self.jsonl.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(event.to_json()) + "\n")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def query_events(
+    url: str, since: float | None = None, plate: str | None = None, limit: int | None = None
+) -> list[PlateEvent]:
+    """Events first seen at or after `since` (epoch seconds) whose text contains `plate`, oldest first."""
+    engine = open_engine(url)
+    stmt = sa.select(events_table).order_by(events_table.c.first_seen, events_table.c.id)
+    if since is not None:
+        stmt = stmt.where(events_table.c.first_seen >= since)
+    if plate:
+        stmt = stmt.where(events_table.c.text.contains(plate.upper().replace(" ", "").replace("-", "")))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+    finally:
+        engine.dispose()
+    return [
+        PlateEvent(
+            **{k: row[k] for k in row.keys() if k not in ("id", "candidates")},
+            candidates=tuple((str(t), float(c)) for t, c in json.loads(row["candidates"])),
+        )
+        for row in rows
+    ]

@@ -1,0 +1,334 @@
+"""The CTC training run behind `train_crnn.py` / `platepilot train`: resumable, early-stopping, watched."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.ctc import greedy_decode
+from platepilot.ocr.metrics import score
+from platepilot.ocr.spec import ModelCard, ModelSpec, load_card
+from platepilot.training.data import LabelledSet, load_labelled, split_by_group, synthetic_batch
+from platepilot.training.data_loading import MixedPlates, make_loader
+from platepilot.training.export import export_onnx
+from platepilot.training.model import CRNN, DEFAULT_ARCH, build_model
+from platepilot.training.plots import prediction_grid, training_curves
+
+MODEL_NAME = "florida_plate_ocr"
+COLLAPSE_EPOCHS = 5  # consecutive epochs of all-empty validation reads that count as blank collapse
+MIN_LABELS = 10
+FEW_LABELS = 500  # the guide: below this a CRNN trained from scratch collapses to blanks
+SYNTH_VAL = 512
+
+
+@dataclass
+class TrainOptions:
+    """Everything a run needs; the CLI and scripts/ocr/train_crnn.py fill it from the guide's flags."""
+
+    labels: Path | None
+    output_dir: Path
+    epochs: int = 300
+    batch_size: int = 16
+    val_split: float = 0.15
+    patience: int = 100
+    lr: float = 1e-3
+    synthetic: int = 0
+    init_from: Path | None = None
+    resume: bool = False
+    seed: int = 0
+    workers: int = 1
+    arch: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ARCH))
+
+
+@dataclass
+class TrainResult:
+    model_path: Path | None
+    best: dict[str, float]
+    history: list[dict[str, float]]
+    stopped: str
+    collapse_detected: bool
+    seconds: float
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    best_key: tuple[float, float] = (-1.0, -math.inf)
+    best: dict[str, float] = field(default_factory=dict)
+    bad_epochs: int = 0
+    empty_streak: int = 0
+    collapse_detected: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
+    """Run (or resume) a training run; returns where the exported model is and how it went."""
+    console = console or Console()
+    torch.manual_seed(opts.seed)
+    out = opts.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    spec, arch, init_weights = _starting_point(opts)
+    train_set, val_images, val_texts, summary = _prepare_data(opts, spec, console)
+    model = build_model(spec.channels, spec.num_classes, spec.height, arch)
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
+    steps_per_epoch = math.ceil((len(train_set.texts) + opts.synthetic) / opts.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * opts.epochs))
+    state = _State()
+    last_ckpt = out / "last.pt"
+    if opts.resume:
+        state = _load_checkpoint(last_ckpt, model, optimizer, scheduler)
+        console.print(f"resuming after epoch {state.epoch} (best exact {state.best.get('exact', 0):.1%})")
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    started = time.perf_counter()
+    stopped = "completed"
+    try:
+        for epoch in range(state.epoch + 1, opts.epochs + 1):
+            dataset = MixedPlates(train_set.images, train_set.texts, spec, opts.synthetic, opts.seed, epoch)
+            loader = make_loader(dataset, spec, opts.batch_size, opts.seed * 100_003 + epoch, opts.workers)
+            loss = _train_epoch(model, loader, ctc, optimizer, scheduler, epoch, opts.epochs)
+            val = _validate(model, spec, val_images, val_texts, ctc, opts.batch_size)
+            record = {"epoch": float(epoch), "loss": loss, **{k: v for k, v in val.items() if k != "preds"}}
+            state.history.append(record)
+            state.epoch = epoch
+            _report_epoch(console, record, val["preds"], val_texts, opts.epochs)
+            _watch_collapse(console, state, val["preds"], summary)
+            key = (record["exact"], -record["cer"])
+            if key > state.best_key:
+                state.best_key, state.best, state.bad_epochs = key, record, 0
+                _save_weights(out / "best.pt", model, spec, arch)
+            else:
+                state.bad_epochs += 1
+            _save_checkpoint(last_ckpt, model, optimizer, scheduler, state)
+            if state.bad_epochs >= opts.patience:
+                console.print(f"early stop: no better validation for {opts.patience} epochs")
+                stopped = "early_stop"
+                break
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted: checkpoint of epoch {state.epoch} kept; continue with --resume[/yellow]")
+        stopped = "interrupted"
+    seconds = time.perf_counter() - started
+    model_path = _finish(opts, spec, arch, state, val_images, val_texts, summary, seconds, console)
+    return TrainResult(model_path, state.best, state.history, stopped, state.collapse_detected, seconds)
+
+
+def _starting_point(opts: TrainOptions) -> tuple[ModelSpec, dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Spec, architecture and initial weights: fresh, or those of `--init-from` (an .onnx or .pt)."""
+    if opts.init_from is None:
+        return ModelSpec(), opts.arch, None
+    weights = opts.init_from.with_suffix(".pt")
+    if not weights.is_file():
+        raise PlatepilotError(f"--init-from {opts.init_from}: no weights file {weights} beside it")
+    saved = torch.load(weights, map_location="cpu", weights_only=False)
+    return ModelSpec.model_validate(saved["spec"]), saved["arch"], saved["state_dict"]
+
+
+def _prepare_data(
+    opts: TrainOptions, spec: ModelSpec, console: Console
+) -> tuple[LabelledSet, list[np.ndarray], list[str], dict[str, Any]]:
+    empty = LabelledSet(np.zeros((0, spec.height, spec.width), np.uint8), [], [], [])
+    data = empty
+    if opts.labels is not None:
+        data, report = load_labelled(opts.labels, spec)
+        console.print(
+            f"labels: {report.used} usable, {report.skipped} skipped (__SKIP__), "
+            f"{len(report.unreadable)} unreadable images, {report.bad_lines} bad lines ignored"
+        )
+        for path in report.unreadable[:5]:
+            console.print(f"  unreadable: {path}")
+    if len(data.texts) < MIN_LABELS and opts.synthetic == 0:
+        raise PlatepilotError(
+            f"only {len(data.texts)} usable labels: label at least {MIN_LABELS} crops, "
+            "or add synthetic plates with --synthetic 20000"
+        )
+    if len(data.texts) < FEW_LABELS and opts.synthetic == 0 and opts.init_from is None:
+        console.print(
+            f"[yellow]warning: {len(data.texts)} labels is few for training from scratch (the model tends to "
+            f"read nothing below ~{FEW_LABELS}); consider --synthetic 20000 and/or --init-from the bundled model"
+        )
+    train_idx, val_idx = split_by_group(data.groups, opts.val_split, opts.seed)
+    train_set = LabelledSet(data.images[train_idx], [data.texts[i] for i in train_idx], [], [])
+    if len(val_idx):
+        val_images = [data.images[i] for i in val_idx]
+        val_texts = [data.texts[i] for i in val_idx]
+    else:  # no real validation crops: hold out a fixed synthetic set
+        images, val_texts = synthetic_batch(opts.seed + 104_729, 0, SYNTH_VAL, spec)
+        val_images = list(images)
+    summary = {"labels": len(data.texts), "train": len(train_set.texts), "val": len(val_texts)}
+    console.print(
+        f"train on {summary['train']} labelled + {opts.synthetic} synthetic/epoch, validate on {summary['val']}"
+    )
+    return train_set, val_images, val_texts, summary
+
+
+def _warmup_cosine(total_steps: int) -> Callable[[int], float]:
+    warmup = max(1, min(500, total_steps // 20))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _train_epoch(
+    model: CRNN, loader: Any, ctc: nn.CTCLoss, optimizer: Any, scheduler: Any, epoch: int, epochs: int
+) -> float:
+    model.train()
+    total, count = 0.0, 0
+    columns = (
+        TextColumn(f"epoch {epoch}/{epochs}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("train", total=len(loader), loss="")
+        for images, targets, lengths, _ in loader:
+            log_probs = model(images).log_softmax(2)
+            input_lengths = torch.full((images.shape[0],), log_probs.shape[0], dtype=torch.long)
+            loss = ctc(log_probs, targets, input_lengths, lengths)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * images.shape[0]
+            count += images.shape[0]
+            progress.update(task, advance=1, loss=f"loss={total / count:.3f}")
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def _validate(
+    model: CRNN, spec: ModelSpec, images: list[np.ndarray], texts: list[str], ctc: nn.CTCLoss, batch_size: int
+) -> dict[str, Any]:
+    model.eval()
+    from platepilot.training.data_loading import collate
+
+    preds: list[str] = []
+    total = 0.0
+    size = max(batch_size, 64)
+    for i in range(0, len(texts), size):
+        batch = list(zip(images[i : i + size], texts[i : i + size], strict=True))
+        x, targets, lengths, _ = collate(spec, batch)
+        logits = model(x)
+        log_probs = logits.log_softmax(2)
+        input_lengths = torch.full((x.shape[0],), logits.shape[0], dtype=torch.long)
+        total += float(ctc(log_probs, targets, input_lengths, lengths)) * x.shape[0]
+        probs = log_probs.exp().permute(1, 0, 2).numpy()
+        preds.extend(greedy_decode(p, spec.charset)[0] for p in probs)
+    s = score(preds, texts)
+    return {
+        "val_loss": total / max(len(texts), 1),
+        "cer": s.cer,
+        "exact": s.exact,
+        "exact_folded": s.exact_folded,
+        "preds": preds,
+    }
+
+
+def _report_epoch(console: Console, record: dict[str, float], preds: list[str], truths: list[str], epochs: int) -> None:
+    sample = next((i for i, (p, t) in enumerate(zip(preds, truths, strict=True)) if p != t), 0)
+    console.print(
+        f"Epoch {int(record['epoch']):>3}/{epochs}  loss={record['loss']:.2f}  val_loss={record['val_loss']:.2f}  "
+        f"CER={record['cer']:.2f}  exact={record['exact']:.0%}  pred={preds[sample] or '-'} true={truths[sample]}",
+        highlight=False,
+    )
+
+
+def _watch_collapse(console: Console, state: _State, preds: list[str], summary: dict[str, Any]) -> None:
+    """Blank collapse: the model learnt that predicting nothing minimises CTC loss on too little data."""
+    state.empty_streak = state.empty_streak + 1 if not any(preds) else 0
+    if state.empty_streak == COLLAPSE_EPOCHS:
+        state.collapse_detected = True
+        console.print(
+            f"[red]blank collapse: for {COLLAPSE_EPOCHS} epochs the model has read every validation plate as empty. "
+            f"It has learnt that 'no characters' is the safest answer, which happens when there is too little "
+            f"data ({summary['labels']} labels). Fix: label more crops (500+), add synthetic plates with "
+            "--synthetic 20000, or fine-tune the bundled reader with --init-from; a lower --lr can help.[/red]"
+        )
+
+
+def _save_weights(path: Path, model: CRNN, spec: ModelSpec, arch: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "spec": spec.model_dump(), "arch": arch}, tmp)
+    tmp.replace(path)
+
+
+def _save_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any, state: _State) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+         "state": asdict(state), "torch_rng": torch.get_rng_state()},
+        tmp,
+    )  # fmt: skip
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any) -> _State:
+    if not path.is_file():
+        raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["torch_rng"])
+    fields = saved["state"]
+    fields["best_key"] = tuple(fields["best_key"])
+    return _State(**fields)
+
+
+def _finish(
+    opts: TrainOptions, spec: ModelSpec, arch: dict[str, Any], state: _State, val_images: list[np.ndarray],
+    val_texts: list[str], summary: dict[str, Any], seconds: float, console: Console,
+) -> Path | None:  # fmt: skip
+    """Export the best weights to ONNX + sidecar, and draw the run's pictures."""
+    out = opts.output_dir
+    (out / "history.json").write_text(json.dumps(state.history, indent=1))
+    if not state.history:
+        return None
+    training_curves(state.history, out / "training_curves.png")
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    model = build_model(spec.channels, spec.num_classes, spec.height, arch)
+    model.load_state_dict(best["state_dict"])
+    preds = _validate(model, spec, val_images, val_texts, nn.CTCLoss(zero_infinity=True), 64)["preds"]
+    prediction_grid(val_images, preds, val_texts, out / "val_predictions.png")
+    metrics = {k: v for k, v in state.best.items() if k != "epoch"} | {"best_epoch": state.best.get("epoch", 0)}
+    training = {
+        **summary, "synthetic_per_epoch": opts.synthetic, "epochs_run": state.epoch, "seed": opts.seed,
+        "lr": opts.lr, "batch_size": opts.batch_size, "init_from": str(opts.init_from or ""), "seconds": round(seconds, 1),
+    }  # fmt: skip
+    card = ModelCard(spec=spec, architecture=arch, metrics=metrics, training=training)
+    model_path = out / f"{MODEL_NAME}.onnx"
+    parity_inputs = [_as_bgr(img) for img in val_images[:16]]
+    diff = export_onnx(model, card, model_path, parity_inputs)
+    _save_weights(model_path.with_suffix(".pt"), model, spec, arch)
+    console.print(
+        f"best epoch {int(state.best.get('epoch', 0))}: exact={state.best.get('exact', 0):.1%} "
+        f"CER={state.best.get('cer', 0):.3f}; exported {model_path} (torch/onnxruntime max abs diff {diff:.1e})"
+    )
+    load_card(model_path)  # the written model must be loadable by everyone else
+    return model_path
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.transpose(1, 2, 0)

@@ -1,0 +1,166 @@
+"""Evaluation on a labels file, its report, and the `ocr` / `eval` commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from platepilot.cli import app
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.evaluate import evaluate, write_report
+from platepilot.types import PlateRead
+
+SUMMARY_KEYS = {"n", "exact", "exact_folded", "cer", "cer_folded", "plates_per_s"}
+
+
+class ScriptedEngine:
+    """An OCREngine that reads each crop as the text its mean pixel value was mapped to."""
+
+    name = "scripted"
+
+    def __init__(self, texts: dict[int, str]) -> None:
+        self.texts = texts
+        self.batches: list[int] = []
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        self.batches.append(len(images))
+        return [PlateRead(self.texts[int(image[0, 0, 0])], 0.9, engine=self.name) for image in images]
+
+    def warmup(self, iterations: int = 1) -> None:
+        pass
+
+
+def _write_set(folder: Path, rows: list[tuple[int, str]]) -> Path:
+    """Crops whose pixel value is their key, and labels.txt with their true texts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, (value, truth) in enumerate(rows):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((20, 60, 3), value, np.uint8))
+        lines.append(f"{i}.png\t{truth}\n")
+    labels = folder / "labels.txt"
+    labels.write_text("".join(lines))
+    return labels
+
+
+def test_scores_are_counted_right(tmp_path: Path) -> None:
+    labels = _write_set(tmp_path, [(1, "ABC123"), (2, "XYZ789"), (3, "DEF456"), (4, "GH0123")])
+    engine = ScriptedEngine({1: "ABC123", 2: "XYZ789", 3: "DEF456", 4: "GHO123"})  # O for 0 on the last
+    result = evaluate(engine, labels)
+    s = result.scores
+    assert (s.n, s.exact, s.exact_folded) == (4, 0.75, 1.0)
+    assert s.cer == pytest.approx(1 / 24)
+    assert s.cer_folded == 0.0
+    assert result.confusions == (("0", "O", 1),)
+    assert [(e.truth, e.pred, e.distance) for e in result.errors] == [("GH0123", "GHO123", 1)]
+    assert result.plates_per_s > 0
+
+
+def test_batches_of_64_skip_and_latest_label(tmp_path: Path) -> None:
+    labels = _write_set(tmp_path, [(1, "A1")] * 70 + [(2, "B2")])
+    with labels.open("a") as fh:
+        fh.write("0.png\t__SKIP__\n1.png\tC3\n")  # later lines win: 0 skipped, 1 relabelled
+    engine = ScriptedEngine({1: "A1", 2: "B2"})
+    result = evaluate(engine, labels)
+    assert engine.batches == [64, 6]
+    assert result.scores.n == 70
+    assert result.scores.exact == pytest.approx(69 / 70)
+    assert evaluate(ScriptedEngine({1: "A1", 2: "B2"}), labels, limit=5).scores.n == 5
+
+
+def test_unreadable_crops_are_counted_not_fatal(tmp_path: Path) -> None:
+    labels = _write_set(tmp_path, [(1, "A1"), (2, "B2")])
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "junk.jpg").write_bytes(b"not a jpeg")
+    with labels.open("a") as fh:
+        fh.write("empty.jpg\tC3\njunk.jpg\tD4\nmissing.jpg\tE5\n")
+    result = evaluate(ScriptedEngine({1: "A1", 2: "B2"}), labels)
+    assert result.scores.n == 2
+    assert [p.name for p in result.unreadable] == ["empty.jpg", "junk.jpg", "missing.jpg"]
+    assert result.to_json()["unreadable"] == 3
+
+
+def test_nothing_to_evaluate_is_one_clear_error(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a.jpg\t__SKIP__\n")
+    with pytest.raises(PlatepilotError, match="no labelled crops"):
+        evaluate(ScriptedEngine({}), labels)
+    labels.write_text("a.jpg\tA1\n")
+    with pytest.raises(PlatepilotError, match="none of its 1 crops could be read"):
+        evaluate(ScriptedEngine({}), labels)
+
+
+def test_tiny_model_json_and_report(tiny_model: Path, labelled_crops: Path, tmp_path: Path) -> None:
+    from platepilot.ocr.crnn_service import CRNNOCRService
+
+    result = evaluate(CRNNOCRService(tiny_model), labelled_crops, model=str(tiny_model))
+    summary = result.to_json()
+    assert set(summary) >= SUMMARY_KEYS
+    assert set(summary) - SUMMARY_KEYS <= {"unreadable", "model", "confusions"}
+    assert summary["n"] == 8
+    assert summary["exact"] == 0.0  # an untrained model reads no plate
+    assert len(result.errors) == 8
+    json.dumps(summary)
+    write_report(result, tmp_path / "report")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert set(report) >= SUMMARY_KEYS
+    assert len(report["errors"]) == 8
+    sheet = cv2.imread(str(tmp_path / "report" / "worst_errors.png"))
+    assert sheet is not None
+    assert sheet.shape[0] == 2 * (64 + 18)  # 8 crops in rows of 6
+
+
+def test_cli_eval_json_and_report(tiny_model: Path, labelled_crops: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["eval", "--labels", str(labelled_crops), "--model", str(tiny_model)]
+    result = runner.invoke(app, [*args, "--json", "--report", str(tmp_path / "out"), "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary) >= SUMMARY_KEYS
+    assert summary["n"] == 5
+    assert (tmp_path / "out" / "report.json").is_file()
+    assert (tmp_path / "out" / "worst_errors.png").is_file()
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "exact folded" in table.stdout
+    assert "plates/s" in table.stdout
+
+
+def test_cli_ocr(tiny_model: Path, labelled_crops: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    crops = sorted(labelled_crops.parent.glob("*.jpg"))[:3]
+    result = runner.invoke(app, ["ocr", *map(str, crops), "--model", str(tiny_model), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [row["path"] for row in rows] == list(map(str, crops))
+    assert all(0 <= row["confidence"] <= 1 for row in rows)
+    lines = runner.invoke(app, ["ocr", str(crops[0]), "--model", str(tiny_model)])
+    assert lines.exit_code == 0
+    assert lines.stdout.count("\n") == 1
+    assert lines.stdout.startswith(f"{crops[0]}\t")
+
+
+def test_cli_ocr_bad_image_exits_1_with_one_line(tiny_model: Path, labelled_crops: Path) -> None:
+    empty = labelled_crops.parent / "empty.jpg"
+    empty.write_bytes(b"")
+    good = labelled_crops.parent / "CAM1_track0.jpg"
+    result = CliRunner().invoke(app, ["ocr", str(good), str(empty), "--model", str(tiny_model)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"error: {empty}: image file is empty (0 bytes)"]
+    assert result.stdout.startswith(f"{good}\t")  # the readable one is still read
+
+
+def test_cli_unknown_engine_and_missing_model(labelled_crops: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    crop = str(labelled_crops.parent / "CAM1_track0.jpg")
+    result = runner.invoke(app, ["ocr", crop, "--engine", "paddle"])
+    assert isinstance(result.exception, PlatepilotError)
+    assert "not available yet" in str(result.exception)
+    result = runner.invoke(app, ["ocr", crop, "--model", str(tmp_path / "nope.onnx")])
+    assert isinstance(result.exception, PlatepilotError)
+    assert "model not found" in str(result.exception)

@@ -1,0 +1,138 @@
+"""Synthetic plate crops: labels equal the drawn text, determinism, the writer and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from platepilot.cli import app
+from platepilot.plates.charset import is_valid_text
+from platepilot.plates.designs import Family, sample_design
+from platepilot.plates.formats import PERSONALIZED_MAX, matching_formats
+from platepilot.plates.render import PLATE_H, PLATE_W, render_plate
+from platepilot.plates.synth import iter_samples, synth_sample, write_plates
+
+N_SAMPLES = 300
+FL_FAMILIES = (Family.FL_STANDARD, Family.FL_LEGACY)
+
+
+def _digest(seed: int, count: int, camera: bool = True) -> str:
+    h = hashlib.sha256()
+    for i in range(count):
+        s = synth_sample(seed, i, camera=camera)
+        h.update(s.image.tobytes() + str(s.image.shape).encode() + s.text.encode())
+    return h.hexdigest()
+
+
+def test_labels_are_the_designed_text_and_follow_the_format_rules() -> None:
+    families: Counter[Family] = Counter()
+    named = florida = florida_format = 0
+    for i in range(N_SAMPLES):
+        sample = synth_sample(5, i, camera=False)
+        design = sample_design(np.random.default_rng([5, i]))  # synth_sample's own recipe
+        assert sample.text == design.text, i
+        assert sample.family == design.family
+        assert is_valid_text(sample.text) and 1 <= len(sample.text) <= 8, sample.text
+        assert sample.image.shape == (PLATE_H, PLATE_W, 3) and sample.image.dtype == np.uint8
+        formats = matching_formats(sample.text)
+        if design.family in FL_FAMILIES:
+            florida += 1
+            florida_format += any(f.region == "us-fl" for f in formats)
+        if formats:
+            named += 1
+        else:  # not a named format: only personalised plates, 2-7 characters (FLORIDA.md)
+            assert 2 <= len(sample.text) <= PERSONALIZED_MAX, sample.text
+        families[design.family] += 1
+    assert named >= 0.8 * N_SAMPLES  # ~8% personalised by design; far fewer named means a broken sampler
+    assert florida_format >= 0.8 * florida  # Florida designs carry Florida serials
+    assert set(families) == set(Family)  # every design family shows up in 300 samples
+
+
+def test_render_reports_the_text_it_draws_inside_the_canvas() -> None:
+    for i in range(50):
+        rng = np.random.default_rng([11, i])
+        design = sample_design(rng)
+        plate = render_plate(design, rng)
+        assert plate.text == design.text
+        x1, y1, x2, y2 = plate.chars_box
+        assert 0 <= x1 < x2 <= PLATE_W and 0 <= y1 < y2 <= PLATE_H
+        # the serial is drawn: the character band differs from the plate's own background there
+        band = plate.image[int(y1) : int(y2), int(x1) : int(x2)].astype(np.float32)
+        assert band.std() > 10, i
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
+    assert _digest(3, 40) == _digest(3, 40)
+    assert _digest(3, 40, camera=False) == _digest(3, 40, camera=False)
+    assert _digest(3, 40) != _digest(4, 40)
+    streamed = [s.text for s in iter_samples(3, start=10, count=5)]
+    assert streamed == [synth_sample(3, i).text for i in range(10, 15)]
+
+
+def test_camera_output_is_a_small_colour_crop() -> None:
+    widths = []
+    for i in range(60):
+        image = synth_sample(2, i).image
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+        widths.append(image.shape[1])
+    assert min(widths) >= 40 and max(widths) <= 210 and max(widths) - min(widths) > 60
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_write_plates_is_independent_of_workers(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    write_plates(one, 40, seed=9, workers=1)
+    write_plates(two, 40, seed=9, workers=2)
+    files = _files(one)
+    assert len([n for n in files if n.endswith(".jpg")]) == 40
+    assert files == _files(two)
+    lines = (one / "labels.txt").read_text().splitlines()
+    assert lines[0] == f"0000000.jpg\t{synth_sample(9, 0).text}"
+
+
+def test_write_plates_resumes_without_duplicates(tmp_path: Path) -> None:
+    write_plates(tmp_path, 20, seed=1)
+    first = (tmp_path / "0000003.jpg").stat().st_mtime_ns
+    write_plates(tmp_path, 40, seed=1)
+    names = [line.split("\t")[0] for line in (tmp_path / "labels.txt").read_text().splitlines()]
+    assert len(names) == 40 and len(set(names)) == 40
+    assert sorted(names) == [f"{i:07d}.jpg" for i in range(40)]
+    assert (tmp_path / "0000003.jpg").stat().st_mtime_ns == first  # not rendered again
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_cli_synth_plates_writes_crops_labels_and_preview(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["synth", "plates", "--count", "30", "--out", str(out), "--seed", "1"]
+    result = CliRunner().invoke(app, [*args, "--preview", str(out / "p.png")])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.jpg"))) == 30
+    lines = (out / "labels.txt").read_text().splitlines()
+    assert len(lines) == 30 and all(is_valid_text(line.split("\t")[1]) for line in lines)
+    sheet = cv2.imread(str(out / "p.png"))
+    assert sheet is not None and sheet.shape[0] > 100
+    assert "30 synthetic plates" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "0", "--out", "x"], "--count"),
+        (["--count", "3"], "--out"),
+        (["--count", "3", "--out", "x", "--preview", "p.gif"], "png"),
+    ],
+)
+def test_cli_synth_plates_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["synth", "plates", *args])
+    assert result.exit_code != 0
+    text = result.output + (str(result.exception) if result.exception else "")
+    assert message in text
