@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # torch==2.13.0 pins the CPU build that pip finds on local disk (a newer torch pulls GBs of CUDA).
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q "torch==2.13.0" -e ".[train,dev]"
+	$(BIN)/pip install -q "torch==2.13.0" -e ".[train,ensemble,mlflow,web,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -36,6 +36,569 @@ def config_show(
     typer.echo(dump_config(load_config(config)), nl=False)
 
 
+_MODEL_HELP = "CRNN ONNX model (default: ocr.model_path if trained, else the bundled model)."
+_ENGINE_HELP = "OCR engine (default: the config's ocr.engine)."
+
+
+@app.command("ocr")
+def ocr_command(
+    images: list[Path] = typer.Argument(..., help="Plate crops (JPEG, PNG, ...)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
+    engine: str | None = typer.Option(None, "--engine", "-e", help=_ENGINE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of one line per image."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Read plate crops: one line per image (path, text, confidence, format)."""
+    import json
+
+    from platepilot.ocr.base import read_image
+    from platepilot.ocr.models import make_engine
+
+    settings = load_config(config)
+    crops = []
+    for path in images:
+        try:
+            crops.append((path, read_image(path)))
+        except PlatepilotError as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    if not crops:
+        raise typer.Exit(1)
+    reader = make_engine(engine or settings.ocr.engine, model, settings)
+    reads = reader.read([image for _, image in crops])
+    if as_json:
+        rows = [
+            {"path": str(p), "text": r.text, "confidence": round(r.confidence, 4), "format": r.format_match,
+             "char_confidences": [round(c, 4) for c in r.char_confidences], "engine": r.engine,
+             "candidates": [[t, round(c, 4)] for t, c in r.candidates]}
+            for (p, _), r in zip(crops, reads, strict=True)
+        ]  # fmt: skip
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for (path, _), read in zip(crops, reads, strict=True):
+            typer.echo(f"{path}\t{read.text or '-'}\t{read.confidence:.3f}\t{read.format_match or '-'}")
+    if len(crops) < len(images):
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_command(
+    labels: Path = typer.Option(..., "--labels", "-l", help="labels.txt (<crop path>\\t<TEXT> lines)."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
+    engine: str | None = typer.Option(None, "--engine", "-e", help=_ENGINE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    report: Path | None = typer.Option(None, "--report", help="Write report.json + worst_errors.png here."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate the first N labelled crops."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Score a reader on a labels file: exact and CER (strict and O/I-folded), confusions, speed."""
+    import json
+
+    from rich.table import Table
+
+    from platepilot.ocr.evaluate import evaluate, write_report
+    from platepilot.ocr.models import make_engine, resolve_model
+
+    settings = load_config(config)
+    name = engine or settings.ocr.engine
+    reader = make_engine(name, model, settings)
+    model_name = str(resolve_model(model, settings)) if name in ("crnn", "auto") else name
+    result = evaluate(reader, labels, limit=limit, model=model_name)
+    if report is not None:
+        write_report(result, report)
+    if result.unreadable:
+        err_console.print(
+            f"warning: {len(result.unreadable)} crops could not be read and were left out "
+            f"(first: {escape(str(result.unreadable[0]))})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    s = result.scores
+    table = Table(title=f"{labels} ({model_name})")
+    for column in ("n", "exact", "exact folded", "CER", "CER folded", "plates/s"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(s.n), f"{s.exact:.1%}", f"{s.exact_folded:.1%}", f"{s.cer:.3f}", f"{s.cer_folded:.3f}",
+        f"{result.plates_per_s:,.0f}",
+    )  # fmt: skip
+    console.print(table)
+    if result.confusions:
+        pairs = ", ".join(f"{t or '∅'}→{r or '∅'} {c}" for t, r, c in result.confusions)
+        console.print(f"confusions (true→read): {escape(pairs)}", highlight=False)
+    if report is not None:
+        console.print(f"report written to {escape(str(report))}/ (report.json, worst_errors.png)")
+
+
+synth_app = typer.Typer(
+    help="Synthetic training data: plate crops for the reader, whole scenes for the detector.",
+    no_args_is_help=True,
+)
+app.add_typer(synth_app, name="synth")
+_SYNTH_OUT_HELP = "Output folder (created; re-running the same command resumes where it stopped)."
+_SYNTH_SEED_HELP = "Random stream: the same seed and count give byte-identical files."
+_SYNTH_WORKERS_HELP = "Processes to render with (the output does not depend on it)."
+_SYNTH_PREVIEW_HELP = "Also write a contact sheet of the first samples to this PNG, to look at."
+
+
+def _check_preview(preview: Path | None) -> None:
+    if preview is not None and preview.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise PlatepilotError(f"--preview {preview}: use a .png (or .jpg) file name")
+
+
+@synth_app.command("plates")
+def synth_plates(
+    count: int = typer.Option(..., "--count", "-n", min=1, help="Number of plate crops to write."),
+    out: Path = typer.Option(..., "--out", "-o", help=_SYNTH_OUT_HELP),
+    seed: int = typer.Option(0, "--seed", help=_SYNTH_SEED_HELP),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help=_SYNTH_WORKERS_HELP),
+    preview: Path | None = typer.Option(None, "--preview", help=_SYNTH_PREVIEW_HELP),
+) -> None:
+    """Write synthetic plate crops OUT/<index>.jpg and their texts to OUT/labels.txt (labels format)."""
+    from platepilot.plates.synth import preview as write_preview
+    from platepilot.plates.synth import write_plates
+
+    _check_preview(preview)
+    labels = write_plates(out, count, seed=seed, workers=workers)
+    if preview is not None:
+        write_preview(preview, seed=seed, count=min(count, 48))
+    shown = f", preview {preview}" if preview is not None else ""
+    console.print(escape(f"{count} synthetic plates (seed {seed}) in {out}, labels {labels}{shown}"), soft_wrap=True)
+
+
+@synth_app.command("scenes")
+def synth_scenes(
+    count: int = typer.Option(..., "--count", "-n", min=1, help="Number of 1280x720 scenes to write."),
+    out: Path = typer.Option(..., "--out", "-o", help=_SYNTH_OUT_HELP),
+    seed: int = typer.Option(0, "--seed", help=_SYNTH_SEED_HELP),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help=_SYNTH_WORKERS_HELP),
+    preview: Path | None = typer.Option(None, "--preview", help=_SYNTH_PREVIEW_HELP),
+) -> None:
+    """Write a YOLO detection dataset: OUT/images/*.jpg, OUT/labels/*.txt (0 cx cy w h), OUT/data.yaml.
+
+    Each scene holds 0-4 plates on vehicles plus unlabelled distractors (signs, banners, logos).
+    """
+    from platepilot.plates.scenes import preview_scenes, write_scenes
+
+    _check_preview(preview)
+    data_yaml = write_scenes(out, count, seed=seed, workers=workers)
+    if preview is not None:
+        preview_scenes(preview, seed=seed, count=min(count, 6))
+    shown = f", preview {preview}" if preview is not None else ""
+    console.print(
+        escape(f"{count} synthetic scenes (seed {seed}) in {out}, dataset {data_yaml}{shown}"), soft_wrap=True
+    )
+
+
+_DEFAULT_LABELS = Path("data/ocr_training/labels.txt")
+_CROPS_DIR_HELP = "Folder of plate crops (searched recursively; default: the config's output.crops_dir)."
+_LABELS_OUT_HELP = "labels.txt to append to (<crop path>\\t<TEXT> lines; created if missing)."
+_ACCEPT_HELP = "Also write reads at least this confident to labels.txt (unverified; training sees them)."
+_PRELABEL_ENGINE_HELP = (
+    "OCR engine for pre-labels: auto or crnn. 'auto' is the CRNN for now: the PaddleOCR/EasyOCR "
+    "ensemble (PlateOCR) is not built yet, so plateocr/paddle/easyocr are refused."
+)
+
+
+@app.command("label")
+def label_command(
+    crops_dir: Path | None = typer.Option(None, "--crops-dir", help=_CROPS_DIR_HELP),
+    output: Path = typer.Option(_DEFAULT_LABELS, "--output", "-o", help=_LABELS_OUT_HELP),
+    review: bool = typer.Option(
+        False, "--review", help="Walk labeled crops and pending pre-labels, suspicious first; fixes appended."
+    ),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; anything but loopback requires the printed token."
+    ),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="Port (0: a free one)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the URL; do not open a browser."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Label plate crops in a local web page: type the plate, Enter saves, Esc skips, [ goes back,
+    Ctrl+Q saves and quits."""
+    from platepilot.labeling.server import serve
+    from platepilot.labeling.session import LabelSession
+
+    session = LabelSession(crops_dir or load_config(config).output.crops_dir, output, review=review)
+    serve(session, host, port, open_browser=not no_browser, say=typer.echo)
+
+
+@app.command("prelabel")
+def prelabel_command(
+    crops_dir: Path | None = typer.Option(None, "--crops-dir", help=_CROPS_DIR_HELP),
+    output: Path = typer.Option(
+        _DEFAULT_LABELS, "--output", "-o", help="labels.txt whose sidecar (.meta.jsonl) gets the pre-labels."
+    ),
+    engine: str = typer.Option("auto", "--engine", "-e", help=_PRELABEL_ENGINE_HELP),
+    model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
+    accept_above: float | None = typer.Option(None, "--accept-above", min=0.0, max=1.0, help=_ACCEPT_HELP),
+    redo: bool = typer.Option(False, "--redo", help="Read again crops this engine already pre-labeled."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Crops per engine call."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Pre-label crops not in labels.txt yet: reads go to <labels>.meta.jsonl as suggestions only."""
+    from platepilot.labeling.prelabel import prelabel_crops
+    from platepilot.ocr.models import make_engine
+    from platepilot.store.provenance import sidecar_path
+
+    settings = load_config(config)
+    reader = make_engine(engine, model, settings)
+    result = prelabel_crops(
+        crops_dir or settings.output.crops_dir, output, reader,
+        batch_size=batch_size, accept_above=accept_above, redo=redo, console=err_console,
+    )  # fmt: skip
+    for _, why in result.unreadable[:5]:
+        err_console.print(f"warning: {escape(why)}", highlight=False, soft_wrap=True)
+    accepted = f", {result.accepted} also written to {output}" if accept_above is not None else ""
+    console.print(escape(
+        f"{result.read} crops pre-labeled by {reader.name} into {sidecar_path(output)}{accepted}; "
+        f"skipped {result.already_labeled} labeled and {result.already_read} already pre-labeled; "
+        f"{len(result.unreadable)} unreadable"
+    ), highlight=False, soft_wrap=True)  # fmt: skip
+
+
+labels_app = typer.Typer(help="Check a labels file, or draw it as a contact sheet.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("check")
+def labels_check(
+    labels: Path = typer.Argument(..., help="labels.txt to check."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when anything is flagged."),
+    no_images: bool = typer.Option(False, "--no-images", help="Skip opening the images (faster)."),
+) -> None:
+    """Counts, flagged labels with reasons, character coverage and a readiness verdict."""
+    import json
+
+    from platepilot.labeling.checks import check_labels, summary_lines
+
+    report = check_labels(labels, check_images=not no_images)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for line in summary_lines(report):
+            console.print(escape(line), highlight=False, soft_wrap=True)
+    if strict and not report.ok:
+        raise typer.Exit(1)
+
+
+@labels_app.command("sheet")
+def labels_sheet(
+    labels: Path = typer.Argument(..., help="labels.txt to draw."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG (or JPEG) to write."),
+    flagged_only: bool = typer.Option(False, "--flagged-only", help="Draw only flagged crops."),
+    limit: int = typer.Option(240, "--limit", min=1, help="At most this many crops (flagged first)."),
+) -> None:
+    """A contact sheet of crops with their labels; flagged ones framed in red with their reason."""
+    from platepilot.labeling.sheet import write_sheet
+
+    shown, flagged = write_sheet(labels, out, flagged_only=flagged_only, limit=limit)
+    console.print(escape(f"{out}: {shown} crops, {flagged} flagged"), highlight=False)
+
+
+@app.command("extract-yolo")
+def extract_yolo_command(
+    more: list[Path] = typer.Argument(None, help="More dataset folders (so '--datasets A B' works)."),
+    datasets: list[Path] = typer.Option([], "--datasets", "-d", help="YOLO dataset folders."),
+    out: Path = typer.Option(
+        Path("data/ocr_training/extracted_crops"), "--out", "-o", help="Crops go to OUT/<dataset>/<split>/."
+    ),
+    padding: float = typer.Option(0.1, "--padding", min=0.0, max=1.0, help="Margin per side, x box size."),
+    min_width: int = typer.Option(32, "--min-width", min=1, help="Skip boxes narrower than this (pixels)."),
+    min_height: int = typer.Option(10, "--min-height", min=1, help="Skip boxes shorter than this (pixels)."),
+    classes: list[str] = typer.Option([], "--class", help="Keep only this class (name or id; repeatable)."),
+    prelabel: bool = typer.Option(False, "--prelabel", help="Pre-label new crops into --labels' sidecar."),
+    labels: Path = typer.Option(_DEFAULT_LABELS, "--labels", help="labels.txt for --prelabel."),
+    engine: str = typer.Option("auto", "--engine", "-e", help=_PRELABEL_ENGINE_HELP),
+    model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
+) -> None:
+    """Crop plate boxes out of YOLO datasets (images/ + labels/, any splits) for labeling."""
+    from platepilot.labeling.yolo import ExtractOptions, extract_crops
+
+    folders = [*datasets, *(more or [])]
+    if not folders:
+        raise PlatepilotError("no dataset given: pass --datasets DATASET [DATASET ...]")
+    opts = ExtractOptions(padding, min_width, min_height, tuple(classes) or None)
+    result = extract_crops(folders, out, opts, console=err_console)
+    console.print(escape(
+        f"{len(result.written)} crops written to {out} from {result.images} images; "
+        f"{result.existing} already there, {result.too_small} boxes too small, "
+        f"{result.unreadable} unreadable images"
+    ), highlight=False, soft_wrap=True)  # fmt: skip
+    if prelabel:
+        from platepilot.labeling.prelabel import prelabel_crops
+        from platepilot.ocr.models import make_engine
+
+        reader = make_engine(engine, model, load_config(None))
+        done = prelabel_crops(out, labels, reader, console=err_console)
+        console.print(escape(f"{done.read} crops pre-labeled by {reader.name} for {labels}"), highlight=False)
+
+
+mlflow_app = typer.Typer(help="The local MLflow server (tracking + model registry).", no_args_is_help=True)
+app.add_typer(mlflow_app, name="mlflow")
+models_app = typer.Typer(help="Registered reader versions and the champion alias.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+_URI_HELP = "MLflow tracking URI (default: the config's mlflow.tracking_uri, http://localhost:5000)."
+_NAME_HELP = "Registered model name (default: the config's mlflow.model_name)."
+
+
+@mlflow_app.command("up")
+def mlflow_up(
+    port: int = typer.Option(5000, "--port", min=1, max=65535, help="Port to listen on."),
+    data_dir: Path = typer.Option(
+        Path("mlflow-data"), "--data-dir", help="SQLite database (mlflow.db) and artifacts/ live here."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface; 0.0.0.0 serves a fleet (see docs)."),
+) -> None:
+    """Run a real `mlflow server` (SQLite + local artifacts) in the foreground until Ctrl+C."""
+    from platepilot.registry.server import run_foreground
+
+    run_foreground(data_dir, port, host, announce=lambda line: console.print(escape(line), highlight=False))
+
+
+@models_app.command("list")
+def models_list(
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
+    model_name: str | None = typer.Option(None, "--model-name", help=_NAME_HELP),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Every registered version: aliases, validation metrics, devices running it; then the alias history."""
+    from rich.table import Table
+
+    from platepilot.registry.common import connect
+    from platepilot.registry.models import alias_history, list_versions
+
+    settings = load_config(config)
+    uri, name = tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+    client = connect(uri)
+    table = Table(title=f"{name} at {uri}")
+    for column in ("version", "aliases", "created", "exact", "exact folded", "CER", "devices"):
+        table.add_column(column)
+    for row in list_versions(client, name):
+        m = row.metrics
+        table.add_row(
+            str(row.version), ", ".join(row.aliases) or "-", row.created.strftime("%Y-%m-%d %H:%M"),
+            m.get("exact", "-"), m.get("exact_folded", "-"), m.get("cer", "-"), ", ".join(row.devices) or "-",
+        )  # fmt: skip
+    console.print(table)
+    for change in alias_history(client, name):
+        before = f"v{change.from_version}" if change.from_version is not None else "(none)"
+        move = f"{change.alias}: {before} -> v{change.to_version}"
+        console.print(escape(f"{change.when}  {move}  {change.action} by {change.who}"), highlight=False)
+
+
+@models_app.command("promote")
+def models_promote(
+    version: int = typer.Option(..., "--version", min=1, help="The version to make the champion."),
+    force: bool = typer.Option(False, "--force", help="Promote even if it reads worse on --eval-labels."),
+    eval_labels: Path | None = typer.Option(
+        None, "--eval-labels", help="labels.txt both models read first; a worse candidate is refused."
+    ),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
+    model_name: str | None = typer.Option(None, "--model-name", help=_NAME_HELP),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Point the `champion` alias at a version (what `mlflow models set-model-alias` would do)."""
+    from platepilot.registry.common import connect
+    from platepilot.registry.models import eval_labels_evaluator, promote
+
+    settings = load_config(config)
+    uri, name = tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+    evaluator = eval_labels_evaluator(eval_labels) if eval_labels is not None else None
+    change = promote(connect(uri), name, version, evaluator=evaluator, force=force)
+    before = f"v{change.from_version}" if change.from_version is not None else "(none)"
+    console.print(escape(f"{name}@{change.alias}: {before} -> v{change.to_version} (by {change.who})"))
+
+
+@models_app.command("rollback")
+def models_rollback(
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
+    model_name: str | None = typer.Option(None, "--model-name", help=_NAME_HELP),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Point `champion` back at the version that held it before (from the recorded alias history)."""
+    from platepilot.registry.common import connect
+    from platepilot.registry.models import rollback
+
+    settings = load_config(config)
+    uri, name = tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+    change = rollback(connect(uri), name)
+    console.print(escape(f"{name}@{change.alias}: v{change.from_version} -> v{change.to_version} (rollback)"))
+
+
+@app.command("sync")
+def sync_command(
+    interval: float = typer.Option(60.0, "--interval", min=1.0, help="Seconds between polls."),
+    device_id: str | None = typer.Option(
+        None, "--device-id", help="How this device shows in the registry (default: the host name)."
+    ),
+    model_path: Path | None = typer.Option(
+        None, "--model-path", help="Where the champion goes (default: the config's ocr.model_path)."
+    ),
+    once: bool = typer.Option(False, "--once", help="Poll once and exit (0 = deployed or current)."),
+    max_backoff: float = typer.Option(900.0, "--max-backoff", min=1.0, help="Longest wait after errors."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
+    model_name: str | None = typer.Option(None, "--model-name", help=_NAME_HELP),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Edge sync agent: deploy the registry's champion here, verified, until SIGTERM."""
+    import re
+    import socket
+
+    from platepilot.registry.sync import SyncSettings, run_agent
+
+    settings = load_config(config)
+    device = device_id or socket.gethostname()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", device):
+        raise PlatepilotError(f"--device-id {device!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    sync = SyncSettings(
+        tracking_uri=tracking_uri or settings.mlflow.tracking_uri,
+        model_name=model_name or settings.mlflow.model_name,
+        model_path=model_path or settings.ocr.model_path, device_id=device, interval=interval,
+        max_backoff=max_backoff,
+    )  # fmt: skip
+    outcome = run_agent(sync, once=once, log=lambda line: console.print(escape(line), soft_wrap=True))
+    if outcome is not None:
+        if outcome.status in ("current", "no_champion"):  # the others were logged already
+            console.print(escape(f"sync: {outcome.message}"), soft_wrap=True)
+        if outcome.status not in ("deployed", "current"):
+            raise typer.Exit(1)
+
+
+def _log_to_mlflow(
+    opts: object, result: object, register: bool, tracking_uri: str | None, model_name: str | None
+) -> None:
+    """Log the run (and register it with --register); without --register a failure is one line, not fatal."""
+    from platepilot.registry.tracking import log_training_run
+
+    settings = load_config(None)
+    uri, name = tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+    try:
+        log_training_run(opts, result, uri, name, register, say=lambda line: console.print(escape(line)))
+    except PlatepilotError as exc:
+        if register:
+            raise
+        console.print(escape(f"run not logged to MLflow: {exc}"), highlight=False)
+
+
+@app.command("run")
+def run_command(
+    source: str | None = typer.Option(
+        None, "--source", "-s", help="Video file, image folder, RTSP URL, USB index or demo[:SEED] (default: config)."
+    ),
+    duration: float | None = typer.Option(None, "--duration", "-d", min=0.1, help="Stop after this many seconds."),
+    stats: bool = typer.Option(False, "--stats", help="Print per-camera stats every 5 s and at the end."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Run the edge pipeline: cameras -> plates -> tracks -> best crops -> OCR -> one event per vehicle."""
+    from platepilot.pipeline.report import event_line
+    from platepilot.pipeline.run import run_pilot, settings_for_source
+
+    settings = settings_for_source(load_config(config), source)
+
+    def tick(pilot: object) -> None:
+        if stats:
+            for camera in getattr(pilot, "stats", {}).values():
+                err_console.print(escape(camera.line()), highlight=False, soft_wrap=True)
+
+    result = run_pilot(settings, duration, lambda e: console.print(escape(event_line(e)), highlight=False),
+                       tick if stats else None)  # fmt: skip
+    if stats:
+        tick(result.pilot)
+    for camera_id, score in result.demo_scores.items():
+        console.print(
+            f"demo {camera_id}: {score.exact}/{score.vehicles} vehicles read exactly ({100 * score.accuracy:.1f}%), "
+            f"{score.false_events} events matched no vehicle",
+            highlight=False,
+        )
+    failed = [s for s in result.pilot.stats.values() if s.error]
+    if failed and len(failed) == len(result.pilot.stats):
+        raise PlatepilotError("; ".join(f"{s.camera_id}: {s.error}" for s in failed))
+
+
+@app.command("reads")
+def reads_command(
+    since: str | None = typer.Option(None, "--since", help="Only events since: 30m, 2h, 1d or an ISO date/time."),
+    plate: str | None = typer.Option(None, "--plate", help="Only events whose text contains this."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of one line per event."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """List plate events (one per vehicle) from the events database."""
+    from platepilot.pipeline.report import event_line, events_csv, parse_since
+    from platepilot.store.events import query_events
+
+    settings = load_config(config)
+    found = query_events(settings.output.events_db_url, parse_since(since) if since else None, plate)
+    if as_csv:
+        typer.echo(events_csv(found), nl=False)
+    else:
+        for event in found:
+            typer.echo(event_line(event))
+
+
+@app.command("train")
+def train_command(
+    labels: Path | None = typer.Option(
+        None, "--labels", "-l", help="labels.txt of crops (may be omitted with --synthetic)."
+    ),
+    output_dir: Path = typer.Option(
+        Path("models/crnn_florida"), "--output-dir", "-o", help="Where the model, checkpoints and plots go."
+    ),
+    epochs: int = typer.Option(300, "--epochs", min=1, help="Maximum number of epochs."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Crops per optimisation step."),
+    val_split: float = typer.Option(
+        0.15, "--val-split", min=0.0, max=0.9, help="Fraction of crops (whole tracks) held out."
+    ),
+    patience: int = typer.Option(
+        100, "--patience", min=1, help="Stop after this many epochs without a better validation."
+    ),
+    lr: float = typer.Option(1e-3, "--lr", min=1e-6, max=1.0, help="Peak learning rate (warm-up, then cosine decay)."),
+    synthetic: int = typer.Option(
+        0, "--synthetic", min=0, help="Synthetic plates generated on the fly and mixed in per epoch."
+    ),
+    init_from: Path | None = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune from a model (.onnx with its .pt beside it); 'bundled' for the shipped reader.",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run in --output-dir exactly where it stopped."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for the split, shuffling and synthetic plates."),
+    workers: int = typer.Option(1, "--workers", min=0, help="DataLoader processes generating synthetic plates."),
+    register: bool = typer.Option(
+        False, "--register", help="Register the model as a new version in the MLflow model registry."
+    ),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking URI to log the run to (default: mlflow.tracking_uri)."
+    ),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Registered model name (default: the config's mlflow.model_name)."
+    ),
+) -> None:
+    """Train the CRNN plate reader (CTC) and export it to ONNX with its metadata sidecar.
+
+    The run is then logged to MLflow (a local store under --output-dir when no server answers).
+    """
+    from platepilot.ocr.models import BUNDLED_MODEL
+    from platepilot.training.train import TrainOptions, train
+
+    if init_from is not None and str(init_from) == "bundled":
+        init_from = BUNDLED_MODEL
+    opts = TrainOptions(
+        labels=labels, output_dir=output_dir, epochs=epochs, batch_size=batch_size, val_split=val_split,
+        patience=patience, lr=lr, synthetic=synthetic, init_from=init_from, resume=resume, seed=seed, workers=workers,
+    )  # fmt: skip
+    result = train(opts, console)
+    if result.stopped == "interrupted":
+        raise typer.Exit(130)
+    if result.model_path is None:
+        raise PlatepilotError("training produced no model (no epoch completed)")
+    _log_to_mlflow(opts, result, register, tracking_uri, model_name)
+
+
 def main() -> None:
     """Console-script entry: user mistakes become one red line and exit code 1, never a traceback."""
     try:

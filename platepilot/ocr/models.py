@@ -37,11 +37,18 @@ def _crnn(model_path: Path | None, settings: Settings) -> OCREngine:
     return CRNNOCRService(resolve_model(model_path, settings), format_prior=settings.ocr.format_prior)
 
 
+def _paddle(model_path: Path | None, settings: Settings) -> OCREngine:
+    from platepilot.ocr.paddle import PaddleRecognizer
+
+    return PaddleRecognizer()
+
+
 _ENGINES: dict[str, Callable[[Path | None, Settings], OCREngine]] = {
     "crnn": _crnn,
     "auto": _crnn,  # the PlateOCR ensemble is not built yet, so auto means the CRNN for now
+    "paddle": _paddle,
 }
-_NOT_YET = ("plateocr", "paddle", "easyocr")
+_NOT_YET = ("plateocr", "easyocr")
 
 
 def make_engine(engine_name: str, model_path: Path | None, settings: Settings) -> OCREngine:

@@ -46,9 +46,9 @@ class CameraModel:
                 ),
                 A.RandomBrightnessContrast((-0.35, 0.3), (-0.5, 0.3), p=0.8 * s),
                 A.RandomGamma(gamma_limit=(60, 160), p=0.4 * s),
-                A.RandomShadow(shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 2), shadow_dimension=4,
-                               shadow_intensity_range=(0.2, 0.6), p=0.25 * s),
-                A.RGBShift(r_shift_limit=25, g_shift_limit=20, b_shift_limit=35, p=0.5 * s),
+                A.RandomShadow(shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 1), shadow_dimension=4,
+                               shadow_intensity_range=(0.1, 0.4), p=0.15 * s),
+                A.RGBShift(r_shift_limit=15, g_shift_limit=12, b_shift_limit=25, p=0.4 * s),
                 A.ToGray(p=0.15 * s),
                 A.GaussNoise(std_range=(0.01, 0.06), p=0.4 * s),
                 A.ImageCompression(quality_range=(50, 95), p=0.5 * s),
@@ -85,9 +85,7 @@ def _place_on_car(plate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     for _ in range(int(rng.integers(0, 4))):  # clutter: lights, badges, text-like bars
         x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
         color = tuple(float(c) for c in rng.integers(0, 256, 3))  # whole numbers: exact in uint8
-        cv2.rectangle(
-            scene, (x0, y0), (x0 + int(rng.integers(5, 60)), y0 + int(rng.integers(3, 20))), color, -1
-        )
+        cv2.rectangle(scene, (x0, y0), (x0 + int(rng.integers(5, 60)), y0 + int(rng.integers(3, 20))), color, -1)
     scene[mh : mh + h, mw : mw + w] = plate
     return scene, (mw, mh)
 
@@ -99,7 +97,7 @@ def _crop_box(plate: RenderedPlate, offset: tuple[int, int], rng: np.random.Gene
     if r < 0.45:  # tight: hugs the characters, like boxes drawn around the text
         x1, y1, x2, y2 = plate.chars_box
         w, h = x2 - x1, y2 - y1
-        dx = rng.uniform(0.0, 0.08, 2) * w
+        dx = rng.uniform(0.02, 0.10, 2) * w
         dy = rng.uniform(-0.06, 0.35, 2) * h
     elif r < 0.9:  # the whole plate with a margin: what a plate detector returns
         x1, y1, x2, y2 = plate.plate_box

@@ -65,6 +65,8 @@ class PlateDesign:
     bolts: bool
     frame: bool
     blobs: int
+    open_four: bool
+    decoys: int
 
 
 FAMILY_WEIGHTS: dict[Family, float] = {
@@ -185,6 +187,10 @@ def sample_design(rng: np.random.Generator) -> PlateDesign:
         stickers=int(rng.integers(0, 3)),
         bolts=bool(rng.random() < 0.6),
         frame=bool(rng.random() < 0.35),
+        # California-style open-top 4 (no free font draws it; the renderer builds it from strokes).
+        open_four=bool(rng.random() < 0.35),
+        # Small characters beside the serial (stacked letters, month stickers) that are not part of it.
+        decoys=int(rng.integers(1, 4)) if rng.random() < 0.3 else 0,
     )
     return _FAMILY_STYLE[family](rng, base)
 
@@ -229,9 +235,12 @@ def _fl_standard(rng: np.random.Generator, base: dict) -> PlateDesign:
     bottom = COUNTIES[int(rng.integers(len(COUNTIES)))] if rng.random() < 0.5 else "Sunshine State"
     if rng.random() < 0.2:
         bottom = "In God We Trust"
+    top = "MyFlorida.com"
+    if rng.random() < 0.7:  # current plates print both lines in bold capitals
+        top, bottom = top.upper(), bottom.upper()
     return PlateDesign(
         family=Family.FL_STANDARD, background=_light(rng), background_2=_jitter((200, 225, 245), rng),
-        ink=_jitter(FL_GREEN, rng, 20), caption_ink=_jitter(FL_GREEN, rng, 20), top_text="MyFlorida.com",
+        ink=_jitter(FL_GREEN, rng, 20), caption_ink=_jitter(FL_GREEN, rng, 20), top_text=top,
         bottom_text=bottom, separator=Separator.ORANGE, blobs=0, **base,
     )  # fmt: skip
 
@@ -274,7 +283,7 @@ def _out_of_state(rng: np.random.Generator, base: dict) -> PlateDesign:
         background = _jitter((90, 40, 10), rng, 30) if rng.random() < 0.6 else _jitter((30, 30, 30), rng, 20)
         ink = _jitter((235, 235, 235), rng, 15) if rng.random() < 0.7 else _jitter((40, 200, 240), rng, 20)
     else:
-        background = _light(rng) if rng.random() < 0.7 else _jitter((150, 220, 240), rng, 40)
+        background = _light(rng) if rng.random() < 0.85 else _jitter((190, 225, 240), rng, 25)
         ink = DARK_INKS[int(rng.integers(len(DARK_INKS)))]
     caption = _jitter((40, 40, 200), rng, 30) if rng.random() < 0.4 else DARK_INKS[int(rng.integers(5))]
     separators = (Separator.NONE, Separator.DASH, Separator.DOT, Separator.EMBLEM)

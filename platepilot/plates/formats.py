@@ -110,9 +110,7 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("fl-temporary", "@######", "us-fl", PlateKind.TEMPORARY, _ASSUMED),
     PlateFormat("fl-temporary-digits", "########", "us-fl", PlateKind.TEMPORARY, _ASSUMED),
     # Common out-of-state shapes seen on Florida roads.
-    PlateFormat(
-        "us-abc-1234", "@@@ ####", "us", PlateKind.STANDARD, _FLORIDA_MD + " (GA, NY, OH, PA, TX, ...)"
-    ),
+    PlateFormat("us-abc-1234", "@@@ ####", "us", PlateKind.STANDARD, _FLORIDA_MD + " (GA, NY, OH, PA, TX, ...)"),
     PlateFormat("us-1abc234", "#@@@###", "us", PlateKind.STANDARD, _FLORIDA_MD + " (CA)"),
     PlateFormat("us-1234abc", "#### @@@", "us", PlateKind.STANDARD, _FLORIDA_MD + " (KS)"),
     PlateFormat("us-ab-12345", "@@ #####", "us", PlateKind.STANDARD, _FLORIDA_MD + " (CT, IL)"),

@@ -42,6 +42,22 @@ def glyph_mask(face: FontFace, char: str) -> np.ndarray:
     return np.ascontiguousarray(mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
 
 
+@cache
+def open_four_mask(face: FontFace) -> np.ndarray:
+    """An open-top 4 (two uprights and a bar, as on California plates) in `face`'s stroke and size."""
+    closed = glyph_mask(face, "4")
+    h, w = closed.shape
+    stroke = max(glyph_mask(face, "I").shape[1], 4)
+    big = np.zeros((h * 4, w * 4), np.uint8)
+    t = stroke * 4
+    bar_y = int(h * 4 * 0.68)
+    cv2.rectangle(big, (0, 0), (t, bar_y + t // 2), 255, -1)
+    cv2.rectangle(big, (0, bar_y - t // 2), (w * 4, bar_y + t // 2), 255, -1)
+    stem_x = int(w * 4 * 0.7)
+    cv2.rectangle(big, (stem_x - t // 2, int(h * 4 * 0.14)), (stem_x + t // 2, h * 4), 255, -1)
+    return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
 def _blend(canvas: np.ndarray, mask: np.ndarray, x: int, y: int, color: Color, alpha: float = 1.0) -> None:
     """Paint `color` through `mask` (0..1) with its top-left at (x, y), clipped to the canvas."""
     h, w = mask.shape
@@ -102,9 +118,7 @@ def _caption_ink(face: FontFace, text: str, size: int) -> np.ndarray:
 def _caption(canvas: np.ndarray, design: PlateDesign, text: str, y_center: float, height: float) -> None:
     if not text:
         return
-    mask: np.ndarray = (
-        _caption_ink(design.caption_face, text, max(int(height * 1.35), 6)).astype(np.float32) / 255.0
-    )
+    mask: np.ndarray = _caption_ink(design.caption_face, text, max(int(height * 1.35), 6)).astype(np.float32) / 255.0
     if mask.shape[1] > PLATE_W * 0.9:
         scale = PLATE_W * 0.9 / mask.shape[1]
         mask = cv2.resize(mask, (int(mask.shape[1] * scale), max(int(mask.shape[0] * scale), 1)))
@@ -115,13 +129,12 @@ def _caption(canvas: np.ndarray, design: PlateDesign, text: str, y_center: float
 def _separator(canvas: np.ndarray, design: PlateDesign, cx: float, cy: float, h: float) -> None:
     r = max(int(h * 0.18), 2)
     if design.separator is Separator.ORANGE:  # two oranges and leaves: the Florida graphic
+        r = max(int(h * 0.28), 2)
         cv2.ellipse(canvas, (int(cx), int(cy - r * 0.9)), (r, int(r * 0.6)), -20, 0, 360, (40, 120, 40), -1)
         cv2.circle(canvas, (int(cx - r * 0.5), int(cy + r * 0.3)), r, (20, 130, 240), -1)
         cv2.circle(canvas, (int(cx + r * 0.6), int(cy + r * 0.5)), int(r * 0.9), (30, 150, 250), -1)
     elif design.separator is Separator.DASH:
-        cv2.rectangle(
-            canvas, (int(cx - r), int(cy - r * 0.2)), (int(cx + r), int(cy + r * 0.2)), design.ink, -1
-        )
+        cv2.rectangle(canvas, (int(cx - r), int(cy - r * 0.2)), (int(cx + r), int(cy + r * 0.2)), design.ink, -1)
     elif design.separator is Separator.DOT:
         cv2.circle(canvas, (int(cx), int(cy)), max(r // 2, 1), design.ink, -1)
     elif design.separator is Separator.EMBLEM:
@@ -133,9 +146,13 @@ def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generato
     """Draw the serial; return the box (x1, y1, x2, y2) around all its glyphs."""
     cap = design.char_height * PLATE_H
     scale = cap / _GLYPH_PX
-    masks = [glyph_mask(design.face, ch) for ch in design.text]
+    masks = [
+        open_four_mask(design.face) if ch == "4" and design.open_four else glyph_mask(design.face, ch)
+        for ch in design.text
+    ]
     pitch = max(m.shape[1] for m in masks) * scale * design.squeeze * float(rng.uniform(1.05, 1.25))
-    gap = pitch * float(rng.uniform(0.5, 1.0)) if len(design.groups) > 1 else 0.0
+    gap_cells = (0.9, 1.5) if design.separator is Separator.ORANGE else (0.5, 1.0)
+    gap = pitch * float(rng.uniform(*gap_cells)) if len(design.groups) > 1 else 0.0
     total = pitch * len(design.text) + gap * (len(design.groups) - 1)
     if total > PLATE_W * 0.94:  # long serials: shrink the cell, as plates do
         pitch, gap = pitch * PLATE_W * 0.94 / total, gap * PLATE_W * 0.94 / total
@@ -147,7 +164,7 @@ def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generato
     x_start = x
     for i, mask in enumerate(masks):
         if i in boundaries:
-            _separator(canvas, design, x + gap / 2, y_top + cap / 2, cap)
+            _separator(canvas, design, x + gap / 2, y_top + cap / 2, min(cap, gap * 1.1))
             x += gap
         w = max(round(mask.shape[1] * scale * design.squeeze), 1)
         glyph = cv2.resize(mask, (w, max(round(cap), 1)), interpolation=cv2.INTER_AREA)
@@ -156,7 +173,25 @@ def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generato
             _blend(canvas, glyph, gx + 1, int(y_top) + 2, (40, 40, 40), 0.35)
         _blend(canvas, glyph, gx, int(y_top), design.ink)
         x += pitch
+    _decoys(canvas, design, x_start, x, y_top, cap, rng)
     return (x_start, y_top, x, y_top + cap)
+
+
+def _decoys(
+    canvas: np.ndarray, design: PlateDesign, x1: float, x2: float, y_top: float, cap: float, rng: np.random.Generator
+) -> None:
+    """Small stacked characters just outside the serial: real plates have them, readers must ignore them."""
+    if not design.decoys:
+        return
+    size = cap * float(rng.uniform(0.22, 0.38))
+    left = rng.random() < 0.5
+    x = x1 - size * float(rng.uniform(0.9, 1.5)) if left else x2 + size * float(rng.uniform(0.3, 0.8))
+    alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+    for k in range(design.decoys):
+        mask = glyph_mask(design.caption_face, alphabet[int(rng.integers(len(alphabet)))])
+        w = max(round(mask.shape[1] * size / mask.shape[0]), 1)
+        glyph = cv2.resize(mask, (w, max(round(size), 1)), interpolation=cv2.INTER_AREA)
+        _blend(canvas, glyph, int(x), int(y_top + k * size * 1.15), design.caption_ink)
 
 
 def _hardware(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generator) -> None:

@@ -168,9 +168,7 @@ def _text_mask(text: str, face: FontFace, width: int, height: int) -> np.ndarray
     return cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
 
 
-def _draw_text(
-    image: np.ndarray, box: Box, text: str, ink: tuple[int, ...], rng: np.random.Generator
-) -> None:
+def _draw_text(image: np.ndarray, box: Box, text: str, ink: tuple[int, ...], rng: np.random.Generator) -> None:
     """Centre `text` in `box` (filling ~85% x 60%), blended with its anti-aliased coverage."""
     faces = PLATE_FACES + CAPTION_FACES
     x1, y1, x2, y2 = (int(v) for v in box)
@@ -217,9 +215,7 @@ def _vehicle(
     """Draw a car rear around the plate position; return a bumper badge's box when one is drawn."""
     x0, y0, x1, y1 = body
     w, h = x1 - x0, y1 - y0
-    color = np.array(CAR_COLORS[int(rng.integers(len(CAR_COLORS)))], np.float32) * float(
-        rng.uniform(0.7, 1.1)
-    )
+    color = np.array(CAR_COLORS[int(rng.integers(len(CAR_COLORS)))], np.float32) * float(rng.uniform(0.7, 1.1))
     car = tuple(int(c) for c in np.clip(color, 0, 255))
     dark = tuple(int(c * 0.6) for c in car)
 
@@ -288,9 +284,7 @@ def _paste_plate(
     matrix = cv2.getPerspectiveTransform(src, (quad - [x1, y1]).astype(np.float32))
     size = (x2 - x1, y2 - y1)
     warped = cv2.warpPerspective(plate, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpPerspective(np.ones((ph, pw), np.float32), matrix, size, flags=cv2.INTER_LINEAR)[
-        ..., None
-    ]
+    alpha = cv2.warpPerspective(np.ones((ph, pw), np.float32), matrix, size, flags=cv2.INTER_LINEAR)[..., None]
     region = image[y1:y2, x1:x2].astype(np.float32)
     image[y1:y2, x1:x2] = (region * (1 - alpha) + warped.astype(np.float32) * alpha).astype(np.uint8)
     return (

@@ -313,7 +313,8 @@ def _finish(
     metrics = {k: v for k, v in state.best.items() if k != "epoch"} | {"best_epoch": state.best.get("epoch", 0)}
     training = {
         **summary, "synthetic_per_epoch": opts.synthetic, "epochs_run": state.epoch, "seed": opts.seed,
-        "lr": opts.lr, "batch_size": opts.batch_size, "init_from": str(opts.init_from or ""), "seconds": round(seconds, 1),
+        "lr": opts.lr, "batch_size": opts.batch_size, "init_from": str(opts.init_from or ""),
+        "seconds": round(seconds, 1),
     }  # fmt: skip
     card = ModelCard(spec=spec, architecture=arch, metrics=metrics, training=training)
     model_path = out / f"{MODEL_NAME}.onnx"

@@ -1,0 +1,65 @@
+"""The CRNN reader against PaddleOCR's PP-OCRv6 recogniser on the real dev sets, side by side, one run.
+
+    python benchmarks/reader_vs_paddle.py [--model PATH] [--data ../shared/data/real]
+
+Reads every `labels.txt` under the data folder (real, human-labelled US plates; never shipped with the
+project). Prints a table and writes benchmarks/results/reader_vs_paddle.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from platepilot.config import Settings
+from platepilot.ocr.evaluate import evaluate
+from platepilot.ocr.models import make_engine, resolve_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("PLATEPILOT_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="CRNN ONNX (default: trained, else bundled)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--engines", default="crnn,paddle")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "reader_vs_paddle.json")
+    args = parser.parse_args()
+    console = Console()
+    sets = sorted(args.data.glob("*/labels.txt")) if args.data.is_dir() else []
+    if not sets:
+        console.print(f"no real data at {args.data}: nothing to measure (set PLATEPILOT_REAL_DATA)")
+        return
+    settings = Settings()
+    model = resolve_model(args.model, settings)
+    engines = {name: make_engine(name, model, settings) for name in args.engines.split(",")}
+    for engine in engines.values():
+        engine.warmup(3)
+    table = Table(title=f"real plates: CRNN {model} vs PP-OCRv6 (rapidocr)")
+    for column in ("set", "engine", "n", "exact", "exact folded", "CER folded", "plates/s", "ms/plate"):
+        table.add_column(column, justify="right")
+    results = []
+    for labels in sets:
+        for name, engine in engines.items():
+            r = evaluate(engine, labels, model=str(model) if name == "crnn" else name)
+            row = {"set": labels.parent.name, "engine": name, **r.to_json()}
+            results.append(row)
+            s = r.scores
+            table.add_row(
+                labels.parent.name, name, str(s.n), f"{s.exact:.1%}", f"{s.exact_folded:.1%}",
+                f"{s.cer_folded:.3f}", f"{r.plates_per_s:,.0f}", f"{1000 / max(r.plates_per_s, 1e-9):.2f}",
+            )  # fmt: skip
+    console.print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model": str(model), "results": results}, indent=2))
+    console.print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Finding crops on disk and telling which ones labels.txt already covers.
+
+A crop is named by its path relative to `--crops-dir` in POSIX form (`2024-05-01/CAM1_track7.jpg`):
+that is what the web page sends back, and what `safe_crop_file` checks before any file is served.
+In labels.txt the crop is written as `<crops-dir as the user gave it>/<relative path>`, the guide's
+`output/crops/2024-05-01/CAM1_track7.jpg`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from platepilot.errors import PlatepilotError
+from platepilot.store.labels import resolve_crop_path
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TRACK = re.compile(r"^(?P<camera>.+?)_track(?P<track>\d+)$")
+_NUMBERS = re.compile(r"(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class CropMeta:
+    """What a crop's path says: camera id, capture date (YYYY-MM-DD) and track number, when present."""
+
+    camera: str | None
+    date: str | None
+    track: int | None
+
+
+def crop_meta(rel: str) -> CropMeta:
+    """`2024-05-01/CAM1_track7.jpg` -> CropMeta("CAM1", "2024-05-01", 7); unknown parts are None."""
+    path = PurePosixPath(rel)
+    date = next((part for part in reversed(path.parent.parts) if _DATE.match(part)), None)
+    match = _TRACK.match(path.stem)
+    if match is None:
+        return CropMeta(None, date, None)
+    return CropMeta(match["camera"], date, int(match["track"]))
+
+
+def natural_key(rel: str) -> tuple[object, ...]:
+    """Sort key that puts `track2` before `track10`."""
+    return tuple(int(part) if part.isdigit() else part for part in _NUMBERS.split(rel))
+
+
+def list_crops(crops_dir: Path) -> list[str]:
+    """Relative POSIX paths of every image under `crops_dir`, naturally sorted.
+
+    Hidden files and temp files (`*.tmp*`, written before an atomic rename) are left out, so a crop
+    that is still being written never shows.
+    """
+    if not crops_dir.is_dir():
+        raise PlatepilotError(f"{crops_dir}: crops folder not found (pass --crops-dir)")
+    found = []
+    for path in crops_dir.rglob("*"):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or ".tmp" in path.name or path.name.startswith("."):
+            continue
+        rel = path.relative_to(crops_dir)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        found.append(rel.as_posix())
+    return sorted(found, key=natural_key)
+
+
+def safe_crop_file(crops_dir: Path, rel: str) -> Path | None:
+    """The file `rel` names inside `crops_dir`, or None when it escapes the folder, is no image, or is absent.
+
+    Symlinks are resolved before the check, so a link pointing outside `crops_dir` is refused too.
+    """
+    if not rel or "\x00" in rel or rel.startswith(("/", "\\")):
+        return None
+    root = crops_dir.resolve()
+    try:
+        target = (root / rel).resolve()
+    except (OSError, RuntimeError):
+        return None
+    if not target.is_relative_to(root) or target == root:
+        return None
+    if target.suffix.lower() not in IMAGE_SUFFIXES or not target.is_file():
+        return None
+    return target
+
+
+def label_key(crops_dir: Path, rel: str) -> str:
+    """The path written to labels.txt for crop `rel`: the crops folder as the user gave it, joined."""
+    return (crops_dir / rel).as_posix()
+
+
+def relative_to_crops(crops_dir: Path, written: str, labels_file: Path) -> str | None:
+    """The crop-relative path of a labels.txt path, or None when that file lies outside `crops_dir`."""
+    target = resolve_crop_path(written, labels_file).resolve()
+    root = crops_dir.resolve()
+    if not target.is_relative_to(root):
+        return None
+    return target.relative_to(root).as_posix()

@@ -1,0 +1,219 @@
+"""Plate crops from YOLO detection datasets, for labeling.
+
+Layouts read (each with `data.yaml` optional):
+- `DS/images/*.jpg` + `DS/labels/*.txt`
+- `DS/images/<split>/*.jpg` + `DS/labels/<split>/*.txt` (ultralytics)
+- `DS/<split>/images/*.jpg` + `DS/<split>/labels/*.txt` (Roboflow exports)
+Label lines are `class cx cy w h` normalised to [0, 1]; polygon lines (`class x1 y1 x2 y2 ...`) are
+boxed. A crop is written to `OUT/<dataset>/<split>/<image stem>_<box index>.jpg`: the name depends only
+on the dataset folder's name, split, image and box, so reruns find their earlier crops and skip them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from platepilot.errors import PlatepilotError
+from platepilot.labeling.crops import IMAGE_SUFFIXES, natural_key
+from platepilot.ocr.base import read_image
+
+JPEG_QUALITY = 95
+SPLIT_NAMES = ("train", "valid", "val", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class YoloBox:
+    class_id: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractOptions:
+    """`padding`: fraction of the box's width/height added on each side; boxes smaller than
+    `min_width` x `min_height` pixels (before padding) are too small to read and skipped;
+    `classes`: class names (from data.yaml) or ids to keep, None for every class."""
+
+    padding: float = 0.1
+    min_width: int = 32
+    min_height: int = 10
+    classes: tuple[str, ...] | None = None
+
+
+@dataclass
+class ExtractResult:
+    written: list[Path]
+    existing: int = 0
+    too_small: int = 0
+    other_class: int = 0
+    images: int = 0
+    unreadable: int = 0
+    bad_lines: int = 0
+
+
+def class_names(dataset: Path) -> dict[int, str]:
+    """data.yaml `names` (list or {id: name}) as {id: name}; empty when there is no data.yaml."""
+    for name in ("data.yaml", "data.yml", "dataset.yaml"):
+        path = dataset / name
+        if path.is_file():
+            try:
+                names = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("names", {})
+            except yaml.YAMLError as exc:
+                raise PlatepilotError(f"{path}: not valid YAML: {exc}") from None
+            if isinstance(names, list):
+                return dict(enumerate(str(n) for n in names))
+            if isinstance(names, dict):
+                return {int(k): str(v) for k, v in names.items()}
+    return {}
+
+
+def find_splits(dataset: Path) -> list[tuple[str, Path, Path]]:
+    """(split name or "", images folder, labels folder) for every layout found; PlatepilotError if none."""
+    if not dataset.is_dir():
+        raise PlatepilotError(f"{dataset}: dataset folder not found")
+    found = []
+    images, labels = dataset / "images", dataset / "labels"
+    if images.is_dir() and labels.is_dir():
+        splits = [s for s in sorted(p.name for p in images.iterdir() if p.is_dir()) if (labels / s).is_dir()]
+        found += [(s, images / s, labels / s) for s in splits]
+        if any(p.suffix.lower() in IMAGE_SUFFIXES for p in images.iterdir()):
+            found.append(("", images, labels))
+    for split in SPLIT_NAMES:
+        if (dataset / split / "images").is_dir() and (dataset / split / "labels").is_dir():
+            found.append((split, dataset / split / "images", dataset / split / "labels"))
+    if not found:
+        raise PlatepilotError(
+            f"{dataset}: no YOLO layout found (expected images/ + labels/, optionally with train/val/test)"
+        )
+    return found
+
+
+def parse_label_line(line: str) -> YoloBox | None:
+    """`class cx cy w h` or a polygon `class x1 y1 x2 y2 ...` -> YoloBox; None for a malformed line."""
+    parts = line.split()
+    try:
+        class_id = int(float(parts[0]))
+        values = [float(v) for v in parts[1:]]
+    except (ValueError, IndexError):
+        return None
+    if len(values) == 4:
+        return YoloBox(class_id, *values)
+    if len(values) >= 6 and len(values) % 2 == 0:
+        xs, ys = values[0::2], values[1::2]
+        return YoloBox(class_id, (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys))
+    return None
+
+
+def crop_box(image: np.ndarray, box: YoloBox, padding: float) -> tuple[np.ndarray, int, int]:
+    """The padded crop (clipped to the image), and the unpadded box's width and height in pixels."""
+    height, width = image.shape[:2]
+    bw, bh = box.w * width, box.h * height
+    x1, x2 = box.cx * width - bw / 2 - padding * bw, box.cx * width + bw / 2 + padding * bw
+    y1, y2 = box.cy * height - bh / 2 - padding * bh, box.cy * height + bh / 2 + padding * bh
+    left, top = max(0, round(x1)), max(0, round(y1))
+    right, bottom = min(width, round(x2)), min(height, round(y2))
+    return image[top:bottom, left:right], round(bw), round(bh)
+
+
+def _pairs(images: Path, labels: Path) -> Iterator[tuple[Path, Path]]:
+    for image in sorted(images.iterdir(), key=lambda p: natural_key(p.name)):
+        if image.suffix.lower() in IMAGE_SUFFIXES and image.is_file():
+            yield image, labels / f"{image.stem}.txt"
+
+
+def _write_jpeg(path: Path, image: np.ndarray) -> None:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise PlatepilotError(f"{path}: JPEG encoding failed")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, path)
+
+
+def extract_crops(
+    datasets: list[Path], out: Path, options: ExtractOptions | None = None, console: Console | None = None
+) -> ExtractResult:
+    """Crop every kept plate box of `datasets` into `out`; returns what was written and skipped."""
+    opts = options or ExtractOptions()
+    result = ExtractResult(written=[])
+    jobs = []
+    for dataset in datasets:
+        names = class_names(dataset)
+        keep = None if opts.classes is None else _class_ids(opts.classes, names, dataset)
+        for split, images, labels in find_splits(dataset):
+            folder = out / dataset.resolve().name / split if split else out / dataset.resolve().name
+            jobs += [(image, label, folder, keep) for image, label in _pairs(images, labels)]
+    columns = (TextColumn("extracting crops"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, disable=not jobs) as progress:
+        task = progress.add_task("extract", total=len(jobs))
+        for image_path, label_path, folder, keep in jobs:
+            _extract_image(image_path, label_path, folder, keep, opts, result)
+            progress.advance(task)
+    return result
+
+
+def _extract_image(
+    image_path: Path,
+    label_path: Path,
+    folder: Path,
+    keep: set[int] | None,
+    opts: ExtractOptions,
+    result: ExtractResult,
+) -> None:
+    result.images += 1
+    if not label_path.is_file():
+        return  # an image without a label file has no plates (YOLO's convention for negatives)
+    boxes = [parse_label_line(line) for line in label_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    result.bad_lines += sum(1 for b in boxes if b is None)
+    targets = []
+    for index, box in enumerate(boxes):
+        if box is None:
+            continue
+        if keep is not None and box.class_id not in keep:
+            result.other_class += 1
+            continue
+        path = folder / f"{image_path.stem}_{index}.jpg"
+        if path.exists():
+            result.existing += 1
+        else:
+            targets.append((path, box))
+    if not targets:
+        return
+    try:
+        image = read_image(image_path)
+    except PlatepilotError:
+        result.unreadable += 1
+        return
+    for path, box in targets:
+        crop, bw, bh = crop_box(image, box, opts.padding)
+        if bw < opts.min_width or bh < opts.min_height or crop.size == 0:
+            result.too_small += 1
+            continue
+        _write_jpeg(path, crop)
+        result.written.append(path)
+
+
+def _class_ids(wanted: tuple[str, ...], names: dict[int, str], dataset: Path) -> set[int]:
+    ids = set()
+    for item in wanted:
+        if item.isdigit():
+            ids.add(int(item))
+            continue
+        matches = [i for i, name in names.items() if name == item]
+        if not matches:
+            known = ", ".join(f"{i}={n}" for i, n in sorted(names.items())) or "none (no data.yaml)"
+            raise PlatepilotError(f"{dataset}: no class named {item!r}; classes: {known}")
+        ids.update(matches)
+    return ids

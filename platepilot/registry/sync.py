@@ -1,0 +1,308 @@
+"""The model sync agent: each edge device polls the registry's `champion` and deploys it, safely.
+
+One poll: ask which version `champion` points to; if it is not what this device runs, download it to a
+temporary folder beside the model, verify the sha256 (file vs sidecar vs the registry's `sha256` tag),
+load it with onnxruntime and read the golden synthetic plates (see `golden.py`), and only then swap it
+into place. Each file is replaced by a rename within one folder, ONNX first, sidecar second; a reader
+that catches the pair mid-swap sees a sha256 mismatch and refuses it, so it never loads a wrong pair.
+The replaced pair is kept in `previous/` for a local rollback, and what was deployed is reported back as
+a model-version tag `deployed.<device_id>`.
+
+Anything that goes wrong (server down, timeout, partial download, corrupt artifact, full disk) is one
+log line; the current model stays in place and the next poll backs off exponentially (with jitter, so a
+fleet does not return all at once). SIGTERM ends the loop between polls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.spec import file_sha256, load_card, sidecar_path
+from platepilot.registry.common import CHAMPION, actor, client, first_line, server_answers, utc_now
+from platepilot.registry.golden import check_golden, read_golden
+from platepilot.registry.models import DEPLOYED_PREFIX, download_version
+
+STATE_FILE = "deployed.json"
+PREVIOUS_DIR = "previous"
+AGENT_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+"""The agent retries on its own schedule: mlflow's 7 exponential retries would stall a poll for minutes."""
+
+Status = Literal["deployed", "current", "no_champion", "refused", "error"]
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """What to follow and where to put it. Intervals in seconds."""
+
+    tracking_uri: str
+    model_name: str
+    model_path: Path
+    device_id: str
+    interval: float = 60.0
+    max_backoff: float = 900.0
+    alias: str = CHAMPION
+    golden_floor: float = 0.0
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    status: Status
+    version: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The `deployed.json` beside the model: what this device runs, and whether the registry knows."""
+
+    model_name: str
+    version: int
+    run_id: str
+    sha256: str
+    deployed_at: str
+    reported: bool = False
+
+
+class SyncAgent:
+    """Polls the registry and deploys its champion into `settings.model_path` (see the module docstring).
+
+    `make_client(uri)`, `probe(uri)` (does the server answer?), `now()` and `rng` are injectable for tests;
+    `log` receives one line per event.
+    """
+
+    def __init__(
+        self, settings: SyncSettings, log: Callable[[str], None] = print,
+        make_client: Callable[[str], Any] = client, now: Callable[[], datetime] = utc_now,
+        rng: random.Random | None = None, probe: Callable[[str], bool] = server_answers,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self._log = log
+        self._make_client = make_client
+        self._client: Any = None
+        self._now = now
+        self._rng = rng or random.Random()
+        self._probe = probe
+        self.failures = 0
+
+    def run(
+        self, stop: threading.Event, sleep: Callable[[float], Any] | None = None, max_polls: int | None = None
+    ) -> None:
+        """Poll until `stop` is set (SIGTERM) or after `max_polls` polls; `sleep` defaults to `stop.wait`."""
+        wait = sleep or stop.wait
+        polls = 0
+        while not stop.is_set():
+            self.poll_once()
+            polls += 1
+            if max_polls is not None and polls >= max_polls:
+                return
+            wait(self.next_delay())
+
+    def next_delay(self) -> float:
+        """The interval after a good poll; after n failures in a row, interval * 2^(n-1) up to max_backoff."""
+        s = self.settings
+        base = s.interval if self.failures == 0 else min(s.max_backoff, s.interval * 2 ** (self.failures - 1))
+        return base * self._rng.uniform(0.9, 1.1)
+
+    def poll_once(self) -> PollOutcome:
+        """One poll; never raises for registry, network, disk or model trouble (one log line instead)."""
+        try:
+            outcome = self._poll()
+        except Exception as exc:  # anything at all: the device keeps its model and tries again later
+            self._client = None
+            uri = self.settings.tracking_uri
+            problem = first_line(exc) if self._probe(uri) else f"no answer from the registry at {uri}"
+            outcome = PollOutcome("error", None, problem)
+        self.failures = self.failures + 1 if outcome.status in ("error", "refused") else 0
+        if outcome.status in ("error", "refused"):
+            running = self.deployed()
+            keep = f"v{running.version}" if running else "the current model"
+            self._log(f"sync: {outcome.message}; keeping {keep}; retry in ~{self.next_delay():.0f} s")
+        elif outcome.status == "deployed":
+            self._log(f"sync: {outcome.message}")
+        return outcome
+
+    def deployed(self) -> Deployed | None:
+        """What `deployed.json` says this device runs (None if nothing was deployed by the agent)."""
+        path = self.settings.model_path.parent / STATE_FILE
+        try:
+            return Deployed(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _poll(self) -> PollOutcome:
+        s = self.settings
+        if self._client is None:
+            self._client = self._make_client(s.tracking_uri)
+        mv = self._champion()
+        if mv is None:
+            return PollOutcome("no_champion", None, f"{s.model_name} has no {s.alias} alias yet")
+        version = int(mv.version)
+        running = self.deployed()
+        if running and running.version == version and running.model_name == s.model_name and self._intact(running):
+            if not running.reported:
+                self._report(running, None)
+            return PollOutcome("current", version, f"v{version} is current")
+        problem = self._deploy(mv)
+        if problem is not None:
+            self._report_refusal(version, problem)
+            return PollOutcome("refused", version, f"refused {s.model_name} v{version}: {problem}")
+        new = self.deployed()
+        assert new is not None
+        self._report(new, running)
+        return PollOutcome("deployed", version, f"deployed {s.model_name} v{version} to {s.model_path}")
+
+    def _champion(self) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.get_model_version_by_alias(self.settings.model_name, self.settings.alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
+
+    def _intact(self, running: Deployed) -> bool:
+        path = self.settings.model_path
+        return path.is_file() and file_sha256(path) == running.sha256
+
+    def _deploy(self, mv: Any) -> str | None:
+        """Download, verify and swap in `mv`; a reason string when the model is refused."""
+        s = self.settings
+        target = s.model_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))
+        try:
+            onnx = download_version(self._client, s.model_name, int(mv.version), staging)
+            try:
+                card = load_card(onnx)  # sha256 of the file against its sidecar
+            except PlatepilotError as exc:
+                return str(exc).replace(str(onnx), onnx.name)
+            tags = dict(mv.tags or {})
+            if tags.get("sha256") and tags["sha256"] != card.sha256:
+                return "its sidecar's sha256 differs from the one registered with the version"
+            problem = check_golden(read_golden(onnx), tags, s.golden_floor)
+            if problem is not None:
+                return problem
+            _swap_in(onnx, target)
+            state = Deployed(s.model_name, int(mv.version), mv.run_id or "", card.sha256, self._now().isoformat())
+            _write_json(target.parent / STATE_FILE, asdict(state))
+            return None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _report(self, new: Deployed, old: Deployed | None) -> None:
+        """Tag the version `deployed.<device>`, untag the one it replaced; retried next poll on failure."""
+        s = self.settings
+        key = f"{DEPLOYED_PREFIX}{s.device_id}"
+        value = json.dumps({"at": new.deployed_at, "host": actor(), "sha256": new.sha256[:12]})
+        try:
+            self._client.set_model_version_tag(s.model_name, str(new.version), key, value)
+            if old is not None and old.version != new.version and old.model_name == s.model_name:
+                self._client.delete_model_version_tag(s.model_name, str(old.version), key)
+        except Exception as exc:
+            self._log(f"sync: could not report v{new.version} to the registry ({first_line(exc)}); will retry")
+            return
+        if not new.reported:
+            path = self.settings.model_path.parent / STATE_FILE
+            _write_json(path, asdict(new) | {"reported": True})
+
+    def _report_refusal(self, version: int, problem: str) -> None:
+        key = f"refused.{self.settings.device_id}"
+        with contextlib.suppress(Exception):  # logged locally anyway; the registry may be what is failing
+            self._client.set_model_version_tag(self.settings.model_name, str(version), key, problem[:500])
+
+
+def run_agent(settings: SyncSettings, once: bool = False, log: Callable[[str], None] = print) -> PollOutcome | None:
+    """`platepilot sync`: poll once, or until SIGTERM/SIGINT (clean exit between polls)."""
+    import signal
+
+    for key, value in AGENT_HTTP_ENV.items():
+        os.environ.setdefault(key, value)
+    agent = SyncAgent(settings, log=log)
+    if once:
+        return agent.poll_once()
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        log(f"sync: {signal.Signals(signum).name} received, stopping")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    running = agent.deployed()
+    log(
+        f"sync: following {settings.model_name}@{settings.alias} at {settings.tracking_uri} every "
+        f"{settings.interval:.0f} s as device {settings.device_id}; running "
+        f"{f'v{running.version}' if running else 'no registry model yet'}"
+    )
+    agent.run(stop)
+    return None
+
+
+def restore_previous(model_path: Path) -> None:
+    """Local rollback: swap the pair kept in `previous/` back into place (stop the agent first).
+
+    The pair it replaces becomes the new `previous/`, so a second call undoes the first.
+    """
+    kept = model_path.parent / PREVIOUS_DIR
+    if not (kept / model_path.name).is_file():
+        raise PlatepilotError(f"no previous model kept in {kept}")
+    load_card(kept / model_path.name)
+    staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=model_path.parent))
+    try:
+        for name in (model_path.name, sidecar_path(model_path).name, STATE_FILE):
+            if (kept / name).is_file():
+                shutil.copy2(kept / name, staging / name)
+        _swap_in(staging / model_path.name, model_path)
+        if (staging / STATE_FILE).is_file():
+            os.replace(staging / STATE_FILE, model_path.parent / STATE_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_in(new_model: Path, target: Path) -> None:
+    """Keep the current pair in previous/, then rename the new ONNX and sidecar over the target's."""
+    keep = target.parent / PREVIOUS_DIR
+    if target.is_file():
+        keep.mkdir(exist_ok=True)
+        for src in (target, sidecar_path(target), target.parent / STATE_FILE):
+            if src.is_file():
+                _link_or_copy(src, keep / src.name)
+    staged_model = target.with_name(f".{target.name}.new")
+    staged_side = sidecar_path(target).with_name(f".{sidecar_path(target).name}.new")
+    try:
+        shutil.copy2(new_model, staged_model)  # same folder as the target: the renames below are atomic
+        shutil.copy2(sidecar_path(new_model), staged_side)
+        os.replace(staged_model, target)
+        os.replace(staged_side, sidecar_path(target))
+    finally:
+        staged_model.unlink(missing_ok=True)
+        staged_side.unlink(missing_ok=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)  # no extra disk space needed
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)

@@ -1,0 +1,227 @@
+"""The labeling session without a browser: queue, leases, saves, review order, pre-labels, HTTP guard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from platepilot.cli import app as cli_app
+from platepilot.config import Settings
+from platepilot.errors import PlatepilotError
+from platepilot.labeling.app import create_app
+from platepilot.labeling.crops import crop_meta, list_crops, safe_crop_file
+from platepilot.labeling.prelabel import prelabel_crops
+from platepilot.labeling.session import LabelSession
+from platepilot.ocr.crnn_service import CRNNOCRService
+from platepilot.store.labels import latest_labels
+from platepilot.store.provenance import append_records, latest_prelabels, make_record, unverified_paths
+from platepilot.types import SKIP
+
+Crops = list[tuple[np.ndarray, str]]
+NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_714_564_800.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make_crops(root: Path, crops: Crops, n: int, day: str = "2024-05-01") -> list[str]:
+    folder = root / day
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"CAM1_track{i}.jpg"), crops[i][0])
+    return [f"{day}/CAM1_track{i}.jpg" for i in range(n)]
+
+
+@pytest.fixture()
+def work(tmp_path: Path, synth_crops: Crops, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tmp_path as the working directory with output/crops holding 5 crops (the guide's layout)."""
+    monkeypatch.chdir(tmp_path)
+    make_crops(tmp_path / "output" / "crops", synth_crops, 5)
+    return tmp_path
+
+
+CROPS = Path("output/crops")
+LABELS = Path("data/ocr_training/labels.txt")
+
+
+def test_crop_meta_and_listing(work: Path) -> None:
+    assert crop_meta("2024-05-01/CAM2_track17.jpg") == (crop_meta("2024-05-01/CAM2_track17.jpg"))
+    meta = crop_meta("2024-05-01/CAM2_track17.jpg")
+    assert (meta.camera, meta.date, meta.track) == ("CAM2", "2024-05-01", 17)
+    assert crop_meta("misc/photo.png").camera is None
+    (CROPS / "2024-05-01" / ".CAM1_track9.jpg.tmp").write_bytes(b"x")
+    (CROPS / "2024-05-01" / "CAM1_track10.tmp.jpg").write_bytes(b"x")
+    cv2.imwrite(str(CROPS / "2024-05-01" / "CAM1_track10.jpg"), np.zeros((20, 60, 3), np.uint8))
+    listed = list_crops(CROPS)
+    assert listed[-2:] == ["2024-05-01/CAM1_track4.jpg", "2024-05-01/CAM1_track10.jpg"]  # natural order
+
+
+@pytest.mark.parametrize(
+    "rel",
+    ["../secret.jpg", "../../etc/passwd", "/etc/passwd", "2024-05-01/../../secret.jpg", "", "2024-05-01"],
+)
+def test_safe_crop_file_refuses_escapes(work: Path, rel: str) -> None:
+    cv2.imwrite(str(work / "output" / "secret.jpg"), np.zeros((8, 8, 3), np.uint8))
+    assert safe_crop_file(CROPS, rel) is None
+
+
+def test_safe_crop_file_refuses_symlink_out(work: Path) -> None:
+    cv2.imwrite(str(work / "secret.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (CROPS / "link.jpg").symlink_to(work / "secret.jpg")
+    assert safe_crop_file(CROPS, "link.jpg") is None
+    assert safe_crop_file(CROPS, "2024-05-01/CAM1_track0.jpg") is not None
+
+
+def test_label_skip_and_correct(work: Path) -> None:
+    session = LabelSession(CROPS, LABELS, clock=Clock())
+    first = session.next_item("a")
+    assert first is not None and first.rel == "2024-05-01/CAM1_track0.jpg" and first.current is None
+    assert first.key == "output/crops/2024-05-01/CAM1_track0.jpg"
+    assert session.save(first.rel, "ABC123").line == f"{first.key}\tABC123"
+    second = session.next_item("a")
+    assert second is not None and second.rel.endswith("track1.jpg")
+    session.save(second.rel, SKIP)
+    again = session.item(first.rel)
+    assert again.current == "ABC123"
+    assert session.save(first.rel, "ABC123").line == ""  # unchanged: nothing appended
+    session.save(first.rel, "ABC128")
+    lines = LABELS.read_text().splitlines()
+    assert lines == [f"{first.key}\tABC123", f"{second.key}\t{SKIP}", f"{first.key}\tABC128"]
+    with pytest.raises(PlatepilotError, match="A-Z and 0-9"):
+        session.save(first.rel, "abc-1")
+    with pytest.raises(PlatepilotError, match="not a crop"):
+        session.save("../secret.jpg", "ABC123")
+    progress = session.progress()
+    assert (progress["done"], progress["total"], progress["saved"]) == (2, 5, 4)
+
+
+def test_leases_keep_two_pages_apart_and_lapse(work: Path) -> None:
+    clock = Clock()
+    session = LabelSession(CROPS, LABELS, clock=clock, lease_s=60)
+    a, b = session.next_item("a"), session.next_item("b")
+    assert a is not None and b is not None and a.rel != b.rel
+    clock.t += 61
+    c = session.next_item("c")
+    assert c is not None and c.rel == a.rel  # a's lease lapsed
+
+
+def test_restart_shows_only_new_and_new_crops_appear(work: Path, synth_crops: Crops) -> None:
+    session = LabelSession(CROPS, LABELS, clock=Clock())
+    for _ in range(5):
+        item = session.next_item("a")
+        assert item is not None
+        session.save(item.rel, "ABC123")
+    assert session.next_item("a") is None
+    assert LabelSession(CROPS, LABELS).next_item("b") is None
+    make_crops(CROPS, synth_crops, 1, day="2024-05-02")
+    import platepilot.labeling.session as session_module
+
+    session._scanned_at -= session_module.RESCAN_S  # skip the once-a-second rescan wait
+    item = session.next_item("a")
+    assert item is not None and item.rel == "2024-05-02/CAM1_track0.jpg"
+
+
+def test_labels_written_with_other_path_spellings_count_as_done(work: Path) -> None:
+    LABELS.parent.mkdir(parents=True)
+    absolute = (work / CROPS / "2024-05-01" / "CAM1_track0.jpg").as_posix()
+    LABELS.write_text(f"{absolute}\tABC123\n./output/crops/2024-05-01/CAM1_track1.jpg\tDEF456\n")
+    item = LabelSession(CROPS, LABELS).next_item("a")
+    assert item is not None and item.rel.endswith("track2.jpg")
+
+
+def _prelabel(key: str, text: str, conf: float) -> None:
+    append_records(LABELS, [make_record(key, text, "crnn", conf, False, NOW)])
+
+
+def test_review_order_suspicious_first_then_unverified(work: Path) -> None:
+    keys = [f"output/crops/2024-05-01/CAM1_track{i}.jpg" for i in range(5)]
+    LABELS.parent.mkdir(parents=True)
+    LABELS.write_text(f"{keys[0]}\tABC123\n{keys[1]}\tPARKING\n{keys[2]}\tDEF456\n")
+    _prelabel(keys[2], "DEF456", 0.7)  # accepted pre-label nobody checked
+    _prelabel(keys[3], "GHI789", 0.4)  # only a suggestion
+    _prelabel(keys[4], "JKL012", 0.9)
+    session = LabelSession(CROPS, LABELS, review=True)
+    order, after = [], None
+    while (item := session.next_item("a", after)) is not None:
+        order.append((item.rel[-10:], item.current, item.suggestion.text if item.suggestion else None))
+        after = item.rel
+    assert order == [
+        ("track1.jpg", "PARKING", None),
+        ("track3.jpg", None, "GHI789"),
+        ("track2.jpg", "DEF456", "DEF456"),
+        ("track4.jpg", None, "JKL012"),
+        ("track0.jpg", "ABC123", None),
+    ]
+    first = session.next_item("a")
+    assert first is not None and {r.code for r in first.reasons} == {"sign_word", "no_digits"}
+    session.save(first.rel, SKIP)
+    assert latest_labels(LABELS)[keys[1]].text == SKIP
+    assert LABELS.read_text().count(keys[1]) == 2  # appended, history kept
+    assert unverified_paths(LABELS, {k: v.text for k, v in latest_labels(LABELS).items()}) == {keys[2]}
+
+
+def test_prelabel_with_a_real_engine(work: Path, tiny_model: Path) -> None:
+    engine = CRNNOCRService(tiny_model)
+    LABELS.parent.mkdir(parents=True)
+    LABELS.write_text("output/crops/2024-05-01/CAM1_track0.jpg\tABC123\n")
+    (CROPS / "2024-05-01" / "CAM1_track9.jpg").write_bytes(b"")  # unreadable: reported, not fatal
+    result = prelabel_crops(CROPS, LABELS, engine, batch_size=2)
+    assert (result.read, result.already_labeled, result.already_read) == (4, 1, 0)
+    assert [rel for rel, _ in result.unreadable] == ["2024-05-01/CAM1_track9.jpg"]
+    assert LABELS.read_text() == "output/crops/2024-05-01/CAM1_track0.jpg\tABC123\n"  # untouched
+    records = latest_prelabels(LABELS)
+    assert len(records) == 4 and all(r.engine == "crnn" and not r.verified for r in records.values())
+    assert all(r.confidence is not None and 0 <= r.confidence <= 1 for r in records.values())
+    again = prelabel_crops(CROPS, LABELS, engine)
+    assert (again.read, again.already_read) == (0, 4)
+    item = LabelSession(CROPS, LABELS).next_item("a")
+    assert item is not None and item.suggestion is not None
+    assert item.suggestion.text == records[item.key].text
+    accepted = prelabel_crops(CROPS, LABELS, engine, redo=True, accept_above=0.0)
+    valid = [r for r in latest_prelabels(LABELS).values() if r.text]
+    assert accepted.accepted == len(valid)
+    assert len(LABELS.read_text().splitlines()) == 1 + len(valid)
+
+
+def test_prelabel_command_line(work: Path, tiny_model: Path) -> None:
+    args = ["prelabel", "--crops-dir", str(CROPS), "--output", str(LABELS), "--model", str(tiny_model)]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 0, result.output
+    assert "5 crops pre-labeled by crnn" in result.output
+    assert Path(str(LABELS) + ".meta.jsonl").is_file() and not LABELS.exists()
+    paddle = CliRunner().invoke(cli_app, [*args, "--engine", "easyocr"])
+    assert paddle.exit_code == 1 and "not available yet" in str(paddle.exception)
+    assert "PlateOCR" in CliRunner().invoke(cli_app, ["prelabel", "--help"]).output
+    assert Settings().ocr.engine == "auto"
+
+
+def test_http_guard_traversal_and_token(work: Path) -> None:
+    session = LabelSession(CROPS, LABELS)
+    local = TestClient(create_app(session), base_url="http://127.0.0.1:8000")
+    assert local.get("/crops/2024-05-01/CAM1_track0.jpg").status_code == 200
+    assert local.get("/crops/..%2F..%2Fsecret.jpg").status_code == 404
+    assert local.get("/crops/%2e%2e/%2e%2e/etc/passwd").status_code == 404
+    assert local.get("/static/../app.py").status_code == 404
+    assert local.get("/", headers={"host": "evil.example:8000"}).status_code == 403
+    form = local.post("/api/save", content=b"rel=x&text=y", headers={"content-type": "text/plain"})
+    assert form.status_code == 415
+    remote = TestClient(create_app(session, token="s3cret"), base_url="http://10.0.0.5:8000")
+    assert remote.get("/api/next").status_code == 401
+    assert remote.get("/api/next?token=wrong").status_code == 401
+    assert remote.get("/?token=s3cret").status_code == 200  # sets the cookie
+    assert remote.get("/api/next?client=a").status_code == 200
+    body = {"client": "a", "rel": "2024-05-01/CAM1_track0.jpg", "text": "ABC123"}
+    assert remote.post("/api/save", json=body).json()["line"].endswith("\tABC123")
+    bad = remote.post("/api/save", json={**body, "text": "abc 1"})
+    assert bad.status_code == 400 and "A-Z" in bad.json()["detail"]

@@ -1,0 +1,273 @@
+"""Registry helpers without a server: golden check, alias history, promotion gate, sync agent backoff.
+
+The registry here is a small in-memory fake with the handful of MlflowClient methods the code calls;
+tests/test_registry_mlflow.py runs the same paths against a real `mlflow server`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.spec import file_sha256
+from platepilot.registry import common, golden
+from platepilot.registry.golden import GoldenResult, check_golden
+from platepilot.registry.models import alias_history, promote, rollback
+from platepilot.registry.server import free_port
+from platepilot.registry.sync import STATE_FILE, SyncAgent, SyncSettings, restore_previous
+
+NAME = "alpr-test"
+
+
+class FakeRegistry:
+    """Versions 1..n of one model, each with a folder holding its ONNX + sidecar under `model/`."""
+
+    def __init__(self, folders: dict[int, Path]) -> None:
+        self.folders = folders
+        self.aliases: dict[str, str] = {}
+        self.model_tags: dict[str, str] = {}
+        self.version_tags: dict[int, dict[str, str]] = {v: {} for v in folders}
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConnectionError("Connection refused")
+
+    def get_registered_model(self, name: str) -> Any:
+        self._check()
+        return SimpleNamespace(aliases=dict(self.aliases), tags=dict(self.model_tags))
+
+    def get_model_version(self, name: str, version: str) -> Any:
+        self._check()
+        v = int(version)
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+        if v not in self.folders:
+            raise MlflowException("no such version", error_code=RESOURCE_DOES_NOT_EXIST)
+        return SimpleNamespace(
+            version=str(v), source=f"runs:/run{v}/model", run_id=f"run{v}", tags=dict(self.version_tags[v])
+        )
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        self._check()
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        if alias not in self.aliases:
+            raise MlflowException("alias not found", error_code=INVALID_PARAMETER_VALUE)
+        return self.get_model_version(name, self.aliases[alias])
+
+    def download_artifacts(self, run_id: str, path: str, dst: str) -> str:
+        self._check()
+        target = Path(dst) / path
+        shutil.copytree(self.folders[int(run_id.removeprefix("run"))], target)
+        return str(target)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self.aliases[alias] = version
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        self.model_tags[key] = value
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self._check()
+        self.version_tags[int(version)][key] = value
+
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        self.version_tags[int(version)].pop(key, None)
+
+
+@pytest.fixture()
+def registry(tmp_path: Path, tiny_model: Path) -> FakeRegistry:
+    folders = {}
+    for v in (1, 2, 3):
+        folder = tmp_path / f"artifacts{v}"
+        folder.mkdir()
+        shutil.copy2(tiny_model, folder / tiny_model.name)
+        shutil.copy2(tiny_model.with_suffix(".json"), folder / tiny_model.with_suffix(".json").name)
+        folders[v] = folder
+    return FakeRegistry(folders)
+
+
+def _clock() -> Any:
+    start = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    ticks = iter(range(1000))
+    return lambda: start + timedelta(seconds=next(ticks))
+
+
+@pytest.mark.parametrize(
+    ("reads", "tags", "floor", "ok"),
+    [
+        (("A", "B"), {}, 0.0, True),  # nothing recorded, no floor
+        (("A", "B"), {"golden.seed": str(golden.GOLDEN_SEED), "golden.reads": '["A", "B"]'}, 0.0, True),
+        (("A", "X"), {"golden.seed": str(golden.GOLDEN_SEED), "golden.reads": '["A", "B"]'}, 0.0, False),
+        (("A", "B"), {"golden.seed": str(golden.GOLDEN_SEED), "golden.reads": '["A"]'}, 0.0, False),
+        (("A", "B"), {"golden.seed": str(golden.GOLDEN_SEED), "golden.reads": "not json"}, 0.0, False),
+        (("A", "B"), {"golden.seed": "1", "golden.reads": '["X", "Y"]'}, 0.0, True),  # other plate set
+        (("A", "B"), {}, 0.6, False),  # exact_folded 0.5 below the floor
+    ],
+)
+def test_check_golden(reads: tuple[str, ...], tags: dict[str, str], floor: float, ok: bool) -> None:
+    assert (check_golden(GoldenResult(reads, 0.5), tags, floor) is None) == ok
+
+
+def test_promote_records_history_and_rollback_walks_back(registry: FakeRegistry) -> None:
+    now = _clock()
+    for v in (1, 2, 3):
+        promote(registry, NAME, v, who="ana@lab", now=now)
+    assert registry.aliases["champion"] == "3"
+    assert rollback(registry, NAME, who="bo@lab", now=now).to_version == 2
+    assert rollback(registry, NAME, who="bo@lab", now=now).to_version == 1
+    with pytest.raises(PlatepilotError, match="no earlier champion"):
+        rollback(registry, NAME, now=now)
+    history = alias_history(registry, NAME)
+    assert [(c.from_version, c.to_version, c.action) for c in history] == [
+        (None, 1, "promote"), (1, 2, "promote"), (2, 3, "promote"), (3, 2, "rollback"), (2, 1, "rollback"),
+    ]  # fmt: skip
+    assert history[0].who == "ana@lab" and history[-1].who == "bo@lab"
+    assert history[0].when == "2026-11-24T12:00:00+00:00"
+
+
+def test_promote_gate(registry: FakeRegistry) -> None:
+    scores: list[float] = []
+
+    def evaluator(model_path: Path) -> float:
+        assert model_path.suffix == ".onnx" and model_path.is_file()  # the downloaded model
+        return scores.pop(0)
+
+    promote(registry, NAME, 1)
+    scores[:] = [0.5, 0.8]  # candidate first, then the champion
+    with pytest.raises(PlatepilotError, match=r"worse than the champion version 1 at 80\.0%"):
+        promote(registry, NAME, 2, evaluator=evaluator)
+    assert registry.aliases["champion"] == "1"
+    assert promote(registry, NAME, 2, evaluator=evaluator, force=True).action == "promote --force"
+    scores[:] = [0.8, 0.8]  # as good as the champion is good enough
+    assert promote(registry, NAME, 3, evaluator=evaluator).to_version == 3
+    with pytest.raises(PlatepilotError, match="has no version 9"):
+        promote(registry, NAME, 9)
+    with pytest.raises(PlatepilotError, match="already is the champion"):
+        promote(registry, NAME, 3)
+
+
+def test_agent_deploys_verifies_and_keeps_previous(registry: FakeRegistry, tmp_path: Path) -> None:
+    target = tmp_path / "edge" / "crnn_florida" / "florida_plate_ocr.onnx"
+    lines: list[str] = []
+    agent = SyncAgent(
+        SyncSettings("http://fake", NAME, target, "edge-1"),
+        log=lines.append,
+        make_client=lambda u: registry,
+        probe=lambda uri: True,
+    )
+    assert agent.poll_once().status == "no_champion"
+    registry.aliases["champion"] = "1"
+    assert agent.poll_once().status == "deployed"
+    assert json.loads((target.parent / STATE_FILE).read_text())["version"] == 1
+    assert "deployed.edge-1" in registry.version_tags[1]
+    assert agent.poll_once().status == "current"
+    # a corrupt artifact: the file no longer matches its sidecar's sha256
+    onnx = registry.folders[2] / target.name
+    onnx.write_bytes(onnx.read_bytes()[:-10] + b"0123456789")
+    registry.aliases["champion"] = "2"
+    before = file_sha256(target)
+    outcome = agent.poll_once()
+    assert outcome.status == "refused" and "sha256" in outcome.message
+    assert file_sha256(target) == before and "refused.edge-1" in registry.version_tags[2]
+    assert len(lines) == 2 and "keeping v1" in lines[-1]
+    # a good one replaces it; the old pair waits in previous/
+    registry.aliases["champion"] = "3"
+    assert agent.poll_once().status == "deployed"
+    assert (target.parent / "previous" / target.name).is_file()
+    assert "deployed.edge-1" not in registry.version_tags[1] and "deployed.edge-1" in registry.version_tags[3]
+    restore_previous(target)
+    assert agent.deployed() is not None and agent.deployed().version == 1  # type: ignore[union-attr]
+    assert not list(target.parent.glob(".incoming-*")) and not list(target.parent.glob(".*.new"))
+
+
+def test_agent_backs_off_on_errors_and_recovers(registry: FakeRegistry, tmp_path: Path) -> None:
+    import random
+    import threading
+
+    target = tmp_path / "crnn_florida" / "florida_plate_ocr.onnx"
+    settings = SyncSettings("http://fake", NAME, target, "edge-1", interval=60, max_backoff=300)
+    lines: list[str] = []
+    agent = SyncAgent(
+        settings, log=lines.append, make_client=lambda u: registry, rng=random.Random(0),
+        probe=lambda uri: not registry.down,
+    )  # fmt: skip
+    registry.down = True
+    delays: list[float] = []
+    stop = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 5:
+            registry.down = False
+            registry.aliases["champion"] = "1"
+
+    agent.run(stop, sleep=sleep, max_polls=7)
+    expected = (60, 120, 240, 300, 300, 60)  # doubling from the interval, capped, then back to normal
+    assert len(delays) == len(expected)
+    assert all(0.9 * b <= d <= 1.1 * b for d, b in zip(delays, expected, strict=True))
+    assert len(lines) == 6 and all("no answer from the registry at http://fake; keeping" in line for line in lines[:5])
+    assert "deployed" in lines[5] and agent.failures == 0
+
+
+def test_server_probe_is_quick_when_nothing_listens() -> None:
+    import time
+
+    start = time.monotonic()
+    assert not common.server_answers(f"http://127.0.0.1:{free_port()}")
+    assert common.server_answers("sqlite:///x.db")  # not http: nothing to probe
+    assert time.monotonic() - start < 3
+
+
+def test_missing_mlflow_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    with pytest.raises(PlatepilotError, match=r"pip install 'platepilot\[mlflow\]'"):
+        common.import_mlflow()
+
+
+def test_edge_imports_neither_mlflow_nor_torch() -> None:
+    code = (
+        "import sys, platepilot.registry.sync, platepilot.registry.models, platepilot.registry.tracking, "
+        "platepilot.registry.server, platepilot.ocr.crnn_service\n"
+        "bad = [m for m in ('mlflow', 'torch') if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_no_server_logs_to_local_store_with_one_line(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from platepilot.ocr.spec import load_card
+    from platepilot.registry.tracking import log_training_run
+    from platepilot.training.train import TrainOptions
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = tmp_path / "out" / tiny_model.name
+    model.parent.mkdir()
+    shutil.copy2(tiny_model, model)
+    shutil.copy2(tiny_model.with_suffix(".json"), model.with_suffix(".json"))
+    opts = TrainOptions(labels=None, output_dir=model.parent, epochs=1, synthetic=64)
+    result = SimpleNamespace(
+        model_path=model, best={"epoch": 1.0, "exact": 0.0}, history=[{"epoch": 1.0, "loss": 9.0}],
+        stopped="completed", collapse_detected=False, seconds=1.0,
+    )  # fmt: skip
+    lines: list[str] = []
+    record = log_training_run(opts, result, f"http://127.0.0.1:{free_port()}", NAME, True, say=lines.append)
+    assert "no MLflow server answers" in lines[0] and str(model.parent / "mlruns") in lines[0]
+    assert record.tracking_uri.startswith("sqlite:///") and record.version == 1
+    assert (model.parent / "mlruns" / "mlflow.db").is_file()
+    assert load_card(model).run_id == record.run_id
+    assert list((model.parent / "mlruns" / "artifacts").rglob("florida_plate_ocr.onnx"))
