@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # torch==2.13.0 pins the CPU build that pip finds on local disk (a newer torch pulls GBs of CUDA).
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q "torch==2.13.0" -e ".[train,ensemble,mlflow,web,dev]"
+	$(BIN)/pip install -q "torch==2.13.0" -e ".[train,mlflow,web,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,10 +27,9 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# Until the edge runtime lands, the demo is the reader's own life cycle: synthesise plates, read them.
+# The main job on its built-in demo camera: detect, track, keep best crops, read, print the score.
 demo: setup
-	$(BIN)/platepilot synth plates --count 300 --out output/demo/plates --seed 7 --preview output/demo/plates.png
-	$(BIN)/platepilot eval --labels output/demo/plates/labels.txt --report output/demo/report
+	$(BIN)/platepilot run --duration 60 --stats
 
 lint: setup
 	$(BIN)/ruff check platepilot scripts tests benchmarks

@@ -37,8 +37,7 @@ def real_crops(root: Path, count: int = COUNT) -> list[tuple[np.ndarray, str]]:
     for table in sorted(root.glob("*/crops.tsv")):
         with table.open(newline="") as fh:
             rows += [
-                (table.parent / r["crop_relpath"], r["text"], r["region"])
-                for r in csv.DictReader(fh, delimiter="\t")
+                (table.parent / r["crop_relpath"], r["text"], r["region"]) for r in csv.DictReader(fh, delimiter="\t")
             ]
     florida = [r for r in rows if r[2] == "us-fl"]
     others = [r for r in rows if r[2] != "us-fl"]
@@ -69,9 +68,7 @@ def main() -> None:
         return
     REAL_SHEET.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(REAL_SHEET), contact_sheet([c[0] for c in crops], [c[1] for c in crops]))
-    console.print(
-        f"real sheet ({len(crops)} crops from {real}): {REAL_SHEET} (not for docs/: third-party data)"
-    )
+    console.print(f"real sheet ({len(crops)} crops from {real}): {REAL_SHEET} (not for docs/: third-party data)")
 
 
 if __name__ == "__main__":

@@ -40,9 +40,7 @@ def _timed(fn: Callable[..., T], *args: Any) -> tuple[float, T]:
     return time.perf_counter() - start, out
 
 
-def bench_batch(
-    service: CRNNOCRService, crops: list[np.ndarray], runs: int, beam_width: int
-) -> dict[str, Any]:
+def bench_batch(service: CRNNOCRService, crops: list[np.ndarray], runs: int, beam_width: int) -> dict[str, Any]:
     """End-to-end plates/s over all crops in batches of 64 (median of `runs`), and its parts per plate."""
     batches = [crops[i : i + BATCH] for i in range(0, len(crops), BATCH)]
     totals, pre, net, dec = [], [], [], []

@@ -567,7 +567,9 @@ def train_command(
         False, "--resume", help="Continue an interrupted run in --output-dir exactly where it stopped."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for the split, shuffling and synthetic plates."),
-    workers: int = typer.Option(1, "--workers", min=0, help="DataLoader processes generating synthetic plates."),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Extra processes generating synthetic plates (0: in the training process)."
+    ),
     register: bool = typer.Option(
         False, "--register", help="Register the model as a new version in the MLflow model registry."
     ),

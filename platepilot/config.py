@@ -31,9 +31,7 @@ class _Model(BaseModel):
 class CameraConfig(_Model):
     """One camera; its id prefixes crop file names (`CAM1_track7.jpg`) and events."""
 
-    id: str = Field(
-        default="CAM1", description="Camera id: letters, digits, '-'.", pattern=r"^[A-Za-z0-9-]{1,32}$"
-    )
+    id: str = Field(default="CAM1", description="Camera id: letters, digits, '-'.", pattern=r"^[A-Za-z0-9-]{1,32}$")
     source: str = Field(
         default="demo",
         description="Video file, image folder, RTSP/HTTP URL, USB camera index ('0'), or 'demo'.",
@@ -58,9 +56,7 @@ class DetectorConfig(_Model):
     iou_threshold: float = Field(
         default=0.45, description="IoU above which non-max suppression merges boxes.", ge=0, le=1
     )
-    input_size: int = Field(
-        default=640, description="Square input side in pixels.", ge=32, le=4096, multiple_of=32
-    )
+    input_size: int = Field(default=640, description="Square input side in pixels.", ge=32, le=4096, multiple_of=32)
     yolo_layout: Literal["auto", "v5", "v8", "nms"] = Field(
         default="auto", description="YOLO output layout: v5, v8 (also v9/v11), nms (NMS in graph), or auto."
     )
@@ -86,9 +82,7 @@ class OCRConfig(_Model):
         default=0.80, description="A track stops being re-read once a read reaches this.", ge=0, le=1
     )
     workers: int = Field(default=2, description="OCR worker threads shared by all cameras.", ge=1, le=64)
-    format_prior: bool = Field(
-        default=True, description="Prefer candidate texts that match a known plate format."
-    )
+    format_prior: bool = Field(default=True, description="Prefer candidate texts that match a known plate format.")
 
     @model_validator(mode="after")
     def _min_below_target(self) -> OCRConfig:
@@ -106,12 +100,8 @@ class TrackerConfig(_Model):
     max_age: int = Field(
         default=30, description="Frames a track survives without a matching detection.", ge=1, le=10_000
     )
-    min_hits: int = Field(
-        default=3, description="Matched frames before a track is confirmed.", ge=1, le=1_000
-    )
-    iou_threshold: float = Field(
-        default=0.3, description="Minimum IoU to match a detection to a track.", ge=0, le=1
-    )
+    min_hits: int = Field(default=3, description="Matched frames before a track is confirmed.", ge=1, le=1_000)
+    iou_threshold: float = Field(default=0.3, description="Minimum IoU to match a detection to a track.", ge=0, le=1)
     max_gap_seconds: float = Field(
         default=2.0, description="A track ends when unseen this long (seconds, frame timestamps).", gt=0, le=3600
     )
@@ -136,12 +126,8 @@ class OutputConfig(_Model):
 class MLflowConfig(_Model):
     """The MLflow tracking server and the registered plate reader."""
 
-    tracking_uri: str = Field(
-        default="http://localhost:5000", description="MLflow tracking URI.", min_length=1
-    )
-    model_name: str = Field(
-        default="alpr-florida-ocr-crnn", description="Registered model name.", min_length=1
-    )
+    tracking_uri: str = Field(default="http://localhost:5000", description="MLflow tracking URI.", min_length=1)
+    model_name: str = Field(default="alpr-florida-ocr-crnn", description="Registered model name.", min_length=1)
 
 
 class Settings(_Model):

@@ -104,9 +104,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("explicit", [True, False])
-def test_missing_explicit_file_is_an_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, explicit: bool
-) -> None:
+def test_missing_explicit_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, explicit: bool) -> None:
     missing = tmp_path / "nope.yaml"
     if not explicit:
         monkeypatch.setenv(CONFIG_ENV, str(missing))

@@ -101,9 +101,7 @@ def test_crash_cut_last_line_is_reported_and_next_append_stays_separate(tmp_path
         ("", "ABC123", "is empty"),
     ],
 )
-def test_bad_labels_are_rejected_and_nothing_is_written(
-    tmp_path: Path, crop: str, text: str, named: str
-) -> None:
+def test_bad_labels_are_rejected_and_nothing_is_written(tmp_path: Path, crop: str, text: str, named: str) -> None:
     path = tmp_path / "labels.txt"
     path.write_bytes(b"crops/x.jpg\tXXX111\n")
     before = path.read_bytes()

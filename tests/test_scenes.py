@@ -84,9 +84,7 @@ def _read_yolo(path: Path, width: int, height: int) -> list[tuple[float, float, 
         assert cls == "0" and all(len(v.split(".")[1]) == 6 for v in (cx, cy, w, h))
         fx, fy, fw, fh = (float(v) for v in (cx, cy, w, h))
         assert fx - fw / 2 >= 0 and fx + fw / 2 <= 1 + 1e-6 and fy - fh / 2 >= 0 and fy + fh / 2 <= 1 + 1e-6
-        boxes.append(
-            ((fx - fw / 2) * width, (fy - fh / 2) * height, (fx + fw / 2) * width, (fy + fh / 2) * height)
-        )
+        boxes.append(((fx - fw / 2) * width, (fy - fh / 2) * height, (fx + fw / 2) * width, (fy + fh / 2) * height))
     return boxes
 
 

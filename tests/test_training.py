@@ -53,7 +53,7 @@ def test_loss_falls_and_export_is_loadable(tmp_path: Path) -> None:
         synthetic=96,
         lr=3e-3,
         arch=TINY,
-        workers=0,
+        workers=1,  # the spawn path: a forked worker would deadlock in OpenCV
     )
     result = train(opts, _quiet())
     losses = [h["loss"] for h in result.history]

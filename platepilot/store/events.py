@@ -127,7 +127,7 @@ def query_events(
         engine.dispose()
     return [
         PlateEvent(
-            **{k: row[k] for k in row.keys() if k not in ("id", "candidates")},
+            **{k: row[k] for k in row if k not in ("id", "candidates")},
             candidates=tuple((str(t), float(c)) for t, c in json.loads(row["candidates"])),
         )
         for row in rows

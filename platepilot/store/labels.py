@@ -71,9 +71,7 @@ def scan_labels(path: Path) -> LabelsReport:
             entries.append(parsed)
     if tail.strip():
         text = tail.decode("utf-8", errors="replace")
-        problems.append(
-            LabelProblem(len(lines) + 1, text, "incomplete last line (no newline; cut by a crash?)")
-        )
+        problems.append(LabelProblem(len(lines) + 1, text, "incomplete last line (no newline; cut by a crash?)"))
     return LabelsReport(path, tuple(entries), tuple(problems))
 
 
@@ -177,9 +175,7 @@ def _format_line(crop: str, text: str) -> str:
         problem = "is empty" if not crop else f"contains {bad!r}"
         raise PlatepilotError(f"crop path {crop!r} {problem}; labels.txt needs one path per line")
     if text != SKIP and not is_valid_text(text):
-        raise PlatepilotError(
-            f"label {text!r} for {crop!r}: text must be A-Z and 0-9 only (upper case), or {SKIP}"
-        )
+        raise PlatepilotError(f"label {text!r} for {crop!r}: text must be A-Z and 0-9 only (upper case), or {SKIP}")
     return f"{crop}\t{text}\n"
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
+
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from platepilot.ocr.spec import ModelSpec, to_input
 from platepilot.plates.synth import synth_sample
@@ -24,35 +27,37 @@ def jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8).reshape(image.shape)
 
 
-class MixedPlates(Dataset):
-    """One epoch: every labelled crop (jittered) plus `synthetic` fresh synthetic plates.
+REAL_SHARE = 0.25  # a few real crops among many synthetic ones are repeated up to this share of an epoch
 
-    Sample i of epoch e is a pure function of (seed, e, i), so a resumed run sees the same data.
+
+class MixedPlates(Dataset):
+    """One epoch: every labelled crop (jittered, repeated when few) plus `synthetic` fresh synthetic plates.
+
+    Repeating the real crops keeps 43 real labels from drowning among 2,000 synthetic plates; each
+    repeat gets its own jitter. Items are keyed (epoch, i) and each is a pure function of
+    (seed, epoch, i), so a resumed run sees the same data and workers live across epochs.
     """
 
     def __init__(
-        self,
-        images: np.ndarray,
-        texts: list[str],
-        spec: ModelSpec,
-        synthetic: int,
-        seed: int,
-        epoch: int,
-        augment: bool = True,
+        self, images: np.ndarray, texts: list[str], spec: ModelSpec, synthetic: int, seed: int, augment: bool = True
     ) -> None:
         self.images, self.texts, self.spec = images, texts, spec
-        self.synthetic, self.seed, self.epoch, self.augment = synthetic, seed, epoch, augment
+        self.synthetic, self.seed, self.augment = synthetic, seed, augment
+        wanted = REAL_SHARE / (1 - REAL_SHARE) * synthetic
+        self.real = max(len(texts), int(wanted)) if texts else 0
 
     def __len__(self) -> int:
-        return len(self.texts) + self.synthetic
+        return self.real + self.synthetic
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, str]:
-        if i < len(self.texts):
-            image = self.images[i]
+    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, str]:
+        epoch, i = key
+        if i < self.real:
+            k = i % len(self.texts)
+            image = self.images[k]
             if self.augment:
-                image = jitter(image, np.random.default_rng([self.seed, self.epoch, i]))
-            return image, self.texts[i]
-        index = self.epoch * self.synthetic + (i - len(self.texts))
+                image = jitter(image, np.random.default_rng([self.seed, epoch, i]))
+            return image, self.texts[k]
+        index = epoch * self.synthetic + (i - self.real)
         sample = synth_sample(self.seed + 7919, index)
         return to_input(sample.image, self.spec), sample.text
 
@@ -74,20 +79,36 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields (epoch, i) keys in an order shuffled by (seed, epoch); `set_epoch` before each epoch."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return ((self.epoch, int(i)) for i in order)
+
+
 def make_loader(
-    dataset: Dataset, spec: ModelSpec, batch_size: int, shuffle_seed: int | None, workers: int
+    dataset: MixedPlates, spec: ModelSpec, batch_size: int, sampler: EpochSampler, workers: int
 ) -> DataLoader:
-    generator = None
-    if shuffle_seed is not None:
-        generator = torch.Generator()
-        generator.manual_seed(shuffle_seed)
+    """One loader for the whole run; its worker processes (if any) live across epochs."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle_seed is not None,
-        generator=generator,
+        sampler=sampler,
         num_workers=workers,
         worker_init_fn=_worker_init if workers else None,
-        collate_fn=lambda b: collate(spec, b),
+        # spawn, not fork: a forked child deadlocks in OpenCV's thread pool once the parent has used it.
+        multiprocessing_context="spawn" if workers else None,
+        persistent_workers=workers > 0,
+        collate_fn=partial(collate, spec),
         drop_last=False,
     )

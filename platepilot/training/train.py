@@ -21,7 +21,7 @@ from platepilot.ocr.ctc import greedy_decode
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card
 from platepilot.training.data import LabelledSet, load_labelled, split_by_group, synthetic_batch
-from platepilot.training.data_loading import MixedPlates, make_loader
+from platepilot.training.data_loading import EpochSampler, MixedPlates, make_loader
 from platepilot.training.export import export_onnx
 from platepilot.training.model import CRNN, DEFAULT_ARCH, build_model
 from platepilot.training.plots import prediction_grid, training_curves
@@ -48,7 +48,7 @@ class TrainOptions:
     init_from: Path | None = None
     resume: bool = False
     seed: int = 0
-    workers: int = 1
+    workers: int = 0
     arch: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ARCH))
 
 
@@ -84,7 +84,10 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     model = build_model(spec.channels, spec.num_classes, spec.height, arch)
     if init_weights is not None:
         model.load_state_dict(init_weights)
-    steps_per_epoch = math.ceil((len(train_set.texts) + opts.synthetic) / opts.batch_size)
+    dataset = MixedPlates(train_set.images, train_set.texts, spec, opts.synthetic, opts.seed)
+    sampler = EpochSampler(len(dataset), opts.seed)
+    loader = make_loader(dataset, spec, opts.batch_size, sampler, opts.workers)
+    steps_per_epoch = len(loader)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * opts.epochs))
     state = _State()
@@ -97,8 +100,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     stopped = "completed"
     try:
         for epoch in range(state.epoch + 1, opts.epochs + 1):
-            dataset = MixedPlates(train_set.images, train_set.texts, spec, opts.synthetic, opts.seed, epoch)
-            loader = make_loader(dataset, spec, opts.batch_size, opts.seed * 100_003 + epoch, opts.workers)
+            sampler.set_epoch(epoch)
             loss = _train_epoch(model, loader, ctc, optimizer, scheduler, epoch, opts.epochs)
             val = _validate(model, spec, val_images, val_texts, ctc, opts.batch_size)
             record = {"epoch": float(epoch), "loss": loss, **{k: v for k, v in val.items() if k != "preds"}}

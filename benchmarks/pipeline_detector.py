@@ -1,0 +1,80 @@
+"""Default plate detector: recall on the real UCSD scenes, and speed on 720p demo frames.
+
+A plate counts as found when one detection covers at least half of its box. Prints a table and
+writes benchmarks/results/pipeline_detector.json. Usage: python benchmarks/pipeline_detector.py [--sides 640 960]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import cv2
+
+from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
+from platepilot.sources.demo import DemoScene
+
+UCSD = Path(__file__).resolve().parents[2] / "shared/data/real/ucsd_sandiego_ca"
+RESULTS = Path(__file__).parent / "results" / "pipeline_detector.json"
+
+
+def covered(box: tuple[float, ...], x: float, y: float, w: float, h: float) -> bool:
+    iw = max(0.0, min(box[2], x + w) - max(box[0], x))
+    ih = max(0.0, min(box[3], y + h) - max(box[1], y))
+    return iw * ih >= 0.5 * w * h
+
+
+def ucsd_recall(detector: TextDetPlateDetector) -> tuple[float, float, float, int]:
+    """(recall, detections per image, ms per image, plates) over MANIFEST.tsv."""
+    rows = list(csv.DictReader((UCSD / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
+    found = detections = 0
+    seconds = 0.0
+    for row in rows:
+        image = cv2.imread(str(UCSD / row["image_relpath"]))
+        if image is None:
+            raise SystemExit(f"{UCSD / row['image_relpath']}: unreadable")
+        x, y, w, h = (float(row[k]) for k in "xywh")
+        start = time.perf_counter()
+        dets = detector.detect(image)
+        seconds += time.perf_counter() - start
+        detections += len(dets)
+        found += any(covered(d.box_xyxy, x, y, w, h) for d in dets)
+    return found / len(rows), detections / len(rows), 1000 * seconds / len(rows), len(rows)
+
+
+def speed_720p(detector: TextDetPlateDetector, frames: int = 20) -> float:
+    """Mean milliseconds per 1280x720 demo frame (after one warm-up frame)."""
+    scene = DemoScene(seed=0)
+    images = [scene.render(i * 7)[0] for i in range(frames)]
+    detector.detect(images[0])
+    start = time.perf_counter()
+    for image in images:
+        detector.detect(image)
+    return 1000 * (time.perf_counter() - start) / frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sides", type=int, nargs="+", default=[640, 960])
+    args = parser.parse_args()
+    results = []
+    print(f"{'max_side':>8} {'UCSD recall':>11} {'dets/img':>8} {'ms/img 640x480':>14} {'ms/frame 720p':>13}")
+    for side in args.sides:
+        detector = TextDetPlateDetector(params=TextDetParams(max_side=side))
+        recall, per_image, ms, plates = ucsd_recall(detector)
+        ms_720 = speed_720p(detector)
+        results.append(
+            {"max_side": side, "ucsd_recall": recall, "ucsd_plates": plates, "detections_per_image": per_image,
+             "ms_per_ucsd_image": ms, "ms_per_720p_frame": ms_720}
+        )  # fmt: skip
+        print(f"{side:>8} {recall:>11.3f} {per_image:>8.2f} {ms:>14.0f} {ms_720:>13.0f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"detector": "ppocr-textdet (PP-OCRv6 small det + plate filter)",
+                                   "results": results}, indent=2) + "\n")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

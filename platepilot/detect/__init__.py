@@ -1,0 +1,28 @@
+"""Plate detectors: the `PlateDetector` protocol, the user's YOLO ONNX models, the bundled default."""
+
+from __future__ import annotations
+
+from platepilot.config import DetectorConfig
+from platepilot.detect.base import PlateDetector
+
+
+def make_detector(config: DetectorConfig, threads: int | None = None) -> PlateDetector:
+    """The configured detector: the user's YOLO ONNX model when `model_path` is set, else the default
+    (PP-OCRv6 text detector + plate-shape filter)."""
+    if config.model_path is not None:
+        from platepilot.detect.yolo import YoloOnnxDetector
+
+        return YoloOnnxDetector(
+            config.model_path,
+            config.input_size,
+            config.confidence_threshold,
+            config.iou_threshold,
+            config.yolo_layout,
+            threads,
+        )
+    from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
+
+    return TextDetPlateDetector(params=TextDetParams(max_side=config.textdet_max_side), threads=threads)
+
+
+__all__ = ["PlateDetector", "make_detector"]

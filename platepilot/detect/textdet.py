@@ -1,0 +1,172 @@
+"""The default detector: PaddleOCR's PP-OCRv6 text detector (ONNX, shipped in the `rapidocr` wheel)
+run zero-shot on a downscaled frame, plus a plate-shape filter.
+
+A text detector finds every line of text; a plate's serial is one short, roughly horizontal line of
+large characters. So: text lines from a DB (differentiable binarisation) probability map, lines side
+by side at the same height merged (Florida plates print a graphic between the character groups),
+lines of plate-like aspect kept, each grown from the serial to the whole plate (plates are ~2:1 and
+the serial fills most of the width), and a small line inside a bigger plate (the FLORIDA header, the
+county or slogan) dropped. Signs and banners pass too: the OCR stage and the format prior reject them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from platepilot.errors import PlatepilotError, missing_extra
+from platepilot.types import Detection
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "PP-OCRv6_det_small.onnx"
+
+
+@dataclass(frozen=True, slots=True)
+class TextDetParams:
+    """`max_side`: longest side of the frame as the network sees it (pixels, multiple of 32);
+    `thresh`/`box_thresh`: DB pixel and box probability floors; `unclip`: DB's box growth ratio;
+    `aspect`: allowed (min, max) width/height of a serial line; `min_height`: in frame pixels."""
+
+    max_side: int = 960
+    thresh: float = 0.3
+    box_thresh: float = 0.5
+    unclip: float = 1.6
+    aspect: tuple[float, float] = (1.2, 9.0)
+    min_height: float = 6.0
+    max_tilt_deg: float = 25.0
+    plate_grow: tuple[float, float] = (1.1, 1.7)  # serial line -> plate, width and height factors
+
+
+def bundled_model_path() -> Path:
+    """The PP-OCRv6 small text detector inside the installed `rapidocr` wheel."""
+    try:
+        import rapidocr
+    except ImportError:
+        raise missing_extra("rapidocr", "edge") from None
+    path = Path(rapidocr.__file__).parent / "models" / MODEL_FILE
+    if not path.is_file():
+        raise PlatepilotError(f"{path}: the rapidocr wheel has no {MODEL_FILE}; reinstall rapidocr>=3.10")
+    return path
+
+
+class TextDetPlateDetector:
+    """PP-OCRv6 text lines filtered to plate shape. Thread-safe (one shared InferenceSession)."""
+
+    name = "ppocr-textdet"
+
+    def __init__(
+        self, model_path: Path | None = None, params: TextDetParams | None = None, threads: int | None = None
+    ) -> None:
+        self.params = params or TextDetParams()
+        if self.params.max_side % 32:
+            raise PlatepilotError(f"TextDetParams.max_side must be a multiple of 32, got {self.params.max_side}")
+        path = model_path or bundled_model_path()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own pybind types
+            raise PlatepilotError(f"{path}: onnxruntime cannot load this detector ({exc!s:.200})") from None
+        self._input = self._session.get_inputs()[0].name
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        prob, scale = self.probability_map(image)
+        lines = text_lines(prob, self.params)
+        lines[:, :4] /= scale
+        return plates_from_lines(lines, image.shape[1], image.shape[0], self.params)
+
+    def probability_map(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The DB text probability map (h, w) of the downscaled frame, and the scale frame -> map."""
+        height, width = image.shape[:2]
+        scale = self.params.max_side / max(height, width)
+        new_w = max(round(width * scale / 32) * 32, 32)
+        new_h = max(round(height * scale / 32) * 32, 32)
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        blob = (resized.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[None]
+        prob = self._session.run(None, {self._input: blob})[0][0, 0]
+        # x and y scales differ slightly after rounding to /32; use the mean (< 3% off at 720p)
+        return prob, (new_w / width + new_h / height) / 2
+
+
+def text_lines(prob: np.ndarray, p: TextDetParams) -> np.ndarray:
+    """DB post-processing: (N, 6) rows (x1, y1, x2, y2, score, tilt_deg) of text lines, map pixels.
+
+    Boxes are the axis-aligned bounds of each unclipped min-area rectangle.
+    """
+    bitmap = cv2.dilate((prob > p.thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    rows = []
+    for contour in contours:
+        if len(contour) < 4:
+            continue
+        (cx, cy), (w, h), angle = cv2.minAreaRect(contour)
+        if min(w, h) < 2:
+            continue
+        x, y, bw, bh = cv2.boundingRect(contour)
+        mask = np.zeros((bh, bw), np.uint8)
+        cv2.fillPoly(mask, [contour - [x, y]], 1)
+        score = cv2.mean(prob[y : y + bh, x : x + bw], mask)[0]
+        if score < p.box_thresh:
+            continue
+        grow = w * h * p.unclip / (2 * (w + h))  # DB's unclip distance for a rectangle
+        if w < h:  # make w the long side, angle its tilt from horizontal
+            w, h, angle = h, w, angle - 90
+        tilt = (angle + 90) % 180 - 90
+        box = cv2.boxPoints(((cx, cy), (w + 2 * grow, h + 2 * grow), tilt))
+        rows.append([*box.min(axis=0), *box.max(axis=0), score, tilt])
+    return np.asarray(rows, np.float32).reshape(-1, 6)
+
+
+def merge_side_by_side(lines: np.ndarray) -> np.ndarray:
+    """Merge lines at the same height whose horizontal gap is under one line height (plate groups)."""
+    rows = [list(r) for r in lines[np.argsort(lines[:, 0])]] if len(lines) else []
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(rows)):
+            for j in range(i + 1, len(rows)):
+                a, b = rows[i], rows[j]
+                ha, hb = a[3] - a[1], b[3] - b[1]
+                same_height = min(ha, hb) > 0.7 * max(ha, hb)
+                overlap_y = min(a[3], b[3]) - max(a[1], b[1]) > 0.6 * min(ha, hb)
+                gap = max(a[0], b[0]) - min(a[2], b[2])
+                if same_height and overlap_y and gap < 1.0 * max(ha, hb):
+                    rows[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]),
+                               max(a[4], b[4]), (a[5] + b[5]) / 2]  # fmt: skip
+                    del rows[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return np.asarray(rows, np.float32).reshape(-1, 6)
+
+
+def plates_from_lines(lines: np.ndarray, width: int, height: int, p: TextDetParams) -> list[Detection]:
+    """Text lines (frame pixels) -> plate detections: merge, shape filter, grow, drop nested lines."""
+    lines = merge_side_by_side(lines)
+    candidates = []
+    for x1, y1, x2, y2, score, tilt in lines.tolist():
+        w, h = x2 - x1, y2 - y1
+        if h < p.min_height or abs(tilt) > p.max_tilt_deg or not p.aspect[0] <= w / h <= p.aspect[1]:
+            continue
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        pw = w * p.plate_grow[0]
+        ph = max(h * p.plate_grow[1], pw * 0.38)
+        ph = min(ph, pw * 0.6)
+        box = (max(cx - pw / 2, 0.0), max(cy - ph / 2, 0.0), min(cx + pw / 2, width), min(cy + ph / 2, height))
+        candidates.append((h, box, score))
+    kept: list[Detection] = []
+    for _, box, score in sorted(candidates, key=lambda c: -c[0]):  # tallest serial first
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        inside = any(k.box_xyxy[0] < cx < k.box_xyxy[2] and k.box_xyxy[1] < cy < k.box_xyxy[3] for k in kept)
+        if not inside:
+            kept.append(Detection(box, float(score)))
+    return sorted(kept, key=lambda d: -d.score)

@@ -1,0 +1,67 @@
+"""One final read per track from the reads of its crops.
+
+Reads are grouped by text length and the length with the most confidence wins (a read that
+dropped or doubled a character cannot vote position by position with the others). Within it, each
+position votes its character weighted by that character's confidence. The voted text, and every
+read's own text, become candidates scored by their support; with the format prior, a candidate
+matching a plate format wins among near-equal ones (`apply_format_prior`). Only a text some read
+or the vote produced is ever returned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from platepilot.ocr.base import apply_format_prior
+from platepilot.plates.formats import match_format
+from platepilot.types import PlateRead
+
+TOP_CANDIDATES = 5
+
+
+def _char_weights(read: PlateRead) -> tuple[float, ...]:
+    if len(read.char_confidences) == len(read.text):
+        return read.char_confidences
+    return (read.confidence,) * len(read.text)
+
+
+def vote(reads: Sequence[PlateRead]) -> tuple[str, float]:
+    """Character-level vote over reads of one length: (text, share of the weight the winners got)."""
+    by_position: list[dict[str, float]] = [defaultdict(float) for _ in reads[0].text]
+    for read in reads:
+        for pos, (char, weight) in enumerate(zip(read.text, _char_weights(read), strict=True)):
+            by_position[pos][char] += weight
+    text = "".join(max(votes, key=lambda c: votes[c]) for votes in by_position)
+    won = sum(max(votes.values()) for votes in by_position)
+    total = sum(sum(votes.values()) for votes in by_position)
+    return text, won / total if total else 0.0
+
+
+def fuse(reads: Sequence[PlateRead], format_prior: bool = True, engine: str = "") -> PlateRead | None:
+    """The fused read of one track's accepted reads; None when there is none with text."""
+    reads = [r for r in reads if r.text]
+    if not reads:
+        return None
+    by_length: dict[int, list[PlateRead]] = defaultdict(list)
+    for read in reads:
+        by_length[len(read.text)].append(read)
+    group = max(by_length.values(), key=lambda g: (sum(r.confidence for r in g), len(g[0].text)))
+    voted, agreement = vote(group)
+    support: dict[str, float] = defaultdict(float)
+    for read in reads:
+        support[read.text] += read.confidence
+    group_conf = sum(r.confidence for r in group) / len(group)
+    support[voted] = max(support[voted], agreement * group_conf * len(group))
+    total = sum(r.confidence for r in reads)
+    candidates = sorted(((t, s / total) for t, s in support.items()), key=lambda c: -c[1])[:TOP_CANDIDATES]
+    text, _ = apply_format_prior(candidates) if format_prior else candidates[0]
+    agreeing = [r.confidence for r in reads if r.text == text]
+    confidence = max(agreeing) if agreeing else group_conf * agreement
+    return PlateRead(
+        text=text,
+        confidence=min(max(confidence, 0.0), 1.0),
+        engine=engine or reads[0].engine,
+        candidates=tuple((t, round(c, 4)) for t, c in candidates),
+        format_match=match_format(text),
+    )

@@ -1,0 +1,285 @@
+"""The edge runtime: sources -> detect -> track -> best crops -> async OCR -> one event per vehicle.
+
+Threads: one capture thread per camera fills a bounded queue (a live camera's oldest frame is
+dropped, and counted, when the queue is full; a recorded source waits instead); one processing
+thread per camera detects, tracks and stores better crops; a shared ThreadPoolExecutor reads
+crops. A track is re-read, one read in flight at a time, on each better crop until an accepted read
+reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence` are not accepted. When the
+track ends (and its last read is back) its reads are fused into one event. A camera that fails is
+reported in its stats; the others go on. `stop()` (SIGINT/SIGTERM) ends capture, flushes every
+track, waits for in-flight reads and writes the last events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from platepilot.config import Settings
+from platepilot.detect.base import PlateDetector
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import OCREngine
+from platepilot.pipeline.fusion import fuse
+from platepilot.pipeline.stats import CameraStats
+from platepilot.sources.base import FrameSource
+from platepilot.store.crops import CropStore
+from platepilot.store.events import EventStore, PlateEvent
+from platepilot.track.quality import crop_quality, cut_crop
+from platepilot.track.tracker import PlateTracker
+from platepilot.types import Frame, PlateCrop, PlateRead, Track, TrackState
+
+log = logging.getLogger(__name__)
+
+_END = object()  # end-of-stream marker in a camera queue
+
+
+@dataclass
+class _TrackReads:
+    """OCR state of one track (guarded by the pilot's lock)."""
+
+    reads: list[PlateRead] = field(default_factory=list)
+    in_flight: bool = False
+    pending: PlateCrop | None = None
+    satisfied: bool = False
+    ended: Track | None = None
+    crop_path: str = ""
+
+
+class Pilot:
+    """Runs cameras until their sources end or `stop()`; `on_event` is called for each event."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Sequence[FrameSource],
+        detector: PlateDetector,
+        engine: OCREngine,
+        crops: CropStore,
+        events: EventStore,
+        on_event: Callable[[PlateEvent], None] | None = None,
+        model_version: str = "",
+    ) -> None:
+        self.settings, self.sources, self.detector, self.engine = settings, sources, detector, engine
+        self.crops, self.events, self.on_event = crops, events, on_event
+        self.model_version = model_version
+        self.stats = {s.camera_id: CameraStats(s.camera_id) for s in sources}
+        self.emitted: list[PlateEvent] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._tracks: dict[tuple[str, int], _TrackReads] = {}
+        self._executor = ThreadPoolExecutor(settings.ocr.workers, thread_name_prefix="ocr")
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        size = {c.id: c.queue_size for c in self.settings.cameras}
+        for source in self.sources:
+            frames: queue.Queue[object] = queue.Queue(maxsize=size.get(source.camera_id, 4))
+            for target, name in ((self._capture, "capture"), (self._process, "process")):
+                thread = threading.Thread(
+                    target=target, args=(source, frames), name=f"{name}-{source.camera_id}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every camera to finish (sources ended), at most `timeout` seconds; True if done."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            thread.join(left)
+            if thread.is_alive():
+                return False
+        return True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask every camera to stop; `close()` then finishes the work in flight."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Stop, flush every track, wait for in-flight reads, write the last events."""
+        self.stop()
+        for thread in self._threads:
+            thread.join()
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            leftovers = [key for key, state in self._tracks.items() if state.ended is not None]
+        for key in leftovers:
+            self._finish(key)
+
+    def run(self, duration: float | None = None) -> None:
+        self.start()
+        try:
+            self.wait(duration)
+        finally:
+            self.close()
+
+    # capture ------------------------------------------------------------------------------------
+    def _capture(self, source: FrameSource, frames: queue.Queue[object]) -> None:
+        stats = self.stats[source.camera_id]
+        try:
+            for frame in source.frames(self._stop):
+                stats.captured += 1
+                if source.live:
+                    while True:
+                        try:
+                            frames.put_nowait(frame)
+                            break
+                        except queue.Full:
+                            try:
+                                frames.get_nowait()
+                                stats.dropped += 1
+                            except queue.Empty:
+                                pass
+                else:
+                    while not self._stop.is_set():
+                        try:
+                            frames.put(frame, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                stats.queue_depth = frames.qsize()
+        except PlatepilotError as exc:
+            stats.error = str(exc)
+            log.error("%s: %s", source.camera_id, exc)
+        except Exception as exc:  # one failing camera must not stop the others
+            stats.error = f"{type(exc).__name__}: {exc}"
+            log.exception("camera %s failed", source.camera_id)
+        finally:
+            frames.put(_END)
+
+    # processing ---------------------------------------------------------------------------------
+    def _process(self, source: FrameSource, frames: queue.Queue[object]) -> None:
+        camera = source.camera_id
+        stats = self.stats[camera]
+        tracker: PlateTracker | None = None
+        while True:
+            item = frames.get()
+            if item is _END:
+                break
+            if self._stop.is_set():
+                continue  # drain without work: the frames after a stop are not processed
+            assert isinstance(item, Frame)
+            if tracker is None:
+                first = self.crops.next_track_id(camera, item.timestamp)
+                tracker = PlateTracker(camera, self.settings.tracker, first_id=first)
+            try:
+                self._process_frame(item, tracker, stats)
+            except Exception as exc:  # a bad frame is skipped, the camera goes on
+                log.exception("%s: frame %d failed: %s", camera, item.index, exc)
+        for track in tracker.flush() if tracker is not None else []:
+            self._track_ended(track)
+
+    def _process_frame(self, frame: Frame, tracker: PlateTracker, stats: CameraStats) -> None:
+        started = time.perf_counter()
+        detections = self.detector.detect(frame.image)
+        stats.detect_seconds += time.perf_counter() - started
+        stats.processed += 1
+        stats.detections += len(detections)
+        update = tracker.update(detections, frame.timestamp)
+        height, width = frame.image.shape[:2]
+        for track, det in update.matched:
+            if track.state != TrackState.CONFIRMED:
+                continue
+            image = cut_crop(frame.image, det.box_xyxy)
+            quality = crop_quality(image, det.box_xyxy, det.score, (width, height))
+            crop = PlateCrop(
+                frame.camera_id, track.track_id, frame.index, frame.timestamp, image, quality, det.box_xyxy
+            )
+            stored = self.crops.offer(crop)
+            if stored is not None:
+                self._better_crop(crop, str(stored.path), stats)
+        for track in update.ended:
+            self._track_ended(track)
+
+    # OCR ----------------------------------------------------------------------------------------
+    def _better_crop(self, crop: PlateCrop, path: str, stats: CameraStats) -> None:
+        key = (crop.camera_id, crop.track_id)
+        with self._lock:
+            state = self._tracks.get(key)
+            if state is None:
+                state = self._tracks[key] = _TrackReads()
+                stats.tracks += 1
+            state.crop_path = path
+            if state.satisfied:
+                return
+            if state.in_flight:
+                state.pending = crop
+                return
+            state.in_flight = True
+        self._executor.submit(self._read, key, crop, stats)
+
+    def _read(self, key: tuple[str, int], crop: PlateCrop, stats: CameraStats) -> None:
+        ocr = self.settings.ocr
+        started = time.perf_counter()
+        try:
+            read: PlateRead | None = self.engine.read([crop.image])[0]
+        except Exception:
+            log.exception("%s track %d: OCR failed", *key)
+            read = None
+        stats.ocr_seconds += time.perf_counter() - started
+        stats.ocr_reads += 1
+        with self._lock:
+            state = self._tracks[key]
+            if read is not None and read.text and read.confidence >= ocr.ocr_min_confidence:
+                state.reads.append(read)
+                state.satisfied = read.confidence >= ocr.ocr_max_confidence_target
+            follow = None if state.satisfied else state.pending
+            state.pending = None
+            state.in_flight = follow is not None
+            finished = follow is None and state.ended is not None
+        if follow is not None:
+            self._read(key, follow, stats)  # same worker: keeps one read in flight per track
+        elif finished:
+            self._finish(key)
+
+    def _track_ended(self, track: Track) -> None:
+        key = (track.camera_id, track.track_id)
+        with self._lock:
+            state = self._tracks.get(key)
+            if state is None:  # never confirmed, or no crop: nothing to report
+                self.crops.forget(*key)
+                return
+            state.ended = track
+            busy = state.in_flight
+        if not busy:
+            self._finish(key)
+
+    def _finish(self, key: tuple[str, int]) -> None:
+        with self._lock:
+            state = self._tracks.pop(key, None)
+        self.crops.forget(*key)
+        if state is None or state.ended is None:
+            return
+        fused = fuse(state.reads, self.settings.ocr.format_prior, self.engine.name)
+        if fused is None:
+            return
+        track = state.ended
+        event = PlateEvent(
+            camera_id=track.camera_id,
+            track_id=track.track_id,
+            first_seen=track.first_seen,
+            last_seen=track.last_seen,
+            text=fused.text,
+            confidence=round(fused.confidence, 4),
+            candidates=fused.candidates,
+            crop_path=state.crop_path,
+            engine=self.engine.name,
+            model_version=self.model_version,
+            reads=len(state.reads),
+            format=fused.format_match,
+        )
+        self.events.add(event)
+        self.stats[track.camera_id].events += 1
+        with self._lock:
+            self.emitted.append(event)
+        if self.on_event is not None:
+            self.on_event(event)

@@ -1,0 +1,50 @@
+"""Text the runtime prints: one line per event, events as CSV, the `--since` parser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from datetime import datetime
+
+from platepilot.errors import PlatepilotError
+from platepilot.store.events import PlateEvent
+
+CSV_FIELDS = ("camera_id", "track_id", "first_seen", "last_seen", "text", "confidence", "format",
+              "reads", "crop_path", "engine", "model_version", "candidates")  # fmt: skip
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def event_line(event: PlateEvent) -> str:
+    when = datetime.fromtimestamp(event.first_seen).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"{when}  {event.camera_id} track {event.track_id:<4d} {event.text:<9s} {event.confidence:.2f}  "
+        f"{event.format or '-'}  ({event.reads} reads)  {event.crop_path}"
+    )
+
+
+def events_csv(events: list[PlateEvent]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for e in events:
+        candidates = " ".join(f"{t}:{c:.3f}" for t, c in e.candidates)
+        writer.writerow([e.camera_id, e.track_id, datetime.fromtimestamp(e.first_seen).isoformat(),
+                         datetime.fromtimestamp(e.last_seen).isoformat(), e.text, f"{e.confidence:.4f}",
+                         e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates])  # fmt: skip
+    return out.getvalue()
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """`--since`: a duration back from now (`30m`, `2h`, `1d`, `45s`) or an ISO date/time -> epoch seconds."""
+    match = _DURATION.match(text.strip())
+    if match:
+        return (time.time() if now is None else now) - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise PlatepilotError(
+            f"--since {text!r}: use a duration (30m, 2h, 1d) or an ISO date/time (2026-11-23T08:00)"
+        ) from None

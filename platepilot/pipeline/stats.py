@@ -1,0 +1,39 @@
+"""Per-camera counters of the running pipeline (thread-safe enough: each field has one writer)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CameraStats:
+    """Counts and latencies of one camera; latencies in seconds (sums, for means)."""
+
+    camera_id: str
+    captured: int = 0
+    dropped: int = 0
+    processed: int = 0
+    detections: int = 0
+    detect_seconds: float = 0.0
+    ocr_reads: int = 0
+    ocr_seconds: float = 0.0
+    tracks: int = 0
+    events: int = 0
+    queue_depth: int = 0
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def fps(self, now: float | None = None) -> float:
+        elapsed = (now if now is not None else time.monotonic()) - self.started
+        return self.processed / elapsed if elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        det_ms = 1000 * self.detect_seconds / self.processed if self.processed else 0.0
+        ocr_ms = 1000 * self.ocr_seconds / self.ocr_reads if self.ocr_reads else 0.0
+        text = (
+            f"{self.camera_id}: {self.fps():.1f} fps, {self.processed} processed, {self.dropped} dropped "
+            f"of {self.captured}, queue {self.queue_depth}, detect {det_ms:.0f} ms, OCR {ocr_ms:.0f} ms "
+            f"x{self.ocr_reads}, {self.tracks} tracks, {self.events} events"
+        )
+        return text + (f", FAILED: {self.error}" if self.error else "")

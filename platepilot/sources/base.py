@@ -1,0 +1,44 @@
+"""Frame sources: the protocol every camera offers, and the pure helpers they share."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from platepilot.types import Frame
+
+Clock = Callable[[], float]
+"""Seconds since the epoch (`time.time` in production; a fake in tests)."""
+
+
+class FrameSource(Protocol):
+    """Frames of one camera, in order, each stamped with a timestamp in seconds.
+
+    `live` sources (cameras, streams, the paced demo) produce frames whether or not anyone reads
+    them, so a slow consumer must drop frames; recorded sources (files, folders) wait for it.
+    `frames` ends at the end of the recording, or when `stop` is set (checked between frames).
+    """
+
+    camera_id: str
+    live: bool
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]: ...
+
+
+class Pacer:
+    """Sleeps so that frame `index` is delivered no earlier than `index / fps` after the first one."""
+
+    def __init__(self, fps: float, clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self._period = 1.0 / fps
+        self._clock, self._sleep = clock, sleep
+        self._start: float | None = None
+
+    def wait(self, index: int, stop: threading.Event) -> None:
+        now = self._clock()
+        if self._start is None:
+            self._start = now - index * self._period
+        delay = self._start + index * self._period - now
+        if delay > 0:
+            stop.wait(delay)

@@ -1,0 +1,82 @@
+"""Recorded sources: a video file (OpenCV's FFMPEG backend) and a folder of images."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from platepilot.errors import PlatepilotError
+from platepilot.sources.base import Clock
+from platepilot.types import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def usable(image: np.ndarray | None) -> bool:
+    """A frame worth processing: a non-empty 3-channel uint8 array (corrupt decodes are skipped)."""
+    return image is not None and image.ndim == 3 and image.shape[2] == 3 and image.size > 0
+
+
+class VideoFileSource:
+    """Every frame of a video file; timestamp = `clock()` at open + the frame's stream time."""
+
+    live = False
+
+    def __init__(self, path: Path, camera_id: str, clock: Clock = time.time) -> None:
+        if not path.is_file():
+            raise PlatepilotError(f"{path}: video file not found")
+        self.path, self.camera_id, self._clock = path, camera_id, clock
+        self.fps = 0.0
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise PlatepilotError(f"{self.path}: OpenCV cannot open this video (format or codec)")
+        self.fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        start = self._clock()
+        index = 0
+        try:
+            while not stop.is_set():
+                ok, image = capture.read()
+                if not ok:
+                    break
+                stream_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
+                offset = stream_ms / 1000 if stream_ms > 0 or index == 0 else index / (self.fps or 25.0)
+                if usable(image):
+                    yield Frame(self.camera_id, index, start + offset, image)
+                else:
+                    log.warning("%s: frame %d unreadable, skipped", self.path, index)
+                index += 1
+        finally:
+            capture.release()
+
+
+class ImageFolderSource:
+    """The images of a folder in name order, `fps` apart in time; unreadable files are skipped."""
+
+    live = False
+
+    def __init__(self, folder: Path, camera_id: str, fps: float = 10.0, clock: Clock = time.time) -> None:
+        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise PlatepilotError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        self.camera_id, self.fps, self._clock = camera_id, fps, clock
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        start = self._clock()
+        for index, path in enumerate(self.paths):
+            if stop.is_set():
+                return
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None or not usable(image):
+                log.warning("%s: unreadable image, skipped", path)
+                continue
+            yield Frame(self.camera_id, index, start + index / self.fps, image)

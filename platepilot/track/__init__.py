@@ -1,0 +1,1 @@
+"""Plate tracking per camera, crop quality, best-crop selection."""

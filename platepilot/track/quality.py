@@ -1,0 +1,60 @@
+"""How good a plate crop is for reading, and cutting it out of the frame.
+
+The score multiplies five factors in [0, 1], so one bad factor sinks a crop:
+- size: plate width in pixels, saturating at `full_width` (a reader gains little above it);
+- sharpness: variance of the Laplacian of the grey crop, saturating at `full_sharpness`;
+- detector score;
+- not clipped: a box touching the frame edge likely cuts characters off (x0.3);
+- frontal aspect: plates are ~2:1; a box far from that is seen at an angle or is not a plate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from platepilot.types import BoxXYXY
+
+FRONTAL_ASPECT = 2.0
+_EDGE_MARGIN = 2.0  # pixels: a box this close to the frame edge counts as clipped
+_CLIPPED_FACTOR = 0.3
+
+
+def cut_crop(image: np.ndarray, box: BoxXYXY, pad: float = 0.05) -> np.ndarray:
+    """The box grown by `pad` of its size on each side, clipped to the frame; a copy (frames are reused)."""
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) * pad, (y2 - y1) * pad
+    h, w = image.shape[:2]
+    xa, ya = max(int(x1 - dx), 0), max(int(y1 - dy), 0)
+    xb, yb = min(math.ceil(x2 + dx), w), min(math.ceil(y2 + dy), h)
+    return image[ya:yb, xa:xb].copy()
+
+
+def sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey crop (higher is sharper)."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def crop_quality(
+    crop: np.ndarray,
+    box: BoxXYXY,
+    score: float,
+    frame_size: tuple[int, int],
+    full_width: float = 160.0,
+    full_sharpness: float = 400.0,
+) -> float:
+    """The quality in [0, 1] of `crop` cut at `box` from a (width, height) frame (see module doc)."""
+    if crop.size == 0:
+        return 0.0
+    x1, y1, x2, y2 = box
+    width, height = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
+    size = min(width / full_width, 1.0)
+    sharp = min(sharpness(crop) / full_sharpness, 1.0)
+    frame_w, frame_h = frame_size
+    clipped = x1 <= _EDGE_MARGIN or y1 <= _EDGE_MARGIN or x2 >= frame_w - _EDGE_MARGIN or y2 >= frame_h - _EDGE_MARGIN
+    edge = _CLIPPED_FACTOR if clipped else 1.0
+    aspect = math.exp(-abs(math.log(width / height / FRONTAL_ASPECT)))
+    return float(np.clip(size * sharp * min(max(score, 0.0), 1.0) * edge * aspect, 0.0, 1.0))

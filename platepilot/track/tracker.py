@@ -1,0 +1,150 @@
+"""ByteTrack-style plate tracking, one `PlateTracker` per camera.
+
+Each track predicts its box with a constant-velocity model (pixels per second of frame time, so
+dropped frames do not break the prediction). Association follows ByteTrack: confident detections
+are matched to predicted boxes first, then the weak ones to the tracks still unmatched, so a plate
+that blurs for a frame keeps its id instead of starting a new track; only confident leftovers start
+tracks. Matching is greedy by IoU, best pair first: with the few plates of one frame it picks the
+same pairs as the Hungarian method in practice, and needs no solver on the edge device.
+A track ends when unmatched for `max_age` processed frames or `max_gap_seconds` of frame time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from platepilot.config import TrackerConfig
+from platepilot.detect.base import box_iou
+from platepilot.types import BoxXYXY, Detection, Track, TrackState
+
+_VELOCITY_SMOOTHING = 0.5  # weight of the newest velocity measurement
+_MAX_BOXES_KEPT = 64  # boxes remembered per track (the newest)
+
+
+@dataclass
+class _Live:
+    track_id: int
+    boxes: list[BoxXYXY]
+    first_seen: float
+    last_seen: float
+    hits: int = 1
+    misses: int = 0
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    confirmed: bool = False
+
+    def predict(self, t: float) -> np.ndarray:
+        return np.asarray(self.boxes[-1], np.float32) + self.velocity * (t - self.last_seen)
+
+    def update(self, box: BoxXYXY, t: float, min_hits: int) -> None:
+        dt = t - self.last_seen
+        if dt > 0:
+            measured = (np.asarray(box, np.float32) - np.asarray(self.boxes[-1], np.float32)) / dt
+            w = _VELOCITY_SMOOTHING if self.hits > 1 else 1.0
+            self.velocity = w * measured + (1 - w) * self.velocity
+        self.boxes = [*self.boxes[-(_MAX_BOXES_KEPT - 1) :], box]
+        self.last_seen, self.hits, self.misses = t, self.hits + 1, 0
+        self.confirmed = self.confirmed or self.hits >= min_hits
+
+    def snapshot(self, camera_id: str, state: TrackState | None = None) -> Track:
+        if state is None:
+            state = TrackState.CONFIRMED if self.confirmed else TrackState.TENTATIVE
+        return Track(self.track_id, camera_id, tuple(self.boxes), self.first_seen, self.last_seen, state)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackUpdate:
+    """One frame's outcome: `matched` pairs each detection kept with its track (ids stable per
+    camera); `ended` tracks were last seen earlier and are now over (state LOST)."""
+
+    matched: tuple[tuple[Track, Detection], ...]
+    ended: tuple[Track, ...]
+
+
+class PlateTracker:
+    """Tracks the plates of one camera; call `update` once per processed frame, in time order."""
+
+    def __init__(
+        self,
+        camera_id: str,
+        config: TrackerConfig | None = None,
+        high_score: float = 0.5,
+        low_score: float = 0.1,
+        first_id: int = 1,
+    ) -> None:
+        self.camera_id = camera_id
+        self.config = config or TrackerConfig()
+        self.high_score, self.low_score = high_score, low_score
+        self._live: list[_Live] = []
+        self._next_id = first_id
+
+    def update(self, detections: list[Detection], timestamp: float) -> TrackUpdate:
+        """Associate this frame's detections (taken at `timestamp`, seconds) with the live tracks."""
+        high = [d for d in detections if d.score >= self.high_score]
+        low = [d for d in detections if self.low_score <= d.score < self.high_score]
+        pairs, unmatched = self._match(list(range(len(self._live))), high, timestamp)
+        low_pairs, _ = self._match(unmatched, low, timestamp)
+        matched_ids = set()
+        out: list[tuple[Track, Detection]] = []
+        for index, det in [*pairs, *low_pairs]:
+            track = self._live[index]
+            track.update(det.box_xyxy, timestamp, self.config.min_hits)
+            matched_ids.add(index)
+            out.append((track.snapshot(self.camera_id), det))
+        ended = self._age(matched_ids, timestamp)
+        matched_high = {id(d) for _, d in pairs}
+        for det in high:
+            if id(det) not in matched_high:
+                track = _Live(self._next_id, [det.box_xyxy], timestamp, timestamp)
+                track.confirmed = self.config.min_hits <= 1
+                self._next_id += 1
+                self._live.append(track)
+                out.append((track.snapshot(self.camera_id), det))
+        return TrackUpdate(tuple(out), tuple(ended))
+
+    def flush(self) -> list[Track]:
+        """End every live track (the stream is over)."""
+        ended = [t.snapshot(self.camera_id, TrackState.LOST) for t in self._live]
+        self._live = []
+        return ended
+
+    @property
+    def live_tracks(self) -> list[Track]:
+        return [t.snapshot(self.camera_id) for t in self._live]
+
+    def _match(
+        self, candidates: list[int], detections: list[Detection], t: float
+    ) -> tuple[list[tuple[int, Detection]], list[int]]:
+        """Greedy IoU matching of live track indices to detections; returns pairs and unmatched tracks."""
+        if not candidates or not detections:
+            return [], candidates
+        predicted = np.stack([self._live[i].predict(t) for i in candidates])
+        boxes = np.asarray([d.box_xyxy for d in detections], np.float32)
+        iou = box_iou(predicted, boxes)
+        pairs: list[tuple[int, Detection]] = []
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        for flat in np.argsort(-iou, axis=None):
+            ti, di = divmod(int(flat), len(detections))
+            if iou[ti, di] < self.config.iou_threshold:
+                break
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            pairs.append((candidates[ti], detections[di]))
+        return pairs, [c for k, c in enumerate(candidates) if k not in used_t]
+
+    def _age(self, matched: set[int], t: float) -> list[Track]:
+        ended, keep = [], []
+        for index, track in enumerate(self._live):
+            if index not in matched:
+                track.misses += 1
+            gone = track.misses > self.config.max_age or t - track.last_seen > self.config.max_gap_seconds
+            if gone:
+                ended.append(track.snapshot(self.camera_id, TrackState.LOST))
+            else:
+                keep.append(track)
+        self._live = keep
+        return ended

@@ -1,0 +1,76 @@
+"""The events store (SQLite WAL + JSONL), its query, the `reads` command, the best-crop store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from platepilot.cli import app
+from platepilot.pipeline.report import parse_since
+from platepilot.store.crops import CropStore
+from platepilot.store.events import EventStore, PlateEvent, query_events
+from platepilot.types import PlateCrop
+
+
+def _event(track: int, text: str, first: float) -> PlateEvent:
+    return PlateEvent("CAM1", track, first, first + 2, text, 0.91, ((text, 0.8), ("X", 0.1)),
+                      f"output/crops/2026-11-23/CAM1_track{track}.jpg", "crnn", "v1", 3, "fl_standard")  # fmt: skip
+
+
+def test_events_round_trip_in_wal_mode_and_jsonl(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/events.db"
+    store = EventStore(url, tmp_path / "events.jsonl")
+    for i, (text, t) in enumerate([("ABC1234", 100.0), ("XYZ987", 200.0), ("ABC1299", 300.0)]):
+        store.add(_event(i + 1, text, t))
+    store.close()
+    assert sqlite3.connect(tmp_path / "events.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [e.text for e in query_events(url)] == ["ABC1234", "XYZ987", "ABC1299"]
+    assert [e.track_id for e in query_events(url, since=150.0)] == [2, 3]
+    assert [e.text for e in query_events(url, plate="abc-12")] == ["ABC1234", "ABC1299"]
+    assert query_events(url)[0] == _event(1, "ABC1234", 100.0)
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert json.loads(lines[1])["text"] == "XYZ987" and json.loads(lines[1])["candidates"][0] == ["XYZ987", 0.8]
+
+
+def test_reads_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
+    store = EventStore(f"sqlite:///{tmp_path}/e.db")
+    store.add(_event(4, "GHK555", 1.0e9))
+    store.close()
+    runner = CliRunner()
+    plain = runner.invoke(app, ["reads", "--plate", "GHK"])
+    assert plain.exit_code == 0 and "GHK555" in plain.output and "track 4" in plain.output
+    as_csv = runner.invoke(app, ["reads", "--csv"])
+    assert as_csv.output.splitlines()[0].startswith("camera_id,track_id") and "GHK555" in as_csv.output
+    assert runner.invoke(app, ["reads", "--since", "1d"]).output == ""
+    bad = runner.invoke(app, ["reads", "--since", "yesterday"])
+    assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize(("text", "expected"), [("30m", 10_000 - 1800), ("2h", 10_000 - 7200), ("45s", 9955)])
+def test_parse_since(text: str, expected: float) -> None:
+    assert parse_since(text, now=10_000) == expected
+
+
+def _crop(track: int, quality: float, value: int, t: float = 1_764_000_000.0) -> PlateCrop:
+    image = np.full((20, 40, 3), value, np.uint8)
+    return PlateCrop("CAM1", track, 0, t, image, quality, (0.0, 0.0, 40.0, 20.0))
+
+
+def test_crop_store_replaces_only_with_better(tmp_path: Path) -> None:
+    store = CropStore(tmp_path / "crops")
+    first = store.offer(_crop(3, 0.5, 100))
+    assert first is not None and first.path.name == "CAM1_track3.jpg"
+    assert first.path.parent.name.count("-") == 2 and first.path.parent.parent == tmp_path / "crops"
+    before = first.path.read_bytes()
+    assert store.offer(_crop(3, 0.4, 200)) is None and first.path.read_bytes() == before
+    assert store.offer(_crop(3, 0.7, 200)) is not None and first.path.read_bytes() != before
+    assert [p.name for p in first.path.parent.iterdir()] == ["CAM1_track3.jpg"]  # no temp files left
+    assert store.next_track_id("CAM1", 1_764_000_000.0) == 4
+    assert store.next_track_id("CAM2", 1_764_000_000.0) == 1

@@ -1,0 +1,181 @@
+"""The pilot end to end: fusion, async OCR until the target, crops on disk, events, stop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from platepilot.config import CameraConfig, OCRConfig, OutputConfig, Settings, TrackerConfig
+from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
+from platepilot.pipeline.fusion import fuse, vote
+from platepilot.pipeline.pilot import Pilot
+from platepilot.pipeline.run import score_demo
+from platepilot.sources.demo import DemoScene, DemoSource
+from platepilot.sources.files import VideoFileSource
+from platepilot.store.crops import CropStore
+from platepilot.store.events import EventStore, query_events
+from platepilot.types import Detection, PlateRead
+
+
+def _read(text: str, conf: float, chars: Sequence[float] | None = None) -> PlateRead:
+    return PlateRead(text, conf, tuple(chars) if chars else (conf,) * len(text), "test")
+
+
+def test_vote_weighs_characters_by_confidence() -> None:
+    reads = [_read("ABC123", 0.9, [0.9, 0.9, 0.2, 0.9, 0.9, 0.9]), _read("ABD123", 0.7), _read("ABO123", 0.1)]
+    assert vote(reads)[0] == "ABD123"
+
+
+@pytest.mark.parametrize(
+    ("reads", "expected"),
+    [
+        ([], None),
+        ([_read("ABC1234", 0.9)], "ABC1234"),
+        # the majority length wins; a dropped character cannot out-vote two full reads
+        ([_read("ABC1234", 0.6), _read("ABC1234", 0.6), _read("ABC124", 0.95)], "ABC1234"),
+        # a character-level vote fixes each read's one mistake
+        ([_read("ABC1284", 0.7, [0.9, 0.9, 0.9, 0.9, 0.9, 0.2, 0.9]), _read("A8C1234", 0.7, [0.9, 0.2] + [0.9] * 5),
+          _read("ABC1234", 0.6)], "ABC1234"),
+        # format prior: near-equal support, only one text is a Florida/US plate format
+        ([_read("ABC12X4", 0.62), _read("ABC1234", 0.6)], "ABC1234"),
+    ],
+)  # fmt: skip
+def test_fuse(reads: list[PlateRead], expected: str | None) -> None:
+    fused = fuse(reads)
+    assert (fused.text if fused else None) == expected
+
+
+class ScriptedEngine:
+    """An OCR engine that reads every crop as `text` with confidences taken in turn from `confs`."""
+
+    name = "scripted"
+
+    def __init__(self, text: str, confs: Sequence[float]) -> None:
+        self.text, self.confs, self.calls = text, list(confs), 0
+        self._lock = threading.Lock()
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        with self._lock:
+            out = [_read(self.text, self.confs[min(self.calls + i, len(self.confs) - 1)]) for i in range(len(images))]
+            self.calls += len(images)
+        return out
+
+    def warmup(self, iterations: int = 1) -> None:
+        pass
+
+
+class TruthDetector:
+    """Detects the demo's true plate boxes, frame after frame (the source must not drop frames)."""
+
+    name = "truth"
+
+    def __init__(self, scene: DemoScene) -> None:
+        self.scene, self.index = scene, 0
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        _, truth = self.scene.render(self.index)
+        self.index += 1
+        return [Detection(p.box, 0.9) for p in truth]
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(
+        cameras=[CameraConfig(id="CAM1")],
+        ocr=OCRConfig(workers=1),
+        tracker=TrackerConfig(min_hits=2, max_gap_seconds=0.5),
+        output=OutputConfig(
+            crops_dir=tmp_path / "crops",
+            events_db_url=f"sqlite:///{tmp_path}/ev.db",
+            events_jsonl=tmp_path / "ev.jsonl",
+        ),
+    )
+
+
+def _pilot(tmp_path: Path, settings: Settings, sources: list, detector: object, engine: ScriptedEngine) -> Pilot:
+    events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
+    return Pilot(settings, sources, detector, engine, CropStore(settings.output.crops_dir), events)  # type: ignore[arg-type]
+
+
+def test_demo_run_stores_one_crop_and_one_event_per_vehicle(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    source = DemoSource("CAM1", seed=0, realtime=False, max_frames=300, clock=lambda: 1_764_000_000.0)
+    engine = ScriptedEngine("ABC1234", [0.3, 0.6, 0.85, 0.99])
+    pilot = _pilot(tmp_path, settings, [source], TruthDetector(source.scene), engine)
+    pilot.run()
+    vehicles = {p.vehicle for i in range(300) for p in source.scene.render(i)[1]}
+    events = query_events(settings.output.events_db_url)
+    assert len(events) == len(vehicles) >= 3
+    assert {e.text for e in events} == {"ABC1234"}
+    assert len({e.track_id for e in events}) == len(events)  # (a plate sliding in at the edge may
+    # start a tentative track that never confirms, so ids need not be consecutive)
+    # every track was read until a read reached the target (0.85, the 3rd read); the 0.3 was dropped
+    assert all(e.reads <= 2 for e in events) and engine.calls <= 3 * len(events) + 1
+    crops = sorted(p.name for p in (tmp_path / "crops").rglob("*.jpg"))
+    assert crops == sorted(f"CAM1_track{e.track_id}.jpg" for e in events)
+    assert all(Path(e.crop_path).is_file() for e in events)
+    assert len((tmp_path / "ev.jsonl").read_text().splitlines()) == len(events)
+    assert pilot.stats["CAM1"].dropped == 0 and pilot.stats["CAM1"].processed == 300
+
+
+def test_low_confidence_reads_make_no_event(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    source = DemoSource("CAM1", seed=0, realtime=False, max_frames=120)
+    pilot = _pilot(tmp_path, settings, [source], TruthDetector(source.scene), ScriptedEngine("ABC1234", [0.3]))
+    pilot.run()
+    assert pilot.stats["CAM1"].tracks >= 1 and query_events(settings.output.events_db_url) == []
+
+
+def test_stop_finishes_in_flight_work(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    source = DemoSource("CAM1", seed=0, realtime=True)  # endless live camera
+    pilot = _pilot(tmp_path, settings, [source], TruthDetector(source.scene), ScriptedEngine("ABC1234", [0.9]))
+    pilot.start()
+    assert not pilot.wait(3.0)
+    pilot.close()  # what SIGINT/SIGTERM do
+    events = query_events(settings.output.events_db_url)
+    assert len(events) >= 1 and all(Path(e.crop_path).is_file() for e in events)
+
+
+def test_score_demo_matches_text_and_time(tmp_path: Path) -> None:
+    source = DemoSource("CAM1", seed=0, realtime=False, max_frames=450)
+    list(source.frames(threading.Event()))
+    passed = source.scene.passed(450)
+    from platepilot.store.events import PlateEvent
+
+    def ev(text: str, t0: float, t1: float) -> PlateEvent:
+        return PlateEvent("CAM1", 1, t0, t1, text, 0.9, (), "", "x", "", 1)
+
+    v = passed[0]
+    events = [ev(v.text, v.enter_time + 1, v.enter_time + 2), ev("ZZZ999", 0, 1), ev(passed[1].text, 1e6, 1e6 + 1)]
+    score = score_demo(source, events, 0.0)
+    assert (score.vehicles, score.exact, score.false_events) == (len(passed), 1, 1)
+
+
+def _write_demo_video(path: Path, frames: int) -> DemoScene:
+    scene = DemoScene(seed=2)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 15.0, (1280, 720))
+    for i in range(frames):
+        writer.write(scene.render(i)[0])
+    writer.release()
+    return scene
+
+
+@pytest.mark.slow
+def test_video_file_with_the_real_detector(tmp_path: Path) -> None:
+    video = tmp_path / "road.mp4"
+    scene = _write_demo_video(video, 75)
+    settings = _settings(tmp_path)
+    detector = TextDetPlateDetector(params=TextDetParams(max_side=640))
+    engine = ScriptedEngine("ABC1234", [0.9])
+    pilot = _pilot(tmp_path, settings, [VideoFileSource(video, "CAM1")], detector, engine)
+    pilot.run()
+    vehicles = {p.vehicle for i in range(75) for p in scene.render(i)[1]}
+    events = query_events(settings.output.events_db_url)
+    assert len(vehicles) <= len(events) <= len(vehicles) + 1  # at most one spurious track
+    crops = list((tmp_path / "crops").rglob("*.jpg"))
+    assert len(crops) == pilot.stats["CAM1"].tracks and pilot.stats["CAM1"].processed == 75

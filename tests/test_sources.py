@@ -1,0 +1,131 @@
+"""Frame sources: the deterministic demo, video files, image folders, reconnecting streams."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from platepilot.config import CameraConfig
+from platepilot.errors import PlatepilotError
+from platepilot.sources import open_source
+from platepilot.sources.demo import DemoScene, DemoSource
+from platepilot.sources.files import ImageFolderSource, VideoFileSource
+from platepilot.sources.stream import Backoff, StreamSource
+
+
+def test_demo_is_deterministic_and_knows_its_truth() -> None:
+    a, b = DemoScene(seed=3), DemoScene(seed=3)
+    image_a, truth_a = a.render(40)
+    image_b, truth_b = b.render(40)
+    assert image_a.shape == (720, 1280, 3) and image_a.dtype == np.uint8
+    assert np.array_equal(image_a, image_b) and truth_a == truth_b
+    assert truth_a, "frame 40 of seed 3 shows a plate"
+    texts = {v.number: v.text for v in a.vehicles[:10]}
+    for plate in truth_a:
+        assert plate.text == texts[plate.vehicle]
+        x1, y1, x2, y2 = plate.box
+        assert 0 <= x1 < x2 <= 1280 and 0 <= y1 < y2 <= 720
+    assert not np.array_equal(DemoScene(seed=4).render(40)[0], image_a)
+
+
+def test_demo_vehicles_pass_in_order() -> None:
+    scene = DemoScene(seed=0, fps=15)
+    passed = scene.passed(15 * 30)
+    assert 3 <= len(passed) <= 12
+    assert all(v.exit_time() <= 29.94 for v in passed)
+
+
+def test_demo_source_timestamps_come_from_the_clock() -> None:
+    source = DemoSource("CAM7", seed=1, realtime=False, max_frames=3, clock=lambda: 1000.0)
+    frames = list(source.frames(threading.Event()))
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert [f.timestamp for f in frames] == pytest.approx([1000.0, 1000 + 1 / 15, 1000 + 2 / 15])
+    assert {f.camera_id for f in frames} == {"CAM7"} and source.produced == 3
+
+
+def _write_video(path: Path, frames: int = 10, size: tuple[int, int] = (160, 96)) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        image = np.full((size[1], size[0], 3), 20 * i % 255, np.uint8)
+        writer.write(image)
+    writer.release()
+
+
+def test_video_file_frames_and_stream_time(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    _write_video(path)
+    frames = list(VideoFileSource(path, "CAM1", clock=lambda: 500.0).frames(threading.Event()))
+    assert len(frames) == 10
+    assert frames[0].timestamp == pytest.approx(500.0)
+    assert frames[5].timestamp == pytest.approx(500.5, abs=0.01)
+    assert frames[0].image.shape == (96, 160, 3)
+
+
+def test_image_folder_skips_unreadable_files(tmp_path: Path) -> None:
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "01b.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    source = ImageFolderSource(tmp_path, "CAM2", fps=2.0, clock=lambda: 0.0)
+    frames = list(source.frames(threading.Event()))
+    assert [f.timestamp for f in frames] == [0.0, 0.5, 1.5]
+
+
+class _FakeCapture:
+    """A capture that yields `good` frames then fails (a dropped stream), or never opens."""
+
+    def __init__(self, good: int, opens: bool = True) -> None:
+        self.good, self.opens = good, opens
+
+    def isOpened(self) -> bool:
+        return self.opens
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.good <= 0:
+            return False, None
+        self.good -= 1
+        return True, np.zeros((4, 4, 3), np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+def test_stream_reconnects_with_backoff_until_stopped() -> None:
+    captures = [_FakeCapture(2), _FakeCapture(0, opens=False), _FakeCapture(3)]
+    opened: list[object] = []
+
+    def opener(target: str | int) -> _FakeCapture:
+        opened.append(target)
+        return captures[len(opened) - 1] if len(opened) <= len(captures) else _FakeCapture(0, opens=False)
+
+    stop = threading.Event()
+    source = StreamSource("rtsp://cam/1", "CAM1", clock=lambda: 7.0, backoff=Backoff(0.001, 0.002),
+                          opener=opener, max_bad_reads=2)  # type: ignore[arg-type]  # fmt: skip
+    frames = []
+    for frame in source.frames(stop):
+        frames.append(frame)
+        if len(frames) == 5:
+            stop.set()
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4]
+    assert source.reconnects == 2 and len(opened) == 3
+
+
+@pytest.mark.parametrize(("failures", "delay"), [(1, 1.0), (2, 2.0), (3, 4.0), (6, 30.0), (50, 30.0)])
+def test_backoff_doubles_up_to_a_cap(failures: int, delay: float) -> None:
+    assert Backoff(1.0, 30.0).delay(failures) == delay
+
+
+def test_open_source_dispatch(tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    _write_video(video, frames=2)
+    assert isinstance(open_source(CameraConfig(source="demo:5")), DemoSource)
+    assert isinstance(open_source(CameraConfig(source=str(video))), VideoFileSource)
+    assert isinstance(open_source(CameraConfig(source="0")), StreamSource)
+    assert isinstance(open_source(CameraConfig(source="rtsp://10.0.0.2/stream")), StreamSource)
+    with pytest.raises(PlatepilotError, match="not a file"):
+        open_source(CameraConfig(source=str(tmp_path / "missing.mp4")))

@@ -1,0 +1,93 @@
+"""The tracker stepped frame by frame, and the crop quality score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from platepilot.config import TrackerConfig
+from platepilot.track.quality import crop_quality, cut_crop
+from platepilot.track.tracker import PlateTracker
+from platepilot.types import Detection, Track, TrackState
+
+
+def _det(x: float, y: float, score: float = 0.9, w: float = 100, h: float = 50) -> Detection:
+    return Detection((x, y, x + w, y + h), score)
+
+
+def test_two_plates_keep_their_ids_while_moving() -> None:
+    tracker = PlateTracker("CAM1", TrackerConfig(min_hits=2))
+    ids_a, ids_b = set(), set()
+    for step in range(10):
+        t = step / 10
+        update = tracker.update([_det(100 + 30 * step, 100), _det(800 - 40 * step, 400)], t)
+        by_x = sorted(update.matched, key=lambda m: m[1].box_xyxy[1])
+        ids_a.add(by_x[0][0].track_id)
+        ids_b.add(by_x[1][0].track_id)
+        assert not update.ended
+    assert ids_a == {1} and ids_b == {2}
+    assert all(t.state == TrackState.CONFIRMED for t in tracker.live_tracks)
+
+
+def test_velocity_bridges_dropped_frames() -> None:
+    tracker = PlateTracker("CAM1", TrackerConfig(min_hits=1, iou_threshold=0.3))
+    tracker.update([_det(0, 0)], 0.0)
+    tracker.update([_det(40, 0)], 0.1)
+    # 0.4 s later the plate moved 160 px: no IoU with its last box, but the predicted one matches
+    update = tracker.update([_det(200, 0)], 0.5)
+    assert [m[0].track_id for m in update.matched] == [1]
+
+
+def test_weak_detection_keeps_a_track_but_starts_none() -> None:
+    tracker = PlateTracker("CAM1", TrackerConfig(min_hits=1))
+    tracker.update([_det(0, 0)], 0.0)
+    update = tracker.update([_det(2, 0, score=0.2), _det(500, 0, score=0.2)], 0.1)
+    assert [m[0].track_id for m in update.matched] == [1]
+    assert len(tracker.live_tracks) == 1
+
+
+def test_tracks_end_after_the_gap_and_ids_continue() -> None:
+    tracker = PlateTracker("CAM3", TrackerConfig(max_age=3, max_gap_seconds=100), first_id=7)
+    tracker.update([_det(0, 0)], 0.0)
+    ended: list[Track] = []
+    for step in range(1, 6):
+        ended += tracker.update([], step * 0.1).ended
+    assert [(t.track_id, t.camera_id, t.state) for t in ended] == [(7, "CAM3", TrackState.LOST)]
+    assert tracker.update([_det(0, 0)], 1.0).matched[0][0].track_id == 8
+
+
+def test_time_gap_ends_a_track() -> None:
+    tracker = PlateTracker("CAM1", TrackerConfig(max_age=1000, max_gap_seconds=1.0))
+    tracker.update([_det(0, 0)], 0.0)
+    assert not tracker.update([], 0.9).ended
+    assert len(tracker.update([], 1.5).ended) == 1
+
+
+def test_tentative_until_min_hits() -> None:
+    tracker = PlateTracker("CAM1", TrackerConfig(min_hits=3))
+    states = [tracker.update([_det(0, 0)], i * 0.1).matched[0][0].state for i in range(3)]
+    assert states == [TrackState.TENTATIVE, TrackState.TENTATIVE, TrackState.CONFIRMED]
+
+
+def _plate_image(width: int = 200, height: int = 100, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random((height, width, 3)) * 255).astype(np.uint8)
+
+
+def test_quality_prefers_sharp_large_unclipped_frontal() -> None:
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[300:400, 500:700] = _plate_image()
+    box = (500.0, 300.0, 700.0, 400.0)
+    crop = cut_crop(frame, box, pad=0.0)
+    base = crop_quality(crop, box, 0.9, (1280, 720))
+    blurred = crop_quality(np.full_like(crop, 128), box, 0.9, (1280, 720))
+    clipped = crop_quality(crop, (0.0, 300.0, 200.0, 400.0), 0.9, (1280, 720))
+    oblique = crop_quality(crop, (500.0, 300.0, 600.0, 400.0), 0.9, (1280, 720))
+    small = crop_quality(crop[::4, ::4], (500.0, 300.0, 550.0, 325.0), 0.9, (1280, 720))
+    assert 0 < base <= 1
+    assert blurred < base and clipped == pytest.approx(base * 0.3) and oblique < base and small < base
+
+
+def test_cut_crop_clips_to_the_frame() -> None:
+    frame = np.zeros((100, 100, 3), np.uint8)
+    assert cut_crop(frame, (-10.0, 90.0, 20.0, 120.0), pad=0.0).shape == (10, 20, 3)
