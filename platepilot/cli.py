@@ -358,6 +358,12 @@ def mlflow_up(
     run_foreground(data_dir, port, host, announce=lambda line: console.print(escape(line), highlight=False))
 
 
+def _registry_target(config: Path | None, tracking_uri: str | None, model_name: str | None) -> tuple[str, str]:
+    """(tracking URI, registered model name): the options when given, else the config's mlflow settings."""
+    settings = load_config(config)
+    return tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+
+
 @models_app.command("list")
 def models_list(
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
@@ -370,8 +376,7 @@ def models_list(
     from platepilot.registry.common import connect
     from platepilot.registry.models import alias_history, list_versions
 
-    settings = load_config(config)
-    uri, name = tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+    uri, name = _registry_target(config, tracking_uri, model_name)
     client = connect(uri)
     table = Table(title=f"{name} at {uri}")
     for column in ("version", "aliases", "created", "exact", "exact folded", "CER", "devices"):
@@ -404,8 +409,7 @@ def models_promote(
     from platepilot.registry.common import connect
     from platepilot.registry.models import eval_labels_evaluator, promote
 
-    settings = load_config(config)
-    uri, name = tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+    uri, name = _registry_target(config, tracking_uri, model_name)
     evaluator = eval_labels_evaluator(eval_labels) if eval_labels is not None else None
     change = promote(connect(uri), name, version, evaluator=evaluator, force=force)
     before = f"v{change.from_version}" if change.from_version is not None else "(none)"
@@ -422,8 +426,7 @@ def models_rollback(
     from platepilot.registry.common import connect
     from platepilot.registry.models import rollback
 
-    settings = load_config(config)
-    uri, name = tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+    uri, name = _registry_target(config, tracking_uri, model_name)
     change = rollback(connect(uri), name)
     console.print(escape(f"{name}@{change.alias}: v{change.from_version} -> v{change.to_version} (rollback)"))
 
@@ -473,8 +476,7 @@ def _log_to_mlflow(
     """Log the run (and register it with --register); without --register a failure is one line, not fatal."""
     from platepilot.registry.tracking import log_training_run
 
-    settings = load_config(None)
-    uri, name = tracking_uri or settings.mlflow.tracking_uri, model_name or settings.mlflow.model_name
+    uri, name = _registry_target(None, tracking_uri, model_name)
     try:
         log_training_run(opts, result, uri, name, register, say=lambda line: console.print(escape(line)))
     except PlatepilotError as exc:

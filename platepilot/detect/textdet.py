@@ -17,9 +17,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from platepilot.errors import PlatepilotError, missing_extra
+from platepilot.sessions import open_session
 from platepilot.types import Detection
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,7 @@ class TextDetPlateDetector:
         if self.params.max_side % 32:
             raise PlatepilotError(f"TextDetParams.max_side must be a multiple of 32, got {self.params.max_side}")
         path = model_path or bundled_model_path()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own pybind types
-            raise PlatepilotError(f"{path}: onnxruntime cannot load this detector ({exc!s:.200})") from None
+        self._session = open_session(path, "detector", threads=threads)
         self._input = self._session.get_inputs()[0].name
 
     def detect(self, image: np.ndarray) -> list[Detection]:

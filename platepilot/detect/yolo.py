@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import onnxruntime as ort
 
 from platepilot.detect.base import Letterbox, clip_boxes, letterbox, nms, to_detections
 from platepilot.errors import PlatepilotError
+from platepilot.sessions import open_session
 from platepilot.types import Detection
 
 YoloLayout = Literal["auto", "v5", "v8", "nms"]
@@ -75,14 +75,7 @@ class YoloOnnxDetector:
     ) -> None:
         if not model_path.is_file():
             raise PlatepilotError(f"{model_path}: detector model not found")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        try:
-            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own pybind types
-            raise PlatepilotError(f"{model_path}: onnxruntime cannot load this detector ({exc!s:.200})") from None
+        self._session = open_session(model_path, "detector", threads=threads)
         inp = self._session.get_inputs()[0]
         fixed = [d for d in inp.shape[2:] if isinstance(d, int)]
         if len(inp.shape) != 4 or (fixed and any(d != fixed[0] for d in fixed)):

@@ -20,6 +20,7 @@ from platepilot.ocr.base import apply_format_prior
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
 from platepilot.plates.formats import match_format, matching_formats
+from platepilot.sessions import open_session
 from platepilot.types import PlateRead
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class CRNNOCRService:
             )
         self._path = Path(model_path)
         self._card = load_card(self._path)
-        self._session = _open_session(self._path, use_gpu, threads)
+        self._session = open_session(self._path, "model", use_gpu, threads)
         self._input = _check_io(self._session, self._path, self._card.spec)
         self._batch_size = batch_size
         self._format_prior = format_prior
@@ -164,25 +165,6 @@ def _by_prob(candidate: tuple[str, float]) -> float:
 
 def _unit(x: float) -> float:
     return min(max(float(x), 0.0), 1.0)
-
-
-def _open_session(path: Path, use_gpu: bool, threads: int | None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: the rest is onnxruntime's chatter, not the user's
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    providers = ["CPUExecutionProvider"]
-    if use_gpu:
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        else:
-            log.warning("use_gpu: this onnxruntime has no CUDA provider; reading on the CPU")
-    try:
-        return ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PlatepilotError(f"{path}: onnxruntime cannot load this model ({detail[:200]})") from None
 
 
 def _check_io(session: ort.InferenceSession, path: Path, spec: ModelSpec) -> str:

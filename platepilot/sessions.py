@@ -1,0 +1,34 @@
+"""Opening onnxruntime sessions the same way for every model the project runs (reader, detectors)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+
+from platepilot.errors import PlatepilotError
+
+log = logging.getLogger(__name__)
+
+
+def open_session(
+    path: Path, what: str = "model", use_gpu: bool = False, threads: int | None = None
+) -> ort.InferenceSession:
+    """A thread-safe InferenceSession; a file onnxruntime cannot load is one clear PlatepilotError."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: the rest is onnxruntime's chatter, not the user's
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    providers = ["CPUExecutionProvider"]
+    if use_gpu:
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        else:
+            log.warning("use_gpu: this onnxruntime has no CUDA provider; running on the CPU")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PlatepilotError(f"{path}: onnxruntime cannot load this {what} ({detail[:200]})") from None
