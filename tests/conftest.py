@@ -16,7 +16,8 @@ TINY_ARCH = {"channels": [8, 8, 16, 16, 16], "hidden": 16}
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init CRNN (seed 0, default spec: grey 32x128, 36 characters) exported with its sidecar."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     from platepilot.ocr.spec import ModelCard, ModelSpec
     from platepilot.training.export import export_onnx
     from platepilot.training.model import build_model
