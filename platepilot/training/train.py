@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from rich.console import Console
@@ -21,7 +22,7 @@ from platepilot.ocr.ctc import greedy_decode
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card
 from platepilot.training.data import LabelledSet, load_labelled, split_by_group, synthetic_batch
-from platepilot.training.data_loading import EpochSampler, MixedPlates, make_loader
+from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
 from platepilot.training.export import export_onnx
 from platepilot.training.model import CRNN, DEFAULT_ARCH, build_model
 from platepilot.training.plots import prediction_grid, training_curves
@@ -222,8 +223,6 @@ def _validate(
     model: CRNN, spec: ModelSpec, images: list[np.ndarray], texts: list[str], ctc: nn.CTCLoss, batch_size: int
 ) -> dict[str, Any]:
     model.eval()
-    from platepilot.training.data_loading import collate
-
     preds: list[str] = []
     total = 0.0
     size = max(batch_size, 64)
@@ -332,6 +331,4 @@ def _finish(
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
-    import cv2
-
     return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.transpose(1, 2, 0)
