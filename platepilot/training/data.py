@@ -14,7 +14,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.spec import ModelSpec, to_input
 from platepilot.plates.charset import CHARSET
 from platepilot.plates.synth import synth_sample
-from platepilot.store.labels import latest_labels, resolve_crop_path, scan_labels
+from platepilot.store.labels import resolve_crop_path, scan_labels
 
 _TRACK_STEM = re.compile(r"^(?P<cam>[A-Za-z0-9]+)_track(?P<n>\d+)")
 
@@ -47,8 +47,8 @@ def load_labelled(labels: Path, spec: ModelSpec, day_scoped: bool = True) -> tup
     """Read labels.txt (latest line per crop wins) and every readable crop it names."""
     if not labels.is_file():
         raise PlatepilotError(f"labels file not found: {labels}")
-    report = scan_labels(labels)
-    entries = latest_labels(labels)
+    report = scan_labels(labels)  # read once: the problems are counted in the LoadReport
+    entries = report.latest
     images, texts, groups, paths, unreadable, skipped = [], [], [], [], [], 0
     for key, label in track(entries.items(), description="loading crops", transient=True):
         if label.skipped:
