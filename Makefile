@@ -11,9 +11,9 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch==2.13.0 pins the CPU build that pip finds on local disk (a newer torch pulls GBs of CUDA).
+# EasyOCR imports torchvision, which only imports beside the torch it was built for: pin the pair.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q "torch==2.13.0" -e ".[train,mlflow,web,dev]"
+	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[train,ensemble,mlflow,web,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
