@@ -57,7 +57,8 @@ class Track:
 
 @dataclass(frozen=True, slots=True)
 class PlateCrop:
-    """The image of one plate cut from one frame; `quality` in [0, 1], higher is sharper/larger."""
+    """The image of one plate cut from one frame; `quality` in [0, 1], higher is sharper/larger;
+    `clipped` when its box touches the frame edge (characters may be cut off)."""
 
     camera_id: str
     track_id: int
@@ -66,6 +67,7 @@ class PlateCrop:
     image: np.ndarray
     quality: float
     box: BoxXYXY
+    clipped: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import pytest
 from platepilot.config import CameraConfig
 from platepilot.errors import PlatepilotError
 from platepilot.sources import open_source
-from platepilot.sources.demo import DemoScene, DemoSource
+from platepilot.sources.demo import LANES, DemoScene, DemoSource
 from platepilot.sources.files import ImageFolderSource, VideoFileSource
 from platepilot.sources.stream import Backoff, StreamSource
 
@@ -37,6 +37,24 @@ def test_demo_vehicles_pass_in_order() -> None:
     passed = scene.passed(15 * 30)
     assert 3 <= len(passed) <= 12
     assert all(v.exit_time() <= 29.94 for v in passed)
+
+
+def test_demo_plates_are_never_hidden_by_other_vehicles() -> None:
+    """The truth lists every plate in view as readable, so no vehicle may be drawn over one."""
+    scene = DemoScene(seed=0, fps=15)
+    checked = 0
+    for index in range(0, 15 * 40, 3):
+        image, truth = scene.render(index)
+        for plate in truth:
+            vehicle = scene.vehicles[plate.vehicle]
+            x = round(vehicle.x_at(index / scene.fps))
+            y = round(LANES[vehicle.lane].y - vehicle.sprite.shape[0])
+            x1, y1, x2, y2 = (round(c) for c in plate.box)
+            seen = image[y1:y2, x1:x2]
+            drawn = vehicle.sprite[y1 - y : y2 - y, x1 - x : x2 - x]
+            assert np.array_equal(seen, drawn), f"frame {index}: plate {plate.text} is covered"
+            checked += 1
+    assert checked > 200
 
 
 def test_demo_source_timestamps_come_from_the_clock() -> None:

@@ -3,7 +3,9 @@
 Deterministic by seed: the whole schedule (which vehicle, which plate, which lane, when) comes from
 `np.random.default_rng([seed, ...])`, and frame `i` is a pure function of (seed, i), so the scene
 knows its ground truth: every plate's text and box in every frame, and which vehicles have driven
-through. Two lanes: the near one (bigger plates) drives left to right, the far one right to left.
+through. Two lanes: the near one (bigger plates) drives left to right, the far one right to left;
+the camera looks down on them steeply enough that near vehicles never hide a far plate (truth stays
+"every plate fully visible").
 Each vehicle is drawn once as a sprite (body, rear window, lights, bumper, plate) and then only
 pasted at its position, so a frame costs a background copy and a few array copies.
 """
@@ -36,7 +38,8 @@ class Lane:
     speed: float
 
 
-LANES = (Lane(y=680, plate_width=180, speed=240.0), Lane(y=440, plate_width=130, speed=-180.0))
+HORIZON = 200
+LANES = (Lane(y=710, plate_width=180, speed=240.0), Lane(y=330, plate_width=130, speed=-180.0))
 CAR_COLORS = ((235, 235, 235), (190, 190, 195), (60, 60, 60), (30, 30, 30), (40, 40, 170), (140, 70, 20))
 
 
@@ -57,7 +60,7 @@ class SpriteGeometry:
     def sample(plate_width: float, rng: np.random.Generator) -> SpriteGeometry:
         pw = round(plate_width * float(rng.uniform(0.9, 1.1)))
         ph = round(pw / 2)
-        body_w, body_h = round(pw * rng.uniform(3.2, 3.6)), round(pw * rng.uniform(2.0, 2.3))
+        body_w, body_h = round(pw * rng.uniform(3.2, 3.6)), round(pw * rng.uniform(1.7, 1.9))
         color = CAR_COLORS[int(rng.integers(len(CAR_COLORS)))]
         blur = float(rng.uniform(0.0, 0.9))
         return SpriteGeometry(body_w, body_h, (body_w - pw) // 2, round(body_h * 0.6), pw, ph, color, blur)
@@ -120,15 +123,16 @@ class DemoScene:
     @cached_property
     def background(self) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 0])
-        t = np.linspace(0, 1, 300, dtype=np.float32)[:, None, None]
+        t = np.linspace(0, 1, HORIZON, dtype=np.float32)[:, None, None]
         sky = (rng.integers(150, 230, 3) * (1 - t) + rng.integers(90, 160, 3) * t).astype(np.uint8)
         image = np.empty((HEIGHT, WIDTH, 3), np.uint8)
-        image[:300] = cv2.resize(sky, (WIDTH, 300), interpolation=cv2.INTER_NEAREST)
+        image[:HORIZON] = cv2.resize(sky, (WIDTH, HORIZON), interpolation=cv2.INTER_NEAREST)
         for _ in range(10):  # buildings
-            x, w, h = int(rng.integers(0, WIDTH)), int(rng.integers(60, 260)), int(rng.integers(60, 220))
-            cv2.rectangle(image, (x, 300 - h), (x + w, 300), tuple(int(c) for c in rng.integers(60, 200, 3)), -1)
-        image[300:] = 95
-        for y in (300, 540):  # lane markings
+            x, w, h = int(rng.integers(0, WIDTH)), int(rng.integers(60, 260)), int(rng.integers(40, 160))
+            color = tuple(int(c) for c in rng.integers(60, 200, 3))
+            cv2.rectangle(image, (x, HORIZON - h), (x + w, HORIZON), color, -1)
+        image[HORIZON:] = 95
+        for y in (HORIZON, 520):  # lane markings
             for x in range(0, WIDTH, 120):
                 cv2.rectangle(image, (x, y), (x + 60, y + 6), (220, 220, 220), -1)
         noise = rng.normal(0, self.noise, image.shape)

@@ -38,6 +38,13 @@ def sharpness(crop: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_32F).var())
 
 
+def touches_edge(box: BoxXYXY, frame_size: tuple[int, int]) -> bool:
+    """Whether `box` reaches the edge of a (width, height) frame, so the plate may be cut off."""
+    x1, y1, x2, y2 = box
+    frame_w, frame_h = frame_size
+    return x1 <= _EDGE_MARGIN or y1 <= _EDGE_MARGIN or x2 >= frame_w - _EDGE_MARGIN or y2 >= frame_h - _EDGE_MARGIN
+
+
 def crop_quality(
     crop: np.ndarray,
     box: BoxXYXY,
@@ -53,8 +60,6 @@ def crop_quality(
     width, height = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
     size = min(width / full_width, 1.0)
     sharp = min(sharpness(crop) / full_sharpness, 1.0)
-    frame_w, frame_h = frame_size
-    clipped = x1 <= _EDGE_MARGIN or y1 <= _EDGE_MARGIN or x2 >= frame_w - _EDGE_MARGIN or y2 >= frame_h - _EDGE_MARGIN
-    edge = _CLIPPED_FACTOR if clipped else 1.0
+    edge = _CLIPPED_FACTOR if touches_edge(box, frame_size) else 1.0
     aspect = math.exp(-abs(math.log(width / height / FRONTAL_ASPECT)))
     return float(np.clip(size * sharp * min(max(score, 0.0), 1.0) * edge * aspect, 0.0, 1.0))
