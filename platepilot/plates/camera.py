@@ -87,7 +87,32 @@ def _place_on_car(plate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
         color = tuple(float(c) for c in rng.integers(0, 256, 3))  # whole numbers: exact in uint8
         cv2.rectangle(scene, (x0, y0), (x0 + int(rng.integers(5, 60)), y0 + int(rng.integers(3, 20))), color, -1)
     scene[mh : mh + h, mw : mw + w] = plate
+    if rng.random() < 0.5:
+        _holder(scene, (mw, mh, mw + w, mh + h), rng)
     return scene, (mw, mh)
+
+
+def _holder(scene: np.ndarray, plate: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """A plate frame or recess rim: a dark-plastic or chrome band around the plate that overlaps
+    its edge, often wider at the bottom (dealer frames). Most real plates sit in one, and a reader
+    that never saw one reads its vertical edge as an extra I or L."""
+    x1, y1, x2, y2 = plate
+    h = y2 - y1
+    outer = rng.uniform(0.02, 0.09, 4) * h  # band width outside the plate: left, top, right, bottom
+    inner = rng.uniform(0.0, 0.04, 4) * h  # how far the band covers the plate's own edge
+    if rng.random() < 0.4:
+        outer[3] += rng.uniform(0.05, 0.15) * h
+        inner[3] += rng.uniform(0.0, 0.08) * h
+    grey = float(rng.uniform(10, 60) if rng.random() < 0.7 else rng.uniform(150, 235))
+    color = tuple(float(np.clip(grey + c, 0, 255)) for c in rng.integers(-8, 9, 3))
+    band = np.zeros(scene.shape[:2], np.uint8)
+    cv2.rectangle(
+        band, (round(x1 - outer[0]), round(y1 - outer[1])), (round(x2 + outer[2]), round(y2 + outer[3])), 1, -1
+    )
+    cv2.rectangle(
+        band, (round(x1 + inner[0]), round(y1 + inner[1])), (round(x2 - inner[2]), round(y2 - inner[3])), 0, -1
+    )
+    scene[band.astype(bool)] = color
 
 
 def _crop_box(plate: RenderedPlate, offset: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
