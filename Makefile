@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := chromium
+APT_PACKAGES := chromium mosquitto
 
 .PHONY: demo test lint typecheck setup system-deps clean
 
@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
-# System packages the tests drive for real (headless Chromium for the web pages).
+# System packages the tests drive for real (headless Chromium for the web pages, the MQTT broker).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -499,6 +499,7 @@ def run_command(
     from platepilot.pipeline.run import run_pilot, settings_for_source
 
     settings = settings_for_source(load_config(config), source)
+    _log_runtime_to_stderr()
 
     def tick(pilot: object) -> None:
         if stats:
@@ -509,6 +510,8 @@ def run_command(
                        tick if stats else None)  # fmt: skip
     if stats:
         tick(result.pilot)
+        if result.mqtt is not None:
+            err_console.print(escape(result.mqtt.line()), highlight=False, soft_wrap=True)
     for camera_id, score in result.demo_scores.items():
         console.print(
             f"demo {camera_id}: {score.exact}/{score.vehicles} vehicles read exactly ({100 * score.accuracy:.1f}%), "
@@ -518,6 +521,18 @@ def run_command(
     failed = [s for s in result.pilot.stats.values() if s.error]
     if failed and len(failed) == len(result.pilot.stats):
         raise PlatepilotError("; ".join(f"{s.camera_id}: {s.error}" for s in failed))
+
+
+def _log_runtime_to_stderr() -> None:
+    """The runtime's own log lines (model reloads, MQTT connection changes, failing cameras) on stderr."""
+    import logging
+
+    runtime = logging.getLogger("platepilot")
+    runtime.setLevel(logging.INFO)
+    if not runtime.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        runtime.addHandler(handler)
 
 
 @app.command("reads")

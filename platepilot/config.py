@@ -107,6 +107,29 @@ class TrackerConfig(_Model):
     )
 
 
+class MQTTConfig(_Model):
+    """Publishing each event to an MQTT broker, in the topic style Frigate / Home Assistant users expect."""
+
+    enabled: bool = Field(default=False, description="Publish events over MQTT.")
+    host: str = Field(default="localhost", description="Broker host name or address.", min_length=1)
+    port: int = Field(default=1883, description="Broker TCP port.", ge=1, le=65535)
+    topic: str = Field(
+        default="platepilot",
+        description="Topic prefix: <topic>/events (JSON per event), <topic>/<CAM>/plate (last text, retained), "
+        "<topic>/available (online/offline, retained).",
+        pattern=r"^[^#+\s/]+(/[^#+\s/]+)*$",
+    )
+    qos: Literal[0, 1, 2] = Field(
+        default=1, description="MQTT QoS of events; 1 or 2 keep events queued while the broker is unreachable."
+    )
+    max_queued: int = Field(
+        default=10_000,
+        description="Events held while the broker is unreachable; beyond this new ones are dropped (counted).",
+        ge=1,
+        le=1_000_000,
+    )
+
+
 class OutputConfig(_Model):
     """Where crops and events go."""
 
@@ -121,6 +144,7 @@ class OutputConfig(_Model):
     events_jsonl: Path | None = Field(
         default=Path("output/events.jsonl"), description="Events appended as JSON lines; null disables."
     )
+    mqtt: MQTTConfig = Field(default=MQTTConfig(), description="Optional MQTT publishing of events.")
 
 
 class MLflowConfig(_Model):

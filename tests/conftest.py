@@ -1,14 +1,17 @@
-"""Shared fixtures: a tiny random-init CRNN exported to ONNX, and synthetic labelled crops."""
+"""Shared fixtures: a tiny random-init CRNN exported to ONNX, synthetic labelled crops, a mosquitto broker."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from brokers import start_mosquitto, stop_process
 
 from platepilot.plates.synth import synth_sample
+from platepilot.registry.server import free_port
 
 TINY_ARCH = {"channels": [8, 8, 16, 16, 16], "hidden": 16}
 
@@ -49,3 +52,14 @@ def labelled_crops(tmp_path: Path, synth_crops: list[tuple[np.ndarray, str]]) ->
     labels = folder / "labels.txt"
     labels.write_text("".join(lines), encoding="utf-8")
     return labels
+
+
+@pytest.fixture()
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real mosquitto broker on 127.0.0.1 on a free port (anonymous clients allowed); yields the port."""
+    port = free_port()
+    proc = start_mosquitto(tmp_path_factory.mktemp("mosquitto"), port)
+    try:
+        yield port
+    finally:
+        stop_process(proc)

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+from pipeline_fakes import ScriptedEngine, TruthDetector, make_pilot, pipeline_settings
+from pipeline_fakes import plate_read as _read
 
-from platepilot.config import CameraConfig, OCRConfig, OutputConfig, Settings, TrackerConfig
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 from platepilot.pipeline.fusion import fuse, vote
-from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.run import score_demo
 from platepilot.sources.demo import DemoScene, DemoSource
 from platepilot.sources.files import VideoFileSource
-from platepilot.store.crops import CropStore
-from platepilot.store.events import EventStore, query_events
-from platepilot.types import Detection, PlateRead
-
-
-def _read(text: str, conf: float, chars: Sequence[float] | None = None) -> PlateRead:
-    return PlateRead(text, conf, tuple(chars) if chars else (conf,) * len(text), "test")
+from platepilot.store.events import query_events
+from platepilot.types import Detection, Frame, PlateRead
 
 
 def test_vote_weighs_characters_by_confidence() -> None:
@@ -50,62 +46,11 @@ def test_fuse(reads: list[PlateRead], expected: str | None) -> None:
     assert (fused.text if fused else None) == expected
 
 
-class ScriptedEngine:
-    """An OCR engine that reads every crop as `text` with confidences taken in turn from `confs`."""
-
-    name = "scripted"
-
-    def __init__(self, text: str, confs: Sequence[float]) -> None:
-        self.text, self.confs, self.calls = text, list(confs), 0
-        self._lock = threading.Lock()
-
-    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
-        with self._lock:
-            out = [_read(self.text, self.confs[min(self.calls + i, len(self.confs) - 1)]) for i in range(len(images))]
-            self.calls += len(images)
-        return out
-
-    def warmup(self, iterations: int = 1) -> None:
-        pass
-
-
-class TruthDetector:
-    """Detects the demo's true plate boxes, frame after frame (the source must not drop frames)."""
-
-    name = "truth"
-
-    def __init__(self, scene: DemoScene) -> None:
-        self.scene, self.index = scene, 0
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        _, truth = self.scene.render(self.index)
-        self.index += 1
-        return [Detection(p.box, 0.9) for p in truth]
-
-
-def _settings(tmp_path: Path) -> Settings:
-    return Settings(
-        cameras=[CameraConfig(id="CAM1")],
-        ocr=OCRConfig(workers=1),
-        tracker=TrackerConfig(min_hits=2, max_gap_seconds=0.5),
-        output=OutputConfig(
-            crops_dir=tmp_path / "crops",
-            events_db_url=f"sqlite:///{tmp_path}/ev.db",
-            events_jsonl=tmp_path / "ev.jsonl",
-        ),
-    )
-
-
-def _pilot(tmp_path: Path, settings: Settings, sources: list, detector: object, engine: ScriptedEngine) -> Pilot:
-    events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
-    return Pilot(settings, sources, detector, engine, CropStore(settings.output.crops_dir), events)  # type: ignore[arg-type]
-
-
 def test_demo_run_stores_one_crop_and_one_event_per_vehicle(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+    settings = pipeline_settings(tmp_path)
     source = DemoSource("CAM1", seed=0, realtime=False, max_frames=300, clock=lambda: 1_764_000_000.0)
     engine = ScriptedEngine("ABC1234", [0.3, 0.6, 0.85, 0.99])
-    pilot = _pilot(tmp_path, settings, [source], TruthDetector(source.scene), engine)
+    pilot = make_pilot(settings, [source], TruthDetector(source.scene), engine)
     pilot.run()
     vehicles = {p.vehicle for i in range(300) for p in source.scene.render(i)[1]}
     events = query_events(settings.output.events_db_url)
@@ -123,17 +68,17 @@ def test_demo_run_stores_one_crop_and_one_event_per_vehicle(tmp_path: Path) -> N
 
 
 def test_low_confidence_reads_make_no_event(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+    settings = pipeline_settings(tmp_path)
     source = DemoSource("CAM1", seed=0, realtime=False, max_frames=120)
-    pilot = _pilot(tmp_path, settings, [source], TruthDetector(source.scene), ScriptedEngine("ABC1234", [0.3]))
+    pilot = make_pilot(settings, [source], TruthDetector(source.scene), ScriptedEngine("ABC1234", [0.3]))
     pilot.run()
     assert pilot.stats["CAM1"].tracks >= 1 and query_events(settings.output.events_db_url) == []
 
 
 def test_stop_finishes_in_flight_work(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+    settings = pipeline_settings(tmp_path)
     source = DemoSource("CAM1", seed=0, realtime=True)  # endless live camera
-    pilot = _pilot(tmp_path, settings, [source], TruthDetector(source.scene), ScriptedEngine("ABC1234", [0.9]))
+    pilot = make_pilot(settings, [source], TruthDetector(source.scene), ScriptedEngine("ABC1234", [0.9]))
     pilot.start()
     assert not pilot.wait(3.0)
     pilot.close()  # what SIGINT/SIGTERM do
@@ -169,13 +114,59 @@ def _write_demo_video(path: Path, frames: int) -> DemoScene:
 def test_video_file_with_the_real_detector(tmp_path: Path) -> None:
     video = tmp_path / "road.mp4"
     scene = _write_demo_video(video, 75)
-    settings = _settings(tmp_path)
+    settings = pipeline_settings(tmp_path)
     detector = TextDetPlateDetector(params=TextDetParams(max_side=640))
     engine = ScriptedEngine("ABC1234", [0.9])
-    pilot = _pilot(tmp_path, settings, [VideoFileSource(video, "CAM1")], detector, engine)
+    pilot = make_pilot(settings, [VideoFileSource(video, "CAM1")], detector, engine)
     pilot.run()
     vehicles = {p.vehicle for i in range(75) for p in scene.render(i)[1]}
     events = query_events(settings.output.events_db_url)
     assert len(vehicles) <= len(events) <= len(vehicles) + 1  # at most one spurious track
     crops = list((tmp_path / "crops").rglob("*.jpg"))
     assert len(crops) == pilot.stats["CAM1"].tracks and pilot.stats["CAM1"].processed == 75
+
+
+class _EdgeScene:
+    """A 320x240 camera: plate 1 slides in over the left edge (dark while cut off, bright once whole);
+    plate 2 stays parked against the right edge (always cut off). Reads say which crop was read."""
+
+    camera_id, live = "CAM1", False
+    dark, bright = 60, 200
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        rng = np.random.default_rng(0)
+        for index in range(16):
+            image = rng.integers(0, 40, (240, 320, 3), dtype=np.uint8)  # texture: crops need sharpness
+            image[:120] += np.uint8(self.dark if index < 6 else self.bright)
+            image[120:] += np.uint8(self.dark)
+            yield Frame(self.camera_id, index, 1_764_000_000.0 + index / 10, image)
+
+    @staticmethod
+    def detect(image: np.ndarray) -> list[Detection]:
+        x = 0.0 if image[:120].mean() < 128 else 40.0
+        return [Detection((x, 40.0, x + 80.0, 80.0), 0.9), Detection((260.0, 160.0, 320.0, 190.0), 0.9)]
+
+
+class _BrightnessReader:
+    name = "brightness"
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        self.seen += [float(i.mean()) for i in images]
+        return [_read("CUT123" if i.mean() < 128 else "WHOLE1", 0.95) for i in images]
+
+    def warmup(self, iterations: int = 1) -> None:
+        pass
+
+
+def test_crops_cut_off_by_the_frame_edge_are_read_only_as_a_last_resort(tmp_path: Path) -> None:
+    scene, reader = _EdgeScene(), _BrightnessReader()
+    settings = pipeline_settings(tmp_path)
+    detector = SimpleNamespace(name="edge", detect=scene.detect)
+    pilot = make_pilot(settings, [scene], detector, reader)  # type: ignore[arg-type]
+    pilot.run()
+    events = {e.track_id: e for e in query_events(settings.output.events_db_url)}
+    assert [(e.text, e.reads) for _, e in sorted(events.items())] == [("WHOLE1", 1), ("CUT123", 1)]
+    assert len(reader.seen) == 2  # no read of the sliding plate while it was cut off

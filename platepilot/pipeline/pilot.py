@@ -3,7 +3,8 @@
 Threads: one capture thread per camera fills a bounded queue (a live camera's oldest frame is
 dropped, and counted, when the queue is full; a recorded source waits instead); one processing
 thread per camera detects, tracks and stores better crops; a shared ThreadPoolExecutor reads
-crops. A track is re-read, one read in flight at a time, on each better crop until an accepted read
+crops with the reader in the `ReaderSlot` at that moment (hot reload swaps it; see `reload.py`).
+A track is re-read, one read in flight at a time, on each better crop until an accepted read
 reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence` are not accepted. When the
 track ends (and its last read is back) its reads are fused into one event. A camera that fails is
 reported in its stats; the others go on. `stop()` (SIGINT/SIGTERM) ends capture, flushes every
@@ -23,13 +24,13 @@ from dataclasses import dataclass, field
 from platepilot.config import Settings
 from platepilot.detect.base import PlateDetector
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import OCREngine
 from platepilot.pipeline.fusion import fuse
+from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
 from platepilot.sources.base import FrameSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
-from platepilot.track.quality import crop_quality, cut_crop
+from platepilot.track.quality import crop_quality, cut_crop, touches_edge
 from platepilot.track.tracker import PlateTracker
 from platepilot.types import Frame, PlateCrop, PlateRead, Track, TrackState
 
@@ -40,14 +41,18 @@ _END = object()  # end-of-stream marker in a camera queue
 
 @dataclass
 class _TrackReads:
-    """OCR state of one track (guarded by the pilot's lock)."""
+    """OCR state of one track (guarded by the pilot's lock). A crop cut off by the frame edge may
+    miss characters yet read with high confidence, so it is not read while the track lives; the
+    best one (`edge_crop`) is read when the track ends with no whole-plate read."""
 
     reads: list[PlateRead] = field(default_factory=list)
+    edge_crop: PlateCrop | None = None
     in_flight: bool = False
     pending: PlateCrop | None = None
     satisfied: bool = False
     ended: Track | None = None
     crop_path: str = ""
+    reader: LoadedReader | None = None  # the reader of the latest accepted read
 
 
 class Pilot:
@@ -58,15 +63,13 @@ class Pilot:
         settings: Settings,
         sources: Sequence[FrameSource],
         detector: PlateDetector,
-        engine: OCREngine,
+        reader: ReaderSlot,
         crops: CropStore,
         events: EventStore,
         on_event: Callable[[PlateEvent], None] | None = None,
-        model_version: str = "",
     ) -> None:
-        self.settings, self.sources, self.detector, self.engine = settings, sources, detector, engine
+        self.settings, self.sources, self.detector, self.reader = settings, sources, detector, reader
         self.crops, self.events, self.on_event = crops, events, on_event
-        self.model_version = model_version
         self.stats = {s.camera_id: CameraStats(s.camera_id) for s in sources}
         self.emitted: list[PlateEvent] = []
         self._stop = threading.Event()
@@ -191,8 +194,9 @@ class Pilot:
                 continue
             image = cut_crop(frame.image, det.box_xyxy)
             quality = crop_quality(image, det.box_xyxy, det.score, (width, height))
+            clipped = touches_edge(det.box_xyxy, (width, height))
             crop = PlateCrop(
-                frame.camera_id, track.track_id, frame.index, frame.timestamp, image, quality, det.box_xyxy
+                frame.camera_id, track.track_id, frame.index, frame.timestamp, image, quality, det.box_xyxy, clipped
             )
             stored = self.crops.offer(crop)
             if stored is not None:
@@ -211,6 +215,9 @@ class Pilot:
             state.crop_path = path
             if state.satisfied:
                 return
+            if crop.clipped:
+                state.edge_crop = crop
+                return
             if state.in_flight:
                 state.pending = crop
                 return
@@ -219,9 +226,10 @@ class Pilot:
 
     def _read(self, key: tuple[str, int], crop: PlateCrop, stats: CameraStats) -> None:
         ocr = self.settings.ocr
+        reader = self.reader.current  # one model for this read, even if a reload swaps the slot meanwhile
         started = time.perf_counter()
         try:
-            read: PlateRead | None = self.engine.read([crop.image])[0]
+            read: PlateRead | None = reader.engine.read([crop.image])[0]
         except Exception:
             log.exception("%s track %d: OCR failed", *key)
             read = None
@@ -231,10 +239,9 @@ class Pilot:
             state = self._tracks[key]
             if read is not None and read.text and read.confidence >= ocr.ocr_min_confidence:
                 state.reads.append(read)
+                state.reader = reader
                 state.satisfied = read.confidence >= ocr.ocr_max_confidence_target
-            follow = None if state.satisfied else state.pending
-            state.pending = None
-            state.in_flight = follow is not None
+            follow = self._next_crop(state)
             finished = follow is None and state.ended is not None
         if follow is not None:
             self._read(key, follow, stats)  # same worker: keeps one read in flight per track
@@ -250,16 +257,31 @@ class Pilot:
                 return
             state.ended = track
             busy = state.in_flight
-        if not busy:
+            last = None if busy else self._next_crop(state)
+        if last is not None:
+            self._executor.submit(self._read, key, last, self.stats[track.camera_id])
+        elif not busy:
             self._finish(key)
+
+    @staticmethod
+    def _next_crop(state: _TrackReads) -> PlateCrop | None:
+        """The crop to read next (marking it in flight), or None: the pending better crop while the
+        track is unsatisfied, then, once it has ended with no accepted read, its best edge crop."""
+        follow = None if state.satisfied else state.pending
+        state.pending = None
+        if follow is None and state.ended is not None and not state.reads:
+            follow, state.edge_crop = state.edge_crop, None
+        state.in_flight = follow is not None
+        return follow
 
     def _finish(self, key: tuple[str, int]) -> None:
         with self._lock:
             state = self._tracks.pop(key, None)
         self.crops.forget(*key)
-        if state is None or state.ended is None:
+        if state is None or state.ended is None or state.reader is None:
             return
-        fused = fuse(state.reads, self.settings.ocr.format_prior, self.engine.name)
+        engine = state.reader.engine.name
+        fused = fuse(state.reads, self.settings.ocr.format_prior, engine)
         if fused is None:
             return
         track = state.ended
@@ -272,8 +294,8 @@ class Pilot:
             confidence=round(fused.confidence, 4),
             candidates=fused.candidates,
             crop_path=state.crop_path,
-            engine=self.engine.name,
-            model_version=self.model_version,
+            engine=engine,
+            model_version=state.reader.version,
             reads=len(state.reads),
             format=fused.format_match,
         )

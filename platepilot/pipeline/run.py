@@ -8,16 +8,29 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 
 from platepilot.config import CameraConfig, Settings
 from platepilot.detect import make_detector
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.pilot import Pilot
+from platepilot.pipeline.reload import (
+    RELOAD_POLL_SECONDS,
+    ModelWatcher,
+    ReaderSlot,
+    load_verified,
+    model_signature,
+    model_version,
+)
 from platepilot.sources import open_source
 from platepilot.sources.demo import DemoSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
+from platepilot.store.mqtt import MQTTPublisher
+
+HOT_RELOAD_ENGINES = ("crnn", "auto")
+"""Engines that follow the CRNN at `ocr.model_path`: a replaced (or newly deployed) model is swapped in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,8 @@ class RunResult:
     pilot: Pilot
     demo_scores: dict[str, DemoScore]
     seconds: float
+    watcher: ModelWatcher | None = None
+    mqtt: MQTTPublisher | None = None
 
 
 def run_pilot(
@@ -83,18 +98,33 @@ def run_pilot(
     tick_seconds: float = 5.0,
     clock: Callable[[], float] = time.time,
     realtime_demo: bool = True,
+    reload_seconds: float = RELOAD_POLL_SECONDS,
 ) -> RunResult:
-    """Run every configured camera until its source ends, `duration` seconds pass, or a signal."""
+    """Run every configured camera until its source ends, `duration` seconds pass, or a signal.
+
+    Events go to the events store, then MQTT (when `output.mqtt.enabled`), then `on_event`. With the
+    `crnn` or `auto` engine the model file at `ocr.model_path` is watched every `reload_seconds` and
+    hot-reloaded when replaced.
+    """
     sources = [open_source(camera, clock, realtime_demo) for camera in settings.cameras]
     detector = make_detector(settings.detector)
+    baseline = model_signature(settings.ocr.model_path)  # before loading: a swap meanwhile is seen
     engine = make_engine(settings.ocr.engine, None, settings)
     engine.warmup(1)
-    version = str(getattr(engine, "model_path", "")) or engine.name
+    slot = ReaderSlot(engine, model_version(engine))
+    watcher = None
+    if settings.ocr.engine in HOT_RELOAD_ENGINES:
+        load = partial(load_verified, build=partial(make_engine, "crnn", settings=settings))
+        watcher = ModelWatcher(settings.ocr.model_path, slot, load, reload_seconds, baseline)
+    publisher = MQTTPublisher(settings.output.mqtt) if settings.output.mqtt.enabled else None
     events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
-    pilot = Pilot(settings, sources, detector, engine, CropStore(settings.output.crops_dir), events, on_event, version)
+    pilot = Pilot(settings, sources, detector, slot, CropStore(settings.output.crops_dir), events,
+                  partial(_emit, publisher, on_event))  # fmt: skip
     started = time.monotonic()
     try:
         with stop_on_signals(pilot.stop):
+            if watcher is not None:
+                watcher.start()
             pilot.start()
             deadline = None if duration is None else started + duration
             while not pilot.wait(tick_seconds if deadline is None else min(tick_seconds, deadline - time.monotonic())):
@@ -104,12 +134,24 @@ def run_pilot(
                     break
     finally:
         pilot.close()
+        if watcher is not None:
+            watcher.stop()
         events.close()
+        if publisher is not None:
+            publisher.close()
     scores = {}
     for source in sources:
         if isinstance(source, DemoSource) and source.first_timestamp is not None:
             scores[source.camera_id] = score_demo(source, pilot.emitted, source.first_timestamp)
-    return RunResult(pilot, scores, time.monotonic() - started)
+    return RunResult(pilot, scores, time.monotonic() - started, watcher, publisher)
+
+
+def _emit(publisher: MQTTPublisher | None, on_event: Callable[[PlateEvent], None] | None, event: PlateEvent) -> None:
+    """Past the events store: MQTT first (it never blocks), then the caller's callback (the terminal)."""
+    if publisher is not None:
+        publisher.publish(event)
+    if on_event is not None:
+        on_event(event)
 
 
 def settings_for_source(settings: Settings, source: str | None) -> Settings:

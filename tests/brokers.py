@@ -1,0 +1,37 @@
+"""Starting and stopping a real mosquitto broker for the MQTT tests (by PID, on a port the test picks)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def start_mosquitto(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start mosquitto (`make system-deps` installs it) listening on 127.0.0.1:`port`; wait until it accepts."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    assert Path(binary).is_file(), "mosquitto is not installed: run `make system-deps`"
+    conf = folder / f"mosquitto-{port}.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"mosquitto exited with {proc.returncode}"
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
+    stop_process(proc)
+    raise AssertionError(f"mosquitto did not listen on port {port} within 10 s")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM by PID, SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

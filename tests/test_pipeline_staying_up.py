@@ -1,0 +1,137 @@
+"""Staying up: a failing camera leaves the others running, an unreachable stream is retried, and
+SIGTERM to `platepilot run` finishes in-flight reads, flushes every event (SQLite, JSONL, MQTT), exits 0."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from pipeline_fakes import ScriptedEngine, TruthDetector, make_pilot, pipeline_settings
+from test_mqtt import Subscriber
+
+from platepilot.registry.server import free_port
+from platepilot.sources.base import FrameSource
+from platepilot.sources.demo import DemoSource
+from platepilot.sources.files import VideoFileSource
+from platepilot.sources.stream import Backoff, StreamSource
+from platepilot.store.events import query_events
+from platepilot.types import Frame
+
+
+class _UnpluggedCamera:
+    """A live camera that delivers `good` blank frames, then fails the way a pulled USB cable does."""
+
+    live = True
+
+    def __init__(self, camera_id: str, good: int) -> None:
+        self.camera_id, self.good = camera_id, good
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        for index in range(self.good):
+            yield Frame(self.camera_id, index, 1000.0 + index, np.zeros((72, 128, 3), np.uint8))
+        raise OSError("camera unplugged")
+
+
+def test_failing_cameras_leave_the_others_running(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    settings = pipeline_settings(tmp_path, cameras=("CAM1", "CAM2", "CAM3"))
+    demo = DemoSource("CAM1", seed=0, realtime=False, max_frames=200)
+    sources: list[FrameSource] = [demo, VideoFileSource(corrupt, "CAM2"), _UnpluggedCamera("CAM3", good=10)]
+    pilot = make_pilot(settings, sources, TruthDetector(demo.scene), ScriptedEngine("ABC1234", [0.9]))
+    pilot.run()
+    stats = pilot.stats
+    assert "OpenCV cannot open" in (stats["CAM2"].error or "") and stats["CAM2"].processed == 0
+    cam3 = stats["CAM3"]  # a live camera: frames the pipeline could not keep up with are dropped
+    assert cam3.error == "OSError: camera unplugged" and cam3.captured == cam3.processed + cam3.dropped == 10
+    assert stats["CAM1"].error is None and stats["CAM1"].processed == 200
+    shown = Counter(p.vehicle for i in range(200) for p in demo.scene.render(i)[1])
+    tracked = [v for v, frames in shown.items() if frames >= settings.tracker.min_hits]  # not one frame at the end
+    events = query_events(settings.output.events_db_url)
+    assert len(events) == len(tracked) >= 3 and {e.camera_id for e in events} == {"CAM1"}
+
+
+def test_unreachable_stream_is_retried_while_another_camera_goes_on(tmp_path: Path) -> None:
+    settings = pipeline_settings(tmp_path, cameras=("CAM1", "CAM2"))
+    demo = DemoSource("CAM1", seed=0, realtime=False, max_frames=150)
+    stream = StreamSource(f"rtsp://127.0.0.1:{free_port()}/stream1", "CAM2", backoff=Backoff(0.05, 0.2))
+    pilot = make_pilot(settings, [demo, stream], TruthDetector(demo.scene), ScriptedEngine("ABC1234", [0.9]))
+    pilot.start()
+    deadline = time.monotonic() + 30
+    while pilot.stats["CAM1"].processed < 150 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the demo's last tracks end; the stream keeps retrying meanwhile
+    pilot.close()
+    assert stream.reconnects >= 4 and pilot.stats["CAM2"].error is None  # retrying is not failing
+    assert pilot.stats["CAM1"].processed == 150
+    assert {e.camera_id for e in query_events(settings.output.events_db_url)} == {"CAM1"}
+
+
+def _track_ids(lines: list[str]) -> list[int]:
+    return [json.loads(line)["track_id"] for line in lines if line.strip()]
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_reads_and_flushes_every_event(tmp_path: Path, mosquitto: int) -> None:
+    """`platepilot run` on the endless demo is stopped by SIGTERM while a vehicle's track is open (its
+    crop is on disk, its event not yet): that vehicle still gets its event, everywhere."""
+    config = {
+        "cameras": [{"id": "CAM1", "source": "demo:3"}],
+        # every non-empty read is accepted, so every track with a crop must end as an event
+        "ocr": {"engine": "crnn", "model_path": str(tmp_path / "none.onnx"), "ocr_min_confidence": 0.0},
+        "output": {
+            "crops_dir": str(tmp_path / "crops"),
+            "events_db_url": f"sqlite:///{tmp_path}/events.db",
+            "events_jsonl": str(tmp_path / "events.jsonl"),
+            "mqtt": {"enabled": True, "host": "127.0.0.1", "port": mosquitto, "topic": "pp"},
+        },
+    }
+    (tmp_path / "platepilot.yaml").write_text(yaml.safe_dump(config))
+    subscriber = Subscriber(mosquitto, "pp")
+    jsonl = tmp_path / "events.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "platepilot.cli", "run", "--config", "platepilot.yaml"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        open_track = _wait_for_open_track(tmp_path / "crops", jsonl, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    stored = query_events(f"sqlite:///{tmp_path}/events.db")
+    ids = sorted(e.track_id for e in stored)
+    assert open_track in ids
+    crops = sorted(int(p.stem.split("track")[1]) for p in (tmp_path / "crops").rglob("CAM1_track*.jpg"))
+    assert ids == crops, "every tracked vehicle has exactly one event"
+    assert sorted(_track_ids(jsonl.read_text().splitlines())) == ids
+    assert len([line for line in out.splitlines() if " CAM1 track " in line]) == len(ids)
+    assert sorted(_track_ids(subscriber.wait_for("pp/events", len(ids)))) == ids
+    subscriber.close()
+
+
+def _wait_for_open_track(crops: Path, jsonl: Path, proc: subprocess.Popen[str], timeout: float = 90.0) -> int:
+    """The id of a track with a crop on disk and no event yet, as soon as there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"platepilot run exited early: {proc.communicate()[1]}"
+        done = set(_track_ids(jsonl.read_text().splitlines())) if jsonl.is_file() else set()
+        for path in crops.rglob("CAM1_track*.jpg"):
+            track = int(path.stem.split("track")[1])
+            if track not in done:
+                return track
+        time.sleep(0.05)
+    raise AssertionError("no track opened within the time limit")
