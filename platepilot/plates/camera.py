@@ -23,6 +23,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home (air-
 import albumentations as A
 
 _MARGIN = 0.6  # car around the plate, as a fraction of plate size on each side
+_BAND_CHARS = "ABCDEFGHIJKLMNOPRSTUVWY0123456789"
 
 
 class CameraModel:
@@ -94,15 +95,17 @@ def _place_on_car(plate: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
 
 def _holder(scene: np.ndarray, plate: tuple[int, int, int, int], rng: np.random.Generator) -> None:
     """A plate frame or recess rim: a dark-plastic or chrome band around the plate that overlaps
-    its edge, often wider at the bottom (dealer frames). Most real plates sit in one, and a reader
-    that never saw one reads its vertical edge as an extra I or L."""
+    its edge, often wide at the bottom or top with a dealer's name on it. Most real plates sit in
+    one; a reader that never saw one reads its vertical edge as an extra I or L and the dealer's
+    name as part of the plate."""
     x1, y1, x2, y2 = plate
     h = y2 - y1
     outer = rng.uniform(0.02, 0.09, 4) * h  # band width outside the plate: left, top, right, bottom
     inner = rng.uniform(0.0, 0.04, 4) * h  # how far the band covers the plate's own edge
-    if rng.random() < 0.4:
-        outer[3] += rng.uniform(0.05, 0.15) * h
-        inner[3] += rng.uniform(0.0, 0.08) * h
+    for side in (1, 3):  # dealer frames: wide top or bottom bands, covering captions
+        if rng.random() < 0.35:
+            outer[side] += rng.uniform(0.04, 0.14) * h
+            inner[side] += rng.uniform(0.0, 0.12) * h
     grey = float(rng.uniform(10, 60) if rng.random() < 0.7 else rng.uniform(150, 235))
     color = tuple(float(np.clip(grey + c, 0, 255)) for c in rng.integers(-8, 9, 3))
     band = np.zeros(scene.shape[:2], np.uint8)
@@ -113,6 +116,24 @@ def _holder(scene: np.ndarray, plate: tuple[int, int, int, int], rng: np.random.
         band, (round(x1 + inner[0]), round(y1 + inner[1])), (round(x2 - inner[2]), round(y2 - inner[3])), 0, -1
     )
     scene[band.astype(bool)] = color
+    ink = (235.0, 235.0, 235.0) if grey < 100 else (25.0, 25.0, 25.0)
+    for side, y_band in ((1, y1 - outer[1]), (3, y2 - inner[3])):
+        thickness = outer[side] + inner[side]
+        if thickness > 0.1 * h and rng.random() < 0.7:
+            _band_text(scene, (x1 + x2) / 2, y_band + thickness / 2, 0.6 * thickness, ink, rng)
+
+
+def _band_text(
+    scene: np.ndarray, cx: float, cy: float, height: float, ink: tuple[float, ...], rng: np.random.Generator
+) -> None:
+    """A made-up dealer name or slogan centred at (cx, cy), `height` pixels tall (Hershey vector font)."""
+    words = ["".join(rng.choice(list(_BAND_CHARS), int(rng.integers(3, 9)))) for _ in range(int(rng.integers(1, 3)))]
+    text = " ".join(words)
+    font = cv2.FONT_HERSHEY_DUPLEX if rng.random() < 0.5 else cv2.FONT_HERSHEY_SIMPLEX
+    scale = cv2.getFontScaleFromHeight(font, max(round(height), 4))
+    (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
+    origin = (round(cx - tw / 2), round(cy + th / 2))
+    cv2.putText(scene, text, origin, font, scale, ink, max(round(height / 8), 1), cv2.LINE_AA)
 
 
 def _crop_box(plate: RenderedPlate, offset: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
