@@ -7,6 +7,10 @@ by side at the same height merged (Florida plates print a graphic between the ch
 lines of plate-like aspect kept, each grown from the serial to the whole plate (plates are ~2:1 and
 the serial fills most of the width), and a small line inside a bigger plate (the FLORIDA header, the
 county or slogan) dropped. Signs and banners pass too: the OCR stage and the format prior reject them.
+
+The box reported is the serial line with a small margin (`crop_grow`), not the grown plate: readers
+read the characters best without the plate frame, the dealer's name and the state caption around
+them (measured on the UCSD scenes: 66% read end to end from serial boxes, 43-50% from whole plates).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 
 from platepilot.errors import PlatepilotError, missing_extra
 from platepilot.sessions import open_session
-from platepilot.types import Detection
+from platepilot.types import BoxXYXY, Detection
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class TextDetParams:
     min_height: float = 6.0
     max_tilt_deg: float = 25.0
     plate_grow: tuple[float, float] = (1.1, 1.7)  # serial line -> plate, width and height factors
+    crop_grow: tuple[float, float] = (1.05, 1.3)  # serial line -> reported box, width and height factors
 
 
 def bundled_model_path() -> Path:
@@ -152,14 +157,18 @@ def plates_from_lines(lines: np.ndarray, width: int, height: int, p: TextDetPara
             continue
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
         pw = w * p.plate_grow[0]
-        ph = max(h * p.plate_grow[1], pw * 0.38)
-        ph = min(ph, pw * 0.6)
-        box = (max(cx - pw / 2, 0.0), max(cy - ph / 2, 0.0), min(cx + pw / 2, width), min(cy + ph / 2, height))
-        candidates.append((h, box, score))
-    kept: list[Detection] = []
-    for _, box, score in sorted(candidates, key=lambda c: -c[0]):  # tallest serial first
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        inside = any(k.box_xyxy[0] < cx < k.box_xyxy[2] and k.box_xyxy[1] < cy < k.box_xyxy[3] for k in kept)
-        if not inside:
-            kept.append(Detection(box, float(score)))
-    return sorted(kept, key=lambda d: -d.score)
+        ph = min(max(h * p.plate_grow[1], pw * 0.38), pw * 0.6)
+        plate = _box(cx, cy, pw, ph, width, height)
+        reported = _box(cx, cy, w * p.crop_grow[0], h * p.crop_grow[1], width, height)
+        candidates.append((h, plate, reported, score))
+    kept: list[tuple[BoxXYXY, Detection]] = []
+    for _, plate, reported, score in sorted(candidates, key=lambda c: -c[0]):  # tallest serial first
+        cx, cy = (plate[0] + plate[2]) / 2, (plate[1] + plate[3]) / 2
+        if not any(k[0] < cx < k[2] and k[1] < cy < k[3] for k, _ in kept):
+            kept.append((plate, Detection(reported, float(score))))
+    return sorted((d for _, d in kept), key=lambda d: -d.score)
+
+
+def _box(cx: float, cy: float, w: float, h: float, width: int, height: int) -> BoxXYXY:
+    """A w x h box centred at (cx, cy), clipped to a width x height frame."""
+    return (max(cx - w / 2, 0.0), max(cy - h / 2, 0.0), min(cx + w / 2, width), min(cy + h / 2, height))
