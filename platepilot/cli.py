@@ -37,7 +37,7 @@ def config_show(
 
 
 _MODEL_HELP = "CRNN ONNX model (default: ocr.model_path if trained, else the bundled model)."
-_ENGINE_HELP = "OCR engine (default: the config's ocr.engine)."
+_ENGINE_HELP = "OCR engine: auto, plateocr, paddle, easyocr or crnn (default: the config's ocr.engine)."
 
 
 @app.command("ocr")
@@ -101,7 +101,7 @@ def eval_command(
     settings = load_config(config)
     name = engine or settings.ocr.engine
     reader = make_engine(name, model, settings)
-    model_name = str(resolve_model(model, settings)) if name in ("crnn", "auto") else name
+    model_name = str(resolve_model(model, settings)) if reader.name == "crnn" else reader.name
     result = evaluate(reader, labels, limit=limit, model=model_name)
     if report is not None:
         write_report(result, report)
@@ -196,8 +196,8 @@ _CROPS_DIR_HELP = "Folder of plate crops (searched recursively; default: the con
 _LABELS_OUT_HELP = "labels.txt to append to (<crop path>\\t<TEXT> lines; created if missing)."
 _ACCEPT_HELP = "Also write reads at least this confident to labels.txt (unverified; training sees them)."
 _PRELABEL_ENGINE_HELP = (
-    "OCR engine for pre-labels: auto or crnn. 'auto' is the CRNN for now: the PaddleOCR/EasyOCR "
-    "ensemble (PlateOCR) is not built yet, so plateocr/paddle/easyocr are refused."
+    "OCR engine for pre-labels: auto, plateocr (the PlateOCR ensemble), paddle, easyocr or crnn. "
+    "'auto' is a trained (or --model) CRNN when there is one, else PlateOCR."
 )
 
 

@@ -22,6 +22,7 @@ DEFAULT_CONFIG_FILE = Path("platepilot.yaml")
 _MAX_REPORTED_ERRORS = 3
 
 OCREngineName = Literal["auto", "crnn", "plateocr", "paddle", "easyocr"]
+PlateOCRMember = Literal["paddle", "easyocr", "crnn"]
 
 
 class _Model(BaseModel):
@@ -83,6 +84,22 @@ class OCRConfig(_Model):
     )
     workers: int = Field(default=2, description="OCR worker threads shared by all cameras.", ge=1, le=64)
     format_prior: bool = Field(default=True, description="Prefer candidate texts that match a known plate format.")
+    plateocr_members: tuple[PlateOCRMember, ...] = Field(
+        default=("paddle", "crnn"),
+        description="PlateOCR ensemble members: paddle (PP-OCRv6), easyocr (needs the ensemble extra), crnn "
+        "(the trained model at model_path, else the bundled one).",
+        min_length=1,
+    )
+    plateocr_lines: bool = Field(
+        default=True, description="PlateOCR: in crops with several lines of text, read only the plate line."
+    )
+
+    @field_validator("plateocr_members")
+    @classmethod
+    def _unique_members(cls, members: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(members)) != len(members):
+            raise ValueError(f"plateocr_members must not repeat a member, got {list(members)}")
+        return members
 
     @model_validator(mode="after")
     def _min_below_target(self) -> OCRConfig:

@@ -211,9 +211,8 @@ def test_resolve_model_order(tiny_model: Path, tmp_path: Path, monkeypatch: pyte
 
 @pytest.mark.parametrize(
     ("engine", "error"),
-    [("crnn", None), ("auto", None), ("plateocr", "not available yet"), ("easyocr", "not available yet"),
-     ("tesseract", "unknown OCR engine")],
-)  # fmt: skip
+    [("crnn", None), ("auto", None), ("tesseract", "unknown OCR engine")],
+)
 def test_make_engine(tiny_model: Path, engine: str, error: str | None) -> None:
     from platepilot.config import Settings
     from platepilot.ocr.models import make_engine

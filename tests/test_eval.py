@@ -158,9 +158,9 @@ def test_cli_ocr_bad_image_exits_1_with_one_line(tiny_model: Path, labelled_crop
 def test_cli_unknown_engine_and_missing_model(labelled_crops: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     crop = str(labelled_crops.parent / "CAM1_track0.jpg")
-    result = runner.invoke(app, ["ocr", crop, "--engine", "easyocr"])
+    result = runner.invoke(app, ["ocr", crop, "--engine", "tesseract"])
     assert isinstance(result.exception, PlatepilotError)
-    assert "not available yet" in str(result.exception)
+    assert "unknown OCR engine 'tesseract'" in str(result.exception)
     result = runner.invoke(app, ["ocr", crop, "--model", str(tmp_path / "nope.onnx")])
     assert isinstance(result.exception, PlatepilotError)
     assert "model not found" in str(result.exception)

@@ -200,8 +200,8 @@ def test_prelabel_command_line(work: Path, tiny_model: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "5 crops pre-labeled by crnn" in result.output
     assert Path(str(LABELS) + ".meta.jsonl").is_file() and not LABELS.exists()
-    paddle = CliRunner().invoke(cli_app, [*args, "--engine", "easyocr"])
-    assert paddle.exit_code == 1 and "not available yet" in str(paddle.exception)
+    unknown = CliRunner().invoke(cli_app, [*args, "--engine", "tesseract"])
+    assert unknown.exit_code == 1 and "unknown OCR engine 'tesseract'" in str(unknown.exception)
     assert "PlateOCR" in CliRunner().invoke(cli_app, ["prelabel", "--help"]).output
     assert Settings().ocr.engine == "auto"
 

@@ -57,3 +57,31 @@ def beam_search(probs: np.ndarray, charset: str, beam_width: int = 8, top_k: int
         beams = {k: (v[0], v[1]) for k, v in ranked}
     scored = sorted(((k, v[0] + v[1]) for k, v in beams.items()), key=lambda kv: kv[1], reverse=True)
     return scored[:top_k]
+
+
+def text_probability(probs: np.ndarray, charset: str, text: str) -> float:
+    """P(text | probs) summed over every CTC path that spells `text` (the forward algorithm).
+
+    Lets one recogniser score a text another recogniser read; 0.0 when `text` holds a character
+    outside `charset` or needs more steps than the (T, C) matrix has.
+    """
+    if any(ch not in charset for ch in text):
+        return 0.0
+    labels = [charset.index(ch) + 1 for ch in text]
+    states = [0]
+    for k in labels:
+        states += [k, 0]  # blank, l1, blank, l2, ..., blank
+    ext = np.array(states)
+    # A transition may skip the blank between two different characters, never between repeats.
+    skip = np.zeros(len(ext), bool)
+    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
+    alpha = np.zeros(len(ext))
+    alpha[0] = probs[0, 0]
+    if len(ext) > 1:
+        alpha[1] = probs[0, ext[1]]
+    for step in probs[1:]:
+        moved = alpha.copy()
+        moved[1:] += alpha[:-1]
+        moved[2:] += np.where(skip[2:], alpha[:-2], 0.0)
+        alpha = moved * step[ext]
+    return float(alpha[-1] + (alpha[-2] if len(ext) > 1 else 0.0))

@@ -10,6 +10,8 @@ from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.crnn_service import CRNNOCRService
+from platepilot.ocr.lines import PlateLineFinder
+from platepilot.ocr.plate_ocr import MODEL_THREADS
 
 BUNDLED_MODEL = Path(platepilot.__file__).parent / "assets" / "florida_plate_ocr.onnx"
 """The default CRNN shipped in the package, trained on synthetic plates only."""
@@ -37,25 +39,50 @@ def _crnn(model_path: Path | None, settings: Settings) -> OCREngine:
     return CRNNOCRService(resolve_model(model_path, settings), format_prior=settings.ocr.format_prior)
 
 
+def _lines(settings: Settings) -> PlateLineFinder | None:
+    return PlateLineFinder(threads=MODEL_THREADS) if settings.ocr.plateocr_lines else None
+
+
 def _paddle(model_path: Path | None, settings: Settings) -> OCREngine:
     from platepilot.ocr.paddle import PaddleRecognizer
 
-    return PaddleRecognizer()
+    return PaddleRecognizer(_lines(settings), format_prior=settings.ocr.format_prior, threads=MODEL_THREADS)
+
+
+def _easyocr(model_path: Path | None, settings: Settings) -> OCREngine:
+    from platepilot.ocr.easy import EasyOCRReader
+
+    return EasyOCRReader(_lines(settings), threads=MODEL_THREADS)
+
+
+def _plateocr(model_path: Path | None, settings: Settings) -> OCREngine:
+    from platepilot.ocr.plate_ocr import build_plate_ocr
+
+    members = settings.ocr.plateocr_members
+    crnn = resolve_model(model_path, settings) if "crnn" in members else None
+    return build_plate_ocr(members, crnn, settings.ocr.plateocr_lines, settings.ocr.format_prior)
+
+
+def _auto(model_path: Path | None, settings: Settings) -> OCREngine:
+    """A CRNN the user trained or named wins (the project's goal is to replace the ensemble);
+    otherwise the PlateOCR ensemble, which reads real plates better than the bundled synthetic-only CRNN."""
+    if model_path is not None or settings.ocr.model_path.is_file():
+        return _crnn(model_path, settings)
+    return _plateocr(model_path, settings)
 
 
 _ENGINES: dict[str, Callable[[Path | None, Settings], OCREngine]] = {
-    "crnn": _crnn,
-    "auto": _crnn,  # the PlateOCR ensemble is not built yet, so auto means the CRNN for now
+    "auto": _auto,
+    "plateocr": _plateocr,
     "paddle": _paddle,
+    "easyocr": _easyocr,
+    "crnn": _crnn,
 }
-_NOT_YET = ("plateocr", "easyocr")
 
 
 def make_engine(engine_name: str, model_path: Path | None, settings: Settings) -> OCREngine:
-    """Build the engine called `engine_name` (crnn, auto); PlatepilotError for any other name."""
+    """Build the engine called `engine_name` (`_ENGINES`); PlatepilotError for any other name."""
     factory = _ENGINES.get(engine_name)
-    if factory is not None:
-        return factory(model_path, settings)
-    if engine_name in _NOT_YET:
-        raise PlatepilotError(f"OCR engine {engine_name!r} is not available yet; use one of: {', '.join(_ENGINES)}")
-    raise PlatepilotError(f"unknown OCR engine {engine_name!r}; use one of: {', '.join(_ENGINES)}")
+    if factory is None:
+        raise PlatepilotError(f"unknown OCR engine {engine_name!r}; use one of: {', '.join(_ENGINES)}")
+    return factory(model_path, settings)

@@ -1,54 +1,144 @@
-"""PaddleOCR's recogniser (PP-OCRv6 small, shipped as ONNX inside the `rapidocr` wheel) as an OCREngine.
+"""PaddleOCR's PP-OCRv6 small recogniser (ONNX, shipped inside the `rapidocr` wheel) as an OCREngine.
 
-Reads the whole crop with the recogniser only: the baseline every CRNN is measured against. The
-PaddleOCR + EasyOCR ensemble (line picking with the detector, voting) builds on this member.
+The model is run with onnxruntime directly rather than through rapidocr's pipeline object, which is
+not thread-safe: one shared `InferenceSession` is (`run` may be called from many threads), so `read`
+needs no lock. The recogniser spells ~18,700 classes (Chinese, symbols, both cases); its output is
+folded onto the plate alphabet before decoding (`plate_probabilities`), so it can only read A-Z0-9
+and gets the CRNN's CTC decoding: beam candidates and the plate-format prior.
+
+With a `PlateLineFinder`, a crop that holds several text lines (a whole plate: state name, serial,
+slogan) is read on its plate line only; a crop that is one line is read whole.
 """
 
 from __future__ import annotations
 
-import threading
+import math
 from collections.abc import Sequence
+from pathlib import Path
 
+import cv2
 import numpy as np
 
-from platepilot.errors import missing_extra
-from platepilot.plates.charset import normalize
-from platepilot.plates.formats import match_format
+from platepilot.errors import PlatepilotError, missing_extra
+from platepilot.ocr.base import as_bgr
+from platepilot.ocr.crnn_service import decode_read
+from platepilot.ocr.lines import PlateLineFinder, Rows
+from platepilot.plates.charset import CHARSET
+from platepilot.sessions import open_session
 from platepilot.types import PlateRead
+
+REC_FILE = "PP-OCRv6_rec_small.onnx"
+REC_HEIGHT = 48
+REC_MIN_WIDTH = 320
+"""PaddleOCR pads every line to at least 320 x 48 pixels (rapidocr's `rec_img_shape`)."""
+MIN_SIDE = 30
+"""rapidocr's pipeline first grows a crop whose short side is under 30 px (to 30, then both sides to
+multiples of 32); kept, so the member reads small crops exactly as `RapidOCR()(crop)` does."""
+
+
+def rapidocr_model(name: str) -> Path:
+    """A model file inside the installed `rapidocr` wheel; PlatepilotError when absent."""
+    try:
+        import rapidocr
+    except ImportError:
+        raise missing_extra("rapidocr", "ensemble") from None
+    path = Path(rapidocr.__file__).parent / "models" / name
+    if not path.is_file():
+        raise PlatepilotError(f"{path}: the rapidocr wheel has no {name}; reinstall rapidocr>=3.10")
+    return path
+
+
+def plate_columns(characters: Sequence[str]) -> list[list[int]]:
+    """For each CHARSET character, the model classes that spell it (the letter in both cases).
+
+    `characters` is the model's class list, class 0 the CTC blank.
+    """
+    index = {ch: i for i, ch in enumerate(characters)}
+    return [[index[v] for v in {ch, ch.lower()} if v in index] for ch in CHARSET]
+
+
+def plate_probabilities(probs: np.ndarray, columns: Sequence[Sequence[int]]) -> np.ndarray:
+    """(T, C) model probabilities -> (T, 1 + len(CHARSET)), class 0 the blank, then CHARSET.
+
+    Every class that is not a plate character (spaces, dashes, dots, symbols, Chinese) joins the
+    blank: plate text drops them anyway (`normalize`), and so a dash between two groups can no
+    longer hide the argmax of a plate character.
+    """
+    out = np.empty((probs.shape[0], 1 + len(columns)), np.float32)
+    for k, cols in enumerate(columns, start=1):
+        out[:, k] = probs[:, cols].sum(axis=1)
+    out[:, 0] = np.clip(1.0 - out[:, 1:].sum(axis=1), 0.0, 1.0)
+    return out
+
+
+def rec_blob(image: np.ndarray) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> float32 (1, 3, 48, max(320, 48 W / H)) in [-1, 1], zero-padded right."""
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        scale = MIN_SIDE / min(height, width)
+        width, height = (max(round(int(side * scale) / 32) * 32, 32) for side in (width, height))
+        image = cv2.resize(image, (width, height))
+    resized_w = max(1, math.ceil(REC_HEIGHT * width / height))
+    blob = np.zeros((3, REC_HEIGHT, max(REC_MIN_WIDTH, resized_w)), np.float32)
+    resized = cv2.resize(image, (resized_w, REC_HEIGHT)).astype(np.float32)
+    blob[:, :, :resized_w] = resized.transpose(2, 0, 1) * (2.0 / 255.0) - 1.0
+    return blob[None]
 
 
 class PaddleRecognizer:
-    """`read` is safe from many threads: rapidocr's pipeline object is not, so calls are serialised."""
+    """PP-OCRv6 small, read as a plate reader; `read` is thread-safe (shared InferenceSessions).
+
+    Args:
+        lines: the finder of the plate line in multi-line crops; None reads every crop whole.
+        format_prior, beam_width, top_k: as for `CRNNOCRService` (`decode_read`).
+        threads: onnxruntime intra-op threads (None: one per core).
+    """
 
     name = "paddle"
 
-    def __init__(self) -> None:
-        try:
-            from rapidocr import RapidOCR
-        except ImportError as exc:
-            raise missing_extra("rapidocr", "ensemble") from exc
-        self._engine = RapidOCR()
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        lines: PlateLineFinder | None = None,
+        format_prior: bool = True,
+        beam_width: int = 8,
+        top_k: int = 5,
+        threads: int | None = None,
+    ) -> None:
+        path = rapidocr_model(REC_FILE)
+        self._session = open_session(path, "recogniser", threads=threads)
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise PlatepilotError(f"{path}: no 'character' list in the model's metadata; reinstall rapidocr>=3.10")
+        self._columns = plate_columns(["blank", *meta["character"].splitlines(), " "])
+        self._input = self._session.get_inputs()[0].name
+        self.lines = lines
+        self._format_prior = format_prior
+        self._beam_width = beam_width
+        self._top_k = top_k
+
+    def probabilities(self, image: np.ndarray, rows: Rows | None = None) -> np.ndarray:
+        """One crop (or its rows [y1, y2) across the full width) -> (T, 37) plate-alphabet probabilities."""
+        region = image if rows is None else image[rows[0] : rows[1]]
+        probs = self._session.run(None, {self._input: rec_blob(region)})[0][0]
+        return plate_probabilities(probs, self._columns)
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
-        return [self._read_one(image) for image in images]
+        """BGR uint8 crops (H, W, 3) -> one PlateRead per crop, in order."""
+        crops = [as_bgr(i, image) for i, image in enumerate(images)]
+        return [self.read_region(crop, self.plate_rows(crop)) for crop in crops]
 
-    def _read_one(self, image: np.ndarray) -> PlateRead:
-        with self._lock:
-            out = self._engine(image, use_det=False, use_cls=False, use_rec=True)
-        txts, scores = getattr(out, "txts", None), getattr(out, "scores", None)  # a TextRecOutput
-        raw = txts[0] if txts else ""
-        confidence = float(scores[0]) if scores else 0.0
-        text = normalize(raw)
-        return PlateRead(
-            text=text,
-            confidence=confidence if text else 0.0,
-            engine=self.name,
-            candidates=((text, confidence),),
-            format_match=match_format(text),
-        )
+    def plate_rows(self, image: np.ndarray) -> Rows | None:
+        """The plate line's rows when the crop holds several text lines, else None (read it whole)."""
+        return self.lines.plate_rows(image) if self.lines is not None else None
+
+    def read_region(self, image: np.ndarray, rows: Rows | None) -> PlateRead:
+        return self.decode(self.probabilities(image, rows))
+
+    def decode(self, probs: np.ndarray) -> PlateRead:
+        """(T, 37) plate-alphabet probabilities -> the PlateRead (`decode_read`: greedy, beam, prior)."""
+        return decode_read(probs, CHARSET, self._beam_width, self._top_k, self._format_prior, engine=self.name)
 
     def warmup(self, iterations: int = 1) -> None:
         blank = np.full((48, 160, 3), 255, np.uint8)
         for _ in range(iterations):
-            self._read_one(blank)
+            self.read([blank])

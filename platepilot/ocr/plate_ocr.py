@@ -1,0 +1,159 @@
+"""PlateOCR: the ensemble engine (PaddleOCR's PP-OCRv6, optionally EasyOCR and the CRNN) behind OCREngine.
+
+Per crop: PP-OCRv6's text detector finds the plate line when the crop holds several lines of text
+(`PlateLineFinder`); each member reads the region it reads best (the plate line, the whole crop, or
+both: see the member classes) and `combine` turns all their reads into one PlateRead. Members are
+listed in config (`ocr.plateocr_members`).
+
+Thread safety without a lock: the PaddleOCR and CRNN members and the line finder share onnxruntime
+sessions (whose `run` is thread-safe) and keep no state between calls; EasyOCR serialises its own
+torch calls. Measured with 4 threads on the 2-core dev box while other jobs used it (64 seg_ocr
+crops, default members, three rotations): shared 70.6 ms/plate, one global lock 67.9, one PlateOCR
+per thread 65.7. The 4-7% spread is within that box's load noise; a lock would cap a many-core
+device at one plate at a time, and per-thread copies multiply every model's memory (and EasyOCR's
+~3 s start-up), so the models are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import as_bgr
+from platepilot.ocr.crnn_service import CRNNOCRService, decode_read
+from platepilot.ocr.easy import EasyOCRReader
+from platepilot.ocr.ensemble import MemberRead, combine
+from platepilot.ocr.lines import PlateLineFinder, Rows
+from platepilot.ocr.paddle import PaddleRecognizer
+from platepilot.types import PlateRead
+
+MEMBERS = ("paddle", "easyocr", "crnn")
+
+MODEL_THREADS = 1
+"""Intra-op threads per model. Plates are read in parallel by the runtime's `ocr.workers` threads, not
+inside one model call; and multi-threaded inference spins when cores are busy: on the 2-core dev box
+under load, 1 thread read a plate 3x faster (PP-OCRv6, onnxruntime) and 12x faster (EasyOCR, torch)
+than one per core."""
+
+
+class Member(Protocol):
+    """One reader inside the ensemble: its reads of a crop whose plate line is `rows` (None: one line)."""
+
+    name: str
+
+    def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]: ...
+
+
+class PaddleMember:
+    """Reads the plate line, and the whole crop too when it holds several lines: if the line was picked
+    wrongly (a big state name), the whole-crop read still offers and scores the serial."""
+
+    def __init__(self, recognizer: PaddleRecognizer) -> None:
+        self.name = recognizer.name
+        self._recognizer = recognizer
+
+    def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]:
+        views = [None] if rows is None else [rows, None]
+        reads = []
+        for view in views:
+            probs = self._recognizer.probabilities(image, view)
+            reads.append(MemberRead(self._recognizer.decode(probs), probs))
+        return reads
+
+
+class CRNNMember:
+    """Reads the whole crop, as it is trained to (whole plates, state name and slogan included): a view
+    other than PP-OCRv6's line makes its errors more independent, and the vote better (docs/plateocr.md)."""
+
+    def __init__(self, service: CRNNOCRService, format_prior: bool) -> None:
+        self.name = service.name
+        self._service = service
+        self._format_prior = format_prior
+
+    def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]:
+        probs = self._service.probabilities([image])[0]
+        charset = self._service.spec.charset
+        return [MemberRead(decode_read(probs, charset, format_prior=self._format_prior), probs, charset)]
+
+
+class EasyMember:
+    """Reads the plate line (its recogniser reads one line; fed a whole plate it reads the state name)."""
+
+    def __init__(self, reader: EasyOCRReader) -> None:
+        self.name = reader.name
+        self._reader = reader
+
+    def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]:
+        return [MemberRead(self._reader.read_region(image, rows))]
+
+
+class PlateOCR:
+    """The ensemble as an OCREngine; `read` is safe to call from many threads.
+
+    Args:
+        members: the readers to combine (at least one).
+        lines: finds the plate line in multi-line crops; None reads every crop whole.
+        format_prior: among near-equal texts prefer one that matches a plate format.
+    """
+
+    name = "plateocr"
+
+    def __init__(
+        self, members: Sequence[Member], lines: PlateLineFinder | None = None, format_prior: bool = True
+    ) -> None:
+        if not members:
+            raise PlatepilotError(f"PlateOCR needs at least one member: {', '.join(MEMBERS)}")
+        self.members = tuple(members)
+        self._lines = lines
+        self._format_prior = format_prior
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        """BGR uint8 crops (H, W, 3) -> one PlateRead per crop, in order."""
+        return [self._read_one(as_bgr(i, image)) for i, image in enumerate(images)]
+
+    def member_reads(self, image: np.ndarray) -> list[MemberRead]:
+        """Every member's reads of one crop, in member order (see each member for which region it reads)."""
+        rows = self._lines.plate_rows(image) if self._lines is not None else None
+        return [read for member in self.members for read in member.read_member(image, rows)]
+
+    def _read_one(self, image: np.ndarray) -> PlateRead:
+        return combine(self.member_reads(image), self._format_prior, engine=self.name)
+
+    def warmup(self, iterations: int = 1) -> None:
+        """Read a blank crop, so every model and the line finder have run once before the first plate."""
+        blank = np.full((48, 160, 3), 255, np.uint8)
+        for _ in range(iterations):
+            self.read([blank])
+
+
+def build_plate_ocr(
+    members: Sequence[str],
+    crnn_model: Path | None,
+    lines: bool = True,
+    format_prior: bool = True,
+    threads: int | None = MODEL_THREADS,
+) -> PlateOCR:
+    """PlateOCR with the named members (MEMBERS); `crnn_model` is required when "crnn" is one of them.
+
+    `threads`: intra-op threads of every model (None: one per core). A member whose package is
+    missing raises PlatepilotError naming the extra to install.
+    """
+    unknown = [m for m in members if m not in MEMBERS]
+    if unknown:
+        raise PlatepilotError(f"unknown PlateOCR member {unknown[0]!r}; use some of: {', '.join(MEMBERS)}")
+    built: list[Member] = []
+    for name in members:
+        if name == "paddle":
+            built.append(PaddleMember(PaddleRecognizer(format_prior=format_prior, threads=threads)))
+        elif name == "easyocr":
+            built.append(EasyMember(EasyOCRReader(threads=threads)))
+        elif crnn_model is None:
+            raise PlatepilotError("PlateOCR member 'crnn' needs a CRNN model path")
+        else:
+            service = CRNNOCRService(crnn_model, format_prior=format_prior, threads=threads)
+            built.append(CRNNMember(service, format_prior))
+    return PlateOCR(built, PlateLineFinder(threads=threads) if lines else None, format_prior)

@@ -1,0 +1,240 @@
+"""PlateOCR: the ensemble's voting on hand-made reads, line picking, the real members offline, threads."""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from platepilot.config import OCRConfig, Settings
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.ctc import text_probability
+from platepilot.ocr.ensemble import MemberRead, char_vote, combine
+from platepilot.ocr.lines import pick_plate_rows
+from platepilot.ocr.models import BUNDLED_MODEL, make_engine
+from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
+from platepilot.plates.charset import CHARSET, fold
+from platepilot.plates.synth import synth_sample
+from platepilot.types import PlateRead
+
+
+def _read(text: str, confidence: float, chars: tuple[float, ...] = (), engine: str = "m") -> PlateRead:
+    return PlateRead(text, confidence, chars, engine, ((text, confidence),))
+
+
+def _ctc(text: str, sure: float = 0.9, steps_per_char: int = 2) -> np.ndarray:
+    """A (T, 37) CTC probability matrix that spells `text` with per-step confidence `sure`."""
+    rows = []
+    for ch in text:
+        rows += [CHARSET.index(ch) + 1] * steps_per_char + [0]
+    probs = np.full((len(rows), 1 + len(CHARSET)), (1 - sure) / len(CHARSET))
+    probs[np.arange(len(rows)), rows] = sure
+    return probs
+
+
+# --- voting, on hand-made candidates -------------------------------------------------------------
+
+
+def test_agreement_raises_confidence_above_every_member() -> None:
+    read = combine([MemberRead(_read("ABC1234", 0.7)), MemberRead(_read("ABC1234", 0.6))])
+    assert read.text == "ABC1234" and read.engine == "plateocr"
+    assert read.confidence == pytest.approx(1 - 0.3 * 0.4)
+    assert read.format_match == "fl-dealer"
+
+
+def test_disagreement_prefers_the_plate_shaped_text_among_near_equal_scores() -> None:
+    slogan = MemberRead(_read("SUNSHINE", 0.8))  # no digit: not a plate
+    plate = MemberRead(_read("ABC123", 0.6))
+    assert combine([slogan, plate]).text == "ABC123"
+    assert combine([slogan, plate], format_prior=False).text == "SUNSHINE"
+    far_apart = MemberRead(_read("ABC123", 0.2))
+    assert combine([slogan, far_apart]).text == "SUNSHINE"  # 0.2 < 0.5 x 0.8: not near-equal
+
+
+def test_character_vote_takes_each_position_from_the_surer_member() -> None:
+    a = _read("ABC1Z3", 0.8, (0.9, 0.9, 0.9, 0.9, 0.3, 0.9))
+    b = _read("A8C123", 0.8, (0.9, 0.4, 0.9, 0.9, 0.9, 0.9))
+    assert char_vote(a, b) == "ABC123"
+    assert char_vote(a, _read("ABC12", 0.9)) is None  # lengths differ
+    assert char_vote(a, a) is None
+
+
+def test_ctc_members_score_each_others_reads_and_the_vote_can_win() -> None:
+    # Each member misreads one character (its two steps) and is unsure there; each is sure of the rest.
+    paddle = _ctc("ABC1Z3")
+    paddle[12:14, :] = 0.0
+    paddle[12:14, [CHARSET.index("2") + 1, CHARSET.index("Z") + 1]] = [0.45, 0.55]
+    crnn = _ctc("A8C123")
+    crnn[3:5, :] = 0.0
+    crnn[3:5, [CHARSET.index("B") + 1, CHARSET.index("8") + 1]] = [0.45, 0.55]
+    members = [
+        MemberRead(_read("ABC1Z3", 0.8, (0.9, 0.9, 0.9, 0.9, 0.55, 0.9)), paddle),
+        MemberRead(_read("A8C123", 0.8, (0.9, 0.55, 0.9, 0.9, 0.9, 0.9)), crnn),
+    ]
+    read = combine(members)
+    assert read.text == "ABC123"
+    assert read.candidates[0][0] == "ABC123" and {t for t, _ in read.candidates} >= {"ABC1Z3", "A8C123"}
+    assert sum(c for _, c in read.candidates) <= 1.0 + 1e-9
+    assert read.char_confidences == (0.9, 0.9, 0.9, 0.9, 0.9, 0.9)
+
+
+def test_empty_reads_give_an_empty_read() -> None:
+    read = combine([MemberRead(_read("", 0.0)), MemberRead(_read("", 0.0))])
+    assert (read.text, read.confidence, read.candidates) == ("", 0.0, ())
+
+
+def test_text_probability_matches_the_spelled_text() -> None:
+    probs = _ctc("AA1")
+    assert 0.9**9 < text_probability(probs, CHARSET, "AA1") < 1.0  # the best path, plus the others
+    assert text_probability(probs, CHARSET, "A1") < 0.01  # the blank between the As is confident
+    assert text_probability(probs, CHARSET, "a") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (np.zeros((0, 6)), None),
+        (np.array([[5, 10, 90, 40, 0.9, 0]]), None),  # one line: read the whole crop
+        (np.array([[5, 10, 40, 40, 0.9, 0], [50, 12, 95, 41, 0.9, 0]]), None),  # one row, two pieces
+        (np.array([[20, 2, 80, 12, 0.9, 0], [5, 20, 95, 60, 0.9, 0], [10, 66, 90, 76, 0.8, 0]]), (20, 60)),
+        (np.array([[20, -3, 80, 30, 0.9, 0], [5, 40, 95, 90.5, 0.9, 0]]), (40, 80)),  # clipped to the crop
+    ],
+)
+def test_the_plate_line_is_the_tallest_of_several_rows(lines: np.ndarray, expected: tuple[int, int] | None) -> None:
+    assert pick_plate_rows(lines, 80) == expected
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+def test_members_are_validated_in_config() -> None:
+    assert OCRConfig(plateocr_members=("easyocr",)).plateocr_members == ("easyocr",)
+    for bad in ((), ("paddle", "paddle"), ("tesseract",)):
+        with pytest.raises(ValueError, match="plateocr_members"):
+            OCRConfig(plateocr_members=bad)  # type: ignore[arg-type]
+
+
+def test_a_missing_member_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "easyocr", None)  # import easyocr -> ImportError
+    with pytest.raises(PlatepilotError, match=r"easyocr is not installed: pip install 'platepilot\[ensemble\]'"):
+        build_plate_ocr(["paddle", "easyocr"], None)
+    with pytest.raises(PlatepilotError, match="unknown PlateOCR member 'tesseract'"):
+        build_plate_ocr(["tesseract"], None)
+    with pytest.raises(PlatepilotError, match="at least one member"):
+        PlateOCR([])
+
+
+class _Scripted:
+    """A member that reads every crop as `text`, and records which regions it was asked for."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name, self.text, self.rows_seen = name, text, []
+
+    def read_member(self, image: np.ndarray, rows: tuple[int, int] | None) -> list[MemberRead]:
+        self.rows_seen.append(rows)
+        return [MemberRead(_read(self.text, 0.8, engine=self.name))]
+
+
+def test_plate_ocr_combines_its_members_and_refuses_bad_crops() -> None:
+    members = [_Scripted("a", "ABC123"), _Scripted("b", "ABC123"), _Scripted("c", "XYZ")]
+    engine = PlateOCR(members)
+    grey = np.full((20, 60), 200, np.uint8)
+    reads = engine.read([np.zeros((20, 60, 3), np.uint8), grey])
+    assert [(r.text, r.engine) for r in reads] == [("ABC123", "plateocr")] * 2
+    assert reads[0].confidence == pytest.approx(1 - 0.2 * 0.2)
+    assert members[0].rows_seen == [None, None]  # no line finder: whole crops
+    with pytest.raises(PlatepilotError, match=r"^image 1: expected a non-empty uint8 array, got float64"):
+        engine.read([grey, np.zeros((20, 60, 3))])
+    with pytest.raises(PlatepilotError, match="image 0: expected a non-empty uint8 array"):
+        engine.read([np.zeros((0, 0, 3), np.uint8)])
+
+
+# --- the real members, offline ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plates() -> list[tuple[np.ndarray, str]]:
+    """Clean synthetic whole plates: most show a state name or web address and a slogan around the serial."""
+    clean = [synth_sample(7, i, camera=False) for i in range(8)]
+    return [(s.image, s.text) for s in clean]
+
+
+@pytest.fixture(scope="module")
+def ensemble() -> PlateOCR:
+    """The default ensemble (PP-OCRv6 + the bundled CRNN), warmed up."""
+    engine = build_plate_ocr(Settings().ocr.plateocr_members, BUNDLED_MODEL)
+    engine.warmup()
+    return engine
+
+
+def _right(reads: list[PlateRead], truths: list[str]) -> int:
+    """Reads equal to the truth with O/0 and I/1 folded: several of these plate fonts print them alike."""
+    return sum(fold(r.text) == fold(t) for r, t in zip(reads, truths, strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "floor"), [("paddle", 7), ("crnn", 7)])
+def test_each_onnx_member_reads_synthetic_plates(name: str, floor: int, plates: list[tuple[np.ndarray, str]]) -> None:
+    engine = make_engine(name, None, Settings())
+    engine.warmup()
+    reads = engine.read([image for image, _ in plates])
+    assert _right(reads, [text for _, text in plates]) >= floor, [r.text for r in reads]
+    assert all(r.engine == name and 0.0 <= r.confidence <= 1.0 for r in reads)
+
+
+def _printed(text: str) -> np.ndarray:
+    image = np.full((64, 260, 3), 255, np.uint8)
+    cv2.putText(image, text, (12, 48), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (20, 20, 20), 4, cv2.LINE_AA)
+    return image
+
+
+@pytest.mark.slow
+def test_easyocr_member_reads_printed_text_and_joins_the_ensemble(plates: list[tuple[np.ndarray, str]]) -> None:
+    # EasyOCR reads the synthetic plate fonts poorly (as it reads real plates: docs/plateocr.md), so
+    # its own check is on plainly printed text; then it must take its place in an ensemble.
+    engine = make_engine("easyocr", None, Settings())
+    reads = engine.read([_printed("ABC123"), _printed("7KX 402")])
+    assert [(r.text, r.engine) for r in reads] == [("ABC123", "easyocr"), ("7KX402", "easyocr")]
+    assert all(0.3 < r.confidence <= 1.0 for r in reads)
+    trio = build_plate_ocr(["paddle", "easyocr", "crnn"], BUNDLED_MODEL)
+    image, text = plates[0]
+    whole_plate = trio.member_reads(image)  # state name, serial, slogan: Paddle reads two views
+    assert [m.read.engine for m in whole_plate] == ["paddle", "paddle", "easyocr", "crnn"]
+    assert [m.probs is not None for m in whole_plate] == [True, True, False, True]
+    assert _right(trio.read([image]), [text]) == 1
+
+
+@pytest.mark.slow
+def test_ensemble_reads_synthetic_plates_at_least_as_well_as_its_members(
+    ensemble: PlateOCR, plates: list[tuple[np.ndarray, str]]
+) -> None:
+    reads = ensemble.read([image for image, _ in plates])
+    assert _right(reads, [text for _, text in plates]) >= 7, [r.text for r in reads]
+    assert all(r.engine == "plateocr" and r.candidates and r.candidates[0][1] <= 1.0 for r in reads)
+    assert all(r.text in {t for t, _ in r.candidates} for r in reads)
+
+
+@pytest.mark.slow
+def test_four_threads_read_what_one_thread_reads(ensemble: PlateOCR, plates: list[tuple[np.ndarray, str]]) -> None:
+    images = [image for image, _ in plates] * 2
+    sequential = [ensemble.read([image])[0] for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda image: ensemble.read([image])[0], images))
+    assert [_key(r) for r in threaded] == [_key(r) for r in sequential]
+    assert len({r.text for r in sequential}) == len(plates)  # really different crops
+
+
+def _key(read: PlateRead) -> tuple[str, float, tuple[tuple[str, float], ...]]:
+    return read.text, round(read.confidence, 6), tuple((t, round(c, 6)) for t, c in read.candidates)
+
+
+def test_make_engine_builds_the_configured_ensemble(tmp_path: Path) -> None:
+    settings = Settings(ocr=OCRConfig(engine="plateocr", plateocr_members=("paddle", "crnn")))
+    engine = make_engine("plateocr", None, settings)
+    assert isinstance(engine, PlateOCR) and [m.name for m in engine.members] == ["paddle", "crnn"]
+    with pytest.raises(PlatepilotError, match="unknown OCR engine 'tesseract'"):
+        make_engine("tesseract", None, settings)
