@@ -150,23 +150,30 @@ class _EdgeScene:
 class _BrightnessReader:
     name = "brightness"
 
-    def __init__(self) -> None:
+    def __init__(self, cut_text: str) -> None:
+        self.cut_text = cut_text
         self.seen: list[float] = []
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         self.seen += [float(i.mean()) for i in images]
-        return [_read("CUT123" if i.mean() < 128 else "WHOLE1", 0.95) for i in images]
+        return [_read(self.cut_text if i.mean() < 128 else "WHOLE1", 0.95) for i in images]
 
     def warmup(self, iterations: int = 1) -> None:
         pass
 
 
-def test_crops_cut_off_by_the_frame_edge_are_read_only_as_a_last_resort(tmp_path: Path) -> None:
-    scene, reader = _EdgeScene(), _BrightnessReader()
+@pytest.mark.parametrize(
+    ("cut_text", "expected"),
+    [("CUT123", [("WHOLE1", 1), ("CUT123", 1)]), ("RIDACOM", [("WHOLE1", 1)])],  # a caption is no plate
+)
+def test_crops_cut_off_by_the_frame_edge_are_read_only_as_a_last_resort(
+    tmp_path: Path, cut_text: str, expected: list[tuple[str, int]]
+) -> None:
+    scene, reader = _EdgeScene(), _BrightnessReader(cut_text)
     settings = pipeline_settings(tmp_path)
     detector = SimpleNamespace(name="edge", detect=scene.detect)
     pilot = make_pilot(settings, [scene], detector, reader)  # type: ignore[arg-type]
     pilot.run()
     events = {e.track_id: e for e in query_events(settings.output.events_db_url)}
-    assert [(e.text, e.reads) for _, e in sorted(events.items())] == [("WHOLE1", 1), ("CUT123", 1)]
+    assert [(e.text, e.reads) for _, e in sorted(events.items())] == expected
     assert len(reader.seen) == 2  # no read of the sliding plate while it was cut off

@@ -43,10 +43,13 @@ _END = object()  # end-of-stream marker in a camera queue
 class _TrackReads:
     """OCR state of one track (guarded by the pilot's lock). A crop cut off by the frame edge may
     miss characters yet read with high confidence, so it is not read while the track lives; the
-    best one (`edge_crop`) is read when the track ends with no whole-plate read."""
+    best one (`edge_crop`) is read when the track ends with no whole-plate read, and its read makes an
+    event only if it matches a plate format (a caption or county line beside a plate sliding into
+    view is also cut off, and reads as text)."""
 
     reads: list[PlateRead] = field(default_factory=list)
     edge_crop: PlateCrop | None = None
+    edge_only: bool = False
     in_flight: bool = False
     pending: PlateCrop | None = None
     satisfied: bool = False
@@ -271,6 +274,7 @@ class Pilot:
         state.pending = None
         if follow is None and state.ended is not None and not state.reads:
             follow, state.edge_crop = state.edge_crop, None
+            state.edge_only = follow is not None
         state.in_flight = follow is not None
         return follow
 
@@ -282,7 +286,7 @@ class Pilot:
             return
         engine = state.reader.engine.name
         fused = fuse(state.reads, self.settings.ocr.format_prior, engine)
-        if fused is None:
+        if fused is None or (state.edge_only and not fused.format_match):
             return
         track = state.ended
         event = PlateEvent(
