@@ -1,4 +1,5 @@
-"""Opening onnxruntime sessions the same way for every model the project runs (reader, detectors)."""
+"""Opening onnxruntime sessions the same way for every model the project runs (reader, detectors),
+and finding the PaddleOCR models shipped as ONNX inside the `rapidocr` wheel."""
 
 from __future__ import annotations
 
@@ -32,3 +33,15 @@ def open_session(
     except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PlatepilotError(f"{path}: onnxruntime cannot load this {what} ({detail[:200]})") from None
+
+
+def rapidocr_model(name: str) -> Path:
+    """A model file inside the installed `rapidocr` wheel (a core dependency); PlatepilotError when absent."""
+    try:
+        import rapidocr
+    except ImportError:
+        raise PlatepilotError("rapidocr is not installed: reinstall platepilot (pip install platepilot)") from None
+    path = Path(rapidocr.__file__).parent / "models" / name
+    if not path.is_file():
+        raise PlatepilotError(f"{path}: the rapidocr wheel has no {name}; reinstall rapidocr>=3.10")
+    return path

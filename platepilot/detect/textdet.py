@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from platepilot.errors import PlatepilotError, missing_extra
-from platepilot.sessions import open_session
+from platepilot.errors import PlatepilotError
+from platepilot.sessions import open_session, rapidocr_model
 from platepilot.types import BoxXYXY, Detection
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,7 @@ class TextDetParams:
 
 def bundled_model_path() -> Path:
     """The PP-OCRv6 small text detector inside the installed `rapidocr` wheel."""
-    try:
-        import rapidocr
-    except ImportError:
-        raise missing_extra("rapidocr", "edge") from None
-    path = Path(rapidocr.__file__).parent / "models" / MODEL_FILE
-    if not path.is_file():
-        raise PlatepilotError(f"{path}: the rapidocr wheel has no {MODEL_FILE}; reinstall rapidocr>=3.10")
-    return path
+    return rapidocr_model(MODEL_FILE)
 
 
 class TextDetPlateDetector:

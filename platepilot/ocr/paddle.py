@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from platepilot.errors import PlatepilotError, missing_extra
+from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import as_bgr
 from platepilot.ocr.crnn_service import decode_read
 from platepilot.ocr.lines import PlateLineFinder, Rows
 from platepilot.plates.charset import CHARSET
-from platepilot.sessions import open_session
+from platepilot.sessions import open_session, rapidocr_model
 from platepilot.types import PlateRead
 
 REC_FILE = "PP-OCRv6_rec_small.onnx"
@@ -34,18 +33,6 @@ REC_MIN_WIDTH = 320
 MIN_SIDE = 30
 """rapidocr's pipeline first grows a crop whose short side is under 30 px (to 30, then both sides to
 multiples of 32); kept, so the member reads small crops exactly as `RapidOCR()(crop)` does."""
-
-
-def rapidocr_model(name: str) -> Path:
-    """A model file inside the installed `rapidocr` wheel; PlatepilotError when absent."""
-    try:
-        import rapidocr
-    except ImportError:
-        raise missing_extra("rapidocr", "ensemble") from None
-    path = Path(rapidocr.__file__).parent / "models" / name
-    if not path.is_file():
-        raise PlatepilotError(f"{path}: the rapidocr wheel has no {name}; reinstall rapidocr>=3.10")
-    return path
 
 
 def plate_columns(characters: Sequence[str]) -> list[list[int]]:
