@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -177,3 +179,20 @@ def test_crops_cut_off_by_the_frame_edge_are_read_only_as_a_last_resort(
     events = {e.track_id: e for e in query_events(settings.output.events_db_url)}
     assert [(e.text, e.reads) for _, e in sorted(events.items())] == expected
     assert len(reader.seen) == 2  # no read of the sliding plate while it was cut off
+
+
+@pytest.mark.slow
+def test_the_runtime_imports_neither_torch_nor_mlflow(tmp_path: Path) -> None:
+    """An edge device installs onnxruntime and OpenCV only: a whole run must not need the training stack."""
+    script = (
+        "import sys\n"
+        "from platepilot.cli import main\n"
+        "sys.argv = ['platepilot', 'run', '--duration', '2']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'mlflow', 'easyocr') if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "heavy: []" in done.stdout, done.stdout + done.stderr
