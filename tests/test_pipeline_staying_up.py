@@ -84,10 +84,11 @@ def _track_ids(lines: list[str]) -> list[int]:
 @pytest.mark.slow
 def test_sigterm_finishes_reads_and_flushes_every_event(tmp_path: Path, mosquitto: int) -> None:
     """`platepilot run` on the endless demo is stopped by SIGTERM while a vehicle's track is open (its
-    crop is on disk, its event not yet): that vehicle still gets its event, everywhere."""
+    crop is on disk, its whole plate in view, its event not yet): that vehicle still gets its event,
+    everywhere."""
     config = {
         "cameras": [{"id": "CAM1", "source": "demo:3"}],
-        # every non-empty read is accepted, so every track with a crop must end as an event
+        # every non-empty read is accepted, so every track that showed its whole plate ends as an event
         "ocr": {"engine": "crnn", "model_path": str(tmp_path / "none.onnx"), "ocr_min_confidence": 0.0},
         "output": {
             "crops_dir": str(tmp_path / "crops"),
@@ -116,22 +117,29 @@ def test_sigterm_finishes_reads_and_flushes_every_event(tmp_path: Path, mosquitt
     ids = sorted(e.track_id for e in stored)
     assert open_track in ids
     crops = sorted(int(p.stem.split("track")[1]) for p in (tmp_path / "crops").rglob("CAM1_track*.jpg"))
-    assert ids == crops, "every tracked vehicle has exactly one event"
+    assert set(ids) <= set(crops) and len(ids) == len(set(ids)), "one event per vehicle, each with its crop"
     assert sorted(_track_ids(jsonl.read_text().splitlines())) == ids
     assert len([line for line in out.splitlines() if " CAM1 track " in line]) == len(ids)
     assert sorted(_track_ids(subscriber.wait_for("pp/events", len(ids)))) == ids
     subscriber.close()
 
 
+WHOLE_AFTER = 2.0  # seconds: a demo plate is wholly in view within ~1 s of its first crop
+
+
 def _wait_for_open_track(crops: Path, jsonl: Path, proc: subprocess.Popen[str], timeout: float = 90.0) -> int:
-    """The id of a track with a crop on disk and no event yet, as soon as there is one."""
+    """The id of a track with no event yet whose first crop is `WHOLE_AFTER` seconds old, as soon as
+    there is one: a plate first shows sliding in over the frame edge, and such crops alone may make
+    no event (a caption beside a plate is cut off the same way)."""
     deadline = time.monotonic() + timeout
+    first_seen: dict[int, float] = {}
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"platepilot run exited early: {proc.communicate()[1]}"
         done = set(_track_ids(jsonl.read_text().splitlines())) if jsonl.is_file() else set()
         for path in crops.rglob("CAM1_track*.jpg"):
             track = int(path.stem.split("track")[1])
-            if track not in done:
+            seen = first_seen.setdefault(track, time.monotonic())
+            if track not in done and time.monotonic() - seen >= WHOLE_AFTER:
                 return track
         time.sleep(0.05)
     raise AssertionError("no track opened within the time limit")
