@@ -2,9 +2,10 @@
 720p demo frames.
 
 A plate counts as found when one detection covers at least half of its box, and as read end to end
-when the bundled CRNN reads one such detection's crop (cut as the runtime cuts it) as the label,
-O/0 and I/1 folded. Prints a table and writes benchmarks/results/pipeline_detector.json.
-Usage: python benchmarks/pipeline_detector.py [--sides 640 960]
+when the reader (`--engine`, default the runtime's `auto`) reads one such detection's crop (cut as
+the runtime cuts it) as the label, O/0 and I/1 folded. Prints a table and writes
+benchmarks/results/pipeline_detector.json.
+Usage: python benchmarks/pipeline_detector.py [--sides 640 960] [--engine auto|crnn|plateocr|paddle]
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import cv2
 
+from platepilot.config import Settings
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
-from platepilot.ocr.crnn_service import CRNNOCRService
-from platepilot.ocr.models import BUNDLED_MODEL
+from platepilot.ocr.base import OCREngine
+from platepilot.ocr.models import make_engine
 from platepilot.plates.charset import fold
 from platepilot.sources.demo import DemoScene
 from platepilot.track.quality import cut_crop
@@ -34,7 +36,7 @@ def covered(box: tuple[float, ...], x: float, y: float, w: float, h: float) -> b
     return iw * ih >= 0.5 * w * h
 
 
-def ucsd_recall(detector: TextDetPlateDetector, reader: CRNNOCRService) -> tuple[float, float, float, float, int]:
+def ucsd_recall(detector: TextDetPlateDetector, reader: OCREngine) -> tuple[float, float, float, float, int]:
     """(recall, read end to end, detections per image, ms per image, plates) over MANIFEST.tsv."""
     rows = list(csv.DictReader((UCSD / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
     found = read = detections = 0
@@ -70,9 +72,11 @@ def speed_720p(detector: TextDetPlateDetector, frames: int = 20) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sides", type=int, nargs="+", default=[640, 960])
+    parser.add_argument("--engine", default="auto", help="reader for the end-to-end column")
     args = parser.parse_args()
     results = []
-    reader = CRNNOCRService(BUNDLED_MODEL)
+    reader = make_engine(args.engine, None, Settings())
+    print(f"reader: {reader.name}")
     print(f"{'max_side':>8} {'UCSD recall':>11} {'read e2e':>8} {'dets/img':>8} {'ms/img 640x480':>14} "
           f"{'ms/frame 720p':>13}")  # fmt: skip
     for side in args.sides:
@@ -86,7 +90,7 @@ def main() -> None:
         print(f"{side:>8} {recall:>11.3f} {read:>8.3f} {per_image:>8.2f} {ms:>14.0f} {ms_720:>13.0f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"detector": "ppocr-textdet (PP-OCRv6 small det + plate filter)",
-                                   "results": results}, indent=2) + "\n")  # fmt: skip
+                                   "reader": reader.name, "results": results}, indent=2) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":
