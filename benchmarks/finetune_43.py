@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from realdata import DEFAULT_DATA, ROOT
 from rich.console import Console
 from rich.table import Table
 
@@ -24,9 +24,6 @@ from platepilot.config import Settings
 from platepilot.ocr.evaluate import evaluate
 from platepilot.ocr.models import BUNDLED_MODEL, make_engine
 from platepilot.training.train import TrainOptions, train
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("PLATEPILOT_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
 
 
 def _split(labels: Path, n: int, work: Path) -> tuple[Path, Path]:

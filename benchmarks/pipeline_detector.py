@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import cv2
+from realdata import DEFAULT_DATA
 
 from platepilot.config import Settings
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
@@ -26,7 +27,7 @@ from platepilot.plates.charset import fold
 from platepilot.sources.demo import DemoScene
 from platepilot.track.quality import cut_crop
 
-UCSD = Path(__file__).resolve().parents[2] / "shared/data/real/ucsd_sandiego_ca"
+UCSD = DEFAULT_DATA / "ucsd_sandiego_ca"
 RESULTS = Path(__file__).parent / "results" / "pipeline_detector.json"
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from realdata import DEFAULT_DATA, ROOT, label_sets
 from rich.console import Console
 from rich.table import Table
 
@@ -34,8 +34,6 @@ from platepilot.ocr.plate_ocr import MODEL_THREADS
 from platepilot.store.labels import latest_labels, resolve_crop_path
 from platepilot.types import PlateRead
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("PLATEPILOT_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
 DEFAULT_CONFIGS = "paddle-whole,paddle,easyocr,crnn,paddle+easyocr,paddle+crnn,paddle+easyocr+crnn"
 
 
@@ -93,9 +91,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "plateocr.json")
     args = parser.parse_args()
     console = Console()
-    sets = sorted(args.data.glob("*/labels.txt")) if args.data.is_dir() else []
+    sets = label_sets(args.data, console)
     if not sets:
-        console.print(f"no real data at {args.data}: nothing to measure (set PLATEPILOT_REAL_DATA)")
         return
     engines = {config: build(config) for config in args.configs.split(",")}
     for engine in engines.values():

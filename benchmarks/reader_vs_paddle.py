@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
+from realdata import DEFAULT_DATA, ROOT, label_sets
 from rich.console import Console
 from rich.table import Table
 
 from platepilot.config import Settings
 from platepilot.ocr.evaluate import evaluate
 from platepilot.ocr.models import make_engine, resolve_model
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("PLATEPILOT_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
 
 
 def main() -> None:
@@ -32,9 +29,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "reader_vs_paddle.json")
     args = parser.parse_args()
     console = Console()
-    sets = sorted(args.data.glob("*/labels.txt")) if args.data.is_dir() else []
+    sets = label_sets(args.data, console)
     if not sets:
-        console.print(f"no real data at {args.data}: nothing to measure (set PLATEPILOT_REAL_DATA)")
         return
     settings = Settings()
     model = resolve_model(args.model, settings)
