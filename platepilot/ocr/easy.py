@@ -14,8 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from platepilot.errors import missing_extra
-from platepilot.ocr.base import as_bgr
-from platepilot.ocr.lines import PlateLineFinder, Rows
+from platepilot.ocr.lines import PlateLineFinder, Rows, read_plate_lines
 from platepilot.plates.charset import CHARSET, normalize
 from platepilot.plates.formats import match_format
 from platepilot.types import PlateRead
@@ -58,11 +57,7 @@ class EasyOCRReader:
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3) -> one PlateRead per crop, each read as one line (its plate line)."""
-        crops = [as_bgr(i, image) for i, image in enumerate(images)]
-        return [self.read_region(crop, self._plate_rows(crop)) for crop in crops]
-
-    def _plate_rows(self, image: np.ndarray) -> Rows | None:
-        return self.lines.plate_rows(image) if self.lines is not None else None
+        return read_plate_lines(images, self.lines, self.read_region)
 
     def read_region(self, image: np.ndarray, rows: Rows | None) -> PlateRead:
         """Read `image`, or only its rows [y1, y2) across the full width when `rows` is given."""

@@ -9,9 +9,13 @@ is split by the orange). A crop whose lines all sit in one row is one line and i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector, merge_side_by_side, text_lines
+from platepilot.ocr.base import as_bgr
+from platepilot.types import PlateRead
 
 Rows = tuple[int, int]
 """A horizontal band of a crop: rows [y1, y2), read across the crop's full width."""
@@ -63,3 +67,18 @@ class PlateLineFinder:
 
     def plate_rows(self, image: np.ndarray) -> Rows | None:
         return pick_plate_rows(self.lines(image), image.shape[0])
+
+
+def rows_of(finder: PlateLineFinder | None, image: np.ndarray) -> Rows | None:
+    """The plate line's band of `image` found by `finder`; None (read it whole) without a finder."""
+    return finder.plate_rows(image) if finder is not None else None
+
+
+def read_plate_lines(
+    images: Sequence[np.ndarray],
+    finder: PlateLineFinder | None,
+    read_region: Callable[[np.ndarray, Rows | None], PlateRead],
+) -> list[PlateRead]:
+    """One read per crop (checked BGR uint8), each of its plate line when `finder` finds one."""
+    crops = [as_bgr(i, image) for i, image in enumerate(images)]
+    return [read_region(crop, rows_of(finder, crop)) for crop in crops]

@@ -19,9 +19,8 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import as_bgr
 from platepilot.ocr.crnn_service import decode_read
-from platepilot.ocr.lines import PlateLineFinder, Rows
+from platepilot.ocr.lines import PlateLineFinder, Rows, read_plate_lines
 from platepilot.plates.charset import CHARSET
 from platepilot.sessions import open_session, rapidocr_model
 from platepilot.types import PlateRead
@@ -111,12 +110,7 @@ class PaddleRecognizer:
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3) -> one PlateRead per crop, in order."""
-        crops = [as_bgr(i, image) for i, image in enumerate(images)]
-        return [self.read_region(crop, self.plate_rows(crop)) for crop in crops]
-
-    def plate_rows(self, image: np.ndarray) -> Rows | None:
-        """The plate line's rows when the crop holds several text lines, else None (read it whole)."""
-        return self.lines.plate_rows(image) if self.lines is not None else None
+        return read_plate_lines(images, self.lines, self.read_region)
 
     def read_region(self, image: np.ndarray, rows: Rows | None) -> PlateRead:
         return self.decode(self.probabilities(image, rows))

@@ -27,7 +27,7 @@ from platepilot.ocr.base import as_bgr
 from platepilot.ocr.crnn_service import CRNNOCRService, decode_read
 from platepilot.ocr.easy import EasyOCRReader
 from platepilot.ocr.ensemble import MemberRead, combine
-from platepilot.ocr.lines import PlateLineFinder, Rows
+from platepilot.ocr.lines import PlateLineFinder, Rows, rows_of
 from platepilot.ocr.paddle import PaddleRecognizer
 from platepilot.types import PlateRead
 
@@ -117,7 +117,7 @@ class PlateOCR:
 
     def member_reads(self, image: np.ndarray) -> list[MemberRead]:
         """Every member's reads of one crop, in member order (see each member for which region it reads)."""
-        rows = self._lines.plate_rows(image) if self._lines is not None else None
+        rows = rows_of(self._lines, image)
         return [read for member in self.members for read in member.read_member(image, rows)]
 
     def _read_one(self, image: np.ndarray) -> PlateRead:
