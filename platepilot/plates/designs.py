@@ -65,7 +65,7 @@ class PlateDesign:
     bolts: bool
     frame: bool
     blobs: int
-    open_four: bool
+    stroke_glyphs: int  # 0: the font's own 4 and W; 1-3: a California-style stroke variant (render.py)
     decoys: int
 
 
@@ -187,8 +187,8 @@ def sample_design(rng: np.random.Generator) -> PlateDesign:
         stickers=int(rng.integers(0, 3)),
         bolts=bool(rng.random() < 0.6),
         frame=bool(rng.random() < 0.35),
-        # California-style open-top 4 (no free font draws it; the renderer builds it from strokes).
-        open_four=bool(rng.random() < 0.35),
+        # California-style open-top 4 and low-middle W (no free font draws them; built from strokes).
+        stroke_glyphs=int(rng.integers(1, 4)) if rng.random() < 0.35 else 0,
         # Small characters beside the serial (stacked letters, month stickers) that are not part of it.
         decoys=int(rng.integers(1, 4)) if rng.random() < 0.3 else 0,
     )

@@ -42,19 +42,33 @@ def glyph_mask(face: FontFace, char: str) -> np.ndarray:
     return np.ascontiguousarray(mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
 
 
+# California-style stroke glyphs, three variants: (4's stem top, 4's bar, W's middle apex), as fractions
+# of the cap height from the top. Real plates draw the 4 open at the top with a short stem, and the W
+# with a middle vertex that stops halfway, which readers trained on font glyphs take for L and H.
+_STROKE_VARIANTS: tuple[tuple[float, float, float], ...] = ((0.14, 0.68, 0.50), (0.38, 0.73, 0.58), (0.5, 0.77, 0.42))
+
+
 @cache
-def open_four_mask(face: FontFace) -> np.ndarray:
-    """An open-top 4 (two uprights and a bar, as on California plates) in `face`'s stroke and size."""
-    closed = glyph_mask(face, "4")
-    h, w = closed.shape
-    stroke = max(glyph_mask(face, "I").shape[1], 4)
-    big = np.zeros((h * 4, w * 4), np.uint8)
-    t = stroke * 4
-    bar_y = int(h * 4 * 0.68)
-    cv2.rectangle(big, (0, 0), (t, bar_y + t // 2), 255, -1)
-    cv2.rectangle(big, (0, bar_y - t // 2), (w * 4, bar_y + t // 2), 255, -1)
-    stem_x = int(w * 4 * 0.7)
-    cv2.rectangle(big, (stem_x - t // 2, int(h * 4 * 0.14)), (stem_x + t // 2, h * 4), 255, -1)
+def stroke_glyph_mask(face: FontFace, char: str, variant: int) -> np.ndarray:
+    """An open-top 4 or a low-middle W in `face`'s stroke and size (other characters: the font's glyph)."""
+    glyph = glyph_mask(face, char)
+    if char not in "4W":
+        return glyph
+    h, w = glyph.shape
+    big_h, big_w = h * 4, w * 4
+    t = min(max(glyph_mask(face, "I").shape[1], 4) * 4, big_w // (6 if char == "W" else 5))
+    big = np.zeros((big_h, big_w), np.uint8)
+    stem_top, bar, apex = _STROKE_VARIANTS[variant]
+    if char == "4":
+        bar_y = int(big_h * bar)
+        cv2.rectangle(big, (0, 0), (t, bar_y + t // 2), 255, -1)
+        cv2.rectangle(big, (0, bar_y - t // 2), (big_w, bar_y + t // 2), 255, -1)
+        stem_x = int(big_w * 0.7)
+        cv2.rectangle(big, (stem_x - t // 2, int(big_h * stem_top)), (stem_x + t // 2, big_h), 255, -1)
+    else:
+        points = [(t // 2, 0), (int(big_w * 0.2), big_h - t // 2), (big_w // 2, int(big_h * apex)),
+                  (int(big_w * 0.8), big_h - t // 2), (big_w - t // 2, 0)]  # fmt: skip
+        cv2.polylines(big, [np.array(points, np.int32)], False, 255, t, lineType=cv2.LINE_AA)
     return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
@@ -147,7 +161,9 @@ def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generato
     cap = design.char_height * PLATE_H
     scale = cap / _GLYPH_PX
     masks = [
-        open_four_mask(design.face) if ch == "4" and design.open_four else glyph_mask(design.face, ch)
+        stroke_glyph_mask(design.face, ch, design.stroke_glyphs - 1)
+        if design.stroke_glyphs
+        else glyph_mask(design.face, ch)
         for ch in design.text
     ]
     pitch = max(m.shape[1] for m in masks) * scale * design.squeeze * float(rng.uniform(1.05, 1.25))
