@@ -5,6 +5,7 @@ A plate counts as found when one detection covers at least half of its box, and 
 when the reader (`--engine`, default the runtime's `auto`) reads one such detection's crop (cut as
 the runtime cuts it) as the label, O/0 and I/1 folded. Prints a table and writes
 benchmarks/results/pipeline_detector.json.
+The defaults are the runtime's: 640 px for video and streams, 960 px for image folders.
 Usage: python benchmarks/pipeline_detector.py [--sides 640 960] [--engine auto|crnn|plateocr|paddle]
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import cv2
 from realdata import DEFAULT_DATA
 
-from platepilot.config import Settings
+from platepilot.config import DetectorConfig, Settings
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import make_engine
@@ -72,23 +73,28 @@ def speed_720p(detector: TextDetPlateDetector, frames: int = 20) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sides", type=int, nargs="+", default=[640, 960])
+    defaults = DetectorConfig()
+    sides = [defaults.textdet_max_side, defaults.textdet_still_max_side]
+    parser.add_argument("--sides", type=int, nargs="+", default=sides, help=f"default {sides}: video, stills")
     parser.add_argument("--engine", default="auto", help="reader for the end-to-end column")
     args = parser.parse_args()
     results = []
     reader = make_engine(args.engine, None, Settings())
     print(f"reader: {reader.name}")
-    print(f"{'max_side':>8} {'UCSD recall':>11} {'read e2e':>8} {'dets/img':>8} {'ms/img 640x480':>14} "
+    role = {defaults.textdet_max_side: "video", defaults.textdet_still_max_side: "stills"}
+    print(f"{'max_side':>8} {'default':>7} {'UCSD recall':>11} {'read e2e':>8} {'dets/img':>8} {'ms/img 640x480':>14} "
           f"{'ms/frame 720p':>13}")  # fmt: skip
     for side in args.sides:
         detector = TextDetPlateDetector(params=TextDetParams(max_side=side))
         recall, read, per_image, ms, plates = ucsd_recall(detector, reader)
         ms_720 = speed_720p(detector)
         results.append(
-            {"max_side": side, "ucsd_recall": recall, "ucsd_read_end_to_end": read, "ucsd_plates": plates,
-             "detections_per_image": per_image, "ms_per_ucsd_image": ms, "ms_per_720p_frame": ms_720}
+            {"max_side": side, "default_for": role.get(side), "ucsd_recall": recall,
+             "ucsd_read_end_to_end": read, "ucsd_plates": plates, "detections_per_image": per_image,
+             "ms_per_ucsd_image": ms, "ms_per_720p_frame": ms_720}
         )  # fmt: skip
-        print(f"{side:>8} {recall:>11.3f} {read:>8.3f} {per_image:>8.2f} {ms:>14.0f} {ms_720:>13.0f}")
+        print(f"{side:>8} {role.get(side, '-'):>7} {recall:>11.3f} {read:>8.3f} {per_image:>8.2f} "
+              f"{ms:>14.0f} {ms_720:>13.0f}")  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"detector": "ppocr-textdet (PP-OCRv6 small det + plate filter)",
                                    "reader": reader.name, "results": results}, indent=2) + "\n")  # fmt: skip

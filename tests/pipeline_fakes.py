@@ -87,4 +87,5 @@ def make_pilot(
     """A pilot writing to `settings.output`; a bare engine is wrapped in a slot at version `test`."""
     slot = reader if isinstance(reader, ReaderSlot) else ReaderSlot(reader, "test")
     events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
-    return Pilot(settings, sources, detector, slot, CropStore(settings.output.crops_dir), events, on_event)
+    detectors = {source.camera_id: detector for source in sources}
+    return Pilot(settings, sources, detectors, slot, CropStore(settings.output.crops_dir), events, on_event)

@@ -126,3 +126,23 @@ def test_default_detector_finds_demo_plates() -> None:
     # the far lane's plates are ~60 px wide at this input size: one may be missed in a frame (the
     # tracker bridges it), so the floor is 80% of the unclipped plates
     assert total >= 4 and found >= 0.8 * total
+
+
+def test_image_folders_get_the_still_image_size_and_cameras_of_a_kind_share_a_detector(tmp_path: Path) -> None:
+    import cv2
+
+    from platepilot.config import DetectorConfig
+    from platepilot.pipeline.run import camera_detectors
+    from platepilot.sources.demo import DemoSource
+    from platepilot.sources.files import ImageFolderSource
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((48, 64, 3), np.uint8))
+    sources = [
+        DemoSource("CAM1"),
+        ImageFolderSource(tmp_path, "CAM2"),
+        DemoSource("CAM3"),
+        ImageFolderSource(tmp_path, "CAM4"),
+    ]
+    detectors = camera_detectors(DetectorConfig(textdet_max_side=512, textdet_still_max_side=1024), sources)
+    assert [d.params.max_side for d in detectors.values()] == [512, 1024, 512, 1024]  # type: ignore[attr-defined]
+    assert detectors["CAM1"] is detectors["CAM3"] and detectors["CAM2"] is detectors["CAM4"]

@@ -6,9 +6,9 @@ from platepilot.config import DetectorConfig
 from platepilot.detect.base import PlateDetector
 
 
-def make_detector(config: DetectorConfig, threads: int | None = None) -> PlateDetector:
+def make_detector(config: DetectorConfig, threads: int | None = None, still: bool = False) -> PlateDetector:
     """The configured detector: the user's YOLO ONNX model when `model_path` is set, else the default
-    (PP-OCRv6 text detector + plate-shape filter)."""
+    (PP-OCRv6 text detector + plate-shape filter) at the video or, with `still`, the still-image size."""
     if config.model_path is not None:
         from platepilot.detect.yolo import YoloOnnxDetector
 
@@ -22,7 +22,8 @@ def make_detector(config: DetectorConfig, threads: int | None = None) -> PlateDe
         )
     from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 
-    return TextDetPlateDetector(params=TextDetParams(max_side=config.textdet_max_side), threads=threads)
+    max_side = config.textdet_still_max_side if still else config.textdet_max_side
+    return TextDetPlateDetector(params=TextDetParams(max_side=max_side), threads=threads)
 
 
 __all__ = ["PlateDetector", "make_detector"]

@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -59,19 +59,21 @@ class _TrackReads:
 
 
 class Pilot:
-    """Runs cameras until their sources end or `stop()`; `on_event` is called for each event."""
+    """Runs cameras until their sources end or `stop()`; `on_event` is called for each event.
+
+    `detectors` maps each camera id to its detector (image folders and video may differ in size)."""
 
     def __init__(
         self,
         settings: Settings,
         sources: Sequence[FrameSource],
-        detector: PlateDetector,
+        detectors: Mapping[str, PlateDetector],
         reader: ReaderSlot,
         crops: CropStore,
         events: EventStore,
         on_event: Callable[[PlateEvent], None] | None = None,
     ) -> None:
-        self.settings, self.sources, self.detector, self.reader = settings, sources, detector, reader
+        self.settings, self.sources, self.detectors, self.reader = settings, sources, detectors, reader
         self.crops, self.events, self.on_event = crops, events, on_event
         self.stats = {s.camera_id: CameraStats(s.camera_id) for s in sources}
         self.emitted: list[PlateEvent] = []
@@ -186,7 +188,7 @@ class Pilot:
 
     def _process_frame(self, frame: Frame, tracker: PlateTracker, stats: CameraStats) -> None:
         started = time.perf_counter()
-        detections = self.detector.detect(frame.image)
+        detections = self.detectors[frame.camera_id].detect(frame.image)
         stats.detect_seconds += time.perf_counter() - started
         stats.processed += 1
         stats.detections += len(detections)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from types import FrameType
 
-from platepilot.config import CameraConfig, Settings
-from platepilot.detect import make_detector
+from platepilot.config import CameraConfig, DetectorConfig, Settings
+from platepilot.detect import PlateDetector, make_detector
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import (
@@ -23,8 +23,9 @@ from platepilot.pipeline.reload import (
     model_signature,
     model_version,
 )
-from platepilot.sources import open_source
+from platepilot.sources import FrameSource, open_source
 from platepilot.sources.demo import DemoSource
+from platepilot.sources.files import ImageFolderSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
 from platepilot.store.mqtt import MQTTPublisher
@@ -107,7 +108,7 @@ def run_pilot(
     hot-reloaded when replaced.
     """
     sources = [open_source(camera, clock, realtime_demo) for camera in settings.cameras]
-    detector = make_detector(settings.detector)
+    detectors = camera_detectors(settings.detector, sources)
     baseline = model_signature(settings.ocr.model_path)  # before loading: a swap meanwhile is seen
     engine = make_engine(settings.ocr.engine, None, settings)
     engine.warmup(1)
@@ -118,7 +119,7 @@ def run_pilot(
         watcher = ModelWatcher(settings.ocr.model_path, slot, load, reload_seconds, baseline)
     publisher = MQTTPublisher(settings.output.mqtt) if settings.output.mqtt.enabled else None
     events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
-    pilot = Pilot(settings, sources, detector, slot, CropStore(settings.output.crops_dir), events,
+    pilot = Pilot(settings, sources, detectors, slot, CropStore(settings.output.crops_dir), events,
                   partial(_emit, publisher, on_event))  # fmt: skip
     started = time.monotonic()
     try:
@@ -144,6 +145,19 @@ def run_pilot(
         if isinstance(source, DemoSource) and source.first_timestamp is not None:
             scores[source.camera_id] = score_demo(source, pilot.emitted, source.first_timestamp)
     return RunResult(pilot, scores, time.monotonic() - started, watcher, publisher)
+
+
+def camera_detectors(config: DetectorConfig, sources: Sequence[FrameSource]) -> dict[str, PlateDetector]:
+    """Each camera's detector: image folders get the still-image size, everything else the video size;
+    cameras of one kind share one detector (and its onnxruntime session)."""
+    by_kind: dict[bool, PlateDetector] = {}
+    detectors = {}
+    for source in sources:
+        still = isinstance(source, ImageFolderSource)
+        if still not in by_kind:
+            by_kind[still] = make_detector(config, still=still)
+        detectors[source.camera_id] = by_kind[still]
+    return detectors
 
 
 def _emit(publisher: MQTTPublisher | None, on_event: Callable[[PlateEvent], None] | None, event: PlateEvent) -> None:
