@@ -98,9 +98,13 @@ def test_score_demo_matches_text_and_time(tmp_path: Path) -> None:
         return PlateEvent("CAM1", 1, t0, t1, text, 0.9, (), "", "x", "", 1)
 
     v = passed[0]
-    events = [ev(v.text, v.enter_time + 1, v.enter_time + 2), ev("ZZZ999", 0, 1), ev(passed[1].text, 1e6, 1e6 + 1)]
+    w = passed[-1]
+    events = [ev(v.text, v.enter_time + 1, v.enter_time + 2), ev("ZZZ999", 0, 1), ev(passed[1].text, 1e6, 1e6 + 1),
+              ev("MISREAD", w.exit_time() - 0.1, w.exit_time())]  # fmt: skip
     score = score_demo(source, events, 0.0)
-    assert (score.vehicles, score.exact, score.false_events) == (len(passed), 1, 1)
+    assert (score.vehicles, score.exact, score.false_events) == (len(passed), 1, 2)
+    assert [truth for truth, _ in score.missed] == [p.text for p in passed[1:]]
+    assert "MISREAD" in dict(score.missed)[w.text]
 
 
 def _write_demo_video(path: Path, frames: int) -> DemoScene:

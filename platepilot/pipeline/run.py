@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from types import FrameType
 
@@ -37,11 +37,12 @@ HOT_RELOAD_ENGINES = ("crnn", "auto")
 @dataclass(frozen=True, slots=True)
 class DemoScore:
     """Vehicles that drove through during the run, how many got an event with their exact text,
-    and events whose text matched no vehicle."""
+    events whose text matched no vehicle, and each missed plate with what was read while it passed."""
 
     vehicles: int
     exact: int
     false_events: int
+    missed: list[tuple[str, list[str]]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -56,12 +57,16 @@ def score_demo(source: DemoSource, events: list[PlateEvent], start: float) -> De
     passed = source.scene.passed(source.produced)
     mine = [e for e in events if e.camera_id == source.camera_id]
     exact = 0
+    missed = []
     for vehicle in passed:
         lo, hi = start + vehicle.enter_time, start + vehicle.exit_time()
-        if any(e.text == vehicle.text and e.first_seen <= hi and e.last_seen >= lo for e in mine):
+        during = [e.text for e in mine if e.first_seen <= hi and e.last_seen >= lo]
+        if vehicle.text in during:
             exact += 1
+        else:
+            missed.append((vehicle.text, during))
     texts = {v.text for v in source.scene.vehicles[: len(passed) + 4]}
-    return DemoScore(len(passed), exact, sum(e.text not in texts for e in mine))
+    return DemoScore(len(passed), exact, sum(e.text not in texts for e in mine), missed)
 
 
 @contextmanager
