@@ -518,8 +518,8 @@ def run_command(
             f"{score.false_events} events matched no vehicle",
             highlight=False,
         )
-        for truth, reads in score.missed:
-            console.print(f"  missed {truth}: read {', '.join(reads) or 'nothing'} while it passed", highlight=False)
+        for truth, nearest in score.missed:
+            console.print(f"  missed {truth}: nearest read {nearest or 'none'}", highlight=False)
     failed = [s for s in result.pilot.stats.values() if s.error]
     if failed and len(failed) == len(result.pilot.stats):
         raise PlatepilotError("; ".join(f"{s.camera_id}: {s.error}" for s in failed))

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from types import FrameType
 
+from rapidfuzz.distance import Levenshtein
+
 from platepilot.config import CameraConfig, DetectorConfig, Settings
 from platepilot.detect import PlateDetector, make_detector
 from platepilot.ocr.models import make_engine
@@ -37,12 +39,12 @@ HOT_RELOAD_ENGINES = ("crnn", "auto")
 @dataclass(frozen=True, slots=True)
 class DemoScore:
     """Vehicles that drove through during the run, how many got an event with their exact text,
-    events whose text matched no vehicle, and each missed plate with what was read while it passed."""
+    events whose text matched no vehicle, and each missed plate with the nearest read while it passed."""
 
     vehicles: int
     exact: int
     false_events: int
-    missed: list[tuple[str, list[str]]] = field(default_factory=list)
+    missed: list[tuple[str, str | None]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -64,7 +66,8 @@ def score_demo(source: DemoSource, events: list[PlateEvent], start: float) -> De
         if vehicle.text in during:
             exact += 1
         else:
-            missed.append((vehicle.text, during))
+            nearest = min(during, key=lambda text: Levenshtein.distance(text, vehicle.text), default=None)
+            missed.append((vehicle.text, nearest))
     texts = {v.text for v in source.scene.vehicles[: len(passed) + 4]}
     return DemoScore(len(passed), exact, sum(e.text not in texts for e in mine), missed)
 
