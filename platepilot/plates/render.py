@@ -170,9 +170,8 @@ def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generato
     gap_cells = (0.9, 1.5) if design.separator is Separator.ORANGE else (0.5, 1.0)
     gap = pitch * float(rng.uniform(*gap_cells)) if len(design.groups) > 1 else 0.0
     total = pitch * len(design.text) + gap * (len(design.groups) - 1)
-    if total > PLATE_W * 0.94:  # long serials: shrink the cell, as plates do
-        pitch, gap = pitch * PLATE_W * 0.94 / total, gap * PLATE_W * 0.94 / total
-        total = PLATE_W * 0.94
+    shrink = min(PLATE_W * 0.94 / total, 1.0)  # long serials: narrower cells and glyphs, as plates do
+    pitch, gap, total = pitch * shrink, gap * shrink, total * shrink
     slack = max(PLATE_W * 0.97 - total, 0.0) / 2
     x = (PLATE_W - total) / 2 + float(rng.uniform(-1, 1)) * min(slack, 0.03 * PLATE_W)
     y_top = PLATE_H * 0.54 - cap / 2 + float(rng.uniform(-0.04, 0.04)) * PLATE_H
@@ -182,7 +181,7 @@ def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generato
         if i in boundaries:
             _separator(canvas, design, x + gap / 2, y_top + cap / 2, min(cap, gap * 1.1))
             x += gap
-        w = max(round(mask.shape[1] * scale * design.squeeze), 1)
+        w = max(round(mask.shape[1] * scale * design.squeeze * shrink), 1)  # never wider than a cell
         glyph = cv2.resize(mask, (w, max(round(cap), 1)), interpolation=cv2.INTER_AREA)
         gx = round(x + (pitch - w) / 2)
         if design.emboss:
