@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -65,6 +66,23 @@ def test_render_reports_the_text_it_draws_inside_the_canvas() -> None:
         # the serial is drawn: the character band differs from the plate's own background there
         band = plate.image[int(y1) : int(y2), int(x1) : int(x2)].astype(np.float32)
         assert band.std() > 10, i
+
+
+@pytest.mark.parametrize("stroke_glyphs", [0, 1, 2, 3])
+def test_long_serials_of_wide_glyphs_never_touch(stroke_glyphs: int) -> None:
+    for i in range(13):  # the seeds cover every plate face
+        design = dataclasses.replace(
+            sample_design(np.random.default_rng([12, i])), text="WWWWWWW", groups=(7,), squeeze=1.08,
+            char_height=0.56, decoys=0, stroke_glyphs=stroke_glyphs, emboss=False, border=False, frame=False,
+            stickers=0, top_text="", bottom_text="",  # nothing but the serial in the ink colour
+        )  # fmt: skip
+        plate = render_plate(design, np.random.default_rng(i))
+        x1, y1, x2, y2 = (round(v) for v in plate.chars_box)
+        band = plate.image[y1:y2, x1:x2].astype(np.float32)
+        ink = np.linalg.norm(band - np.array(design.ink, np.float32), axis=2) < 40
+        columns = ink.any(axis=0).astype(np.int8)
+        runs = int((np.diff(columns) == 1).sum() + columns[0])
+        assert runs == 7, (i, design.face, runs)
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
