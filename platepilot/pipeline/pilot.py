@@ -5,8 +5,9 @@ dropped, and counted, when the queue is full; a recorded source waits instead); 
 thread per camera detects, tracks and stores better crops; a shared ThreadPoolExecutor reads
 crops with the reader in the `ReaderSlot` at that moment (hot reload swaps it; see `reload.py`).
 A track is re-read, one read in flight at a time, on each better crop until an accepted read
-reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence` are not accepted. When the
-track ends (and its last read is back) its reads are fused into one event. A camera that fails is
+reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence` are not accepted. A far plate
+can read confidently wrong, so when the track ends its best crop is read once more if it is much
+better (`FINAL_READ_GAIN`) than any crop read. Then its reads are fused into one event. A camera that fails is
 reported in its stats; the others go on. `stop()` (SIGINT/SIGTERM) ends capture, flushes every
 track, waits for in-flight reads and writes the last events.
 """
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 _END = object()  # end-of-stream marker in a camera queue
 
 
+# Quality ratio over every crop read that earns a satisfied track one more read at its end (a plate
+# seen at twice the width scores about twice the quality; see track/quality.py).
+FINAL_READ_GAIN = 1.5
+
+
 @dataclass
 class _TrackReads:
     """OCR state of one track (guarded by the pilot's lock). A crop cut off by the frame edge may
@@ -48,6 +54,8 @@ class _TrackReads:
     view is also cut off, and reads as text)."""
 
     reads: list[PlateRead] = field(default_factory=list)
+    read_quality: float = 0.0  # the best quality of a crop read so far
+    final: PlateCrop | None = None  # once satisfied: a much better crop, read when the track ends
     edge_crop: PlateCrop | None = None
     edge_only: bool = False
     in_flight: bool = False
@@ -56,6 +64,11 @@ class _TrackReads:
     ended: Track | None = None
     crop_path: str = ""
     reader: LoadedReader | None = None  # the reader of the latest accepted read
+
+    def keep_if_much_better(self, crop: PlateCrop) -> None:
+        """Keep a crop that came after the track was satisfied, to read at its end, if it is much better."""
+        if not crop.clipped and crop.quality > FINAL_READ_GAIN * self.read_quality:
+            self.final = crop
 
 
 class Pilot:
@@ -219,6 +232,7 @@ class Pilot:
                 stats.tracks += 1
             state.crop_path = path
             if state.satisfied:
+                state.keep_if_much_better(crop)
                 return
             if crop.clipped:
                 state.edge_crop = crop
@@ -242,6 +256,7 @@ class Pilot:
         stats.ocr_reads += 1
         with self._lock:
             state = self._tracks[key]
+            state.read_quality = max(state.read_quality, crop.quality)
             if read is not None and read.text and read.confidence >= ocr.ocr_min_confidence:
                 state.reads.append(read)
                 state.reader = reader
@@ -271,12 +286,18 @@ class Pilot:
     @staticmethod
     def _next_crop(state: _TrackReads) -> PlateCrop | None:
         """The crop to read next (marking it in flight), or None: the pending better crop while the
-        track is unsatisfied, then, once it has ended with no accepted read, its best edge crop."""
+        track is unsatisfied; once it has ended, its much better final crop, or with no accepted read
+        its best edge crop."""
         follow = None if state.satisfied else state.pending
+        if state.satisfied and state.pending is not None:
+            state.keep_if_much_better(state.pending)
         state.pending = None
-        if follow is None and state.ended is not None and not state.reads:
-            follow, state.edge_crop = state.edge_crop, None
-            state.edge_only = follow is not None
+        if follow is None and state.ended is not None:
+            if state.final is not None:
+                follow, state.final = state.final, None
+            elif not state.reads:
+                follow, state.edge_crop = state.edge_crop, None
+                state.edge_only = follow is not None
         state.in_flight = follow is not None
         return follow
 
