@@ -1,6 +1,6 @@
 """The guide's situation: 43 clean real labels. Fine-tune the bundled reader on them, measure on the rest.
 
-    python benchmarks/finetune_43.py [--data ../shared/data/real] [--epochs 30] [--synthetic 1000]
+    python benchmarks/finetune_43.py [--data ../shared/data/real] [--epochs 30] [--synthetic 3000] [--lr 3e-4]
 
 Takes 43 UCSD crops (fixed seed) as the user's labels, fine-tunes the bundled synthetic-only model with
 the project's own training run (`--init-from bundled --synthetic N`), then reads the other UCSD crops
@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--labels", type=int, default=43)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--synthetic", type=int, default=1000)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--synthetic", type=int, default=3000)
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_43.json")
     args = parser.parse_args()
     console = Console()
