@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := chromium mosquitto
+APT_PACKAGES := chromium mosquitto openssl
 
 .PHONY: demo test lint typecheck setup system-deps clean
 

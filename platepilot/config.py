@@ -154,6 +154,38 @@ class MQTTConfig(_Model):
         ge=1,
         le=1_000_000,
     )
+    username: str | None = Field(
+        default=None, description="User name for the broker; null connects without authentication.", min_length=1
+    )
+    password_env: str = Field(
+        default="PLATEPILOT_MQTT_PASSWORD",
+        description="Environment variable holding the broker password, read at connect time (never put the "
+        "password in this file); unset sends the user name without a password.",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    )
+    tls: bool = Field(default=False, description="Connect over TLS (mqtts://; brokers usually listen on port 8883).")
+    ca_file: Path | None = Field(
+        default=None, description="TLS: PEM CA bundle to verify the broker's certificate; null uses the system CAs."
+    )
+    tls_insecure: bool = Field(
+        default=False,
+        description="TLS: skip the check that the certificate names the host (UNSAFE: anyone holding a "
+        "certificate from the CA can impersonate the broker); for a LAN broker whose certificate lacks its address.",
+    )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, ca_file: Path | None) -> Path | None:
+        if ca_file is not None and not ca_file.is_file():
+            what = "is not a file" if ca_file.exists() else "not found"
+            raise ValueError(f"CA file {what}")
+        return ca_file
+
+    @model_validator(mode="after")
+    def _tls_options_need_tls(self) -> MQTTConfig:
+        if not self.tls and (self.ca_file is not None or self.tls_insecure):
+            raise ValueError("ca_file and tls_insecure apply only with tls: true (set it, or remove them)")
+        return self
 
 
 class OutputConfig(_Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -9,12 +10,31 @@ import time
 from pathlib import Path
 
 
-def start_mosquitto(folder: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start mosquitto (`make system-deps` installs it) listening on 127.0.0.1:`port`; wait until it accepts."""
+def start_mosquitto(
+    folder: Path,
+    port: int,
+    *,
+    password_file: Path | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start mosquitto (`make system-deps` installs it) listening on 127.0.0.1:`port`; wait until it accepts.
+
+    `password_file` (from `mosquitto_passwd`) turns anonymous clients away; `tls` = (CA, server
+    certificate, server key), PEM files, makes the listener TLS only.
+    """
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     assert Path(binary).is_file(), "mosquitto is not installed: run `make system-deps`"
     conf = folder / f"mosquitto-{port}.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    lines = [f"listener {port} 127.0.0.1", "persistence false"]
+    if password_file is None:
+        lines.append("allow_anonymous true")
+    else:
+        lines += ["allow_anonymous false", f"password_file {password_file}"]
+    if tls is not None:
+        lines += [f"{key} {path}" for key, path in zip(("cafile", "certfile", "keyfile"), tls, strict=True)]
+    if os.geteuid() == 0 and (password_file or tls):  # as root it would drop to user mosquitto, which
+        lines.append("user root")  # cannot read files in pytest's private tmp folders
+    conf.write_text("\n".join(lines) + "\n")
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

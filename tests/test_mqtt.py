@@ -1,10 +1,11 @@
-"""MQTT publishing of events against a real mosquitto broker: delivery, broker down, reconnect."""
+"""MQTT publishing of events against a real mosquitto broker: delivery, broker down, reconnect, login, TLS."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,11 +28,17 @@ from platepilot.store.mqtt import MQTTPublisher
 class Subscriber:
     """A paho client recording (topic, payload text) of everything under `topic/#`."""
 
-    def __init__(self, port: int, topic: str) -> None:
+    def __init__(
+        self, port: int, topic: str, *, login: tuple[str, str] | None = None, ca_file: Path | None = None
+    ) -> None:
         self.messages: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        if login is not None:
+            self.client.username_pw_set(*login)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
         self.client.on_connect = lambda c, *_: c.subscribe(f"{topic}/#", qos=1)
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
@@ -128,6 +135,173 @@ def test_undeliverable_events_are_counted_and_logged_once(
     assert any("2 events not delivered" in m for m in mqtt_lines) == (qos == 1)
 
 
+USER, PASSWORD, PASSWORD_ENV = "reader", "s3cret pass", "PP_TEST_MQTT_PASSWORD"
+
+
+@pytest.fixture()
+def login_broker(tmp_path: Path) -> Iterator[int]:
+    """A mosquitto that lets in only USER with PASSWORD (no anonymous clients); yields its port."""
+    password_file = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(password_file), USER, PASSWORD], check=True)
+    port = free_port()
+    proc = start_mosquitto(tmp_path, port, password_file=password_file)
+    try:
+        yield port
+    finally:
+        stop_process(proc)
+
+
+def _make_certs(folder: Path, san: str, name: str = "server") -> tuple[Path, Path, Path]:
+    """A throwaway CA and a broker certificate it signed for `san` (openssl CLI): (CA, certificate, key)."""
+    ca, ca_key, cert, key = (folder / f"{name}-{leaf}" for leaf in ("ca.pem", "ca.key", "cert.pem", "key.pem"))
+    csr, ext = folder / f"{name}.csr", folder / f"{name}.ext"
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*args: str | Path) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+    ca_ext = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
+    openssl(
+        "req", "-x509", *ec, *ca_ext, "-keyout", ca_key, "-out", ca, "-days", "1", "-subj", "/CN=platepilot test CA"
+    )
+    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=platepilot test broker")
+    ext.write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    signing = ["-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-extfile", ext]
+    openssl("x509", "-req", "-in", csr, *signing, "-out", cert, "-days", "1")
+    return ca, cert, key
+
+
+def _wait_for_connect_failure(publisher: MQTTPublisher, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while publisher.connect_failures == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert publisher.connect_failures >= 1, publisher.line()
+
+
+def test_login_with_the_password_from_the_environment(login_broker: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    sub = Subscriber(login_broker, "pp", login=(USER, PASSWORD))
+    config = MQTTConfig(enabled=True, port=login_broker, topic="pp", username=USER, password_env=PASSWORD_ENV)
+    publisher = MQTTPublisher(config)
+    try:
+        publisher.publish(_event(1))
+        publisher.publish(_event(2))
+        assert publisher.wait_delivered(5), publisher.line()
+        assert [json.loads(p)["track_id"] for p in sub.wait_for("pp/events", 2)] == [1, 2]
+        assert publisher.connected and (publisher.delivered, publisher.failed, publisher.connect_failures) == (2, 0, 0)
+    finally:
+        publisher.close()
+        sub.close()
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "hint"),
+    [
+        (USER, "wrong", f"check output.mqtt.username ({USER}) and ${PASSWORD_ENV} (set)"),
+        (USER, None, f"check output.mqtt.username ({USER}) and ${PASSWORD_ENV} (not set)"),
+        (None, PASSWORD, "the broker wants a login: set output.mqtt.username"),
+    ],
+)
+def test_a_refused_login_delivers_nothing_and_is_counted(
+    login_broker: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    username: str | None,
+    password: str | None,
+    hint: str,
+) -> None:
+    if password is None:
+        monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PASSWORD_ENV, password)
+    sub = Subscriber(login_broker, "pp", login=(USER, PASSWORD))
+    config = MQTTConfig(enabled=True, port=login_broker, topic="pp", username=username, password_env=PASSWORD_ENV)
+    with caplog.at_level(logging.WARNING, logger="platepilot.store.mqtt"):
+        publisher = MQTTPublisher(config)
+        _wait_for_connect_failure(publisher)
+        publisher.publish(_event(1))
+        publisher.publish(_event(2))
+        publisher.close(timeout=0.3)
+    time.sleep(0.2)  # anything the broker had accepted would have reached the subscriber by now
+    sub.close()
+    assert not publisher.connected
+    assert (publisher.delivered, publisher.failed) == (0, 2)
+    assert sub.on("pp/events") == [] and sub.on("pp/available") == []
+    warnings = [r.getMessage() for r in caplog.records if r.name == "platepilot.store.mqtt"]
+    assert any("broker refused the connection (Not authorized)" in m and hint in m for m in warnings), warnings
+    assert all(PASSWORD not in m for m in warnings)
+
+
+def test_events_go_out_over_tls(tmp_path: Path) -> None:
+    ca, cert, key = _make_certs(tmp_path, "IP:127.0.0.1")
+    port = free_port()
+    broker = start_mosquitto(tmp_path, port, tls=(ca, cert, key))
+    try:
+        sub = Subscriber(port, "pp", ca_file=ca)
+        publisher = MQTTPublisher(
+            MQTTConfig(enabled=True, host="127.0.0.1", port=port, topic="pp", tls=True, ca_file=ca)
+        )
+        assert publisher.where == f"mqtts://127.0.0.1:{port}"
+        publisher.publish(_event(1))
+        publisher.publish(_event(2))
+        assert publisher.wait_delivered(5), publisher.line()
+        assert [json.loads(p)["track_id"] for p in sub.wait_for("pp/events", 2)] == [1, 2]
+        assert sub.wait_for("pp/available", 1) == ["online"]
+        publisher.close()
+        assert (publisher.delivered, publisher.failed, publisher.connect_failures) == (2, 0, 0)
+        assert publisher.line().startswith(f"MQTT mqtts://127.0.0.1:{port} (not connected): 2 events delivered")
+        sub.close()
+    finally:
+        stop_process(broker)
+
+
+@pytest.mark.parametrize(
+    ("san", "trusted_ca", "insecure", "why"),
+    [
+        ("DNS:broker.invalid", True, False, "IP address mismatch"),  # the certificate names another host
+        ("DNS:broker.invalid", True, True, None),  # tls_insecure skips the name check only...
+        ("IP:127.0.0.1", False, True, "certificate verify failed"),  # ...never the CA check
+    ],
+)
+def test_tls_verifies_the_broker(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, san: str, trusted_ca: bool, insecure: bool, why: str | None
+) -> None:
+    ca, cert, key = _make_certs(tmp_path, san)
+    ca_file = ca if trusted_ca else _make_certs(tmp_path, san, "other")[0]
+    port = free_port()
+    broker = start_mosquitto(tmp_path, port, tls=(ca, cert, key))
+    config = MQTTConfig(enabled=True, host="127.0.0.1", port=port, tls=True, ca_file=ca_file, tls_insecure=insecure)
+    try:
+        with caplog.at_level(logging.WARNING, logger="platepilot.store.mqtt"):
+            publisher = MQTTPublisher(config)
+            if why is not None:
+                _wait_for_connect_failure(publisher)
+            publisher.publish(_event(1))
+            delivered = publisher.wait_delivered(2 if why is None else 0.3)
+            publisher.close(timeout=0)
+    finally:
+        stop_process(broker)
+    if why is None:
+        assert delivered and (publisher.delivered, publisher.failed, publisher.connect_failures) == (1, 0, 0)
+    else:
+        assert not delivered and (publisher.delivered, publisher.failed) == (0, 1)
+        warnings = [r.getMessage() for r in caplog.records if r.name == "platepilot.store.mqtt"]
+        assert any("cannot connect" in m and "certificate verify failed" in m and why in m for m in warnings), warnings
+
+
+def test_a_bad_ca_file_at_start_is_one_clear_error(tmp_path: Path) -> None:
+    """The config checks ca_file exists; the publisher still fails cleanly if it vanished or is not PEM."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("not a certificate\n")
+    config = MQTTConfig(enabled=True, port=free_port(), tls=True, ca_file=ca_file)
+    with pytest.raises(PlatepilotError, match=r"^output\.mqtt\.ca_file: cannot load CA file .*ca\.pem: ") as info:
+        MQTTPublisher(config)
+    assert "\n" not in str(info.value)
+    ca_file.unlink()
+    with pytest.raises(PlatepilotError, match=rf"^output\.mqtt\.ca_file: CA file {re.escape(str(ca_file))} not found$"):
+        MQTTPublisher(config)
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "error"),
     [
@@ -135,11 +309,20 @@ def test_undeliverable_events_are_counted_and_logged_once(
         ("output: {mqtt: {topic: 'plates/'}}", "output.mqtt.topic: String should match pattern"),
         ("output: {mqtt: {qos: 3}}", "output.mqtt.qos"),
         ("output: {mqtt: {brokr: x}}", "output.mqtt.brokr: unknown key (allowed: enabled, host, port, topic"),
+        (
+            "output: {mqtt: {tls: true, ca_file: /nonexistent/ca.pem}}",
+            "output.mqtt.ca_file: CA file not found (got '/nonexistent/ca.pem')",
+        ),
+        ("output: {mqtt: {tls: true, ca_file: .}}", "output.mqtt.ca_file: CA file is not a file (got '.')"),
+        ("output: {mqtt: {tls_insecure: true}}", "output.mqtt: ca_file and tls_insecure apply only with tls: true"),
+        ("output: {mqtt: {username: ''}}", "output.mqtt.username: String should have at least 1 character"),
+        ("output: {mqtt: {password_env: 'my pass'}}", "output.mqtt.password_env: String should match pattern"),
     ],
 )
 def test_mqtt_config_is_off_by_default_and_checked(tmp_path: Path, yaml_text: str, error: str) -> None:
     assert Settings().output.mqtt == MQTTConfig() and not MQTTConfig().enabled
     path = tmp_path / "c.yaml"
     path.write_text(yaml_text)
-    with pytest.raises(PlatepilotError, match=re.escape(error)):
+    with pytest.raises(PlatepilotError, match=re.escape(error)) as info:
         load_config(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)

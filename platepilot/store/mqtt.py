@@ -11,6 +11,11 @@ published while the broker is unreachable waits in that queue (at most `max_queu
 reconnect; with QoS 0, or when the queue is full, it is lost. Nothing is lost silently: every event
 is counted as delivered or failed, failures are logged (the first of each outage, then a summary at
 `close`), and every event is in the events database regardless.
+
+Authentication and TLS are optional: `username` with the password from the environment variable
+`password_env` (read when the publisher starts, never from the YAML), and `tls` with `ca_file` (or
+the system CAs) verifying the broker. A refused login or a failed TLS handshake counts as a failed
+connection attempt and is retried like an unreachable broker.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import sys
 import threading
 import time
 from typing import Any
@@ -26,6 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from platepilot.config import MQTTConfig
+from platepilot.errors import PlatepilotError
 from platepilot.store.events import PlateEvent
 
 log = logging.getLogger(__name__)
@@ -55,6 +63,10 @@ class MQTTPublisher:
         client.max_queued_messages_set(config.max_queued)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.will_set(self._topic("available"), "offline", qos=1, retain=True)
+        if config.username is not None:
+            client.username_pw_set(config.username, os.environ.get(config.password_env))
+        if config.tls:
+            _set_tls(client, config)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -65,7 +77,8 @@ class MQTTPublisher:
 
     @property
     def where(self) -> str:
-        return f"mqtt://{self.config.host}:{self.config.port}"
+        scheme = "mqtts" if self.config.tls else "mqtt"
+        return f"{scheme}://{self.config.host}:{self.config.port}"
 
     @property
     def connected(self) -> bool:
@@ -127,6 +140,15 @@ class MQTTPublisher:
     def _topic(self, leaf: str) -> str:
         return f"{self.config.topic}/{leaf}"
 
+    def _login_hint(self, reason: Any) -> str:
+        if reason.getName() not in ("Bad user name or password", "Not authorized"):  # paho maps v3.1.1 codes too
+            return ""
+        config = self.config
+        if config.username is None:
+            return "; the broker wants a login: set output.mqtt.username"
+        password = "set" if config.password_env in os.environ else "not set"
+        return f"; check output.mqtt.username ({config.username}) and ${config.password_env} ({password})"
+
     def _warn(self, message: str) -> None:
         """Log the first failure of each outage (the counters and `close` tell the rest)."""
         if not self._warned:
@@ -137,7 +159,7 @@ class MQTTPublisher:
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             self.connect_failures += 1
-            self._warn(f"broker refused the connection ({reason})")
+            self._warn(f"broker refused the connection ({reason}){self._login_hint(reason)}")
             return
         self._connected.set()
         self._warned = False
@@ -146,7 +168,9 @@ class MQTTPublisher:
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         self.connect_failures += 1
-        self._warn(f"cannot connect; retrying every {RECONNECT_MIN_S}-{RECONNECT_MAX_S} s, events are queued")
+        error = sys.exc_info()[1]  # paho calls this while handling the OSError: refused, timeout, TLS handshake
+        why = f" ({error})" if isinstance(error, OSError) else ""
+        self._warn(f"cannot connect{why}; retrying every {RECONNECT_MIN_S}-{RECONNECT_MAX_S} s, events are queued")
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self._connected.clear()
@@ -158,3 +182,15 @@ class MQTTPublisher:
             if mid in self._pending:
                 self._pending.discard(mid)
                 self.delivered += 1
+
+
+def _set_tls(client: mqtt.Client, config: MQTTConfig) -> None:
+    """TLS verifying the broker against `ca_file` (None: the system CAs); a bad CA file is one clear error."""
+    ca_file = config.ca_file
+    if ca_file is not None and not ca_file.is_file():  # the config checked it; it may have gone since
+        raise PlatepilotError(f"output.mqtt.ca_file: CA file {ca_file} not found")
+    try:
+        client.tls_set(ca_certs=None if ca_file is None else str(ca_file))
+    except OSError as exc:  # unreadable, or not PEM certificates (ssl.SSLError)
+        raise PlatepilotError(f"output.mqtt.ca_file: cannot load CA file {ca_file}: {exc}") from None
+    client.tls_insecure_set(config.tls_insecure)
