@@ -73,6 +73,8 @@ def test_unreachable_stream_is_retried_while_another_camera_goes_on(tmp_path: Pa
     time.sleep(0.5)  # the demo's last tracks end; the stream keeps retrying meanwhile
     pilot.close()
     assert stream.reconnects >= 4 and pilot.stats["CAM2"].error is None  # retrying is not failing
+    assert f"{stream.reconnects} reconnects" in pilot.stats["CAM2"].line()
+    assert "reconnects" not in pilot.stats["CAM1"].line()
     assert pilot.stats["CAM1"].processed == 150
     assert {e.camera_id for e in query_events(settings.output.events_db_url)} == {"CAM1"}
 

@@ -45,6 +45,11 @@ _END = object()  # end-of-stream marker in a camera queue
 FINAL_READ_GAIN = 1.5
 
 
+def _reconnect_counter(source: FrameSource) -> Callable[[], int]:
+    """Reads a live stream's `reconnects` counter (sources without one never reconnect)."""
+    return lambda: int(getattr(source, "reconnects", 0))
+
+
 @dataclass
 class _TrackReads:
     """OCR state of one track (guarded by the pilot's lock). A crop cut off by the frame edge may
@@ -88,7 +93,7 @@ class Pilot:
     ) -> None:
         self.settings, self.sources, self.detectors, self.reader = settings, sources, detectors, reader
         self.crops, self.events, self.on_event = crops, events, on_event
-        self.stats = {s.camera_id: CameraStats(s.camera_id) for s in sources}
+        self.stats = {s.camera_id: CameraStats(s.camera_id, reconnects=_reconnect_counter(s)) for s in sources}
         self.emitted: list[PlateEvent] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()

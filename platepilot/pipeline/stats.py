@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -23,6 +24,7 @@ class CameraStats:
     queue_depth: int = 0
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    reconnects: Callable[[], int] = lambda: 0  # a live stream's reopen attempts so far (the source counts)
 
     def fps(self, now: float | None = None) -> float:
         elapsed = (now if now is not None else time.monotonic()) - self.started
@@ -36,4 +38,6 @@ class CameraStats:
             f"of {self.captured}, queue {self.queue_depth}, detect {det_ms:.0f} ms, OCR {ocr_ms:.0f} ms "
             f"x{self.ocr_reads}, {self.tracks} tracks, {self.events} events"
         )
+        reconnects = self.reconnects()
+        text += f", {reconnects} reconnects" if reconnects else ""
         return text + (f", FAILED: {self.error}" if self.error else "")
