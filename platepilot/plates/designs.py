@@ -67,6 +67,7 @@ class PlateDesign:
     blobs: int
     stroke_glyphs: int  # 0: the font's own 4 and W; 1-3: a California-style stroke variant (render.py)
     decoys: int
+    artwork: bool
 
 
 FAMILY_WEIGHTS: dict[Family, float] = {
@@ -191,6 +192,8 @@ def sample_design(rng: np.random.Generator) -> PlateDesign:
         stroke_glyphs=int(rng.integers(1, 4)) if rng.random() < 0.35 else 0,
         # Small characters beside the serial (stacked letters, month stickers) that are not part of it.
         decoys=int(rng.integers(1, 4)) if rng.random() < 0.3 else 0,
+        # Pictorial art beside the serial (seals, animals, flags), as on many states' plates.
+        artwork=bool(rng.random() < 0.3),
     )
     return _FAMILY_STYLE[family](rng, base)
 

@@ -170,13 +170,18 @@ def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generato
     gap_cells = (0.9, 1.5) if design.separator is Separator.ORANGE else (0.5, 1.0)
     gap = pitch * float(rng.uniform(*gap_cells)) if len(design.groups) > 1 else 0.0
     total = pitch * len(design.text) + gap * (len(design.groups) - 1)
-    shrink = min(PLATE_W * 0.94 / total, 1.0)  # long serials: narrower cells and glyphs, as plates do
+    art = cap * float(rng.uniform(0.6, 1.3)) if design.artwork else 0.0  # margin kept for the art
+    art_left = rng.random() < 0.5
+    room = PLATE_W - art
+    shrink = min(room * 0.94 / total, 1.0)  # long serials: narrower cells and glyphs, as plates do
     pitch, gap, total = pitch * shrink, gap * shrink, total * shrink
-    slack = max(PLATE_W * 0.97 - total, 0.0) / 2
-    x = (PLATE_W - total) / 2 + float(rng.uniform(-1, 1)) * min(slack, 0.03 * PLATE_W)
+    slack = max(room * 0.97 - total, 0.0) / 2
+    x = (art if art_left else 0.0) + (room - total) / 2 + float(rng.uniform(-1, 1)) * min(slack, 0.03 * PLATE_W)
     y_top = PLATE_H * 0.54 - cap / 2 + float(rng.uniform(-0.04, 0.04)) * PLATE_H
     boundaries = np.cumsum(design.groups)[:-1]
     x_start = x
+    if art:
+        _artwork(canvas, x_start - art if art_left else x_start + total, art, y_top, cap, rng)
     for i, mask in enumerate(masks):
         if i in boundaries:
             _separator(canvas, design, x + gap / 2, y_top + cap / 2, min(cap, gap * 1.1))
@@ -198,15 +203,42 @@ def _decoys(
     """Small stacked characters just outside the serial: real plates have them, readers must ignore them."""
     if not design.decoys:
         return
-    size = cap * float(rng.uniform(0.22, 0.38))
+    size = cap * float(rng.uniform(0.22, 0.5))  # up to two stacked letters as tall as the serial
+    ink, face = (design.ink, design.face) if rng.random() < 0.5 else (design.caption_ink, design.caption_face)
     left = rng.random() < 0.5
     x = x1 - size * float(rng.uniform(0.9, 1.5)) if left else x2 + size * float(rng.uniform(0.3, 0.8))
     alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
     for k in range(design.decoys):
-        mask = glyph_mask(design.caption_face, alphabet[int(rng.integers(len(alphabet)))])
+        mask = glyph_mask(face, alphabet[int(rng.integers(len(alphabet)))])
         w = max(round(mask.shape[1] * size / mask.shape[0]), 1)
         glyph = cv2.resize(mask, (w, max(round(size), 1)), interpolation=cv2.INTER_AREA)
-        _blend(canvas, glyph, int(x), int(y_top + k * size * 1.15), design.caption_ink)
+        _blend(canvas, glyph, int(x), int(y_top + k * size * 1.15), ink)
+
+
+def _artwork(canvas: np.ndarray, ax1: float, width: float, y_top: float, cap: float, rng: np.random.Generator) -> None:
+    """Pictorial art in the margin `width` wide from `ax1` (a state seal, a bird, a flag, rings): crisp
+    shapes about as tall as the characters, which readers otherwise take for an extra letter or digit."""
+    width *= 0.85  # a gap before the serial
+    ax1 += width * 0.05
+    layer = np.zeros((PLATE_H, PLATE_W), np.float32)
+    for _ in range(int(rng.integers(2, 6))):
+        cx, cy = ax1 + float(rng.uniform(0, width)), y_top + float(rng.uniform(0, cap))
+        size = cap * float(rng.uniform(0.15, 0.6))
+        kind = rng.integers(3)
+        if kind == 0:  # a filled blob of a polygon
+            angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 8))))
+            radii = size * rng.uniform(0.4, 1.0, len(angles))
+            points = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
+            cv2.fillPoly(layer, [points.astype(np.int32)], 1.0, lineType=cv2.LINE_AA)
+        elif kind == 1:  # a ring or disc
+            thickness = -1 if rng.random() < 0.4 else max(int(size * rng.uniform(0.1, 0.3)), 1)
+            cv2.circle(layer, (int(cx), int(cy)), max(int(size * 0.6), 2), 1.0, thickness, cv2.LINE_AA)
+        else:  # a stroke: branch, wing, mountain line
+            points = np.stack([cx + rng.uniform(-size, size, 4), cy + rng.uniform(-size, size, 4)], axis=1)
+            cv2.polylines(layer, [points.astype(np.int32)], False, 1.0, max(int(cap * rng.uniform(0.05, 0.14)), 1),
+                          cv2.LINE_AA)  # fmt: skip
+    color = tuple(int(v) for v in rng.integers(0, 200, 3))
+    _blend(canvas, layer, 0, 0, color)  # type: ignore[arg-type]
 
 
 def _hardware(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generator) -> None:
