@@ -74,7 +74,7 @@ def test_long_serials_of_wide_glyphs_never_touch(stroke_glyphs: int) -> None:
         design = dataclasses.replace(
             sample_design(np.random.default_rng([12, i])), text="WWWWWWW", groups=(7,), squeeze=1.08,
             char_height=0.56, decoys=0, stroke_glyphs=stroke_glyphs, emboss=False, border=False, frame=False,
-            stickers=0, top_text="", bottom_text="",  # nothing but the serial in the ink colour
+            stickers=0, top_text="", bottom_text="", artwork=False,  # nothing but the serial in the ink colour
         )  # fmt: skip
         plate = render_plate(design, np.random.default_rng(i))
         x1, y1, x2, y2 = (round(v) for v in plate.chars_box)

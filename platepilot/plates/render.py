@@ -237,6 +237,8 @@ def _artwork(canvas: np.ndarray, ax1: float, width: float, y_top: float, cap: fl
             points = np.stack([cx + rng.uniform(-size, size, 4), cy + rng.uniform(-size, size, 4)], axis=1)
             cv2.polylines(layer, [points.astype(np.int32)], False, 1.0, max(int(cap * rng.uniform(0.05, 0.14)), 1),
                           cv2.LINE_AA)  # fmt: skip
+    layer[:, : max(int(ax1), 0)] = 0  # the art stays in its margin, off the serial
+    layer[:, max(int(ax1 + width), 0) :] = 0
     color = tuple(int(v) for v in rng.integers(0, 200, 3))
     _blend(canvas, layer, 0, 0, color)  # type: ignore[arg-type]
 
