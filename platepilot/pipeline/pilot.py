@@ -28,6 +28,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.pipeline.fusion import fuse
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
+from platepilot.plates.formats import MAX_PLATE_CHARS
 from platepilot.sources.base import FrameSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
@@ -314,7 +315,7 @@ class Pilot:
             return
         engine = state.reader.engine.name
         fused = fuse(state.reads, self.settings.ocr.format_prior, engine)
-        if fused is None or (state.edge_only and not fused.format_match):
+        if fused is None or len(fused.text) > MAX_PLATE_CHARS or (state.edge_only and not fused.format_match):
             return
         track = state.ended
         event = PlateEvent(

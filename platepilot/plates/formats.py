@@ -122,9 +122,11 @@ FORMATS: tuple[PlateFormat, ...] = (
 )
 FORMATS_BY_NAME: dict[str, PlateFormat] = {f.name: f for f in FORMATS}
 
-# FLORIDA.md: personalised plates hold 2-7 characters; the generic US rule allows up to 8.
+# FLORIDA.md: personalised plates hold 2-7 characters; the generic US rule allows up to 8, and no US
+# plate holds more (a longer read is a caption or a sign: MYFLORIDACOM).
 PERSONALIZED_MAX = 7
-GENERIC_US = re.compile(r"^(?=.*\d)[A-Z0-9]{1,8}$")
+MAX_PLATE_CHARS = 8
+GENERIC_US = re.compile(rf"^(?=.*\d)[A-Z0-9]{{1,{MAX_PLATE_CHARS}}}$")
 
 
 def matching_formats(text: str, regions: tuple[str, ...] | None = None) -> list[PlateFormat]:
