@@ -159,7 +159,7 @@ class MQTTConfig(_Model):
     )
     password_env: str = Field(
         default="PLATEPILOT_MQTT_PASSWORD",
-        description="Environment variable holding the broker password, read at connect time (never put the "
+        description="Environment variable holding the broker password, read when the run starts (never put the "
         "password in this file); unset sends the user name without a password.",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
     )
