@@ -20,6 +20,7 @@ from platepilot.plates.charset import CHARSET
 from platepilot.plates.formats import matching_formats
 from platepilot.store.labels import resolve_crop_path, scan_labels
 from platepilot.store.provenance import latest_prelabels, unverified_paths
+from platepilot.store.splits import FINETUNE_ADVICE, is_held_out, split_group, validation_plan
 from platepilot.types import SKIP
 
 # Words from signs, banners and parking-lot paint that plate detectors pick up (and OCR reads well).
@@ -41,8 +42,8 @@ FEW_EXAMPLES = 10
 # (minimum plate labels, verdict, what to expect): a rule of thumb in the spirit of the guide's table.
 READINESS: tuple[tuple[int, str, str], ...] = (
     (0, "none", "no plate labels yet: label crops with `platepilot label` (or the guide's label_crops.py)"),
-    (1, "too few", "too few to train on: fine-tune the bundled reader (--init-from bundled --synthetic "
-                   "20000) only to try the pipeline; expect little change on your cameras"),
+    (1, "too few", f"too few to train on: fine-tune the bundled reader ({FINETUNE_ADVICE}) only to try "
+                   "the pipeline; expect little change on your cameras, and the promotion gate to refuse it"),
     (200, "starter", "enough to fine-tune the bundled reader with synthetic plates mixed in; expect "
                      "clear gains on your cameras, but a noisy validation score"),
     (500, "good", "a good first real model: fine-tune with --synthetic; expect most plates read exactly "
@@ -93,6 +94,10 @@ class Readiness:
     val_crops: int
     val_margin: float | None
     """Half-width of a 95% interval on validation exact accuracy near 90%, as a fraction."""
+    held_out: int = 0
+    """Plate labels kept for the promotion gate: training never sees them."""
+    training: str = ""
+    """What training on these labels validates on (`store.splits.ValidationPlan.line`)."""
 
 
 @dataclass(frozen=True)
@@ -170,8 +175,10 @@ def _sign_word(text: str) -> str | None:
     return next((w for w in sorted(SIGN_WORDS) if len(w) >= 5 and w in text), None)
 
 
-def check_labels(labels_file: Path, check_images: bool = True) -> CheckReport:
-    """Read `labels_file` (and its provenance sidecar) and check every crop's latest label."""
+def check_labels(labels_file: Path, check_images: bool = True, holdout_fraction: float = 0.15) -> CheckReport:
+    """Read `labels_file` (and its provenance sidecar) and check every crop's latest label.
+
+    `holdout_fraction` must be the `gate.holdout_fraction` training uses, so the verdict matches the run."""
     report = scan_labels(labels_file)
     latest = {path: label.text for path, label in report.latest.items()}
     reasons: dict[str, list[Reason]] = {path: text_reasons(text) for path, text in latest.items()}
@@ -200,7 +207,7 @@ def check_labels(labels_file: Path, check_images: bool = True) -> CheckReport:
         duplicate_images=duplicates,
         unverified=len(unverified_paths(labels_file, latest)),
         pending_prelabels=len(pending),
-        readiness=readiness(len(plates)),
+        readiness=readiness(len(plates), held_out=_held_out(latest, holdout_fraction)),
     )
 
 
@@ -241,12 +248,18 @@ def _conflicts(
         reasons[path].append(Reason(code, f"{what} {others}"))
 
 
-def readiness(plate_labels: int, val_split: float = 0.15) -> Readiness:
-    """The verdict for `plate_labels` labels, and how precise a validation score on them can be."""
+def readiness(plate_labels: int, val_split: float = 0.15, held_out: int = 0) -> Readiness:
+    """The verdict for `plate_labels` labels (`held_out` of them kept for the gate), what training will
+    validate on (the same plan training follows), and how precise a validation score can be."""
     level, expect = next((lv, ex) for n, lv, ex in reversed(READINESS) if plate_labels >= n)
-    val = int(plate_labels * val_split)
+    plan = validation_plan(plate_labels - held_out, val_split)
+    val = plan.val_crops
     margin = round(1.96 * math.sqrt(0.9 * 0.1 / val), 3) if val else None
-    return Readiness(level, plate_labels, expect, val, margin)
+    return Readiness(level, plate_labels, expect, val, margin, held_out, plan.line())
+
+
+def _held_out(latest: dict[str, str], fraction: float) -> int:
+    return sum(text != SKIP and is_held_out(split_group(path, text), fraction) for path, text in latest.items())
 
 
 def summary_lines(report: CheckReport, max_flags: int = 50) -> list[str]:
@@ -277,4 +290,5 @@ def summary_lines(report: CheckReport, max_flags: int = 50) -> list[str]:
     margin = f" (validation on ~{r.val_crops} crops: exact accuracy +/-{r.val_margin:.0%})" if r.val_margin else ""
     lines.append(f"readiness: {r.level}, {r.plate_labels} plate labels{margin}")
     lines.append(f"  {r.expect}")
+    lines.append(f"  training: {r.held_out} held out for the promotion gate (never trained on); {r.training}")
     return lines

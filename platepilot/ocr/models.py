@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import platepilot
@@ -10,8 +11,10 @@ from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.crnn_service import CRNNOCRService
+from platepilot.ocr.gate_record import read_gate_record
 from platepilot.ocr.lines import PlateLineFinder
 from platepilot.ocr.plate_ocr import MODEL_THREADS
+from platepilot.ocr.spec import load_card
 
 BUNDLED_MODEL = Path(platepilot.__file__).parent / "assets" / "florida_plate_ocr.onnx"
 """The default CRNN shipped in the package, trained on synthetic plates only."""
@@ -30,9 +33,56 @@ def resolve_model(path: Path | None, settings: Settings) -> Path:
     if BUNDLED_MODEL.is_file():
         return BUNDLED_MODEL
     raise PlatepilotError(
-        f"no CRNN model: neither {trained} (train one with scripts/ocr/train_crnn.py) nor the bundled "
-        f"{BUNDLED_MODEL} exists; pass --model PATH"
+        f"no CRNN model: neither {trained} (deploy one with `platepilot models deploy` or `platepilot sync`) "
+        f"nor the bundled {BUNDLED_MODEL} exists; pass --model PATH"
     )
+
+
+@dataclass(frozen=True)
+class ReaderChoice:
+    """The reader an engine name resolves to: `engine` is built, and `reason` says why (one line)."""
+
+    engine: str
+    reason: str
+
+
+def choose_reader(engine_name: str, model_path: Path | None, settings: Settings) -> ReaderChoice:
+    """Which reader `engine_name` means here; for `auto`, the best measured one (see `_auto_choice`)."""
+    if engine_name != "auto":
+        return ReaderChoice(engine_name, f"the engine is set to {engine_name!r}")
+    return _auto_choice(model_path, settings)
+
+
+def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
+    """A CRNN named with --model is read alone. A deployed CRNN (at `ocr.model_path`) replaces PlateOCR
+    only if its recorded gate result beats PlateOCR's on the same plates; otherwise it joins PlateOCR
+    as its `crnn` member (in place of the bundled one). Nothing deployed: PlateOCR."""
+    if model_path is not None:
+        return ReaderChoice("crnn", f"--model {model_path} names a CRNN")
+    deployed = settings.ocr.model_path
+    if not deployed.is_file():
+        return ReaderChoice("plateocr", f"no CRNN deployed at {deployed}: PlateOCR{_member_note(settings, False)}")
+    try:
+        card = load_card(deployed, verify=False)
+    except PlatepilotError as exc:
+        return ReaderChoice("plateocr", f"the deployed CRNN is unusable ({exc}): PlateOCR")
+    record = read_gate_record(deployed, card.sha256)
+    if record is None:
+        why = f"the CRNN at {deployed} has no gate result (deploy it with `platepilot models deploy` or sync)"
+        return ReaderChoice("plateocr", f"{why}: PlateOCR{_member_note(settings, True)}")
+    versus = f"{record.candidate.summary()}; {record.default.summary()}"
+    if record.beats_default:
+        return ReaderChoice("crnn", f"the deployed CRNN beat PlateOCR at its gate ({versus})")
+    return ReaderChoice(
+        "plateocr", f"the deployed CRNN did not beat PlateOCR at its gate ({versus}): PlateOCR"
+        f"{_member_note(settings, True)}"
+    )  # fmt: skip
+
+
+def _member_note(settings: Settings, deployed: bool) -> str:
+    if "crnn" not in settings.ocr.plateocr_members:
+        return " (ocr.plateocr_members has no crnn member)"
+    return " with the deployed CRNN as its crnn member" if deployed else " with the bundled CRNN as its crnn member"
 
 
 def _crnn(model_path: Path | None, settings: Settings) -> OCREngine:
@@ -64,9 +114,8 @@ def _plateocr(model_path: Path | None, settings: Settings) -> OCREngine:
 
 
 def _auto(model_path: Path | None, settings: Settings) -> OCREngine:
-    """A CRNN the user trained or named wins (the project's goal is to replace the ensemble);
-    otherwise the PlateOCR ensemble, which reads real plates better than the bundled synthetic-only CRNN."""
-    if model_path is not None or settings.ocr.model_path.is_file():
+    """The best measured reader (`choose_reader`)."""
+    if _auto_choice(model_path, settings).engine == "crnn":
         return _crnn(model_path, settings)
     return _plateocr(model_path, settings)
 

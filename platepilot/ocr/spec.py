@@ -47,6 +47,7 @@ class ModelCard(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)
     run_id: str | None = None
     sha256: str = ""
+    weights_sha256: str = Field(default="", description="sha256 of the torch checkpoint (.pt) exported with it")
 
 
 def sidecar_path(model_path: Path) -> Path:

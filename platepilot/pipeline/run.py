@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from types import FrameType
 
 from rapidfuzz.distance import Levenshtein
 
 from platepilot.config import CameraConfig, DetectorConfig, Settings
 from platepilot.detect import PlateDetector, make_detector
+from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import (
@@ -123,7 +125,7 @@ def run_pilot(
     slot = ReaderSlot(engine, model_version(engine))
     watcher = None
     if settings.ocr.engine in HOT_RELOAD_ENGINES:
-        load = partial(load_verified, build=partial(make_engine, "crnn", settings=settings))
+        load = partial(load_verified, build=partial(reloaded_reader, settings))
         watcher = ModelWatcher(settings.ocr.model_path, slot, load, reload_seconds, baseline)
     publisher = MQTTPublisher(settings.output.mqtt) if settings.output.mqtt.enabled else None
     events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
@@ -153,6 +155,12 @@ def run_pilot(
         if isinstance(source, DemoSource) and source.first_timestamp is not None:
             scores[source.camera_id] = score_demo(source, pilot.emitted, source.first_timestamp)
     return RunResult(pilot, scores, time.monotonic() - started, watcher, publisher)
+
+
+def reloaded_reader(settings: Settings, path: Path) -> OCREngine:
+    """The reader once the model at `path` (`ocr.model_path`) was replaced: `crnn` reads it alone;
+    `auto` chooses again from its gate record, so a CRNN that did not beat PlateOCR only joins it."""
+    return make_engine(settings.ocr.engine, None if settings.ocr.engine == "auto" else path, settings)
 
 
 def camera_detectors(config: DetectorConfig, sources: Sequence[FrameSource]) -> dict[str, PlateDetector]:

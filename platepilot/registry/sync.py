@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.gate_record import GateRecord, gate_path, read_gate_record, write_gate_record
 from platepilot.ocr.spec import file_sha256, load_card, sidecar_path
 from platepilot.registry.common import CHAMPION, actor, client, first_line, server_answers, utc_now
+from platepilot.registry.gate import record_from_tags
 from platepilot.registry.golden import check_golden, read_golden
 from platepilot.registry.models import DEPLOYED_PREFIX, download_version
 
@@ -85,9 +87,10 @@ class SyncAgent:
     def __init__(
         self, settings: SyncSettings, log: Callable[[str], None] = print,
         make_client: Callable[[str], Any] = client, now: Callable[[], datetime] = utc_now,
-        rng: random.Random | None = None, probe: Callable[[str], bool] = server_answers,
+        rng: random.Random | None = None, probe: Callable[[str], bool] = server_answers, retries: bool = True,
     ) -> None:  # fmt: skip
         self.settings = settings
+        self._retries = retries  # False for `sync --once`: a failed poll ends the command, nothing retries
         self._log = log
         self._make_client = make_client
         self._client: Any = None
@@ -128,7 +131,8 @@ class SyncAgent:
         if outcome.status in ("error", "refused"):
             running = self.deployed()
             keep = f"v{running.version}" if running else "the current model"
-            self._log(f"sync: {outcome.message}; keeping {keep}; retry in ~{self.next_delay():.0f} s")
+            retry = f"; retry in ~{self.next_delay():.0f} s" if self._retries else " (--once: no retry)"
+            self._log(f"sync: {outcome.message}; keeping {keep}{retry}")
         elif outcome.status == "deployed":
             self._log(f"sync: {outcome.message}")
         return outcome
@@ -195,9 +199,9 @@ class SyncAgent:
             problem = check_golden(read_golden(onnx), tags, s.golden_floor)
             if problem is not None:
                 return problem
-            _swap_in(onnx, target)
+            swap_in(onnx, target, record_from_tags(tags, card.sha256))
             state = Deployed(s.model_name, int(mv.version), mv.run_id or "", card.sha256, self._now().isoformat())
-            _write_json(target.parent / STATE_FILE, asdict(state))
+            write_json(target.parent / STATE_FILE, asdict(state))
             return None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -216,7 +220,7 @@ class SyncAgent:
             return
         if not new.reported:
             path = self.settings.model_path.parent / STATE_FILE
-            _write_json(path, asdict(new) | {"reported": True})
+            write_json(path, asdict(new) | {"reported": True})
 
     def _report_refusal(self, version: int, problem: str) -> None:
         key = f"refused.{self.settings.device_id}"
@@ -230,7 +234,7 @@ def run_agent(settings: SyncSettings, once: bool = False, log: Callable[[str], N
 
     for key, value in AGENT_HTTP_ENV.items():
         os.environ.setdefault(key, value)
-    agent = SyncAgent(settings, log=log)
+    agent = SyncAgent(settings, log=log, retries=not once)
     if once:
         return agent.poll_once()
     stop = threading.Event()
@@ -259,27 +263,36 @@ def restore_previous(model_path: Path) -> None:
     kept = model_path.parent / PREVIOUS_DIR
     if not (kept / model_path.name).is_file():
         raise PlatepilotError(f"no previous model kept in {kept}")
-    load_card(kept / model_path.name)
+    card = load_card(kept / model_path.name)
+    record = read_gate_record(kept / model_path.name, card.sha256)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=model_path.parent))
     try:
         for name in (model_path.name, sidecar_path(model_path).name, STATE_FILE):
             if (kept / name).is_file():
                 shutil.copy2(kept / name, staging / name)
-        _swap_in(staging / model_path.name, model_path)
+        swap_in(staging / model_path.name, model_path, record)
         if (staging / STATE_FILE).is_file():
             os.replace(staging / STATE_FILE, model_path.parent / STATE_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _swap_in(new_model: Path, target: Path) -> None:
-    """Keep the current pair in previous/, then rename the new ONNX and sidecar over the target's."""
+def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
+    """Keep the current pair (and its gate record, checkpoint, state) in previous/, then rename the new
+    ONNX and sidecar over the target's. The new model's gate record (None: none) is written first; a
+    checkpoint `.pt` left beside the target belongs to the old model, so it moves to previous/ only."""
     keep = target.parent / PREVIOUS_DIR
+    weights = target.with_suffix(".pt")
     if target.is_file():
         keep.mkdir(exist_ok=True)
-        for src in (target, sidecar_path(target), target.parent / STATE_FILE):
+        for src in (target, sidecar_path(target), target.parent / STATE_FILE, gate_path(target), weights):
             if src.is_file():
                 _link_or_copy(src, keep / src.name)
+    if record is not None:
+        write_gate_record(target, record)
+    else:
+        gate_path(target).unlink(missing_ok=True)
+    weights.unlink(missing_ok=True)
     staged_model = target.with_name(f".{target.name}.new")
     staged_side = sidecar_path(target).with_name(f".{sidecar_path(target).name}.new")
     try:
@@ -302,7 +315,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +14,9 @@ from platepilot.ocr.spec import ModelSpec, to_input
 from platepilot.plates.charset import CHARSET
 from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import resolve_crop_path, scan_labels
+from platepilot.store.splits import group_key, split_group
 
-_TRACK_STEM = re.compile(r"^(?P<cam>[A-Za-z0-9]+)_track(?P<n>\d+)")
+__all__ = ["LabelledSet", "LoadReport", "encode", "group_key", "load_labelled", "split_by_group", "synthetic_batch"]
 
 
 @dataclass
@@ -37,12 +37,6 @@ class LoadReport:
     bad_lines: int
 
 
-def group_key(path: str, text: str) -> str:
-    """Crops of one vehicle share a key: the same `CAMx_trackN` stem, else the same plate text."""
-    match = _TRACK_STEM.match(Path(path).stem)
-    return f"track:{match.group('cam')}_{match.group('n')}" if match else f"text:{text}"
-
-
 def load_labelled(labels: Path, spec: ModelSpec, day_scoped: bool = True) -> tuple[LabelledSet, LoadReport]:
     """Read labels.txt (latest line per crop wins) and every readable crop it names."""
     if not labels.is_file():
@@ -61,10 +55,7 @@ def load_labelled(labels: Path, spec: ModelSpec, day_scoped: bool = True) -> tup
             continue
         images.append(to_input(image, spec))
         texts.append(label.text)
-        stem_group = group_key(key, label.text)
-        groups.append(
-            f"{Path(key).parent.name}/{stem_group}" if day_scoped and stem_group.startswith("track:") else stem_group
-        )
+        groups.append(split_group(key, label.text, day_scoped))
         paths.append(key)
     shape = (0, spec.height, spec.width) if spec.channels == 1 else (0, spec.channels, spec.height, spec.width)
     stacked = np.stack(images) if images else np.zeros(shape, np.uint8)

@@ -20,7 +20,8 @@ from torch import nn
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.ctc import greedy_decode
 from platepilot.ocr.metrics import score
-from platepilot.ocr.spec import ModelCard, ModelSpec, load_card
+from platepilot.ocr.spec import ModelCard, ModelSpec, file_sha256, load_card
+from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
 from platepilot.training.data import LabelledSet, load_labelled, split_by_group, synthetic_batch
 from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
 from platepilot.training.export import export_onnx
@@ -48,6 +49,7 @@ class TrainOptions:
     synthetic: int = 0
     init_from: Path | None = None
     resume: bool = False
+    holdout_fraction: float = 0.15  # crops (whole tracks) kept for the promotion gate: never trained on
     seed: int = 0
     workers: int = 0
     arch: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ARCH))
@@ -132,11 +134,27 @@ def _starting_point(opts: TrainOptions) -> tuple[ModelSpec, dict[str, Any], dict
     """Spec, architecture and initial weights: fresh, or those of `--init-from` (an .onnx or .pt)."""
     if opts.init_from is None:
         return ModelSpec(), opts.arch, None
-    weights = opts.init_from.with_suffix(".pt")
-    if not weights.is_file():
-        raise PlatepilotError(f"--init-from {opts.init_from}: no weights file {weights} beside it")
+    weights = init_weights_file(opts.init_from)
     saved = torch.load(weights, map_location="cpu", weights_only=False)
     return ModelSpec.model_validate(saved["spec"]), saved["arch"], saved["state_dict"]
+
+
+def init_weights_file(init_from: Path) -> Path:
+    """The checkpoint `--init-from` names (an .onnx's .pt, or a .pt), refused when an ONNX beside it
+    does not record that checkpoint's sha256 in its sidecar (a .pt left over from another model)."""
+    onnx, weights = init_from.with_suffix(".onnx"), init_from.with_suffix(".pt")
+    if not weights.is_file():
+        raise PlatepilotError(f"--init-from {init_from}: no weights file {weights} beside it")
+    if not onnx.is_file():
+        return weights  # a bare checkpoint (a run's best.pt): nothing to mismatch
+    recorded = load_card(onnx).weights_sha256
+    if recorded != file_sha256(weights):
+        why = "records no checkpoint sha256" if not recorded else "records another checkpoint's sha256"
+        raise PlatepilotError(
+            f"--init-from {init_from}: {weights.name} does not belong to {onnx.name} (its sidecar {why}); "
+            "pass the .pt of the training run that exported it, e.g. models/runs/<run>/florida_plate_ocr.pt"
+        )
+    return weights
 
 
 def _prepare_data(
@@ -152,17 +170,22 @@ def _prepare_data(
         )
         for path in report.unreadable[:5]:
             console.print(f"  unreadable: {path}")
+    data = _without_held_out(data, opts.holdout_fraction, console)
     if len(data.texts) < MIN_LABELS and opts.synthetic == 0:
         raise PlatepilotError(
-            f"only {len(data.texts)} usable labels: label at least {MIN_LABELS} crops, "
-            "or add synthetic plates with --synthetic 20000"
+            f"only {len(data.texts)} usable labels to train on: label at least {MIN_LABELS} crops, "
+            f"or fine-tune with synthetic plates mixed in ({FINETUNE_ADVICE})"
         )
     if len(data.texts) < FEW_LABELS and opts.synthetic == 0 and opts.init_from is None:
         console.print(
             f"[yellow]warning: {len(data.texts)} labels is few for training from scratch (the model tends to "
-            f"read nothing below ~{FEW_LABELS}); consider --synthetic 20000 and/or --init-from the bundled model"
+            f"read nothing below ~{FEW_LABELS}); fine-tune instead ({FINETUNE_ADVICE}), or from scratch add "
+            f"--synthetic {SCRATCH_SYNTHETIC}"
         )
-    train_idx, val_idx = split_by_group(data.groups, opts.val_split, opts.seed)
+    plan = validation_plan(len(data.texts), opts.val_split)
+    if plan.source == "synthetic" and data.texts:
+        console.print(f"[yellow]{plan.line()}[/yellow]")
+    train_idx, val_idx = split_by_group(data.groups, opts.val_split if plan.source == "labels" else 0.0, opts.seed)
     train_set = LabelledSet(data.images[train_idx], [data.texts[i] for i in train_idx], [], [])
     if len(val_idx):
         val_images = [data.images[i] for i in val_idx]
@@ -170,11 +193,24 @@ def _prepare_data(
     else:  # no real validation crops: hold out a fixed synthetic set
         images, val_texts = synthetic_batch(opts.seed + 104_729, 0, SYNTH_VAL, spec)
         val_images = list(images)
-    summary = {"labels": len(data.texts), "train": len(train_set.texts), "val": len(val_texts)}
+    source = "labelled crops" if len(val_idx) else "synthetic plates"
+    summary = {"labels": len(data.texts), "train": len(train_set.texts), "val": len(val_texts), "val_source": source}
     console.print(
-        f"train on {summary['train']} labelled + {opts.synthetic} synthetic/epoch, validate on {summary['val']}"
+        f"train on {summary['train']} labelled + {opts.synthetic} synthetic/epoch, "
+        f"validate on {summary['val']} {source}"
     )
     return train_set, val_images, val_texts, summary
+
+
+def _without_held_out(data: LabelledSet, fraction: float, console: Console) -> LabelledSet:
+    """`data` less the crops held out for the promotion gate (`store/splits.py`)."""
+    keep = [i for i, group in enumerate(data.groups) if not is_held_out(group, fraction)]
+    held = len(data.texts) - len(keep)
+    if held:
+        console.print(f"held out {held} crops for the promotion gate (never trained or validated on)")
+    return LabelledSet(
+        data.images[keep], [data.texts[i] for i in keep], [data.groups[i] for i in keep], [data.paths[i] for i in keep]
+    )
 
 
 def _warmup_cosine(total_steps: int) -> Callable[[int], float]:
@@ -262,8 +298,8 @@ def _watch_collapse(console: Console, state: _State, preds: list[str], summary: 
         console.print(
             f"[red]blank collapse: for {COLLAPSE_EPOCHS} epochs the model has read every validation plate as empty. "
             f"It has learnt that 'no characters' is the safest answer, which happens when there is too little "
-            f"data ({summary['labels']} labels). Fix: label more crops (500+), add synthetic plates with "
-            "--synthetic 20000, or fine-tune the bundled reader with --init-from; a lower --lr can help.[/red]"
+            f"data ({summary['labels']} labels). Fix: label more crops (500+), fine-tune the bundled reader "
+            f"({FINETUNE_ADVICE}), or from scratch add --synthetic {SCRATCH_SYNTHETIC}.[/red]"
         )
 
 
@@ -317,11 +353,14 @@ def _finish(
         "lr": opts.lr, "batch_size": opts.batch_size, "init_from": str(opts.init_from or ""),
         "seconds": round(seconds, 1),
     }  # fmt: skip
-    card = ModelCard(spec=spec, architecture=arch, metrics=metrics, training=training)
     model_path = out / f"{MODEL_NAME}.onnx"
+    weights = model_path.with_suffix(".pt")
+    _save_weights(weights, model, spec, arch)  # first: the sidecar ties this checkpoint to the ONNX
+    card = ModelCard(
+        spec=spec, architecture=arch, metrics=metrics, training=training, weights_sha256=file_sha256(weights)
+    )
     parity_inputs = [_as_bgr(img) for img in val_images[:16]]
     diff = export_onnx(model, card, model_path, parity_inputs)
-    _save_weights(model_path.with_suffix(".pt"), model, spec, arch)
     console.print(
         f"best epoch {int(state.best.get('epoch', 0))}: exact={state.best.get('exact', 0):.1%} "
         f"CER={state.best.get('cer', 0):.3f}; exported {model_path} (torch/onnxruntime max abs diff {diff:.1e})"

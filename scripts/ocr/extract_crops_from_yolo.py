@@ -3,12 +3,10 @@
 datasets/plate_training_round2 datasets/plate_training --out data/ocr_training/extracted_crops`.
 
 A thin entry point over `platepilot extract-yolo`; run it inside the project's venv.
+Installed with the package as the console script `extract_crops_from_yolo`, which works from any folder.
 """
 
-import sys
-
-from platepilot.cli import main
+from platepilot.cli import extract_crops_from_yolo
 
 if __name__ == "__main__":
-    sys.argv = ["platepilot", "extract-yolo", *sys.argv[1:]]
-    main()
+    extract_crops_from_yolo()

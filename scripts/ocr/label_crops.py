@@ -2,13 +2,12 @@
 """The guide's labeling command: `python3 scripts/ocr/label_crops.py --crops-dir output/crops --output
 data/ocr_training/labels.txt [--review]`.
 
-A thin entry point over `platepilot label`; run it inside the project's venv (`source .venv/bin/activate`).
+A thin entry point over `platepilot label`; run it inside the project's venv
+(`source .venv/bin/activate`). Installed with the package as the console script `label_crops`, which
+works from any folder.
 """
 
-import sys
-
-from platepilot.cli import main
+from platepilot.cli import label_crops
 
 if __name__ == "__main__":
-    sys.argv = ["platepilot", "label", *sys.argv[1:]]
-    main()
+    label_crops()

@@ -7,10 +7,7 @@ when there is one, else the PaddleOCR-based PlateOCR ensemble the script is name
 Pre-labels go to `<output>.meta.jsonl` as suggestions; labels.txt only gets what a human confirms.
 """
 
-import sys
-
-from platepilot.cli import main
+from platepilot.cli import prelabel_with_paddleocr
 
 if __name__ == "__main__":
-    sys.argv = ["platepilot", "prelabel", *sys.argv[1:]]
-    main()
+    prelabel_with_paddleocr()

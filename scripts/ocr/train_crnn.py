@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """The guide's training command: `python3 scripts/ocr/train_crnn.py --labels ... --output-dir ...`.
 
-A thin entry point over `platepilot train`; run it inside the project's venv (`source .venv/bin/activate`).
+A thin entry point over `platepilot train`; run it inside the project's venv
+(`source .venv/bin/activate`). Installed with the package as the console script `train_crnn`, which
+works from any folder.
 """
 
-import sys
-
-from platepilot.cli import main
+from platepilot.cli import train_crnn
 
 if __name__ == "__main__":
-    sys.argv = ["platepilot", "train", *sys.argv[1:]]
-    main()
+    train_crnn()

@@ -1,0 +1,125 @@
+"""A reader model's promotion-gate result, and what "better" means: one home for both.
+
+The gate (`platepilot models promote`, `models deploy`) reads the same label sets with the candidate
+CRNN, with what runs now (the champion, or the built-in default reader) and with the built-in default
+reader (PlateOCR), and records the numbers. Whoever deploys a model writes them beside it as
+`gate.json` (format: `GateRecord.to_json`), naming the sha256 of the ONNX they were measured on; the
+runtime's `auto` engine reads them to decide whether the CRNN replaces PlateOCR or only joins it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+GATE_FILE = "gate.json"
+Decision = Literal["accepted", "refused", "forced"]
+
+
+@dataclass(frozen=True)
+class SetScore:
+    """One reader on one label set: `n` plates, exact (O/I-folded) and CER (folded) in [0, 1+]."""
+
+    name: str
+    n: int
+    exact_folded: float
+    cer_folded: float
+
+    def line(self) -> str:
+        return f"{self.name} {round(self.exact_folded * self.n)}/{self.n}"
+
+
+@dataclass(frozen=True)
+class ReaderScores:
+    """One reader on every set of a gate; pooled numbers weight each set by its plate count."""
+
+    reader: str
+    sets: tuple[SetScore, ...]
+
+    @property
+    def n(self) -> int:
+        return sum(s.n for s in self.sets)
+
+    @property
+    def exact_folded(self) -> float:
+        return sum(s.exact_folded * s.n for s in self.sets) / max(self.n, 1)
+
+    @property
+    def cer_folded(self) -> float:
+        return sum(s.cer_folded * s.n for s in self.sets) / max(self.n, 1)
+
+    def key(self) -> tuple[float, float]:
+        """Higher is better: exact reads first, then fewer character errors (rounded: no float noise)."""
+        return round(self.exact_folded, 6), -round(self.cer_folded, 6)
+
+    def beats(self, other: ReaderScores) -> bool:
+        return self.key() > other.key()
+
+    def summary(self) -> str:
+        """`plateocr: 93.8% exact (folded), CER 0.012 over 34 plates (site held-out 2/2, golden 30/32)`."""
+        sets = ", ".join(s.line() for s in self.sets)
+        return (
+            f"{self.reader}: {self.exact_folded:.1%} exact (folded), CER {self.cer_folded:.3f} "
+            f"over {self.n} plates ({sets})"
+        )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReaderScores:
+        return cls(str(data["reader"]), tuple(SetScore(**s) for s in data["sets"]))
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """The candidate against what ran when it was gated (`incumbent`) and the default reader."""
+
+    candidate: ReaderScores
+    incumbent: ReaderScores
+    default: ReaderScores
+    decision: Decision
+    sha256: str
+    """sha256 of the candidate ONNX these numbers were measured on."""
+
+    @property
+    def beats_default(self) -> bool:
+        """Whether the candidate reads better than the built-in default reader on the same plates."""
+        return self.candidate.beats(self.default)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GateRecord:
+        return cls(
+            candidate=ReaderScores.from_json(data["candidate"]),
+            incumbent=ReaderScores.from_json(data["incumbent"]),
+            default=ReaderScores.from_json(data["default"]),
+            decision=data["decision"],
+            sha256=str(data["sha256"]),
+        )
+
+
+def gate_path(model_path: Path) -> Path:
+    """Where the gate record of the model at `model_path` lives (its folder holds one model)."""
+    return model_path.parent / GATE_FILE
+
+
+def write_gate_record(model_path: Path, record: GateRecord) -> None:
+    """Write `gate.json` beside `model_path` atomically."""
+    path = gate_path(model_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record.to_json(), indent=2))
+    os.replace(tmp, path)
+
+
+def read_gate_record(model_path: Path, sha256: str) -> GateRecord | None:
+    """The gate record beside `model_path` if it was measured on the ONNX with this `sha256`, else None
+    (missing, unreadable, or left over from another model)."""
+    try:
+        record = GateRecord.from_json(json.loads(gate_path(model_path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if record.sha256 == sha256 else None

@@ -1,0 +1,162 @@
+"""The promotion gate: a candidate reader goes live only if it reads no worse than what runs now.
+
+The candidate CRNN, the incumbent (the champion, or the CRNN deployed here, or else the built-in
+default reader) and the built-in default reader (PlateOCR with the bundled CRNN member) read the same
+plates side by side:
+
+- the site's held-out labels (`gate.labels`, the split training never sees: `store/splits.py`);
+- the golden synthetic plates (`registry/golden.py`), the same on every machine;
+- every file in `gate.extra_labels` (and `--eval-labels`), read whole.
+
+"Worse" is `ReaderScores.key` over all those plates pooled: fewer exact (O/I-folded) reads, or as
+many with more character errors. The numbers travel with the model: version tags `gate.*` in MLflow
+and `gate.json` beside the deployed model, where `auto` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from platepilot.config import Settings
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import OCREngine, read_image
+from platepilot.ocr.gate_record import Decision, GateRecord, ReaderScores, SetScore
+from platepilot.ocr.metrics import score
+from platepilot.ocr.spec import load_card
+from platepilot.registry.golden import golden_plates
+from platepilot.store.labels import latest_labels, resolve_crop_path
+from platepilot.store.splits import held_out_labels
+
+DEFAULT_READER = "plateocr (built-in)"
+_BATCH = 64
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Plates every reader of a gate reads: BGR uint8 crops and their texts."""
+
+    name: str
+    images: tuple[np.ndarray, ...]
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A reader at the gate: its name in the numbers, and how to build it (built only when needed)."""
+
+    name: str
+    model: Path | None
+    """A CRNN ONNX; None is the built-in default reader."""
+
+
+def gate_sets(settings: Settings, extra: Sequence[Path] = ()) -> list[LabelSet]:
+    """The gate's plates: the site's held-out split (when the labels file exists), golden, extras."""
+    sets = []
+    site = settings.gate.labels
+    if site.is_file():
+        held = held_out_labels(latest_labels(site), settings.gate.holdout_fraction)
+        if held:
+            sets.append(_load_set("site held-out", site, held))
+    images, texts = golden_plates()
+    sets.append(LabelSet("golden", images, texts))
+    for path in (*settings.gate.extra_labels, *extra):
+        if not path.is_file():
+            raise PlatepilotError(f"{path}: gate labels file not found (gate.extra_labels or --eval-labels)")
+        entries = [(p, label.text) for p, label in latest_labels(path).items() if not label.skipped]
+        sets.append(_load_set(str(path), path, entries))
+    return sets
+
+
+def _load_set(name: str, labels_file: Path, entries: list[tuple[str, str]]) -> LabelSet:
+    """Crops that cannot be read are left out (the same ones for every reader)."""
+    images, texts = [], []
+    for written, text in entries:
+        try:
+            images.append(read_image(resolve_crop_path(written, labels_file)))
+        except PlatepilotError:
+            continue
+        texts.append(text)
+    return LabelSet(name, tuple(images), tuple(texts))
+
+
+def measure(reader: OCREngine, name: str, sets: Sequence[LabelSet]) -> ReaderScores:
+    """`reader` on every set (empty sets left out)."""
+    scores = []
+    for label_set in sets:
+        if not label_set.texts:
+            continue
+        images = list(label_set.images)
+        reads = [r.text for i in range(0, len(images), _BATCH) for r in reader.read(images[i : i + _BATCH])]
+        s = score(reads, list(label_set.texts))
+        scores.append(SetScore(label_set.name, s.n, round(s.exact_folded, 6), round(s.cer_folded, 6)))
+    return ReaderScores(name, tuple(scores))
+
+
+def build_contender(contender: Contender, settings: Settings) -> OCREngine:
+    """A CRNN alone, or the built-in default reader: PlateOCR with the bundled CRNN as its crnn member."""
+    from platepilot.ocr.crnn_service import CRNNOCRService
+    from platepilot.ocr.models import BUNDLED_MODEL
+    from platepilot.ocr.plate_ocr import build_plate_ocr
+
+    o = settings.ocr
+    if contender.model is not None:
+        return CRNNOCRService(contender.model, format_prior=o.format_prior)
+    return build_plate_ocr(o.plateocr_members, BUNDLED_MODEL, o.plateocr_lines, o.format_prior)
+
+
+def run_gate(
+    candidate: Contender, incumbent: Contender | None, settings: Settings, force: bool = False,
+    extra: Sequence[Path] = (),
+) -> GateRecord:  # fmt: skip
+    """Measure the candidate, the incumbent (None: the default reader) and the default reader; decide."""
+    if candidate.model is None:
+        raise PlatepilotError("the gate's candidate must be a CRNN model")
+    sets = gate_sets(settings, extra)
+    default = measure(build_contender(Contender(DEFAULT_READER, None), settings), DEFAULT_READER, sets)
+    measured = measure(build_contender(candidate, settings), candidate.name, sets)
+    before = default if incumbent is None else measure(build_contender(incumbent, settings), incumbent.name, sets)
+    decision: Decision = "accepted"
+    if before.beats(measured):
+        decision = "forced" if force else "refused"
+    return GateRecord(measured, before, default, decision, load_card(candidate.model).sha256)
+
+
+def verdict_line(record: GateRecord) -> str:
+    """One line with the decision and the numbers of both readers (and the default reader's)."""
+    numbers = f"{record.candidate.summary()}; {record.incumbent.summary()}"
+    if record.incumbent.reader != record.default.reader:
+        numbers += f"; {record.default.summary()}"
+    if record.decision == "refused":
+        worse = f"{record.candidate.reader} reads worse than {record.incumbent.reader}"
+        return f"refused: {worse} ({numbers}); --force overrides"
+    if record.decision == "forced":
+        return f"forced: {record.candidate.reader} reads worse than {record.incumbent.reader} ({numbers})"
+    return f"accepted: {record.candidate.reader} reads no worse than {record.incumbent.reader} ({numbers})"
+
+
+def gate_tags(record: GateRecord, who: str, when: str) -> dict[str, str]:
+    """Model-version tags recording the gate: the decision, one readable line per reader, the JSON."""
+    return {
+        "gate.decision": record.decision,
+        "gate.candidate": record.candidate.summary(),
+        "gate.incumbent": record.incumbent.summary(),
+        "gate.default": record.default.summary(),
+        "gate.beats_default": str(record.beats_default).lower(),
+        "gate.result": json.dumps(record.to_json(), separators=(",", ":")),
+        "gate.by": who,
+        "gate.at": when,
+    }
+
+
+def record_from_tags(tags: dict[str, str], sha256: str) -> GateRecord | None:
+    """The gate record a version carries, if it was measured on the ONNX with this sha256."""
+    try:
+        record = GateRecord.from_json(json.loads(tags["gate.result"]))
+    except (KeyError, ValueError, TypeError):
+        return None
+    return record if record.sha256 == sha256 else None

@@ -1,0 +1,160 @@
+"""Issue 15 without a registry: training never writes the live model, a checkpoint belongs to its ONNX,
+the held-out split, few-label validation that `labels check` predicts, `auto` by measured result, and
+the guide's console scripts from a folder outside the checkout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import pytest
+from rich.console import Console
+
+from platepilot.config import Settings
+from platepilot.errors import PlatepilotError
+from platepilot.labeling.checks import check_labels
+from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore, write_gate_record
+from platepilot.ocr.models import BUNDLED_MODEL, choose_reader
+from platepilot.ocr.spec import load_card
+from platepilot.plates.synth import synth_sample
+from platepilot.store.labels import append_labels, latest_labels
+from platepilot.store.splits import MIN_VALIDATION_LABELS, held_out_labels, validation_plan
+from platepilot.training.runs import run_folder
+from platepilot.training.train import TrainOptions, init_weights_file, train
+
+TINY = {"channels": [8, 8, 16, 16, 16], "hidden": 16}
+BIN = Path(sys.executable).parent
+
+
+def _crops(folder: Path, count: int, seed: int = 3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        sample = synth_sample(seed, i)
+        cv2.imwrite(str(folder / f"CAM1_track{i}.jpg"), sample.image)
+        rows.append((f"CAM1_track{i}.jpg", sample.text))
+    append_labels(folder / "labels.txt", rows)
+    return folder / "labels.txt"
+
+
+def _quiet() -> Console:
+    return Console(record=True, width=300, file=open("/dev/null", "w"))
+
+
+def _tiny_run(out: Path, seed: int = 0) -> Path:
+    opts = TrainOptions(labels=None, output_dir=out, epochs=1, batch_size=16, synthetic=32, arch=TINY, seed=seed)
+    result = train(opts, _quiet())
+    assert result.model_path is not None
+    return result.model_path
+
+
+def test_run_folder_defaults_to_a_new_run_and_refuses_the_deployed_folder(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"ocr": {"model_path": str(tmp_path / "live" / "m.onnx")},
+                                        "training": {"runs_dir": str(tmp_path / "runs")}})  # fmt: skip
+    when = datetime(2026, 4, 8, 12, 0, 0, tzinfo=UTC)
+    assert run_folder(None, settings, now=lambda: when) == tmp_path / "runs" / "20260408T120000Z"
+    (tmp_path / "runs" / "20260408T120000Z").mkdir(parents=True)
+    assert run_folder(None, settings, now=lambda: when).name == "20260408T120000Z-2"
+    assert run_folder(tmp_path / "mine", settings) == tmp_path / "mine"
+    with pytest.raises(PlatepilotError, match=r"deployed model's folder.*models deploy"):
+        run_folder(tmp_path / "live" / ".", settings)
+    with pytest.raises(PlatepilotError, match="--resume continues a run"):
+        run_folder(None, settings, resume=True)
+
+
+def test_checkpoint_is_tied_to_its_onnx(tmp_path: Path, tiny_model: Path) -> None:
+    first, second = _tiny_run(tmp_path / "a"), _tiny_run(tmp_path / "b", seed=1)
+    assert load_card(first).weights_sha256 and init_weights_file(first) == first.with_suffix(".pt")
+    assert init_weights_file(BUNDLED_MODEL) == BUNDLED_MODEL.with_suffix(".pt")
+    second.with_suffix(".pt").replace(first.with_suffix(".pt"))  # a .pt left over from another run
+    with pytest.raises(PlatepilotError, match=r"florida_plate_ocr\.pt does not belong to florida_plate_ocr\.onnx"):
+        init_weights_file(first)
+    stray = tmp_path / "old" / tiny_model.name  # an ONNX whose sidecar records no checkpoint at all
+    stray.parent.mkdir()
+    for suffix in (".onnx", ".json"):
+        stray.with_suffix(suffix).write_bytes(tiny_model.with_suffix(suffix).read_bytes())
+    stray.with_suffix(".pt").write_bytes(first.with_suffix(".pt").read_bytes())
+    with pytest.raises(PlatepilotError, match="records no checkpoint sha256"):
+        init_weights_file(stray)
+
+
+def test_held_out_split_is_stable_and_never_trained_on(tmp_path: Path) -> None:
+    labels = _crops(tmp_path / "crops", 40)
+    held = held_out_labels(latest_labels(labels), 0.15)
+    assert 0 < len(held) < 40 and held == held_out_labels(latest_labels(labels), 0.15)
+    console = _quiet()
+    opts = TrainOptions(labels=labels, output_dir=tmp_path / "run", epochs=1, batch_size=16, arch=TINY)
+    result = train(opts, console)
+    text = console.export_text()
+    assert f"held out {len(held)} crops for the promotion gate" in text
+    trainable = 40 - len(held)
+    assert f"only {trainable} trainable labels (fewer than {MIN_VALIDATION_LABELS})" in text
+    assert f"train on {trainable} labelled" in text and "validate on 512 synthetic plates" in text
+    assert result.model_path is not None and load_card(result.model_path).training["train"] == trainable
+    report = check_labels(labels, check_images=False)
+    assert report.readiness.held_out == len(held)
+    assert report.readiness.training == validation_plan(trainable, 0.15).line()
+
+
+@pytest.mark.parametrize(
+    ("trainable", "source", "val"), [(14, "synthetic", 0), (49, "synthetic", 0), (200, "labels", 30)]
+)
+def test_validation_plan(trainable: int, source: str, val: int) -> None:
+    plan = validation_plan(trainable, 0.15)
+    assert (plan.source, plan.val_crops) == (source, val)
+
+
+def _scores(reader: str, exact: float) -> ReaderScores:
+    return ReaderScores(reader, (SetScore("golden", 32, exact, 1 - exact),))
+
+
+@pytest.mark.parametrize(
+    ("crnn", "plateocr", "engine"), [(0.5, 0.9, "plateocr"), (0.95, 0.9, "crnn"), (0.9, 0.9, "plateocr")]
+)
+def test_auto_is_the_best_measured_reader(tmp_path: Path, tiny_model: Path, crnn: float, plateocr: float,
+                                          engine: str) -> None:  # fmt: skip
+    deployed = tmp_path / "live" / tiny_model.name
+    settings = Settings.model_validate({"ocr": {"model_path": str(deployed)}})
+    assert choose_reader("auto", None, settings).engine == "plateocr"  # nothing deployed
+    deployed.parent.mkdir()
+    for suffix in (".onnx", ".json"):
+        deployed.with_suffix(suffix).write_bytes(tiny_model.with_suffix(suffix).read_bytes())
+    choice = choose_reader("auto", None, settings)
+    assert choice.engine == "plateocr" and "no gate result" in choice.reason  # a file alone proves nothing
+    record = GateRecord(_scores("v1", crnn), _scores("plateocr", plateocr), _scores("plateocr", plateocr),
+                        "accepted", load_card(deployed).sha256)  # fmt: skip
+    write_gate_record(deployed, record)
+    choice = choose_reader("auto", None, settings)
+    assert choice.engine == engine and f"{crnn:.1%}" in choice.reason
+    if engine == "plateocr":
+        assert "deployed CRNN as its crnn member" in choice.reason
+    write_gate_record(deployed, GateRecord(record.candidate, record.incumbent, record.default, "accepted", "0" * 64))
+    assert choose_reader("auto", None, settings).engine == "plateocr"  # a record of another model is ignored
+
+
+def _script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / name), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_console_scripts_work_outside_the_checkout(tmp_path: Path) -> None:
+    scripts = {"train_crnn": "--output-dir", "label_crops": "--crops-dir", "prelabel_with_paddleocr": "--crops-dir",
+               "extract_crops_from_yolo": "--datasets"}  # fmt: skip
+    for name, flag in scripts.items():
+        done = _script(name, "--help", cwd=tmp_path)
+        assert done.returncode == 0 and flag in done.stdout, (name, done.stderr)
+    _crops(tmp_path / "output" / "crops", 3)
+    done = _script("prelabel_with_paddleocr", "--crops-dir", "output/crops", "--output", "labels.txt",
+                   "--engine", "crnn", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0 and "3 crops pre-labeled by crnn" in done.stdout, done.stderr
+    args = ["--labels", "output/crops/labels.txt", "--output-dir", "models/crnn_florida", "--epochs", "1"]
+    done = _script("train_crnn", *args, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "deployed model's folder" in done.stderr
+    assert not (tmp_path / "models").exists()
+    done = _script("extract_crops_from_yolo", cwd=tmp_path)
+    assert (
+        done.returncode == 1 and done.stderr.strip() == "error: no dataset given: pass --datasets DATASET [DATASET ...]"
+    )
