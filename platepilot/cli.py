@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from platepilot.config import dump_config, load_config
+from platepilot.config import Settings, dump_config, load_config
 from platepilot.errors import PlatepilotError
 
 app = typer.Typer(
@@ -32,8 +33,13 @@ def config_show(
         None, "--config", "-c", help="YAML config file (default: $PLATEPILOT_CONFIG or ./platepilot.yaml)."
     ),
 ) -> None:
-    """Print the effective configuration (file merged over defaults) as YAML."""
-    typer.echo(dump_config(load_config(config)), nl=False)
+    """Print the effective configuration (file merged over defaults) as YAML, then which reader is live."""
+    from platepilot.ocr.models import choose_reader
+
+    settings = load_config(config)
+    typer.echo(dump_config(settings), nl=False)
+    choice = choose_reader(settings.ocr.engine, None, settings)
+    typer.echo(f"# live reader: {choice.engine} ({choice.reason})")
 
 
 _MODEL_HELP = "CRNN ONNX model (default: ocr.model_path if trained, else the bundled model)."
@@ -167,27 +173,90 @@ def synth_plates(
     console.print(escape(f"{count} synthetic plates (seed {seed}) in {out}, labels {labels}{shown}"), soft_wrap=True)
 
 
+_REAL_PLATES_HELP = (
+    "Folder of whole-plate photos to copy half the plates from (repeatable; a MANIFEST.tsv with a split "
+    "column contributes its train split only)."
+)
+
+
 @synth_app.command("scenes")
 def synth_scenes(
-    count: int = typer.Option(..., "--count", "-n", min=1, help="Number of 1280x720 scenes to write."),
+    count: int = typer.Option(..., "--count", "-n", min=1, help="Number of scenes (1280x720, a fifth 640x480)."),
     out: Path = typer.Option(..., "--out", "-o", help=_SYNTH_OUT_HELP),
     seed: int = typer.Option(0, "--seed", help=_SYNTH_SEED_HELP),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help=_SYNTH_WORKERS_HELP),
     preview: Path | None = typer.Option(None, "--preview", help=_SYNTH_PREVIEW_HELP),
+    real_plates: list[Path] = typer.Option([], "--real-plates", help=_REAL_PLATES_HELP),
 ) -> None:
     """Write a YOLO detection dataset: OUT/images/*.jpg, OUT/labels/*.txt (0 cx cy w h), OUT/data.yaml.
 
-    Each scene holds 0-4 plates on vehicles plus unlabelled distractors (signs, banners, logos).
+    Each scene holds 0-6 plates (20-300 px wide) on vehicles plus unlabelled distractors (signs,
+    banners, stickers, logos, badges), by day, dusk, night or infrared, with blur, rain and JPEG.
     """
-    from platepilot.plates.scenes import preview_scenes, write_scenes
+    from platepilot.plates.scenes import preview_scenes, real_plate_photos, write_scenes
 
     _check_preview(preview)
-    data_yaml = write_scenes(out, count, seed=seed, workers=workers)
+    photos = real_plate_photos(real_plates)
+    data_yaml = write_scenes(out, count, seed=seed, workers=workers, real_plates=photos)
     if preview is not None:
-        preview_scenes(preview, seed=seed, count=min(count, 6))
+        preview_scenes(preview, seed=seed, count=min(count, 6), real_plates=photos)
     shown = f", preview {preview}" if preview is not None else ""
+    real = f", {len(photos)} real plate photos" if photos else ""
     console.print(
-        escape(f"{count} synthetic scenes (seed {seed}) in {out}, dataset {data_yaml}{shown}"), soft_wrap=True
+        escape(f"{count} synthetic scenes (seed {seed}{real}) in {out}, dataset {data_yaml}{shown}"), soft_wrap=True
+    )
+
+
+detector_app = typer.Typer(help="The plate detector: train your own, or retrain the bundled one.", no_args_is_help=True)
+app.add_typer(detector_app, name="detector")
+
+
+@detector_app.command("train")
+def detector_train(
+    data: list[Path] = typer.Option(
+        ..., "--data", "-d", help="YOLO dataset folder (images/ + labels/), e.g. from `synth scenes`; repeatable."
+    ),
+    output_dir: Path = typer.Option(
+        Path("models/detector_runs/latest"), "--output-dir", "-o", help="Run folder: checkpoints, curves, ONNX."
+    ),
+    epochs: int = typer.Option(30, "--epochs", min=1, help="Epochs of --samples crops each."),
+    samples: int = typer.Option(3000, "--samples", min=16, help="Random crops per epoch."),
+    batch_size: int = typer.Option(24, "--batch-size", min=1),
+    crop: int = typer.Option(320, "--crop", min=64, max=1024, help="Training crop side (multiple of 32)."),
+    input_size: int = typer.Option(640, "--input-size", min=128, max=2048, help="Longer frame side the model sees."),
+    lr: float = typer.Option(3e-3, "--lr", min=1e-6, max=1.0, help="Peak learning rate (one-cycle)."),
+    init_from: Path | None = typer.Option(
+        None, "--init-from", help="Start from these weights (a run's best.pt, or 'bundled')."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output-dir after its last epoch."),
+    seed: int = typer.Option(0, "--seed"),
+    workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
+    source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
+) -> None:
+    """Train a plate detector (CenterNet-style, CPU) and export it to OUTPUT_DIR/plate_detector.onnx.
+
+    Use it with `detector.model_path: OUTPUT_DIR/plate_detector.onnx` in platepilot.yaml.
+    """
+    from platepilot.training.detector.train import BUNDLED_WEIGHTS, DetectorTrainOptions, train_detector
+
+    if crop % 32:
+        raise PlatepilotError(f"--crop must be a multiple of 32, got {crop}")
+    if input_size % 32:
+        raise PlatepilotError(f"--input-size must be a multiple of 32, got {input_size}")
+    start = BUNDLED_WEIGHTS if init_from == Path("bundled") else init_from
+    opts = DetectorTrainOptions(
+        data=data, output_dir=output_dir, epochs=epochs, samples_per_epoch=samples, batch_size=batch_size,
+        crop=crop, input_size=input_size, lr=lr, init_from=start, resume=resume, seed=seed, workers=workers,
+        sources=source,
+    )  # fmt: skip
+    result = train_detector(opts, console)
+    best = result.best
+    console.print(
+        escape(
+            f"{result.model_path} (best epoch {best.get('epoch')}: held-out recall {best.get('recall', 0):.3f}, "
+            f"{best.get('fp_per_image', 0):.2f} false per frame); curves in {output_dir}/training_curves.png"
+        ),
+        soft_wrap=True,
     )
 
 
@@ -268,13 +337,16 @@ def labels_check(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when anything is flagged."),
     no_images: bool = typer.Option(False, "--no-images", help="Skip opening the images (faster)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file (gate.holdout_fraction)."),
 ) -> None:
-    """Counts, flagged labels with reasons, character coverage and a readiness verdict."""
+    """Counts, flagged labels with reasons, character coverage, and a readiness verdict that says what
+    training will do with them (held out for the gate, validated on crops or synthetic plates)."""
     import json
 
     from platepilot.labeling.checks import check_labels, summary_lines
 
-    report = check_labels(labels, check_images=not no_images)
+    fraction = load_config(config).gate.holdout_fraction
+    report = check_labels(labels, check_images=not no_images, holdout_fraction=fraction)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -397,23 +469,57 @@ def models_list(
 @models_app.command("promote")
 def models_promote(
     version: int = typer.Option(..., "--version", min=1, help="The version to make the champion."),
-    force: bool = typer.Option(False, "--force", help="Promote even if it reads worse on --eval-labels."),
-    eval_labels: Path | None = typer.Option(
-        None, "--eval-labels", help="labels.txt both models read first; a worse candidate is refused."
+    force: bool = typer.Option(False, "--force", help="Promote even if the gate finds it reads worse."),
+    eval_labels: list[Path] = typer.Option(
+        [], "--eval-labels", help="One more labels.txt for the gate to read (repeatable; see gate.extra_labels)."
     ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
     model_name: str | None = typer.Option(None, "--model-name", help=_NAME_HELP),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
-    """Point the `champion` alias at a version (what `mlflow models set-model-alias` would do)."""
+    """Point the `champion` alias at a version, through the gate: it and the champion (or the built-in
+    reader) read the site's held-out labels, the golden plates and gate.extra_labels; worse is refused."""
     from platepilot.registry.common import connect
-    from platepilot.registry.models import eval_labels_evaluator, promote
+    from platepilot.registry.deploy import promote_gated
+    from platepilot.registry.gate import verdict_line
 
+    settings = load_config(config)
     uri, name = _registry_target(config, tracking_uri, model_name)
-    evaluator = eval_labels_evaluator(eval_labels) if eval_labels is not None else None
-    change = promote(connect(uri), name, version, evaluator=evaluator, force=force)
+    client = connect(uri)
+    console.print(f"gate: reading v{version}, the champion or built-in reader, and the default reader ...")
+    change, record = promote_gated(client, name, version, settings, force=force, extra=eval_labels)
+    console.print(escape(verdict_line(record)), highlight=False, soft_wrap=True)
     before = f"v{change.from_version}" if change.from_version is not None else "(none)"
     console.print(escape(f"{name}@{change.alias}: {before} -> v{change.to_version} (by {change.who})"))
+
+
+@models_app.command("deploy")
+def models_deploy(
+    source: str = typer.Argument(..., help="A training run folder (models/runs/<run>), an .onnx, or a version."),
+    force: bool = typer.Option(False, "--force", help="Deploy even if the gate finds it reads worse."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
+    model_name: str | None = typer.Option(None, "--model-name", help=_NAME_HELP),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Put a model at ocr.model_path on this machine, through the gate against the model deployed here
+    (or the built-in reader). A running `platepilot sync` puts the champion back at its next poll."""
+    from platepilot.ocr.models import choose_reader
+    from platepilot.registry.deploy import deploy_model, deploy_version
+    from platepilot.registry.gate import verdict_line
+
+    settings = load_config(config)
+    console.print("gate: reading the candidate, the deployed model or built-in reader, and the default reader ...")
+    if source.isdigit() and not Path(source).exists():
+        from platepilot.registry.common import connect
+
+        uri, name = _registry_target(config, tracking_uri, model_name)
+        record = deploy_version(connect(uri), name, int(source), settings, force=force)
+    else:
+        record = deploy_model(Path(source), settings, force=force)
+    console.print(escape(verdict_line(record)), highlight=False, soft_wrap=True)
+    choice = choose_reader(settings.ocr.engine, None, settings)
+    console.print(escape(f"deployed to {settings.ocr.model_path}; live reader: {choice.engine} ({choice.reason})"),
+                  highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @models_app.command("rollback")
@@ -500,6 +606,8 @@ def run_command(
 
     settings = settings_for_source(load_config(config), source)
     _log_runtime_to_stderr()
+    if stats:
+        _print_reader(settings)
 
     def tick(pilot: object) -> None:
         if stats:
@@ -510,6 +618,7 @@ def run_command(
                        tick if stats else None)  # fmt: skip
     if stats:
         tick(result.pilot)
+        _print_reader(settings)
         if result.mqtt is not None:
             err_console.print(escape(result.mqtt.line()), highlight=False, soft_wrap=True)
     for camera_id, score in result.demo_scores.items():
@@ -523,6 +632,14 @@ def run_command(
     failed = [s for s in result.pilot.stats.values() if s.error]
     if failed and len(failed) == len(result.pilot.stats):
         raise PlatepilotError("; ".join(f"{s.camera_id}: {s.error}" for s in failed))
+
+
+def _print_reader(settings: Settings) -> None:
+    """`reader: <engine> (<why>)` on stderr: which reader `ocr.engine` means on this machine now."""
+    from platepilot.ocr.models import choose_reader
+
+    choice = choose_reader(settings.ocr.engine, None, settings)
+    err_console.print(escape(f"reader: {choice.engine} ({choice.reason})"), highlight=False, soft_wrap=True)
 
 
 def _log_runtime_to_stderr() -> None:
@@ -562,8 +679,12 @@ def train_command(
     labels: Path | None = typer.Option(
         None, "--labels", "-l", help="labels.txt of crops (may be omitted with --synthetic)."
     ),
-    output_dir: Path = typer.Option(
-        Path("models/crnn_florida"), "--output-dir", "-o", help="Where the model, checkpoints and plots go."
+    output_dir: Path | None = typer.Option(
+        None,
+        "--output-dir",
+        "-o",
+        help="Where the model, checkpoints and plots go (default: a new folder under training.runs_dir, "
+        "models/runs/<UTC time>/); never the deployed model's folder.",
     ),
     epochs: int = typer.Option(300, "--epochs", min=1, help="Maximum number of epochs."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Crops per optimisation step."),
@@ -598,38 +719,61 @@ def train_command(
     model_name: str | None = typer.Option(
         None, "--model-name", help="Registered model name (default: the config's mlflow.model_name)."
     ),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
-    """Train the CRNN plate reader (CTC) and export it to ONNX with its metadata sidecar.
-
-    The run is then logged to MLflow (a local store under --output-dir when no server answers).
+    """Train the CRNN plate reader (CTC) and export it to ONNX with its metadata sidecar, in its own run
+    folder. The run is then logged to MLflow (a local store under the run folder when no server answers).
+    It goes live only through the gate: `platepilot models deploy <run folder>`, or --register and promote.
     """
     from platepilot.ocr.models import BUNDLED_MODEL
+    from platepilot.training.runs import run_folder
     from platepilot.training.train import TrainOptions, train
 
+    settings = load_config(config)
+    folder = run_folder(output_dir, settings, resume)
     if init_from is not None and str(init_from) == "bundled":
         init_from = BUNDLED_MODEL
     opts = TrainOptions(
-        labels=labels, output_dir=output_dir, epochs=epochs, batch_size=batch_size, val_split=val_split,
+        labels=labels, output_dir=folder, epochs=epochs, batch_size=batch_size, val_split=val_split,
         patience=patience, lr=lr, synthetic=synthetic, init_from=init_from, resume=resume, seed=seed, workers=workers,
+        holdout_fraction=settings.gate.holdout_fraction,
     )  # fmt: skip
+    console.print(escape(f"run folder: {folder}"), highlight=False)
     result = train(opts, console)
     if result.stopped == "interrupted":
         raise typer.Exit(130)
     if result.model_path is None:
         raise PlatepilotError("training produced no model (no epoch completed)")
     _log_to_mlflow(opts, result, register, tracking_uri, model_name)
+    console.print(escape(f"to put it live (through the gate): platepilot models deploy {folder}"), highlight=False)
 
 
-def main() -> None:
+def main(args: list[str] | None = None, prog_name: str | None = None) -> None:
     """Console-script entry: user mistakes become one red line and exit code 1, never a traceback."""
     try:
-        app()
+        app(args, prog_name=prog_name)
     except PlatepilotError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+
+
+def _guide_script(command: str, script: str) -> Callable[[], None]:
+    """The console script named after one of the guide's scripts: `platepilot <command> ARGS`."""
+
+    def entry() -> None:
+        main([command, *sys.argv[1:]])
+
+    entry.__doc__ = f"`{script}` = `platepilot {command}`, installed with the package (works from any folder)."
+    return entry
+
+
+train_crnn = _guide_script("train", "train_crnn")
+label_crops = _guide_script("label", "label_crops")
+prelabel_with_paddleocr = _guide_script("prelabel", "prelabel_with_paddleocr")
+extract_crops_from_yolo = _guide_script("extract-yolo", "extract_crops_from_yolo")
 
 
 if __name__ == "__main__":

@@ -50,28 +50,44 @@ class CameraConfig(_Model):
 
 
 class DetectorConfig(_Model):
-    """The plate detector (ONNX, YOLO output format)."""
+    """The plate detector: the bundled plate detector by default, PP-OCRv6 text lines, or your own ONNX."""
 
-    model_path: Path | None = Field(default=None, description="ONNX detector; null uses the bundled default.")
-    confidence_threshold: float = Field(default=0.25, description="Minimum detection score.", ge=0, le=1)
+    kind: Literal["auto", "textdet"] = Field(
+        default="auto",
+        description="auto: model_path when set, else the bundled plate detector (whole plates, trained by "
+        "`platepilot detector train`); textdet: PP-OCRv6 text detection + a plate-shape filter (serial lines).",
+    )
+    model_path: Path | None = Field(
+        default=None,
+        description="ONNX detector: one trained by `platepilot detector train` (a .json sidecar beside it) or "
+        "a YOLO export; null uses the bundled default.",
+    )
+    confidence_threshold: float | None = Field(
+        default=None,
+        description="Minimum detection score; null uses the model's own (its sidecar), 0.25 for YOLO.",
+        ge=0,
+        le=1,
+    )
     iou_threshold: float = Field(
         default=0.45, description="IoU above which non-max suppression merges boxes.", ge=0, le=1
     )
-    input_size: int = Field(default=640, description="Square input side in pixels.", ge=32, le=4096, multiple_of=32)
+    input_size: int = Field(
+        default=640, description="YOLO models: square input side in pixels.", ge=32, le=4096, multiple_of=32
+    )
     yolo_layout: Literal["auto", "v5", "v8", "nms"] = Field(
         default="auto", description="YOLO output layout: v5, v8 (also v9/v11), nms (NMS in graph), or auto."
     )
     textdet_max_side: int = Field(
         default=640,
-        description="Default (text) detector on video, streams and the demo: longest frame side as the "
-        "network sees it, in pixels (640 keeps 720p video near 15 fps on 2 cores).",
+        description="kind textdet, on video, streams and the demo: longest frame side as the network sees "
+        "it, in pixels.",
         ge=128,
         le=4096,
         multiple_of=32,
     )
     textdet_still_max_side: int = Field(
         default=960,
-        description="The same for image folders, which have no frame rate to keep: small plates need "
+        description="kind textdet, on image folders, which have no frame rate to keep: small plates need "
         "the larger view (UCSD scenes: 98% found at 960, 91% at 640).",
         ge=128,
         le=4096,
@@ -80,9 +96,13 @@ class DetectorConfig(_Model):
 
 
 class OCRConfig(_Model):
-    """The plate reader; `auto` picks the deployed CRNN when present, else the PlateOCR ensemble."""
+    """The plate reader; `auto` is the best measured reader (see `platepilot config show`)."""
 
-    engine: OCREngineName = Field(default="auto", description="auto, crnn, plateocr, paddle or easyocr.")
+    engine: OCREngineName = Field(
+        default="auto",
+        description="auto, crnn, plateocr, paddle or easyocr. auto: PlateOCR, unless the CRNN deployed at "
+        "model_path beat PlateOCR at its promotion gate; a deployed CRNN that did not becomes PlateOCR's crnn member.",
+    )
     model_path: Path = Field(
         default=Path("models/crnn_florida/florida_plate_ocr.onnx"),
         description="CRNN ONNX model (with JSON sidecar).",
@@ -212,6 +232,36 @@ class MLflowConfig(_Model):
     model_name: str = Field(default="alpr-florida-ocr-crnn", description="Registered model name.", min_length=1)
 
 
+class TrainingConfig(_Model):
+    """Where CRNN training runs write; a run never writes to the deployed model's folder."""
+
+    runs_dir: Path = Field(
+        default=Path("models/runs"),
+        description="Each training run writes to <runs_dir>/<UTC timestamp>/ unless --output-dir names another "
+        "folder (never the folder of ocr.model_path: only `models deploy` and `sync` put a model there).",
+    )
+
+
+class GateConfig(_Model):
+    """The promotion gate: the label sets a candidate reader must read no worse than what runs now."""
+
+    labels: Path = Field(
+        default=Path("data/ocr_training/labels.txt"),
+        description="The site's labels file: training never sees its held-out split, the gate reads it "
+        "(skipped when the file is missing).",
+    )
+    holdout_fraction: float = Field(
+        default=0.15,
+        description="Fraction of labelled crops held out for the gate (whole tracks, picked by a hash of the "
+        "track, so a crop never changes side as labels grow); 0 holds none out.",
+        ge=0,
+        le=0.5,
+    )
+    extra_labels: tuple[Path, ...] = Field(
+        default=(), description="More labels files the gate reads whole (a fixed test set, another site's crops)."
+    )
+
+
 class Settings(_Model):
     """The whole configuration file."""
 
@@ -225,6 +275,8 @@ class Settings(_Model):
     tracker: TrackerConfig = Field(default=TrackerConfig(), description="Plate tracker.")
     output: OutputConfig = Field(default=OutputConfig(), description="Crop and event output.")
     mlflow: MLflowConfig = Field(default=MLflowConfig(), description="Model registry.")
+    training: TrainingConfig = Field(default=TrainingConfig(), description="CRNN training runs.")
+    gate: GateConfig = Field(default=GateConfig(), description="Promotion gate of reader models.")
 
     @field_validator("cameras")
     @classmethod
