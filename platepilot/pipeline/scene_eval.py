@@ -1,0 +1,178 @@
+"""Scene evaluation of a detector, alone and with a reader, on labelled photos (MANIFEST.tsv).
+
+It lives in `pipeline/` because it runs the runtime's chain on still images: detect, cut each box
+as the pilot cuts it (`cut_crop`), read. The rules:
+- a plate is *found* when a detection covers at least half of its box (`covers`);
+- it is *read* when the reader reads one covering detection's crop as its label: `read` compares
+  exactly, `read_folded` after folding O->0 and I->1 on both sides (`plates.charset.fold`);
+- a *false detection* covers no labelled plate of its image by that rule.
+`ms_per_image` is the detector's time alone (the reader's time depends on how many boxes it gets).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+
+from platepilot.config import DetectorConfig
+from platepilot.detect import PlateDetector, make_detector
+from platepilot.detect.textdet import TextDetPlateDetector
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import OCREngine, read_image
+from platepilot.plates.charset import fold
+from platepilot.plates.manifest import LabelledPlate, LabelledScene
+from platepilot.track.quality import cut_crop
+from platepilot.types import BoxXYXY, Detection
+
+COVER_SHARE = 0.5
+"""Share of a plate's box a detection must cover for that plate to count as found."""
+
+DETECTOR_NAMES = ("auto", "textdet")
+
+
+def covers(box: BoxXYXY, plate_xywh: tuple[float, float, float, float], share: float = COVER_SHARE) -> bool:
+    """Whether the detection `box` (x1, y1, x2, y2) covers at least `share` of the plate's (x, y, w, h) box.
+
+    Covering, not IoU: a whole-plate box and a serial-line box both cover the plate they found, and a
+    box much larger than the plate still counts (the reader then has to cope with it)."""
+    x, y, w, h = plate_xywh
+    iw = max(0.0, min(box[2], x + w) - max(box[0], x))
+    ih = max(0.0, min(box[3], y + h) - max(box[1], y))
+    return iw * ih >= share * w * h
+
+
+def detector_label(detector: PlateDetector) -> str:
+    """A detector as results name it: `ppocr-textdet@640` (its size), `platenet:<model file>`."""
+    if isinstance(detector, TextDetPlateDetector):
+        return f"{detector.name}@{detector.params.max_side}"
+    path = getattr(detector, "model_path", None)
+    return f"{detector.name}:{path}" if path is not None else detector.name
+
+
+def named_detector(
+    name: str, config: DetectorConfig, textdet_side: int | None = None, threads: int | None = None
+) -> PlateDetector:
+    """The detector `name` means: `auto` is the configured one (`config`), `textdet` the text detector
+    at `textdet_side` (default: the config's video size), anything else the path of an ONNX detector."""
+    if name == "auto":
+        return make_detector(config, threads)
+    if name == "textdet":
+        side = config.textdet_max_side if textdet_side is None else textdet_side
+        return make_detector(config.model_copy(update={"kind": "textdet", "textdet_max_side": side}), threads)
+    path = Path(name)
+    if not path.is_file():
+        raise PlatepilotError(f"detector {name!r}: not {' or '.join(DETECTOR_NAMES)}, and no such model file")
+    return make_detector(config.model_copy(update={"kind": "auto", "model_path": path}), threads)
+
+
+@dataclass(frozen=True, slots=True)
+class SceneCounts:
+    """What one image adds up to (see the module doc for the rules)."""
+
+    plates: int
+    found: int
+    read: int
+    read_folded: int
+    false_detections: int
+
+
+def score_scene(
+    image: np.ndarray, plates: Sequence[LabelledPlate], detections: Sequence[Detection], reader: OCREngine
+) -> SceneCounts:
+    """Count one image: `reader` reads the crop of every detection that covers a plate, in one batch."""
+    covering = [[d for d in detections if covers(d.box_xyxy, p.box_xywh)] for p in plates]
+    useful = list({id(d): d for hits in covering for d in hits}.values())
+    reads = reader.read([cut_crop(image, d.box_xyxy) for d in useful]) if useful else []
+    text_of = {id(d): r.text for d, r in zip(useful, reads, strict=True)}
+    read = read_folded = 0
+    for plate, hits in zip(plates, covering, strict=True):
+        texts = {text_of[id(d)] for d in hits}
+        read += plate.text in texts
+        read_folded += fold(plate.text) in {fold(t) for t in texts}
+    false = sum(1 for d in detections if not any(covers(d.box_xyxy, p.box_xywh) for p in plates))
+    return SceneCounts(len(plates), sum(1 for hits in covering if hits), read, read_folded, false)
+
+
+@dataclass(frozen=True, slots=True)
+class SceneEval:
+    """Totals over a manifest; `seconds` is the detector's time over all `images`."""
+
+    detector: str
+    engine: str
+    images: int
+    plates: int
+    found: int
+    read: int
+    read_folded: int
+    false_detections: int
+    seconds: float
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.plates if self.plates else 0.0
+
+    @property
+    def read_e2e(self) -> float:
+        return self.read / self.plates if self.plates else 0.0
+
+    @property
+    def read_e2e_folded(self) -> float:
+        return self.read_folded / self.plates if self.plates else 0.0
+
+    @property
+    def fp_per_image(self) -> float:
+        return self.false_detections / self.images if self.images else 0.0
+
+    @property
+    def ms_per_image(self) -> float:
+        return 1000 * self.seconds / self.images if self.images else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """`n` (plates), `recall`, `read_e2e`, `read_e2e_folded`, `fp_per_image`, `ms_per_image`, then
+        `images`, `detector`, `engine`."""
+        return {
+            "n": self.plates,
+            "recall": round(self.recall, 4),
+            "read_e2e": round(self.read_e2e, 4),
+            "read_e2e_folded": round(self.read_e2e_folded, 4),
+            "fp_per_image": round(self.fp_per_image, 4),
+            "ms_per_image": round(self.ms_per_image, 1),
+            "images": self.images,
+            "detector": self.detector,
+            "engine": self.engine,
+        }
+
+
+def evaluate_scenes(
+    scenes: Sequence[LabelledScene],
+    detector: PlateDetector,
+    reader: OCREngine,
+    console: Console | None = None,
+    timer: Callable[[], float] = time.perf_counter,
+) -> SceneEval:
+    """Detect and read every scene (see the module doc); a progress bar on `console` when given.
+
+    The detector runs once on the first image before timing starts (session warm-up). An unreadable
+    image raises PlatepilotError naming it."""
+    if scenes:
+        detector.detect(read_image(scenes[0].image))
+    counts = []
+    seconds = 0.0
+    with Progress(console=console, transient=True, disable=console is None) as bar:
+        task = bar.add_task(f"{detector_label(detector)} + {reader.name}", total=len(scenes))
+        for scene in scenes:
+            image = read_image(scene.image)
+            start = timer()
+            detections = detector.detect(image)
+            seconds += timer() - start
+            counts.append(score_scene(image, scene.plates, detections, reader))
+            bar.advance(task)
+    total = {f.name: sum(getattr(c, f.name) for c in counts) for f in fields(SceneCounts)}
+    return SceneEval(detector_label(detector), reader.name, len(scenes), seconds=seconds, **total)
