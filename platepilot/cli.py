@@ -86,17 +86,46 @@ def ocr_command(
         raise typer.Exit(1)
 
 
+_DETECTOR_HELP = "With --scenes: auto (the config's detector), textdet, or the path of an ONNX detector."
+
+
 @app.command("eval")
 def eval_command(
-    labels: Path = typer.Option(..., "--labels", "-l", help="labels.txt (<crop path>\\t<TEXT> lines)."),
+    labels: Path | None = typer.Option(None, "--labels", "-l", help="labels.txt (<crop path>\\t<TEXT> lines)."),
+    scenes: Path | None = typer.Option(
+        None, "--scenes", help="MANIFEST.tsv of whole photos (image_relpath x y w h plate_text): detector + reader."
+    ),
     model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
     engine: str | None = typer.Option(None, "--engine", "-e", help=_ENGINE_HELP),
+    detector: str = typer.Option("auto", "--detector", help=_DETECTOR_HELP),
+    textdet_side: int | None = typer.Option(
+        None, "--textdet-side", min=128, help="With --detector textdet: longest side, pixels (default: the video size)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    report: Path | None = typer.Option(None, "--report", help="Write report.json + worst_errors.png here."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate the first N labelled crops."),
+    report: Path | None = typer.Option(None, "--report", help="With --labels: write report.json + worst_errors.png."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate the first N crops (or scene images)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
-    """Score a reader on a labels file: exact and CER (strict and O/I-folded), confusions, speed."""
+    """Score a reader on a labels file (exact and CER, strict and O/I-folded, confusions, speed), or a
+    detector and reader on whole scenes (recall, end-to-end reads, false detections, speed)."""
+    if (labels is None) == (scenes is None):
+        raise PlatepilotError("eval needs exactly one of --labels (plate crops) or --scenes (a MANIFEST.tsv)")
+    if scenes is not None and report is not None:
+        raise PlatepilotError("--report goes with --labels; --scenes prints its summary only")
+    if labels is not None and (detector != "auto" or textdet_side is not None):
+        raise PlatepilotError("--detector and --textdet-side go with --scenes, not --labels")
+    settings = load_config(config)
+    if scenes is not None:
+        _eval_scenes(scenes, settings, model, engine, detector, textdet_side, as_json, limit)
+    elif labels is not None:
+        _eval_labels(labels, settings, model, engine, as_json, report, limit)
+
+
+def _eval_labels(
+    labels: Path, settings: Settings, model: Path | None, engine: str | None, as_json: bool,
+    report: Path | None, limit: int | None,
+) -> None:  # fmt: skip
+    """`eval --labels`: the reader alone on labelled crops."""
     import json
 
     from rich.table import Table
@@ -104,7 +133,6 @@ def eval_command(
     from platepilot.ocr.evaluate import evaluate, write_report
     from platepilot.ocr.models import make_engine, resolve_model
 
-    settings = load_config(config)
     name = engine or settings.ocr.engine
     reader = make_engine(name, model, settings)
     model_name = str(resolve_model(model, settings)) if reader.name == "crnn" else reader.name
@@ -135,6 +163,36 @@ def eval_command(
         console.print(f"confusions (true→read): {escape(pairs)}", highlight=False)
     if report is not None:
         console.print(f"report written to {escape(str(report))}/ (report.json, worst_errors.png)")
+
+
+def _eval_scenes(
+    manifest: Path, settings: Settings, model: Path | None, engine: str | None, detector_name: str,
+    textdet_side: int | None, as_json: bool, limit: int | None,
+) -> None:  # fmt: skip
+    """`eval --scenes`: detector + reader on labelled photos (platepilot.pipeline.scene_eval)."""
+    import json
+
+    from rich.table import Table
+
+    from platepilot.ocr.models import make_engine
+    from platepilot.pipeline.scene_eval import evaluate_scenes, named_detector
+    from platepilot.plates.manifest import read_manifest
+
+    scenes = read_manifest(manifest)[:limit]
+    detector = named_detector(detector_name, settings.detector, textdet_side)
+    reader = make_engine(engine or settings.ocr.engine, model, settings)
+    result = evaluate_scenes(scenes, detector, reader, console=err_console)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    table = Table(title=f"{manifest} ({result.detector}, {result.engine})")
+    for column in ("images", "plates", "recall", "read e2e", "folded", "false/image", "ms/image"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(result.images), str(result.plates), f"{result.recall:.1%}", f"{result.read_e2e:.1%}",
+        f"{result.read_e2e_folded:.1%}", f"{result.fp_per_image:.2f}", f"{result.ms_per_image:.0f}",
+    )  # fmt: skip
+    console.print(table)
 
 
 synth_app = typer.Typer(
@@ -266,7 +324,7 @@ _LABELS_OUT_HELP = "labels.txt to append to (<crop path>\\t<TEXT> lines; created
 _ACCEPT_HELP = "Also write reads at least this confident to labels.txt (unverified; training sees them)."
 _PRELABEL_ENGINE_HELP = (
     "OCR engine for pre-labels: auto, plateocr (the PlateOCR ensemble), paddle, easyocr or crnn. "
-    "'auto' is a trained (or --model) CRNN when there is one, else PlateOCR."
+    "'auto' is the best measured reader (see `platepilot config show`)."
 )
 
 

@@ -1,7 +1,7 @@
 """A real `mlflow server` on this machine: SQLite backend, proxied artifacts in a local folder.
 
 The guide's `http://localhost:5000` points here. The server runs lean (`--workers 1`, no job runner:
-2 processes, ~0.5 GB) and is stopped by SIGTERM to its PID, which stops its children too.
+3 processes, ~0.7 GB) and is stopped by SIGTERM to its PID, which stops its children too.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 """The guide's pre-labeling command: `python3 scripts/ocr/prelabel_with_paddleocr.py --crops-dir output/crops
 --output data/ocr_training/labels.txt`.
 
-A thin entry point over `platepilot prelabel` (default engine `auto`: a trained or `--model` CRNN
-when there is one, else the PaddleOCR-based PlateOCR ensemble the script is named after).
+A thin entry point over `platepilot prelabel` (default engine `auto`: the best measured reader, usually
+the PaddleOCR-based PlateOCR ensemble the script is named after). Installed with the package as the
+console script `prelabel_with_paddleocr`, which works from any folder.
 Pre-labels go to `<output>.meta.jsonl` as suggestions; labels.txt only gets what a human confirms.
 """
 
