@@ -201,7 +201,6 @@ def test_tampered_artifact_is_refused(server: LiveServer, versions: dict[int, Pa
     tags = {"sha256": load_card(versions[2]).sha256}
     version = register_version(c, NAME, run.info.run_id, tags)
     stored = next(server.info.data_dir.glob(f"artifacts/**/{run.info.run_id}/**/florida_plate_ocr.onnx"))
-    stored.write_bytes(stored.read_bytes()[:-64] + bytes(64))  # flipped on the artifact store
 
     target = tmp_path / "crnn_florida" / "florida_plate_ocr.onnx"
     lines: list[str] = []
@@ -210,6 +209,7 @@ def test_tampered_artifact_is_refused(server: LiveServer, versions: dict[int, Pa
     assert agent.poll_once().status == "deployed"
     before = file_sha256(target)
     assert _cli("models", "promote", "--version", str(version), "--force", "--tracking-uri", server.url).exit_code == 0
+    stored.write_bytes(stored.read_bytes()[:-64] + bytes(64))  # flipped on the artifact store after the gate
     outcome = agent.poll_once()
     assert outcome.status == "refused" and "sha256" in outcome.message
     assert file_sha256(target) == before and "keeping v1" in lines[-1]
