@@ -1,66 +1,54 @@
-"""Default plate detector: recall on the real UCSD scenes, end to end with the reader, and speed on
-720p demo frames.
+"""Plate detectors side by side in one run: recall and end-to-end reads on the real UCSD scenes, false
+detections, and speed on UCSD images and on 720p demo frames.
 
-A plate counts as found when one detection covers at least half of its box, and as read end to end
-when the reader (`--engine`, default the runtime's `auto`) reads one such detection's crop (cut as
-the runtime cuts it) as the label, O/0 and I/1 folded. Prints a table and writes
-benchmarks/results/pipeline_detector.json.
-The defaults are the runtime's: 640 px for video and streams, 960 px for image folders.
-Usage: python benchmarks/pipeline_detector.py [--sides 640 960] [--engine auto|crnn|plateocr|paddle]
+The rules are `platepilot eval --scenes` (platepilot/pipeline/scene_eval.py): a plate is found when a
+detection covers at least half of its box, read when the reader (`--engine`) reads one such
+detection's crop (cut as the runtime cuts it) as the label, strict and O/0 I/1 folded; a false
+detection covers no plate. `--detectors` takes `auto` (the bundled detector), `textdet:SIDE` (the
+text detector at that longest side; 640 is the video default) or the path of an ONNX detector.
+The speed column compares ms per 720p frame with `textdet:640` measured in the same run.
+Prints a table and writes benchmarks/results/pipeline_detector.json.
+Usage: python benchmarks/pipeline_detector.py [--detectors auto textdet:640 textdet:960] [--engine auto]
+    [--limit N]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import cv2
 from realdata import DEFAULT_DATA
+from rich.console import Console
+from rich.table import Table
 
 from platepilot.config import DetectorConfig, Settings
-from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
+from platepilot.detect import PlateDetector
+from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import make_engine
-from platepilot.plates.charset import fold
+from platepilot.pipeline.scene_eval import evaluate_scenes, named_detector
+from platepilot.plates.manifest import LabelledScene, read_manifest
 from platepilot.sources.demo import DemoScene
-from platepilot.track.quality import cut_crop
 
-UCSD = DEFAULT_DATA / "ucsd_sandiego_ca"
+UCSD = DEFAULT_DATA / "ucsd_sandiego_ca" / "MANIFEST.tsv"
 RESULTS = Path(__file__).parent / "results" / "pipeline_detector.json"
+REFERENCE = "textdet:640"
+DEFAULT_DETECTORS = ["auto", REFERENCE, "textdet:960"]
 
 
-def covered(box: tuple[float, ...], x: float, y: float, w: float, h: float) -> bool:
-    iw = max(0.0, min(box[2], x + w) - max(box[0], x))
-    ih = max(0.0, min(box[3], y + h) - max(box[1], y))
-    return iw * ih >= 0.5 * w * h
+def detector_for(spec: str, config: DetectorConfig) -> PlateDetector:
+    """`textdet:SIDE` -> the text detector at SIDE; anything else as `eval --detector` takes it."""
+    name, _, side = spec.partition(":") if spec.startswith("textdet:") else (spec, "", "")
+    if side and not side.isdigit():
+        raise PlatepilotError(f"detector {spec!r}: the side after 'textdet:' must be pixels, e.g. textdet:640")
+    return named_detector(name, config, int(side) if side else None)
 
 
-def ucsd_recall(detector: TextDetPlateDetector, reader: OCREngine) -> tuple[float, float, float, float, int]:
-    """(recall, read end to end, detections per image, ms per image, plates) over MANIFEST.tsv."""
-    rows = list(csv.DictReader((UCSD / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
-    found = read = detections = 0
-    seconds = 0.0
-    for row in rows:
-        image = cv2.imread(str(UCSD / row["image_relpath"]))
-        if image is None:
-            raise SystemExit(f"{UCSD / row['image_relpath']}: unreadable")
-        x, y, w, h = (float(row[k]) for k in "xywh")
-        start = time.perf_counter()
-        dets = detector.detect(image)
-        seconds += time.perf_counter() - start
-        detections += len(dets)
-        hits = [d for d in dets if covered(d.box_xyxy, x, y, w, h)]
-        found += bool(hits)
-        texts = [r.text for r in reader.read([cut_crop(image, d.box_xyxy) for d in hits])] if hits else []
-        read += fold(row["plate_text"]) in {fold(t) for t in texts}
-    n = len(rows)
-    return found / n, read / n, detections / n, 1000 * seconds / n, n
-
-
-def speed_720p(detector: TextDetPlateDetector, frames: int = 20) -> float:
+def speed_720p(detector: PlateDetector, frames: int = 20) -> float:
     """Mean milliseconds per 1280x720 demo frame (after one warm-up frame)."""
     scene = DemoScene(seed=0)
     images = [scene.render(i * 7)[0] for i in range(frames)]
@@ -71,33 +59,61 @@ def speed_720p(detector: TextDetPlateDetector, frames: int = 20) -> float:
     return 1000 * (time.perf_counter() - start) / frames
 
 
+def measure(spec: str, scenes: Sequence[LabelledScene], reader: OCREngine, console: Console) -> dict[str, Any]:
+    """One detector's row: its `eval --scenes` summary on the scenes plus ms per 720p frame."""
+    detector = detector_for(spec, DetectorConfig())
+    result = evaluate_scenes(scenes, detector, reader, console=console)
+    return {"spec": spec, **result.to_json(), "ms_per_720p_frame": round(speed_720p(detector), 1)}
+
+
+def table(rows: list[dict[str, Any]]) -> Table:
+    """The side-by-side table of the detectors that ran (a model path shows as its file name)."""
+    out = Table(title="Plate detectors on UCSD (real scenes) and 720p demo frames")
+    columns = ("detector", "recall", "read e2e", "folded", "false/img", "ms/UCSD img", "ms/720p", "vs textdet:640")
+    for column in columns:
+        out.add_column(column, justify="left" if column == "detector" else "right")
+    for row in rows:
+        if "error" not in row:
+            ratio = row.get("speed_vs_textdet_640")
+            out.add_row(
+                Path(row["spec"]).name, f"{row['recall']:.1%}", f"{row['read_e2e']:.1%}",
+                f"{row['read_e2e_folded']:.1%}", f"{row['fp_per_image']:.2f}", f"{row['ms_per_image']:.0f}",
+                f"{row['ms_per_720p_frame']:.0f}", "-" if ratio is None else f"{ratio:.2f}x",
+            )  # fmt: skip
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    defaults = DetectorConfig()
-    sides = [defaults.textdet_max_side, defaults.textdet_still_max_side]
-    parser.add_argument("--sides", type=int, nargs="+", default=sides, help=f"default {sides}: video, stills")
-    parser.add_argument("--engine", default="auto", help="reader for the end-to-end column")
+    parser.add_argument("--detectors", nargs="+", default=DEFAULT_DETECTORS, help="auto, textdet:SIDE or ONNX paths")
+    parser.add_argument("--engine", default="auto", help="reader for the end-to-end columns")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N UCSD images (a quick check)")
     args = parser.parse_args()
-    results = []
+    console = Console(width=max(Console().width, 110))  # the table's width even when piped to a file
+    if not UCSD.is_file():
+        console.print(f"no UCSD scenes at {UCSD}: nothing to measure (set PLATEPILOT_REAL_DATA)")
+        return
+    scenes = read_manifest(UCSD)[: args.limit]
     reader = make_engine(args.engine, None, Settings())
-    print(f"reader: {reader.name}")
-    role = {defaults.textdet_max_side: "video", defaults.textdet_still_max_side: "stills"}
-    print(f"{'max_side':>8} {'default':>7} {'UCSD recall':>11} {'read e2e':>8} {'dets/img':>8} {'ms/img 640x480':>14} "
-          f"{'ms/frame 720p':>13}")  # fmt: skip
-    for side in args.sides:
-        detector = TextDetPlateDetector(params=TextDetParams(max_side=side))
-        recall, read, per_image, ms, plates = ucsd_recall(detector, reader)
-        ms_720 = speed_720p(detector)
-        results.append(
-            {"max_side": side, "default_for": role.get(side), "ucsd_recall": recall,
-             "ucsd_read_end_to_end": read, "ucsd_plates": plates, "detections_per_image": per_image,
-             "ms_per_ucsd_image": ms, "ms_per_720p_frame": ms_720}
-        )  # fmt: skip
-        print(f"{side:>8} {role.get(side, '-'):>7} {recall:>11.3f} {read:>8.3f} {per_image:>8.2f} "
-              f"{ms:>14.0f} {ms_720:>13.0f}")  # fmt: skip
+    console.print(f"{len(scenes)} UCSD images, reader {reader.name}")
+    rows = []
+    for spec in args.detectors:
+        try:
+            rows.append(measure(spec, scenes, reader, console))
+        except PlatepilotError as exc:
+            rows.append({"spec": spec, "error": str(exc)})
+    reference = next((r for r in rows if r["spec"] == REFERENCE and "error" not in r), None)
+    for row in rows:
+        if reference is not None and "error" not in row:
+            row["speed_vs_textdet_640"] = round(row["ms_per_720p_frame"] / reference["ms_per_720p_frame"], 3)
+    console.print(table(rows))
+    for row in rows:
+        if "error" in row:
+            console.print(f"{row['spec']}: not measured: {row['error']}", highlight=False, emoji=False, markup=False)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"detector": "ppocr-textdet (PP-OCRv6 small det + plate filter)",
-                                   "reader": reader.name, "results": results}, indent=2) + "\n")  # fmt: skip
+    data = {"manifest": str(UCSD), "limit": args.limit, "engine": args.engine, "results": rows}
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    console.print(f"written to {RESULTS}")
 
 
 if __name__ == "__main__":
