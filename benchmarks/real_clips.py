@@ -1,0 +1,273 @@
+"""Per vehicle on real pixels: each labelled photo becomes a short clip of a camera approaching its
+plate, and the whole edge pipeline runs on it.
+
+No real video of US plates is at hand, so every scene of a MANIFEST.tsv is turned into about 2 s
+at 15 fps (`--frames`, `--fps`) in which the plate grows from 0.3x to 1x its size in the photo, as
+a plate does when the distance shrinks at constant speed (size ~ 1 / distance). Each frame is the
+photo scaled down (INTER_AREA, as a far camera sees it) and placed in a frame of the photo's own
+size, the plate centred at first, the whole photo filling the frame at the end; the edge pixels
+are replicated around it (no mirrored copies of plates), with a slight pan, a motion blur, sensor
+noise and JPEG. The clip is written as an mp4 (OpenCV, mp4v) in a temp folder and run through the
+runtime as `platepilot run --source clip.mp4` runs it: detector, tracker, best crops, async OCR,
+fusion, one event per vehicle (one `Pilot` per clip; the detector and the reader are loaded once).
+
+A vehicle (a labelled plate) is read when an event of its clip has its text, strict and O/0 I/1
+folded; an event matches no plate when its folded text is none of its clip's labels.
+Prints a table and writes benchmarks/results/real_clips.json.
+Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|textdet:SIDE|PATH]
+    [--engine auto] [--limit N] [--keep-clips DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pipeline_detector import detector_for
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from platepilot.config import CameraConfig, OCRConfig, Settings
+from platepilot.detect import PlateDetector
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import read_image
+from platepilot.ocr.models import make_engine
+from platepilot.pipeline.pilot import Pilot
+from platepilot.pipeline.reload import ReaderSlot, model_version
+from platepilot.plates.charset import fold
+from platepilot.plates.manifest import LabelledScene, read_manifest
+from platepilot.sources.files import VideoFileSource
+from platepilot.store.crops import CropStore
+from platepilot.store.events import EventStore, PlateEvent
+
+RESULTS = Path(__file__).parent / "results" / "real_clips.json"
+CAMERA = "CLIP"
+
+
+@dataclass(frozen=True, slots=True)
+class ClipStyle:
+    """How a photo becomes a clip: `start_scale` of the plate's photo size at frame 0 (1.0 at the last),
+    pan amplitude as a share of the frame width, motion blur length, noise sigma and JPEG quality ranges
+    (each clip draws its own)."""
+
+    frames: int = 30
+    fps: float = 15.0
+    start_scale: float = 0.3
+    pan: float = 0.015
+    blur_px: tuple[int, int] = (1, 5)
+    noise_sigma: tuple[float, float] = (1.0, 4.0)
+    jpeg_quality: tuple[int, int] = (55, 90)
+
+
+DEFAULT_STYLE = ClipStyle()
+
+
+def approach_scales(frames: int, start: float) -> np.ndarray:
+    """Plate size per frame, `start` -> 1: the distance falls linearly, the size grows as 1 / distance."""
+    return 1.0 / np.linspace(1.0 / start, 1.0, frames)
+
+
+def aim_point(scene: LabelledScene, width: int, height: int) -> tuple[float, float]:
+    """Where the camera looks at first: the centre of the scene's plates (the photo's centre if none)."""
+    if not scene.plates:
+        return width / 2, height / 2
+    centres = [(x + w / 2, y + h / 2) for x, y, w, h in (p.box_xywh for p in scene.plates)]
+    return float(np.mean([c[0] for c in centres])), float(np.mean([c[1] for c in centres]))
+
+
+def camera_view(photo: np.ndarray, scale: float, centre: tuple[float, float], shift: tuple[float, float]) -> np.ndarray:
+    """The photo at `scale`, its point `centre` at the frame centre moved by `shift` pixels, in a frame
+    of the photo's size; the border pixels are replicated where the scaled photo does not reach."""
+    height, width = photo.shape[:2]
+    small_w, small_h = max(round(width * scale), 2), max(round(height * scale), 2)
+    small = cv2.resize(photo, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    sx, sy = small_w / width, small_h / height
+    tx, ty = width / 2 - sx * centre[0] + shift[0], height / 2 - sy * centre[1] + shift[1]
+    matrix = np.float32([[1, 0, tx], [0, 1, ty]])
+    return cv2.warpAffine(small, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def degrade(
+    frame: np.ndarray, blur: int, angle: float, sigma: float, quality: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Motion blur (a `blur` px line at `angle` degrees), Gaussian noise of `sigma`, then JPEG at `quality`."""
+    if blur > 1:
+        kernel = np.zeros((blur, blur), np.float32)
+        kernel[blur // 2, :] = 1.0
+        rotation = cv2.getRotationMatrix2D(((blur - 1) / 2, (blur - 1) / 2), angle, 1.0)
+        kernel = cv2.warpAffine(kernel, rotation, (blur, blur))
+        frame = cv2.filter2D(frame, -1, kernel / max(float(kernel.sum()), 1e-6))
+    noisy = frame.astype(np.float32) + rng.normal(0.0, sigma, frame.shape).astype(np.float32)
+    ok, jpg = cv2.imencode(".jpg", noisy.clip(0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise PlatepilotError("JPEG encoding failed")
+    return cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+
+
+def make_clip(photo: np.ndarray, scene: LabelledScene, style: ClipStyle, rng: np.random.Generator) -> list[np.ndarray]:
+    """The frames of one approach clip (see the module doc), each of the photo's size cut to even sides."""
+    photo = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]  # mp4v needs even sides
+    height, width = photo.shape[:2]
+    aim, middle = aim_point(scene, width, height), (width / 2, height / 2)
+    blur = int(rng.integers(style.blur_px[0], style.blur_px[1] + 1))
+    angle, sigma = float(rng.uniform(-30, 30)), float(rng.uniform(*style.noise_sigma))
+    quality = int(rng.integers(style.jpeg_quality[0], style.jpeg_quality[1] + 1))
+    phase, period = rng.uniform(0, 2 * np.pi, 2), rng.uniform(0.8, 1.6, 2) * style.frames
+    frames = []
+    for index, scale in enumerate(approach_scales(style.frames, style.start_scale)):
+        done = (scale - style.start_scale) / (1.0 - style.start_scale)  # 0 at the start, 1 at the end
+        centre = (aim[0] + (middle[0] - aim[0]) * done, aim[1] + (middle[1] - aim[1]) * done)
+        wobble = np.sin(2 * np.pi * index / period + phase) * style.pan * width * np.array([1.0, 0.5])
+        frame = camera_view(photo, float(scale), centre, (float(wobble[0]), float(wobble[1])))
+        frames.append(degrade(frame, blur, angle, sigma, quality, rng))
+    return frames
+
+
+def write_clip(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
+    """An mp4 (mp4v) of `frames`; PlatepilotError when OpenCV cannot write one."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise PlatepilotError(f"{path}: OpenCV cannot write an mp4v video here")
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def run_clip(
+    video: Path, settings: Settings, detector: PlateDetector, reader: ReaderSlot, workdir: Path
+) -> list[PlateEvent]:
+    """Every event of one whole pipeline run over `video` (crops and events written under `workdir`)."""
+    settings = settings.model_copy(update={"cameras": [CameraConfig(id=CAMERA, source=str(video))]})
+    events = EventStore(f"sqlite:///{workdir / 'events.db'}")
+    pilot = Pilot(settings, [VideoFileSource(video, CAMERA)], {CAMERA: detector}, reader, CropStore(workdir / "crops"),
+                  events)  # fmt: skip
+    try:
+        pilot.run()
+    finally:
+        events.close()
+    return list(pilot.emitted)
+
+
+@dataclass(frozen=True, slots=True)
+class ClipResult:
+    """One clip: its labels, which were read (strict, folded), and its events' texts and read counts."""
+
+    image: str
+    labels: tuple[str, ...]
+    read: tuple[bool, ...]
+    read_folded: tuple[bool, ...]
+    events: tuple[tuple[str, int], ...]  # (text, reads)
+    false_events: int
+
+
+def score_clip(scene: LabelledScene, events: Sequence[PlateEvent]) -> ClipResult:
+    """Match a clip's events to its labelled plates (see the module doc)."""
+    labels = tuple(p.text for p in scene.plates)
+    texts = {e.text for e in events}
+    folded = {fold(t) for t in texts}
+    false = sum(1 for e in events if fold(e.text) not in {fold(label) for label in labels})
+    return ClipResult(
+        str(scene.image), labels, tuple(label in texts for label in labels),
+        tuple(fold(label) in folded for label in labels), tuple((e.text, e.reads) for e in events), false,
+    )  # fmt: skip
+
+
+def summary(clips: Sequence[ClipResult], seconds: float) -> dict[str, Any]:
+    """Vehicles read (strict, folded), events, mean reads per event, events that match no plate."""
+    vehicles = sum(len(c.labels) for c in clips)
+    events = [reads for c in clips for _, reads in c.events]
+    return {
+        "clips": len(clips),
+        "vehicles": vehicles,
+        "read": round(sum(sum(c.read) for c in clips) / vehicles, 4) if vehicles else 0.0,
+        "read_folded": round(sum(sum(c.read_folded) for c in clips) / vehicles, 4) if vehicles else 0.0,
+        "events": len(events),
+        "reads_per_event": round(float(np.mean(events)), 2) if events else 0.0,
+        "false_events": sum(c.false_events for c in clips),
+        "clips_without_event": sum(1 for c in clips if not c.events),
+        "seconds": round(seconds, 1),
+    }
+
+
+def run_all(
+    scenes: Sequence[LabelledScene], args: argparse.Namespace, workdir: Path, console: Console
+) -> list[ClipResult]:
+    """Make, write and run every clip; the detector and the reader are loaded once for all of them."""
+    settings = Settings(ocr=OCRConfig(engine=args.engine))
+    detector = detector_for(args.detector, settings.detector)
+    engine = make_engine(args.engine, None, settings)
+    engine.warmup(1)
+    reader = ReaderSlot(engine, model_version(engine))
+    style = ClipStyle(frames=args.frames, fps=args.fps)
+    results = []
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("clips", total=len(scenes))
+        for index, scene in enumerate(scenes):
+            frames = make_clip(read_image(scene.image), scene, style, np.random.default_rng([args.seed, index]))
+            video = workdir / f"clip{index:05d}_{scene.image.stem}.mp4"
+            write_clip(frames, video, style.fps)
+            events = run_clip(video, settings, detector, reader, workdir / f"run{index:05d}")
+            results.append(score_clip(scene, events))
+            bar.advance(task)
+    console.print(f"detector {args.detector}, reader {engine.name}", highlight=False)
+    return results
+
+
+def table(row: dict[str, Any], title: str) -> Table:
+    out = Table(title=title)
+    columns = ("clips", "vehicles", "read", "read folded", "events", "reads/event", "no-plate events", "no event")
+    for column in columns:
+        out.add_column(column, justify="right")
+    out.add_row(
+        str(row["clips"]), str(row["vehicles"]), f"{row['read']:.1%}", f"{row['read_folded']:.1%}", str(row["events"]),
+        f"{row['reads_per_event']:.2f}", str(row["false_events"]), str(row["clips_without_event"]),
+    )  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=Path, required=True, help="MANIFEST.tsv (image_relpath x y w h plate_text)")
+    parser.add_argument("--detector", default="auto", help="auto (the bundled detector), textdet:SIDE or an ONNX path")
+    parser.add_argument("--engine", default="auto", help="reader: auto, plateocr, paddle, easyocr or crnn")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N scenes (a quick check)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_STYLE.frames, help="frames per clip")
+    parser.add_argument("--fps", type=float, default=DEFAULT_STYLE.fps, help="clip frame rate")
+    parser.add_argument("--seed", type=int, default=0, help="pan, blur, noise and JPEG draws")
+    parser.add_argument("--keep-clips", type=Path, default=None, help="write the clips here instead of a temp folder")
+    args = parser.parse_args()
+    console = Console(width=max(Console().width, 110))
+    try:
+        scenes = read_manifest(args.scenes)[: args.limit]
+        start = time.monotonic()
+        if args.keep_clips is not None:
+            args.keep_clips.mkdir(parents=True, exist_ok=True)
+            clips = run_all(scenes, args, args.keep_clips, console)
+        else:
+            with tempfile.TemporaryDirectory(prefix="real_clips_") as tmp:
+                clips = run_all(scenes, args, Path(tmp), console)
+    except PlatepilotError as exc:
+        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False, emoji=False)
+        sys.exit(1)
+    row = summary(clips, time.monotonic() - start)
+    console.print(table(row, f"{args.scenes}: one clip per scene, {args.frames} frames at {args.fps:g} fps"))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data = {"manifest": str(args.scenes), "detector": args.detector, "engine": args.engine, "limit": args.limit,
+            "seed": args.seed, **row, "per_clip": [asdict(c) for c in clips]}  # fmt: skip
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    console.print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
