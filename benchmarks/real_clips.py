@@ -258,7 +258,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="real_clips_") as tmp:
                 clips = run_all(scenes, args, Path(tmp), console)
     except PlatepilotError as exc:
-        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False, emoji=False)
+        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False, emoji=False, soft_wrap=True)
         sys.exit(1)
     row = summary(clips, time.monotonic() - start)
     console.print(table(row, f"{args.scenes}: one clip per scene, {args.frames} frames at {args.fps:g} fps"))

@@ -219,3 +219,10 @@ def test_cli_scenes_json_with_the_text_detector(tmp_path: Path) -> None:
                                        "crnn", "--limit", "1"])  # fmt: skip
     assert limited.exit_code == 0, limited.output
     assert "ppocr-textdet@640, crnn" in limited.stdout and "│      1 │" in limited.stdout
+
+
+def test_an_unreadable_image_is_named(keyed_manifest: Path) -> None:
+    (keyed_manifest.parent / "img" / "b.png").write_bytes(b"")
+    scenes = read_manifest(keyed_manifest)
+    with pytest.raises(PlatepilotError, match=r"b\.png: image file is empty \(0 bytes\)"):
+        evaluate_scenes(scenes, KeyedDetector({10: [], 20: [], 30: []}), PixelReader({}))
