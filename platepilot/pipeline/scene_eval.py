@@ -61,6 +61,8 @@ def named_detector(
 ) -> PlateDetector:
     """The detector `name` means: `auto` is the configured one (`config`), `textdet` the text detector
     at `textdet_side` (default: the config's video size), anything else the path of an ONNX detector."""
+    if textdet_side is not None and name != "textdet":
+        raise PlatepilotError(f"a text detector side ({textdet_side}) goes with detector textdet, not {name!r}")
     if name == "auto":
         return make_detector(config, threads)
     if name == "textdet":
