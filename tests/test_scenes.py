@@ -12,8 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from platepilot.cli import app
+from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import is_valid_text
-from platepilot.plates.scenes import Scene, render_scene, write_scenes, yolo_lines
+from platepilot.plates.scenes import Scene, real_plate_photos, render_scene, scene_size, write_scenes, yolo_lines
 
 SIZE = (1280, 720)
 N_SCENES = 20
@@ -37,19 +38,19 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 def test_plate_boxes_lie_inside_the_image_at_plate_sizes(scenes: list[Scene]) -> None:
     counts = [len(s.boxes_xyxy) for s in scenes]
-    assert max(counts) <= 4 and len(set(counts)) >= 3  # 0-4 plates, not always the same number
+    assert max(counts) <= 6 and len(set(counts)) >= 3  # 0-6 plates, not always the same number
     for scene in scenes:
         assert scene.image.shape == (SIZE[1], SIZE[0], 3) and scene.image.dtype == np.uint8
         assert len(scene.texts) == len(scene.boxes_xyxy)
         assert all(is_valid_text(t) for t in scene.texts)
         for x1, y1, x2, y2 in scene.boxes_xyxy:
             assert 0 <= x1 < x2 <= SIZE[0] and 0 <= y1 < y2 <= SIZE[1]
-            assert 40 <= x2 - x1 <= 300 and 0.25 <= (y2 - y1) / (x2 - x1) <= 1.0
+            assert 14 <= x2 - x1 <= 340 and 0.25 <= (y2 - y1) / (x2 - x1) <= 1.0
 
 
 def test_plate_boxes_cover_the_plate(scenes: list[Scene]) -> None:
     """A plate is busy (characters, captions, rim); the same box moved up onto the car's trunk is not."""
-    ratios = []
+    ratios, contrast = [], []
     for scene in scenes:
         grey = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
         edges = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
@@ -58,8 +59,10 @@ def test_plate_boxes_cover_the_plate(scenes: list[Scene]) -> None:
             above = max(y1 - int(1.6 * (y2 - y1)), 0)
             on_trunk = edges[above : above + y2 - y1, x1:x2].mean()
             ratios.append(edges[y1:y2, x1:x2].mean() / (on_trunk + 1e-3))
-            assert grey[y1:y2, x1:x2].std() > 20, (x1, y1, x2, y2)
-    assert len(ratios) >= 15 and np.mean(np.array(ratios) > 1.5) >= 0.9
+            contrast.append(grey[y1:y2, x1:x2].std())
+    # night, infrared, blur and 20 px plates lower the contrast of some plates, never of most
+    assert len(ratios) >= 15 and np.mean(np.array(ratios) > 1.5) >= 0.85
+    assert np.mean(np.array(contrast) > 20) >= 0.8 and min(contrast) > 5
 
 
 def test_distractors_are_present_and_unlabelled(scenes: list[Scene]) -> None:
@@ -96,11 +99,11 @@ def test_yolo_dataset_round_trips_boxes_and_resumes(tmp_path: Path) -> None:
     labels = sorted((tmp_path / "labels").glob("*.txt"))
     assert [p.stem for p in labels] == [f"{i:07d}" for i in range(6)]
     for i, label in enumerate(labels):
-        scene = render_scene(2, i)
+        scene = render_scene(2, i, scene_size(2, i))
         image = cv2.imread(str(tmp_path / "images" / f"{label.stem}.jpg"))
         assert image is not None and image.shape == scene.image.shape
         assert label.read_text() == yolo_lines(scene)  # empty file when the scene has no plate
-        boxes = _read_yolo(label, SIZE[0], SIZE[1])
+        boxes = _read_yolo(label, image.shape[1], image.shape[0])
         assert len(boxes) == len(scene.boxes_xyxy)
         for got, want in zip(boxes, scene.boxes_xyxy, strict=True):
             assert np.allclose(got, want, atol=1.0)
@@ -119,3 +122,41 @@ def test_cli_synth_scenes_writes_dataset_and_preview(tmp_path: Path) -> None:
     assert len(list((out / "images").glob("*.jpg"))) == 3 and (out / "data.yaml").is_file()
     sheet = cv2.imread(str(tmp_path / "s.png"))
     assert sheet is not None and sheet.shape[1] > 1000
+
+
+def test_dataset_mixes_720p_and_vga_frames() -> None:
+    sizes = {scene_size(0, i) for i in range(40)}
+    assert sizes == {(1280, 720), (640, 480)}
+
+
+def _photo_folder(root: Path) -> Path:
+    """Three magenta 'plate photos' listed in a MANIFEST with a split column, plus one held-out photo."""
+    (root / "images").mkdir(parents=True)
+    rows = ["image_relpath\tstate\tsplit"]
+    for i, split in enumerate(("train", "train", "train", "test")):
+        cv2.imwrite(str(root / "images" / f"{i}.png"), np.full((128, 224, 3), (255, 0, 255), np.uint8))
+        rows.append(f"images/{i}.png\tFLORIDA\t{split}")
+    (root / "MANIFEST.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_real_plate_photos_are_pasted_as_unlabelled_plates(tmp_path: Path) -> None:
+    photos = real_plate_photos([_photo_folder(tmp_path / "photos")])
+    assert len(photos) == 3 and not any(p.endswith("3.png") for p in photos)  # the test split stays unseen
+    scenes = [render_scene(5, i, real_plates=photos) for i in range(16)]
+    real, synthetic = [], []
+    for scene in scenes:
+        for (x1, y1, x2, y2), text in zip(scene.boxes_xyxy, scene.texts, strict=True):
+            if x2 - x1 < 30:
+                continue
+            patch = scene.image[int(y1) + 3 : int(y2) - 3, int(x1) + 3 : int(x2) - 3].astype(int)
+            magenta = np.mean((patch[..., 1] < patch[..., 0] - 30) & (patch[..., 1] < patch[..., 2] - 30))
+            (real if text == "" else synthetic).append(magenta)
+    assert len(real) >= 3 and len(synthetic) >= 3
+    # infrared frames are grey and night frames dark, so not every pasted photo stays magenta
+    assert np.mean(np.array(real) > 0.3) >= 0.6 and max(synthetic) < 0.05
+
+
+def test_real_plate_photos_name_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(PlatepilotError, match="no such folder"):
+        real_plate_photos([tmp_path / "nope"])

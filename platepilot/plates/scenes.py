@@ -1,4 +1,4 @@
-"""Synthetic detection scenes: whole camera frames with 0-4 labelled plates and unlabelled distractors.
+"""Synthetic detection scenes: whole camera frames with 0-6 labelled plates and unlabelled distractors.
 
 A scene is a cluttered background (sky/ground gradient, buildings and trees as soft shapes, asphalt
 with lane and parking lines, sensor noise), a few vehicle rears (body, cabin and rear window, tail
@@ -7,16 +7,22 @@ detectors: signs (RESERVED, EXIT, PARKING, SUITE 100, NO PARKING...), text banne
 logo-like shapes and bumper badges. Only plates are labelled; distractor boxes are returned so tests
 and previews can check that they stay unlabelled.
 
-Plates are drawn by the crop renderer (`sample_design` + `render_plate`, front-on) and warped into the
-frame with a mild perspective at 60-260 px wide; a plate's box is its warped quad's bounding box,
-clipped to the image. Vehicles never overlap and distractors avoid vehicles, so no label is occluded.
+Plates are drawn by the crop renderer (`sample_design` + `render_plate`, front-on) or, when real plate
+photos are given (`real_plates`: tight crops of whole plates, such as the state-labelled photos and the
+Florida DMV designs in ../shared/data), copied from one of them; either is warped into the frame with
+a mild perspective at 20-300 px wide (log-uniform, in a 1280 px wide frame). A plate's box is its
+warped quad's bounding box, clipped to the image. Vehicles never overlap and distractors avoid
+vehicles, so no label is occluded. The camera then applies day, dusk, night (headlight glare, a lit
+plate) or infrared (grey, bright plate), motion blur, rain streaks, sensor noise and JPEG.
 Everything is deterministic per (seed, index): one `np.random.default_rng([seed, index])` drives it.
 """
 
 from __future__ import annotations
 
+import csv
 import multiprocessing
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +40,8 @@ from platepilot.plates.render import render_plate
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 JPEG_QUALITY = 90
-PLATE_WIDTH = (60.0, 260.0)  # warped plate width range, pixels
+PLATE_WIDTH = (20.0, 300.0)  # warped plate width range in a 1280 px wide frame, pixels
+REAL_PLATE_SHARE = 0.5  # share of plates copied from real photos, when real photos are given
 SIGN_TEXTS = (
     "RESERVED", "EXIT", "PARKING", "SUITE 100", "NO PARKING", "SUITE 204", "VISITOR", "COMPACT",
     "ONE WAY", "STOP", "ENTER", "TOW AWAY ZONE", "LOADING ZONE", "PERMIT ONLY", "RESERVED 12",
@@ -44,6 +51,7 @@ BANNER_TEXTS = (
     "OIL CHANGE", "TIRES & SERVICE", "EST 1998", "ROUTE 41", "FL 33602", "LOT B3",
 )  # fmt: skip
 BADGE_TEXTS = ("HYBRID", "SPORT", "4X4", "V6", "LIMITED", "XLE", "GT", "AWD", "TURBO", "EX-L")
+STICKER_TEXTS = ("PERMIT 2026", "A-1042", "STAFF 318", "RESIDENT", "VALET 77", "HONOR STUDENT", "DEALER 4411")
 SIGN_COLORS = (  # (field, ink) BGR
     ((245, 245, 245), (30, 30, 200)),
     ((245, 245, 245), (20, 20, 20)),
@@ -65,12 +73,13 @@ class Scene:
     distractor_boxes: list[Box]
 
 
-def render_scene(seed: int, index: int, size: tuple[int, int] = (1280, 720)) -> Scene:
-    """Scene `index` of stream `seed` at `size` (width, height) pixels."""
+def render_scene(seed: int, index: int, size: tuple[int, int] = (1280, 720), real_plates: Sequence[str] = ()) -> Scene:
+    """Scene `index` of stream `seed` at `size` (width, height) pixels; `real_plates` are image paths of
+    whole-plate photos to copy about half the plates from."""
     rng = np.random.default_rng([seed, index])
     width, height = size
     image = _background(rng, width, height)
-    vehicles = _place_vehicles(rng, width, height, int(rng.integers(0, 5)))
+    vehicles = _place_vehicles(rng, width, height, int(rng.choice(7, p=[0.15, 0.3, 0.2, 0.15, 0.1, 0.05, 0.05])))
     distractors: list[Box] = []
     for _ in range(int(rng.choice(6, p=[0.15, 0.2, 0.2, 0.2, 0.15, 0.1]))):
         box = _free_spot(rng, width, height, [v[0] for v in vehicles])
@@ -85,9 +94,14 @@ def render_scene(seed: int, index: int, size: tuple[int, int] = (1280, 720)) -> 
             distractors.append(badge)
         design = sample_design(rng)
         plate = render_plate(design, rng).image
+        text = design.text
+        if real_plates and rng.random() < REAL_PLATE_SHARE:
+            photo = cv2.imread(real_plates[int(rng.integers(len(real_plates)))])
+            if photo is not None:
+                plate, text = photo, ""  # a real plate whose text nobody labelled
         boxes.append(_paste_plate(image, plate, plate_center, plate_width, rng))
-        texts.append(design.text)
-    _camera(image, rng)
+        texts.append(text)
+    _camera(image, rng, boxes)
     return Scene(image, boxes, texts, distractors)
 
 
@@ -127,7 +141,7 @@ def _place_vehicles(
     for _ in range(count * 15):
         if len(placed) == count:
             break
-        plate_w = float(np.exp(rng.uniform(np.log(PLATE_WIDTH[0]), np.log(PLATE_WIDTH[1]))))
+        plate_w = float(np.exp(rng.uniform(np.log(PLATE_WIDTH[0]), np.log(PLATE_WIDTH[1])))) * width / 1280
         body_w = min(plate_w * float(rng.uniform(4.5, 6.0)), width * 0.98)
         body_h = body_w * float(rng.uniform(0.55, 0.8))
         margin = plate_w * 0.65
@@ -201,6 +215,11 @@ def _distractor(image: np.ndarray, box: Box, rng: np.random.Generator) -> None:
         else:
             ink = tuple(int(c) for c in rng.integers(0, 256, 3))  # type: ignore[assignment]
         _draw_text(image, box, BANNER_TEXTS[int(rng.integers(len(BANNER_TEXTS)))], ink, rng)
+    elif kind < 0.9:  # a sticker or plate-shaped sign: a bordered rectangle of plate aspect with text
+        y2 = min(y2, y1 + (x2 - x1) // 2)
+        cv2.rectangle(image, (x1, y1), (x2, y2), field, -1)
+        cv2.rectangle(image, (x1, y1), (x2, y2), ink, max((x2 - x1) // 40, 1))
+        _draw_text(image, (x1, y1, x2, y2), STICKER_TEXTS[int(rng.integers(len(STICKER_TEXTS)))], ink, rng)
     else:  # a logo: ring or badge with initials
         cx, cy, r = (x1 + x2) // 2, (y1 + y2) // 2, max(min(x2 - x1, y2 - y1) // 2, 4)
         cv2.circle(image, (cx, cy), r, field, -1, cv2.LINE_AA)
@@ -295,16 +314,52 @@ def _paste_plate(
     )
 
 
-def _camera(image: np.ndarray, rng: np.random.Generator) -> None:
-    """Whole-frame exposure, defocus and sensor noise, in place."""
+def _camera(image: np.ndarray, rng: np.random.Generator, plates: Sequence[Box] = ()) -> None:
+    """Light (day, dusk, night with glare and lit plates, infrared), motion blur, rain, noise, JPEG; in place."""
+    light = rng.choice(4, p=[0.55, 0.15, 0.2, 0.1])  # day, dusk, night, infrared
+    out: np.ndarray = image
+    if light == 3:
+        out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if light >= 1:
+        dark = {1: (0.45, 0.8), 2: (0.12, 0.35), 3: (0.25, 0.5)}[int(light)]
+        lit = out.astype(np.float32)
+        out = (out.astype(np.float32) * float(rng.uniform(*dark))).astype(np.float32)
+        for x1, y1, x2, y2 in plates:  # plate lights and IR retro-reflection keep plates readable
+            y1i, y2i, x1i, x2i = int(y1), int(y2), int(x1), int(x2)
+            out[y1i:y2i, x1i:x2i] = lit[y1i:y2i, x1i:x2i] * float(rng.uniform(0.5, 1.1))
+        if light == 2:
+            for _ in range(int(rng.integers(0, 5))):  # headlights and street lamps
+                glow: np.ndarray = np.zeros(out.shape[:2], np.float32)
+                x, y = int(rng.integers(0, out.shape[1])), int(rng.integers(0, out.shape[0]))
+                cv2.circle(glow, (x, y), int(rng.integers(4, 30)), 1.0, -1)
+                glow = cv2.GaussianBlur(glow, (0, 0), float(rng.uniform(8, 40)))
+                out += glow[..., None] * float(rng.uniform(200, 600))
+        out = np.clip(out, 0, 255).astype(np.uint8)
     gain, bias = float(rng.uniform(0.7, 1.2)), float(rng.uniform(-25, 25))
-    out = cv2.convertScaleAbs(image, alpha=gain, beta=bias)
-    if rng.random() < 0.3:
+    out = cv2.convertScaleAbs(out, alpha=gain, beta=bias)
+    if rng.random() < 0.25:  # motion blur along a random direction
+        length = int(rng.integers(3, 12))
+        kernel: np.ndarray = np.zeros((length, length), np.float32)
+        kernel[length // 2] = 1.0 / length
+        rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), float(rng.uniform(-30, 30)), 1.0)
+        kernel = cv2.warpAffine(kernel, rot, (length, length))
+        out = cv2.filter2D(out, -1, (kernel / max(float(kernel.sum()), 1e-6)).astype(np.float32))
+    elif rng.random() < 0.3:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.3)))
+    if rng.random() < 0.1:  # rain: thin bright streaks
+        streaks = np.zeros(out.shape[:2], np.uint8)
+        for _ in range(int(rng.integers(100, 400))):
+            x, y = int(rng.integers(0, out.shape[1])), int(rng.integers(0, out.shape[0]))
+            cv2.line(streaks, (x, y), (x + int(rng.integers(-4, 5)), y + int(rng.integers(8, 25))), 255, 1)
+        out = cv2.addWeighted(out, 1.0, cv2.cvtColor(cv2.blur(streaks, (2, 2)), cv2.COLOR_GRAY2BGR), 0.3, 0)
     if rng.random() < 0.5:
-        sigma = np.float32(rng.uniform(2, 8))
+        sigma = np.float32(rng.uniform(2, 10 if light >= 2 else 8))
         noise = np.multiply(rng.standard_normal(out.shape, dtype=np.float32), sigma)
         out = cv2.add(out, noise, dtype=cv2.CV_8U)
+    if rng.random() < 0.5:  # a camera's own compression before ours
+        quality = int(rng.integers(25, 85))
+        decoded = cv2.imdecode(cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+        out = out if decoded is None else decoded
     image[:] = out
 
 
@@ -324,9 +379,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write_scene(args: tuple[int, int, str]) -> int:
-    seed, index, out = args
-    scene = render_scene(seed, index)
+def scene_size(seed: int, index: int) -> tuple[int, int]:
+    """The frame size of dataset scene `index`: mostly 720p video, a fifth 640x480 cameras."""
+    return (640, 480) if np.random.default_rng([seed, index, 1]).random() < 0.2 else (1280, 720)
+
+
+def _write_scene(args: tuple[int, int, str, tuple[str, ...]]) -> int:
+    seed, index, out, real_plates = args
+    scene = render_scene(seed, index, scene_size(seed, index), real_plates)
     ok, jpg = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise RuntimeError(f"JPEG encoding failed for scene {index}")
@@ -334,6 +394,25 @@ def _write_scene(args: tuple[int, int, str]) -> int:
     _write_atomic(Path(out) / "images" / f"{name}.jpg", jpg.tobytes())
     _write_atomic(Path(out) / "labels" / f"{name}.txt", yolo_lines(scene).encode())  # last: marks done
     return len(scene.boxes_xyxy)
+
+
+def real_plate_photos(folders: Sequence[Path]) -> tuple[str, ...]:
+    """Whole-plate photos to paste into scenes: each folder's MANIFEST.tsv images (its `train` split
+    when it has a split column: valid and test stay unseen), else every image in the folder."""
+    paths: list[str] = []
+    for folder in folders:
+        manifest = folder / "MANIFEST.tsv"
+        if manifest.is_file():
+            with manifest.open(encoding="utf-8") as f:
+                rows = list(csv.DictReader(f, delimiter="\t"))
+            paths += [str(folder / r["image_relpath"]) for r in rows if r.get("split", "train") == "train"]
+        elif folder.is_dir():
+            paths += sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        else:
+            raise PlatepilotError(f"{folder}: no such folder of plate photos")
+    if folders and not paths:
+        raise PlatepilotError(f"no plate photos found in {', '.join(map(str, folders))}")
+    return tuple(paths)
 
 
 # Spawn, not fork: a process whose OpenCV thread pool has already run hangs forked children in cv2.
@@ -344,8 +423,9 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads only contend
 
 
-def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path:
+def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1, real_plates: Sequence[str] = ()) -> Path:
     """Write the YOLO dataset `out/{images,labels}/<index>.{jpg,txt}` + `out/data.yaml`; return data.yaml.
+    Scenes are 1280x720 or 640x480 (`scene_size`); `real_plates` as in `render_scene`.
 
     Resumable: scenes whose label file exists are skipped (the label is written after its image).
     """
@@ -354,7 +434,8 @@ def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path
     data = {"path": str(out.resolve()), "train": "images", "val": "images", "names": {0: "plate"}}
     data_yaml = out / "data.yaml"
     _write_atomic(data_yaml, yaml.safe_dump(data, sort_keys=False).encode())
-    todo = [(seed, i, str(out)) for i in range(count) if not (out / "labels" / f"{i:07d}.txt").exists()]
+    photos = tuple(real_plates)
+    todo = [(seed, i, str(out), photos) for i in range(count) if not (out / "labels" / f"{i:07d}.txt").exists()]
     with (
         ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=_SPAWN, initializer=_init_worker) as pool,
         Progress() as progress,
@@ -383,9 +464,9 @@ def scene_sheet(scenes: list[Scene], columns: int = 3, cell_width: int = 426) ->
     return np.vstack(rows)
 
 
-def preview_scenes(path: Path, seed: int = 0, count: int = 6) -> None:
+def preview_scenes(path: Path, seed: int = 0, count: int = 6, real_plates: Sequence[str] = ()) -> None:
     """Write a PNG grid of the first `count` scenes of stream `seed` with their boxes drawn."""
-    sheet = scene_sheet([render_scene(seed, i) for i in range(count)])
+    sheet = scene_sheet([render_scene(seed, i, real_plates=real_plates) for i in range(count)])
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), sheet):
         raise PlatepilotError(f"could not write the preview {path}: is the folder writable?")

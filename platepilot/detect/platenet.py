@@ -1,0 +1,179 @@
+"""The bundled plate detector: a small CenterNet-style network trained by `platepilot detector train`.
+
+The network sees the frame resized so its longer side is `input_size` (keeping its aspect, padded
+right and bottom to a multiple of `pad_multiple`) and outputs, every `output_stride` pixels, a plate
+centre heatmap (sigmoid), the centre's sub-cell offset and the plate's log width and height in input
+pixels: (1, 5, H / stride, W / stride). A plate is a local maximum of the heatmap above the score
+threshold. Boxes are whole plates (frame and caption included), grown by `box_margin` on each side.
+
+Everything the runtime needs to feed the network and read its output lives in the JSON sidecar
+(`DetectorCard`) next to the ONNX file, with the ONNX file's sha256, so a model and its sidecar
+cannot be mixed up silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from platepilot.detect.base import clip_boxes, nms, to_detections
+from platepilot.errors import PlatepilotError
+from platepilot.sessions import open_session
+from platepilot.types import Detection
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+BUNDLED_MODEL = ASSETS / "plate_detector.onnx"
+OUTPUT_CHANNELS = 5  # heat, offset x, offset y, log w, log h
+
+
+class DetectorCard(BaseModel):
+    """The sidecar of a plate detector ONNX file: how to feed it, how to read it, where it came from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["platenet"] = "platenet"
+    input_size: int = Field(description="Longer side of the network input, pixels.", ge=32, le=4096)
+    pad_multiple: int = Field(default=32, description="Input height and width are padded to a multiple of this.")
+    output_stride: int = Field(default=4, description="Input pixels per output cell.")
+    channel_order: Literal["RGB", "BGR"] = "RGB"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    score_threshold: float = Field(default=0.3, ge=0, le=1)
+    nms_iou: float = Field(default=0.5, ge=0, le=1)
+    box_margin: tuple[float, float] = Field(
+        default=(0.04, 0.08), description="Growth of each side, as a share of the box width and height."
+    )
+    max_detections: int = Field(default=50, ge=1)
+    onnx_sha256: str = ""
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+def card_path(model_path: Path) -> Path:
+    return model_path.with_suffix(".json")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_platenet(model_path: Path) -> bool:
+    """Whether `model_path` has a plate-detector sidecar (else it is taken for a YOLO export)."""
+    sidecar = card_path(model_path)
+    if not sidecar.is_file():
+        return False
+    try:
+        return json.loads(sidecar.read_text(encoding="utf-8")).get("kind") == "platenet"
+    except (OSError, ValueError, AttributeError):
+        return True  # a broken sidecar: let load_card say what is wrong with it
+
+
+def load_card(model_path: Path) -> DetectorCard:
+    """The sidecar of `model_path`, checked against the file; one clear PlatepilotError when it does not fit."""
+    if not model_path.is_file():
+        raise PlatepilotError(f"{model_path}: detector model not found")
+    sidecar = card_path(model_path)
+    if not sidecar.is_file():
+        raise PlatepilotError(f"{sidecar}: the detector's sidecar is missing (it belongs beside {model_path.name})")
+    try:
+        card = DetectorCard.model_validate_json(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValidationError) as exc:
+        first = str(exc).splitlines()[0][:160]
+        raise PlatepilotError(f"{sidecar}: not a valid detector sidecar ({first})") from None
+    if card.onnx_sha256 and card.onnx_sha256 != sha256_file(model_path):
+        raise PlatepilotError(f"{model_path}: does not match its sidecar's sha256 (mixed-up or corrupt model file)")
+    return card
+
+
+def save_card(model_path: Path, card: DetectorCard) -> None:
+    """Write the sidecar of `model_path` (stamping the file's sha256) via a temp file and rename."""
+    card = card.model_copy(update={"onnx_sha256": sha256_file(model_path)})
+    sidecar = card_path(model_path)
+    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
+    tmp.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(sidecar)
+
+
+def network_input(image: np.ndarray, card: DetectorCard) -> tuple[np.ndarray, float]:
+    """BGR uint8 frame -> (1, 3, H, W) float32 network input and the scale frame -> input."""
+    height, width = image.shape[:2]
+    scale = card.input_size / max(height, width)
+    new_w, new_h = max(round(width * scale), 1), max(round(height * scale), 1)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    m = card.pad_multiple
+    padded_h, padded_w = -(-new_h // m) * m, -(-new_w // m) * m
+    padded = cv2.copyMakeBorder(resized, 0, padded_h - new_h, 0, padded_w - new_w, cv2.BORDER_CONSTANT, value=0)
+    return normalise(padded, card)[None], scale
+
+
+def normalise(image: np.ndarray, card: DetectorCard) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> (3, H, W) float32, channels and normalisation as the card says."""
+    if card.channel_order == "RGB":
+        image = image[:, :, ::-1]
+    blob = (image.astype(np.float32) / 255.0 - np.array(card.mean, np.float32)) / np.array(card.std, np.float32)
+    return np.ascontiguousarray(blob.transpose(2, 0, 1))
+
+
+def decode(output: np.ndarray, card: DetectorCard, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """One image's raw output (5, h, w) -> (boxes xyxy (N, 4) in input pixels, scores (N,)), after NMS."""
+    heat = output[0]
+    peaks = (heat >= score_threshold) & (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8)))
+    ys, xs = np.nonzero(peaks)
+    scores = heat[ys, xs]
+    order = np.argsort(-scores, kind="stable")[: card.max_detections * 4]
+    ys, xs, scores = ys[order], xs[order], scores[order]
+    stride = card.output_stride
+    cx = (xs + output[1, ys, xs]) * stride
+    cy = (ys + output[2, ys, xs]) * stride
+    w = np.exp(np.clip(output[3, ys, xs], -2, 8))
+    h = np.exp(np.clip(output[4, ys, xs], -2, 8))
+    grow_w, grow_h = card.box_margin
+    half_w, half_h = w * (0.5 + grow_w), h * (0.5 + grow_h)
+    boxes = np.column_stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h]).astype(np.float32)
+    keep = nms(boxes, scores, score_threshold, card.nms_iou)[: card.max_detections]
+    return boxes[keep], scores[keep]
+
+
+class PlateNetDetector:
+    """The bundled (or a user-trained) plate detector through onnxruntime. Thread-safe."""
+
+    name = "platenet"
+
+    def __init__(
+        self, model_path: Path | None = None, score_threshold: float | None = None, threads: int | None = None
+    ) -> None:
+        self.model_path = model_path or BUNDLED_MODEL
+        self.card = load_card(self.model_path)
+        self._session = open_session(self.model_path, "detector", threads=threads)
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 1:
+            raise PlatepilotError(f"{self.model_path}: not a plate detector (expected one (1, 3, H, W) input)")
+        channels = outputs[0].shape[1]
+        if channels != OUTPUT_CHANNELS:
+            raise PlatepilotError(f"{self.model_path}: expected {OUTPUT_CHANNELS} output channels, got {channels}")
+        self._input = inputs[0].name
+        self.score_threshold = self.card.score_threshold if score_threshold is None else score_threshold
+
+    def raw(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The network's output (5, h, w) for a BGR frame, and the scale frame -> input."""
+        blob, scale = network_input(image, self.card)
+        return self._session.run(None, {self._input: blob})[0][0], scale
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        if image.ndim != 3 or image.shape[0] < 2 or image.shape[1] < 2:
+            return []
+        output, scale = self.raw(image)
+        boxes, scores = decode(output, self.card, self.score_threshold)
+        frame_boxes = clip_boxes(boxes / scale, image.shape[1], image.shape[0])
+        return to_detections(frame_boxes, scores)

@@ -1,0 +1,1 @@
+"""Training the bundled plate detector (torch; never imported at run time)."""

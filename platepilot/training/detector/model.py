@@ -1,0 +1,63 @@
+"""PlateNet: a MobileNet-style backbone, a small feature pyramid up to stride 4, and CenterNet heads.
+
+Depthwise-separable blocks keep a 640x360 frame near 0.3 GMACs, so it runs in a few tens of
+milliseconds on two CPU cores. The heads predict, per stride-4 cell, a plate-centre heatmap, the
+centre's offset inside the cell and the plate's log width and height in input pixels (see
+`platepilot.detect.platenet`, which reads the exported output).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import cast
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+WIDTHS = (16, 32, 64, 96, 128)  # channels at strides 2, 4, 8, 16, 32
+NECK = 48
+
+
+def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def separable(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """Depthwise 3x3 then pointwise 1x1."""
+    return nn.Sequential(conv_bn(cin, cin, 3, stride, groups=cin), conv_bn(cin, cout, 1))
+
+
+class PlateNet(nn.Module):
+    def __init__(self, widths: tuple[int, ...] = WIDTHS, neck: int = NECK) -> None:
+        super().__init__()
+        w2, w4, w8, w16, w32 = widths
+        self.stem = conv_bn(3, w2, 3, 2)
+        self.stage4 = nn.Sequential(separable(w2, w4, 2), separable(w4, w4))
+        self.stage8 = nn.Sequential(separable(w4, w8, 2), separable(w8, w8))
+        self.stage16 = nn.Sequential(separable(w8, w16, 2), separable(w16, w16), separable(w16, w16))
+        self.stage32 = nn.Sequential(separable(w16, w32, 2), separable(w32, w32), separable(w32, w32))
+        self.lateral = nn.ModuleList(conv_bn(c, neck, 1) for c in (w4, w8, w16, w32))
+        self.smooth = nn.ModuleList(separable(neck, neck) for _ in range(3))
+        heat_out = nn.Conv2d(neck, 1, 1)
+        nn.init.constant_(cast(torch.Tensor, heat_out.bias), -math.log((1 - 0.01) / 0.01))  # start near "no plate"
+        self.heat = nn.Sequential(separable(neck, neck), heat_out)
+        self.geometry = nn.Sequential(separable(neck, neck), nn.Conv2d(neck, 4, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) normalised RGB, H and W multiples of 32 -> (N, 5, H/4, W/4)."""
+        c4 = self.stage4(self.stem(x))
+        c8 = self.stage8(c4)
+        c16 = self.stage16(c8)
+        c32 = self.stage32(c16)
+        p = self.lateral[3](c32)
+        for level, (feature, smooth) in enumerate(zip((c16, c8, c4), self.smooth, strict=True)):
+            p = smooth(self.lateral[2 - level](feature) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
+        heat = torch.sigmoid(self.heat(p))
+        geometry = self.geometry(p)
+        offset = torch.sigmoid(geometry[:, :2])
+        return torch.cat([heat, offset, geometry[:, 2:]], dim=1)

@@ -1,0 +1,259 @@
+"""The training run behind `platepilot detector train`: resumable, validated each epoch, exported to ONNX.
+
+An epoch is `samples_per_epoch` random crops from every dataset folder given (they are re-listed each
+epoch, so training can start while `platepilot synth scenes` is still writing). One frame in 50 (by
+a hash of its name, stable as the folder grows) is held out and scored as the runtime scores it:
+whole frames at the model's input size, decoded by the runtime's own `decode`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from platepilot.detect.base import box_iou
+from platepilot.detect.platenet import DetectorCard, decode
+from platepilot.errors import PlatepilotError
+from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
+from platepilot.training.detector.export import export_detector
+from platepilot.training.detector.model import NECK, WIDTHS, PlateNet
+
+MODEL_FILE = "plate_detector.onnx"
+BUNDLED_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "plate_detector.pt"
+CHECKPOINT = "checkpoint.pt"
+VAL_EVERY = 50  # one frame in this many is held out
+MATCH_IOU = 0.5
+
+
+@dataclass
+class DetectorTrainOptions:
+    """Everything a run needs; `platepilot detector train` fills it from its flags."""
+
+    data: list[Path]
+    output_dir: Path
+    epochs: int = 30
+    samples_per_epoch: int = 4000
+    batch_size: int = 24
+    crop: int = 384
+    input_size: int = 640
+    lr: float = 3e-3
+    init_from: Path | None = None
+    resume: bool = False
+    seed: int = 0
+    workers: int = 1
+    max_val: int = 300
+    widths: tuple[int, ...] = WIDTHS
+    neck: int = NECK
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DetectorTrainResult:
+    model_path: Path
+    best: dict[str, float]
+    history: list[dict[str, float]]
+    seconds: float
+
+
+def is_val(frame: Frame) -> bool:
+    return zlib.crc32(frame.image.name.encode()) % VAL_EVERY == 0
+
+
+def split_frames(folders: list[Path]) -> tuple[list[Frame], list[Frame]]:
+    frames = [f for folder in folders for f in yolo_frames(folder)]
+    return [f for f in frames if not is_val(f)], [f for f in frames if is_val(f)]
+
+
+def focal_loss(pred: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, per plate."""
+    pred = pred.clamp(1e-4, 1 - 1e-4)
+    pos = heat.eq(1).float()
+    pos_loss = torch.log(pred) * (1 - pred) ** 2 * pos
+    neg_loss = torch.log(1 - pred) * pred**2 * (1 - heat) ** 4 * (1 - pos)
+    return -(pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1)
+
+
+def detection_loss(output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    mask = batch["mask"]
+    geometry = F.l1_loss(output[:, 1:] * mask, batch["geometry"] * mask, reduction="sum") / mask.sum().clamp(min=1)
+    return focal_loss(output[:, :1], batch["heat"]) + geometry
+
+
+def card_for(opts: DetectorTrainOptions) -> DetectorCard:
+    return DetectorCard(input_size=opts.input_size)
+
+
+def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -> DetectorTrainResult:
+    """Run (or, with `resume`, continue) a training run; returns the exported model and its history."""
+    console = console or Console()
+    torch.manual_seed(opts.seed)
+    started = time.monotonic()
+    opts.output_dir.mkdir(parents=True, exist_ok=True)
+    card = card_for(opts)
+    model = PlateNet(tuple(opts.widths), opts.neck)
+    if opts.init_from is not None:
+        model.load_state_dict(_load_weights(opts.init_from))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
+    steps_per_epoch = max(opts.samples_per_epoch // opts.batch_size, 1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, opts.lr, total_steps=opts.epochs * steps_per_epoch, pct_start=0.05
+    )
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best": {}, "best_key": -math.inf}
+    checkpoint = opts.output_dir / CHECKPOINT
+    if opts.resume and checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        console.print(f"resuming after epoch {state['epoch']}")
+    best_weights = opts.output_dir / "best.pt"
+    for epoch in range(state["epoch"] + 1, opts.epochs + 1):
+        train_frames, val_frames = split_frames(opts.data)
+        loss = _train_epoch(model, optimizer, scheduler, train_frames, card, opts, epoch, steps_per_epoch)
+        metrics = evaluate_frames(model, val_frames[: opts.max_val], card)
+        record = {"epoch": epoch, "loss": loss, **metrics, "train_frames": len(train_frames)}
+        state["history"].append(record)
+        weights = {"model": model.state_dict(), "widths": opts.widths, "neck": opts.neck}
+        (opts.output_dir / "epochs").mkdir(exist_ok=True)
+        _save_atomic(weights, opts.output_dir / "epochs" / f"epoch_{epoch:03d}.pt")  # for later comparisons
+        key = metrics["recall"] - 0.1 * metrics["fp_per_image"]
+        if key > state["best_key"]:
+            state["best_key"], state["best"] = key, record
+            _save_atomic(weights, best_weights)
+        state["epoch"] = epoch
+        _save_atomic(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "state": state},
+            checkpoint,
+        )  # fmt: skip
+        console.print(
+            f"epoch {epoch}/{opts.epochs}  loss {loss:.3f}  val recall {metrics['recall']:.3f}  "
+            f"fp/img {metrics['fp_per_image']:.2f}  ({len(train_frames)} frames, {len(val_frames)} held out)"
+        )
+        training_curves(state["history"], opts.output_dir / "training_curves.png")
+    model.load_state_dict(_load_weights(best_weights))
+    model_path = opts.output_dir / MODEL_FILE
+    training = {
+        "data": [str(p) for p in opts.data], "sources": opts.sources, "options": _jsonable(asdict(opts)),
+        "epochs_run": state["epoch"], "best_epoch": state["best"].get("epoch"),
+        "seconds_last_session": round(time.monotonic() - started, 1),
+    }  # fmt: skip
+    card = card.model_copy(update={"training": training, "metrics": {"val_synthetic": state["best"]}})
+    export_detector(model, card, model_path)
+    (opts.output_dir / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
+    return DetectorTrainResult(model_path, state["best"], state["history"], time.monotonic() - started)
+
+
+def _train_epoch(
+    model: PlateNet, optimizer: torch.optim.Optimizer, scheduler: Any, frames: list[Frame],
+    card: DetectorCard, opts: DetectorTrainOptions, epoch: int, steps: int,
+) -> float:  # fmt: skip
+    dataset = SceneCrops(frames, card, opts.crop, augment=True, seed=opts.seed)
+    dataset.epoch = epoch
+    generator = torch.Generator().manual_seed(opts.seed * 1000 + epoch)
+    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=steps * opts.batch_size,
+                                             generator=generator)  # fmt: skip
+    loader = DataLoader(dataset, opts.batch_size, sampler=sampler, num_workers=opts.workers,
+                        persistent_workers=False, drop_last=True)  # fmt: skip
+    model.train()
+    total = 0.0
+    columns = (TextColumn(f"epoch {epoch}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("train", total=steps, loss=0.0)
+        for step, batch in enumerate(loader, 1):
+            loss = detection_loss(model(batch["image"]), batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach())
+            progress.update(task, advance=1, loss=total / step)
+    return total / max(steps, 1)
+
+
+@torch.no_grad()
+def evaluate_frames(model: PlateNet, frames: list[Frame], card: DetectorCard) -> dict[str, float]:
+    """Recall (IoU >= 0.5) and unmatched detections per frame on whole held-out frames."""
+    model.eval()
+    dataset = SceneCrops(frames, card, 0, augment=False)
+    found = plates = false = 0
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        output = model(sample["image"][None])[0].numpy()
+        boxes, _ = decode(output, card, card.score_threshold)
+        truth = _truth_boxes(sample, card)
+        iou = box_iou(truth, boxes)
+        plates += len(truth)
+        found += int((iou.max(axis=1) >= MATCH_IOU).sum()) if len(boxes) else 0
+        false += int((iou.max(axis=0) < MATCH_IOU).sum()) if len(truth) else len(boxes)
+    return {"recall": found / max(plates, 1), "fp_per_image": false / max(len(frames), 1), "val_plates": plates}
+
+
+def _truth_boxes(sample: dict[str, torch.Tensor], card: DetectorCard) -> np.ndarray:
+    """The plate boxes of a target (input pixels), rebuilt from the mask cells, with the card's margin."""
+    mask = sample["mask"][0].numpy()
+    geometry = sample["geometry"].numpy()
+    ys, xs = np.nonzero(mask)
+    stride = card.output_stride
+    cx, cy = (xs + geometry[0, ys, xs]) * stride, (ys + geometry[1, ys, xs]) * stride
+    w, h = np.exp(geometry[2, ys, xs]), np.exp(geometry[3, ys, xs])
+    grow_w, grow_h = card.box_margin
+    return np.column_stack(
+        [cx - w * (0.5 + grow_w), cy - h * (0.5 + grow_h), cx + w * (0.5 + grow_w), cy + h * (0.5 + grow_h)]
+    ).astype(np.float32)
+
+
+def _load_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise PlatepilotError(f"{path}: no such detector weights file")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(saved, dict) or "model" not in saved:
+        raise PlatepilotError(f"{path}: not detector weights saved by `platepilot detector train`")
+    weights: dict[str, torch.Tensor] = saved["model"]
+    return weights
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
+            for k, v in options.items()}  # fmt: skip
+
+
+def training_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Training loss, held-out recall and false detections per frame by epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = (("loss", "training loss"), ("recall", "held-out recall (IoU 0.5)"), ("fp_per_image", "false / frame"))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        ax.plot(epochs, [h[key] for h in history])
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
