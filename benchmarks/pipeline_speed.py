@@ -1,11 +1,11 @@
 """The edge runtime's speed at 720p: decode-only fps beside end-to-end fps of the same video, one run.
 
 Writes the demo scene as an mp4 (OpenCV, 1280x720, 15 fps), then, in turns (`--rounds`): reads
-every frame with `VideoFileSource` and nothing else, and runs the whole pipeline on it (`run_pilot`:
-default detector, tracker, crops, OCR with `--engine`, events). A video file is not live, so the
-pipeline processes every frame: its fps is what one camera sustains. Prints a table of medians and
-writes benchmarks/results/pipeline_speed.json.
-Usage: python benchmarks/pipeline_speed.py [--frames 300] [--rounds 3] [--engine auto]
+every frame with `VideoFileSource` and nothing else, and runs the whole pipeline on it once per
+detector (`run_pilot`: detector, tracker, crops, OCR with `--engine`, events). A video file is not
+live, so the pipeline processes every frame: its fps is what one camera sustains. Prints a table of
+medians, each detector's fps as a ratio of the first one's, and writes benchmarks/results/pipeline_speed.json.
+Usage: python benchmarks/pipeline_speed.py [--frames 300] [--rounds 3] [--engine auto] [--detectors auto textdet]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-from platepilot.config import CameraConfig, OCRConfig, OutputConfig, Settings
+from platepilot.config import CameraConfig, DetectorConfig, OCRConfig, OutputConfig, Settings
 from platepilot.pipeline.run import run_pilot
 from platepilot.sources.demo import HEIGHT, WIDTH, DemoScene
 from platepilot.sources.files import VideoFileSource
@@ -42,10 +42,11 @@ def decode_fps(video: Path) -> float:
     return count / (time.perf_counter() - start)
 
 
-def pipeline_fps(video: Path, engine: str, workdir: Path) -> tuple[float, int]:
-    """(processed frames per second, events) of one whole run over the video."""
+def pipeline_fps(video: Path, engine: str, detector: str, workdir: Path) -> tuple[float, int]:
+    """(processed frames per second, events) of one whole run over the video with detector kind `detector`."""
     settings = Settings(
         cameras=[CameraConfig(id="CAM1", source=str(video))],
+        detector=DetectorConfig(kind=detector),  # type: ignore[arg-type]
         ocr=OCRConfig(engine=engine, model_path=workdir / "none.onnx"),  # no trained model: `auto` = PlateOCR
         output=OutputConfig(crops_dir=workdir / "crops", events_db_url=f"sqlite:///{workdir}/ev.db", events_jsonl=None),
     )
@@ -59,31 +60,38 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine", default="auto")
+    parser.add_argument("--detectors", nargs="+", default=["auto", "textdet"], help="detector kinds, in turns")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "demo_720p.mp4"
         write_video(video, args.frames)
-        decode, pipeline, events = [], [], 0
+        decode: list[float] = []
+        pipeline: dict[str, list[float]] = {d: [] for d in args.detectors}
+        events: dict[str, int] = {}
         for round_ in range(args.rounds):
             decode.append(decode_fps(video))
-            fps, events = pipeline_fps(video, args.engine, Path(tmp) / f"run{round_}")
-            pipeline.append(fps)
-    row = {
-        "frames": args.frames,
-        "rounds": args.rounds,
-        "engine": args.engine,
-        "decode_fps_median": statistics.median(decode),
-        "pipeline_fps_median": statistics.median(pipeline),
-        "events_per_run": events,
-        "decode_fps": decode,
-        "pipeline_fps": pipeline,
-    }
-    print(f"{'720p video':>12} {'decode-only fps':>16} {'end-to-end fps':>15} {'ratio':>6} {'events':>7}")
-    ratio = row["pipeline_fps_median"] / row["decode_fps_median"]
-    print(f"{args.frames:>6} frames {row['decode_fps_median']:>16.1f} {row['pipeline_fps_median']:>15.1f} "
-          f"{ratio:>6.2f} {events:>7}")  # fmt: skip
+            for detector in args.detectors:
+                fps, events[detector] = pipeline_fps(video, args.engine, detector, Path(tmp) / f"{detector}{round_}")
+                pipeline[detector].append(fps)
+    medians = {d: statistics.median(v) for d, v in pipeline.items()}
+    first = args.detectors[0]
+    rows = [
+        {"detector": d, "pipeline_fps_median": medians[d], "pipeline_fps": pipeline[d], "events_per_run": events[d],
+         f"fps_ratio_vs_{first}": medians[d] / medians[first]}
+        for d in args.detectors
+    ]  # fmt: skip
+    result = {"frames": args.frames, "rounds": args.rounds, "engine": args.engine,
+              "decode_fps_median": statistics.median(decode), "decode_fps": decode, "detectors": rows}  # fmt: skip
+    print(
+        f"720p demo video, {args.frames} frames, engine {args.engine}: "
+        f"decode-only {result['decode_fps_median']:.1f} fps"
+    )
+    print(f"{'detector':>10} {'end-to-end fps':>15} {'x ' + first:>12} {'events':>7}")
+    for row in rows:
+        ratio = row[f"fps_ratio_vs_{first}"]
+        print(f"{row['detector']:>10} {row['pipeline_fps_median']:>15.1f} {ratio:>12.2f} {row['events_per_run']:>7}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(row, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
