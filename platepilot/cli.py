@@ -42,6 +42,7 @@ def config_show(
     typer.echo(f"# live reader: {choice.engine} ({choice.reason})")
 
 
+_URI_HELP = "MLflow tracking URI (default: the config's mlflow.tracking_uri, http://localhost:5000)."
 _MODEL_HELP = "CRNN ONNX model (default: ocr.model_path if trained, else the bundled model)."
 _ENGINE_HELP = "OCR engine: auto, plateocr, paddle, easyocr or crnn (default: the config's ocr.engine)."
 
@@ -290,6 +291,7 @@ def detector_train(
     seed: int = typer.Option(0, "--seed"),
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
 ) -> None:
     """Train a plate detector (CenterNet-style, CPU) and export it to OUTPUT_DIR/plate_detector.onnx.
 
@@ -308,6 +310,13 @@ def detector_train(
         sources=source,
     )  # fmt: skip
     result = train_detector(opts, console)
+    from platepilot.registry.tracking import log_detector_run
+
+    uri, _ = _registry_target(None, tracking_uri, None)
+    try:
+        log_detector_run(opts, result, uri, say=lambda line: console.print(escape(line)))
+    except PlatepilotError as exc:
+        console.print(escape(f"run not logged to MLflow: {exc}"), highlight=False)
     best = result.best
     console.print(
         escape(
@@ -470,7 +479,6 @@ mlflow_app = typer.Typer(help="The local MLflow server (tracking + model registr
 app.add_typer(mlflow_app, name="mlflow")
 models_app = typer.Typer(help="Registered reader versions and the champion alias.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-_URI_HELP = "MLflow tracking URI (default: the config's mlflow.tracking_uri, http://localhost:5000)."
 _NAME_HELP = "Registered model name (default: the config's mlflow.model_name)."
 
 

@@ -91,6 +91,34 @@ def _log(
     return RunRecord(run_id, version, uri)
 
 
+DETECTOR_EXPERIMENT = "plate_detector"
+
+
+def log_detector_run(opts: Any, result: Any, tracking_uri: str, say: Callable[[str], None] = print) -> str:
+    """Log a `train_detector()` run (options, per-epoch metrics, ONNX + sidecar, weights, curves) to MLflow
+    in the `plate_detector` experiment; returns the run id. Detectors are not registered: a trained one
+    is used by pointing `detector.model_path` at it."""
+    import_mlflow()
+    uri = resolve_tracking_uri(tracking_uri, Path(opts.output_dir), say)
+    try:
+        mlflow_client = client(uri)
+        experiment_id = _experiment(mlflow_client, DETECTOR_EXPERIMENT, uri, Path(opts.output_dir))
+        commit = git_commit()
+        run = mlflow_client.create_run(
+            experiment_id, tags={"task": "detect"} | ({"git_commit": commit} if commit else {})
+        )
+        run_id = str(run.info.run_id)
+        _log_params_metrics(mlflow_client, run_id, opts, result)
+        _log_files(mlflow_client, run_id, result.model_path)
+        mlflow_client.set_terminated(run_id, "FINISHED")
+    except Exception as exc:  # server gone mid-run, store errors: one line, the model stays on disk
+        raise PlatepilotError(
+            f"logging to MLflow at {uri} failed ({first_line(exc)}); the model is saved at {result.model_path}"
+        ) from exc
+    say(f"logged MLflow run {run_id} to {uri} (experiment {DETECTOR_EXPERIMENT})")
+    return run_id
+
+
 def resolve_tracking_uri(tracking_uri: str, output_dir: Path, say: Callable[[str], None] = print) -> str:
     """`tracking_uri` if it answers (or is not http), else a SQLite store under `output_dir/mlruns/`."""
     if server_answers(tracking_uri):

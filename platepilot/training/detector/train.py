@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -53,7 +54,7 @@ class DetectorTrainOptions:
     resume: bool = False
     seed: int = 0
     workers: int = 1
-    max_val: int = 300
+    max_val: int = 150
     widths: tuple[int, ...] = WIDTHS
     neck: int = NECK
     sources: list[str] = field(default_factory=list)
@@ -105,6 +106,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     model = PlateNet(tuple(opts.widths), opts.neck)
     if opts.init_from is not None:
         model.load_state_dict(_load_weights(opts.init_from))
+    model = model.to(memory_format=torch.channels_last)  # oneDNN's fast layout for CPU convolutions
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
     steps_per_epoch = max(opts.samples_per_epoch // opts.batch_size, 1)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -114,6 +116,12 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     checkpoint = opts.output_dir / CHECKPOINT
     if opts.resume and checkpoint.is_file():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        planned = saved["scheduler"]["total_steps"] // steps_per_epoch
+        if planned != opts.epochs:
+            raise PlatepilotError(
+                f"{checkpoint}: this run was planned for {planned} epochs; resume it with --epochs {planned} "
+                "(its learning-rate schedule depends on it), or start a new run in another --output-dir"
+            )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -145,6 +153,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         )
         training_curves(state["history"], opts.output_dir / "training_curves.png")
     model.load_state_dict(_load_weights(best_weights))
+    model = model.to(memory_format=torch.contiguous_format)
     model_path = opts.output_dir / MODEL_FILE
     training = {
         "data": [str(p) for p in opts.data], "sources": opts.sources, "options": _jsonable(asdict(opts)),
@@ -153,6 +162,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     }  # fmt: skip
     card = card.model_copy(update={"training": training, "metrics": {"val_synthetic": state["best"]}})
     export_detector(model, card, model_path)
+    shutil.copy(best_weights, model_path.with_suffix(".pt"))  # for a later --init-from
     (opts.output_dir / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
     return DetectorTrainResult(model_path, state["best"], state["history"], time.monotonic() - started)
 
@@ -175,7 +185,7 @@ def _train_epoch(
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("train", total=steps, loss=0.0)
         for step, batch in enumerate(loader, 1):
-            loss = detection_loss(model(batch["image"]), batch)
+            loss = detection_loss(model(batch["image"].to(memory_format=torch.channels_last)), batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
