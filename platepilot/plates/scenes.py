@@ -86,12 +86,18 @@ def render_scene(seed: int, index: int, size: tuple[int, int] = (1280, 720), rea
         if box is not None:
             _distractor(image, box, rng)
             distractors.append(box)
+    _clutter(image, rng)
+    _texture(image, (0.0, 0.0, float(width), float(height)), rng)
     boxes: list[Box] = []
     texts: list[str] = []
     for body, plate_center, plate_width in vehicles:
-        badge = _vehicle(image, body, plate_center, plate_width, rng)
-        if badge is not None:
-            distractors.append(badge)
+        if rng.random() < 0.85:  # else a plate without its car: the plate itself must be what is found
+            badge = _vehicle(image, body, plate_center, plate_width, rng)
+            if badge is not None:
+                distractors.append(badge)
+        _texture(image, body, rng)
+        if rng.random() < 0.08:  # a car with no plate (a bare recess): nothing to find
+            continue
         design = sample_design(rng)
         plate = render_plate(design, rng).image
         text = design.text
@@ -131,6 +137,40 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
         y = int(rng.integers(horizon, height))
         cv2.line(image, (0, y), (width, y + int(rng.integers(-40, 40))), paint, int(rng.integers(3, 14)))
     return image
+
+
+def _clutter(image: np.ndarray, rng: np.random.Generator) -> None:
+    """Small shapes everywhere (leaves, windows, stones, litter): real frames are busy at every scale."""
+    height, width = image.shape[:2]
+    for _ in range(int(rng.integers(0, 100))):
+        tint = rng.integers(-35, 36, 3) + int(rng.integers(0, 256))  # mostly muted, like real surfaces
+        color = tuple(int(c) for c in np.clip(tint, 0, 255))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        size = int(np.exp(rng.uniform(np.log(2), np.log(40))))
+        kind = rng.random()
+        if kind < 0.4:
+            cv2.ellipse(image, (x, y), (size, max(size // 2, 1)), float(rng.uniform(0, 180)), 0, 360, color, -1)
+        elif kind < 0.7:
+            cv2.rectangle(image, (x, y), (x + size, y + int(size * rng.uniform(0.3, 2))), color, -1)
+        else:
+            end = (x + int(rng.integers(-60, 60)), y + int(rng.integers(-60, 60)))
+            cv2.line(image, (x, y), end, color, int(rng.integers(1, 4)), cv2.LINE_AA)
+
+
+def _texture(image: np.ndarray, box: Box, rng: np.random.Generator) -> None:
+    """Multiplicative multi-scale noise over `box` (shading, dirt, reflections), in place."""
+    height, width = image.shape[:2]
+    x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
+    x2, y2 = min(int(box[2]), width), min(int(box[3]), height)
+    if x2 - x1 < 4 or y2 - y1 < 4 or rng.random() < 0.3:
+        return
+    field = np.zeros((y2 - y1, x2 - x1), np.float32)
+    for cells in (2, 6, 20):
+        coarse = rng.standard_normal((cells, cells)).astype(np.float32)
+        field += cv2.resize(coarse, (x2 - x1, y2 - y1), interpolation=cv2.INTER_CUBIC) / cells**0.5
+    gain = 1 + float(rng.uniform(0.05, 0.3)) * field
+    region = image[y1:y2, x1:x2].astype(np.float32) * gain[..., None]
+    image[y1:y2, x1:x2] = np.clip(region, 0, 255).astype(np.uint8)
 
 
 def _place_vehicles(
@@ -266,7 +306,9 @@ def _vehicle(
         int(cx + plate_w * 0.6),
         int(cy + plate_w * 0.32),
     )
-    cv2.rectangle(image, recess[:2], recess[2:], dark, -1)
+    if rng.random() < 0.4:  # not every car has a dark recess: it must not be the cue
+        shade = float(rng.uniform(0.4, 0.9))
+        cv2.rectangle(image, recess[:2], recess[2:], tuple(int(c * shade) for c in car), -1)
     if rng.random() < 0.3:  # a model badge: text on the car that is not a plate
         bw = plate_w * float(rng.uniform(0.4, 0.8))
         bx = x0 + w * (0.62 if rng.random() < 0.5 else 0.1)
