@@ -87,6 +87,8 @@ def render_scene(seed: int, index: int, size: tuple[int, int] = (1280, 720), rea
             _distractor(image, box, rng)
             distractors.append(box)
     _clutter(image, rng)
+    if real_plates:
+        _photo_patches(image, rng, real_plates)
     _texture(image, (0.0, 0.0, float(width), float(height)), rng)
     boxes: list[Box] = []
     texts: list[str] = []
@@ -155,6 +157,26 @@ def _clutter(image: np.ndarray, rng: np.random.Generator) -> None:
         else:
             end = (x + int(rng.integers(-60, 60)), y + int(rng.integers(-60, 60)))
             cv2.line(image, (x, y), end, color, int(rng.integers(1, 4)), cv2.LINE_AA)
+
+
+def _photo_patches(image: np.ndarray, rng: np.random.Generator, photos: Sequence[str]) -> None:
+    """Blown-up parts of real plate photos (their art, paint and bumpers) on the background: real
+    textures, at scales where no whole plate shows, so real surfaces are not mistaken for plates."""
+    height, width = image.shape[:2]
+    for _ in range(int(rng.choice(5, p=[0.3, 0.25, 0.2, 0.15, 0.1]))):
+        photo = cv2.imread(photos[int(rng.integers(len(photos)))])
+        if photo is None:
+            continue
+        ph, pw = photo.shape[:2]
+        cw, ch = int(pw * rng.uniform(0.25, 0.5)), int(ph * rng.uniform(0.25, 0.5))
+        x, y = int(rng.integers(0, pw - cw + 1)), int(rng.integers(0, ph - ch + 1))
+        out_w = int(min(width * rng.uniform(0.15, 0.5), width - 1))
+        out_h = int(min(out_w * ch / max(cw, 1) * rng.uniform(0.7, 1.4), height - 1))
+        if out_w < 8 or out_h < 8:
+            continue
+        patch = cv2.resize(photo[y : y + ch, x : x + cw], (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        px, py = int(rng.integers(0, width - out_w)), int(rng.integers(0, height - out_h))
+        image[py : py + out_h, px : px + out_w] = patch
 
 
 def _texture(image: np.ndarray, box: Box, rng: np.random.Generator) -> None:
