@@ -4,11 +4,11 @@ detections, and speed on UCSD images and on 720p demo frames.
 The rules are `platepilot eval --scenes` (platepilot/pipeline/scene_eval.py): a plate is found when a
 detection covers at least half of its box, read when the reader (`--engine`) reads one such
 detection's crop (cut as the runtime cuts it) as the label, strict and O/0 I/1 folded; a false
-detection covers no plate. `--detectors` takes `auto` (the bundled detector), `textdet:SIDE` (the
+detection covers no plate. `--detectors` takes `platenet` (the bundled detector), `auto`, `textdet:SIDE` (the
 text detector at that longest side; 640 is the video default) or the path of an ONNX detector.
 The speed column compares ms per 720p frame with `textdet:640` measured in the same run.
 Prints a table and writes benchmarks/results/pipeline_detector.json.
-Usage: python benchmarks/pipeline_detector.py [--detectors auto textdet:640 textdet:960] [--engine auto]
+Usage: python benchmarks/pipeline_detector.py [--detectors platenet textdet:640 textdet:960] [--engine auto]
     [--limit N]
 """
 
@@ -37,7 +37,7 @@ from platepilot.sources.demo import DemoScene
 UCSD = DEFAULT_DATA / "ucsd_sandiego_ca" / "MANIFEST.tsv"
 RESULTS = Path(__file__).parent / "results" / "pipeline_detector.json"
 REFERENCE = "textdet:640"
-DEFAULT_DETECTORS = ["auto", REFERENCE, "textdet:960"]
+DEFAULT_DETECTORS = ["platenet", REFERENCE, "textdet:960"]
 
 
 def detector_for(spec: str, config: DetectorConfig) -> PlateDetector:
@@ -85,7 +85,9 @@ def table(rows: list[dict[str, Any]]) -> Table:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detectors", nargs="+", default=DEFAULT_DETECTORS, help="auto, textdet:SIDE or ONNX paths")
+    parser.add_argument(
+        "--detectors", nargs="+", default=DEFAULT_DETECTORS, help="platenet, auto, textdet:SIDE or ONNX paths"
+    )
     parser.add_argument("--engine", default="auto", help="reader for the end-to-end columns")
     parser.add_argument("--limit", type=int, default=None, help="only the first N UCSD images (a quick check)")
     args = parser.parse_args()

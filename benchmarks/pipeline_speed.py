@@ -5,7 +5,7 @@ every frame with `VideoFileSource` and nothing else, and runs the whole pipeline
 detector (`run_pilot`: detector, tracker, crops, OCR with `--engine`, events). A video file is not
 live, so the pipeline processes every frame: its fps is what one camera sustains. Prints a table of
 medians, each detector's fps as a ratio of the first one's, and writes benchmarks/results/pipeline_speed.json.
-Usage: python benchmarks/pipeline_speed.py [--frames 300] [--rounds 3] [--engine auto] [--detectors auto textdet]
+Usage: python benchmarks/pipeline_speed.py [--frames 300] [--rounds 3] [--engine auto] [--detectors platenet textdet]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine", default="auto")
-    parser.add_argument("--detectors", nargs="+", default=["auto", "textdet"], help="detector kinds, in turns")
+    parser.add_argument("--detectors", nargs="+", default=["platenet", "textdet"], help="detector kinds, in turns")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "demo_720p.mp4"

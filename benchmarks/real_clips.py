@@ -14,7 +14,7 @@ fusion, one event per vehicle (one `Pilot` per clip; the detector and the reader
 A vehicle (a labelled plate) is read when an event of its clip has its text, strict and O/0 I/1
 folded; an event matches no plate when its folded text is none of its clip's labels.
 Prints a table and writes benchmarks/results/real_clips.json.
-Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|textdet:SIDE|PATH]
+Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|textdet:SIDE|PATH]
     [--engine auto] [--limit N] [--keep-clips DIR]
 """
 
@@ -239,7 +239,11 @@ def table(row: dict[str, Any], title: str) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=Path, required=True, help="MANIFEST.tsv (image_relpath x y w h plate_text)")
-    parser.add_argument("--detector", default="auto", help="auto (the bundled detector), textdet:SIDE or an ONNX path")
+    parser.add_argument(
+        "--detector",
+        default="auto",
+        help="auto (the configured detector), platenet (the bundled one), textdet:SIDE or an ONNX path",
+    )
     parser.add_argument("--engine", default="auto", help="reader: auto, plateocr, paddle, easyocr or crnn")
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes (a quick check)")
     parser.add_argument("--frames", type=int, default=DEFAULT_STYLE.frames, help="frames per clip")

@@ -87,7 +87,9 @@ def ocr_command(
         raise typer.Exit(1)
 
 
-_DETECTOR_HELP = "With --scenes: auto (the config's detector), textdet, or the path of an ONNX detector."
+_DETECTOR_HELP = (
+    "With --scenes: auto (the config's detector), platenet (the bundled one), textdet, or the path of an ONNX detector."
+)
 
 
 @app.command("eval")

@@ -50,12 +50,14 @@ class CameraConfig(_Model):
 
 
 class DetectorConfig(_Model):
-    """The plate detector: the bundled plate detector by default, PP-OCRv6 text lines, or your own ONNX."""
+    """The plate detector: PP-OCRv6 text lines, the bundled plate detector, or your own ONNX."""
 
-    kind: Literal["auto", "textdet"] = Field(
+    kind: Literal["auto", "platenet", "textdet"] = Field(
         default="auto",
-        description="auto: model_path when set, else the bundled plate detector (whole plates, trained by "
-        "`platepilot detector train`); textdet: PP-OCRv6 text detection + a plate-shape filter (serial lines).",
+        description="auto: model_path when set, else the best measured built-in detector (today textdet: the "
+        "bundled platenet still finds fewer real plates, docs/detector.md); platenet: the bundled plate "
+        "detector (whole plates, trained by `platepilot detector train`), or model_path's; textdet: PP-OCRv6 "
+        "text detection + a plate-shape filter (serial lines).",
     )
     model_path: Path | None = Field(
         default=None,

@@ -5,13 +5,18 @@ from __future__ import annotations
 from platepilot.config import DetectorConfig
 from platepilot.detect.base import PlateDetector
 
+# What `kind: auto` runs without a model_path: the built-in detector that reads more real plates end
+# to end (benchmarks/pipeline_detector.py on the UCSD scenes; docs/detector.md has the numbers).
+AUTO_KIND = "textdet"
+
 
 def make_detector(config: DetectorConfig, threads: int | None = None, still: bool = False) -> PlateDetector:
-    """The configured detector. `kind: auto` runs `model_path` when set (a detector trained by
-    `platepilot detector train`, known by its sidecar, or a YOLO export), else the bundled plate
-    detector; `kind: textdet` runs PP-OCRv6 text detection + a plate-shape filter at the video or,
-    with `still`, the still-image size."""
-    if config.kind == "textdet":
+    """The configured detector. `model_path` (with `kind` auto or platenet) is a detector trained by
+    `platepilot detector train`, known by its sidecar, or else a YOLO export; `platenet` without it is
+    the bundled plate detector; `textdet` is PP-OCRv6 text detection + a plate-shape filter at the
+    video or, with `still`, the still-image size. `auto` without a model_path is AUTO_KIND."""
+    kind = AUTO_KIND if config.kind == "auto" and config.model_path is None else config.kind
+    if kind == "textdet":
         from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 
         max_side = config.textdet_still_max_side if still else config.textdet_max_side
@@ -28,4 +33,4 @@ def make_detector(config: DetectorConfig, threads: int | None = None, still: boo
     return PlateNetDetector(config.model_path, config.confidence_threshold, threads)
 
 
-__all__ = ["PlateDetector", "make_detector"]
+__all__ = ["AUTO_KIND", "PlateDetector", "make_detector"]
