@@ -319,11 +319,11 @@ def detector_train(
         log_detector_run(opts, result, uri, say=lambda line: console.print(escape(line)))
     except PlatepilotError as exc:
         console.print(escape(f"run not logged to MLflow: {exc}"), highlight=False)
-    best = result.best
+    last = result.history[-1]
     console.print(
         escape(
-            f"{result.model_path} (best epoch {best.get('epoch')}: held-out recall {best.get('recall', 0):.3f}, "
-            f"{best.get('fp_per_image', 0):.2f} false per frame); curves in {output_dir}/training_curves.png"
+            f"{result.model_path} (epoch {last['epoch']}: held-out recall {last['recall']:.3f}, "
+            f"{last['fp_per_image']:.2f} false per frame); curves in {output_dir}/training_curves.png"
         ),
         soft_wrap=True,
     )
