@@ -97,7 +97,7 @@ def test_watcher_swaps_in_a_valid_model_and_keeps_the_old_one_on_a_bad_one(
         assert not _settle(watcher)
         assert not watcher.poll(), "a refused model is not retried until its files change again"
     assert watcher.slot.current is second and (watcher.reloads, watcher.refused) == (1, 2)
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]  # an earlier test may log INFO
     assert len(lines) == 2 and all("still reading with " + second.version in line for line in lines)
     assert "sha256 does not match" in lines[0] and "onnxruntime cannot load" in lines[1]
 

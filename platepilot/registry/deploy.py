@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from platepilot.registry.gate import Contender, gate_tags, run_gate, verdict_lin
 from platepilot.registry.models import AliasChange, current_version, download_version, promote
 from platepilot.registry.sync import STATE_FILE, Deployed, swap_in, write_json
 
+log = logging.getLogger(__name__)
+
 
 def promote_gated(
     mlflow_client: Any, name: str, version: int, settings: Settings, force: bool = False,
@@ -41,8 +44,11 @@ def promote_gated(
         candidate = download_version(mlflow_client, name, version, Path(tmp) / "candidate")
         incumbent = None
         if current is not None:
-            champion = download_version(mlflow_client, name, current, Path(tmp) / "champion")
-            incumbent = Contender(f"champion v{current}", champion)
+            try:
+                champion = download_version(mlflow_client, name, current, Path(tmp) / "champion")
+                incumbent = Contender(f"champion v{current}", champion)
+            except PlatepilotError as exc:  # a broken champion must never block replacing it
+                log.warning("champion v%s cannot be read (%s): gating against the built-in reader", current, exc)
         record = run_gate(Contender(f"v{version}", candidate), incumbent, settings, force, extra)
     when = now().isoformat(timespec="seconds")
     for key, value in gate_tags(record, actor(), when).items():

@@ -1,0 +1,152 @@
+"""The bundled plate detector: export parity, the loader's refusals, and what it finds in rendered scenes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from platepilot.cli import app
+from platepilot.config import DetectorConfig
+from platepilot.detect import make_detector
+from platepilot.detect.base import box_iou
+from platepilot.detect.platenet import BUNDLED_MODEL, DetectorCard, PlateNetDetector, card_path, load_card
+from platepilot.errors import PlatepilotError
+from platepilot.plates.scenes import render_scene
+
+
+@pytest.fixture(scope="module")
+def bundled() -> PlateNetDetector:
+    return PlateNetDetector()
+
+
+def _copy_bundled(tmp_path: Path) -> Path:
+    model = tmp_path / "det.onnx"
+    shutil.copy(BUNDLED_MODEL, model)
+    shutil.copy(card_path(BUNDLED_MODEL), card_path(model))
+    return model
+
+
+def test_platenet_is_the_bundled_detector_and_its_card_is_complete() -> None:
+    detector = make_detector(DetectorConfig(kind="platenet"))
+    assert isinstance(detector, PlateNetDetector) and detector.model_path == BUNDLED_MODEL
+    card = load_card(BUNDLED_MODEL)  # the sha256 in the sidecar matches the shipped file
+    assert card.onnx_sha256 and card.input_size % 32 == 0
+    assert card.training["sources"] and card.metrics and card.training["export_parity_max_abs"] < 1e-3
+    assert BUNDLED_MODEL.stat().st_size < 10 * 1024 * 1024
+
+
+def test_finds_the_plates_of_rendered_scenes(bundled: PlateNetDetector) -> None:
+    """Scenes of another seed than training's, at the runtime's input size: whole plates, few false boxes."""
+    found = plates = false = 0
+    for i in range(24):
+        scene = render_scene(123, i)
+        boxes = np.array([d.box_xyxy for d in bundled.detect(scene.image)], np.float32).reshape(-1, 4)
+        truth = np.array([b for b in scene.boxes_xyxy if b[2] - b[0] >= 40], np.float32).reshape(-1, 4)
+        iou = box_iou(truth, boxes)
+        plates += len(truth)
+        found += int((iou.max(axis=1) >= 0.5).sum()) if len(boxes) else 0
+        all_truth = np.array(scene.boxes_xyxy, np.float32).reshape(-1, 4)
+        false += int((box_iou(all_truth, boxes).max(axis=0) < 0.3).sum()) if len(all_truth) else len(boxes)
+    assert plates >= 25 and found >= 0.9 * plates, (found, plates)
+    assert false <= 0.8 * 24, false  # held-out synthetic frames in training: 0.33 per frame
+
+
+def test_no_plate_no_box_and_any_frame_size_works(bundled: PlateNetDetector) -> None:
+    rng = np.random.default_rng(0)
+    assert bundled.detect(np.full((720, 1280, 3), 90, np.uint8)) == []
+    assert bundled.detect(rng.integers(0, 255, (1, 1, 3), dtype=np.uint8)) == []
+    scene = render_scene(7, 1)
+    for size in ((3840, 2160), (320, 240)):
+        image = cv2.resize(scene.image, size)
+        for det in bundled.detect(image):
+            x1, y1, x2, y2 = det.box_xyxy
+            assert 0 <= x1 < x2 <= size[0] and 0 <= y1 < y2 <= size[1] and 0 < det.score <= 1
+
+
+def test_loader_refuses_bad_models_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(PlatepilotError, match="not found"):
+        PlateNetDetector(tmp_path / "missing.onnx")
+    model = _copy_bundled(tmp_path)
+    card_path(model).unlink()
+    with pytest.raises(PlatepilotError, match="sidecar is missing"):
+        PlateNetDetector(model)
+    card_path(model).write_text("{not json")
+    with pytest.raises(PlatepilotError, match="not a valid detector sidecar"):
+        PlateNetDetector(model)
+    model = _copy_bundled(tmp_path)
+    with model.open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(PlatepilotError, match="sha256"):
+        PlateNetDetector(model)
+    card = DetectorCard.model_validate_json(card_path(model).read_text()).model_copy(update={"onnx_sha256": ""})
+    model.write_bytes(b"not an onnx file")
+    card_path(model).write_text(card.model_dump_json())
+    with pytest.raises(PlatepilotError, match="cannot load"):
+        PlateNetDetector(model)
+
+
+def test_a_run_with_a_broken_detector_fails_at_start_naming_the_file(tmp_path: Path) -> None:
+    model = _copy_bundled(tmp_path)
+    sidecar = json.loads(card_path(model).read_text())
+    sidecar["onnx_sha256"] = "0" * 64
+    card_path(model).write_text(json.dumps(sidecar))
+    config = tmp_path / "platepilot.yaml"
+    config.write_text(f"detector:\n  model_path: {model}\noutput:\n  crops_dir: {tmp_path / 'crops'}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--duration", "2"])
+    assert result.exit_code != 0
+    assert str(model) in str(result.exception) or str(model) in result.output
+
+
+@pytest.mark.slow
+def test_detector_train_exports_a_model_that_runs_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from platepilot.plates.scenes import write_scenes
+
+    write_scenes(tmp_path / "scenes", 12, seed=3)
+    out = tmp_path / "run"
+    args = ["detector", "train", "--data", str(tmp_path / "scenes"), "--output-dir", str(out), "--epochs", "2",
+            "--samples", "16", "--batch-size", "8", "--crop", "128", "--workers", "0"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model = out / "plate_detector.onnx"
+    card = load_card(model)
+    assert card.training["epochs_run"] == 2 and card.training["export_parity_max_abs"] < 1e-3
+    assert (out / "training_curves.png").is_file() and (out / "plate_detector.pt").is_file()
+    detector = make_detector(DetectorConfig(model_path=model))  # a trained detector is known by its sidecar
+    assert isinstance(detector, PlateNetDetector)
+    detector.detect(render_scene(3, 0).image)
+    # a run interrupted in its second epoch picks up where it stopped
+    import platepilot.training.detector.train as detector_training
+
+    calls = []
+
+    def interrupted(*a: object, **k: object) -> dict[str, float]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*a, **k)  # type: ignore[arg-type]
+
+    evaluate = detector_training.evaluate_frames
+    monkeypatch.setattr(detector_training, "evaluate_frames", interrupted)
+    shutil.rmtree(out)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "epoch 1/2" in result.output and "epoch 2/2" not in result.output
+    monkeypatch.setattr(detector_training, "evaluate_frames", evaluate)
+    result = CliRunner().invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch 1" in result.output and "epoch 2/2" in result.output
+    assert "epoch 1/2" not in result.output and load_card(model).training["epochs_run"] == 2
+    result = CliRunner().invoke(app, [*args[:7], "5", *args[8:], "--resume"])
+    assert result.exit_code != 0 and "planned for 2 epochs" in str(result.exception)
+
+
+def test_detector_train_names_a_folder_without_labels(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    args = ["detector", "train", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "no labelled images" in str(result.exception)
