@@ -218,7 +218,8 @@ def test_tampered_artifact_is_refused(server: LiveServer, versions: dict[int, Pa
 
 
 def test_sync_command_exits_cleanly_on_sigterm(server: LiveServer, versions: dict[int, Path], tmp_path: Path) -> None:
-    _cli("models", "promote", "--version", "1", "--force", "--tracking-uri", server.url)
+    promoted = _cli("models", "promote", "--version", "1", "--force", "--tracking-uri", server.url)
+    assert promoted.exit_code == 0, promoted.output
     target = tmp_path / "crnn_florida" / "florida_plate_ocr.onnx"
     args = [sys.executable, "-m", "platepilot.cli", "sync", "--interval", "30", "--device-id", "edge-3"]
     args += ["--tracking-uri", server.url, "--model-path", str(target)]

@@ -46,6 +46,7 @@ def promote_gated(
         if current is not None:
             try:
                 champion = download_version(mlflow_client, name, current, Path(tmp) / "champion")
+                load_card(champion)  # verified here: a corrupt champion is not a contender
                 incumbent = Contender(f"champion v{current}", champion)
             except PlatepilotError as exc:  # a broken champion must never block replacing it
                 log.warning("champion v%s cannot be read (%s): gating against the built-in reader", current, exc)
