@@ -3,6 +3,7 @@ and finding the PaddleOCR models shipped as ONNX inside the `rapidocr` wheel."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -45,3 +46,16 @@ def rapidocr_model(name: str) -> Path:
     if not path.is_file():
         raise PlatepilotError(f"{path}: the rapidocr wheel has no {name}; reinstall rapidocr>=3.10")
     return path
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """Every model's JSON sidecar sits beside it: `x.onnx` -> `x.json`."""
+    return model_path.with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

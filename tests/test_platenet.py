@@ -15,7 +15,7 @@ from platepilot.cli import app
 from platepilot.config import DetectorConfig
 from platepilot.detect import make_detector
 from platepilot.detect.base import box_iou
-from platepilot.detect.platenet import BUNDLED_MODEL, DetectorCard, PlateNetDetector, card_path, load_card
+from platepilot.detect.platenet import BUNDLED_MODEL, DetectorCard, PlateNetDetector, load_card, sidecar_path
 from platepilot.errors import PlatepilotError
 from platepilot.plates.scenes import render_scene
 
@@ -28,7 +28,7 @@ def bundled() -> PlateNetDetector:
 def _copy_bundled(tmp_path: Path) -> Path:
     model = tmp_path / "det.onnx"
     shutil.copy(BUNDLED_MODEL, model)
-    shutil.copy(card_path(BUNDLED_MODEL), card_path(model))
+    shutil.copy(sidecar_path(BUNDLED_MODEL), sidecar_path(model))
     return model
 
 
@@ -73,10 +73,10 @@ def test_loader_refuses_bad_models_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(PlatepilotError, match="not found"):
         PlateNetDetector(tmp_path / "missing.onnx")
     model = _copy_bundled(tmp_path)
-    card_path(model).unlink()
+    sidecar_path(model).unlink()
     with pytest.raises(PlatepilotError, match="sidecar is missing"):
         PlateNetDetector(model)
-    card_path(model).write_text("{not json")
+    sidecar_path(model).write_text("{not json")
     with pytest.raises(PlatepilotError, match="not a valid detector sidecar"):
         PlateNetDetector(model)
     model = _copy_bundled(tmp_path)
@@ -84,18 +84,18 @@ def test_loader_refuses_bad_models_with_one_line(tmp_path: Path) -> None:
         f.write(b"\0")
     with pytest.raises(PlatepilotError, match="sha256"):
         PlateNetDetector(model)
-    card = DetectorCard.model_validate_json(card_path(model).read_text()).model_copy(update={"onnx_sha256": ""})
+    card = DetectorCard.model_validate_json(sidecar_path(model).read_text()).model_copy(update={"onnx_sha256": ""})
     model.write_bytes(b"not an onnx file")
-    card_path(model).write_text(card.model_dump_json())
+    sidecar_path(model).write_text(card.model_dump_json())
     with pytest.raises(PlatepilotError, match="cannot load"):
         PlateNetDetector(model)
 
 
 def test_a_run_with_a_broken_detector_fails_at_start_naming_the_file(tmp_path: Path) -> None:
     model = _copy_bundled(tmp_path)
-    sidecar = json.loads(card_path(model).read_text())
+    sidecar = json.loads(sidecar_path(model).read_text())
     sidecar["onnx_sha256"] = "0" * 64
-    card_path(model).write_text(json.dumps(sidecar))
+    sidecar_path(model).write_text(json.dumps(sidecar))
     config = tmp_path / "platepilot.yaml"
     config.write_text(f"detector:\n  model_path: {model}\noutput:\n  crops_dir: {tmp_path / 'crops'}\n")
     result = CliRunner().invoke(app, ["run", "--config", str(config), "--duration", "2"])

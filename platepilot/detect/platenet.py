@@ -13,7 +13,6 @@ cannot be mixed up silently.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from platepilot.detect.base import clip_boxes, nms, to_detections
 from platepilot.errors import PlatepilotError
-from platepilot.sessions import open_session
+from platepilot.sessions import file_sha256, open_session, sidecar_path
 from platepilot.types import Detection
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -55,21 +54,9 @@ class DetectorCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
-def card_path(model_path: Path) -> Path:
-    return model_path.with_suffix(".json")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_platenet(model_path: Path) -> bool:
     """Whether `model_path` has a plate-detector sidecar (else it is taken for a YOLO export)."""
-    sidecar = card_path(model_path)
+    sidecar = sidecar_path(model_path)
     if not sidecar.is_file():
         return False
     try:
@@ -82,7 +69,7 @@ def load_card(model_path: Path) -> DetectorCard:
     """The sidecar of `model_path`, checked against the file; one clear PlatepilotError when it does not fit."""
     if not model_path.is_file():
         raise PlatepilotError(f"{model_path}: detector model not found")
-    sidecar = card_path(model_path)
+    sidecar = sidecar_path(model_path)
     if not sidecar.is_file():
         raise PlatepilotError(f"{sidecar}: the detector's sidecar is missing (it belongs beside {model_path.name})")
     try:
@@ -90,15 +77,15 @@ def load_card(model_path: Path) -> DetectorCard:
     except (OSError, UnicodeDecodeError, ValidationError) as exc:
         first = str(exc).splitlines()[0][:160]
         raise PlatepilotError(f"{sidecar}: not a valid detector sidecar ({first})") from None
-    if card.onnx_sha256 and card.onnx_sha256 != sha256_file(model_path):
+    if card.onnx_sha256 and card.onnx_sha256 != file_sha256(model_path):
         raise PlatepilotError(f"{model_path}: does not match its sidecar's sha256 (mixed-up or corrupt model file)")
     return card
 
 
 def save_card(model_path: Path, card: DetectorCard) -> None:
     """Write the sidecar of `model_path` (stamping the file's sha256) via a temp file and rename."""
-    card = card.model_copy(update={"onnx_sha256": sha256_file(model_path)})
-    sidecar = card_path(model_path)
+    card = card.model_copy(update={"onnx_sha256": file_sha256(model_path)})
+    sidecar = sidecar_path(model_path)
     tmp = sidecar.with_name(f".{sidecar.name}.tmp")
     tmp.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
     tmp.replace(sidecar)

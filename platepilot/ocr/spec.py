@@ -6,7 +6,6 @@ holds this spec plus training metrics and provenance; training writes it, everyt
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import CHARSET
+from platepilot.sessions import file_sha256, sidecar_path
 
 
 class ModelSpec(BaseModel):
@@ -48,18 +48,6 @@ class ModelCard(BaseModel):
     run_id: str | None = None
     sha256: str = ""
     weights_sha256: str = Field(default="", description="sha256 of the torch checkpoint (.pt) exported with it")
-
-
-def sidecar_path(model_path: Path) -> Path:
-    return model_path.with_suffix(".json")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_card(model_path: Path, verify: bool = True) -> ModelCard:

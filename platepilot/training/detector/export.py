@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from platepilot.detect.platenet import DetectorCard, card_path, save_card
+from platepilot.detect.platenet import DetectorCard, save_card, sidecar_path
 from platepilot.errors import PlatepilotError
 from platepilot.training.detector.model import PlateNet
 
@@ -34,7 +34,7 @@ def export_detector(model: PlateNet, card: DetectorCard, path: Path) -> float:
         tmp.unlink(missing_ok=True)
         raise PlatepilotError(f"ONNX export disagrees with torch: max abs difference {diff:.2e}")
     tmp.replace(path)
-    card_path(path).unlink(missing_ok=True)
+    sidecar_path(path).unlink(missing_ok=True)
     save_card(path, card.model_copy(update={"training": {**card.training, "export_parity_max_abs": diff}}))
     return diff
 
