@@ -10,6 +10,7 @@ from platepilot.plates.formats import (
     FORMATS,
     FORMATS_BY_NAME,
     PlateFormat,
+    is_caption,
     is_plausible_plate,
     match_format,
     matching_formats,
@@ -87,3 +88,20 @@ def test_sampled_texts_match_their_format(plate_format: PlateFormat) -> None:
         assert len(text) == sum(plate_format.groups)
         assert is_valid_text(text)
         assert plate_format in matching_formats(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "caption"),
+    [
+        ("MYFLOR", True),
+        ("FLORIDA", True),
+        ("SUNSHINE", True),
+        ("GODWE", True),
+        ("FLA", False),
+        ("MYFL0R", False),
+        ("ABC123", False),
+        ("JOHNNY", False),
+    ],
+)
+def test_caption_runs_are_told_from_plates(text: str, caption: bool) -> None:
+    assert is_caption(text) is caption

@@ -5,7 +5,8 @@ dropped, and counted, when the queue is full; a recorded source waits instead); 
 thread per camera detects, tracks and stores better crops; a shared ThreadPoolExecutor reads
 crops with the reader in the `ReaderSlot` at that moment (hot reload swaps it; see `reload.py`).
 A track is re-read, one read in flight at a time, on each better crop until an accepted read
-reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence` are not accepted. A far plate
+reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence`, and caption runs (MYFLOR), are not
+accepted. A far plate
 can read confidently wrong, so when the track ends its best crop is read once more if it is much
 better (`FINAL_READ_GAIN`) than any crop read. Then its reads are fused into one event. A camera that fails is
 reported in its stats; the others go on. `stop()` (SIGINT/SIGTERM) ends capture, flushes every
@@ -28,7 +29,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.pipeline.fusion import fuse
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
-from platepilot.plates.formats import MAX_PLATE_CHARS
+from platepilot.plates.formats import MAX_PLATE_CHARS, is_caption
 from platepilot.sources.base import FrameSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
@@ -263,7 +264,12 @@ class Pilot:
         with self._lock:
             state = self._tracks[key]
             state.read_quality = max(state.read_quality, crop.quality)
-            if read is not None and read.text and read.confidence >= ocr.ocr_min_confidence:
+            if (
+                read is not None
+                and read.text
+                and not is_caption(read.text)
+                and read.confidence >= ocr.ocr_min_confidence
+            ):
                 state.reads.append(read)
                 state.reader = reader
                 state.satisfied = read.confidence >= ocr.ocr_max_confidence_target

@@ -150,3 +150,16 @@ def match_format(text: str) -> str | None:
 
 def is_plausible_plate(text: str) -> bool:
     return match_format(text) is not None
+
+
+# FLORIDA.md: the top line of a Florida plate reads "MyFlorida.com", the bottom one "Sunshine State",
+# "In God We Trust" or the county name. A crop that holds only a caption line reads as letters.
+CAPTIONS = ("MYFLORIDACOM", "SUNSHINESTATE", "INGODWETRUST")
+MIN_CAPTION_RUN = 4
+
+
+def is_caption(text: str) -> bool:
+    """Whether `text` (normalised) is a run of a plate's caption line, such as MYFLOR, not a serial.
+
+    Only digit-free runs of at least `MIN_CAPTION_RUN` letters count, so short vanity plates stay."""
+    return len(text) >= MIN_CAPTION_RUN and text.isalpha() and any(text in caption for caption in CAPTIONS)
