@@ -8,6 +8,7 @@ keeps its default, and an unknown key is an error rather than silently ignored.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from platepilot.errors import PlatepilotError
+from platepilot.plates.charset import normalize
 
 CONFIG_ENV = "PLATEPILOT_CONFIG"
 DEFAULT_CONFIG_FILE = Path("platepilot.yaml")
@@ -164,7 +166,7 @@ class MQTTConfig(_Model):
     topic: str = Field(
         default="platepilot",
         description="Topic prefix: <topic>/events (JSON per event), <topic>/<CAM>/plate (last text, retained), "
-        "<topic>/available (online/offline, retained).",
+        "<topic>/available (online/offline, retained), <topic>/alerts (watchlist alerts).",
         pattern=r"^[^#+\s/]+(/[^#+\s/]+)*$",
     )
     qos: Literal[0, 1, 2] = Field(
@@ -210,6 +212,33 @@ class MQTTConfig(_Model):
         return self
 
 
+class RetentionConfig(_Model):
+    """How long crops and events are kept and how much disk they may take; `run` prunes every
+    `interval_minutes`, `platepilot prune` on demand. Crops listed in gate.labels are never deleted."""
+
+    max_age_days: float | None = Field(
+        default=None,
+        description="Crops and events older than this (days) are deleted; null keeps them for ever.",
+        gt=0,
+        le=36_500,
+    )
+    max_disk_gb: float | None = Field(
+        default=None,
+        description="Crops plus the events files (database, JSON lines) are kept under this many GB: the oldest "
+        "crops are deleted first and their events kept, marked (crop_path empty, crop_note says why); null: no cap.",
+        gt=0,
+    )
+    min_free_gb: float = Field(
+        default=0.5,
+        description="Free space (GB) on the crops disk below which no crop is written; events go on without "
+        "crops (counted as crops_failed). 0 writes until the disk is full.",
+        ge=0,
+    )
+    interval_minutes: float = Field(
+        default=10.0, description="Minutes between two prunes while `platepilot run` runs.", gt=0, le=1440
+    )
+
+
 class OutputConfig(_Model):
     """Where crops and events go."""
 
@@ -225,6 +254,144 @@ class OutputConfig(_Model):
         default=Path("output/events.jsonl"), description="Events appended as JSON lines; null disables."
     )
     mqtt: MQTTConfig = Field(default=MQTTConfig(), description="Optional MQTT publishing of events.")
+    retention: RetentionConfig = Field(
+        default=RetentionConfig(), description="Deleting old crops and events; the free-disk floor of crops."
+    )
+
+
+WatchKind = Literal["block", "allow"]
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
+
+
+def parse_hours(text: str) -> tuple[int, int]:
+    """`22:00-06:00` -> (1320, 360): minutes after midnight, local time; a range may wrap past midnight."""
+    match = _HOURS.match(text)
+    if match is None or (match[3] == "24" and match[4] != "00"):
+        raise ValueError(f"active hours {text!r}: use HH:MM-HH:MM, e.g. 22:00-06:00")
+    start, end = int(match[1]) * 60 + int(match[2]), int(match[3]) * 60 + int(match[4])
+    if start == end:
+        raise ValueError(f"active hours {text!r}: start and end are the same (leave hours out for all day)")
+    return start, end
+
+
+class WatchEntry(_Model):
+    """One watched plate: an exact `plate` (matched fold-aware and within `watch.match_distance`) or a `regex`."""
+
+    plate: str | None = Field(default=None, description="Plate text; spaces and dashes are ignored.", max_length=16)
+    regex: str | None = Field(
+        default=None, description="Python regular expression the whole plate text must match.", max_length=200
+    )
+    note: str = Field(default="", description="Shown with the alert (why this plate is watched).", max_length=500)
+    priority: int = Field(default=0, description="Higher first when several entries match.", ge=0, le=100)
+    cameras: tuple[str, ...] = Field(default=(), description="Cameras this entry applies to; empty: every camera.")
+    hours: tuple[str, ...] = Field(
+        default=(), description="Local times it is active, HH:MM-HH:MM (may wrap midnight); empty: always."
+    )
+    kind: WatchKind | None = Field(
+        default=None, description="block (alerts) or allow (known, no alert); null: the list's kind."
+    )
+
+    @field_validator("plate")
+    @classmethod
+    def _normal_plate(cls, plate: str | None) -> str | None:
+        if plate is None:
+            return None
+        text = normalize(plate)
+        if not text or len(text) != len(re.sub(r"[\s\-.]", "", plate)):
+            raise ValueError(f"plate {plate!r}: use letters A-Z and digits only")
+        return text
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str | None) -> str | None:
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise ValueError(f"bad regex {regex!r}: {exc}") from None
+        return regex
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, hours: tuple[str, ...]) -> tuple[str, ...]:
+        for text in hours:
+            parse_hours(text)
+        return hours
+
+    @model_validator(mode="after")
+    def _plate_or_regex(self) -> WatchEntry:
+        if (self.plate is None) == (self.regex is None):
+            raise ValueError("give exactly one of plate or regex")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The entry as people name it: its plate, or `/regex/`."""
+        return self.plate if self.plate is not None else f"/{self.regex}/"
+
+
+class Watchlist(_Model):
+    """A named list of watched plates."""
+
+    kind: WatchKind = Field(
+        default="block", description="block: alert when one passes; allow: known plates (residents), no alert."
+    )
+    entries: list[WatchEntry] = Field(default_factory=list, description="The plates.")
+
+
+class WatchlistFile(_Model):
+    """The watchlists file (`watch.file`): lists by name. `platepilot dashboard` edits it; the runtime
+    picks up each change while running."""
+
+    lists: dict[str, Watchlist] = Field(default_factory=dict, description="Watchlists by name.")
+
+    @field_validator("lists")
+    @classmethod
+    def _names(cls, lists: dict[str, Watchlist]) -> dict[str, Watchlist]:
+        for name in lists:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+                raise ValueError(f"list name {name!r}: use letters, digits, '-' and '_'")
+        return lists
+
+
+class WebhookConfig(_Model):
+    """Alerts POSTed as JSON to a URL, from a background thread with a bounded queue."""
+
+    url: str | None = Field(
+        default=None, description="http(s) URL to POST each alert to; null: no webhook.", pattern=r"^https?://\S+$"
+    )
+    timeout_seconds: float = Field(default=5.0, description="Per attempt.", gt=0, le=120)
+    max_queued: int = Field(
+        default=1000,
+        description="Alerts waiting to be sent; beyond this the oldest is dropped (counted).",
+        ge=1,
+        le=1_000_000,
+    )
+    expire_seconds: float = Field(
+        default=3600.0,
+        description="An alert not delivered this long after it was raised is dropped (counted, logged).",
+        gt=0,
+        le=7 * 86400,
+    )
+
+
+class WatchConfig(_Model):
+    """Watchlists and the alerts they raise (to MQTT <topic>/alerts when output.mqtt is on, a webhook, the log)."""
+
+    file: Path = Field(
+        default=Path("watchlists.yaml"),
+        description="YAML file of watchlists (`lists: {name: {kind, entries: [...]}}`); missing: no lists.",
+    )
+    match_distance: int = Field(
+        default=1, description="Edit distance (after O/0 I/1 B/8 S/5 folding) still counted a match.", ge=0, le=2
+    )
+    cooldown_seconds: float = Field(
+        default=300.0,
+        description="One alert per plate per entry in this many seconds (event time).",
+        ge=0,
+        le=7 * 86400,
+    )
+    webhook: WebhookConfig = Field(default=WebhookConfig(), description="Optional webhook for alerts.")
 
 
 class MLflowConfig(_Model):
@@ -279,6 +446,7 @@ class Settings(_Model):
     mlflow: MLflowConfig = Field(default=MLflowConfig(), description="Model registry.")
     training: TrainingConfig = Field(default=TrainingConfig(), description="CRNN training runs.")
     gate: GateConfig = Field(default=GateConfig(), description="Promotion gate of reader models.")
+    watch: WatchConfig = Field(default=WatchConfig(), description="Watchlists and alerts.")
 
     @field_validator("cameras")
     @classmethod

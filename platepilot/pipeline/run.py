@@ -33,6 +33,8 @@ from platepilot.sources.files import ImageFolderSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
 from platepilot.store.mqtt import MQTTPublisher
+from platepilot.watch.alerts import Alerter
+from platepilot.watch.lists import LiveWatchlists
 
 HOT_RELOAD_ENGINES = ("crnn", "auto")
 """Engines that follow the CRNN at `ocr.model_path`: a replaced (or newly deployed) model is swapped in."""
@@ -99,6 +101,7 @@ class RunResult:
     seconds: float
     watcher: ModelWatcher | None = None
     mqtt: MQTTPublisher | None = None
+    alerter: Alerter | None = None
 
 
 def run_pilot(
@@ -113,10 +116,11 @@ def run_pilot(
 ) -> RunResult:
     """Run every configured camera until its source ends, `duration` seconds pass, or a signal.
 
-    Events go to the events store, then MQTT (when `output.mqtt.enabled`), then `on_event`. With the
-    `crnn` or `auto` engine the model file at `ocr.model_path` is watched every `reload_seconds` and
-    hot-reloaded when replaced.
+    Events go to the events store, then MQTT (when `output.mqtt.enabled`), then the watchlists
+    (`watch`: alerts), then `on_event`. With the `crnn` or `auto` engine the model file at
+    `ocr.model_path` is watched every `reload_seconds` and hot-reloaded when replaced.
     """
+    watchlists = LiveWatchlists(settings.watch, [c.id for c in settings.cameras])  # a bad file fails here
     sources = [open_source(camera, clock, realtime_demo) for camera in settings.cameras]
     detectors = camera_detectors(settings.detector, sources)
     baseline = model_signature(settings.ocr.model_path)  # before loading: a swap meanwhile is seen
@@ -128,9 +132,10 @@ def run_pilot(
         load = partial(load_verified, build=partial(reloaded_reader, settings))
         watcher = ModelWatcher(settings.ocr.model_path, slot, load, reload_seconds, baseline)
     publisher = MQTTPublisher(settings.output.mqtt) if settings.output.mqtt.enabled else None
+    alerter = Alerter(watchlists, settings.watch, publisher)
     events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
     pilot = Pilot(settings, sources, detectors, slot, CropStore(settings.output.crops_dir), events,
-                  partial(_emit, publisher, on_event))  # fmt: skip
+                  partial(_emit, publisher, alerter, on_event))  # fmt: skip
     started = time.monotonic()
     try:
         with stop_on_signals(pilot.stop):
@@ -148,13 +153,14 @@ def run_pilot(
         if watcher is not None:
             watcher.stop()
         events.close()
+        alerter.close()
         if publisher is not None:
             publisher.close()
     scores = {}
     for source in sources:
         if isinstance(source, DemoSource) and source.first_timestamp is not None:
             scores[source.camera_id] = score_demo(source, pilot.emitted, source.first_timestamp)
-    return RunResult(pilot, scores, time.monotonic() - started, watcher, publisher)
+    return RunResult(pilot, scores, time.monotonic() - started, watcher, publisher, alerter)
 
 
 def reloaded_reader(settings: Settings, path: Path) -> OCREngine:
@@ -176,10 +182,13 @@ def camera_detectors(config: DetectorConfig, sources: Sequence[FrameSource]) -> 
     return detectors
 
 
-def _emit(publisher: MQTTPublisher | None, on_event: Callable[[PlateEvent], None] | None, event: PlateEvent) -> None:
-    """Past the events store: MQTT first (it never blocks), then the caller's callback (the terminal)."""
+def _emit(
+    publisher: MQTTPublisher | None, alerter: Alerter, on_event: Callable[[PlateEvent], None] | None, event: PlateEvent
+) -> None:
+    """Past the events store: MQTT first, then watchlist alerts (neither blocks), then the caller's callback."""
     if publisher is not None:
         publisher.publish(event)
+    alerter(event)
     if on_event is not None:
         on_event(event)
 

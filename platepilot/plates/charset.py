@@ -28,6 +28,9 @@ CONFUSABLE_PAIRS: tuple[tuple[str, str], ...] = (
 LETTER_TO_DIGIT: dict[str, str] = {a: b for a, b in CONFUSABLE_PAIRS if a not in ("D", "Q")}
 DIGIT_TO_LETTER: dict[str, str] = {b: a for a, b in CONFUSABLE_PAIRS if a not in ("D", "Q")}
 _FOLD = str.maketrans({"O": "0", "I": "1"})
+WATCH_FOLD_PAIRS: tuple[tuple[str, str], ...] = tuple((a, b) for a, b in CONFUSABLE_PAIRS if a in "OIBS")
+"""The pairs a watchlist match or a plate search treats as one character: O/0, I/1, B/8, S/5."""
+_WATCH_FOLD = str.maketrans(dict(WATCH_FOLD_PAIRS))
 
 
 def normalize(raw: str) -> str:
@@ -44,3 +47,8 @@ def is_valid_text(text: str) -> bool:
 def fold(text: str) -> str:
     """Fold O->0 and I->1: many US plates print them with one glyph, so scoring reports both ways."""
     return text.translate(_FOLD)
+
+
+def fold_confusable(text: str) -> str:
+    """Fold O->0, I->1, B->8, S->5 (`WATCH_FOLD_PAIRS`): two texts that fold alike may be one plate misread."""
+    return text.translate(_WATCH_FOLD)

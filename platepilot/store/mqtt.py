@@ -3,7 +3,7 @@
 Topics, after Frigate's (what Home Assistant users already wire up): `<topic>/events` gets one JSON
 object per event (`PlateEvent.to_json`), `<topic>/<CAM>/plate` the camera's last plate text (retained,
 so a dashboard shows it after a restart), `<topic>/available` `online` / `offline` (retained; the
-broker itself publishes `offline` if the device vanishes).
+broker itself publishes `offline` if the device vanishes), `<topic>/alerts` watchlist alerts (`watch/alerts.py`).
 
 `publish` only hands the message to paho's queue; paho's network thread connects, reconnects with
 backoff (1 s doubling to 30 s, the first connection included) and sends. With QoS 1 or 2 an event
@@ -91,10 +91,19 @@ class MQTTPublisher:
 
     def publish(self, event: PlateEvent) -> None:
         """Queue `event` for the broker; returns at once (safe from any thread)."""
+        self._queue("events", event.to_json(), f"event {event.camera_id} track {event.track_id}")
+        # a state, not a record: QoS 0 keeps it out of the event queue (the next event refreshes it)
+        self._client.publish(self._topic(f"{event.camera_id}/plate"), event.text, qos=0, retain=True)
+
+    def publish_alert(self, alert: dict[str, Any], what: str) -> None:
+        """Queue a watchlist alert on `<topic>/alerts` like an event (same QoS, queue and counters)."""
+        self._queue("alerts", alert, what)
+
+    def _queue(self, leaf: str, message: dict[str, Any], what: str) -> None:
         qos = self.config.qos
-        payload = json.dumps(event.to_json())
+        payload = json.dumps(message)
         with self._lock:  # held across publish: paho may acknowledge before publish() returns the mid
-            info = self._client.publish(self._topic("events"), payload, qos=qos)
+            info = self._client.publish(self._topic(leaf), payload, qos=qos)
             queued = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
                 info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0  # kept by paho, sent on reconnect
             )
@@ -102,10 +111,7 @@ class MQTTPublisher:
                 self._pending.add(info.mid)
             else:
                 self.failed += 1
-                why = mqtt.error_string(info.rc)
-                self._warn(f"event {event.camera_id} track {event.track_id} not published ({why})")
-        # a state, not a record: QoS 0 keeps it out of the event queue (the next event refreshes it)
-        self._client.publish(self._topic(f"{event.camera_id}/plate"), event.text, qos=0, retain=True)
+                self._warn(f"{what} not published ({mqtt.error_string(info.rc)})")
 
     def wait_delivered(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds until no event is pending; True if none is."""

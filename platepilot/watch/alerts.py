@@ -1,0 +1,84 @@
+"""Alerts: each event is matched once against the live watchlists; a block-list hit becomes one alert
+to the log, MQTT (`<topic>/alerts`) and the webhook, unless the same entry alerted on that plate within
+`watch.cooldown_seconds` (event time, so a car idling at a gate over many tracks alerts once).
+
+An alert is JSON: `{"event": <the event>, "list", "kind", "entry", "reason", "matched_text"}`. Allow-list
+hits (known plates) raise no alert; the dashboard shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from platepilot.config import WatchConfig
+from platepilot.store.events import PlateEvent
+from platepilot.store.mqtt import MQTTPublisher
+from platepilot.watch.lists import LiveWatchlists
+from platepilot.watch.match import WatchHit
+from platepilot.watch.webhook import WebhookSender
+
+log = logging.getLogger(__name__)
+
+_PRUNE_AT = 10_000  # cooldown keys kept before the expired ones are pruned
+
+
+def alert_json(event: PlateEvent, hit: WatchHit) -> dict[str, Any]:
+    return {"event": event.to_json(), **hit.to_json()}
+
+
+class Alerter:
+    """Call with each event (after fusion, once per track); thread-safe, returns without waiting on I/O.
+
+    `alerts` counts alerts raised, `cooled` block hits held back by the cooldown.
+    """
+
+    def __init__(self, lists: LiveWatchlists, config: WatchConfig, mqtt: MQTTPublisher | None = None) -> None:
+        """`lists` are loaded already (a bad file is an error at start); the webhook thread starts here."""
+        self.lists, self.cooldown, self.mqtt = lists, config.cooldown_seconds, mqtt
+        self.webhook = WebhookSender(config.webhook) if config.webhook.url is not None else None
+        self.alerts = self.cooled = 0
+        self._last: dict[tuple[str, str, str], float] = {}  # (list, entry, plate) -> event time of its alert
+        self._lock = threading.Lock()
+
+    def __call__(self, event: PlateEvent) -> list[WatchHit]:
+        """Match `event`; send an alert for its best block-list hit. Returns every hit, best first."""
+        hits = self.lists.matcher().match_event(event)
+        block = next((h for h in hits if h.kind == "block"), None)
+        if block is not None and self._due(event, block):
+            self._send(event, block)
+        return hits
+
+    def _due(self, event: PlateEvent, hit: WatchHit) -> bool:
+        plate = event.text if hit.entry.plate is None else ""  # a plate entry is one plate, however read
+        key = (hit.list_name, hit.entry.label, plate)
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and 0 <= event.first_seen - last < self.cooldown:
+                self.cooled += 1
+                return False
+            if len(self._last) >= _PRUNE_AT:
+                self._last = {k: t for k, t in self._last.items() if event.first_seen - t < self.cooldown}
+            self._last[key] = event.first_seen
+            self.alerts += 1
+        return True
+
+    def _send(self, event: PlateEvent, hit: WatchHit) -> None:
+        note = f" ({hit.entry.note})" if hit.entry.note else ""
+        where = f"{event.camera_id} track {event.track_id}"
+        log.warning("ALERT %s on %s: list %s entry %s%s, %s", event.text, where, hit.list_name, hit.entry.label, note,
+                    hit.reason)  # fmt: skip
+        alert = alert_json(event, hit)
+        if self.mqtt is not None:
+            self.mqtt.publish_alert(alert, f"alert {where}")
+        if self.webhook is not None:
+            self.webhook.send(alert)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self.webhook is not None:
+            self.webhook.close(timeout)
+
+    def line(self) -> str:
+        text = f"alerts: {self.alerts} raised, {self.cooled} held back by the cooldown"
+        return text + (f"; {self.webhook.line()}" if self.webhook is not None else "")

@@ -1,0 +1,126 @@
+"""The watchlists file: loading it (one clear line naming a bad entry), writing it atomically, and
+following its changes while the runtime or the dashboard runs.
+
+A change that does not load (bad YAML, a bad regex, an unknown camera) is logged once and the lists
+that were live stay live, so a typo never switches alerts off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Collection
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from platepilot.config import WatchConfig, WatchlistFile, _validation_summary, _yaml_error
+from platepilot.errors import PlatepilotError
+from platepilot.watch.match import Matcher
+
+log = logging.getLogger(__name__)
+
+
+def parse_watchlists(text: str, cameras: Collection[str], where: str = "watchlists") -> WatchlistFile:
+    """The lists in YAML `text`; every problem is one PlatepilotError line naming `where` and the entry."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlatepilotError(_yaml_error(Path(where), exc)) from None
+    if not isinstance(data, dict | None):
+        raise PlatepilotError(f"{where}: the top level must be a mapping with `lists:`, not {type(data).__name__}")
+    try:
+        lists = WatchlistFile.model_validate(data or {})
+    except ValidationError as exc:
+        raise PlatepilotError(f"{where}: {_validation_summary(exc)}") from None
+    check_cameras(lists, cameras, where)
+    return lists
+
+
+def check_cameras(lists: WatchlistFile, cameras: Collection[str], where: str) -> None:
+    """PlatepilotError naming the first entry that names a camera not in `cameras` (the configured ones)."""
+    for name, watchlist in lists.lists.items():
+        for i, entry in enumerate(watchlist.entries):
+            unknown = sorted(set(entry.cameras) - set(cameras))
+            if unknown:
+                raise PlatepilotError(
+                    f"{where}: lists.{name}.entries[{i}] ({entry.label}): unknown camera {', '.join(unknown)} "
+                    f"(configured: {', '.join(sorted(cameras))})"
+                )
+
+
+def load_watchlists(path: Path, cameras: Collection[str]) -> WatchlistFile:
+    """The lists in `path`; a missing file is no lists."""
+    if not path.exists():
+        return WatchlistFile()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlatepilotError(f"{path}: cannot read the watchlists: {exc}") from None
+    return parse_watchlists(text, cameras, str(path))
+
+
+def dump_watchlists(lists: WatchlistFile) -> str:
+    return yaml.safe_dump(lists.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True)
+
+
+def save_watchlists(path: Path, lists: WatchlistFile) -> None:
+    """Write `lists` to `path` atomically (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(dump_watchlists(lists))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise PlatepilotError(f"{path}: cannot write the watchlists: {exc}") from None
+
+
+def file_version(path: Path) -> tuple[int, int, int] | None:
+    """(mtime ns, size, inode) of `path`, None when absent: a new version means an edit or a replaced file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+class LiveWatchlists:
+    """The watchlists of `config.file`, reloaded when the file changes (checked on each `matcher()` call).
+
+    Loading at construction raises PlatepilotError (a bad file at start is an error); later a bad
+    version is logged once and the previous lists stay live.
+    """
+
+    def __init__(self, config: WatchConfig, cameras: Collection[str]) -> None:
+        self.path, self.cameras, self.match_distance = config.file, tuple(cameras), config.match_distance
+        self._lock = threading.Lock()
+        self.version = file_version(self.path)
+        self.lists = load_watchlists(self.path, self.cameras)
+        self._matcher = Matcher(self.lists, self.match_distance)
+        self.error: str | None = None
+
+    def matcher(self) -> Matcher:
+        """The matcher of the newest version of the file that loaded."""
+        version = file_version(self.path)
+        with self._lock:
+            if version != self.version:
+                self.version = version
+                self._reload()
+            return self._matcher
+
+    def _reload(self) -> None:
+        try:
+            lists = load_watchlists(self.path, self.cameras)
+        except PlatepilotError as exc:
+            self.error = str(exc)
+            log.error("watchlists not reloaded, the previous lists stay live: %s", exc)
+            return
+        self.lists, self._matcher, self.error = lists, Matcher(lists, self.match_distance), None
+        log.info("watchlists reloaded from %s: %d entries", self.path, self._matcher.size)

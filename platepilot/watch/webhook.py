@@ -1,0 +1,159 @@
+"""Alerts POSTed as JSON to a webhook from one background thread, never blocking the pipeline.
+
+`send` only appends to a bounded queue (when full, the oldest alert is dropped and counted). The
+thread POSTs in order; a failed POST (refused, timeout, an HTTP status other than 2xx) is retried
+with backoff (1 s doubling to 60 s) until it succeeds or the alert is `expire_seconds` old, when it
+is dropped and counted. Each outage logs one line when it starts (and one on its first dropped or
+expired alert), and one when delivery resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from platepilot.config import WebhookConfig
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MIN_S = 1.0
+BACKOFF_MAX_S = 60.0
+
+
+def shown_url(url: str) -> str:
+    """The URL for logs: scheme, host and path, without a login or query that may hold a secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    payload: bytes
+    queued_at: float  # monotonic seconds
+
+
+class WebhookSender:
+    """Counters: `delivered`, `dropped` (queue full), `expired` (never delivered in time), `failures` (attempts)."""
+
+    def __init__(self, config: WebhookConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        if config.url is None:
+            raise ValueError("WebhookSender needs watch.webhook.url")
+        self.config, self.url, self.clock = config, config.url, clock
+        self.where = shown_url(config.url)
+        self.delivered = self.dropped = self.expired = self.failures = 0
+        self._queue: deque[_Queued] = deque()
+        self._wake = threading.Condition()
+        self._closing = False
+        self._down_since: float | None = None
+        self._told: set[str] = set()  # what this outage already logged
+        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        with self._wake:
+            return len(self._queue)
+
+    def send(self, alert: dict[str, Any]) -> None:
+        """Queue `alert` (JSON-able) for the webhook; returns at once."""
+        item = _Queued(json.dumps(alert).encode(), self.clock())
+        with self._wake:
+            if len(self._queue) >= self.config.max_queued:
+                self._queue.popleft()
+                self.dropped += 1
+                self._tell("dropped", f"queue full ({len(self._queue)}), the oldest alerts are dropped (counted)")
+            self._queue.append(item)
+            self._wake.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Give queued alerts up to `timeout` seconds, then stop; the rest are counted as expired and logged."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            while self._queue and self._down_since is None and time.monotonic() < deadline:
+                self._wake.wait(min(0.05, max(deadline - time.monotonic(), 0.0)))
+            self._closing = True
+            lost, self._queue = len(self._queue), deque()
+            self.expired += lost
+            self._wake.notify_all()
+        self._thread.join(timeout)
+        if lost:
+            log.warning("webhook %s: %d alerts not delivered at exit (they are in the log)", self.where, lost)
+
+    def line(self) -> str:
+        return (
+            f"webhook {self.where}: {self.delivered} alerts delivered, {self.queued} queued, {self.dropped} dropped "
+            f"(queue full), {self.expired} expired, {self.failures} failed attempts"
+        )
+
+    def _run(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while True:
+            with self._wake:
+                while not self._queue and not self._closing:
+                    self._wake.wait()
+                if self._closing:
+                    return
+                item = self._queue[0]
+            if self.clock() - item.queued_at > self.config.expire_seconds:
+                self._expire(item)
+                continue
+            error = self._post(item.payload)
+            if error is None:
+                self._delivered(item)
+                backoff = BACKOFF_MIN_S
+                continue
+            self.failures += 1
+            if self._down_since is None:
+                self._down_since = self.clock()
+                self._tell("down", f"cannot deliver ({error}); retrying with backoff, alerts are queued")
+            with self._wake:
+                if not self._closing:
+                    self._wake.wait(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _post(self, payload: bytes) -> str | None:
+        """None when the webhook took it (2xx), else why not."""
+        request = urllib.request.Request(
+            self.url, data=payload, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout_seconds) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            return str(getattr(exc, "reason", exc))
+        return None
+
+    def _delivered(self, item: _Queued) -> None:
+        with self._wake:
+            if self._queue and self._queue[0] is item:
+                self._queue.popleft()
+            self.delivered += 1
+            self._wake.notify_all()
+        if self._down_since is not None:
+            log.warning("webhook %s: delivering again after %d failed attempts", self.where, self.failures)
+            self._down_since = None
+        self._told.clear()
+
+    def _expire(self, item: _Queued) -> None:
+        with self._wake:
+            if self._queue and self._queue[0] is item:
+                self._queue.popleft()
+            self.expired += 1
+        self._tell("expired", f"alerts expire undelivered after {self.config.expire_seconds:.0f} s (counted)")
+
+    def _tell(self, what: str, message: str) -> None:
+        """Log `message` once per outage."""
+        if what not in self._told:
+            self._told.add(what)
+            log.warning("webhook %s: %s", self.where, message)
