@@ -726,15 +726,20 @@ def _log_runtime_to_stderr() -> None:
 def reads_command(
     since: str | None = typer.Option(None, "--since", help="Only events since: 30m, 2h, 1d or an ISO date/time."),
     plate: str | None = typer.Option(None, "--plate", help="Only events whose text contains this."),
+    fuzzy: int | None = typer.Option(
+        None, "--fuzzy", min=0, max=2, help="With --plate: that plate within N edits, O/0 I/1 B/8 S/5 alike."
+    ),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of one line per event."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
     """List plate events (one per vehicle) from the events database."""
     from platepilot.pipeline.report import event_line, events_csv, parse_since
     from platepilot.store.events import query_events
+    from platepilot.store.search import fuzzy_events
 
     settings = load_config(config)
-    found = query_events(settings.output.events_db_url, parse_since(since) if since else None, plate)
+    url, start = settings.output.events_db_url, parse_since(since) if since else None
+    found = query_events(url, start, plate) if fuzzy is None else fuzzy_events(url, plate, fuzzy, start)
     if as_csv:
         typer.echo(events_csv(found), nl=False)
     else:

@@ -254,6 +254,11 @@ class OutputConfig(_Model):
         default=Path("output/events.jsonl"), description="Events appended as JSON lines; null disables."
     )
     mqtt: MQTTConfig = Field(default=MQTTConfig(), description="Optional MQTT publishing of events.")
+    stats_file: Path | None = Field(
+        default=Path("output/stats.json"),
+        description="Per-camera stats (fps, queue, detector and OCR ms), rewritten every few seconds while "
+        "running, for `platepilot dashboard`; null disables.",
+    )
     retention: RetentionConfig = Field(
         default=RetentionConfig(), description="Deleting old crops and events; the free-disk floor of crops."
     )

@@ -27,6 +27,7 @@ from platepilot.pipeline.reload import (
     model_signature,
     model_version,
 )
+from platepilot.pipeline.stats_file import StatsFile
 from platepilot.sources import FrameSource, open_source
 from platepilot.sources.demo import DemoSource
 from platepilot.sources.files import ImageFolderSource
@@ -136,6 +137,7 @@ def run_pilot(
     events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
     pilot = Pilot(settings, sources, detectors, slot, CropStore(settings.output.crops_dir), events,
                   partial(_emit, publisher, alerter, on_event))  # fmt: skip
+    stats_file = None if settings.output.stats_file is None else StatsFile(settings.output.stats_file)
     started = time.monotonic()
     try:
         with stop_on_signals(pilot.stop):
@@ -144,6 +146,8 @@ def run_pilot(
             pilot.start()
             deadline = None if duration is None else started + duration
             while not pilot.wait(tick_seconds if deadline is None else min(tick_seconds, deadline - time.monotonic())):
+                if stats_file is not None:
+                    stats_file.write(pilot.stats.values(), clock())
                 if on_tick is not None:
                     on_tick(pilot)
                 if pilot.stopping or (deadline is not None and time.monotonic() >= deadline):
@@ -156,6 +160,8 @@ def run_pilot(
         alerter.close()
         if publisher is not None:
             publisher.close()
+        if stats_file is not None:
+            stats_file.write(pilot.stats.values(), clock())
     scores = {}
     for source in sources:
         if isinstance(source, DemoSource) and source.first_timestamp is not None:

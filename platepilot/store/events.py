@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,13 @@ def query_events(
             rows = conn.execute(stmt).mappings().all()
     finally:
         engine.dispose()
-    return [
-        PlateEvent(
-            **{k: row[k] for k in row if k not in ("id", "candidates")},
-            candidates=tuple((str(t), float(c)) for t, c in json.loads(row["candidates"])),
-        )
-        for row in rows
-    ]
+    return [event_from_row(row) for row in rows]
+
+
+def event_from_row(row: Mapping[Any, Any]) -> PlateEvent:
+    """The event of one `events_table` row (its `id` and any column the event does not know left out)."""
+    known = {f.name for f in fields(PlateEvent)} - {"candidates"}
+    return PlateEvent(
+        **{k: row[k] for k in row if k in known},
+        candidates=tuple((str(t), float(c)) for t, c in json.loads(row["candidates"])),
+    )

@@ -1,0 +1,156 @@
+"""Searching stored events by plate (exact, or fuzzy: O/0 I/1 B/8 S/5 folded, then an edit distance),
+time range and camera; what `platepilot reads --fuzzy` and the dashboard use.
+
+A plate search over a million events stays fast through one expression index on the folded text
+(`ensure_search_index`, created on first use): up to distance 1, every folded text within reach
+of the query (a few hundred for a 7-character plate) is looked up in that index. Distance 2 would
+mean ~100,000 lookups, so it reads the events in the time range and camera instead (slower).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from rapidfuzz.distance import Levenshtein
+from sqlalchemy.engine import Engine
+
+from platepilot.errors import PlatepilotError
+from platepilot.plates.charset import CHARSET, WATCH_FOLD_PAIRS, fold_confusable, normalize
+from platepilot.store.events import PlateEvent, event_from_row, events_table, open_engine
+
+SEARCH_INDEX = "ix_plate_events_text_folded"
+MAX_FUZZY = 2
+_FOLDED_CHARSET = sorted(set(fold_confusable(CHARSET)))
+
+
+def _folded_sql(column: str) -> str:
+    sql = column
+    for letter, digit in WATCH_FOLD_PAIRS:
+        sql = f"replace({sql}, '{letter}', '{digit}')"
+    return sql
+
+
+FOLDED_TEXT: sa.ColumnClause[str] = sa.literal_column(_folded_sql("plate_events.text"))
+"""The folded plate text in SQL, written as the index is, so the database uses the index."""
+
+
+def ensure_search_index(engine: Engine) -> None:
+    """Create the folded-text index unless it exists (minutes on a very large table, once)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON plate_events (({_folded_sql('text')}))"))
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """`plate` (None: any) within `fuzzy` edits after folding O/0 I/1 B/8 S/5 (0: the same once folded);
+    times are epoch seconds."""
+
+    plate: str | None = None
+    fuzzy: int = 0
+    since: float | None = None
+    until: float | None = None
+    camera: str | None = None
+    limit: int | None = 200
+    newest_first: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.fuzzy <= MAX_FUZZY:
+            raise ValueError(f"fuzzy must be 0-{MAX_FUZZY}, got {self.fuzzy}")
+
+
+@dataclass(frozen=True, slots=True)
+class FoundEvent:
+    """A stored event with its row id, every column of its row (`row`, JSON-able), and how far its
+    folded text is from the searched plate (0 without a plate)."""
+
+    id: int
+    event: PlateEvent
+    row: dict[str, Any]
+    distance: int = 0
+
+
+def neighbours(folded: str) -> set[str]:
+    """Every folded text within one edit (deletion, substitution, insertion) of `folded`, itself included."""
+    out = {folded}
+    for i in range(len(folded) + 1):
+        for char in _FOLDED_CHARSET:
+            out.add(folded[:i] + char + folded[i:])
+            if i < len(folded):
+                out.add(folded[:i] + char + folded[i + 1 :])
+        if i < len(folded):
+            out.add(folded[:i] + folded[i + 1 :])
+    out.discard("")
+    return out
+
+
+def search_events(engine: Engine, query: EventQuery) -> list[FoundEvent]:
+    """Events matching `query`, newest (or oldest) first, at most `query.limit`."""
+    table = events_table
+    order = (table.c.first_seen.desc(), table.c.id.desc()) if query.newest_first else (table.c.first_seen, table.c.id)
+    stmt = sa.select(table).order_by(*order)
+    if query.since is not None:
+        stmt = stmt.where(table.c.first_seen >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(table.c.first_seen <= query.until)
+    if query.camera:
+        stmt = stmt.where(table.c.camera_id == query.camera)
+    plate = normalize(query.plate or "")
+    folded = fold_confusable(plate)
+    if plate and query.fuzzy <= 1:
+        ensure_search_index(engine)
+        stmt = stmt.where(FOLDED_TEXT.in_(sorted(neighbours(folded))) if query.fuzzy else FOLDED_TEXT.in_([folded]))
+    elif plate:
+        stmt = stmt.where(sa.func.length(table.c.text).between(len(plate) - query.fuzzy, len(plate) + query.fuzzy))
+    found = []
+    with engine.connect() as conn:
+        limited = stmt if query.limit is None or query.fuzzy > 1 else stmt.limit(query.limit)
+        for row in conn.execute(limited).mappings():
+            distance = Levenshtein.distance(folded, fold_confusable(row["text"])) if plate else 0
+            if distance <= query.fuzzy:
+                found.append(FoundEvent(row["id"], event_from_row(row), dict(row), distance))
+                if query.limit is not None and len(found) >= query.limit:
+                    break
+    return found
+
+
+def get_event(engine: Engine, event_id: int) -> FoundEvent | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(events_table).where(events_table.c.id == event_id)).mappings().first()
+    return None if row is None else FoundEvent(row["id"], event_from_row(row), dict(row))
+
+
+def events_after(engine: Engine, after_id: int, limit: int = 100) -> list[FoundEvent]:
+    """Events stored after row `after_id`, oldest first (the live feed)."""
+    stmt = sa.select(events_table).where(events_table.c.id > after_id).order_by(events_table.c.id).limit(limit)
+    with engine.connect() as conn:
+        return [FoundEvent(r["id"], event_from_row(r), dict(r)) for r in conn.execute(stmt).mappings()]
+
+
+def last_event_id(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(events_table.c.id))).scalar() or 0)
+
+
+def counts_since(engine: Engine, since: float) -> dict[str, int]:
+    """Events per camera first seen at or after `since`."""
+    stmt = (
+        sa.select(events_table.c.camera_id, sa.func.count())
+        .where(events_table.c.first_seen >= since)
+        .group_by(events_table.c.camera_id)
+    )
+    with engine.connect() as conn:
+        return {str(camera): int(n) for camera, n in conn.execute(stmt)}
+
+
+def fuzzy_events(url: str, plate: str | None, fuzzy: int, since: float | None = None) -> list[PlateEvent]:
+    """`platepilot reads --plate X --fuzzy N`: events whose plate is within `fuzzy` edits of `plate`, oldest first."""
+    if not plate or not normalize(plate):
+        raise PlatepilotError("--fuzzy goes with --plate (the plate to look for)")
+    engine = open_engine(url)
+    try:
+        found = search_events(engine, EventQuery(plate, fuzzy, since=since, limit=None, newest_first=False))
+    finally:
+        engine.dispose()
+    return [f.event for f in found]
