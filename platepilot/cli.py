@@ -747,6 +747,21 @@ def reads_command(
             typer.echo(event_line(event))
 
 
+@app.command("dashboard")
+def dashboard_command(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; anything but loopback requires the printed token."
+    ),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: a free one)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the URL; do not open a browser."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Web page of live reads, plate search, vehicles, watchlist editing and camera stats (the `web` extra)."""
+    from platepilot.dashboard.server import serve
+
+    serve(load_config(config), host, port, open_browser=not no_browser, say=typer.echo)
+
+
 @app.command("train")
 def train_command(
     labels: Path | None = typer.Option(

@@ -43,7 +43,10 @@ class QuitBody(BaseModel):
     client: str = Field(default="", max_length=64)
 
 
-class _Guard(BaseHTTPMiddleware):
+class LocalGuard(BaseHTTPMiddleware):
+    """The rule of every platepilot web page (the module docstring says why): a loopback Host without a
+    `token`, else the token on every request; JSON-only writes; no caching, no MIME sniffing."""
+
     def __init__(self, app: Any, token: str | None) -> None:
         super().__init__(app)
         self.token = token
@@ -75,7 +78,7 @@ class _Guard(BaseHTTPMiddleware):
 def create_app(session: LabelSession, token: str | None = None) -> FastAPI:
     """The app serving `session`; `token` None means loopback only, else every request must carry it."""
     app = FastAPI(title="platepilot labeling", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(_Guard, token=token)
+    app.add_middleware(LocalGuard, token=token)
 
     def fail(exc: PlatepilotError, status: int = 400) -> HTTPException:
         return HTTPException(status_code=status, detail=str(exc))

@@ -41,7 +41,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _can_open_browser() -> bool:
+def new_token(host: str) -> str | None:
+    """The token a server on `host` requires: None on loopback, else a fresh random one."""
+    return None if is_loopback(host) else secrets.token_urlsafe(18)
+
+
+def listen_url(host: str, sock: socket.socket, token: str | None) -> str:
+    """The URL to print for a server listening on `sock` (bound to `host`), carrying `token` if any."""
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{sock.getsockname()[1]}/" + (f"?token={token}" if token else "")
+
+
+def can_open_browser() -> bool:
     # Without a display, webbrowser may pick a text browser that takes over this terminal.
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -60,12 +73,9 @@ def serve(
         from platepilot.labeling.app import create_app
     except ImportError as exc:
         raise missing_extra(exc.name or "fastapi", "web") from None
-    token = None if is_loopback(host) else secrets.token_urlsafe(18)
+    token = new_token(host)
     sock = bind(host, port)
-    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
-    if ":" in shown and not shown.startswith("["):
-        shown = f"[{shown}]"
-    url = f"http://{shown}:{sock.getsockname()[1]}/" + (f"?token={token}" if token else "")
+    url = listen_url(host, sock, token)
     server = uvicorn.Server(
         uvicorn.Config(create_app(session, token), log_level="warning", lifespan="off", access_log=False)
     )
@@ -81,7 +91,7 @@ def serve(
     say(f"open {url}  (Ctrl+Q in the page saves and stops; Ctrl+C here stops)")
     if token:
         say("the server is reachable from other machines: only people with this URL (its token) can use it")
-    if open_browser and _can_open_browser():
+    if open_browser and can_open_browser():
         threading.Timer(0.3, webbrowser.open, args=(url,)).start()
     try:
         server.run(sockets=[sock])

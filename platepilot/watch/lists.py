@@ -30,6 +30,11 @@ def parse_watchlists(text: str, cameras: Collection[str], where: str = "watchlis
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PlatepilotError(_yaml_error(Path(where), exc)) from None
+    return validate_watchlists(data, cameras, where)
+
+
+def validate_watchlists(data: object, cameras: Collection[str], where: str) -> WatchlistFile:
+    """The lists in parsed YAML or JSON `data` (None: none); PlatepilotError naming the first bad entry."""
     if not isinstance(data, dict | None):
         raise PlatepilotError(f"{where}: the top level must be a mapping with `lists:`, not {type(data).__name__}")
     try:
