@@ -101,6 +101,10 @@ def test_sampled_texts_match_their_format(plate_format: PlateFormat) -> None:
         ("MYFL0R", False),
         ("ABC123", False),
         ("JOHNNY", False),
+        ("MYFLORT", True),
+        ("FLORIDX", True),
+        ("FLRX", False),
+        ("MYFLAXYZ", False),
     ],
 )
 def test_caption_runs_are_told_from_plates(text: str, caption: bool) -> None:

@@ -16,7 +16,7 @@ from rich.console import Console
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.labeling.checks import check_labels
-from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore, write_gate_record
+from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore, read_gate_record, write_gate_record
 from platepilot.ocr.models import BUNDLED_MODEL, choose_reader
 from platepilot.ocr.spec import load_card
 from platepilot.plates.synth import synth_sample
@@ -133,6 +133,25 @@ def test_auto_is_the_best_measured_reader(tmp_path: Path, tiny_model: Path, crnn
         assert "deployed CRNN as its crnn member" in choice.reason
     write_gate_record(deployed, GateRecord(record.candidate, record.incumbent, record.default, "accepted", "0" * 64))
     assert choose_reader("auto", None, settings).engine == "plateocr"  # a record of another model is ignored
+
+
+@pytest.mark.parametrize(("member", "joins"), [(0.9, True), (0.95, True), (0.85, False)])
+def test_a_losing_crnn_joins_plateocr_only_where_it_helps(tmp_path: Path, tiny_model: Path, member: float,
+                                                          joins: bool) -> None:  # fmt: skip
+    deployed = tmp_path / "live" / tiny_model.name
+    deployed.parent.mkdir()
+    for suffix in (".onnx", ".json"):
+        deployed.with_suffix(suffix).write_bytes(tiny_model.with_suffix(suffix).read_bytes())
+    settings = Settings.model_validate({"ocr": {"model_path": str(deployed)}})
+    record = GateRecord(_scores("v1", 0.5), _scores("plateocr", 0.9), _scores("plateocr", 0.9), "forced",
+                        load_card(deployed).sha256, _scores("plateocr with v1", member))  # fmt: skip
+    write_gate_record(deployed, record)
+    assert read_gate_record(deployed, record.sha256) == record  # the member's numbers survive the file
+    choice = choose_reader("auto", None, settings)
+    assert choice.engine == "plateocr" and f"{member:.1%}" in choice.reason
+    assert (choice.member is None) is joins
+    if not joins:
+        assert choice.member == BUNDLED_MODEL and "bundled CRNN as its crnn member" in choice.reason
 
 
 def _script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -1,10 +1,11 @@
 """A reader model's promotion-gate result, and what "better" means: one home for both.
 
 The gate (`platepilot models promote`, `models deploy`) reads the same label sets with the candidate
-CRNN, with what runs now (the champion, or the built-in default reader) and with the built-in default
-reader (PlateOCR), and records the numbers. Whoever deploys a model writes them beside it as
-`gate.json` (format: `GateRecord.to_json`), naming the sha256 of the ONNX they were measured on; the
-runtime's `auto` engine reads them to decide whether the CRNN replaces PlateOCR or only joins it.
+CRNN, with what runs now (the champion, or the built-in default reader), with the built-in default
+reader (PlateOCR) and with PlateOCR holding the candidate as its crnn member, and records the numbers.
+Whoever deploys a model writes them beside it as `gate.json` (format: `GateRecord.to_json`), naming the
+sha256 of the ONNX they were measured on; the runtime's `auto` engine reads them to decide whether the
+CRNN replaces PlateOCR, joins it, or is left out.
 """
 
 from __future__ import annotations
@@ -81,11 +82,19 @@ class GateRecord:
     decision: Decision
     sha256: str
     """sha256 of the candidate ONNX these numbers were measured on."""
+    member: ReaderScores | None = None
+    """PlateOCR with the candidate as its crnn member (None: not measured, as in older records)."""
 
     @property
     def beats_default(self) -> bool:
         """Whether the candidate reads better than the built-in default reader on the same plates."""
         return self.candidate.beats(self.default)
+
+    @property
+    def member_helps(self) -> bool:
+        """Whether PlateOCR reads no worse with the candidate as its crnn member than with the bundled
+        one; a record without the member's numbers (older gates) counts as helping, as it was trusted then."""
+        return self.member is None or not self.default.beats(self.member)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +107,7 @@ class GateRecord:
             default=ReaderScores.from_json(data["default"]),
             decision=data["decision"],
             sha256=str(data["sha256"]),
+            member=ReaderScores.from_json(data["member"]) if data.get("member") else None,
         )
 
 

@@ -44,6 +44,8 @@ class ReaderChoice:
 
     engine: str
     reason: str
+    member: Path | None = None
+    """PlateOCR's crnn member when it must not be the deployed CRNN (None: `resolve_model`'s choice)."""
 
 
 def choose_reader(engine_name: str, model_path: Path | None, settings: Settings) -> ReaderChoice:
@@ -56,7 +58,8 @@ def choose_reader(engine_name: str, model_path: Path | None, settings: Settings)
 def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
     """A CRNN named with --model is read alone. A deployed CRNN (at `ocr.model_path`) replaces PlateOCR
     only if its recorded gate result beats PlateOCR's on the same plates; otherwise it joins PlateOCR
-    as its `crnn` member (in place of the bundled one). Nothing deployed: PlateOCR."""
+    as its `crnn` member (in place of the bundled one) if PlateOCR read no worse with it at the gate,
+    else PlateOCR keeps the bundled CRNN. Nothing deployed: PlateOCR."""
     if model_path is not None:
         return ReaderChoice("crnn", f"--model {model_path} names a CRNN")
     deployed = settings.ocr.model_path
@@ -73,6 +76,14 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
     versus = f"{record.candidate.summary()}; {record.default.summary()}"
     if record.beats_default:
         return ReaderChoice("crnn", f"the deployed CRNN beat PlateOCR at its gate ({versus})")
+    if record.member is not None:
+        versus += f"; {record.member.summary()}"
+    if not record.member_helps:
+        return ReaderChoice(
+            "plateocr", f"the deployed CRNN did not beat PlateOCR at its gate and made it read worse as its crnn "
+            f"member ({versus}): PlateOCR{_member_note(settings, False)}",
+            member=BUNDLED_MODEL,
+        )  # fmt: skip
     return ReaderChoice(
         "plateocr", f"the deployed CRNN did not beat PlateOCR at its gate ({versus}): PlateOCR"
         f"{_member_note(settings, True)}"
@@ -115,9 +126,10 @@ def _plateocr(model_path: Path | None, settings: Settings) -> OCREngine:
 
 def _auto(model_path: Path | None, settings: Settings) -> OCREngine:
     """The best measured reader (`choose_reader`)."""
-    if _auto_choice(model_path, settings).engine == "crnn":
+    choice = _auto_choice(model_path, settings)
+    if choice.engine == "crnn":
         return _crnn(model_path, settings)
-    return _plateocr(model_path, settings)
+    return _plateocr(choice.member or model_path, settings)
 
 
 _ENGINES: dict[str, Callable[[Path | None, Settings], OCREngine]] = {

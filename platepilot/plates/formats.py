@@ -13,6 +13,7 @@ from enum import StrEnum
 from functools import cached_property
 
 import numpy as np
+from rapidfuzz.distance import Hamming
 
 from platepilot.plates.charset import DIGITS, LETTERS
 
@@ -158,8 +159,19 @@ CAPTIONS = ("MYFLORIDACOM", "SUNSHINESTATE", "INGODWETRUST")
 MIN_CAPTION_RUN = 4
 
 
+CAPTION_FUZZY_RUN = 6  # runs this long may hold one misread letter (MYFLORT)
+
+
 def is_caption(text: str) -> bool:
     """Whether `text` (normalised) is a run of a plate's caption line, such as MYFLOR, not a serial.
 
-    Only digit-free runs of at least `MIN_CAPTION_RUN` letters count, so short vanity plates stay."""
-    return len(text) >= MIN_CAPTION_RUN and text.isalpha() and any(text in caption for caption in CAPTIONS)
+    Only digit-free runs of at least `MIN_CAPTION_RUN` letters count, so short vanity plates stay;
+    from `CAPTION_FUZZY_RUN` letters on, one letter may differ."""
+    if len(text) < MIN_CAPTION_RUN or not text.isalpha():
+        return False
+    misreads = 1 if len(text) >= CAPTION_FUZZY_RUN else 0
+    return any(
+        Hamming.distance(text, caption[i : i + len(text)], score_cutoff=misreads) <= misreads
+        for caption in CAPTIONS
+        for i in range(len(caption) - len(text) + 1)
+    )

@@ -1,16 +1,18 @@
 """The promotion gate: a candidate reader goes live only if it reads no worse than what runs now.
 
 The candidate CRNN, the incumbent (the champion, or the CRNN deployed here, or else the built-in
-default reader) and the built-in default reader (PlateOCR with the bundled CRNN member) read the same
-plates side by side:
+default reader), the built-in default reader (PlateOCR with the bundled CRNN member) and PlateOCR with
+the candidate as its crnn member read the same plates side by side:
 
 - the site's held-out labels (`gate.labels`, the split training never sees: `store/splits.py`);
 - the golden synthetic plates (`registry/golden.py`), the same on every machine;
 - every file in `gate.extra_labels` (and `--eval-labels`), read whole.
 
 "Worse" is `ReaderScores.key` over all those plates pooled: fewer exact (O/I-folded) reads, or as
-many with more character errors. The numbers travel with the model: version tags `gate.*` in MLflow
-and `gate.json` beside the deployed model, where `auto` reads them.
+many with more character errors. The decision compares the candidate with the incumbent; the member's
+numbers tell `auto` whether a CRNN that loses to PlateOCR may still join it.
+The numbers travel with the model: version tags `gate.*` in MLflow and `gate.json` beside the deployed
+model, where `auto` reads them.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Contender:
     name: str
     model: Path | None
     """A CRNN ONNX; None is the built-in default reader."""
+    member: bool = False
+    """Read by PlateOCR with `model` as its crnn member, not by `model` alone."""
 
 
 def gate_sets(settings: Settings, extra: Sequence[Path] = ()) -> list[LabelSet]:
@@ -98,32 +102,41 @@ def measure(reader: OCREngine, name: str, sets: Sequence[LabelSet]) -> ReaderSco
 
 
 def build_contender(contender: Contender, settings: Settings) -> OCREngine:
-    """A CRNN alone, or the built-in default reader: PlateOCR with the bundled CRNN as its crnn member."""
+    """A CRNN alone, or PlateOCR with that CRNN as its crnn member, or the built-in default reader:
+    PlateOCR with the bundled CRNN as its crnn member."""
     from platepilot.ocr.crnn_service import CRNNOCRService
     from platepilot.ocr.models import BUNDLED_MODEL
     from platepilot.ocr.plate_ocr import build_plate_ocr
 
     o = settings.ocr
-    if contender.model is not None:
+    if contender.model is not None and not contender.member:
         return CRNNOCRService(contender.model, format_prior=o.format_prior)
-    return build_plate_ocr(o.plateocr_members, BUNDLED_MODEL, o.plateocr_lines, o.format_prior)
+    return build_plate_ocr(o.plateocr_members, contender.model or BUNDLED_MODEL, o.plateocr_lines, o.format_prior)
 
 
 def run_gate(
     candidate: Contender, incumbent: Contender | None, settings: Settings, force: bool = False,
     extra: Sequence[Path] = (),
 ) -> GateRecord:  # fmt: skip
-    """Measure the candidate, the incumbent (None: the default reader) and the default reader; decide."""
+    """Measure the candidate, the incumbent (None: the default reader), the default reader and, when
+    PlateOCR has a crnn member, PlateOCR with the candidate as that member; decide on the first two."""
     if candidate.model is None:
         raise PlatepilotError("the gate's candidate must be a CRNN model")
     sets = gate_sets(settings, extra)
-    default = measure(build_contender(Contender(DEFAULT_READER, None), settings), DEFAULT_READER, sets)
-    measured = measure(build_contender(candidate, settings), candidate.name, sets)
-    before = default if incumbent is None else measure(build_contender(incumbent, settings), incumbent.name, sets)
+    default = _measure(Contender(DEFAULT_READER, None), settings, sets)
+    measured = _measure(candidate, settings, sets)
+    before = default if incumbent is None else _measure(incumbent, settings, sets)
+    member = None
+    if "crnn" in settings.ocr.plateocr_members:
+        member = _measure(Contender(f"plateocr with {candidate.name}", candidate.model, member=True), settings, sets)
     decision: Decision = "accepted"
     if before.beats(measured):
         decision = "forced" if force else "refused"
-    return GateRecord(measured, before, default, decision, load_card(candidate.model).sha256)
+    return GateRecord(measured, before, default, decision, load_card(candidate.model).sha256, member)
+
+
+def _measure(contender: Contender, settings: Settings, sets: Sequence[LabelSet]) -> ReaderScores:
+    return measure(build_contender(contender, settings), contender.name, sets)
 
 
 def verdict_line(record: GateRecord) -> str:
@@ -131,6 +144,8 @@ def verdict_line(record: GateRecord) -> str:
     numbers = f"{record.candidate.summary()}; {record.incumbent.summary()}"
     if record.incumbent.reader != record.default.reader:
         numbers += f"; {record.default.summary()}"
+    if record.member is not None:
+        numbers += f"; {record.member.summary()}"
     if record.decision == "refused":
         worse = f"{record.candidate.reader} reads worse than {record.incumbent.reader}"
         return f"refused: {worse} ({numbers}); --force overrides"
@@ -147,6 +162,7 @@ def gate_tags(record: GateRecord, who: str, when: str) -> dict[str, str]:
         "gate.incumbent": record.incumbent.summary(),
         "gate.default": record.default.summary(),
         "gate.beats_default": str(record.beats_default).lower(),
+        "gate.member_helps": str(record.member_helps).lower(),
         "gate.result": json.dumps(record.to_json(), separators=(",", ":")),
         "gate.by": who,
         "gate.at": when,
