@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from platepilot.config import Settings, dump_config, load_config
 from platepilot.errors import PlatepilotError
+from platepilot.state_cli import state_app
 
 app = typer.Typer(
     name="platepilot",
@@ -270,6 +271,7 @@ def synth_scenes(
 
 detector_app = typer.Typer(help="The plate detector: train your own, or retrain the bundled one.", no_args_is_help=True)
 app.add_typer(detector_app, name="detector")
+app.add_typer(state_app, name="state")
 
 
 @detector_app.command("train")

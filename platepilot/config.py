@@ -144,6 +144,20 @@ class OCRConfig(_Model):
         return self
 
 
+class StateConfig(_Model):
+    """State identification of each read (which state issued the plate)."""
+
+    enabled: bool = Field(default=True, description="Classify the state of every read plate.")
+    model_path: Path | None = Field(
+        default=None,
+        description="State classifier ONNX (a .json sidecar beside it), from `platepilot state train`; "
+        "null uses the bundled one.",
+    )
+    min_confidence: float = Field(
+        default=0.5, description="Reads whose best state is less likely than this say `unknown`.", ge=0, le=1
+    )
+
+
 class TrackerConfig(_Model):
     """Multi-object tracking of plates, per camera; ages and hits count frames."""
 
@@ -446,6 +460,7 @@ class Settings(_Model):
     )
     detector: DetectorConfig = Field(default=DetectorConfig(), description="Plate detector.")
     ocr: OCRConfig = Field(default=OCRConfig(), description="Plate reader.")
+    state: StateConfig = Field(default=StateConfig(), description="State identification.")
     tracker: TrackerConfig = Field(default=TrackerConfig(), description="Plate tracker.")
     output: OutputConfig = Field(default=OutputConfig(), description="Crop and event output.")
     mlflow: MLflowConfig = Field(default=MLflowConfig(), description="Model registry.")

@@ -6,12 +6,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import TypeVar
 
 import onnxruntime as ort
+from pydantic import BaseModel, ValidationError
 
 from platepilot.errors import PlatepilotError
 
 log = logging.getLogger(__name__)
+
+
+CardT = TypeVar("CardT", bound=BaseModel)
 
 
 def open_session(
@@ -59,3 +64,31 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_sidecar(model_path: Path, card_type: type[CardT], what: str) -> CardT:
+    """The `card_type` sidecar of `model_path` (a `what` model), checked against the file's sha256 when it
+    records one; one clear PlatepilotError when the model, its sidecar or the match is wrong."""
+    if not model_path.is_file():
+        raise PlatepilotError(f"{model_path}: {what} model not found")
+    sidecar = sidecar_path(model_path)
+    if not sidecar.is_file():
+        raise PlatepilotError(f"{sidecar}: the {what}'s sidecar is missing (it belongs beside {model_path.name})")
+    try:
+        card = card_type.model_validate_json(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValidationError) as exc:
+        first = str(exc).splitlines()[0][:160]
+        raise PlatepilotError(f"{sidecar}: not a valid {what} sidecar ({first})") from None
+    recorded = getattr(card, "onnx_sha256", "")
+    if recorded and recorded != file_sha256(model_path):
+        raise PlatepilotError(f"{model_path}: does not match its sidecar's sha256 (mixed-up or corrupt model file)")
+    return card
+
+
+def save_sidecar(model_path: Path, card: BaseModel) -> None:
+    """Write the sidecar of `model_path` (stamping the file's sha256 as `onnx_sha256`) via a temp file."""
+    card = card.model_copy(update={"onnx_sha256": file_sha256(model_path)})
+    sidecar = sidecar_path(model_path)
+    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
+    tmp.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(sidecar)

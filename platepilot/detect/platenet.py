@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from platepilot.detect.base import clip_boxes, nms, to_detections
 from platepilot.errors import PlatepilotError
-from platepilot.sessions import file_sha256, open_session, sidecar_path
+from platepilot.sessions import load_sidecar, open_session, save_sidecar, sidecar_path
 from platepilot.types import Detection
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -67,28 +67,12 @@ def is_platenet(model_path: Path) -> bool:
 
 def load_card(model_path: Path) -> DetectorCard:
     """The sidecar of `model_path`, checked against the file; one clear PlatepilotError when it does not fit."""
-    if not model_path.is_file():
-        raise PlatepilotError(f"{model_path}: detector model not found")
-    sidecar = sidecar_path(model_path)
-    if not sidecar.is_file():
-        raise PlatepilotError(f"{sidecar}: the detector's sidecar is missing (it belongs beside {model_path.name})")
-    try:
-        card = DetectorCard.model_validate_json(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValidationError) as exc:
-        first = str(exc).splitlines()[0][:160]
-        raise PlatepilotError(f"{sidecar}: not a valid detector sidecar ({first})") from None
-    if card.onnx_sha256 and card.onnx_sha256 != file_sha256(model_path):
-        raise PlatepilotError(f"{model_path}: does not match its sidecar's sha256 (mixed-up or corrupt model file)")
-    return card
+    return load_sidecar(model_path, DetectorCard, "detector")
 
 
 def save_card(model_path: Path, card: DetectorCard) -> None:
     """Write the sidecar of `model_path` (stamping the file's sha256) via a temp file and rename."""
-    card = card.model_copy(update={"onnx_sha256": file_sha256(model_path)})
-    sidecar = sidecar_path(model_path)
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-    tmp.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(sidecar)
+    save_sidecar(model_path, card)
 
 
 def network_input(image: np.ndarray, card: DetectorCard) -> tuple[np.ndarray, float]:
@@ -104,7 +88,18 @@ def network_input(image: np.ndarray, card: DetectorCard) -> tuple[np.ndarray, fl
     return normalise(padded, card)[None], scale
 
 
-def normalise(image: np.ndarray, card: DetectorCard) -> np.ndarray:
+class Normalisation(Protocol):
+    """What a card says about feeding pixels to its network (DetectorCard, StateCard)."""
+
+    @property
+    def channel_order(self) -> Literal["RGB", "BGR"]: ...
+    @property
+    def mean(self) -> tuple[float, float, float]: ...
+    @property
+    def std(self) -> tuple[float, float, float]: ...
+
+
+def normalise(image: np.ndarray, card: Normalisation) -> np.ndarray:
     """BGR uint8 (H, W, 3) -> (3, H, W) float32, channels and normalisation as the card says."""
     if card.channel_order == "RGB":
         image = image[:, :, ::-1]

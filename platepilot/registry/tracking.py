@@ -94,19 +94,21 @@ def _log(
 DETECTOR_EXPERIMENT = "plate_detector"
 
 
-def log_detector_run(opts: Any, result: Any, tracking_uri: str, say: Callable[[str], None] = print) -> str:
+def log_detector_run(
+    opts: Any, result: Any, tracking_uri: str, say: Callable[[str], None] = print,
+    experiment: str = DETECTOR_EXPERIMENT, task: str = "detect",
+) -> str:  # fmt: skip
     """Log a `train_detector()` run (options, per-epoch metrics, ONNX + sidecar, weights, curves) to MLflow
     in the `plate_detector` experiment; returns the run id. Detectors are not registered: a trained one
-    is used by pointing `detector.model_path` at it."""
+    is used by pointing `detector.model_path` at it. The state classifier's runs (`platepilot state
+    train`) are logged the same way, in their own `experiment` and `task` tag."""
     import_mlflow()
     uri = resolve_tracking_uri(tracking_uri, Path(opts.output_dir), say)
     try:
         mlflow_client = client(uri)
-        experiment_id = _experiment(mlflow_client, DETECTOR_EXPERIMENT, uri, Path(opts.output_dir))
+        experiment_id = _experiment(mlflow_client, experiment, uri, Path(opts.output_dir))
         commit = git_commit()
-        run = mlflow_client.create_run(
-            experiment_id, tags={"task": "detect"} | ({"git_commit": commit} if commit else {})
-        )
+        run = mlflow_client.create_run(experiment_id, tags={"task": task} | ({"git_commit": commit} if commit else {}))
         run_id = str(run.info.run_id)
         _log_params_metrics(mlflow_client, run_id, opts, result)
         _log_files(mlflow_client, run_id, result.model_path)
@@ -115,7 +117,7 @@ def log_detector_run(opts: Any, result: Any, tracking_uri: str, say: Callable[[s
         raise PlatepilotError(
             f"logging to MLflow at {uri} failed ({first_line(exc)}); the model is saved at {result.model_path}"
         ) from exc
-    say(f"logged MLflow run {run_id} to {uri} (experiment {DETECTOR_EXPERIMENT})")
+    say(f"logged MLflow run {run_id} to {uri} (experiment {experiment})")
     return run_id
 
 

@@ -39,13 +39,15 @@ def export_detector(model: PlateNet, card: DetectorCard, path: Path) -> float:
     return diff
 
 
-def parity(model: PlateNet, onnx_path: Path) -> float:
+def parity(
+    model: torch.nn.Module, onnx_path: Path, shapes: tuple[tuple[int, int, int, int], ...] = PARITY_SHAPES
+) -> float:
     """Max abs difference between torch and onnxruntime outputs on random inputs of several shapes."""
     rng = np.random.default_rng(0)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     worst = 0.0
     with torch.no_grad():
-        for shape in PARITY_SHAPES:
+        for shape in shapes:
             batch = rng.normal(0, 1, shape).astype(np.float32)
             expected = model(torch.from_numpy(batch)).numpy()
             got = session.run(None, {"image": batch})[0]

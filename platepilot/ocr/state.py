@@ -1,0 +1,139 @@
+"""State identification: which state (or territory) issued the plate in a crop, through onnxruntime.
+
+A small CNN trained by `platepilot state train` sees the whole crop resized to the card's
+height x width and returns one logit per class: the postal codes, plus `unknown` for crops that are
+not plates (training shows it noise, car paint and scrambled plates). The runtime says `unknown`,
+with the best state's probability as its (low) confidence, when that class wins or when no state
+reaches `min_confidence`. Everything needed to feed the network lives in its JSON sidecar
+(`StateCard`), with the ONNX file's sha256.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from platepilot.detect.platenet import normalise
+from platepilot.errors import PlatepilotError
+from platepilot.plates.states import STATE_NAMES, UNKNOWN
+from platepilot.sessions import load_sidecar, open_session, save_sidecar
+
+BUNDLED_STATE_MODEL = Path(__file__).resolve().parents[1] / "assets" / "plate_state.onnx"
+BATCH = 64
+
+
+class StateCard(BaseModel):
+    """The sidecar of a state classifier: its classes, how to feed it, where it came from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["state"] = "state"
+    classes: tuple[str, ...] = Field(description="Output order: postal codes, and `unknown` for non-plates.")
+    height: int = Field(description="Network input height, pixels.", ge=16, le=512)
+    width: int = Field(description="Network input width, pixels.", ge=16, le=1024)
+    channel_order: Literal["RGB", "BGR"] = "RGB"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    onnx_sha256: str = ""
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, classes: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [c for c in classes if c != UNKNOWN and c not in STATE_NAMES]
+        if bad or len(set(classes)) != len(classes) or len(classes) < 2:
+            raise ValueError(f"classes must be distinct postal codes or {UNKNOWN!r}, got {bad or classes}")
+        return classes
+
+
+@dataclass(frozen=True, slots=True)
+class StateGuess:
+    """`state` a postal code or `unknown`; `confidence` the best state's probability in [0, 1];
+    `top` the three likeliest states, best first, with their probabilities."""
+
+    state: str
+    confidence: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+def load_state_card(model_path: Path) -> StateCard:
+    return load_sidecar(model_path, StateCard, "state classifier")
+
+
+def save_state_card(model_path: Path, card: StateCard) -> None:
+    save_sidecar(model_path, card)
+
+
+def state_input(images: list[np.ndarray], card: StateCard) -> np.ndarray:
+    """BGR uint8 crops of any size -> (N, 3, height, width) float32, as training and serving feed them."""
+    blobs = []
+    for image in images:
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        shrink = image.shape[0] > card.height or image.shape[1] > card.width
+        resized = cv2.resize(
+            image, (card.width, card.height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        )
+        blobs.append(normalise(resized, card))
+    return np.stack(blobs) if blobs else np.zeros((0, 3, card.height, card.width), np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def guesses(probs: np.ndarray, classes: tuple[str, ...], min_confidence: float) -> list[StateGuess]:
+    """Per-row class probabilities -> guesses; `unknown` when it wins or the best state is below the floor."""
+    state_cols = [i for i, c in enumerate(classes) if c != UNKNOWN]
+    unknown_col = classes.index(UNKNOWN) if UNKNOWN in classes else None
+    out = []
+    for row in probs:
+        order = sorted(state_cols, key=lambda i: -row[i])
+        best = order[0]
+        top = tuple((classes[i], float(row[i])) for i in order[:3])
+        unknown_wins = unknown_col is not None and row[unknown_col] > row[best]
+        state = UNKNOWN if unknown_wins or row[best] < min_confidence else classes[best]
+        out.append(StateGuess(state, float(row[best]), top))
+    return out
+
+
+class StateClassifier:
+    """The bundled (or a user-trained) state classifier through onnxruntime. Thread-safe."""
+
+    def __init__(self, model_path: Path | None = None, min_confidence: float = 0.5, threads: int | None = None) -> None:
+        self.model_path = model_path or BUNDLED_STATE_MODEL
+        self.card = load_state_card(self.model_path)
+        self.min_confidence = min_confidence
+        self._session = open_session(self.model_path, "state classifier", threads=threads)
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 1:
+            raise PlatepilotError(f"{self.model_path}: not a state classifier (expected one (N, 3, H, W) input)")
+        if outputs[0].shape[-1] != len(self.card.classes):
+            raise PlatepilotError(
+                f"{self.model_path}: outputs {outputs[0].shape[-1]} classes, its sidecar lists {len(self.card.classes)}"
+            )
+        self._input = inputs[0].name
+
+    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
+        """(N, len(classes)) softmax probabilities for BGR crops, in batches of BATCH."""
+        chunks = [
+            softmax(self._session.run(None, {self._input: state_input(images[i : i + BATCH], self.card)})[0])
+            for i in range(0, len(images), BATCH)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.card.classes)), np.float32)
+
+    def classify(self, images: list[np.ndarray]) -> list[StateGuess]:
+        """One guess per crop (empty or degenerate crops give `unknown` with confidence 0)."""
+        usable = [i for i, im in enumerate(images) if im.ndim in (2, 3) and im.shape[0] >= 2 and im.shape[1] >= 2]
+        found = guesses(self.probabilities([images[i] for i in usable]), self.card.classes, self.min_confidence)
+        out = [StateGuess(UNKNOWN, 0.0)] * len(images)
+        for i, guess in zip(usable, found, strict=True):
+            out[i] = guess
+        return out

@@ -1,0 +1,83 @@
+"""Scoring a state classifier on labelled photos (a state manifest): top-1, top-3, Florida vs not, speed.
+
+- `top1`, `top3`: the true state is the best state, or among the three best (the `unknown` class and
+  the confidence floor are ignored: they are scored by `unknown_rate`);
+- `florida_precision`, `florida_recall`: of Florida vs not Florida, with the runtime's decision
+  (a read says FL only when FL is the best state and clears the floor);
+- `ms_per_plate`: the classifier's time per photo at batches of 64, decoding excluded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.progress import track
+
+from platepilot.ocr.base import read_image
+from platepilot.ocr.state import StateClassifier, guesses
+from platepilot.plates.state_manifest import StatePhoto
+from platepilot.plates.states import FLORIDA, UNKNOWN
+
+
+@dataclass(frozen=True)
+class StateEval:
+    n: int
+    top1: float
+    top3: float
+    florida_precision: float
+    florida_recall: float
+    florida_n: int
+    unknown_rate: float
+    ms_per_plate: float
+    confusions: tuple[tuple[str, str, int], ...]  # (true, predicted, count), most frequent first
+    worst_states: tuple[tuple[str, float, int], ...]  # (state, top-1 accuracy, photos), worst first
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["confusions"] = [{"true": t, "predicted": p, "count": c} for t, p, c in self.confusions]
+        out["worst_states"] = [{"state": s, "top1": a, "n": n} for s, a, n in self.worst_states]
+        return out
+
+
+def evaluate_states(
+    photos: Sequence[StatePhoto], classifier: StateClassifier, console: Console | None = None, top: int = 12
+) -> StateEval:
+    """Classify every photo once (in batches of BATCH) and score it; see the module docstring."""
+    images = [read_image(p.image) for p in track(photos, "reading photos", console=console, transient=True)]
+    started = time.perf_counter()
+    probs = classifier.probabilities(images)
+    ms = 1000 * (time.perf_counter() - started) / max(len(images), 1)
+    classes = classifier.card.classes
+    found = guesses(probs, classes, classifier.min_confidence)
+    best = [g.top[0][0] for g in found]
+    truth = [p.state for p in photos]
+    said_fl = [g.state == FLORIDA for g in found]
+    is_fl = [t == FLORIDA for t in truth]
+    hits = sum(a and b for a, b in zip(said_fl, is_fl, strict=True))
+    per_state: dict[str, list[bool]] = {}
+    for t, b in zip(truth, best, strict=True):
+        per_state.setdefault(t, []).append(t == b)
+    worst = sorted(((s, sum(v) / len(v), len(v)) for s, v in per_state.items()), key=lambda r: (r[1], r[0]))
+    confusions = Counter((t, b) for t, b in zip(truth, best, strict=True) if t != b)
+    return StateEval(
+        n=len(photos),
+        top1=_share(t == b for t, b in zip(truth, best, strict=True)),
+        top3=_share(t in [s for s, _ in g.top[:3]] for t, g in zip(truth, found, strict=True)),
+        florida_precision=hits / max(sum(said_fl), 1),
+        florida_recall=hits / max(sum(is_fl), 1),
+        florida_n=sum(is_fl),
+        unknown_rate=_share(g.state == UNKNOWN for g in found),
+        ms_per_plate=ms,
+        confusions=tuple((t, b, c) for (t, b), c in confusions.most_common(top)),
+        worst_states=tuple(worst[:top]),
+    )
+
+
+def _share(flags: Any) -> float:
+    values = list(flags)
+    return sum(values) / max(len(values), 1)

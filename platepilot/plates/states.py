@@ -1,0 +1,56 @@
+"""US states, DC and the territories: postal codes, and the spellings our data sources use for them.
+
+The state classifier outputs a postal code (FL, GA, ...) or `UNKNOWN`. Sources spell names their own
+way (`us_plates_by_state` writes HAWAI, MISSIPPI and CNMI; the plate generator writes "Ohio" or
+"NEW YORK"; OpenALPR regions are `us-fl`); `state_code` turns any of them into a code or fails loudly.
+"""
+
+from __future__ import annotations
+
+import re
+
+UNKNOWN = "unknown"
+"""What a read says when no state is confident enough (or the crop is not a plate)."""
+
+FLORIDA = "FL"
+
+STATE_NAMES: dict[str, str] = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "FL": "Florida", "GA": "Georgia",
+    "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois", "IN": "Indiana", "IA": "Iowa", "KS": "Kansas",
+    "KY": "Kentucky", "LA": "Louisiana", "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts",
+    "MI": "Michigan", "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri", "MT": "Montana",
+    "NE": "Nebraska", "NV": "Nevada", "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico",
+    "NY": "New York", "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma",
+    "OR": "Oregon", "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina",
+    "SD": "South Dakota", "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont",
+    "VA": "Virginia", "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+    "DC": "District of Columbia", "AS": "American Samoa", "GU": "Guam", "MP": "Northern Mariana Islands",
+    "PR": "Puerto Rico", "VI": "U.S. Virgin Islands",
+}  # fmt: skip
+"""Postal code -> name: the 50 states, DC and the five inhabited territories (56)."""
+
+# Spellings of the sources that differ from STATE_NAMES (after upper-casing and collapsing
+# punctuation): us_plates_by_state's MANIFEST and the usual short forms.
+_ALIASES: dict[str, str] = {
+    "HAWAI": "HI", "MISSIPPI": "MS", "CNMI": "MP", "WASHINGTON DC": "DC", "U S VIRGIN ISLANDS": "VI",
+    "US VIRGIN ISLANDS": "VI", "VIRGIN ISLANDS": "VI",
+}  # fmt: skip
+_BY_NAME: dict[str, str] = {re.sub(r"[^A-Z]+", " ", n.upper()).strip(): c for c, n in STATE_NAMES.items()}
+
+
+def state_code(name: str) -> str:
+    """A postal code for a state name in any source's spelling, a postal code, or a `us-xx` region.
+
+    ValueError names the value when it is none of these.
+    """
+    raw = name.strip()
+    key = re.sub(r"[^A-Z]+", " ", raw.upper()).strip()
+    if raw.lower().startswith("us-"):
+        key = raw[3:].upper()
+    if key in STATE_NAMES:
+        return key
+    code = _ALIASES.get(key) or _BY_NAME.get(key)
+    if code is None:
+        raise ValueError(f"{name!r} is not a US state, DC or territory name or postal code")
+    return code

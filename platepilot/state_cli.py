@@ -1,0 +1,109 @@
+"""`platepilot state ...` and `platepilot eval --states`: the state classifier's commands (thin)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from platepilot.config import Settings
+from platepilot.errors import PlatepilotError
+
+state_app = typer.Typer(help="State identification: which state issued a plate.", no_args_is_help=True)
+
+
+def _consoles() -> tuple[Console, Console]:
+    """The CLI's own consoles (stdout, stderr), looked up at call time: cli.py imports this module."""
+    from platepilot import cli
+
+    return cli.console, cli.err_console
+
+
+@state_app.command("train")
+def state_train(
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="State manifest (image_relpath, state, split); its train rows are trained on."
+    ),
+    designs: list[Path] = typer.Option(
+        [], "--designs", help="Folder of Florida plate design images (e.g. florida_dmv), labelled FL; repeatable."
+    ),
+    output_dir: Path = typer.Option(Path("models/state_runs/latest"), "--output-dir", "-o", help="Run folder."),
+    cache_dir: Path = typer.Option(
+        Path.home() / ".cache" / "platepilot" / "state", "--cache-dir", help="Decoded photos and renders (reused)."
+    ),
+    epochs: int = typer.Option(30, "--epochs", min=1),
+    batch_size: int = typer.Option(64, "--batch-size", min=2),
+    lr: float = typer.Option(3e-3, "--lr", min=1e-6, max=1.0, help="Peak learning rate (one-cycle)."),
+    rendered: int = typer.Option(2400, "--rendered", min=0, help="Rendered plates in the pool (half Florida)."),
+    threads: int = typer.Option(1, "--threads", min=1, max=64, help="Torch threads."),
+    workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
+    seed: int = typer.Option(0, "--seed"),
+    source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+) -> None:
+    """Train the state classifier (CPU) and export it to OUTPUT_DIR/plate_state.onnx with its sidecar.
+
+    Use it with `state.model_path: OUTPUT_DIR/plate_state.onnx` in platepilot.yaml.
+    """
+    import torch
+
+    from platepilot.registry.tracking import log_detector_run
+    from platepilot.training.state.train import StateTrainOptions, train_state
+
+    console, _ = _consoles()
+    torch.set_num_threads(threads)
+    opts = StateTrainOptions(
+        data=data, output_dir=output_dir, designs=designs, cache_dir=cache_dir, epochs=epochs,
+        batch_size=batch_size, lr=lr, rendered=rendered, seed=seed, workers=workers, sources=source,
+    )  # fmt: skip
+    result = train_state(opts, console)
+    try:
+        log_detector_run(
+            opts, result, _tracking_uri(tracking_uri), lambda line: console.print(escape(line)), "plate_state", "state"
+        )
+    except PlatepilotError as exc:
+        console.print(escape(f"run not logged to MLflow: {exc}"), highlight=False)
+    scores = result.evaluation
+    summary = (
+        f"valid+test: top1 {scores['top1']:.3f}, top3 {scores['top3']:.3f}, FL precision "
+        f"{scores['florida_precision']:.3f} recall {scores['florida_recall']:.3f}"
+        if scores
+        else "no valid/test rows to score"
+    )
+    console.print(escape(f"{result.model_path} ({summary}; {result.seconds:.0f} s)"), soft_wrap=True)
+
+
+def _tracking_uri(tracking_uri: str | None) -> str:
+    from platepilot.config import load_config
+
+    return tracking_uri or load_config(None).mlflow.tracking_uri
+
+
+def eval_states(manifest: Path, settings: Settings, model: Path | None, splits: list[str], as_json: bool) -> None:
+    """`eval --states`: score the state classifier on a state manifest (top-1/3, Florida, speed)."""
+    from rich.table import Table
+
+    from platepilot.ocr.state import StateClassifier
+    from platepilot.ocr.state_eval import evaluate_states
+    from platepilot.plates.state_manifest import read_state_manifest
+
+    console, err_console = _consoles()
+    photos = read_state_manifest(manifest, set(splits) if splits else None)
+    classifier = StateClassifier(model or settings.state.model_path, settings.state.min_confidence)
+    result = evaluate_states(photos, classifier, err_console)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    table = Table("photos", "top-1", "top-3", "FL precision", "FL recall", "FL photos", "unknown", "ms/plate")
+    table.add_row(
+        str(result.n), f"{result.top1:.1%}", f"{result.top3:.1%}", f"{result.florida_precision:.1%}",
+        f"{result.florida_recall:.1%}", str(result.florida_n), f"{result.unknown_rate:.1%}",
+        f"{result.ms_per_plate:.3f}",
+    )  # fmt: skip
+    console.print(table)
+    if result.confusions:
+        pairs = ", ".join(f"{t}→{p} {c}" for t, p, c in result.confusions)
+        console.print(f"confusions (true→predicted): {escape(pairs)}", highlight=False)

@@ -1,0 +1,37 @@
+"""Export a trained StateNet to ONNX (dynamic batch) with its sidecar, after a parity check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.state import StateCard, save_state_card
+from platepilot.sessions import sidecar_path
+from platepilot.training.detector.export import PARITY_TOLERANCE, parity
+from platepilot.training.state.model import StateNet
+
+
+def export_state_model(model: StateNet, card: StateCard, path: Path) -> float:
+    """Write `path` + sidecar via temp files; returns the max abs logit difference torch vs onnxruntime.
+
+    A difference above PARITY_TOLERANCE fails the export and leaves any previous model in place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.onnx")
+    model = model.eval()
+    torch.onnx.export(
+        model, (torch.zeros(1, 3, card.height, card.width),), str(tmp), input_names=["image"],
+        output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17, dynamo=False,
+    )  # fmt: skip
+    shapes = tuple((n, 3, card.height, card.width) for n in (1, 5, 64))
+    diff = parity(model, tmp, shapes)
+    if diff > PARITY_TOLERANCE:
+        tmp.unlink(missing_ok=True)
+        raise PlatepilotError(f"ONNX export disagrees with torch: max abs logit difference {diff:.2e}")
+    tmp.replace(path)
+    sidecar_path(path).unlink(missing_ok=True)
+    save_state_card(path, card.model_copy(update={"training": {**card.training, "export_parity_max_abs": diff}}))
+    return diff

@@ -1,0 +1,213 @@
+"""The training run behind `platepilot state train`: real photos + designs + rendered plates -> ONNX.
+
+An epoch is every training photo of the manifest's `train` split (one in HOLDOUT_EVERY held out and
+scored clean each epoch), a draw of the design images (Florida's published designs), a draw of
+rendered plates, and generated non-plates (the `unknown` class), each degraded into a camera crop.
+Sources are not balanced by count: the loss adds the log of each class's share of the epoch to its
+logit (logit adjustment), so the exported network scores as if every class were equally common.
+The last epoch is exported; then, if the manifest has `valid`/`test` rows (never trained on), the
+exported model is scored on them through onnxruntime and the numbers go into its sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, save_state_card
+from platepilot.ocr.state_eval import evaluate_states
+from platepilot.plates.state_manifest import read_state_manifest
+from platepilot.plates.states import FLORIDA, STATE_NAMES, UNKNOWN
+from platepilot.training.detector.train import _jsonable
+from platepilot.training.state.data import (
+    Pool,
+    StateCrops,
+    cached_pool,
+    design_images,
+    is_holdout,
+    merge,
+    rendered_pool,
+)  # fmt: skip
+from platepilot.training.state.export import export_state_model
+from platepilot.training.state.model import WIDTHS, StateNet
+
+MODEL_FILE = "plate_state.onnx"
+EVAL_SPLITS = ("valid", "test")
+
+
+@dataclass
+class StateTrainOptions:
+    """Everything a run needs; `platepilot state train` fills it from its flags."""
+
+    data: Path
+    output_dir: Path
+    designs: list[Path] = field(default_factory=list)
+    cache_dir: Path = Path.home() / ".cache" / "platepilot" / "state"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    height: int = 64
+    width: int = 128
+    rendered: int = 2400
+    rendered_per_epoch: int = 400
+    designs_per_epoch: int = 120
+    non_plates_per_epoch: int = 200
+    seed: int = 0
+    workers: int = 1
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StateTrainResult:
+    model_path: Path
+    best: dict[str, float]
+    history: list[dict[str, float]]
+    seconds: float
+    evaluation: dict[str, Any] | None
+
+
+def train_state(opts: StateTrainOptions, console: Console | None = None) -> StateTrainResult:
+    """Train, export to `<output_dir>/plate_state.onnx` (+ sidecar, weights, history), score valid+test."""
+    console = console or Console()
+    started = time.monotonic()
+    torch.manual_seed(opts.seed)
+    photos = read_state_manifest(opts.data, {"train"})
+    train_photos = [p for p in photos if not is_holdout(p)]
+    held = [p for p in photos if is_holdout(p)]
+    pools = [
+        cached_pool([p.image for p in train_photos], [p.state for p in train_photos], opts.cache_dir, "photos"),
+        cached_pool([p.image for p in held], [p.state for p in held], opts.cache_dir, "holdout"),
+    ]
+    design_paths = [p for folder in opts.designs for p in design_images(folder)]
+    pools.append(cached_pool(design_paths, [FLORIDA] * len(design_paths), opts.cache_dir, "designs"))
+    pools.append(rendered_pool(opts.rendered, opts.seed, opts.cache_dir))
+    pool, (real_ids, held_ids, design_ids, rendered_ids) = merge(pools)
+    card = StateCard(classes=(*STATE_NAMES, UNKNOWN), height=opts.height, width=opts.width)
+    console.print(
+        f"{len(real_ids)} training photos ({len(held_ids)} held out), {len(design_ids)} design images, "
+        f"{len(rendered_ids)} rendered plates; classes {len(card.classes)}"
+    )
+    model = StateNet(len(card.classes), WIDTHS)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=5e-4)
+    rng = np.random.default_rng(opts.seed)
+    steps = len(_epoch_items(rng, opts, real_ids, design_ids, rendered_ids)) // opts.batch_size
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
+    history: list[dict[str, float]] = []
+    for epoch in range(1, opts.epochs + 1):
+        items = _epoch_items(rng, opts, real_ids, design_ids, rendered_ids)
+        prior = _log_prior(pool, items, card)
+        data = StateCrops(pool, items, card, augment=True, seed=opts.seed * 10_000 + epoch)
+        loss, acc = _train_epoch(model, optimizer, scheduler, data, prior, opts, epoch, steps)
+        held_top1, held_top3 = _score(model, StateCrops(pool, held_ids, card, augment=False, seed=0))
+        history.append({"epoch": epoch, "loss": loss, "train_top1": acc, "holdout_top1": held_top1,
+                        "holdout_top3": held_top3})  # fmt: skip
+        console.print(
+            f"epoch {epoch}/{opts.epochs}  loss {loss:.3f}  train top1 {acc:.3f}  "
+            f"held-out top1 {held_top1:.3f} top3 {held_top3:.3f}"
+        )
+    return _finish(model, card, opts, history, started, console)
+
+
+def _epoch_items(
+    rng: np.random.Generator, opts: StateTrainOptions, real: np.ndarray, designs: np.ndarray, rendered: np.ndarray
+) -> np.ndarray:
+    parts = [real, np.full(opts.non_plates_per_epoch, -1)]
+    if len(designs):
+        parts.append(rng.choice(designs, opts.designs_per_epoch))
+    if len(rendered):
+        parts.append(rng.choice(rendered, opts.rendered_per_epoch))
+    return rng.permutation(np.concatenate(parts))
+
+
+def _log_prior(pool: Pool, items: np.ndarray, card: StateCard) -> torch.Tensor:
+    counts = np.ones(len(card.classes))  # one pseudo-count: no class has a zero prior
+    index = {c: i for i, c in enumerate(card.classes)}
+    for item in items:
+        counts[index[pool.states[item]] if item >= 0 else index[UNKNOWN]] += 1
+    return torch.from_numpy(np.log(counts / counts.sum())).float()
+
+
+def _train_epoch(
+    model: StateNet, optimizer: torch.optim.Optimizer, scheduler: Any, data: StateCrops, prior: torch.Tensor,
+    opts: StateTrainOptions, epoch: int, steps: int,
+) -> tuple[float, float]:  # fmt: skip
+    loader = DataLoader(data, opts.batch_size, shuffle=False, num_workers=opts.workers, drop_last=True)
+    model.train()
+    total = correct = seen = 0.0
+    columns = (TextColumn(f"epoch {epoch}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("train", total=steps, loss=0.0)
+        for step, (images, labels) in enumerate(loader, 1):
+            if step > steps:
+                break
+            logits = model(images)
+            loss = F.cross_entropy(logits + prior, labels, label_smoothing=0.05)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach())
+            correct += float((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+            progress.update(task, advance=1, loss=total / step)
+    return total / max(steps, 1), correct / max(seen, 1)
+
+
+@torch.no_grad()
+def _score(model: StateNet, data: StateCrops) -> tuple[float, float]:
+    """Top-1 and top-3 on clean held-out photos, by the network alone."""
+    if not len(data):
+        return 0.0, 0.0
+    model.eval()
+    top1 = top3 = 0
+    for images, labels in DataLoader(data, 128):
+        best = model(images).topk(3, dim=1).indices
+        top1 += int((best[:, 0] == labels).sum())
+        top3 += int((best == labels[:, None]).any(dim=1).sum())
+    return top1 / len(data), top3 / len(data)
+
+
+def _finish(
+    model: StateNet, card: StateCard, opts: StateTrainOptions, history: list[dict[str, float]], started: float,
+    console: Console,
+) -> StateTrainResult:  # fmt: skip
+    if not history:
+        raise PlatepilotError("training produced no model (no epoch completed)")
+    model_path = opts.output_dir / MODEL_FILE
+    training = {
+        "sources": opts.sources or [str(opts.data), *map(str, opts.designs), "platepilot synthetic plates"],
+        "data": str(opts.data), "designs": [str(d) for d in opts.designs], "options": _jsonable(asdict(opts)),
+        "epochs_run": len(history), "seconds": round(time.monotonic() - started, 1),
+    }  # fmt: skip
+    card = card.model_copy(update={"training": training, "metrics": {"holdout": history[-1]}})
+    export_state_model(model, card, model_path)
+    torch.save({"model": model.state_dict(), "widths": WIDTHS}, model_path.with_suffix(".pt"))
+    (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    evaluation = None
+    splits = _eval_photos(opts.data)
+    if splits:
+        result = evaluate_states(splits, StateClassifier(model_path), console)
+        evaluation = {k: v for k, v in result.to_json().items() if k not in ("confusions", "worst_states")}
+        card = load_state_card(model_path)
+        save_state_card(model_path, card.model_copy(update={"metrics": {**card.metrics, "valid_test": evaluation}}))
+    best = max(history, key=lambda h: h["holdout_top1"])
+    return StateTrainResult(model_path, best, history, time.monotonic() - started, evaluation)
+
+
+def _eval_photos(manifest: Path) -> list[Any]:
+    try:
+        return list(read_state_manifest(manifest, set(EVAL_SPLITS)))
+    except PlatepilotError:
+        return []  # no valid/test rows: nothing to score after training
