@@ -556,7 +556,7 @@ def models_promote(
     settings = load_config(config)
     uri, name = _registry_target(config, tracking_uri, model_name)
     client = connect(uri)
-    console.print(f"gate: reading v{version}, the champion or built-in reader, and the default reader ...")
+    console.print(f"gate: reading v{version}, what runs now, the default reader and PlateOCR with v{version} ...")
     change, record = promote_gated(client, name, version, settings, force=force, extra=eval_labels)
     console.print(escape(verdict_line(record)), highlight=False, soft_wrap=True)
     before = f"v{change.from_version}" if change.from_version is not None else "(none)"
@@ -578,7 +578,7 @@ def models_deploy(
     from platepilot.registry.gate import verdict_line
 
     settings = load_config(config)
-    console.print("gate: reading the candidate, the deployed model or built-in reader, and the default reader ...")
+    console.print("gate: reading the candidate, what runs now, the default reader and PlateOCR with the candidate ...")
     if source.isdigit() and not Path(source).exists():
         from platepilot.registry.common import connect
 
