@@ -247,4 +247,6 @@ async function main() {
   await startLive();
 }
 
+// the token became a cookie on the first request: keep it out of the history and of screenshots
+if (location.search.includes("token=")) history.replaceState(null, "", location.pathname + location.hash);
 main().catch((err) => status(err.message));
