@@ -1,0 +1,314 @@
+"""The dashboard in real headless Chromium (Debian `chromium`, driven by Playwright), against the real
+`platepilot dashboard` in a subprocess on a free port, over an events database the test writes.
+
+Set PLATEPILOT_SCREENSHOT=docs/img/dashboard.png to refresh the documentation's screenshot.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from test_labeling_browser import CHROMIUM, CHROMIUM_ARGS
+
+from platepilot.store.events import EventStore, PlateEvent
+from platepilot.watch.lists import load_watchlists
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+DAY = "2026-12-01"
+HOSTILE = "<img src=x onerror=window.pwned=1>"
+CONFIG = """cameras:
+  - id: CAM1
+  - id: CAM2
+output:
+  stats_file: output/stats.json
+"""
+WATCHLISTS = """lists:
+  stolen:
+    entries:
+      - plate: ABC1234
+        note: reported stolen
+"""
+
+
+class Dashboard:
+    """`platepilot dashboard` running in `cwd`; `url` is what it printed."""
+
+    def __init__(self, cwd: Path, *extra: str) -> None:
+        cmd = [sys.executable, "-m", "platepilot.cli", "dashboard", "--port", "0", "--no-browser", *extra]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        self.output: list[str] = []
+        for line in self.proc.stdout:
+            self.output.append(line)
+            match = re.search(r"open (http://\S+)", line)
+            if match:
+                self.url = match.group(1)
+                return
+        self.stop()
+        raise AssertionError("dashboard did not start:\n" + "".join(self.output))
+
+    def local_url(self) -> str:
+        parts = urlsplit(self.url)
+        return parts._replace(netloc=f"127.0.0.1:{parts.port}").geturl()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # by PID
+            self.proc.wait(15)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class Road:
+    """The events database and crops of a working folder, written as the runtime writes them."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.store = EventStore(f"sqlite:///{work}/output/events.db")
+        self.crops = work / "output" / "crops" / DAY
+        self.crops.mkdir(parents=True, exist_ok=True)
+        self.track = 0
+
+    def add(self, text: str, camera: str = "CAM1", name: str | None = None, when: float | None = None,
+            candidates: tuple[tuple[str, float], ...] = ()) -> int:  # fmt: skip
+        self.track += 1
+        crop = self.crops / f"{name or f'{camera}_track{self.track}'}.jpg"
+        image = np.full((48, 160, 3), 235, np.uint8)
+        cv2.putText(image, text[:8], (6, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (40, 90, 10), 2)
+        assert cv2.imwrite(str(crop), image)
+        seen = time.time() if when is None else when
+        rel = str(crop.relative_to(self.work))
+        self.store.add(PlateEvent(camera, self.track, seen, seen + 2, text, 0.91, candidates or ((text, 0.91),), rel,
+                                  "crnn", "v9", 3, None))  # fmt: skip
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT max(id) FROM plate_events")).scalar() or 0)
+
+    def set_state(self, event_id: int, state: str) -> None:
+        """The state column another version of the runtime writes (added here when this one has none)."""
+        with self.store.engine.begin() as conn:
+            columns = {row[1] for row in conn.execute(sa.text("PRAGMA table_info(plate_events)"))}
+            if "state" not in columns:
+                conn.execute(sa.text("ALTER TABLE plate_events ADD COLUMN state VARCHAR(8)"))
+            conn.execute(sa.text("UPDATE plate_events SET state = :s WHERE id = :i"), {"s": state, "i": event_id})
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    yield page
+    context.close()
+
+
+@pytest.fixture()
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "platepilot.yaml").write_text(CONFIG)
+    (tmp_path / "watchlists.yaml").write_text(WATCHLISTS)
+    return tmp_path
+
+
+@pytest.fixture()
+def road(work: Path) -> Iterator[Road]:
+    road = Road(work)
+    yield road
+    road.store.close()
+
+
+@pytest.fixture()
+def start(work: Path) -> Iterator[Callable[..., Dashboard]]:
+    servers: list[Dashboard] = []
+
+    def _start(*extra: str) -> Dashboard:
+        servers.append(Dashboard(work, *extra))
+        return servers[-1]
+
+    yield _start
+    for server in servers:
+        server.stop()
+
+
+def row(page: Page, where: str, event_id: int) -> object:
+    return page.locator(f"#{where} .read[data-id='{event_id}']")
+
+
+def test_the_live_feed_shows_a_new_read_within_a_second(
+    road: Road, start: Callable[..., Dashboard], page: Page
+) -> None:
+    old = road.add("XYZ999", when=time.time() - 60)
+    server = start()
+    page.goto(server.url)
+    expect(row(page, "feed", old)).to_be_visible()  # type: ignore[arg-type]
+    expect(page.locator("#feed-state")).to_have_text("live")
+    added = time.monotonic()
+    new = road.add("A8C1234", camera="CAM2", candidates=(("A8C1234", 0.7), ("ABC1234", 0.2)))
+    road.set_state(new, "FL")
+    fresh = page.locator(f"#feed .read[data-id='{new}']")
+    fresh.wait_for(timeout=5000)
+    latency = time.monotonic() - added
+    assert latency < 1.0, f"the read took {latency:.2f} s to appear"
+    assert page.locator("#feed .read").first.get_attribute("data-id") == str(new)  # newest on top
+    expect(fresh).to_have_class(re.compile(r"\bblock\b"))
+    expect(fresh.locator(".hit")).to_have_text(
+        "BLOCK stolen: ABC1234 (reported stolen) · exact via candidate #2 (ABC1234)"
+    )
+    expect(fresh.locator(".plate")).to_have_text("A8C1234")
+    expect(fresh.locator(".cam")).to_have_text("CAM2")
+    expect(fresh.locator(".conf")).to_have_text("0.91")
+    assert fresh.locator("img").evaluate("img => img.decode().then(() => img.naturalWidth)") == 160
+    # the state column is read when the database has one (the row was written before it was set: the
+    # vehicle page reads it again)
+    fresh.click()
+    expect(page.locator("#vehicle dl")).to_contain_text("FL")
+    expect(page.locator("#vehicle")).to_contain_text("ABC1234")  # the fused candidates
+    expect(page.locator("#vehicle")).to_contain_text("3 accepted reads were fused")
+    if os.environ.get("PLATEPILOT_SCREENSHOT"):
+        for text in ("HOME123", "FWW452", "ABC1234"):
+            road.add(text)
+        page.goto(server.url + "#/live")
+        page.locator("#feed .read").nth(4).wait_for()
+        page.screenshot(path=os.environ["PLATEPILOT_SCREENSHOT"])
+
+
+def test_search_finds_a_misread_plate_by_fuzzy_match_and_exports_it(
+    road: Road, start: Callable[..., Dashboard], page: Page
+) -> None:
+    noon = datetime(2026, 12, 1, 12, 0).timestamp()
+    ids = {text: road.add(text, camera=cam, when=noon + i * 600)
+           for i, (text, cam) in enumerate([("ABC1284", "CAM1"), ("XYZ999", "CAM1"), ("A8C1234", "CAM2")])}  # fmt: skip
+    server = start()
+    page.goto(server.url + "#/search")
+    page.fill("#q-plate", "abc 1234")
+    page.click("#search-go")
+    expect(page.locator("#search-count")).to_have_text("2 reads")
+    expect(row(page, "results", ids["ABC1284"])).to_be_visible()  # type: ignore[arg-type]
+    expect(row(page, "results", ids["A8C1234"])).to_be_visible()  # type: ignore[arg-type]
+    page.select_option("#q-camera", "CAM2")
+    page.click("#search-go")
+    expect(page.locator("#search-count")).to_have_text("1 reads")
+    page.select_option("#q-camera", "")
+    page.fill("#q-plate", "")
+    page.fill("#q-since", "2026-12-01T12:05:00")
+    page.fill("#q-until", "2026-12-01T12:15:00")
+    page.click("#search-go")
+    expect(page.locator("#search-count")).to_have_text("1 reads")
+    expect(row(page, "results", ids["XYZ999"])).to_be_visible()  # type: ignore[arg-type]
+    page.fill("#q-plate", "ABC1234")
+    page.fill("#q-since", "")
+    page.fill("#q-until", "")
+    page.click("#search-go")
+    expect(page.locator("#search-count")).to_have_text("2 reads")
+    csv = page.request.get(server.url.rstrip("/") + page.locator("#export").get_attribute("href"))  # type: ignore[operator]
+    lines = csv.text().splitlines()
+    assert csv.headers["content-type"].startswith("text/csv") and lines[0].startswith("camera_id,track_id")
+    assert sorted(line.split(",")[4] for line in lines[1:]) == ["A8C1234", "ABC1284"]
+
+
+def test_editing_the_watchlist_takes_effect(
+    work: Path, road: Road, start: Callable[..., Dashboard], page: Page
+) -> None:
+    server = start()
+    page.goto(server.url + "#/watchlists")
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 1 entries")
+    page.fill("#wl-list", "stolen")
+    page.fill("#wl-regex", "QRW(")
+    page.click("#wl-add")
+    expect(page.locator("#wl-error")).to_contain_text("lists.stolen.entries[1].regex: bad regex 'QRW('")
+    assert load_watchlists(work / "watchlists.yaml", ["CAM1", "CAM2"]).lists["stolen"].entries[-1].plate == "ABC1234"
+    page.fill("#wl-regex", "")
+    page.fill("#wl-plate", "qrw 661")
+    page.fill("#wl-note", "owes tolls")
+    page.fill("#wl-cameras", "CAM1")
+    page.click("#wl-add")
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 2 entries")
+    saved = load_watchlists(work / "watchlists.yaml", ["CAM1", "CAM2"]).lists["stolen"].entries[-1]
+    assert (saved.plate, saved.note, saved.cameras) == ("QRW661", "owes tolls", ("CAM1",))
+    assert sorted(p.name for p in work.iterdir() if "watchlists" in p.name) == ["watchlists.yaml"]  # no temp left
+    page.goto(server.url + "#/live")
+    expect(page.locator("#feed-state")).to_have_text("live")
+    hit, other_camera = road.add("QRW661"), road.add("QRW661", camera="CAM2")
+    expect(page.locator(f"#feed .read[data-id='{hit}'] .hit")).to_have_text("BLOCK stolen: QRW661 (owes tolls) · exact")
+    expect(page.locator(f"#feed .read[data-id='{other_camera}']")).not_to_have_class(re.compile(r"\bblock\b"))
+    page.goto(server.url + "#/watchlists")  # remove it again
+    page.locator("#lists tr", has_text="QRW661").get_by_role("button", name="remove").click()
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 1 entries")
+    (work / "watchlists.yaml").write_text(WATCHLISTS + "      - plate: LATE1\n")  # an edit by hand meanwhile
+    page.fill("#wl-list", "stolen")
+    page.fill("#wl-plate", "ZZZ1")
+    page.click("#wl-add")
+    expect(page.locator("#wl-error")).to_contain_text("changed since this page loaded it")
+    assert [e.plate for e in load_watchlists(work / "watchlists.yaml", ["CAM1"]).lists["stolen"].entries] == [
+        "ABC1234", "LATE1"]  # fmt: skip
+
+
+def test_hostile_crop_names_and_texts_stay_text(road: Road, start: Callable[..., Dashboard], page: Page) -> None:
+    evil = road.add("ABC1234", name=HOSTILE)
+    with road.store.engine.begin() as conn:  # a text no reader returns, written by hand
+        conn.execute(sa.text("UPDATE plate_events SET text = :t WHERE id = :i"), {"t": "<b>X</b>", "i": evil})
+    server = start()
+    page.goto(server.url + "#/search")
+    page.click("#search-go")
+    shown = page.locator(f"#results .read[data-id='{evil}']")
+    expect(shown.locator(".plate")).to_have_text("<b>X</b>")
+    assert shown.locator("img").evaluate("img => img.decode().then(() => img.naturalWidth)") == 160  # the file is served
+    shown.click()
+    expect(page.locator("#vehicle")).to_contain_text(f"{HOSTILE}.jpg")
+    assert page.locator("b").count() == 0 and page.locator("img[src='x']").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+def test_path_traversal_is_refused(work: Path, road: Road, start: Callable[..., Dashboard], page: Page) -> None:
+    inside = road.add("ABC1234")
+    outside = road.add("XYZ999")
+    secret = work / "output" / "secret.jpg"
+    (road.crops / f"CAM1_track{road.track}.jpg").rename(secret)
+    with road.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE plate_events SET crop_path = :p WHERE id = :i"), {"p": str(secret), "i": outside})
+    server = start()
+    page.goto(server.url)
+    assert page.request.get(server.url + f"crop/{inside}").headers["content-type"] == "image/jpeg"
+    assert page.request.get(server.url + f"crop/{outside}").status == 404  # a row naming a file elsewhere
+    expect(page.locator(f"#feed .read[data-id='{outside}'] img")).to_be_hidden()
+    for path in ("crop/..%2Fsecret.jpg", "static/..%2F..%2Fdashboard%2Fapp.py", "static/%2e%2e/app.py"):
+        assert page.request.get(server.url + path).status in (404, 422), path
+    conn = http.client.HTTPConnection("127.0.0.1", urlsplit(server.url).port, timeout=10)
+    conn.request("GET", "/static/../app.py")  # sent as is: browsers would normalise the dots away
+    assert conn.getresponse().status == 404
+    conn.close()
+
+
+def test_off_loopback_the_printed_token_is_needed(road: Road, start: Callable[..., Dashboard], page: Page) -> None:
+    event = road.add("ABC1234")
+    server = start("--host", "0.0.0.0")
+    assert "token=" in server.url
+    bare = server.local_url().split("?")[0]
+    for path in ("", "api/events", "api/feed", f"crop/{event}", "api/watchlists"):
+        assert page.request.get(bare + path).status == 401, path
+    page.goto(server.local_url())  # the token becomes a cookie
+    expect(page.locator(f"#feed .read[data-id='{event}']")).to_be_visible()
+    expect(page.locator("#feed-state")).to_have_text("live")  # the event stream carries the cookie
+    assert "token" not in page.url
