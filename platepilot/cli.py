@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.markup import escape
 
 from platepilot.config import Settings, dump_config, load_config
 from platepilot.errors import PlatepilotError
+from platepilot.redact import RedactingFormatter, redact
 from platepilot.state_cli import state_app
 
 app = typer.Typer(
@@ -21,8 +23,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+class _RedactingConsole(Console):
+    """A console that never shows a URL's password, whatever a command prints (see `redact`)."""
+
+    def print(self, *objects: object, **kwargs: Any) -> None:
+        super().print(*(redact(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = _RedactingConsole()
+err_console = _RedactingConsole(stderr=True)
 
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -38,7 +49,7 @@ def config_show(
     from platepilot.ocr.models import choose_reader
 
     settings = load_config(config)
-    typer.echo(dump_config(settings), nl=False)
+    typer.echo(redact(dump_config(settings)), nl=False)
     choice = choose_reader(settings.ocr.engine, None, settings)
     typer.echo(f"# live reader: {choice.engine} ({choice.reason})")
 
@@ -520,7 +531,7 @@ def models_list(
 
     uri, name = _registry_target(config, tracking_uri, model_name)
     client = connect(uri)
-    table = Table(title=f"{name} at {uri}")
+    table = Table(title=f"{name} at {redact(uri)}")
     for column in ("version", "aliases", "created", "exact", "exact folded", "CER", "devices"):
         table.add_column(column)
     for row in list_versions(client, name):
@@ -673,6 +684,7 @@ def run_command(
     """Run the edge pipeline: cameras -> plates -> tracks -> best crops -> OCR -> one event per vehicle."""
     from platepilot.pipeline.report import event_line
     from platepilot.pipeline.run import run_pilot, settings_for_source
+    from platepilot.store.events import PlateEvent
 
     settings = settings_for_source(load_config(config), source)
     _log_runtime_to_stderr()
@@ -684,13 +696,18 @@ def run_command(
             for camera in getattr(pilot, "stats", {}).values():
                 err_console.print(escape(camera.line()), highlight=False, soft_wrap=True)
 
-    result = run_pilot(settings, duration, lambda e: console.print(escape(event_line(e)), highlight=False),
-                       tick if stats else None)  # fmt: skip
+    def show(event: PlateEvent) -> None:  # one line per event, never wrapped (piped output has no width)
+        console.print(escape(event_line(event)), highlight=False, soft_wrap=True)
+
+    result = run_pilot(settings, duration, show, tick if stats else None)
     if stats:
         tick(result.pilot)
         _print_reader(settings)
         if result.mqtt is not None:
             err_console.print(escape(result.mqtt.line()), highlight=False, soft_wrap=True)
+    for output in (result.pilot.crops, result.pilot.events):
+        if stats or output.failed:
+            err_console.print(escape(output.line()), highlight=False, soft_wrap=True)
     for camera_id, score in result.demo_scores.items():
         console.print(
             f"demo {camera_id}: {score.exact}/{score.vehicles} vehicles read exactly ({100 * score.accuracy:.1f}%), "
@@ -701,7 +718,9 @@ def run_command(
             console.print(f"  missed {truth}: nearest read {nearest or 'none'}", highlight=False)
     failed = [s for s in result.pilot.stats.values() if s.error]
     if failed and len(failed) == len(result.pilot.stats):
-        raise PlatepilotError("; ".join(f"{s.camera_id}: {s.error}" for s in failed))
+        raise typer.Exit(1)  # each camera's error was logged when it failed
+    if result.lost_events:
+        raise PlatepilotError(f"{result.lost_events} events were stored nowhere (every output failed; see above)")
 
 
 def _print_reader(settings: Settings) -> None:
@@ -720,7 +739,7 @@ def _log_runtime_to_stderr() -> None:
     runtime.setLevel(logging.INFO)
     if not runtime.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(RedactingFormatter("%(message)s"))
         runtime.addHandler(handler)
 
 
@@ -762,6 +781,27 @@ def dashboard_command(
     from platepilot.dashboard.server import serve
 
     serve(load_config(config), host, port, open_browser=not no_browser, say=typer.echo)
+
+
+@app.command("prune")
+def prune_command(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Apply output.retention now: delete crops and events older than max_age_days, then the oldest crops
+    over max_disk_gb (their events stay, marked). Crops in gate.labels are kept. `run` does this on its own."""
+    import time
+
+    from platepilot.store.retention import applies, prune
+
+    settings = load_config(config)
+    if not applies(settings.output.retention):
+        console.print("nothing to prune: set output.retention.max_age_days or max_disk_gb", highlight=False)
+        return
+    report = prune(settings.output, settings.gate.labels, time.time(), dry_run=dry_run)
+    console.print(escape(report.line()), highlight=False, soft_wrap=True)
+    for crop, why in report.plan.crops[:5] if dry_run else ():
+        console.print(escape(f"  {crop.path} ({why})"), highlight=False, soft_wrap=True)
 
 
 @app.command("train")

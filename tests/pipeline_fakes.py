@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from platepilot.config import CameraConfig, OCRConfig, OutputConfig, Settings, TrackerConfig
@@ -62,6 +63,16 @@ class TruthDetector:
         _, truth = self.scene.render(self.index)
         self.index += 1
         return [Detection(p.box, 0.9) for p in truth]
+
+
+def write_demo_video(path: Path, frames: int, seed: int = 2) -> DemoScene:
+    """The demo scene's first `frames` frames as an mp4v video at 15 fps (1280x720); its scene."""
+    scene = DemoScene(seed=seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 15.0, (1280, 720))
+    for i in range(frames):
+        writer.write(scene.render(i)[0])
+    writer.release()
+    return scene
 
 
 def pipeline_settings(tmp_path: Path, cameras: Sequence[str] = ("CAM1",)) -> Settings:

@@ -14,6 +14,7 @@ from platepilot.store.labels import (
     compact_labels,
     latest_labels,
     read_labels,
+    rejects_path,
     resolve_crop_path,
     scan_labels,
 )
@@ -69,7 +70,7 @@ def test_bad_lines_in_the_middle_are_reported_and_the_rest_read(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("tail", [b"crops/c.jpg\tAB", b"crops/c.jp", b"crops/c.jpg\t", b"crops/\xc3"])
-def test_crash_cut_last_line_is_reported_and_next_append_stays_separate(tmp_path: Path, tail: bytes) -> None:
+def test_crash_cut_last_line_is_reported_then_quarantined_by_the_next_append(tmp_path: Path, tail: bytes) -> None:
     path = tmp_path / "labels.txt"
     path.write_bytes(b"crops/a.jpg\tABC123\ncrops/b.jpg\tXYZ789\n" + tail)
     report = scan_labels(path)
@@ -79,11 +80,12 @@ def test_crash_cut_last_line_is_reported_and_next_append_stays_separate(tmp_path
     assert "incomplete last line" in report.problems[0].reason
 
     append_labels(path, [("crops/d.jpg", "D12EFG")])
-    assert path.read_bytes().endswith(tail + b"\ncrops/d.jpg\tD12EFG\n")
+    assert path.read_bytes() == b"crops/a.jpg\tABC123\ncrops/b.jpg\tXYZ789\ncrops/d.jpg\tD12EFG\n"
+    note, cut = rejects_path(path).read_bytes().splitlines()
+    assert cut == tail and b"no newline (cut by a crash?)" in note and note.startswith(b"# ")
     latest = latest_labels(path)
-    assert latest["crops/d.jpg"].text == "D12EFG"
-    assert latest["crops/d.jpg"].line_no == 4
-    assert latest["crops/a.jpg"].text == "ABC123"
+    assert latest["crops/d.jpg"].text == "D12EFG" and latest["crops/d.jpg"].line_no == 3
+    assert sorted(latest) == ["crops/a.jpg", "crops/b.jpg", "crops/d.jpg"]
 
 
 @pytest.mark.parametrize(

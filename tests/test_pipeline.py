@@ -9,16 +9,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
-from pipeline_fakes import ScriptedEngine, TruthDetector, make_pilot, pipeline_settings
+from pipeline_fakes import ScriptedEngine, TruthDetector, make_pilot, pipeline_settings, write_demo_video
 from pipeline_fakes import plate_read as _read
 
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 from platepilot.pipeline.fusion import fuse, vote
 from platepilot.pipeline.run import score_demo
-from platepilot.sources.demo import DemoScene, DemoSource
+from platepilot.sources.demo import DemoSource
 from platepilot.sources.files import VideoFileSource
 from platepilot.store.events import query_events
 from platepilot.types import Detection, Frame, PlateRead
@@ -109,19 +108,10 @@ def test_score_demo_matches_text_and_time(tmp_path: Path) -> None:
     assert dict(score.missed)[w.text] == "MISREAD"
 
 
-def _write_demo_video(path: Path, frames: int) -> DemoScene:
-    scene = DemoScene(seed=2)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 15.0, (1280, 720))
-    for i in range(frames):
-        writer.write(scene.render(i)[0])
-    writer.release()
-    return scene
-
-
 @pytest.mark.slow
 def test_video_file_with_the_real_detector(tmp_path: Path) -> None:
     video = tmp_path / "road.mp4"
-    scene = _write_demo_video(video, 75)
+    scene = write_demo_video(video, 75)
     settings = pipeline_settings(tmp_path)
     detector = TextDetPlateDetector(params=TextDetParams(max_side=640))
     engine = ScriptedEngine("ABC1234", [0.9])

@@ -31,7 +31,7 @@ from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
 from platepilot.plates.formats import MAX_PLATE_CHARS, is_caption
 from platepilot.sources.base import FrameSource
-from platepilot.store.crops import CropStore
+from platepilot.store.crops import CropStore, StoredCrop
 from platepilot.store.events import EventStore, PlateEvent
 from platepilot.track.quality import crop_quality, cut_crop, touches_edge
 from platepilot.track.tracker import PlateTracker
@@ -69,7 +69,7 @@ class _TrackReads:
     pending: PlateCrop | None = None
     satisfied: bool = False
     ended: Track | None = None
-    crop_path: str = ""
+    stored: StoredCrop | None = None  # what the crop store holds of the track (its file, or why none)
     reader: LoadedReader | None = None  # the reader of the latest accepted read
 
     def keep_if_much_better(self, crop: PlateCrop) -> None:
@@ -225,19 +225,20 @@ class Pilot:
             )
             stored = self.crops.offer(crop)
             if stored is not None:
-                self._better_crop(crop, str(stored.path), stats)
+                stats.crops_failed += bool(stored.note)
+                self._better_crop(crop, stored, stats)
         for track in update.ended:
             self._track_ended(track)
 
     # OCR ----------------------------------------------------------------------------------------
-    def _better_crop(self, crop: PlateCrop, path: str, stats: CameraStats) -> None:
+    def _better_crop(self, crop: PlateCrop, stored: StoredCrop, stats: CameraStats) -> None:
         key = (crop.camera_id, crop.track_id)
         with self._lock:
             state = self._tracks.get(key)
             if state is None:
                 state = self._tracks[key] = _TrackReads()
                 stats.tracks += 1
-            state.crop_path = path
+            state.stored = stored
             if state.satisfied:
                 state.keep_if_much_better(crop)
                 return
@@ -332,11 +333,12 @@ class Pilot:
             text=fused.text,
             confidence=round(fused.confidence, 4),
             candidates=fused.candidates,
-            crop_path=state.crop_path,
+            crop_path=str(state.stored.path) if state.stored and state.stored.path else "",
             engine=engine,
             model_version=state.reader.version,
             reads=len(state.reads),
             format=fused.format_match,
+            crop_note=state.stored.note if state.stored else "",
         )
         self.events.add(event)
         self.stats[track.camera_id].events += 1

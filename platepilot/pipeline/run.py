@@ -34,6 +34,7 @@ from platepilot.sources.files import ImageFolderSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
 from platepilot.store.mqtt import MQTTPublisher
+from platepilot.store.retention import GB, Pruner
 from platepilot.watch.alerts import Alerter
 from platepilot.watch.lists import LiveWatchlists
 
@@ -104,6 +105,13 @@ class RunResult:
     mqtt: MQTTPublisher | None = None
     alerter: Alerter | None = None
 
+    @property
+    def lost_events(self) -> int:
+        """Events no output kept: the database and the JSON-lines file both refused them, and MQTT was
+        off or lost events too (which ones it lost is not known, so all such events count)."""
+        lost = self.pilot.events.lost
+        return lost if self.mqtt is None or self.mqtt.failed else 0
+
 
 def run_pilot(
     settings: Settings,
@@ -135,15 +143,18 @@ def run_pilot(
     publisher = MQTTPublisher(settings.output.mqtt) if settings.output.mqtt.enabled else None
     alerter = Alerter(watchlists, settings.watch, publisher)
     events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
-    pilot = Pilot(settings, sources, detectors, slot, CropStore(settings.output.crops_dir), events,
+    crops = CropStore(settings.output.crops_dir, int(settings.output.retention.min_free_gb * GB))
+    pilot = Pilot(settings, sources, detectors, slot, crops, events,
                   partial(_emit, publisher, alerter, on_event))  # fmt: skip
     stats_file = None if settings.output.stats_file is None else StatsFile(settings.output.stats_file)
+    pruner = Pruner(settings.output, settings.gate.labels)
     started = time.monotonic()
     try:
         with stop_on_signals(pilot.stop):
             if watcher is not None:
                 watcher.start()
             pilot.start()
+            pruner.start()
             deadline = None if duration is None else started + duration
             while not pilot.wait(tick_seconds if deadline is None else min(tick_seconds, deadline - time.monotonic())):
                 if stats_file is not None:
@@ -154,6 +165,7 @@ def run_pilot(
                     break
     finally:
         pilot.close()
+        pruner.stop()
         if watcher is not None:
             watcher.stop()
         events.close()

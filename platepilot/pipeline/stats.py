@@ -20,6 +20,7 @@ class CameraStats:
     ocr_reads: int = 0
     ocr_seconds: float = 0.0
     tracks: int = 0
+    crops_failed: int = 0  # better crops the disk did not take (full, read-only, under the free-disk floor)
     events: int = 0
     queue_depth: int = 0
     error: str | None = None
@@ -40,4 +41,5 @@ class CameraStats:
         )
         reconnects = self.reconnects()
         text += f", {reconnects} reconnects" if reconnects else ""
+        text += f", {self.crops_failed} crops_failed" if self.crops_failed else ""
         return text + (f", FAILED: {self.error}" if self.error else "")

@@ -10,7 +10,7 @@ from platepilot.config import CameraConfig
 from platepilot.errors import PlatepilotError
 from platepilot.sources.base import Clock, FrameSource
 from platepilot.sources.demo import DemoSource
-from platepilot.sources.files import ImageFolderSource, VideoFileSource
+from platepilot.sources.files import ImageFolderSource, VideoFileSource, check_video
 from platepilot.sources.stream import StreamSource
 
 _DEMO = re.compile(r"^demo(?::(\d+))?$")
@@ -31,6 +31,7 @@ def open_source(camera: CameraConfig, clock: Clock = time.time, realtime_demo: b
     if path.is_dir():
         return ImageFolderSource(path, camera.id, clock=clock)
     if path.is_file():
+        check_video(path)
         return VideoFileSource(path, camera.id, clock)
     raise PlatepilotError(f"camera {camera.id}: source {text!r} is not a file, a folder, a URL, a USB index or 'demo'")
 

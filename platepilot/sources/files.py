@@ -25,6 +25,19 @@ def usable(image: np.ndarray | None) -> bool:
     return image is not None and image.ndim == 3 and image.shape[2] == 3 and image.size > 0
 
 
+def check_video(path: Path) -> None:
+    """Raise PlatepilotError (one line) unless `path` is a video OpenCV can open: checked before a run
+    starts, so a bad file stops it once, before any output is created."""
+    if path.stat().st_size == 0:
+        raise PlatepilotError(f"{path}: video file is empty (0 bytes)")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise PlatepilotError(f"{path}: OpenCV cannot open this video (format or codec)")
+    finally:
+        capture.release()
+
+
 class VideoFileSource:
     """Every frame of a video file; timestamp = `clock()` at open + the frame's stream time."""
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from platepilot.redact import redact
 from platepilot.sources.base import Clock
 from platepilot.sources.files import usable
 from platepilot.types import Frame
@@ -85,6 +86,6 @@ class StreamSource:
 
     def _wait(self, failures: int, stop: threading.Event, why: str) -> None:
         delay = self.backoff.delay(failures)
-        log.warning("%s (%s): %s; retrying in %.1f s", self.camera_id, self.target, why, delay)
+        log.warning("%s (%s): %s; retrying in %.1f s", self.camera_id, redact(str(self.target)), why, delay)
         self.reconnects += 1
         stop.wait(delay)

@@ -5,12 +5,17 @@ quality arrives: written to a temporary file in the same folder, then `os.replac
 (the labeling app, `find ... | wc -l`) never sees a half-written JPEG. The date is the track's first
 frame's local date. Track ids restart with each run, so `next_track_id` tells the tracker where the
 day's numbering left off, and an earlier run's crops are never overwritten.
+
+The disk may fail (full, read-only, a folder that is a file) or fall under the free-space floor: the
+crop is then not written, the track goes on (its event says why it has no crop), the failure is
+counted in `failed` and logged once per outage.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from pathlib import Path
 import cv2
 
 from platepilot.errors import PlatepilotError
+from platepilot.store.outage import Outage, os_reason
 from platepilot.types import PlateCrop
 
 JPEG_QUALITY = 95
@@ -27,11 +33,13 @@ JPEG_QUALITY = 95
 
 @dataclass(frozen=True, slots=True)
 class StoredCrop:
-    """What the store holds for one track: the file and the quality of the crop in it."""
+    """What the store holds for one track: the file (None: no crop of it could be written) and the
+    quality of its best crop; `note` says why its best crop is not on disk ('' when it is)."""
 
-    path: Path
+    path: Path | None
     quality: float
     frame_index: int
+    note: str = ""
 
 
 def crop_path(crops_dir: Path, camera_id: str, track_id: int, timestamp: float) -> Path:
@@ -40,17 +48,25 @@ def crop_path(crops_dir: Path, camera_id: str, track_id: int, timestamp: float) 
 
 
 class CropStore:
-    """Keeps the best crop of every track on disk. Thread-safe."""
+    """Keeps the best crop of every track on disk, while the disk holding `crops_dir` has more than
+    `min_free_bytes` free. Thread-safe."""
 
-    def __init__(self, crops_dir: Path) -> None:
-        self.crops_dir = crops_dir
+    def __init__(self, crops_dir: Path, min_free_bytes: int = 0) -> None:
+        self.crops_dir, self.min_free_bytes = crops_dir, min_free_bytes
         self._best: dict[tuple[str, int], StoredCrop] = {}
         self._first_seen: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
         self.writes = 0
+        self.outage = Outage(f"crops {crops_dir}", "events go on without their crops (counted as crops_failed)")
+
+    @property
+    def failed(self) -> int:
+        return self.outage.failed
 
     def offer(self, crop: PlateCrop) -> StoredCrop | None:
-        """Store `crop` if it is its track's first or better than the stored one; the new entry, or None."""
+        """Store `crop` if it is its track's first or better than the stored one; the new entry, or None.
+
+        When the write fails the entry keeps the track's earlier file (if any) and says why in `note`."""
         key = (crop.camera_id, crop.track_id)
         with self._lock:
             current = self._best.get(key)
@@ -58,11 +74,39 @@ class CropStore:
                 return None
             first = self._first_seen.setdefault(key, crop.timestamp)
             path = crop_path(self.crops_dir, crop.camera_id, crop.track_id, first)
-            _write_jpeg_atomic(path, crop)
-            stored = StoredCrop(path, crop.quality, crop.frame_index)
+            problem = self._write(path, crop)
+            if problem is None:
+                stored = StoredCrop(path, crop.quality, crop.frame_index)
+            else:
+                kept = current.path if current is not None else None
+                note = (
+                    f"best crop not written ({problem}); an earlier crop kept"
+                    if kept
+                    else f"crop not written: {problem}"
+                )
+                stored = StoredCrop(kept, crop.quality, crop.frame_index, note)
             self._best[key] = stored
-            self.writes += 1
             return stored
+
+    def line(self) -> str:
+        return f"crops {self.crops_dir}: {self.writes} written, {self.failed} crops_failed"
+
+    def _write(self, path: Path, crop: PlateCrop) -> str | None:
+        """Write `crop` to `path`; None when written, else why not (counted, logged once per outage)."""
+        free = free_bytes(self.crops_dir)
+        if free < self.min_free_bytes:
+            problem = f"{free / 1e9:.2f} GB free, under output.retention.min_free_gb ({self.min_free_bytes / 1e9:g})"
+        else:
+            try:
+                _write_jpeg_atomic(path, crop)
+            except OSError as exc:
+                problem = os_reason(exc)
+            else:
+                self.writes += 1
+                self.outage.success()
+                return None
+        self.outage.failure(problem)
+        return problem
 
     def best(self, camera_id: str, track_id: int) -> StoredCrop | None:
         with self._lock:
@@ -78,8 +122,20 @@ class CropStore:
         """1 + the highest track number of `camera_id` already stored on `timestamp`'s day."""
         folder = crop_path(self.crops_dir, camera_id, 0, timestamp).parent
         pattern = re.compile(rf"^{re.escape(camera_id)}_track(\d+)\.jpg$")
-        numbers = [int(m.group(1)) for p in folder.glob("*.jpg") if (m := pattern.match(p.name))]
+        numbers = (
+            [int(m.group(1)) for p in folder.glob("*.jpg") if (m := pattern.match(p.name))] if folder.is_dir() else []
+        )
         return max(numbers, default=0) + 1
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the disk that holds (or will hold) `folder`: its nearest existing ancestor's."""
+    for candidate in (folder, *folder.absolute().parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:  # not there yet (or not a folder's path): ask its parent
+            continue
+    return 0
 
 
 def _write_jpeg_atomic(path: Path, crop: PlateCrop) -> None:

@@ -2,6 +2,10 @@
 
 SQLite (WAL mode, so `platepilot reads` can query while the runtime writes) by default; any
 SQLAlchemy URL (PostgreSQL ...) works unchanged. Times are seconds since the epoch (float).
+
+A failing output never stops the others: an event the database refuses (disk full, read-only) still
+goes to the JSON-lines file, and the other way round; each failure is counted and logged once per
+outage, and an event that reached neither is counted in `lost`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from platepilot.errors import PlatepilotError
+from platepilot.store.atomic import append_whole, locked
+from platepilot.store.outage import Outage, os_reason
 
 metadata = sa.MetaData()
 events_table = sa.Table(
@@ -35,6 +41,7 @@ events_table = sa.Table(
     sa.Column("model_version", sa.String(128), nullable=False),
     sa.Column("reads", sa.Integer, nullable=False),
     sa.Column("format", sa.String(64), nullable=True),
+    sa.Column("crop_note", sa.Text, nullable=False, server_default=""),  # why crop_path is empty, if it is
 )
 
 
@@ -54,6 +61,7 @@ class PlateEvent:
     model_version: str
     reads: int
     format: str | None = None
+    crop_note: str = ""  # why the event has no crop: not written (disk), or pruned; '' when crop_path holds it
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,7 +77,12 @@ def open_engine(url: str) -> Engine:
         raise PlatepilotError(f"events database URL {url!r} is not a SQLAlchemy URL") from None
     if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(parsed)
+    try:
+        engine = sa.create_engine(parsed)
+    except ImportError as exc:
+        raise PlatepilotError(
+            f"events database {parsed!r}: its driver is not installed ({exc.name}): pip install {exc.name}"
+        ) from None
     if parsed.drivername.startswith("sqlite"):
 
         @sa.event.listens_for(engine, "connect")
@@ -87,23 +100,61 @@ def open_engine(url: str) -> Engine:
 
 
 class EventStore:
-    """Appends events to the database and to `jsonl` (if given). Thread-safe."""
+    """Appends events to the database and to `jsonl` (if given). Thread-safe.
+
+    Counters: `stored` (events the database or the JSONL file took), `lost` (neither did), and each
+    output's failures in `db.failed` and `jsonl_outage.failed`."""
 
     def __init__(self, url: str, jsonl: Path | None = None) -> None:
         self.engine = open_engine(url)
         self.jsonl = jsonl
         self._lock = threading.Lock()
+        self.stored = self.lost = 0
+        where = repr(self.engine.url)  # the password hidden
+        self.db = Outage(f"events database {where}", "events go on to the other outputs (counted)")
+        self.jsonl_outage = Outage(f"events file {jsonl}", "events go on to the other outputs (counted)")
         if jsonl is not None:
             jsonl.parent.mkdir(parents=True, exist_ok=True)
 
-    def add(self, event: PlateEvent) -> None:
-        row = {**asdict(event), "candidates": json.dumps([list(c) for c in event.candidates])}
+    def add(self, event: PlateEvent) -> bool:
+        """Write `event` to every output that takes it; True when at least one did."""
         with self._lock:
+            in_db = self._insert(event)
+            in_file = self.jsonl is not None and self._append(self.jsonl, event)
+            if in_db or in_file:
+                self.stored += 1
+            else:
+                self.lost += 1
+            return in_db or in_file
+
+    @property
+    def failed(self) -> int:
+        return self.db.failed + self.jsonl_outage.failed
+
+    def line(self) -> str:
+        text = f"events: {self.stored} stored, {self.lost} stored nowhere; database {self.db.failed} failed"
+        return text + (f", JSONL {self.jsonl_outage.failed} failed" if self.jsonl is not None else "")
+
+    def _insert(self, event: PlateEvent) -> bool:
+        row = {**asdict(event), "candidates": json.dumps([list(c) for c in event.candidates])}
+        try:
             with self.engine.begin() as conn:
                 conn.execute(events_table.insert().values(**row))
-            if self.jsonl is not None:
-                with self.jsonl.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(event.to_json()) + "\n")
+        except sa.exc.SQLAlchemyError as exc:
+            self.db.failure(str(getattr(exc, "orig", None) or exc).splitlines()[0])
+            return False
+        self.db.success()
+        return True
+
+    def _append(self, jsonl: Path, event: PlateEvent) -> bool:
+        try:
+            with locked(jsonl, "ab") as handle:  # the pruner rewrites the file under the same lock
+                append_whole(handle, (json.dumps(event.to_json()) + "\n").encode("utf-8"))
+        except OSError as exc:
+            self.jsonl_outage.failure(os_reason(exc))
+            return False
+        self.jsonl_outage.success()
+        return True
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,25 +2,26 @@
 
 Format: UTF-8, one line per crop, `<path>\\t<TEXT>\\n`, where TEXT is A-Z0-9 or `__SKIP__` (unusable
 crop). Later lines for the same path win. Blank lines are ignored; `\\r\\n` line ends are accepted.
-A last line without its newline was cut by a crash: it is reported and not used. Writers append under
-an exclusive `flock` and fsync; compaction rewrites atomically (temp file + `os.replace`) under the
-same lock, so no label is ever lost or interleaved.
+A last line without its newline was cut by a crash: it is reported and not used, and the next append
+moves it to `labels.txt.rejects` (with a note) instead of completing it. Writers append under an
+exclusive `flock` and fsync; compaction rewrites atomically (temp file + `os.replace`) under the same
+lock, so no label is ever lost or interleaved.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import tempfile
+import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import is_valid_text
+from platepilot.store.atomic import append_whole, locked, replace_atomically
 from platepilot.types import SKIP, Label
 
 log = logging.getLogger(__name__)
@@ -93,25 +94,44 @@ def append_labels(path: Path, labels: Iterable[tuple[str | Path, str]]) -> int:
     """Append (crop path, TEXT or SKIP) lines durably; returns how many were written.
 
     Every pair is checked first; one bad pair raises PlatepilotError and nothing is written. Text
-    must already be A-Z0-9 (never upper-cased or cleaned here). A crash-cut last line is ended
-    with a newline first, so the new lines stay separate.
+    must already be A-Z0-9 (never upper-cased or cleaned here). A crash-cut last line is moved to
+    `<labels>.rejects` first, never completed by the new lines.
     """
     lines = [_format_line(str(crop), text) for crop, text in labels]
     if not lines:
         return 0
-    payload = "".join(lines).encode("utf-8")
     _mkdir(path.parent)
     with _locked(path, "a+b") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size:
-            handle.seek(size - 1)
-            if handle.read(1) != b"\n":
-                log.warning("%s: last line had no newline (cut by a crash?); check it", path)
-                payload = b"\n" + payload
-        handle.write(payload)
-        handle.flush()
+        _quarantine_cut_line(path, handle)
+        append_whole(handle, "".join(lines).encode("utf-8"))
         os.fsync(handle.fileno())
     return len(lines)
+
+
+def rejects_path(path: Path) -> Path:
+    """Where crash-cut lines of `path` go: `labels.txt.rejects`."""
+    return path.with_name(path.name + ".rejects")
+
+
+def _quarantine_cut_line(path: Path, handle: IO[bytes]) -> None:
+    """Move a last line without its newline (a crash cut it) to the rejects file, with a note."""
+    size = os.fstat(handle.fileno()).st_size
+    handle.seek(max(size - 1, 0))
+    if not size or handle.read(1) == b"\n":
+        return
+    handle.seek(0)
+    data = handle.read()
+    cut = data[data.rfind(b"\n") + 1 :]
+    rejects = rejects_path(path)
+    when = time.strftime("%Y-%m-%dT%H:%M:%S")
+    note = f"# {when}: last line of {path.name} had no newline (cut by a crash?); moved here\n".encode()
+    with locked(rejects, "ab") as out:
+        append_whole(out, note + cut + b"\n")
+        os.fsync(out.fileno())
+    os.ftruncate(handle.fileno(), size - len(cut))
+    log.warning(
+        "%s: last line %r had no newline (cut by a crash?): moved to %s", path, cut.decode(errors="replace"), rejects
+    )
 
 
 def compact_labels(path: Path) -> int:
@@ -126,7 +146,7 @@ def compact_labels(path: Path) -> int:
             raise PlatepilotError(f"{path}: {report.problems[0]}; fix or delete it, then compact again")
         latest = report.latest
         body = "".join(f"{crop}\t{label.text}\n" for crop, label in latest.items())
-        _replace_atomically(path, body.encode("utf-8"), os.fstat(handle.fileno()).st_mode)
+        replace_atomically(path, body.encode("utf-8"), os.fstat(handle.fileno()).st_mode)
     return len(report.entries) - len(latest)
 
 
@@ -202,47 +222,12 @@ def _mkdir(folder: Path) -> None:
 
 @contextmanager
 def _locked(path: Path, mode: str) -> Iterator[IO[bytes]]:
-    """`path` opened and exclusively flock-ed; retries when compaction replaced the file meanwhile."""
-    while True:
+    """`path` opened and exclusively flock-ed (see `store.atomic.locked`); open errors as one clear line."""
+    with ExitStack() as stack:
         try:
-            handle: IO[bytes] = open(path, mode)  # noqa: SIM115 - closed below, after unlocking
+            handle = stack.enter_context(locked(path, mode))
         except FileNotFoundError:
             raise PlatepilotError(f"{path}: labels file not found") from None
         except OSError as exc:
             raise PlatepilotError(f"{path}: cannot open labels file: {exc.strerror}") from None
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            if _same_file(handle, path):
-                yield handle
-                return
-        finally:
-            handle.close()
-
-
-def _same_file(handle: IO[bytes], path: Path) -> bool:
-    try:
-        current = os.stat(path)
-    except FileNotFoundError:
-        return False
-    opened = os.fstat(handle.fileno())
-    return (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino)
-
-
-def _replace_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, rename it over `path`, fsync the folder."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fchmod(tmp.fileno(), mode & 0o7777)
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        yield handle

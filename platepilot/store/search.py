@@ -2,13 +2,15 @@
 time range and camera; what `platepilot reads --fuzzy` and the dashboard use.
 
 A plate search over a million events stays fast through one expression index on the folded text
-(`ensure_search_index`, created on first use): up to distance 1, every folded text within reach
+(`ensure_search_index`; the dashboard creates it at start, `reads --fuzzy` before searching; without
+it a search is right, only slow): up to distance 1, every folded text within reach
 of the query (a few hundred for a 7-character plate) is looked up in that index. Distance 2 would
 mean ~100,000 lookups, so it reads the events in the time range and camera instead (slower).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +101,6 @@ def search_events(engine: Engine, query: EventQuery) -> list[FoundEvent]:
     plate = normalize(query.plate or "")
     folded = fold_confusable(plate)
     if plate and query.fuzzy <= 1:
-        ensure_search_index(engine)
         stmt = stmt.where(FOLDED_TEXT.in_(sorted(neighbours(folded))) if query.fuzzy else FOLDED_TEXT.in_([folded]))
     elif plate:
         stmt = stmt.where(sa.func.length(table.c.text).between(len(plate) - query.fuzzy, len(plate) + query.fuzzy))
@@ -150,6 +151,8 @@ def fuzzy_events(url: str, plate: str | None, fuzzy: int, since: float | None = 
         raise PlatepilotError("--fuzzy goes with --plate (the plate to look for)")
     engine = open_engine(url)
     try:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):  # a read-only database is searched without it
+            ensure_search_index(engine)
         found = search_events(engine, EventQuery(plate, fuzzy, since=since, limit=None, newest_first=False))
     finally:
         engine.dispose()

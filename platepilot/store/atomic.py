@@ -1,0 +1,73 @@
+"""Files several writers share: appends under an exclusive `flock`, rewrites by temp file + `os.replace`.
+
+A rewrite (compaction, pruning) holds the lock while it replaces the file; an appender that was
+waiting on the old file sees it was replaced and reopens, so no appended line goes to a deleted file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+@contextmanager
+def locked(path: Path, mode: str) -> Iterator[IO[bytes]]:
+    """`path` opened unbuffered in binary `mode` and exclusively flock-ed (OSError as raised by `open`)."""
+    while True:
+        handle: IO[bytes] = open(path, mode, buffering=0)  # noqa: SIM115 - closed below, after unlocking
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if same_file(handle, path):
+                yield handle
+                return
+        finally:
+            handle.close()
+
+
+def same_file(handle: IO[bytes], path: Path) -> bool:
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino)
+
+
+def append_whole(handle: IO[bytes], data: bytes) -> None:
+    """Append `data` to a locked, unbuffered `handle` all or nothing: a write the disk cuts short is
+    truncated away (then OSError), so the file never ends in a torn line."""
+    end = os.fstat(handle.fileno()).st_size
+    try:
+        if handle.write(data) != len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), handle.name)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(handle.fileno(), end)
+        raise
+
+
+def replace_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` to a temp file beside `path`, fsync it, rename it over `path`, fsync the folder."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fchmod(tmp.fileno(), mode & 0o7777)
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

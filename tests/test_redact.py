@@ -1,0 +1,69 @@
+"""No password in any output: URLs in log lines, `--stats`, `config show` and error lines are redacted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from platepilot.redact import redact
+from platepilot.registry.server import free_port
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("rtsp://admin:CamPassw0rd@host/stream1", "rtsp://admin:***@host/stream1"),
+        ("CAM1 (rtsp://admin:p@ss@10.0.0.1:554/s): x", "CAM1 (rtsp://admin:***@10.0.0.1:554/s): x"),
+        ("rtsp://a:pa/ss@h:554/x", "rtsp://a:***@h:554/x"),
+        ("postgresql+psycopg://u:pw@db:5432/events", "postgresql+psycopg://u:***@db:5432/events"),
+        ("'http://u:pw@h' and mqtt://v:pw2@k:1883", "'http://u:***@h' and mqtt://v:***@k:1883"),
+        ("http://cam/snap.jpg?user=a&password=zz&x=1", "http://cam/snap.jpg?user=a&password=***&x=1"),
+        ("rtsp://admin@host/x", "rtsp://admin@host/x"),
+        ("sqlite:///output/events.db", "sqlite:///output/events.db"),
+        ("rtsp://host/a:b@c", "rtsp://host/a:b@c"),
+    ],
+)
+def test_redact(text: str, shown: str) -> None:
+    assert redact(text) == shown
+
+
+def _platepilot(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "platepilot.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.slow
+def test_no_password_in_any_output(tmp_path: Path) -> None:
+    """An unreachable RTSP camera with a password in its URL, a database and a tracking URI with theirs:
+    `run --stats` (reconnect lines, stats), `config show` and an error line never show a password."""
+    camera = f"rtsp://admin:CamPassw0rd@127.0.0.1:{free_port()}/stream1"
+    config = {
+        "cameras": [{"id": "CAM1", "source": camera}],
+        "output": {"crops_dir": str(tmp_path / "crops"), "events_db_url": f"sqlite:///{tmp_path}/events.db"},
+        "mlflow": {"tracking_uri": f"http://ml:MlPassw0rd@127.0.0.1:{free_port()}"},
+    }
+    (tmp_path / "platepilot.yaml").write_text(yaml.safe_dump(config))
+    run = _platepilot(["run", "--duration", "4", "--stats"], tmp_path)
+    shown = _platepilot(["config", "show"], tmp_path)
+    listing = _platepilot(["models", "list"], tmp_path)
+    postgres = _platepilot(["reads", "--config", str(_db_config(tmp_path))], tmp_path)
+    assert "CAM1 (rtsp://admin:***@127.0.0.1:" in run.stderr and "reconnects" in run.stderr
+    assert "rtsp://admin:***@" in shown.stdout and "http://ml:***@" in shown.stdout
+    assert listing.returncode == 1 and "http://ml:***@" in listing.stderr
+    assert postgres.returncode == 1 and "Traceback" not in postgres.stderr
+    for result in (run, shown, listing, postgres):
+        output = result.stdout + result.stderr
+        assert "Passw0rd" not in output, output
+
+
+def _db_config(tmp_path: Path) -> Path:
+    """A config whose events database is a PostgreSQL server that is not there, with a password."""
+    path = tmp_path / "pg.yaml"
+    url = f"postgresql://events:DbPassw0rd@127.0.0.1:{free_port()}/events"
+    path.write_text(yaml.safe_dump({"output": {"events_db_url": url}}))
+    return path
