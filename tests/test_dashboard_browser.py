@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_labeling_browser import CHROMIUM, CHROMIUM_ARGS
 
+from platepilot.pipeline.stats import CameraStats
+from platepilot.pipeline.stats_file import StatsFile
 from platepilot.store.events import EventStore, PlateEvent
 from platepilot.watch.lists import load_watchlists
 
@@ -274,7 +276,9 @@ def test_hostile_crop_names_and_texts_stay_text(road: Road, start: Callable[...,
     page.click("#search-go")
     shown = page.locator(f"#results .read[data-id='{evil}']")
     expect(shown.locator(".plate")).to_have_text("<b>X</b>")
-    assert shown.locator("img").evaluate("img => img.decode().then(() => img.naturalWidth)") == 160  # the file is served
+    assert (
+        shown.locator("img").evaluate("img => img.decode().then(() => img.naturalWidth)") == 160
+    )  # the file is served
     shown.click()
     expect(page.locator("#vehicle")).to_contain_text(f"{HOSTILE}.jpg")
     assert page.locator("b").count() == 0 and page.locator("img[src='x']").count() == 0
@@ -312,3 +316,19 @@ def test_off_loopback_the_printed_token_is_needed(road: Road, start: Callable[..
     expect(page.locator(f"#feed .read[data-id='{event}']")).to_be_visible()
     expect(page.locator("#feed-state")).to_have_text("live")  # the event stream carries the cookie
     assert "token" not in page.url
+
+
+def test_camera_stats_come_from_the_running_pipeline(work: Path, road: Road, start: Callable[..., Dashboard],
+                                                     page: Page) -> None:  # fmt: skip
+    stats = CameraStats("CAM1", processed=300, detect_seconds=15.0, ocr_reads=20, ocr_seconds=2.4, queue_depth=3,
+                        dropped=7, events=2, started=time.monotonic() - 20)  # fmt: skip
+    StatsFile(work / "output" / "stats.json").write([stats, CameraStats("CAM2", error="cannot open rtsp://cam2")],
+                                                    time.time())  # fmt: skip
+    road.add("ABC1234")
+    road.add("XYZ999", when=time.time() - 7200)  # not in the last hour
+    server = start()
+    page.goto(server.url + "#/cameras")
+    expect(page.locator("#stats-state")).to_have_text("live")
+    cells = page.locator("#stats tr[data-camera='CAM1'] td")
+    expect(cells).to_have_text(["CAM1", "15.0", "1", "3", "50", "120", "7", "2", "running"])
+    expect(page.locator("#stats tr[data-camera='CAM2'] td").last).to_have_text("cannot open rtsp://cam2")
