@@ -76,9 +76,12 @@ def load_sidecar(model_path: Path, card_type: type[CardT], what: str) -> CardT:
         raise PlatepilotError(f"{sidecar}: the {what}'s sidecar is missing (it belongs beside {model_path.name})")
     try:
         card = card_type.model_validate_json(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValidationError) as exc:
-        first = str(exc).splitlines()[0][:160]
-        raise PlatepilotError(f"{sidecar}: not a valid {what} sidecar ({first})") from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "file"
+        raise PlatepilotError(f"{sidecar}: not a valid {what} sidecar ({where}: {error['msg'][:160]})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlatepilotError(f"{sidecar}: not a valid {what} sidecar ({str(exc)[:160]})") from None
     recorded = getattr(card, "onnx_sha256", "")
     if recorded and recorded != file_sha256(model_path):
         raise PlatepilotError(f"{model_path}: does not match its sidecar's sha256 (mixed-up or corrupt model file)")

@@ -76,7 +76,8 @@ class PlateRead:
 
     `text` is normalised (A-Z0-9, possibly empty); `confidence` and each of `char_confidences` in [0, 1];
     `candidates` holds alternative (text, confidence) pairs, best first, the read itself included;
-    `format_match` names the plate format the text matches, or None.
+    `format_match` names the plate format the text matches, or None; `state` is the issuing state's
+    postal code (FL, GA, ...) or "unknown", with the classifier's `state_confidence` in [0, 1].
     """
 
     text: str
@@ -85,6 +86,8 @@ class PlateRead:
     engine: str = ""
     candidates: tuple[tuple[str, float], ...] = ()
     format_match: str | None = None
+    state: str = "unknown"
+    state_confidence: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

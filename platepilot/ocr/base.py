@@ -27,12 +27,15 @@ class OCREngine(Protocol):
     def warmup(self, iterations: int = 1) -> None: ...
 
 
-def apply_format_prior(candidates: Sequence[tuple[str, float]], ratio: float = 0.5) -> tuple[str, float]:
+def apply_format_prior(
+    candidates: Sequence[tuple[str, float]], ratio: float = 0.5, regions: tuple[str, ...] | None = None
+) -> tuple[str, float]:
     """Pick among (text, probability) candidates, preferring plate-shaped texts among near-equal ones.
 
     Candidates at least `ratio` x the best probability are near-equal; of those the most probable
-    that matches a named Florida/US format wins, else the most probable overall. Only a given
-    candidate is ever returned (the text is never edited); no candidates gives ("", 0.0).
+    that matches a named Florida/US format (only those of `regions`, when given: the plate's state,
+    `plates.states.format_regions`) wins, else the most probable overall. Only a given candidate is
+    ever returned (the text is never edited); no candidates gives ("", 0.0).
     """
     if not candidates:
         return "", 0.0
@@ -41,7 +44,7 @@ def apply_format_prior(candidates: Sequence[tuple[str, float]], ratio: float = 0
     for text, prob in ranked:
         if prob < floor:
             break
-        if matching_formats(text):
+        if matching_formats(text, regions):
             return text, prob
     return ranked[0]
 

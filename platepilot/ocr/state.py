@@ -10,7 +10,7 @@ reaches `min_confidence`. Everything needed to feed the network lives in its JSO
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,8 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from platepilot.detect.platenet import normalise
 from platepilot.errors import PlatepilotError
-from platepilot.plates.states import STATE_NAMES, UNKNOWN
+from platepilot.ocr.base import apply_format_prior
+from platepilot.plates.formats import match_format, matching_formats
+from platepilot.plates.states import STATE_NAMES, UNKNOWN, format_regions
 from platepilot.sessions import load_sidecar, open_session, save_sidecar
+from platepilot.types import PlateRead
 
 BUNDLED_STATE_MODEL = Path(__file__).resolve().parents[1] / "assets" / "plate_state.onnx"
 BATCH = 64
@@ -137,3 +140,16 @@ class StateClassifier:
         for i, guess in zip(usable, found, strict=True):
             out[i] = guess
         return out
+
+
+def with_state(read: PlateRead, guess: StateGuess, format_prior: bool = True) -> PlateRead:
+    """`read` with the state of `guess`; with the format prior, a read whose text fits none of its
+    state's formats becomes the near-equal candidate that does, if one does (Florida's formats for FL)."""
+    read = replace(read, state=guess.state, state_confidence=round(guess.confidence, 4))
+    regions = format_regions(guess.state)
+    if not format_prior or regions is None or not read.candidates or matching_formats(read.text, regions):
+        return read
+    text, prob = apply_format_prior(read.candidates, regions=regions)
+    if text == read.text or not matching_formats(text, regions):
+        return read
+    return replace(read, text=text, confidence=prob, char_confidences=(), format_match=match_format(text))

@@ -6,6 +6,11 @@ position votes its character weighted by that character's confidence. The voted 
 read's own text, become candidates scored by their support; with the format prior, a candidate
 matching a plate format wins among near-equal ones (`apply_format_prior`). Only a text some read
 or the vote produced is ever returned.
+
+The state is fused the same way, by confidence: each state's support is the sum of the reads'
+confidences in it over the number of reads (a read that said `unknown` supports none), and the
+best state stands when its support reaches the floor, else the track's state is `unknown`. The
+format prior then prefers the fused state's formats (Florida's for FL).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Sequence
 
 from platepilot.ocr.base import apply_format_prior
 from platepilot.plates.formats import match_format
+from platepilot.plates.states import UNKNOWN, format_regions
 from platepilot.types import PlateRead
 
 TOP_CANDIDATES = 5
@@ -38,8 +44,23 @@ def vote(reads: Sequence[PlateRead]) -> tuple[str, float]:
     return text, won / total if total else 0.0
 
 
-def fuse(reads: Sequence[PlateRead], format_prior: bool = True, engine: str = "") -> PlateRead | None:
-    """The fused read of one track's accepted reads; None when there is none with text."""
+def fuse_state(reads: Sequence[PlateRead], min_confidence: float) -> tuple[str, float]:
+    """(state, support) of a track's reads; `unknown` when no state's support reaches `min_confidence`."""
+    support: dict[str, float] = defaultdict(float)
+    for read in reads:
+        if read.state != UNKNOWN:
+            support[read.state] += read.state_confidence
+    if not support:
+        return UNKNOWN, max((r.state_confidence for r in reads), default=0.0)
+    state = max(support, key=lambda s: support[s])
+    share = support[state] / len(reads)
+    return (state if share >= min_confidence else UNKNOWN), share
+
+
+def fuse(
+    reads: Sequence[PlateRead], format_prior: bool = True, engine: str = "", state_min_confidence: float = 0.5
+) -> PlateRead | None:
+    """The fused read of one track's accepted reads (text and state); None when there is none with text."""
     reads = [r for r in reads if r.text]
     if not reads:
         return None
@@ -55,7 +76,8 @@ def fuse(reads: Sequence[PlateRead], format_prior: bool = True, engine: str = ""
     support[voted] = max(support[voted], agreement * group_conf * len(group))
     total = sum(r.confidence for r in reads)
     candidates = sorted(((t, s / total) for t, s in support.items()), key=lambda c: -c[1])[:TOP_CANDIDATES]
-    text, _ = apply_format_prior(candidates) if format_prior else candidates[0]
+    state, state_confidence = fuse_state(reads, state_min_confidence)
+    text, _ = apply_format_prior(candidates, regions=format_regions(state)) if format_prior else candidates[0]
     agreeing = [r.confidence for r in reads if r.text == text]
     confidence = max(agreeing) if agreeing else group_conf * agreement
     return PlateRead(
@@ -64,4 +86,6 @@ def fuse(reads: Sequence[PlateRead], format_prior: bool = True, engine: str = ""
         engine=engine or reads[0].engine,
         candidates=tuple((t, round(c, 4)) for t, c in candidates),
         format_match=match_format(text),
+        state=state,
+        state_confidence=round(state_confidence, 4),
     )

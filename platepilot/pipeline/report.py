@@ -12,7 +12,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.store.events import PlateEvent
 
 CSV_FIELDS = ("camera_id", "track_id", "first_seen", "last_seen", "text", "confidence", "format",
-              "reads", "crop_path", "engine", "model_version", "candidates")  # fmt: skip
+              "reads", "crop_path", "engine", "model_version", "candidates", "state", "state_confidence")  # fmt: skip
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -21,6 +21,7 @@ def event_line(event: PlateEvent) -> str:
     when = datetime.fromtimestamp(event.first_seen).strftime("%Y-%m-%d %H:%M:%S")
     return (
         f"{when}  {event.camera_id} track {event.track_id:<4d} {event.text:<9s} {event.confidence:.2f}  "
+        f"{event.state} {event.state_confidence:.2f}  "
         f"{event.format or '-'}  ({event.reads} reads)  {event.crop_path}"
     )
 
@@ -33,7 +34,8 @@ def events_csv(events: list[PlateEvent]) -> str:
         candidates = " ".join(f"{t}:{c:.3f}" for t, c in e.candidates)
         writer.writerow([e.camera_id, e.track_id, datetime.fromtimestamp(e.first_seen).isoformat(),
                          datetime.fromtimestamp(e.last_seen).isoformat(), e.text, f"{e.confidence:.4f}",
-                         e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates])  # fmt: skip
+                         e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates,
+                         e.state, f"{e.state_confidence:.4f}"])  # fmt: skip
     return out.getvalue()
 
 

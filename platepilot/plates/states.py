@@ -54,3 +54,14 @@ def state_code(name: str) -> str:
     if code is None:
         raise ValueError(f"{name!r} is not a US state, DC or territory name or postal code")
     return code
+
+
+def format_regions(state: str) -> tuple[str, ...] | None:
+    """The `plates.formats` regions whose formats the format prior prefers for a plate of `state`:
+    Florida's own for FL, the generic US ones plus the state's own (`us-xx`, where formats.py has them)
+    for another state, every format (None) for unknown."""
+    if state == FLORIDA:
+        return ("us-fl",)
+    if state in STATE_NAMES:
+        return ("us", f"us-{state.lower()}")
+    return None

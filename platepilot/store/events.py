@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.util import CommandError
 from sqlalchemy.engine import Engine
 
 from platepilot.errors import PlatepilotError
 from platepilot.store.atomic import append_whole, locked
 from platepilot.store.outage import Outage, os_reason
+from platepilot.store.schema import migrate
 
 metadata = sa.MetaData()
 events_table = sa.Table(
@@ -41,6 +43,8 @@ events_table = sa.Table(
     sa.Column("model_version", sa.String(128), nullable=False),
     sa.Column("reads", sa.Integer, nullable=False),
     sa.Column("format", sa.String(64), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, server_default="unknown", index=True),  # postal code
+    sa.Column("state_confidence", sa.Float, nullable=False, server_default="0"),
     sa.Column("crop_note", sa.Text, nullable=False, server_default=""),  # why crop_path is empty, if it is
 )
 
@@ -61,6 +65,8 @@ class PlateEvent:
     model_version: str
     reads: int
     format: str | None = None
+    state: str = "unknown"  # the issuing state's postal code (FL, GA, ...), or unknown
+    state_confidence: float = 0.0
     crop_note: str = ""  # why the event has no crop: not written (disk), or pruned; '' when crop_path holds it
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +76,8 @@ class PlateEvent:
 
 
 def open_engine(url: str) -> Engine:
-    """An engine for `url`, with the table created; SQLite files get WAL mode and their folder."""
+    """An engine for `url`, its schema migrated to the newest revision (`store.schema`, rows kept);
+    SQLite files get WAL mode and their folder."""
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
@@ -93,8 +100,8 @@ def open_engine(url: str) -> Engine:
             cursor.close()
 
     try:
-        metadata.create_all(engine)
-    except sa.exc.SQLAlchemyError as exc:
+        migrate(engine)
+    except (sa.exc.SQLAlchemyError, CommandError) as exc:
         raise PlatepilotError(f"events database {parsed!r}: {str(exc).splitlines()[0]}") from None
     return engine
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of the events database (applied by `platepilot.store.schema.migrate`)."""
