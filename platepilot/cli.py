@@ -705,6 +705,8 @@ def run_command(
         _print_reader(settings)
         if result.mqtt is not None:
             err_console.print(escape(result.mqtt.line()), highlight=False, soft_wrap=True)
+        if result.alerter is not None:
+            err_console.print(escape(result.alerter.line()), highlight=False, soft_wrap=True)
     for output in (result.pilot.crops, result.pilot.events):
         if stats or output.failed:
             err_console.print(escape(output.line()), highlight=False, soft_wrap=True)
