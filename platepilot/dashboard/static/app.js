@@ -43,7 +43,7 @@ function readRow(view) {
   if (view.crop) img.src = "/" + view.crop; else img.hidden = true;
   img.title = view.crop_name || "";
   row.querySelector(".plate").textContent = view.text;
-  row.querySelector(".usstate").textContent = view.state || "";
+  row.querySelector(".usstate").textContent = view.state && view.state !== "unknown" ? view.state : "";  // when known
   row.querySelector(".conf").textContent = view.confidence.toFixed(2);
   row.querySelector(".cam").textContent = view.camera_id;
   row.querySelector(".when").textContent = when(view.first_seen);
