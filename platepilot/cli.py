@@ -409,8 +409,42 @@ def prelabel_command(
     ), highlight=False, soft_wrap=True)  # fmt: skip
 
 
-labels_app = typer.Typer(help="Check a labels file, or draw it as a contact sheet.", no_args_is_help=True)
+labels_app = typer.Typer(
+    help="Check a labels file, draw it as a contact sheet, or pseudo-label unlabeled crops.", no_args_is_help=True
+)
 app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("auto")
+def labels_auto(
+    crops_dir: Path | None = typer.Option(None, "--crops-dir", help=_CROPS_DIR_HELP),
+    labels: Path = typer.Option(
+        _DEFAULT_LABELS, "--labels", "-l", help="labels.txt whose sidecar (.meta.jsonl) gets the pseudo-labels."
+    ),
+    min_agree: int = typer.Option(2, "--min-agree", min=1, help="PlateOCR members that must read the same text."),
+    min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0, help="PlateOCR confidence."),
+    model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Pseudo-label crops that have no human label: PlateOCR reads them, and a format-valid read its
+    members agree on goes to <labels>.meta.jsonl (never to labels.txt) for `train --pseudo`. Resumable."""
+    from platepilot.labeling.pseudo import PseudoFilter, pseudo_label_crops
+    from platepilot.ocr.models import resolve_model
+    from platepilot.ocr.plate_ocr import build_plate_ocr
+    from platepilot.store.provenance import sidecar_path
+
+    settings = load_config(config)
+    o = settings.ocr
+    crnn = resolve_model(model, settings) if "crnn" in o.plateocr_members else None
+    reader = build_plate_ocr(o.plateocr_members, crnn, o.plateocr_lines, o.format_prior)
+    rules = PseudoFilter(min_agree, min_confidence)
+    result = pseudo_label_crops(crops_dir or settings.output.crops_dir, labels, reader, rules, console=err_console)
+    console.print(escape(
+        f"{result.read} crops read by plateocr ({', '.join(m.name for m in reader.members)}): {result.kept} "
+        f"pseudo-labels (>= {min_agree} members agree, a plate format, confidence >= {min_confidence}) in "
+        f"{sidecar_path(labels)}; skipped {result.already_labeled} human-labeled and {result.already_read} "
+        f"read before; {result.unreadable} unreadable"
+    ), highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @labels_app.command("check")
@@ -842,6 +876,12 @@ def train_command(
     workers: int = typer.Option(
         0, "--workers", min=0, help="Extra processes generating synthetic plates (0: in the training process)."
     ),
+    pseudo: bool = typer.Option(
+        False, "--pseudo", help="Also train on the pseudo-labels `platepilot labels auto` wrote beside --labels."
+    ),
+    pseudo_weight: float = typer.Option(
+        0.5, "--pseudo-weight", min=0.0, max=1.0, help="Loss weight of a pseudo-label (a human label weighs 1)."
+    ),
     register: bool = typer.Option(
         False, "--register", help="Register the model as a new version in the MLflow model registry."
     ),
@@ -868,7 +908,7 @@ def train_command(
     opts = TrainOptions(
         labels=labels, output_dir=folder, epochs=epochs, batch_size=batch_size, val_split=val_split,
         patience=patience, lr=lr, synthetic=synthetic, init_from=init_from, resume=resume, seed=seed, workers=workers,
-        holdout_fraction=settings.gate.holdout_fraction,
+        holdout_fraction=settings.gate.holdout_fraction, pseudo=pseudo, pseudo_weight=pseudo_weight,
     )  # fmt: skip
     console.print(escape(f"run folder: {folder}"), highlight=False)
     result = train(opts, console)

@@ -82,7 +82,7 @@ def test_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     real_epoch = train_module._train_epoch
 
     def ctrl_c_in_epoch_3(*args: object, **kwargs: object) -> float:
-        if args[5] == 3:
+        if args[4] == 3:  # (model, loader, optimizer, scheduler, epoch, epochs)
             raise KeyboardInterrupt
         return real_epoch(*args, **kwargs)  # type: ignore[arg-type]
 

@@ -117,8 +117,19 @@ class PlateOCR:
 
     def member_reads(self, image: np.ndarray) -> list[MemberRead]:
         """Every member's reads of one crop, in member order (see each member for which region it reads)."""
+        return [read for _, reads in self._reads_by_member(image) for read in reads]
+
+    def read_agreed(self, image: np.ndarray) -> tuple[PlateRead, tuple[str, ...]]:
+        """One BGR crop's read, and the members whose own read (of any region they read) is that text:
+        the evidence `platepilot labels auto` keeps a pseudo-label on."""
+        by_member = self._reads_by_member(image)
+        read = combine([r for _, reads in by_member for r in reads], self._format_prior, engine=self.name)
+        agreed = tuple(name for name, reads in by_member if read.text and any(r.read.text == read.text for r in reads))
+        return read, agreed
+
+    def _reads_by_member(self, image: np.ndarray) -> list[tuple[str, list[MemberRead]]]:
         rows = rows_of(self._lines, image)
-        return [read for member in self.members for read in member.read_member(image, rows)]
+        return [(member.name, member.read_member(image, rows)) for member in self.members]
 
     def _read_one(self, image: np.ndarray) -> PlateRead:
         return combine(self.member_reads(image), self._format_prior, engine=self.name)

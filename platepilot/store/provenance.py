@@ -12,6 +12,9 @@ holds one JSON object per line, append-only, later lines for the same path winni
   `engine: "human"`, `verified: true`.
 - `platepilot prelabel --accept-above C` also writes confident pre-labels to labels.txt; their record
   stays `verified: false`, so `unverified_paths` tells training (and `--review`) which lines no human saw.
+- A pseudo-label (`platepilot labels auto`) is a record with `engine: "pseudo:plateocr"`, the readers
+  that agreed on the text (`"agreement": ["paddle", "crnn"]`) and `"pseudo": true` when it passed the
+  filters. It is never written to labels.txt; `train --pseudo` trains on it, weighted below human labels.
 
 Paths are the strings written in labels.txt. Writers append under an exclusive `flock` and fsync.
 """
@@ -28,11 +31,14 @@ from datetime import datetime
 from pathlib import Path
 
 from platepilot.errors import PlatepilotError
+from platepilot.store.labels import latest_labels
 
 log = logging.getLogger(__name__)
 
 HUMAN = "human"
 """The `engine` of records written by a person in the labeling tool."""
+PSEUDO_ENGINE = "pseudo:plateocr"
+"""The `engine` of `platepilot labels auto` records (PlateOCR's read, with its members' agreement)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +51,21 @@ class Provenance:
     confidence: float | None
     verified: bool
     time: str
+    agreement: tuple[str, ...] = ()
+    """`labels auto` only: the readers whose own read was this text (see labeling/pseudo.py)."""
+    pseudo: bool = False
+    """`labels auto` only: the read passed its filters, so `train --pseudo` may train on it."""
 
     @property
     def is_prelabel(self) -> bool:
         return not self.verified and self.engine != HUMAN
+
+    def to_json(self) -> dict[str, object]:
+        """The record as written: the `labels auto` fields only on its records."""
+        data = asdict(self)
+        if self.engine != PSEUDO_ENGINE:
+            del data["agreement"], data["pseudo"]
+        return data
 
 
 def sidecar_path(labels_file: Path) -> Path:
@@ -57,16 +74,17 @@ def sidecar_path(labels_file: Path) -> Path:
 
 
 def make_record(
-    path: str, text: str, engine: str, confidence: float | None, verified: bool, now: datetime
-) -> Provenance:
+    path: str, text: str, engine: str, confidence: float | None, verified: bool, now: datetime,
+    agreement: tuple[str, ...] = (), pseudo: bool = False,
+) -> Provenance:  # fmt: skip
     """A record stamped with `now` (passed in: callers own the clock), to the second."""
     conf = None if confidence is None else round(float(confidence), 4)
-    return Provenance(path, text, engine, conf, verified, now.isoformat(timespec="seconds"))
+    return Provenance(path, text, engine, conf, verified, now.isoformat(timespec="seconds"), agreement, pseudo)
 
 
 def append_records(labels_file: Path, records: Iterable[Provenance]) -> int:
     """Append records to the sidecar of `labels_file` durably; returns how many were written."""
-    payload = "".join(json.dumps(asdict(r), separators=(",", ":")) + "\n" for r in records)
+    payload = "".join(json.dumps(r.to_json(), separators=(",", ":")) + "\n" for r in records)
     if not payload:
         return 0
     path = sidecar_path(labels_file)
@@ -106,6 +124,7 @@ def read_records(labels_file: Path) -> list[Provenance]:
                     str(obj["path"]), str(obj["text"]), str(obj["engine"]),
                     None if obj.get("confidence") is None else float(obj["confidence"]),
                     bool(obj["verified"]), str(obj.get("time", "")),
+                    tuple(str(a) for a in obj.get("agreement", ())), bool(obj.get("pseudo", False)),
                 )
             )  # fmt: skip
         except (ValueError, KeyError, TypeError):
@@ -116,6 +135,19 @@ def read_records(labels_file: Path) -> list[Provenance]:
 def latest_records(labels_file: Path) -> dict[str, Provenance]:
     """Crop path (as in labels.txt) -> its latest record."""
     return {r.path: r for r in read_records(labels_file)}
+
+
+def latest_pseudo_labels(labels_file: Path) -> dict[str, Provenance]:
+    """Crop path -> its latest `labels auto` record, whether or not it passed (see `Provenance.pseudo`)."""
+    return {r.path: r for r in read_records(labels_file) if r.engine == PSEUDO_ENGINE}
+
+
+def pseudo_labels(labels_file: Path) -> dict[str, str]:
+    """Crop path -> text of every passing pseudo-label whose crop has no human label in `labels_file`."""
+    human = latest_labels(labels_file) if labels_file.is_file() else {}
+    return {
+        path: rec.text for path, rec in latest_pseudo_labels(labels_file).items() if rec.pseudo and path not in human
+    }
 
 
 def latest_prelabels(labels_file: Path) -> dict[str, Provenance]:

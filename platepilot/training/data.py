@@ -16,7 +16,16 @@ from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import resolve_crop_path, scan_labels
 from platepilot.store.splits import group_key, split_group
 
-__all__ = ["LabelledSet", "LoadReport", "encode", "group_key", "load_labelled", "split_by_group", "synthetic_batch"]
+__all__ = [
+    "LabelledSet",
+    "LoadReport",
+    "encode",
+    "group_key",
+    "load_crops",
+    "load_labelled",
+    "split_by_group",
+    "synthetic_batch",
+]
 
 
 @dataclass
@@ -42,24 +51,30 @@ def load_labelled(labels: Path, spec: ModelSpec, day_scoped: bool = True) -> tup
     if not labels.is_file():
         raise PlatepilotError(f"labels file not found: {labels}")
     report = scan_labels(labels)  # read once: the problems are counted in the LoadReport
-    entries = report.latest
-    images, texts, groups, paths, unreadable, skipped = [], [], [], [], [], 0
-    for key, label in track(entries.items(), description="loading crops", transient=True):
-        if label.skipped:
-            skipped += 1
-            continue
+    entries = {key: label.text for key, label in report.latest.items() if not label.skipped}
+    skipped = len(report.latest) - len(entries)
+    data, unreadable = load_crops(entries, labels, spec, day_scoped)
+    return data, LoadReport(len(data.texts), skipped, unreadable, len(report.problems))
+
+
+def load_crops(
+    entries: dict[str, str], labels: Path, spec: ModelSpec, day_scoped: bool = True
+) -> tuple[LabelledSet, list[str]]:
+    """The crops `entries` names (paths as written in `labels`' folder -> text), and those unreadable."""
+    images, texts, groups, paths, unreadable = [], [], [], [], []
+    for key, text in track(entries.items(), description="loading crops", transient=True):
         path = resolve_crop_path(key, labels)
         image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() and path.stat().st_size else None
         if image is None:
             unreadable.append(key)
             continue
         images.append(to_input(image, spec))
-        texts.append(label.text)
-        groups.append(split_group(key, label.text, day_scoped))
+        texts.append(text)
+        groups.append(split_group(key, text, day_scoped))
         paths.append(key)
     shape = (0, spec.height, spec.width) if spec.channels == 1 else (0, spec.channels, spec.height, spec.width)
     stacked = np.stack(images) if images else np.zeros(shape, np.uint8)
-    return LabelledSet(stacked, texts, groups, paths), LoadReport(len(texts), skipped, unreadable, len(report.problems))
+    return LabelledSet(stacked, texts, groups, paths), unreadable
 
 
 def split_by_group(groups: list[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

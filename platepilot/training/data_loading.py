@@ -39,39 +39,43 @@ class MixedPlates(Dataset):
     """
 
     def __init__(
-        self, images: np.ndarray, texts: list[str], spec: ModelSpec, synthetic: int, seed: int, augment: bool = True
-    ) -> None:
+        self, images: np.ndarray, texts: list[str], spec: ModelSpec, synthetic: int, seed: int, augment: bool = True,
+        weights: list[float] | None = None,
+    ) -> None:  # fmt: skip
         self.images, self.texts, self.spec = images, texts, spec
         self.synthetic, self.seed, self.augment = synthetic, seed, augment
+        self.weights = weights or [1.0] * len(texts)
+        """Loss weight of each real crop (pseudo-labels below human labels); synthetic plates weigh 1."""
         wanted = REAL_SHARE / (1 - REAL_SHARE) * synthetic
         self.real = max(len(texts), int(wanted)) if texts else 0
 
     def __len__(self) -> int:
         return self.real + self.synthetic
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, str]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[np.ndarray, str, float]:
         epoch, i = key
         if i < self.real:
             k = i % len(self.texts)
             image = self.images[k]
             if self.augment:
                 image = jitter(image, np.random.default_rng([self.seed, epoch, i]))
-            return image, self.texts[k]
+            return image, self.texts[k], self.weights[k]
         index = epoch * self.synthetic + (i - self.real)
         sample = synth_sample(self.seed + 7919, index)
-        return to_input(sample.image, self.spec), sample.text
+        return to_input(sample.image, self.spec), sample.text, 1.0
 
 
 def collate(
-    spec: ModelSpec, batch: list[tuple[np.ndarray, str]]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
-    """-> (normalised float (N,C,H,W), flat CTC targets, target lengths, texts)."""
+    spec: ModelSpec, batch: list[tuple[np.ndarray, str, float]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(image, text, loss weight) items -> (normalised float (N,C,H,W), flat CTC targets, target lengths,
+    weights)."""
     images = np.stack([b[0] for b in batch]).astype(np.float32)
     images = images.reshape(len(batch), spec.channels, spec.height, spec.width)
     images = (images / 255.0 - spec.mean) / spec.std
-    texts = [b[1] for b in batch]
-    flat, lengths = encode(texts, spec.charset)
-    return torch.from_numpy(images), torch.from_numpy(flat), torch.from_numpy(lengths), texts
+    flat, lengths = encode([b[1] for b in batch], spec.charset)
+    weights = torch.tensor([b[2] for b in batch], dtype=torch.float32)
+    return torch.from_numpy(images), torch.from_numpy(flat), torch.from_numpy(lengths), weights
 
 
 def _worker_init(_: int) -> None:

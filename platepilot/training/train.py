@@ -21,8 +21,9 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.ctc import greedy_decode
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import ModelCard, ModelSpec, file_sha256, load_card
+from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
-from platepilot.training.data import LabelledSet, load_labelled, split_by_group, synthetic_batch
+from platepilot.training.data import LabelledSet, load_crops, load_labelled, split_by_group, synthetic_batch
 from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
 from platepilot.training.export import export_onnx
 from platepilot.training.model import CRNN, DEFAULT_ARCH, build_model
@@ -50,6 +51,8 @@ class TrainOptions:
     init_from: Path | None = None
     resume: bool = False
     holdout_fraction: float = 0.15  # crops (whole tracks) kept for the promotion gate: never trained on
+    pseudo: bool = False  # also train on the pseudo-labels of `labels`' sidecar (`platepilot labels auto`)
+    pseudo_weight: float = 0.5  # their loss weight; human labels and synthetic plates weigh 1
     seed: int = 0
     workers: int = 0
     arch: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ARCH))
@@ -87,7 +90,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     model = build_model(spec.channels, spec.num_classes, spec.height, arch)
     if init_weights is not None:
         model.load_state_dict(init_weights)
-    dataset = MixedPlates(train_set.images, train_set.texts, spec, opts.synthetic, opts.seed)
+    weights = [1.0] * (len(train_set.texts) - summary["pseudo"]) + [opts.pseudo_weight] * summary["pseudo"]
+    dataset = MixedPlates(train_set.images, train_set.texts, spec, opts.synthetic, opts.seed, weights=weights)
     sampler = EpochSampler(len(dataset), opts.seed)
     loader = make_loader(dataset, spec, opts.batch_size, sampler, opts.workers)
     steps_per_epoch = len(loader)
@@ -98,14 +102,13 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     if opts.resume:
         state = _load_checkpoint(last_ckpt, model, optimizer, scheduler)
         console.print(f"resuming after epoch {state.epoch} (best exact {state.best.get('exact', 0):.1%})")
-    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     started = time.perf_counter()
     stopped = "completed"
     try:
         for epoch in range(state.epoch + 1, opts.epochs + 1):
             sampler.set_epoch(epoch)
-            loss = _train_epoch(model, loader, ctc, optimizer, scheduler, epoch, opts.epochs)
-            val = _validate(model, spec, val_images, val_texts, ctc, opts.batch_size)
+            loss = _train_epoch(model, loader, optimizer, scheduler, epoch, opts.epochs)
+            val = _validate(model, spec, val_images, val_texts, opts.batch_size)
             record = {"epoch": float(epoch), "loss": loss, **{k: v for k, v in val.items() if k != "preds"}}
             state.history.append(record)
             state.epoch = epoch
@@ -162,7 +165,9 @@ def _prepare_data(
 ) -> tuple[LabelledSet, list[np.ndarray], list[str], dict[str, Any]]:
     empty = LabelledSet(np.zeros((0, spec.height, spec.width), np.uint8), [], [], [])
     data = empty
-    if opts.labels is not None:
+    if opts.pseudo and opts.labels is None:
+        raise PlatepilotError("--pseudo trains on the pseudo-labels beside a labels file: pass --labels labels.txt")
+    if opts.labels is not None and (opts.labels.is_file() or not opts.pseudo):
         data, report = load_labelled(opts.labels, spec)
         console.print(
             f"labels: {report.used} usable, {report.skipped} skipped (__SKIP__), "
@@ -171,7 +176,8 @@ def _prepare_data(
         for path in report.unreadable[:5]:
             console.print(f"  unreadable: {path}")
     data = _without_held_out(data, opts.holdout_fraction, console)
-    if len(data.texts) < MIN_LABELS and opts.synthetic == 0:
+    pseudo = _load_pseudo(opts, spec, console) if opts.pseudo else empty
+    if len(data.texts) + len(pseudo.texts) < MIN_LABELS and opts.synthetic == 0:
         raise PlatepilotError(
             f"only {len(data.texts)} usable labels to train on: label at least {MIN_LABELS} crops, "
             f"or fine-tune with synthetic plates mixed in ({FINETUNE_ADVICE})"
@@ -186,7 +192,12 @@ def _prepare_data(
     if plan.source == "synthetic" and data.texts:
         console.print(f"[yellow]{plan.line()}[/yellow]")
     train_idx, val_idx = split_by_group(data.groups, opts.val_split if plan.source == "labels" else 0.0, opts.seed)
-    train_set = LabelledSet(data.images[train_idx], [data.texts[i] for i in train_idx], [], [])
+    train_set = LabelledSet(
+        np.concatenate([data.images[train_idx], pseudo.images]),
+        [data.texts[i] for i in train_idx] + pseudo.texts,
+        [],
+        [],
+    )
     if len(val_idx):
         val_images = [data.images[i] for i in val_idx]
         val_texts = [data.texts[i] for i in val_idx]
@@ -194,12 +205,44 @@ def _prepare_data(
         images, val_texts = synthetic_batch(opts.seed + 104_729, 0, SYNTH_VAL, spec)
         val_images = list(images)
     source = "labelled crops" if len(val_idx) else "synthetic plates"
-    summary = {"labels": len(data.texts), "train": len(train_set.texts), "val": len(val_texts), "val_source": source}
+    summary = {
+        "labels": len(data.texts), "pseudo": len(pseudo.texts), "train": len(train_set.texts), "val": len(val_texts),
+        "val_source": source, "sources": _sources(opts, len(data.texts), len(pseudo.texts)),
+    }  # fmt: skip
+    with_pseudo = f" ({len(pseudo.texts)} pseudo-labels, weight {opts.pseudo_weight})" if opts.pseudo else ""
     console.print(
-        f"train on {summary['train']} labelled + {opts.synthetic} synthetic/epoch, "
+        f"train on {summary['train']} labelled{with_pseudo} + {opts.synthetic} synthetic/epoch, "
         f"validate on {summary['val']} {source}"
     )
     return train_set, val_images, val_texts, summary
+
+
+def _load_pseudo(opts: TrainOptions, spec: ModelSpec, console: Console) -> LabelledSet:
+    """The passing `labels auto` pseudo-labels beside `opts.labels` (crops a human labelled are left out)."""
+    assert opts.labels is not None
+    entries = pseudo_labels(opts.labels)
+    if not entries:
+        raise PlatepilotError(
+            f"--pseudo: no pseudo-labels in {sidecar_path(opts.labels)}; make them first with "
+            "`platepilot labels auto --crops-dir <crops> --labels " + str(opts.labels) + "`"
+        )
+    data, unreadable = load_crops(entries, opts.labels, spec)
+    console.print(f"pseudo-labels: {len(data.texts)} usable, {len(unreadable)} unreadable images")
+    return data
+
+
+def _sources(opts: TrainOptions, labels: int, pseudo: int) -> list[str]:
+    """Every data source of the run, for the model card."""
+    sources = []
+    if labels:
+        sources.append(f"{labels} human labels: {opts.labels}")
+    if pseudo and opts.labels is not None:
+        sources.append(f"{pseudo} pseudo-labels (platepilot labels auto): {sidecar_path(opts.labels)}")
+    if opts.synthetic:
+        sources.append(f"{opts.synthetic} synthetic plates per epoch (platepilot.plates.synth)")
+    if opts.init_from is not None:
+        sources.append(f"initial weights: {opts.init_from}")
+    return sources
 
 
 def _without_held_out(data: LabelledSet, fraction: float, console: Console) -> LabelledSet:
@@ -225,9 +268,7 @@ def _warmup_cosine(total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def _train_epoch(
-    model: CRNN, loader: Any, ctc: nn.CTCLoss, optimizer: Any, scheduler: Any, epoch: int, epochs: int
-) -> float:
+def _train_epoch(model: CRNN, loader: Any, optimizer: Any, scheduler: Any, epoch: int, epochs: int) -> float:
     model.train()
     total, count = 0.0, 0
     columns = (
@@ -239,10 +280,9 @@ def _train_epoch(
     )
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("train", total=len(loader), loss="")
-        for images, targets, lengths, _ in loader:
+        for images, targets, lengths, weights in loader:
             log_probs = model(images).log_softmax(2)
-            input_lengths = torch.full((images.shape[0],), log_probs.shape[0], dtype=torch.long)
-            loss = ctc(log_probs, targets, input_lengths, lengths)
+            loss = weighted_ctc(log_probs, targets, lengths, weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -254,16 +294,28 @@ def _train_epoch(
     return total / max(count, 1)
 
 
+def weighted_ctc(
+    log_probs: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """CTC loss per plate (over its length, as CTCLoss's "mean"), averaged with each plate's weight: with
+    every weight 1 it is CTCLoss's own mean; a pseudo-label at 0.5 pulls half as hard as a human label."""
+    input_lengths = torch.full((log_probs.shape[1],), log_probs.shape[0], dtype=torch.long)
+    per_plate = nn.functional.ctc_loss(log_probs, targets, input_lengths, lengths, reduction="none", zero_infinity=True)
+    per_plate = per_plate / lengths.clamp(min=1)
+    return (per_plate * weights).sum() / weights.sum().clamp(min=1e-8)
+
+
 @torch.no_grad()
 def _validate(
-    model: CRNN, spec: ModelSpec, images: list[np.ndarray], texts: list[str], ctc: nn.CTCLoss, batch_size: int
+    model: CRNN, spec: ModelSpec, images: list[np.ndarray], texts: list[str], batch_size: int
 ) -> dict[str, Any]:
     model.eval()
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     preds: list[str] = []
     total = 0.0
     size = max(batch_size, 64)
     for i in range(0, len(texts), size):
-        batch = list(zip(images[i : i + size], texts[i : i + size], strict=True))
+        batch = [(image, text, 1.0) for image, text in zip(images[i : i + size], texts[i : i + size], strict=True)]
         x, targets, lengths, _ = collate(spec, batch)
         logits = model(x)
         log_probs = logits.log_softmax(2)
@@ -345,13 +397,13 @@ def _finish(
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
     model = build_model(spec.channels, spec.num_classes, spec.height, arch)
     model.load_state_dict(best["state_dict"])
-    preds = _validate(model, spec, val_images, val_texts, nn.CTCLoss(zero_infinity=True), 64)["preds"]
+    preds = _validate(model, spec, val_images, val_texts, 64)["preds"]
     prediction_grid(val_images, preds, val_texts, out / "val_predictions.png")
     metrics = {k: v for k, v in state.best.items() if k != "epoch"} | {"best_epoch": state.best.get("epoch", 0)}
     training = {
         **summary, "synthetic_per_epoch": opts.synthetic, "epochs_run": state.epoch, "seed": opts.seed,
         "lr": opts.lr, "batch_size": opts.batch_size, "init_from": str(opts.init_from or ""),
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 1), "pseudo_weight": opts.pseudo_weight if opts.pseudo else 0.0,
     }  # fmt: skip
     model_path = out / f"{MODEL_NAME}.onnx"
     weights = model_path.with_suffix(".pt")

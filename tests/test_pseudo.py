@@ -1,0 +1,116 @@
+"""Self-training (issue 14): `labels auto` pseudo-labels, their sidecar records, resume, and `train --pseudo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from platepilot.cli import app
+from platepilot.errors import PlatepilotError
+from platepilot.labeling.pseudo import PseudoFilter, pseudo_label_crops
+from platepilot.ocr.models import BUNDLED_MODEL
+from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
+from platepilot.ocr.spec import load_card
+from platepilot.plates.synth import synth_sample
+from platepilot.store.labels import append_labels
+from platepilot.store.provenance import PSEUDO_ENGINE, pseudo_labels, read_records, sidecar_path
+from platepilot.training.train import weighted_ctc
+from platepilot.types import PlateRead
+
+
+@pytest.fixture(scope="module")
+def plateocr() -> PlateOCR:
+    return build_plate_ocr(("paddle", "crnn"), BUNDLED_MODEL)
+
+
+def _crops(folder: Path, count: int, start: int = 0) -> dict[str, str]:
+    """Clean synthetic plates (both members read most of them alike) -> {file name: text}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = {}
+    for i in range(start, start + count):
+        sample = synth_sample(21, i)
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), sample.image)
+        texts[f"{i:03d}.jpg"] = sample.text
+    return texts
+
+
+def test_the_filter_needs_agreement_a_format_and_confidence() -> None:
+    rules = PseudoFilter(min_agree=2, min_confidence=0.5)
+    good = PlateRead(text="ABC1234", confidence=0.9, engine="plateocr")
+    assert rules.passes(good, ("paddle", "crnn"))
+    assert not rules.passes(good, ("paddle",))  # one member alone
+    assert not rules.passes(PlateRead(text="ABC1234", confidence=0.3, engine="plateocr"), ("paddle", "crnn"))
+    assert not rules.passes(PlateRead(text="EXIT", confidence=0.99, engine="plateocr"), ("paddle", "crnn"))
+
+
+def test_labels_auto_writes_agreed_reads_to_the_sidecar_only_and_resumes(tmp_path: Path, plateocr: PlateOCR) -> None:
+    crops = tmp_path / "crops"
+    texts = _crops(crops, 8)  # seed 21: some reads agree, some come from one member only
+    blank = np.full((60, 200, 3), 128, np.uint8)  # no plate: nothing to agree on
+    cv2.imwrite(str(crops / "blank.jpg"), blank)
+    (crops / "broken.jpg").write_bytes(b"not a jpeg")
+    labels = tmp_path / "labels.txt"
+    append_labels(labels, [(str(crops / "000.jpg"), texts["000.jpg"])])  # a human label wins
+    before = labels.read_bytes()
+
+    first = pseudo_label_crops(crops, labels, plateocr, batch_size=3)
+    assert (first.read, first.already_labeled, first.unreadable) == (8, 1, 1)
+    assert labels.read_bytes() == before  # labels.txt stays human-verified
+    records = read_records(labels)
+    assert len(records) == 8 and {r.engine for r in records} == {PSEUDO_ENGINE}
+    by_name = {Path(r.path).name: r for r in records}
+    assert not by_name["blank.jpg"].pseudo
+    kept = {name: r for name, r in by_name.items() if r.pseudo}
+    assert len(kept) == first.kept >= 3  # small, blurred synthetic plates: the members agree on some
+    assert all(set(r.agreement) == {"paddle", "crnn"} for r in kept.values())
+    lone = [r for r in records if len(r.agreement) == 1]
+    assert lone and not any(r.pseudo for r in lone)  # one member's read, however confident, is not enough
+    line = json.loads(sidecar_path(labels).read_text().splitlines()[0])
+    assert {"agreement", "pseudo", "engine", "confidence", "verified"} <= line.keys() and line["verified"] is False
+
+    _crops(crops, 2, start=8)  # new crops arrive; the rerun reads only those
+    again = pseudo_label_crops(crops, labels, plateocr)
+    assert (again.read, again.already_read) == (2, 8)
+    paths = [r.path for r in read_records(labels)]
+    assert len(paths) == len(set(paths)) == 10
+    assert set(pseudo_labels(labels)) == {r.path for r in read_records(labels) if r.pseudo}
+
+
+def test_weighted_ctc_is_ctc_mean_at_weight_one_and_drops_a_zero_weight_plate() -> None:
+    torch.manual_seed(0)
+    log_probs = torch.randn(20, 3, 37).log_softmax(2)
+    targets, lengths = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9]), torch.tensor([3, 4, 2])
+    mean = torch.nn.CTCLoss(zero_infinity=True)(log_probs, targets, torch.full((3,), 20), lengths)
+    assert torch.isclose(weighted_ctc(log_probs, targets, lengths, torch.ones(3)), mean)
+    without_last = torch.nn.CTCLoss(zero_infinity=True)(
+        log_probs[:, :2], targets[:7], torch.full((2,), 20), lengths[:2]
+    )
+    zero_last = weighted_ctc(log_probs, targets, lengths, torch.tensor([0.5, 0.5, 0.0]))
+    assert torch.isclose(zero_last, without_last)
+
+
+@pytest.mark.slow
+def test_train_pseudo_uses_the_pseudo_labels_and_names_them_in_the_model_card(
+    tmp_path: Path, plateocr: PlateOCR
+) -> None:
+    crops = tmp_path / "crops"
+    _crops(crops, 12)
+    labels = tmp_path / "labels.txt"
+    runner = CliRunner()
+    args = ["train", "--labels", str(labels), "--pseudo", "--epochs", "1", "--synthetic", "16"]
+    missing = runner.invoke(app, [*args, "--output-dir", str(tmp_path / "none")])
+    assert isinstance(missing.exception, PlatepilotError)  # `main` prints it as one line, exit 1
+    assert "no pseudo-labels" in str(missing.exception) and "labels auto" in str(missing.exception)
+    kept = pseudo_label_crops(crops, labels, plateocr).kept
+    result = runner.invoke(app, [*args, "--pseudo-weight", "0.3", "--output-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert f"{kept} pseudo-labels, weight 0.3" in result.output
+    training = load_card(tmp_path / "run" / "florida_plate_ocr.onnx").training
+    assert training["pseudo"] == kept and training["labels"] == 0 and training["pseudo_weight"] == 0.3
+    assert any(str(sidecar_path(labels)) in source for source in training["sources"])
