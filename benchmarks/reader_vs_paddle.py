@@ -1,6 +1,9 @@
 """The CRNN reader against PaddleOCR's PP-OCRv6 recogniser on the real dev sets, side by side, one run.
 
-    python benchmarks/reader_vs_paddle.py [--model PATH] [--data ../shared/data/real]
+    python benchmarks/reader_vs_paddle.py [--model PATH ...] [--engines crnn,paddle,plateocr] [--data ...]
+
+Several `--model`s are measured side by side: `crnn` and `plateocr` (with that CRNN as its member) per
+model, `paddle` once.
 
 Reads every `labels.txt` under the data folder (real, human-labelled US plates; never shipped with the
 project). Prints a table and writes benchmarks/results/reader_vs_paddle.json.
@@ -23,7 +26,13 @@ from platepilot.ocr.models import make_engine, resolve_model
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=None, help="CRNN ONNX (default: trained, else bundled)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        default=None,
+        help="CRNN ONNX, repeatable (default: trained, else bundled)",
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--engines", default="crnn,paddle")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "reader_vs_paddle.json")
@@ -33,17 +42,21 @@ def main() -> None:
     if not sets:
         return
     settings = Settings()
-    model = resolve_model(args.model, settings)
-    engines = {name: make_engine(name, model, settings) for name in args.engines.split(",")}
-    for engine in engines.values():
+    models = [resolve_model(m, settings) for m in args.model or [None]]
+    engines = {}
+    for name in args.engines.split(","):
+        for model in models if name != "paddle" else models[:1]:
+            label = name if name == "paddle" or len(models) == 1 else f"{name}:{model.parent.name}/{model.stem}"
+            engines[label] = (make_engine(name, model, settings), model)
+    for engine, _ in engines.values():
         engine.warmup(3)
-    table = Table(title=f"real plates: CRNN {model} vs PP-OCRv6 (rapidocr)")
+    table = Table(title=f"real plates: CRNN {', '.join(map(str, models))} vs PP-OCRv6 (rapidocr)")
     for column in ("set", "engine", "n", "exact", "exact folded", "CER folded", "plates/s", "ms/plate"):
         table.add_column(column, justify="right")
     results = []
     for labels in sets:
-        for name, engine in engines.items():
-            r = evaluate(engine, labels, model=str(model) if name == "crnn" else name)
+        for name, (engine, model) in engines.items():
+            r = evaluate(engine, labels, model=name if name == "paddle" else str(model))
             row = {"set": labels.parent.name, "engine": name, **r.to_json()}
             results.append(row)
             s = r.scores
@@ -53,7 +66,7 @@ def main() -> None:
             )  # fmt: skip
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": str(model), "results": results}, indent=2))
+    args.out.write_text(json.dumps({"models": [str(m) for m in models], "results": results}, indent=2))
     console.print(f"written {args.out}")
 
 
