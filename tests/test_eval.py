@@ -85,6 +85,40 @@ def test_unreadable_crops_are_counted_not_fatal(tmp_path: Path) -> None:
     assert result.to_json()["unreadable"] == 3
 
 
+@pytest.mark.parametrize(
+    ("content", "hint"),
+    [
+        (b"", "the file is empty"),
+        (
+            b"\x00\x01\xff\xfe\x89PNG binary\n\x00\x00",
+            "no line is <crop path><TAB><TEXT> (2 unusable; line 1: not UTF-8",
+        ),
+        (b"a.jpg\t__SKIP__\n", "every label is __SKIP__"),
+    ],
+)
+def test_eval_labels_says_why_there_is_nothing_to_evaluate(tmp_path: Path, content: bytes, hint: str) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(content)
+    result = CliRunner().invoke(app, ["eval", "--labels", str(labels), "--engine", "crnn"])
+    assert result.exit_code == 1 and isinstance(result.exception, PlatepilotError)
+    assert f"no labelled crops to evaluate: {hint}" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_degenerate_images_read_as_unreadable_with_the_default_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1x1 image or a 10000x20 strip is no plate: `-`, never a made-up plate."""
+    monkeypatch.chdir(tmp_path)  # the default config
+    rng = np.random.default_rng(0)
+    shapes = {"one.png": (1, 1, 3), "strip.png": (20, 10_000, 3), "tall.png": (10_000, 20, 3)}
+    for name, shape in shapes.items():
+        cv2.imwrite(str(tmp_path / name), rng.integers(0, 256, shape, dtype=np.uint8))
+    result = CliRunner().invoke(app, ["ocr", *(str(tmp_path / name) for name in shapes)])
+    assert result.exit_code == 0, result.output
+    assert [line.split("\t")[1] for line in result.output.splitlines()] == ["-", "-", "-"]
+
+
 def test_nothing_to_evaluate_is_one_clear_error(tmp_path: Path) -> None:
     labels = tmp_path / "labels.txt"
     labels.write_text("a.jpg\t__SKIP__\n")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,6 +84,47 @@ def test_safe_crop_file_refuses_symlink_out(work: Path) -> None:
     (CROPS / "link.jpg").symlink_to(work / "secret.jpg")
     assert safe_crop_file(CROPS, "link.jpg") is None
     assert safe_crop_file(CROPS, "2024-05-01/CAM1_track0.jpg") is not None
+
+
+def test_symlinked_crops_are_skipped_and_named_once(work: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A link out of the folder cannot be served and one inside is labeled as its target: either would
+    leave the session stuck on it, so both are skipped, and said once."""
+    cv2.imwrite(str(work / "secret.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (CROPS / "2024-05-01" / "CAM1_track0.jpg").unlink()
+    (CROPS / "2024-05-01" / "CAM1_track0.jpg").symlink_to(work / "secret.jpg")  # first in order, were it listed
+    (CROPS / "inside.jpg").symlink_to((CROPS / "2024-05-01" / "CAM1_track1.jpg").resolve())
+    clock = Clock()
+    session = LabelSession(CROPS, LABELS, clock=clock)
+    rels: list[str] = []
+    with caplog.at_level("WARNING", logger="platepilot"):
+        while len(rels) < 10 and (item := session.next_item("a")) is not None:
+            session.save(item.rel, "ABC123")
+            rels.append(item.rel)
+            clock.t += 1
+    assert rels == [f"2024-05-01/CAM1_track{i}.jpg" for i in (1, 2, 3, 4)]
+    warnings = [r.getMessage() for r in caplog.records if "symlinks" in r.getMessage()]
+    assert len(warnings) == 1 and "skipped 2 symlinks (first: 2024-05-01/CAM1_track0.jpg)" in warnings[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_the_label_server_prints_its_summary_on_sigterm_as_on_sigint(work: Path, sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "platepilot.cli", "label", "--crops-dir", str(CROPS), "--output", str(LABELS),
+         "--no-browser"],
+        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        while "open http" not in (line := proc.stdout.readline()):
+            assert line, f"the server did not start: {proc.stderr.read() if proc.stderr else ''}"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].startswith("stopped; 0 saved this run, 0/5 done")
 
 
 def test_label_skip_and_correct(work: Path) -> None:

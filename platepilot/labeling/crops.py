@@ -46,22 +46,30 @@ def natural_key(rel: str) -> tuple[object, ...]:
 
 
 def list_crops(crops_dir: Path) -> list[str]:
-    """Relative POSIX paths of every image under `crops_dir`, naturally sorted.
+    """Relative POSIX paths of every image under `crops_dir`, naturally sorted (see `scan_crops`)."""
+    return scan_crops(crops_dir)[0]
+
+
+def scan_crops(crops_dir: Path) -> tuple[list[str], list[str]]:
+    """(crops, links): relative POSIX paths of every image file under `crops_dir`, naturally sorted, and
+    of the symlinked ones, left out: a link out of `crops_dir` is never served, and a label of a link
+    inside would count for the file it points to, so neither could ever be labeled.
 
     Hidden files and temp files (`*.tmp*`, written before an atomic rename) are left out, so a crop
     that is still being written never shows.
     """
     if not crops_dir.is_dir():
         raise PlatepilotError(f"{crops_dir}: crops folder not found (pass --crops-dir)")
-    found = []
+    found: list[str] = []
+    links: list[str] = []
     for path in crops_dir.rglob("*"):
         if path.suffix.lower() not in IMAGE_SUFFIXES or ".tmp" in path.name or path.name.startswith("."):
             continue
         rel = path.relative_to(crops_dir)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
-        found.append(rel.as_posix())
-    return sorted(found, key=natural_key)
+        (links if path.is_symlink() else found).append(rel.as_posix())
+    return sorted(found, key=natural_key), sorted(links, key=natural_key)
 
 
 def safe_crop_file(crops_dir: Path, rel: str) -> Path | None:

@@ -12,9 +12,11 @@ import threading
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from platepilot.errors import PlatepilotError, missing_extra
 from platepilot.labeling.session import LabelSession
+from platepilot.signals import stop_on_signals
 
 
 def is_loopback(host: str) -> bool:
@@ -84,6 +86,14 @@ def serve(
         server.should_exit = True
 
     session.on_quit = stop
+    with stop_on_signals(stop):  # uvicorn takes the signals while it runs, then raises them again here
+        _run(server, sock, session, url, token, open_browser, say)
+
+
+def _run(
+    server: Any, sock: socket.socket, session: LabelSession, url: str, token: str | None, open_browser: bool,
+    say: Callable[[str], None],
+) -> None:  # fmt: skip
     progress = session.progress()
     what = "review" if session.review else "label"
     say(f"{what}: {progress['total'] - progress['done']} of {progress['total']} crops to go; "

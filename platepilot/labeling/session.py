@@ -11,6 +11,7 @@ the provenance sidecar; nothing is ever rewritten. All methods are thread-safe.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +22,13 @@ from typing import Any
 
 from platepilot.errors import PlatepilotError
 from platepilot.labeling.checks import Reason, check_labels, severity, text_reasons
-from platepilot.labeling.crops import crop_meta, label_key, list_crops, relative_to_crops, safe_crop_file
+from platepilot.labeling.crops import crop_meta, label_key, relative_to_crops, safe_crop_file, scan_crops
 from platepilot.plates.charset import is_valid_text
 from platepilot.store.labels import append_labels, scan_labels
 from platepilot.store.provenance import HUMAN, Provenance, append_records, make_record, read_records
 from platepilot.types import SKIP
+
+log = logging.getLogger(__name__)
 
 RESCAN_S = 1.0
 
@@ -98,6 +101,7 @@ class LabelSession:
         self._saves: list[float] = []
         self._saved_rels: set[str] = set()
         self._last_line = ""
+        self._links: set[str] = set()
         self._review: list[tuple[str, tuple[Reason, ...]]] = self._review_order() if review else []
 
     # -- reading state -------------------------------------------------------------------------
@@ -125,9 +129,18 @@ class LabelSession:
     def _refresh_crops(self) -> list[str]:
         now = time.monotonic()
         if now - self._scanned_at >= RESCAN_S:
-            self._crops = list_crops(self.crops_dir)
+            self._crops, links = scan_crops(self.crops_dir)
             self._scanned_at = now
+            self._say_links(links)
         return self._crops
+
+    def _say_links(self, links: list[str]) -> None:
+        """Name the skipped symlinks once each (see `scan_crops`)."""
+        new = [rel for rel in links if rel not in self._links]
+        if new:
+            self._links.update(new)
+            why = "a link out of the folder is never served; one inside is the crop it points to"
+            log.warning("%s: skipped %d symlinks (first: %s): %s", self.crops_dir, len(new), new[0], why)
 
     def _review_order(self) -> list[tuple[str, tuple[Reason, ...]]]:
         """Labeled crops and pending pre-labels: flagged first (most serious first), then unverified

@@ -27,8 +27,12 @@ class OCREngine(Protocol):
     def warmup(self, iterations: int = 1) -> None: ...
 
 
+PRIOR_RATIO = 0.5
+"""Candidates at least this fraction of the best one's probability count as near-equal for the format prior."""
+
+
 def apply_format_prior(
-    candidates: Sequence[tuple[str, float]], ratio: float = 0.5, regions: tuple[str, ...] | None = None
+    candidates: Sequence[tuple[str, float]], ratio: float = PRIOR_RATIO, regions: tuple[str, ...] | None = None
 ) -> tuple[str, float]:
     """Pick among (text, probability) candidates, preferring plate-shaped texts among near-equal ones.
 

@@ -11,12 +11,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import apply_format_prior
+from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
 from platepilot.plates.formats import match_format, matching_formats
@@ -24,9 +23,6 @@ from platepilot.sessions import open_session
 from platepilot.types import PlateRead
 
 log = logging.getLogger(__name__)
-
-PRIOR_RATIO = 0.5
-"""Candidates at least this fraction of the best one's probability count as near-equal."""
 
 # When the greedy path alone has probability p > 1 / (1 + PRIOR_RATIO), every other text has less
 # than 1 - p < PRIOR_RATIO * p, so no candidate is near-equal and the prior cannot change the pick.
@@ -90,7 +86,7 @@ class CRNNOCRService:
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3), or grey (H, W), any size -> one PlateRead per crop, in order."""
-        crops = [_as_bgr(i, image) for i, image in enumerate(images)]
+        crops = [as_bgr(i, image) for i, image in enumerate(images)]
         reads: list[PlateRead] = []
         for start in range(0, len(crops), self._batch_size):
             probs = self.probabilities(crops[start : start + self._batch_size])
@@ -186,17 +182,3 @@ def _check_io(session: ort.InferenceSession, path: Path, spec: ModelSpec) -> str
             "(charset + blank); the sidecar belongs to another model"
         )
     return str(inputs[0].name)
-
-
-def _as_bgr(index: int, image: np.ndarray) -> np.ndarray:
-    """Grey, BGR or BGRA uint8 -> something `preprocess` takes; PlatepilotError for anything else."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:
-        what = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image)
-        raise PlatepilotError(f"image {index}: expected a non-empty uint8 array, got {what}")
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3):
-        return image
-    if image.ndim == 3 and image.shape[2] == 1:
-        return image[:, :, 0]
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    raise PlatepilotError(f"image {index}: expected (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from platepilot.ocr.base import apply_format_prior
+from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior
 from platepilot.ocr.ctc import text_probability
 from platepilot.plates.charset import CHARSET
 from platepilot.plates.formats import match_format
@@ -29,9 +29,6 @@ from platepilot.types import PlateRead
 
 AGREEMENT_BONUS = 2.0
 """Each member whose own read is a text multiplies its score by this."""
-
-PRIOR_RATIO = 0.5
-"""Texts scoring at least this fraction of the best are near-equal for the format prior."""
 
 TOP_K = 5
 """Candidates kept in the read (the chosen text always among them)."""
@@ -49,7 +46,10 @@ class MemberRead:
 
 
 def combine(members: Sequence[MemberRead], format_prior: bool = True, engine: str = "plateocr") -> PlateRead:
-    """The ensemble's PlateRead for one crop; `candidates` are the top texts with their share of the scores."""
+    """The ensemble's PlateRead for one crop; `candidates` are the top texts with their share of the scores.
+
+    A text with confidence 0 (no member read any of its characters: noise, a 1x1 image, a 10000x20
+    strip) is no read: the read is empty rather than a made-up plate."""
     texts = candidate_texts([m.read for m in members])
     if not texts:
         return PlateRead(text="", confidence=0.0, engine=engine)
@@ -59,9 +59,12 @@ def combine(members: Sequence[MemberRead], format_prior: bool = True, engine: st
     ranked = sorted(((t, s / total) for t, s in scores.items()), key=lambda c: -c[1])
     text, share = apply_format_prior(ranked, PRIOR_RATIO) if format_prior else ranked[0]
     candidates = ranked[:TOP_K] if (text, share) in ranked[:TOP_K] else [*ranked[: TOP_K - 1], (text, share)]
+    confidence = _confidence(text, members)
+    if confidence <= 0.0:
+        return PlateRead(text="", confidence=0.0, engine=engine, candidates=tuple(candidates))
     return PlateRead(
         text=text,
-        confidence=_confidence(text, members),
+        confidence=confidence,
         char_confidences=_char_confidences(text, members),
         engine=engine,
         candidates=tuple(candidates),

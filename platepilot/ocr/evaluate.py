@@ -17,7 +17,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.metrics import Scores, confusions, score
 from platepilot.plates.synth import contact_sheet
-from platepilot.store.labels import latest_labels, resolve_crop_path
+from platepilot.store.labels import latest_labels, resolve_crop_path, why_no_labels
 from platepilot.types import PlateRead
 
 BATCH_SIZE = 64
@@ -79,7 +79,7 @@ def evaluate(
     if limit is not None:
         labels = labels[: max(limit, 0)]
     if not labels:
-        raise PlatepilotError(f"{labels_file}: no labelled crops to evaluate (every line is __SKIP__?)")
+        raise PlatepilotError(f"{labels_file}: no labelled crops to evaluate: {why_no_labels(labels_file)}")
     unreadable: list[Path] = []
     paths: list[Path] = []
     truths: list[str] = []

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import FrameType
 
 from rapidfuzz.distance import Levenshtein
 
@@ -28,6 +24,7 @@ from platepilot.pipeline.reload import (
     model_version,
 )
 from platepilot.pipeline.stats_file import StatsFile
+from platepilot.signals import stop_on_signals
 from platepilot.sources import FrameSource, open_source
 from platepilot.sources.demo import DemoSource
 from platepilot.sources.files import ImageFolderSource
@@ -76,24 +73,6 @@ def score_demo(source: DemoSource, events: list[PlateEvent], start: float) -> De
             missed.append((vehicle.text, nearest))
     texts = {v.text for v in source.scene.vehicles[: len(passed) + 4]}
     return DemoScore(len(passed), exact, sum(e.text not in texts for e in mine), missed)
-
-
-@contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM call `stop` (the run then finishes cleanly) while inside the block."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        stop()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
 
 
 @dataclass

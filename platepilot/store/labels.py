@@ -90,6 +90,17 @@ def latest_labels(path: Path) -> dict[str, Label]:
     return report.latest
 
 
+def why_no_labels(path: Path) -> str:
+    """Why `path` gives no label to use: empty, no line in the `<path><TAB><TEXT>` format (binary?), or
+    every label `__SKIP__`."""
+    report = scan_labels(path)
+    if report.entries:
+        return f"every label is {SKIP}"
+    if not report.problems:
+        return "the file is empty"
+    return f"no line is <crop path><TAB><TEXT> ({len(report.problems)} unusable; {report.problems[0]})"
+
+
 def append_labels(path: Path, labels: Iterable[tuple[str | Path, str]]) -> int:
     """Append (crop path, TEXT or SKIP) lines durably; returns how many were written.
 
