@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from platepilot.config import Settings, dump_config, load_config
-from platepilot.errors import PlatepilotError
+from platepilot.errors import PlatepilotError, missing_module
 from platepilot.redact import RedactingFormatter, redact
 from platepilot.state_cli import state_app
 
@@ -926,6 +926,12 @@ def main(args: list[str] | None = None, prog_name: str | None = None) -> None:
         app(args, prog_name=prog_name)
     except PlatepilotError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except ModuleNotFoundError as exc:  # a command that needs an extra names it, on one line
+        missing = missing_module(exc)
+        if missing is None:
+            raise
+        err_console.print(f"[red]error:[/red] {escape(str(missing))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")

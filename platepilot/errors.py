@@ -8,3 +8,24 @@ class PlatepilotError(Exception):
 def missing_extra(package: str, extra: str) -> PlatepilotError:
     """The error raised when an optional heavy dependency is not installed."""
     return PlatepilotError(f"{package} is not installed: pip install 'platepilot[{extra}]'")
+
+
+EXTRA_OF = {
+    "torch": "train",
+    "onnx": "train",
+    "matplotlib": "train",
+    "torchvision": "ensemble",
+    "easyocr": "ensemble",
+    "mlflow": "mlflow",
+    "fastapi": "web",
+    "uvicorn": "web",
+    "starlette": "web",
+}
+"""The extra that installs each optional top-level module (pyproject's optional-dependencies)."""
+
+
+def missing_module(exc: ModuleNotFoundError) -> PlatepilotError | None:
+    """The one-line error for a missing optional module (`missing_extra`); None for any other module."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF.get(top)
+    return None if extra is None else missing_extra(top, extra)
