@@ -3,9 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EDGE_STAMP := $(VENV)/.installed-edge
 APT_PACKAGES := chromium mosquitto openssl
 
-.PHONY: demo test lint typecheck setup system-deps clean
+.PHONY: demo edge test lint typecheck setup system-deps clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,6 +19,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
+# The edge install: the core and the web extra only (no torch, torchvision, EasyOCR, mlflow or dev tools).
+$(EDGE_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e ".[web]"
+	touch $(EDGE_STAMP)
+
+edge: $(EDGE_STAMP)
+
 # System packages the tests drive for real (headless Chromium for the web pages, the MQTT broker).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -28,7 +36,7 @@ system-deps:
 	fi
 
 # The main job on its built-in demo camera: detect, track, keep best crops, read, print the score.
-demo: setup
+demo: edge
 	$(BIN)/platepilot run --duration 60 --stats
 
 lint: setup

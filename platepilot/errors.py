@@ -14,6 +14,7 @@ EXTRA_OF = {
     "torch": "train",
     "onnx": "train",
     "matplotlib": "train",
+    "albumentations": "train",
     "torchvision": "ensemble",
     "easyocr": "ensemble",
     "mlflow": "mlflow",

@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-EXTRAS_MODULES = ("torch", "torchvision", "easyocr", "mlflow", "onnx", "matplotlib", "fastapi", "uvicorn")
+EXTRAS_MODULES = (
+    "torch",
+    "torchvision",
+    "easyocr",
+    "mlflow",
+    "onnx",
+    "matplotlib",
+    "albumentations",
+    "fastapi",
+    "uvicorn",
+)
 
 
 def _without_extras(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
