@@ -11,9 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from platepilot.cli import app
+from platepilot.labeling.crops import crop_meta
 from platepilot.pipeline.report import parse_since
-from platepilot.store.crops import CropStore
+from platepilot.store.crops import CropStore, crop_path, parse_crop_stem
 from platepilot.store.events import EventStore, PlateEvent, query_events
+from platepilot.store.splits import group_key
 from platepilot.types import PlateCrop
 
 
@@ -74,3 +76,25 @@ def test_crop_store_replaces_only_with_better(tmp_path: Path) -> None:
     assert [p.name for p in first.path.parent.iterdir()] == ["CAM1_track3.jpg"]  # no temp files left
     assert store.next_track_id("CAM1", 1_764_000_000.0) == 4
     assert store.next_track_id("CAM2", 1_764_000_000.0) == 1
+
+
+@pytest.mark.parametrize(
+    ("stem", "parsed"),
+    [
+        ("CAM1_track7", ("CAM1", 7)),
+        ("GATE-2_track12", ("GATE-2", 12)),  # a camera id with '-', as the config allows
+        ("CAM2_track3_b", ("CAM2", 3)),  # a crop cut from one track elsewhere
+        ("CAM1_track", None),
+        ("0001_cars026", None),
+        ("CAM_1_track2", None),
+    ],
+)
+def test_one_parse_for_crop_file_names(stem: str, parsed: tuple[str, int] | None) -> None:
+    """The crop store's names, as the store, the labeler and training's track groups read them."""
+    assert parse_crop_stem(stem) == parsed
+    if parsed is not None and "_b" not in stem:
+        written = crop_path(Path("crops"), parsed[0], parsed[1], 1_764_000_000.0)
+        assert written.stem == stem and parse_crop_stem(written.stem) == parsed
+    meta = crop_meta(f"2026-11-24/{stem}.jpg")
+    assert (meta.camera, meta.track) == (parsed or (None, None))
+    assert group_key(f"crops/{stem}.jpg", "ABC123") == (f"track:{parsed[0]}_{parsed[1]}" if parsed else "text:ABC123")

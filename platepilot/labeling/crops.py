@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from platepilot.errors import PlatepilotError
+from platepilot.store.crops import parse_crop_stem
 from platepilot.store.labels import resolve_crop_path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TRACK = re.compile(r"^(?P<camera>.+?)_track(?P<track>\d+)$")
 _NUMBERS = re.compile(r"(\d+)")
 
 
@@ -34,10 +34,10 @@ def crop_meta(rel: str) -> CropMeta:
     """`2024-05-01/CAM1_track7.jpg` -> CropMeta("CAM1", "2024-05-01", 7); unknown parts are None."""
     path = PurePosixPath(rel)
     date = next((part for part in reversed(path.parent.parts) if _DATE.match(part)), None)
-    match = _TRACK.match(path.stem)
-    if match is None:
+    parsed = parse_crop_stem(path.stem)
+    if parsed is None:
         return CropMeta(None, date, None)
-    return CropMeta(match["camera"], date, int(match["track"]))
+    return CropMeta(parsed[0], date, parsed[1])
 
 
 def natural_key(rel: str) -> tuple[object, ...]:

@@ -42,9 +42,20 @@ class StoredCrop:
     note: str = ""
 
 
+_CROP_STEM = re.compile(r"^(?P<camera>[A-Za-z0-9-]{1,32})_track(?P<track>\d+)(?!\d)")
+
+
 def crop_path(crops_dir: Path, camera_id: str, track_id: int, timestamp: float) -> Path:
+    """`<crops_dir>/YYYY-MM-DD/<CAMERA>_track<N>.jpg`, the day of `timestamp` (local time)."""
     day = datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d")
     return crops_dir / day / f"{camera_id}_track{track_id}.jpg"
+
+
+def parse_crop_stem(stem: str) -> tuple[str, int] | None:
+    """(camera id, track number) of a crop file's stem, `CAM1_track7` (a suffix such as `_b` is allowed:
+    crops cut from one track elsewhere), or None for any other name. Camera ids as the config allows."""
+    match = _CROP_STEM.match(stem)
+    return (match["camera"], int(match["track"])) if match else None
 
 
 class CropStore:
@@ -121,11 +132,8 @@ class CropStore:
     def next_track_id(self, camera_id: str, timestamp: float) -> int:
         """1 + the highest track number of `camera_id` already stored on `timestamp`'s day."""
         folder = crop_path(self.crops_dir, camera_id, 0, timestamp).parent
-        pattern = re.compile(rf"^{re.escape(camera_id)}_track(\d+)\.jpg$")
-        numbers = (
-            [int(m.group(1)) for p in folder.glob("*.jpg") if (m := pattern.match(p.name))] if folder.is_dir() else []
-        )
-        return max(numbers, default=0) + 1
+        names = [parse_crop_stem(p.stem) for p in folder.glob("*.jpg")] if folder.is_dir() else []
+        return max((n[1] for n in names if n is not None and n[0] == camera_id), default=0) + 1
 
 
 def free_bytes(folder: Path) -> int:

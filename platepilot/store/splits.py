@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from platepilot.store.crops import parse_crop_stem
 from platepilot.types import Label
 
 MIN_VALIDATION_LABELS = 50
@@ -28,13 +28,11 @@ FINETUNE_ADVICE = "--init-from bundled --synthetic 3000 --lr 3e-4"
 SCRATCH_SYNTHETIC = 20_000
 """Synthetic plates per epoch that keep a CRNN trained from scratch on few labels from collapsing."""
 
-_TRACK_STEM = re.compile(r"^(?P<cam>[A-Za-z0-9]+)_track(?P<n>\d+)")
-
 
 def group_key(path: str, text: str) -> str:
     """Crops of one vehicle share a key: the same `CAMx_trackN` stem, else the same plate text."""
-    match = _TRACK_STEM.match(Path(path).stem)
-    return f"track:{match.group('cam')}_{match.group('n')}" if match else f"text:{text}"
+    parsed = parse_crop_stem(Path(path).stem)
+    return f"track:{parsed[0]}_{parsed[1]}" if parsed else f"text:{text}"
 
 
 def split_group(path: str, text: str, day_scoped: bool = True) -> str:
