@@ -25,10 +25,10 @@ EXTRAS_MODULES = (
 )
 
 
-def _without_extras(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _without_extras(args: list[str], cwd: Path, also: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     script = (
         "import sys\n"
-        f"for name in {EXTRAS_MODULES!r}:\n    sys.modules[name] = None\n"
+        f"for name in {(*EXTRAS_MODULES, *also)!r}:\n    sys.modules[name] = None\n"
         "from platepilot.cli import main\n"
         f"main({args!r})\n"
     )
@@ -56,6 +56,7 @@ def test_a_command_that_needs_an_extra_names_it(tmp_path: Path, args: list[str],
 
 @pytest.mark.slow
 def test_run_needs_no_extra(tmp_path: Path) -> None:
-    done = _without_extras(["run", "--duration", "3", "--stats"], tmp_path)
+    """Nor the registry: the runtime learns the deployed-model layout from `ocr.deployed`."""
+    done = _without_extras(["run", "--duration", "3", "--stats"], tmp_path, also=("platepilot.registry",))
     assert done.returncode == 0, done.stderr
     assert "CAM1: " in done.stderr and "Traceback" not in done.stderr

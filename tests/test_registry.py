@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.deployed import STATE_FILE, restore_previous
 from platepilot.ocr.spec import file_sha256
 from platepilot.registry import common, golden
 from platepilot.registry.golden import GoldenResult, check_golden
 from platepilot.registry.models import alias_history, promote, rollback
 from platepilot.registry.server import free_port
-from platepilot.registry.sync import STATE_FILE, SyncAgent, SyncSettings, restore_previous
+from platepilot.registry.sync import SyncAgent, SyncSettings
 
 NAME = "alpr-test"
 

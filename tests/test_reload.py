@@ -19,10 +19,10 @@ from pipeline_fakes import ScriptedEngine, TruthDetector, make_pilot, pipeline_s
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.crnn_service import CRNNOCRService
+from platepilot.ocr.deployed import STATE_FILE
 from platepilot.ocr.models import BUNDLED_MODEL
 from platepilot.ocr.spec import file_sha256, load_card, save_card, sidecar_path
 from platepilot.pipeline.reload import ModelWatcher, ReaderSlot, load_verified, model_version
-from platepilot.registry.sync import STATE_FILE
 from platepilot.sources.demo import DemoSource
 from platepilot.store.events import query_events
 from platepilot.types import Frame, PlateRead

@@ -23,10 +23,10 @@ import numpy as np
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.crnn_service import CRNNOCRService
+from platepilot.ocr.deployed import state_path
 from platepilot.ocr.spec import file_sha256, sidecar_path
 from platepilot.plates.designs import sample_design
 from platepilot.plates.render import render_plate
-from platepilot.registry.sync import STATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def model_version(engine: OCREngine) -> str:
     sha = engine.card.sha256 or file_sha256(engine.model_path)
     version = f"sha256:{sha[:12]}"
     try:
-        deployed = json.loads((engine.model_path.parent / STATE_FILE).read_text())
+        deployed = json.loads(state_path(engine.model_path).read_text())
     except (OSError, ValueError):
         return version
     if isinstance(deployed, dict) and deployed.get("sha256") == sha and "version" in deployed:
@@ -98,7 +98,7 @@ def load_verified(path: Path, build: Callable[[Path], OCREngine] = CRNNOCRServic
 
 def model_signature(path: Path) -> Signature:
     """The stats of the model, its sidecar and `deployed.json` (what a swap by rename changes)."""
-    return (_stat(path), _stat(sidecar_path(path)), _stat(path.parent / STATE_FILE))
+    return (_stat(path), _stat(sidecar_path(path)), _stat(state_path(path)))
 
 
 def _stat(path: Path) -> FileStat:

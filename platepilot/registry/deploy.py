@@ -21,12 +21,12 @@ from typing import Any
 
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.deployed import STATE_FILE, Deployed, swap_in, write_json
 from platepilot.ocr.gate_record import GateRecord
 from platepilot.ocr.spec import load_card
 from platepilot.registry.common import actor, utc_now
 from platepilot.registry.gate import Contender, gate_tags, run_gate, verdict_line
 from platepilot.registry.models import AliasChange, current_version, download_version, promote
-from platepilot.registry.sync import STATE_FILE, Deployed, swap_in, write_json
 
 log = logging.getLogger(__name__)
 

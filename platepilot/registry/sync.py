@@ -29,15 +29,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.gate_record import GateRecord, gate_path, read_gate_record, write_gate_record
-from platepilot.ocr.spec import file_sha256, load_card, sidecar_path
+from platepilot.ocr.deployed import STATE_FILE, Deployed, read_deployed, swap_in, write_json
+from platepilot.ocr.spec import file_sha256, load_card
 from platepilot.registry.common import CHAMPION, actor, client, first_line, server_answers, utc_now
 from platepilot.registry.gate import record_from_tags
 from platepilot.registry.golden import check_golden, read_golden
 from platepilot.registry.models import DEPLOYED_PREFIX, download_version
 
-STATE_FILE = "deployed.json"
-PREVIOUS_DIR = "previous"
 AGENT_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 """The agent retries on its own schedule: mlflow's 7 exponential retries would stall a poll for minutes."""
 
@@ -63,18 +61,6 @@ class PollOutcome:
     status: Status
     version: int | None
     message: str
-
-
-@dataclass(frozen=True)
-class Deployed:
-    """The `deployed.json` beside the model: what this device runs, and whether the registry knows."""
-
-    model_name: str
-    version: int
-    run_id: str
-    sha256: str
-    deployed_at: str
-    reported: bool = False
 
 
 class SyncAgent:
@@ -139,11 +125,7 @@ class SyncAgent:
 
     def deployed(self) -> Deployed | None:
         """What `deployed.json` says this device runs (None if nothing was deployed by the agent)."""
-        path = self.settings.model_path.parent / STATE_FILE
-        try:
-            return Deployed(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return read_deployed(self.settings.model_path)
 
     def _poll(self) -> PollOutcome:
         s = self.settings
@@ -253,69 +235,3 @@ def run_agent(settings: SyncSettings, once: bool = False, log: Callable[[str], N
     )
     agent.run(stop)
     return None
-
-
-def restore_previous(model_path: Path) -> None:
-    """Local rollback: swap the pair kept in `previous/` back into place (stop the agent first).
-
-    The pair it replaces becomes the new `previous/`, so a second call undoes the first.
-    """
-    kept = model_path.parent / PREVIOUS_DIR
-    if not (kept / model_path.name).is_file():
-        raise PlatepilotError(f"no previous model kept in {kept}")
-    card = load_card(kept / model_path.name)
-    record = read_gate_record(kept / model_path.name, card.sha256)
-    staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=model_path.parent))
-    try:
-        for name in (model_path.name, sidecar_path(model_path).name, STATE_FILE):
-            if (kept / name).is_file():
-                shutil.copy2(kept / name, staging / name)
-        swap_in(staging / model_path.name, model_path, record)
-        if (staging / STATE_FILE).is_file():
-            os.replace(staging / STATE_FILE, model_path.parent / STATE_FILE)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
-    """Keep the current pair (and its gate record, checkpoint, state) in previous/, then rename the new
-    ONNX and sidecar over the target's. The new model's gate record (None: none) is written first; a
-    checkpoint `.pt` left beside the target belongs to the old model, so it moves to previous/ only."""
-    keep = target.parent / PREVIOUS_DIR
-    weights = target.with_suffix(".pt")
-    if target.is_file():
-        keep.mkdir(exist_ok=True)
-        for src in (target, sidecar_path(target), target.parent / STATE_FILE, gate_path(target), weights):
-            if src.is_file():
-                _link_or_copy(src, keep / src.name)
-    if record is not None:
-        write_gate_record(target, record)
-    else:
-        gate_path(target).unlink(missing_ok=True)
-    weights.unlink(missing_ok=True)
-    staged_model = target.with_name(f".{target.name}.new")
-    staged_side = sidecar_path(target).with_name(f".{sidecar_path(target).name}.new")
-    try:
-        shutil.copy2(new_model, staged_model)  # same folder as the target: the renames below are atomic
-        shutil.copy2(sidecar_path(new_model), staged_side)
-        os.replace(staged_model, target)
-        os.replace(staged_side, sidecar_path(target))
-    finally:
-        staged_model.unlink(missing_ok=True)
-        staged_side.unlink(missing_ok=True)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)  # no extra disk space needed
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)

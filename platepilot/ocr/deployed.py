@@ -1,0 +1,115 @@
+"""The deployed-model folder, one home for its layout: the model at `ocr.model_path` and its sidecar,
+`deployed.json` beside them (what the sync agent or `models deploy` put there: registry version,
+sha256), and `previous/` holding the pair it replaced, for a local rollback.
+
+The sync agent and `models deploy` write it (`swap_in`, `write_json`); the runtime reads it (the model
+version events record, the signature hot reload watches) without importing the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.gate_record import GateRecord, gate_path, read_gate_record, write_gate_record
+from platepilot.ocr.spec import load_card, sidecar_path
+
+STATE_FILE = "deployed.json"
+PREVIOUS_DIR = "previous"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The `deployed.json` beside the model: what this device runs, and whether the registry knows."""
+
+    model_name: str
+    version: int
+    run_id: str
+    sha256: str
+    deployed_at: str
+    reported: bool = False
+
+
+def state_path(model_path: Path) -> Path:
+    """The `deployed.json` beside the model at `model_path`."""
+    return model_path.parent / STATE_FILE
+
+
+def read_deployed(model_path: Path) -> Deployed | None:
+    """What `deployed.json` says runs at `model_path` (None when missing or unreadable)."""
+    try:
+        return Deployed(**json.loads(state_path(model_path).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def restore_previous(model_path: Path) -> None:
+    """Local rollback: swap the pair kept in `previous/` back into place (stop the agent first).
+
+    The pair it replaces becomes the new `previous/`, so a second call undoes the first.
+    """
+    kept = model_path.parent / PREVIOUS_DIR
+    if not (kept / model_path.name).is_file():
+        raise PlatepilotError(f"no previous model kept in {kept}")
+    card = load_card(kept / model_path.name)
+    record = read_gate_record(kept / model_path.name, card.sha256)
+    staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=model_path.parent))
+    try:
+        for name in (model_path.name, sidecar_path(model_path).name, STATE_FILE):
+            if (kept / name).is_file():
+                shutil.copy2(kept / name, staging / name)
+        swap_in(staging / model_path.name, model_path, record)
+        if (staging / STATE_FILE).is_file():
+            os.replace(staging / STATE_FILE, model_path.parent / STATE_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
+    """Keep the current pair (and its gate record, checkpoint, state) in previous/, then rename the new
+    ONNX and sidecar over the target's. The new model's gate record (None: none) is written first; a
+    checkpoint `.pt` left beside the target belongs to the old model, so it moves to previous/ only."""
+    keep = target.parent / PREVIOUS_DIR
+    weights = target.with_suffix(".pt")
+    if target.is_file():
+        keep.mkdir(exist_ok=True)
+        for src in (target, sidecar_path(target), target.parent / STATE_FILE, gate_path(target), weights):
+            if src.is_file():
+                _link_or_copy(src, keep / src.name)
+    if record is not None:
+        write_gate_record(target, record)
+    else:
+        gate_path(target).unlink(missing_ok=True)
+    weights.unlink(missing_ok=True)
+    staged_model = target.with_name(f".{target.name}.new")
+    staged_side = sidecar_path(target).with_name(f".{sidecar_path(target).name}.new")
+    try:
+        shutil.copy2(new_model, staged_model)  # same folder as the target: the renames below are atomic
+        shutil.copy2(sidecar_path(new_model), staged_side)
+        os.replace(staged_model, target)
+        os.replace(staged_side, sidecar_path(target))
+    finally:
+        staged_model.unlink(missing_ok=True)
+        staged_side.unlink(missing_ok=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)  # no extra disk space needed
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
