@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 from rich.console import Console
 
-from platepilot.plates.synth import contact_sheet, synth_sample
+from platepilot.imagegrid import contact_sheet
+from platepilot.plates.synth import synth_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH_SHEET = ROOT / "docs" / "img" / "synth_contact_sheet.png"

@@ -235,13 +235,12 @@ def synth_plates(
     preview: Path | None = typer.Option(None, "--preview", help=_SYNTH_PREVIEW_HELP),
 ) -> None:
     """Write synthetic plate crops OUT/<index>.jpg and their texts to OUT/labels.txt (labels format)."""
-    from platepilot.plates.synth import preview as write_preview
-    from platepilot.plates.synth import write_plates
+    from platepilot.training.datasets import preview_plates, write_plates
 
     _check_preview(preview)
     labels = write_plates(out, count, seed=seed, workers=workers)
     if preview is not None:
-        write_preview(preview, seed=seed, count=min(count, 48))
+        preview_plates(preview, seed=seed, count=min(count, 48))
     shown = f", preview {preview}" if preview is not None else ""
     console.print(escape(f"{count} synthetic plates (seed {seed}) in {out}, labels {labels}{shown}"), soft_wrap=True)
 
@@ -266,7 +265,8 @@ def synth_scenes(
     Each scene holds 0-6 plates (20-300 px wide) on vehicles plus unlabelled distractors (signs,
     banners, stickers, logos, badges), by day, dusk, night or infrared, with blur, rain and JPEG.
     """
-    from platepilot.plates.scenes import preview_scenes, real_plate_photos, write_scenes
+    from platepilot.plates.scenes import real_plate_photos
+    from platepilot.training.datasets import preview_scenes, write_scenes
 
     _check_preview(preview)
     photos = real_plate_photos(real_plates)

@@ -226,6 +226,8 @@ def test_a_broker_down_for_the_whole_run_loses_nothing(tmp_path: Path, clip: Pat
     events = query_events(f"sqlite:///{tmp_path}/out/events.db")
     assert len(events) == _tracks(done.stderr) >= 2
     assert f"{len(events)} failed" in done.stderr and "0 stored nowhere" in done.stderr
+    shown = _event_lines(done.stdout)  # piped: one event per line, however long (never wrapped at 80)
+    assert len(shown) == len(events) and all(len(line) > 80 and line.endswith(".jpg") for line in shown)
     assert len([line for line in done.stderr.splitlines() if "cannot connect" in line]) == 1
 
 

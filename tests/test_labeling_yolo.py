@@ -22,7 +22,7 @@ from platepilot.labeling.yolo import (
     find_splits,
     parse_label_line,
 )
-from platepilot.plates.scenes import write_scenes
+from platepilot.training.datasets import write_scenes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from platepilot.cli import app
 from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import is_valid_text
-from platepilot.plates.scenes import Scene, real_plate_photos, render_scene, scene_size, write_scenes, yolo_lines
+from platepilot.plates.scenes import Scene, real_plate_photos, render_scene, scene_size
+from platepilot.training.datasets import write_scenes, yolo_lines
 
 SIZE = (1280, 720)
 N_SCENES = 20

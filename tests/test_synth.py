@@ -17,7 +17,8 @@ from platepilot.plates.charset import is_valid_text
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.formats import PERSONALIZED_MAX, matching_formats
 from platepilot.plates.render import PLATE_H, PLATE_W, render_plate
-from platepilot.plates.synth import iter_samples, synth_sample, write_plates
+from platepilot.plates.synth import iter_samples, synth_sample
+from platepilot.training.datasets import write_plates
 
 N_SAMPLES = 300
 FL_FAMILIES = (Family.FL_STANDARD, Family.FL_LEGACY)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
+from platepilot.imagegrid import grid
 from platepilot.labeling.checks import check_labels
 from platepilot.ocr.base import read_image
 from platepilot.store.labels import resolve_crop_path, scan_labels
@@ -78,10 +79,7 @@ def render_sheet(
             image = None
         why = reasons.get(path, ())
         tiles.append(tile(image, latest[path].text, why[0].code.replace("_", " ") if why else "", bool(why)))
-    while len(tiles) % columns:
-        tiles.append(np.full_like(tiles[0], 255))
-    rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
-    return np.vstack(rows), len(paths), sum(1 for p in paths if p in reasons)
+    return grid(tiles, columns), len(paths), sum(1 for p in paths if p in reasons)
 
 
 def write_sheet(labels_file: Path, out: Path, flagged_only: bool = False, limit: int = 240) -> tuple[int, int]:

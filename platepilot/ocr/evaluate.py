@@ -14,9 +14,9 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from platepilot.errors import PlatepilotError
+from platepilot.imagegrid import contact_sheet
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.metrics import Scores, confusions, score
-from platepilot.plates.synth import contact_sheet
 from platepilot.store.labels import latest_labels, resolve_crop_path, why_no_labels
 from platepilot.types import PlateRead
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from platepilot.plates.synth import contact_sheet
+from platepilot.imagegrid import contact_sheet
 
 
 def training_curves(history: list[dict[str, float]], path: Path) -> None:

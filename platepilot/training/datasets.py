@@ -1,0 +1,149 @@
+"""Synthetic datasets on disk: plate crops with their labels.txt (`platepilot synth plates`) and YOLO scenes
+(`platepilot synth scenes`), written atomically and resumable, with PNG previews. The renderers live in
+`plates/` (which knows plates, not storage); this module writes what they render. Torch-free.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from rich.progress import Progress
+
+from platepilot.errors import PlatepilotError
+from platepilot.imagegrid import contact_sheet, grid
+from platepilot.plates.scenes import Scene, render_scene, scene_size
+from platepilot.plates.synth import synth_sample
+from platepilot.store.labels import append_labels
+
+PLATE_JPEG_QUALITY = 95
+SCENE_JPEG_QUALITY = 90
+
+# Spawn, not fork: a process whose OpenCV thread pool has already run (any earlier blur or warp big
+# enough to go parallel) hangs forked children inside cv2 calls.
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads only contend
+
+
+def _write_one(args: tuple[int, int, str]) -> tuple[str, str]:
+    seed, index, out = args
+    sample = synth_sample(seed, index)
+    name = f"{index:07d}.jpg"
+    path = Path(out) / name
+    tmp = path.with_suffix(".tmp.jpg")
+    cv2.imwrite(str(tmp), sample.image, [cv2.IMWRITE_JPEG_QUALITY, PLATE_JPEG_QUALITY])
+    os.replace(tmp, path)
+    return name, sample.text
+
+
+def write_plates(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path:
+    """Write `out/<index>.jpg` and `out/labels.txt`; resumable: crops already labelled are skipped."""
+    out.mkdir(parents=True, exist_ok=True)
+    labels = out / "labels.txt"
+    done = {line.split("\t", 1)[0] for line in labels.read_text().splitlines()} if labels.exists() else set()
+    todo = [(seed, i, str(out)) for i in range(count) if f"{i:07d}.jpg" not in done]
+    with (
+        Progress() as progress,
+        ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=_SPAWN, initializer=_init_worker) as pool,
+    ):
+        task = progress.add_task("synthetic plates", total=count, completed=count - len(todo))
+        batch: list[tuple[str, str]] = []
+        for name, text in pool.map(_write_one, todo, chunksize=64):
+            batch.append((name, text))
+            if len(batch) >= 256:
+                append_labels(labels, batch)
+                batch.clear()
+            progress.advance(task)
+        append_labels(labels, batch)
+    return labels
+
+
+def preview_plates(path: Path, seed: int = 0, count: int = 48) -> None:
+    """Write a contact sheet of `count` samples of stream `seed` to `path` (PNG)."""
+    samples = [synth_sample(seed, i) for i in range(count)]
+    sheet = contact_sheet([s.image for s in samples], [s.text for s in samples])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), sheet)
+
+
+def yolo_lines(scene: Scene) -> str:
+    """The scene's plates as YOLO label text: `0 cx cy w h` per line, normalised, 6 decimals."""
+    height, width = scene.image.shape[:2]
+    lines = []
+    for x1, y1, x2, y2 in scene.boxes_xyxy:
+        cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+        lines.append(f"0 {cx:.6f} {cy:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}\n")
+    return "".join(lines)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_scene(args: tuple[int, int, str, tuple[str, ...]]) -> int:
+    seed, index, out, real_plates = args
+    scene = render_scene(seed, index, scene_size(seed, index), real_plates)
+    ok, jpg = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, SCENE_JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for scene {index}")
+    name = f"{index:07d}"
+    _write_atomic(Path(out) / "images" / f"{name}.jpg", jpg.tobytes())
+    _write_atomic(Path(out) / "labels" / f"{name}.txt", yolo_lines(scene).encode())  # last: marks done
+    return len(scene.boxes_xyxy)
+
+
+def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1, real_plates: Sequence[str] = ()) -> Path:
+    """Write the YOLO dataset `out/{images,labels}/<index>.{jpg,txt}` + `out/data.yaml`; return data.yaml.
+    Scenes are 1280x720 or 640x480 (`scene_size`); `real_plates` as in `render_scene`.
+
+    Resumable: scenes whose label file exists are skipped (the label is written after its image).
+    """
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    data = {"path": str(out.resolve()), "train": "images", "val": "images", "names": {0: "plate"}}
+    data_yaml = out / "data.yaml"
+    _write_atomic(data_yaml, yaml.safe_dump(data, sort_keys=False).encode())
+    photos = tuple(real_plates)
+    todo = [(seed, i, str(out), photos) for i in range(count) if not (out / "labels" / f"{i:07d}.txt").exists()]
+    with (
+        ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=_SPAWN, initializer=_init_worker) as pool,
+        Progress() as progress,
+    ):
+        task = progress.add_task("synthetic scenes", total=count, completed=count - len(todo))
+        for _ in pool.map(_write_scene, todo, chunksize=4):
+            progress.advance(task)
+    return data_yaml
+
+
+def scene_sheet(scenes: list[Scene], columns: int = 3, cell_width: int = 426) -> np.ndarray:
+    """A grid of scenes downscaled to `cell_width`, plates boxed green, distractors red; BGR uint8."""
+    tiles = []
+    for scene in scenes:
+        height, width = scene.image.shape[:2]
+        scale = cell_width / width
+        tile = cv2.resize(scene.image, (cell_width, round(height * scale)), interpolation=cv2.INTER_AREA)
+        for boxes, color in ((scene.distractor_boxes, (0, 0, 255)), (scene.boxes_xyxy, (0, 255, 0))):
+            for x1, y1, x2, y2 in boxes:
+                p1, p2 = (int(x1 * scale), int(y1 * scale)), (int(x2 * scale), int(y2 * scale))
+                cv2.rectangle(tile, p1, p2, color, 1)
+        tiles.append(tile)
+    return grid(tiles, columns, fill=0)
+
+
+def preview_scenes(path: Path, seed: int = 0, count: int = 6, real_plates: Sequence[str] = ()) -> None:
+    """Write a PNG grid of the first `count` scenes of stream `seed` with their boxes drawn."""
+    sheet = scene_sheet([render_scene(seed, i, real_plates=real_plates) for i in range(count)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), sheet):
+        raise PlatepilotError(f"could not write the preview {path}: is the folder writable?")
