@@ -14,7 +14,7 @@ from rich.markup import escape
 from platepilot.config import Settings, dump_config, load_config
 from platepilot.errors import PlatepilotError, missing_module
 from platepilot.redact import RedactingFormatter, redact
-from platepilot.state_cli import state_app
+from platepilot.state_cli import eval_states, parse_state, state_app, with_states
 
 app = typer.Typer(
     name="platepilot",
@@ -67,7 +67,7 @@ def ocr_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of one line per image."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
-    """Read plate crops: one line per image (path, text, confidence, format)."""
+    """Read plate crops: one line per image (path, text, confidence, format, state, state confidence)."""
     import json
 
     from platepilot.ocr.base import read_image
@@ -83,18 +83,22 @@ def ocr_command(
     if not crops:
         raise typer.Exit(1)
     reader = make_engine(engine or settings.ocr.engine, model, settings)
-    reads = reader.read([image for _, image in crops])
+    reads = with_states(reader.read([image for _, image in crops]), [image for _, image in crops], settings)
     if as_json:
         rows = [
             {"path": str(p), "text": r.text, "confidence": round(r.confidence, 4), "format": r.format_match,
              "char_confidences": [round(c, 4) for c in r.char_confidences], "engine": r.engine,
-             "candidates": [[t, round(c, 4)] for t, c in r.candidates]}
+             "candidates": [[t, round(c, 4)] for t, c in r.candidates], "state": r.state,
+             "state_confidence": round(r.state_confidence, 4)}
             for (p, _), r in zip(crops, reads, strict=True)
         ]  # fmt: skip
         typer.echo(json.dumps(rows, indent=2))
     else:
         for (path, _), read in zip(crops, reads, strict=True):
-            typer.echo(f"{path}\t{read.text or '-'}\t{read.confidence:.3f}\t{read.format_match or '-'}")
+            typer.echo(
+                f"{path}\t{read.text or '-'}\t{read.confidence:.3f}\t{read.format_match or '-'}\t"
+                f"{read.state}\t{read.state_confidence:.3f}"
+            )
     if len(crops) < len(images):
         raise typer.Exit(1)
 
@@ -110,6 +114,10 @@ def eval_command(
     scenes: Path | None = typer.Option(
         None, "--scenes", help="MANIFEST.tsv of whole photos (image_relpath x y w h plate_text): detector + reader."
     ),
+    states: Path | None = typer.Option(
+        None, "--states", help="State manifest (image_relpath, state[, split]): the state classifier (--model)."
+    ),
+    split: list[str] = typer.Option([], "--split", help="With --states: only rows of this split; repeatable."),
     model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
     engine: str | None = typer.Option(None, "--engine", "-e", help=_ENGINE_HELP),
     detector: str = typer.Option("auto", "--detector", help=_DETECTOR_HELP),
@@ -123,8 +131,17 @@ def eval_command(
 ) -> None:
     """Score a reader on a labels file (exact and CER, strict and O/I-folded, confusions, speed), or a
     detector and reader on whole scenes (recall, end-to-end reads, false detections, speed)."""
-    if (labels is None) == (scenes is None):
-        raise PlatepilotError("eval needs exactly one of --labels (plate crops) or --scenes (a MANIFEST.tsv)")
+    if sum(x is not None for x in (labels, scenes, states)) != 1:
+        raise PlatepilotError(
+            "eval needs exactly one of --labels (plate crops), --scenes (a MANIFEST.tsv) or --states (a state manifest)"
+        )
+    if states is not None:
+        if report is not None or engine is not None or detector != "auto" or textdet_side is not None:
+            raise PlatepilotError("--states goes with --model, --split, --limit and --json only")
+        eval_states(states, load_config(config), model, split, as_json, limit)
+        return
+    if split:
+        raise PlatepilotError("--split goes with --states")
     if scenes is not None and report is not None:
         raise PlatepilotError("--report goes with --labels; --scenes prints its summary only")
     if labels is not None and (detector != "auto" or textdet_side is not None):
@@ -783,6 +800,7 @@ def _log_runtime_to_stderr() -> None:
 def reads_command(
     since: str | None = typer.Option(None, "--since", help="Only events since: 30m, 2h, 1d or an ISO date/time."),
     plate: str | None = typer.Option(None, "--plate", help="Only events whose text contains this."),
+    state: str | None = typer.Option(None, "--state", help="Only events of this state: FL, GA, ... or unknown."),
     fuzzy: int | None = typer.Option(
         None, "--fuzzy", min=0, max=2, help="With --plate: that plate within N edits, O/0 I/1 B/8 S/5 alike."
     ),
@@ -797,6 +815,9 @@ def reads_command(
     settings = load_config(config)
     url, start = settings.output.events_db_url, parse_since(since) if since else None
     found = query_events(url, start, plate) if fuzzy is None else fuzzy_events(url, plate, fuzzy, start)
+    if state is not None:
+        wanted = parse_state(state)
+        found = [event for event in found if event.state == wanted]
     if as_csv:
         typer.echo(events_csv(found), nl=False)
     else:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
+from platepilot.types import PlateRead
 
 state_app = typer.Typer(help="State identification: which state issued a plate.", no_args_is_help=True)
 
@@ -82,7 +84,32 @@ def _tracking_uri(tracking_uri: str | None) -> str:
     return tracking_uri or load_config(None).mlflow.tracking_uri
 
 
-def eval_states(manifest: Path, settings: Settings, model: Path | None, splits: list[str], as_json: bool) -> None:
+def parse_state(value: str) -> str:
+    """`--state`: a postal code, a state name or `unknown` -> the code events store (PlatepilotError if none)."""
+    from platepilot.plates.states import UNKNOWN, state_code
+
+    if value.strip().lower() == UNKNOWN:
+        return UNKNOWN
+    try:
+        return state_code(value)
+    except ValueError as exc:
+        raise PlatepilotError(f"--state: {exc} (or 'unknown')") from None
+
+
+def with_states(reads: list[PlateRead], images: list[np.ndarray], settings: Settings) -> list[PlateRead]:
+    """`platepilot ocr`: each read with its crop's state (unchanged when `state.enabled` is false)."""
+    if not settings.state.enabled:
+        return reads
+    from platepilot.ocr.state import StateClassifier, with_state
+
+    classifier = StateClassifier(settings.state.model_path, settings.state.min_confidence)
+    guesses = classifier.classify(images)
+    return [with_state(r, g, settings.ocr.format_prior) for r, g in zip(reads, guesses, strict=True)]
+
+
+def eval_states(
+    manifest: Path, settings: Settings, model: Path | None, splits: list[str], as_json: bool, limit: int | None
+) -> None:
     """`eval --states`: score the state classifier on a state manifest (top-1/3, Florida, speed)."""
     from rich.table import Table
 
@@ -91,7 +118,7 @@ def eval_states(manifest: Path, settings: Settings, model: Path | None, splits: 
     from platepilot.plates.state_manifest import read_state_manifest
 
     console, err_console = _consoles()
-    photos = read_state_manifest(manifest, set(splits) if splits else None)
+    photos = read_state_manifest(manifest, set(splits) if splits else None)[:limit]
     classifier = StateClassifier(model or settings.state.model_path, settings.state.min_confidence)
     result = evaluate_states(photos, classifier, err_console)
     if as_json:

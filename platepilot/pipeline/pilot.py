@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from platepilot.config import Settings
 from platepilot.detect.base import PlateDetector
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.state import StateClassifier, with_state
 from platepilot.pipeline.fusion import fuse
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
@@ -81,7 +82,8 @@ class _TrackReads:
 class Pilot:
     """Runs cameras until their sources end or `stop()`; `on_event` is called for each event.
 
-    `detectors` maps each camera id to its detector (image folders and video may differ in size)."""
+    `detectors` maps each camera id to its detector (image folders and video may differ in size);
+    `states`, when given, classifies the issuing state of every crop read."""
 
     def __init__(
         self,
@@ -92,9 +94,10 @@ class Pilot:
         crops: CropStore,
         events: EventStore,
         on_event: Callable[[PlateEvent], None] | None = None,
+        states: StateClassifier | None = None,
     ) -> None:
         self.settings, self.sources, self.detectors, self.reader = settings, sources, detectors, reader
-        self.crops, self.events, self.on_event = crops, events, on_event
+        self.crops, self.events, self.on_event, self.states = crops, events, on_event, states
         self.stats = {s.camera_id: CameraStats(s.camera_id, reconnects=_reconnect_counter(s)) for s in sources}
         self.emitted: list[PlateEvent] = []
         self._stop = threading.Event()
@@ -257,6 +260,8 @@ class Pilot:
         started = time.perf_counter()
         try:
             read: PlateRead | None = reader.engine.read([crop.image])[0]
+            if read is not None and self.states is not None:
+                read = with_state(read, self.states.classify([crop.image])[0], ocr.format_prior)
         except Exception:
             log.exception("%s track %d: OCR failed", *key)
             read = None
@@ -321,7 +326,7 @@ class Pilot:
         if state is None or state.ended is None or state.reader is None:
             return
         engine = state.reader.engine.name
-        fused = fuse(state.reads, self.settings.ocr.format_prior, engine)
+        fused = fuse(state.reads, self.settings.ocr.format_prior, engine, self.settings.state.min_confidence)
         if fused is None or len(fused.text) > MAX_PLATE_CHARS or (state.edge_only and not fused.format_match):
             return
         track = state.ended
@@ -338,6 +343,8 @@ class Pilot:
             model_version=state.reader.version,
             reads=len(state.reads),
             format=fused.format_match,
+            state=fused.state,
+            state_confidence=fused.state_confidence,
             crop_note=state.stored.note if state.stored else "",
         )
         self.events.add(event)

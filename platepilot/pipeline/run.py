@@ -14,6 +14,7 @@ from platepilot.config import CameraConfig, DetectorConfig, Settings
 from platepilot.detect import PlateDetector, make_detector
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import make_engine
+from platepilot.ocr.state import StateClassifier
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import (
     RELOAD_POLL_SECONDS,
@@ -115,6 +116,8 @@ def run_pilot(
     engine = make_engine(settings.ocr.engine, None, settings)
     engine.warmup(1)
     slot = ReaderSlot(engine, model_version(engine))
+    state = settings.state
+    states = StateClassifier(state.model_path, state.min_confidence, threads=1) if state.enabled else None
     watcher = None
     if settings.ocr.engine in HOT_RELOAD_ENGINES:
         load = partial(load_verified, build=partial(reloaded_reader, settings))
@@ -124,7 +127,7 @@ def run_pilot(
     events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
     crops = CropStore(settings.output.crops_dir, int(settings.output.retention.min_free_gb * GB))
     pilot = Pilot(settings, sources, detectors, slot, crops, events,
-                  partial(_emit, publisher, alerter, on_event))  # fmt: skip
+                  partial(_emit, publisher, alerter, on_event), states)  # fmt: skip
     stats_file = None if settings.output.stats_file is None else StatsFile(settings.output.stats_file)
     pruner = Pruner(settings.output, settings.gate.labels)
     started = time.monotonic()

@@ -36,6 +36,7 @@ import albumentations as A
 
 PHOTO_H, PHOTO_W = 128, 224  # us_plates_by_state's own size; design images and renders are resized to it
 HOLDOUT_EVERY = 20  # one training photo in this many is held out for per-epoch validation
+CLEAN_SHARE = 0.25  # images only framed, not degraded: the first run (all degraded) underfit, train ~ held-out
 
 
 @dataclass(frozen=True)
@@ -207,8 +208,9 @@ class StateCrops(Dataset[tuple[torch.Tensor, int]]):
             image, label = self.pool.images[item], self.index[self.pool.states[item]]
         if self._degrade is not None:
             image = frame(image, rng)
-            self._degrade.set_random_seed(int(rng.integers(2**31)))
-            image = self._degrade(image=image)["image"]
+            if rng.random() >= CLEAN_SHARE:
+                self._degrade.set_random_seed(int(rng.integers(2**31)))
+                image = self._degrade(image=image)["image"]
         return torch.from_numpy(state_input([image], self.card)[0]), label
 
 
