@@ -92,9 +92,13 @@ def test_gate_refuses_worse_accepts_better_and_auto_keeps_plateocr(
     engine = make_engine("auto", None, settings)
     assert isinstance(engine, PlateOCR)
     members = [m for m in engine.members if isinstance(m, CRNNMember)]
-    assert [m._service.model_path for m in members] == [target]  # the deployed CRNN replaced the bundled member
+    # PlateOCR read worse with it as its member at the gate, so the bundled member stays
+    assert "made it read worse as its crnn member" in choice.reason
+    assert c.get_model_version(NAME, str(worse)).tags["gate.member_helps"] == "false"
+    assert [m._service.model_path for m in members] == [BUNDLED_MODEL]
     shown = _cli("config", "show", "--config", str(site))
     assert "# live reader: plateocr (the deployed CRNN did not beat PlateOCR" in shown.output
+    assert "PlateOCR with the bundled CRNN as its crnn member)" in shown.output
 
     accepted = _cli("models", "promote", "--version", str(better), *cfg)
     assert accepted.exit_code == 0 and "accepted:" in accepted.output, accepted.output
