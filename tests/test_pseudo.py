@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 from platepilot.cli import app
@@ -19,9 +22,18 @@ from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
 from platepilot.ocr.spec import load_card
 from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import append_labels
-from platepilot.store.provenance import PSEUDO_ENGINE, pseudo_labels, read_records, sidecar_path
-from platepilot.training.train import weighted_ctc
+from platepilot.store.provenance import (
+    PSEUDO_ENGINE,
+    append_records,
+    make_record,
+    pseudo_labels,
+    read_records,
+    sidecar_path,
+)
+from platepilot.training.train import PSEUDO_VAL_MIN, TrainOptions, train, weighted_ctc
 from platepilot.types import PlateRead
+
+TINY = {"channels": [8, 8, 16, 16, 24], "hidden": 24}
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +126,21 @@ def test_train_pseudo_uses_the_pseudo_labels_and_names_them_in_the_model_card(
     training = load_card(tmp_path / "run" / "florida_plate_ocr.onnx").training
     assert training["pseudo"] == kept and training["labels"] == 0 and training["pseudo_weight"] == 0.3
     assert any(str(sidecar_path(labels)) in source for source in training["sources"])
+
+
+@pytest.mark.slow
+def test_with_few_human_labels_training_validates_on_held_out_pseudo_labels(tmp_path: Path) -> None:
+    crops = tmp_path / "crops"
+    texts = _crops(crops, PSEUDO_VAL_MIN + 40)
+    labels = tmp_path / "labels.txt"
+    now = datetime.now(UTC)
+    agreed = ("paddle", "crnn")
+    records = [make_record(str(crops / n), t, PSEUDO_ENGINE, 0.9, False, now, agreed, True) for n, t in texts.items()]
+    append_records(labels, records)
+    opts = TrainOptions(labels=labels, output_dir=tmp_path / "run", epochs=1, batch_size=32, pseudo=True, arch=TINY)
+    with open(os.devnull, "w") as quiet:
+        result = train(opts, Console(file=quiet))
+    training = load_card(tmp_path / "run" / "florida_plate_ocr.onnx").training
+    assert training["val_source"] == "held-out pseudo-labels" and training["labels"] == 0
+    assert training["val"] + training["pseudo"] == len(texts) and 0 < training["val"] < len(texts) // 2
+    assert result.history and training["pseudo_weight"] == 0.5

@@ -34,6 +34,7 @@ COLLAPSE_EPOCHS = 5  # consecutive epochs of all-empty validation reads that cou
 MIN_LABELS = 10
 FEW_LABELS = 500  # the guide: below this a CRNN trained from scratch collapses to blanks
 SYNTH_VAL = 512
+PSEUDO_VAL_MIN = 200  # with fewer human labels than a validation split needs, validate on pseudo-labels from here
 
 
 @dataclass
@@ -189,22 +190,28 @@ def _prepare_data(
             f"--synthetic {SCRATCH_SYNTHETIC}"
         )
     plan = validation_plan(len(data.texts), opts.val_split)
-    if plan.source == "synthetic" and data.texts:
-        console.print(f"[yellow]{plan.line()}[/yellow]")
     train_idx, val_idx = split_by_group(data.groups, opts.val_split if plan.source == "labels" else 0.0, opts.seed)
+    val_set = LabelledSet(data.images[val_idx], [data.texts[i] for i in val_idx], [], [])
+    source = "labelled crops"
+    if not len(val_idx) and len(pseudo.texts) >= PSEUDO_VAL_MIN:
+        # Too few human labels to validate on, but plenty of the site's own crops: early-stop on real pixels.
+        share = min(opts.val_split or 0.1, SYNTH_VAL / len(pseudo.texts))
+        keep, held = split_by_group(pseudo.groups, share, opts.seed)
+        val_set = LabelledSet(pseudo.images[held], [pseudo.texts[i] for i in held], [], [])
+        pseudo = LabelledSet(pseudo.images[keep], [pseudo.texts[i] for i in keep], [], [])
+        source = "held-out pseudo-labels"
+    if not val_set.texts:  # no real validation crops: hold out a fixed synthetic set
+        images, texts = synthetic_batch(opts.seed + 104_729, 0, SYNTH_VAL, spec)
+        val_set, source = LabelledSet(images, texts, [], []), "synthetic plates"
+        if data.texts:
+            console.print(f"[yellow]{plan.line()}[/yellow]")
     train_set = LabelledSet(
         np.concatenate([data.images[train_idx], pseudo.images]),
         [data.texts[i] for i in train_idx] + pseudo.texts,
         [],
         [],
     )
-    if len(val_idx):
-        val_images = [data.images[i] for i in val_idx]
-        val_texts = [data.texts[i] for i in val_idx]
-    else:  # no real validation crops: hold out a fixed synthetic set
-        images, val_texts = synthetic_batch(opts.seed + 104_729, 0, SYNTH_VAL, spec)
-        val_images = list(images)
-    source = "labelled crops" if len(val_idx) else "synthetic plates"
+    val_images, val_texts = list(val_set.images), val_set.texts
     summary = {
         "labels": len(data.texts), "pseudo": len(pseudo.texts), "train": len(train_set.texts), "val": len(val_texts),
         "val_source": source, "sources": _sources(opts, len(data.texts), len(pseudo.texts)),
