@@ -37,12 +37,8 @@ class LabelledScene:
     plates: tuple[LabelledPlate, ...]
 
 
-def read_manifest(path: Path, check_images: bool = True) -> tuple[LabelledScene, ...]:
-    """The scenes of MANIFEST.tsv at `path`, in file order of their first row.
-
-    PlatepilotError naming the file and line for: a missing or unreadable file, a header without the
-    required columns, a row with a bad box or text, and (with `check_images`) an image that is missing.
-    """
+def read_tsv(path: Path) -> csv.DictReader[str]:
+    """The rows of a tab-separated manifest with a header; PlatepilotError naming a missing or unreadable file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -50,6 +46,16 @@ def read_manifest(path: Path, check_images: bool = True) -> tuple[LabelledScene,
     except (OSError, UnicodeDecodeError) as exc:
         raise PlatepilotError(f"{path}: cannot read manifest: {exc}") from None
     reader = csv.DictReader(text.splitlines(), delimiter="\t")
+    return reader
+
+
+def read_manifest(path: Path, check_images: bool = True) -> tuple[LabelledScene, ...]:
+    """The scenes of MANIFEST.tsv at `path`, in file order of their first row.
+
+    PlatepilotError naming the file and line for: a missing or unreadable file, a header without the
+    required columns, a row with a bad box or text, and (with `check_images`) an image that is missing.
+    """
+    reader = read_tsv(path)
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise PlatepilotError(

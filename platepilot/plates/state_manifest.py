@@ -9,12 +9,12 @@ relative to the manifest's folder) and a state column (`state` or `region`: a na
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from platepilot.errors import PlatepilotError
+from platepilot.plates.manifest import read_tsv
 from platepilot.plates.states import state_code
 
 IMAGE_COLUMNS = ("image_relpath", "crop_relpath")
@@ -36,13 +36,7 @@ def read_state_manifest(path: Path, splits: Collection[str] | None = None) -> tu
     PlatepilotError naming the file (and line) for a missing file, a header without an image or state
     column, an unknown state, a missing image, or no row left.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlatepilotError(f"{path}: manifest not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlatepilotError(f"{path}: cannot read manifest: {exc}") from None
-    reader = csv.DictReader(text.splitlines(), delimiter="\t")
+    reader = read_tsv(path)
     header = reader.fieldnames or []
     image_col = next((c for c in IMAGE_COLUMNS if c in header), None)
     state_col = next((c for c in STATE_COLUMNS if c in header), None)
