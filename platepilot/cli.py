@@ -15,6 +15,7 @@ from platepilot.config import Settings, dump_config, load_config
 from platepilot.errors import PlatepilotError, missing_module
 from platepilot.redact import RedactingFormatter, redact
 from platepilot.state_cli import eval_states, parse_state, state_app, with_states
+from platepilot.training.records import TrainOptions, TrainResult
 
 app = typer.Typer(
     name="platepilot",
@@ -709,7 +710,7 @@ def sync_command(
 
 
 def _log_to_mlflow(
-    opts: object, result: object, register: bool, tracking_uri: str | None, model_name: str | None
+    opts: TrainOptions, result: TrainResult, register: bool, tracking_uri: str | None, model_name: str | None
 ) -> None:
     """Log the run (and register it with --register); without --register a failure is one line, not fatal."""
     from platepilot.registry.tracking import log_training_run

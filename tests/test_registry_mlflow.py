@@ -76,7 +76,7 @@ def versions(server: LiveServer, tmp_path_factory: pytest.TempPathFactory, tiny_
     """v1: trained by `platepilot train ... --register`; v2: the random tiny model, logged and registered."""
     out1 = tmp_path_factory.mktemp("run1")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("platepilot.training.train.DEFAULT_ARCH", TINY_ARCH)
+        mp.setattr("platepilot.training.records.DEFAULT_ARCH", TINY_ARCH)
         args = ["train", "--synthetic", "64", "--epochs", "1", "--batch-size", "16", "--workers", "0"]
         args += ["--output-dir", str(out1), "--register", "--tracking-uri", server.url]
         result = CliRunner().invoke(app, args)

@@ -21,6 +21,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.spec import load_card, save_card
 from platepilot.registry.common import client, first_line, import_mlflow, is_http, server_answers
 from platepilot.registry.golden import read_golden
+from platepilot.training.records import TrainOptions, TrainResult
 
 MODEL_ARTIFACT_DIR = "model"
 LOCAL_STORE_DIR = "mlruns"
@@ -39,7 +40,7 @@ class RunRecord:
 
 
 def log_training_run(
-    opts: Any, result: Any, tracking_uri: str, model_name: str, register: bool,
+    opts: TrainOptions, result: TrainResult, tracking_uri: str, model_name: str, register: bool,
     say: Callable[[str], None] = print,
 ) -> RunRecord:  # fmt: skip
     """Log a `train()` result (`TrainOptions`, `TrainResult`) to MLflow; register it when asked.
@@ -63,7 +64,7 @@ def log_training_run(
 
 
 def _log(
-    opts: Any, result: Any, model_path: Path, uri: str, model_name: str, register: bool,
+    opts: TrainOptions, result: TrainResult, model_path: Path, uri: str, model_name: str, register: bool,
     say: Callable[[str], None],
 ) -> RunRecord:  # fmt: skip
     mlflow_client = client(uri)
@@ -178,7 +179,7 @@ def _experiment(mlflow_client: Any, name: str, uri: str, output_dir: Path) -> st
     return str(mlflow_client.create_experiment(name, artifact_location=location))
 
 
-def _run_tags(training: dict[str, Any], result: Any) -> dict[str, str]:
+def _run_tags(training: dict[str, Any], result: TrainResult) -> dict[str, str]:
     tags = _data_tags(training) | {
         "stopped": str(result.stopped),
         "collapse_detected": str(result.collapse_detected),

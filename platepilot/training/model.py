@@ -16,8 +16,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise missing_extra("torch", "train") from exc
 
-DEFAULT_ARCH: dict[str, Any] = {"channels": [16, 32, 48, 48, 80], "hidden": 64}
-
 
 def _block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]

@@ -26,8 +26,9 @@ from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_
 from platepilot.training.data import LabelledSet, load_crops, load_labelled, split_by_group, synthetic_batch
 from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
 from platepilot.training.export import export_onnx
-from platepilot.training.model import CRNN, DEFAULT_ARCH, build_model
+from platepilot.training.model import CRNN, build_model
 from platepilot.training.plots import prediction_grid, training_curves
+from platepilot.training.records import TrainOptions, TrainResult
 
 MODEL_NAME = "florida_plate_ocr"
 COLLAPSE_EPOCHS = 5  # consecutive epochs of all-empty validation reads that count as blank collapse
@@ -35,38 +36,6 @@ MIN_LABELS = 10
 FEW_LABELS = 500  # the guide: below this a CRNN trained from scratch collapses to blanks
 SYNTH_VAL = 512
 PSEUDO_VAL_MIN = 200  # with fewer human labels than a validation split needs, validate on pseudo-labels from here
-
-
-@dataclass
-class TrainOptions:
-    """Everything a run needs; the CLI and scripts/ocr/train_crnn.py fill it from the guide's flags."""
-
-    labels: Path | None
-    output_dir: Path
-    epochs: int = 300
-    batch_size: int = 16
-    val_split: float = 0.15
-    patience: int = 100
-    lr: float = 1e-3
-    synthetic: int = 0
-    init_from: Path | None = None
-    resume: bool = False
-    holdout_fraction: float = 0.15  # crops (whole tracks) kept for the promotion gate: never trained on
-    pseudo: bool = False  # also train on the pseudo-labels of `labels`' sidecar (`platepilot labels auto`)
-    pseudo_weight: float = 0.5  # their loss weight; human labels and synthetic plates weigh 1
-    seed: int = 0
-    workers: int = 0
-    arch: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ARCH))
-
-
-@dataclass
-class TrainResult:
-    model_path: Path | None
-    best: dict[str, float]
-    history: list[dict[str, float]]
-    stopped: str
-    collapse_detected: bool
-    seconds: float
 
 
 @dataclass
