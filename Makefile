@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EDGE_STAMP := $(VENV)/.installed-edge
-APT_PACKAGES := chromium mosquitto openssl
+APT_PACKAGES := chromium mosquitto openssl postgresql
 
 .PHONY: demo edge test lint typecheck setup system-deps clean
 
@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # EasyOCR imports torchvision, which only imports beside the torch it was built for: pin the pair.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[train,ensemble,mlflow,web,dev]"
+	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[train,ensemble,mlflow,web,fleet,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,7 +26,8 @@ $(EDGE_STAMP): $(BIN)/python pyproject.toml
 
 edge: $(EDGE_STAMP)
 
-# System packages the tests drive for real (headless Chromium for the web pages, the MQTT broker).
+# System packages the tests drive for real (headless Chromium for the web pages, the MQTT broker, PostgreSQL
+# for the fleet collector).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -674,7 +674,7 @@ def models_rollback(
 def sync_command(
     interval: float = typer.Option(60.0, "--interval", min=1.0, help="Seconds between polls."),
     device_id: str | None = typer.Option(
-        None, "--device-id", help="How this device shows in the registry (default: the host name)."
+        None, "--device-id", help="How this device shows in the registry (default: fleet.device_id, else host name)."
     ),
     model_path: Path | None = typer.Option(
         None, "--model-path", help="Where the champion goes (default: the config's ocr.model_path)."
@@ -687,13 +687,13 @@ def sync_command(
 ) -> None:
     """Edge sync agent: deploy the registry's champion here, verified, until SIGTERM."""
     import re
-    import socket
 
+    from platepilot.config import DEVICE_ID_PATTERN
     from platepilot.registry.sync import SyncSettings, run_agent
 
     settings = load_config(config)
-    device = device_id or socket.gethostname()
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", device):
+    device = device_id or settings.fleet.device()
+    if not re.fullmatch(DEVICE_ID_PATTERN, device):
         raise PlatepilotError(f"--device-id {device!r}: use 1-64 letters, digits, '.', '_' or '-'")
     sync = SyncSettings(
         tracking_uri=tracking_uri or settings.mlflow.tracking_uri,
@@ -802,6 +802,7 @@ def reads_command(
     since: str | None = typer.Option(None, "--since", help="Only events since: 30m, 2h, 1d or an ISO date/time."),
     plate: str | None = typer.Option(None, "--plate", help="Only events whose text contains this."),
     state: str | None = typer.Option(None, "--state", help="Only events of this state: FL, GA, ... or unknown."),
+    device: str | None = typer.Option(None, "--device", help="Only events of this device (a fleet database)."),
     fuzzy: int | None = typer.Option(
         None, "--fuzzy", min=0, max=2, help="With --plate: that plate within N edits, O/0 I/1 B/8 S/5 alike."
     ),
@@ -815,7 +816,10 @@ def reads_command(
 
     settings = load_config(config)
     url, start = settings.output.events_db_url, parse_since(since) if since else None
-    found = query_events(url, start, plate) if fuzzy is None else fuzzy_events(url, plate, fuzzy, start)
+    if fuzzy is None:
+        found = query_events(url, start, plate, device=device)
+    else:
+        found = [e for e in fuzzy_events(url, plate, fuzzy, start) if device is None or e.device_id == device]
     if state is not None:
         wanted = parse_state(state)
         found = [event for event in found if event.state == wanted]
@@ -826,19 +830,18 @@ def reads_command(
             typer.echo(event_line(event))
 
 
-@app.command("dashboard")
-def dashboard_command(
-    host: str = typer.Option(
-        "127.0.0.1", "--host", help="Address to listen on; anything but loopback requires the printed token."
-    ),
-    port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: a free one)."),
-    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the URL; do not open a browser."),
+@app.command("collect")
+def collect_command(
+    report: float = typer.Option(60.0, "--report", min=1.0, help="Seconds between two counter lines."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
-    """Web page of live reads, plate search, vehicles, watchlist editing and camera stats (the `web` extra)."""
-    from platepilot.dashboard.server import serve
+    """Fleet collector: every device's MQTT events (output.mqtt) into output.events_db_url (PostgreSQL),
+    each exactly once, until SIGTERM."""
+    from platepilot.fleet.collector import serve
 
-    serve(load_config(config), host, port, open_browser=not no_browser, say=typer.echo)
+    _log_runtime_to_stderr()
+    serve(load_config(config), say=lambda line: console.print(escape(line), highlight=False, soft_wrap=True),
+          report_seconds=report)  # fmt: skip
 
 
 @app.command("prune")
@@ -860,6 +863,21 @@ def prune_command(
     console.print(escape(report.line()), highlight=False, soft_wrap=True)
     for crop, why in report.plan.crops[:5] if dry_run else ():
         console.print(escape(f"  {crop.path} ({why})"), highlight=False, soft_wrap=True)
+
+
+@app.command("dashboard")
+def dashboard_command(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; anything but loopback requires the printed token."
+    ),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: a free one)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the URL; do not open a browser."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
+) -> None:
+    """Web page of live reads, plate search, vehicles, watchlist editing and camera stats (the `web` extra)."""
+    from platepilot.dashboard.server import serve
+
+    serve(load_config(config), host, port, open_browser=not no_browser, say=typer.echo)
 
 
 @app.command("train")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -209,6 +210,11 @@ class MQTTConfig(_Model):
         default=False,
         description="TLS: skip the check that the certificate names the host (UNSAFE: anyone holding a "
         "certificate from the CA can impersonate the broker); for a LAN broker whose certificate lacks its address.",
+    )
+    send_crops: bool = Field(
+        default=False,
+        description="Put each event's best crop in its <topic>/events message (JPEG, base64) for `platepilot "
+        "collect` to store centrally.",
     )
 
     @field_validator("ca_file")
@@ -413,6 +419,60 @@ class WatchConfig(_Model):
     webhook: WebhookConfig = Field(default=WebhookConfig(), description="Optional webhook for alerts.")
 
 
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class CollectorConfig(_Model):
+    """`platepilot collect`: MQTT events of many devices into the events database (PostgreSQL)."""
+
+    client_id: str = Field(
+        default="platepilot-collector",
+        description="MQTT client id; the broker keeps its session (and QoS 1 events) while it is away.",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+    )
+    crops_dir: Path = Field(
+        default=Path("output/fleet_crops"), description="Crops sent with events: <dir>/<device>/YYYY-MM-DD/."
+    )
+    batch_size: int = Field(
+        default=500, description="Events written per database transaction, at most.", ge=1, le=10_000
+    )
+    max_queued: int = Field(
+        default=20_000,
+        description="Messages held in memory while the database is down; beyond this the broker holds them.",
+        ge=1,
+        le=1_000_000,
+    )
+    max_payload_kb: int = Field(
+        default=1024, description="Larger messages are rejected (counted and logged with their topic).", ge=1
+    )
+
+
+class FleetConfig(_Model):
+    """Many devices, one central database: event ids, the edge backlog, and the collector."""
+
+    device_id: str | None = Field(
+        default=None,
+        description="This device in event ids and the fleet database (and `platepilot sync`); null: the host name.",
+        pattern=DEVICE_ID_PATTERN,
+    )
+    backlog: bool = Field(
+        default=False,
+        description="Expect acknowledgements from `platepilot collect` and publish again the events it has not "
+        "acknowledged (needs output.mqtt.enabled).",
+    )
+    resend_seconds: float = Field(
+        default=30.0, description="Seconds between two rounds of publishing unacknowledged events.", gt=0, le=86_400
+    )
+    resend_batch: int = Field(
+        default=1000, description="Unacknowledged events published per round, oldest first.", ge=1, le=100_000
+    )
+    collector: CollectorConfig = Field(default=CollectorConfig(), description="`platepilot collect`.")
+
+    def device(self) -> str:
+        """`device_id`, or this machine's host name."""
+        return self.device_id or socket.gethostname()
+
+
 class MLflowConfig(_Model):
     """The MLflow tracking server and the registered plate reader."""
 
@@ -467,6 +527,7 @@ class Settings(_Model):
     training: TrainingConfig = Field(default=TrainingConfig(), description="CRNN training runs.")
     gate: GateConfig = Field(default=GateConfig(), description="Promotion gate of reader models.")
     watch: WatchConfig = Field(default=WatchConfig(), description="Watchlists and alerts.")
+    fleet: FleetConfig = Field(default=FleetConfig(), description="Fleet: event ids, edge backlog, collector.")
 
     @field_validator("cameras")
     @classmethod
@@ -476,6 +537,12 @@ class Settings(_Model):
         if duplicates:
             raise ValueError(f"camera ids must be unique: {', '.join(duplicates)} repeated")
         return cameras
+
+    @model_validator(mode="after")
+    def _backlog_needs_mqtt(self) -> Settings:
+        if self.fleet.backlog and not self.output.mqtt.enabled:
+            raise ValueError("fleet.backlog needs output.mqtt.enabled: true (the events go to the collector over MQTT)")
+        return self
 
 
 def load_config(path: Path | None = None) -> Settings:

@@ -21,6 +21,7 @@ EXTRA_OF = {
     "fastapi": "web",
     "uvicorn": "web",
     "starlette": "web",
+    "psycopg": "fleet",
 }
 """The extra that installs each optional top-level module (pyproject's optional-dependencies)."""
 

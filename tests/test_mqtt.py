@@ -23,6 +23,7 @@ from platepilot.registry.server import free_port
 from platepilot.sources.demo import DemoSource
 from platepilot.store.events import PlateEvent, query_events
 from platepilot.store.mqtt import MQTTPublisher
+from platepilot.store.wire import SCHEMA
 
 
 class Subscriber:
@@ -86,7 +87,8 @@ def test_pipeline_events_reach_a_real_broker(tmp_path: Path, mosquitto: int, sub
     stored = query_events(settings.output.events_db_url)
     assert len(stored) >= 2
     received = {e["track_id"]: e for e in map(json.loads, subscriber.wait_for("pp/events", len(stored)))}
-    assert received == {e.track_id: json.loads(json.dumps(e.to_json())) for e in stored}  # every field
+    expected = {e.track_id: {**json.loads(json.dumps(e.to_json())), "schema": SCHEMA} for e in stored}
+    assert received == expected  # every field, and the message format's version
     assert subscriber.wait_for("pp/CAM1/plate", len(stored))[-1] == "ABC1234"
     publisher.close()
     assert (publisher.delivered, publisher.failed) == (len(stored), 0)

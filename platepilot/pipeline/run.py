@@ -29,8 +29,9 @@ from platepilot.signals import stop_on_signals
 from platepilot.sources import FrameSource, open_source
 from platepilot.sources.demo import DemoSource
 from platepilot.sources.files import ImageFolderSource
+from platepilot.store.backlog import Backlog
 from platepilot.store.crops import CropStore
-from platepilot.store.events import EventStore, PlateEvent
+from platepilot.store.events import EventIds, EventStore, PlateEvent
 from platepilot.store.mqtt import MQTTPublisher
 from platepilot.store.retention import GB, Pruner
 from platepilot.watch.alerts import Alerter
@@ -124,10 +125,14 @@ def run_pilot(
         watcher = ModelWatcher(settings.ocr.model_path, slot, load, reload_seconds, baseline)
     publisher = MQTTPublisher(settings.output.mqtt) if settings.output.mqtt.enabled else None
     alerter = Alerter(watchlists, settings.watch, publisher)
-    events = EventStore(settings.output.events_db_url, settings.output.events_jsonl)
+    ids = EventIds(settings.fleet.device())
+    events = EventStore(settings.output.events_db_url, settings.output.events_jsonl, ids)
+    backlog = None
+    if publisher is not None and settings.fleet.backlog:
+        backlog = Backlog(events.engine, publisher, ids.device_id, settings.fleet)
     crops = CropStore(settings.output.crops_dir, int(settings.output.retention.min_free_gb * GB))
     pilot = Pilot(settings, sources, detectors, slot, crops, events,
-                  partial(_emit, publisher, alerter, on_event), states)  # fmt: skip
+                  partial(_emit, events.stamp, publisher, alerter, on_event), states)  # fmt: skip
     stats_file = None if settings.output.stats_file is None else StatsFile(settings.output.stats_file)
     pruner = Pruner(settings.output, settings.gate.labels)
     started = time.monotonic()
@@ -137,6 +142,8 @@ def run_pilot(
                 watcher.start()
             pilot.start()
             pruner.start()
+            if backlog is not None:
+                backlog.start()
             deadline = None if duration is None else started + duration
             while not pilot.wait(tick_seconds if deadline is None else min(tick_seconds, deadline - time.monotonic())):
                 if stats_file is not None:
@@ -150,6 +157,8 @@ def run_pilot(
         pruner.stop()
         if watcher is not None:
             watcher.stop()
+        if backlog is not None:
+            backlog.stop()
         events.close()
         alerter.close()
         if publisher is not None:
@@ -183,9 +192,15 @@ def camera_detectors(config: DetectorConfig, sources: Sequence[FrameSource]) -> 
 
 
 def _emit(
-    publisher: MQTTPublisher | None, alerter: Alerter, on_event: Callable[[PlateEvent], None] | None, event: PlateEvent
+    stamp: Callable[[PlateEvent], PlateEvent],
+    publisher: MQTTPublisher | None,
+    alerter: Alerter,
+    on_event: Callable[[PlateEvent], None] | None,
+    event: PlateEvent,
 ) -> None:
-    """Past the events store: MQTT first, then watchlist alerts (neither blocks), then the caller's callback."""
+    """Past the events store: MQTT first, then watchlist alerts (neither blocks), then the caller's callback;
+    each gets the event with the id and device it is stored under (`stamp`)."""
+    event = stamp(event)
     if publisher is not None:
         publisher.publish(event)
     alerter(event)

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.util import CommandError
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
-from platepilot.errors import PlatepilotError
+from platepilot.errors import EXTRA_OF, PlatepilotError
 from platepilot.store.atomic import append_whole, locked
 from platepilot.store.outage import Outage, os_reason
 from platepilot.store.schema import migrate
 
+_UPSERT: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+EVENT_ID_LENGTH = 200
 metadata = sa.MetaData()
 events_table = sa.Table(
     "plate_events",
@@ -46,6 +51,10 @@ events_table = sa.Table(
     sa.Column("state", sa.String(16), nullable=False, server_default="unknown", index=True),  # postal code
     sa.Column("state_confidence", sa.Float, nullable=False, server_default="0"),
     sa.Column("crop_note", sa.Text, nullable=False, server_default=""),  # why crop_path is empty, if it is
+    # fleet: <device>/<camera>/<run>/<track>, unique (NULL on rows from before it); inserts skip a known one
+    sa.Column("event_id", sa.String(EVENT_ID_LENGTH), nullable=True, unique=True, index=True),
+    sa.Column("device_id", sa.String(64), nullable=False, server_default="", index=True),
+    sa.Column("synced_at", sa.Float, nullable=True, index=True),  # the collector acknowledged (edge) / stored it
 )
 
 
@@ -68,11 +77,44 @@ class PlateEvent:
     state: str = "unknown"  # the issuing state's postal code (FL, GA, ...), or unknown
     state_confidence: float = 0.0
     crop_note: str = ""  # why the event has no crop: not written (disk), or pruned; '' when crop_path holds it
+    event_id: str | None = None  # globally unique (`EventIds`); None on events from before fleets
+    device_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["candidates"] = [list(c) for c in self.candidates]
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class EventIds:
+    """Names the events of one run of one device: `<device>/<camera>/<run>/<track>`, unique across a
+    fleet (track ids restart with each run, `run_id` does not repeat)."""
+
+    device_id: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def stamp(self, event: PlateEvent) -> PlateEvent:
+        """`event` with its id and device (unchanged when it has an id already)."""
+        if event.event_id is not None:
+            return event
+        event_id = f"{self.device_id}/{event.camera_id}/{self.run_id}/{event.track_id}"
+        return replace(event, event_id=event_id, device_id=self.device_id)
+
+
+def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+    """Insert the `events_table` rows whose event_id the table does not hold yet (ON CONFLICT DO NOTHING,
+    so replays and redeliveries never double a row); the event ids inserted."""
+    dialect = conn.dialect.name
+    if dialect not in _UPSERT:
+        raise PlatepilotError(f"events database {dialect}: only SQLite and PostgreSQL skip known event ids")
+    stmt = _UPSERT[dialect](events_table).on_conflict_do_nothing(index_elements=["event_id"])
+    return [r[0] for r in conn.execute(stmt.returning(events_table.c.event_id), rows)]
+
+
+def event_row(event: PlateEvent) -> dict[str, Any]:
+    """The `events_table` row of `event` (without `id` and `synced_at`)."""
+    return {**asdict(event), "candidates": json.dumps([list(c) for c in event.candidates])}
 
 
 def open_engine(url: str) -> Engine:
@@ -84,11 +126,15 @@ def open_engine(url: str) -> Engine:
         raise PlatepilotError(f"events database URL {url!r} is not a SQLAlchemy URL") from None
     if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    # a server that does not answer (PostgreSQL) is an error within seconds, not a hang
+    timeout = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
     try:
-        engine = sa.create_engine(parsed)
+        engine = sa.create_engine(parsed, connect_args=timeout)
     except ImportError as exc:
+        extra = EXTRA_OF.get(exc.name or "")
+        install = f"'platepilot[{extra}]'" if extra else exc.name
         raise PlatepilotError(
-            f"events database {parsed!r}: its driver is not installed ({exc.name}): pip install {exc.name}"
+            f"events database {parsed!r}: its driver is not installed ({exc.name}): pip install {install}"
         ) from None
     if parsed.drivername.startswith("sqlite"):
 
@@ -112,9 +158,10 @@ class EventStore:
     Counters: `stored` (events the database or the JSONL file took), `lost` (neither did), and each
     output's failures in `db.failed` and `jsonl_outage.failed`."""
 
-    def __init__(self, url: str, jsonl: Path | None = None) -> None:
+    def __init__(self, url: str, jsonl: Path | None = None, ids: EventIds | None = None) -> None:
         self.engine = open_engine(url)
         self.jsonl = jsonl
+        self.ids = ids
         self._lock = threading.Lock()
         self.stored = self.lost = 0
         where = repr(self.engine.url)  # the password hidden
@@ -124,7 +171,8 @@ class EventStore:
             jsonl.parent.mkdir(parents=True, exist_ok=True)
 
     def add(self, event: PlateEvent) -> bool:
-        """Write `event` to every output that takes it; True when at least one did."""
+        """Write `event` (stamped with `ids`, if given) to every output that takes it; True when at least one did."""
+        event = self.stamp(event)
         with self._lock:
             in_db = self._insert(event)
             in_file = self.jsonl is not None and self._append(self.jsonl, event)
@@ -133,6 +181,10 @@ class EventStore:
             else:
                 self.lost += 1
             return in_db or in_file
+
+    def stamp(self, event: PlateEvent) -> PlateEvent:
+        """`event` with the id and device it is stored under."""
+        return event if self.ids is None else self.ids.stamp(event)
 
     @property
     def failed(self) -> int:
@@ -143,10 +195,12 @@ class EventStore:
         return text + (f", JSONL {self.jsonl_outage.failed} failed" if self.jsonl is not None else "")
 
     def _insert(self, event: PlateEvent) -> bool:
-        row = {**asdict(event), "candidates": json.dumps([list(c) for c in event.candidates])}
         try:
             with self.engine.begin() as conn:
-                conn.execute(events_table.insert().values(**row))
+                if event.event_id is None:
+                    conn.execute(events_table.insert().values(**event_row(event)))
+                else:
+                    insert_new(conn, [event_row(event)])
         except sa.exc.SQLAlchemyError as exc:
             self.db.failure(str(getattr(exc, "orig", None) or exc).splitlines()[0])
             return False
@@ -168,15 +222,18 @@ class EventStore:
 
 
 def query_events(
-    url: str, since: float | None = None, plate: str | None = None, limit: int | None = None
+    url: str, since: float | None = None, plate: str | None = None, limit: int | None = None, device: str | None = None
 ) -> list[PlateEvent]:
-    """Events first seen at or after `since` (epoch seconds) whose text contains `plate`, oldest first."""
+    """Events first seen at or after `since` (epoch seconds) whose text contains `plate` (and of `device`),
+    oldest first."""
     engine = open_engine(url)
     stmt = sa.select(events_table).order_by(events_table.c.first_seen, events_table.c.id)
     if since is not None:
         stmt = stmt.where(events_table.c.first_seen >= since)
     if plate:
         stmt = stmt.where(events_table.c.text.contains(plate.upper().replace(" ", "").replace("-", "")))
+    if device is not None:
+        stmt = stmt.where(events_table.c.device_id == device)
     if limit is not None:
         stmt = stmt.limit(limit)
     try:

@@ -1,7 +1,8 @@
 """Publishing plate events to an MQTT broker (paho-mqtt), without ever blocking the pipeline.
 
 Topics, after Frigate's (what Home Assistant users already wire up): `<topic>/events` gets one JSON
-object per event (`PlateEvent.to_json`), `<topic>/<CAM>/plate` the camera's last plate text (retained,
+object per event (`store.wire.event_message`: `PlateEvent.to_json` plus a schema version, and the crop
+with `send_crops`), `<topic>/<CAM>/plate` the camera's last plate text (retained,
 so a dashboard shows it after a restart), `<topic>/available` `online` / `offline` (retained; the
 broker itself publishes `offline` if the device vanishes), `<topic>/alerts` watchlist alerts (`watch/alerts.py`).
 
@@ -27,6 +28,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -35,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from platepilot.config import MQTTConfig
 from platepilot.errors import PlatepilotError
 from platepilot.store.events import PlateEvent
+from platepilot.store.wire import event_message
 
 log = logging.getLogger(__name__)
 
@@ -52,33 +56,31 @@ class MQTTPublisher:
 
     def __init__(self, config: MQTTConfig) -> None:
         self.config = config
-        self.delivered = 0
         self.failed = 0
         self.connect_failures = 0
+        # Never held while calling paho, nor taken in its callbacks: paho calls on_publish holding its own
+        # message lock, which publish() takes too, so sharing a lock with both would deadlock.
         self._lock = threading.Lock()
-        self._pending: set[int] = set()  # message ids of events not yet acknowledged
+        self._pending: list[mqtt.MQTTMessageInfo] = []  # events not yet acknowledged
+        self._delivered = 0
         self._warned = False  # a failure was logged since the last good connection
         self._connected = threading.Event()
+        self._subscriptions: list[str] = []
         client = mqtt.Client(CallbackAPIVersion.VERSION2)  # the broker names it (clean session)
         client.max_queued_messages_set(config.max_queued)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.will_set(self._topic("available"), "offline", qos=1, retain=True)
-        if config.username is not None:
-            client.username_pw_set(config.username, os.environ.get(config.password_env))
-        if config.tls:
-            _set_tls(client, config)
+        authenticate(client, config)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
         client.connect_async(config.host, config.port, KEEPALIVE_S)
         client.loop_start()
         self._client = client
 
     @property
     def where(self) -> str:
-        scheme = "mqtts" if self.config.tls else "mqtt"
-        return f"{scheme}://{self.config.host}:{self.config.port}"
+        return broker_url(self.config)
 
     @property
     def connected(self) -> bool:
@@ -87,28 +89,55 @@ class MQTTPublisher:
     @property
     def pending(self) -> int:
         with self._lock:
+            self._collect()
             return len(self._pending)
+
+    @property
+    def delivered(self) -> int:
+        with self._lock:
+            self._collect()
+            return self._delivered
+
+    def _collect(self) -> None:
+        """Count the pending events the broker acknowledged since (under `_lock`)."""
+        waiting = [info for info in self._pending if not info.is_published()]
+        self._delivered += len(self._pending) - len(waiting)
+        self._pending = waiting
 
     def publish(self, event: PlateEvent) -> None:
         """Queue `event` for the broker; returns at once (safe from any thread)."""
-        self._queue("events", event.to_json(), f"event {event.camera_id} track {event.track_id}")
+        self.send(event)
         # a state, not a record: QoS 0 keeps it out of the event queue (the next event refreshes it)
         self._client.publish(self._topic(f"{event.camera_id}/plate"), event.text, qos=0, retain=True)
 
+    def send(self, event: PlateEvent) -> None:
+        """Queue `event` on `<topic>/events` only (the edge backlog sends old events again this way)."""
+        crop = _read_crop(event.crop_path) if self.config.send_crops else None
+        self._queue("events", event_message(event, crop), f"event {event.camera_id} track {event.track_id}")
+
     def publish_alert(self, alert: dict[str, Any], what: str) -> None:
         """Queue a watchlist alert on `<topic>/alerts` like an event (same QoS, queue and counters)."""
-        self._queue("alerts", alert, what)
+        self._queue("alerts", json.dumps(alert).encode("utf-8"), what)
 
-    def _queue(self, leaf: str, message: dict[str, Any], what: str) -> None:
+    def subscribe(self, leaf: str, handler: Callable[[bytes], None]) -> None:
+        """Call `handler(payload)` (on paho's thread) for each message on `<topic>/<leaf>`, QoS 1, from every
+        connection on."""
+        topic = self._topic(leaf)
+        self._client.message_callback_add(topic, lambda _client, _userdata, message: handler(bytes(message.payload)))
+        self._subscriptions.append(topic)
+        if self.connected:
+            self._client.subscribe(topic, qos=1)
+
+    def _queue(self, leaf: str, payload: bytes, what: str) -> None:
         qos = self.config.qos
-        payload = json.dumps(message)
-        with self._lock:  # held across publish: paho may acknowledge before publish() returns the mid
-            info = self._client.publish(self._topic(leaf), payload, qos=qos)
-            queued = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
-                info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0  # kept by paho, sent on reconnect
-            )
+        info = self._client.publish(self._topic(leaf), payload, qos=qos)
+        queued = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0  # kept by paho, sent on reconnect
+        )
+        with self._lock:
             if queued:
-                self._pending.add(info.mid)
+                info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS  # queued all the same: is_published() tells when it is out
+                self._pending.append(info)
             else:
                 self.failed += 1
                 self._warn(f"{what} not published ({mqtt.error_string(info.rc)})")
@@ -125,7 +154,8 @@ class MQTTPublisher:
         come back), count the rest as failed, disconnect."""
         self.wait_delivered(timeout)
         with self._lock:
-            lost, self._pending = len(self._pending), set()
+            self._collect()
+            lost, self._pending = len(self._pending), []
             self.failed += lost
         if lost:
             log.warning("MQTT %s: %d events not delivered (they are in the events database)", self.where, lost)
@@ -169,6 +199,8 @@ class MQTTPublisher:
             return
         self._connected.set()
         self._warned = False
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
         client.publish(self._topic("available"), "online", qos=1, retain=True)
         log.info("MQTT %s: connected", self.where)
 
@@ -183,11 +215,28 @@ class MQTTPublisher:
         if reason.is_failure:
             self._warn(f"connection lost ({reason}); reconnecting, events are queued")
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any) -> None:
-        with self._lock:
-            if mid in self._pending:
-                self._pending.discard(mid)
-                self.delivered += 1
+
+def broker_url(config: MQTTConfig) -> str:
+    """`mqtt://host:port` (mqtts with TLS): how log lines name the broker."""
+    return f"{'mqtts' if config.tls else 'mqtt'}://{config.host}:{config.port}"
+
+
+def authenticate(client: mqtt.Client, config: MQTTConfig) -> None:
+    """The login (password from `password_env`) and TLS of `config` on `client`."""
+    if config.username is not None:
+        client.username_pw_set(config.username, os.environ.get(config.password_env))
+    if config.tls:
+        _set_tls(client, config)
+
+
+def _read_crop(path: str) -> bytes | None:
+    """The crop's JPEG bytes; None when the event has none or it is gone (the event goes without it)."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
 
 
 def _set_tls(client: mqtt.Client, config: MQTTConfig) -> None:

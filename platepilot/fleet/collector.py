@@ -1,0 +1,247 @@
+"""`platepilot collect`: the events of every device on one MQTT broker, written to one database
+(PostgreSQL: `output.events_db_url: postgresql+psycopg://...`), each exactly once.
+
+It subscribes (QoS 1) to `<topic>/events` and `<topic>/+/events` (one topic per device) with a
+persistent session (`fleet.collector.client_id`), so the broker keeps QoS 1 events while it is away.
+Messages are taken in batches; each is parsed whole (`store.wire`), its crop written to
+`<crops_dir>/<device>/<YYYY-MM-DD>/`, and the batch inserted in one transaction that skips known
+event ids. Only then are the messages acknowledged: to the broker (manual PUBACK, so a collector killed
+mid-batch gets them again) and to the devices on `<topic>/ack` (their backlog stops re-sending them).
+
+A message that is too large, not JSON, of an unknown schema or not a valid event is counted in
+`rejected` and logged with its topic; it never stops the collector and is never half-written. While
+the database is down the batch is held and retried (backoff up to 30 s), new messages wait in a
+bounded queue and then at the broker: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+
+from platepilot.config import Settings
+from platepilot.errors import PlatepilotError
+from platepilot.signals import stop_on_signals
+from platepilot.store.atomic import replace_atomically
+from platepilot.store.backlog import ACK_LEAF
+from platepilot.store.events import PlateEvent, event_row, insert_new, open_engine
+from platepilot.store.mqtt import KEEPALIVE_S, RECONNECT_MAX_S, RECONNECT_MIN_S, authenticate, broker_url
+from platepilot.store.outage import Outage, os_reason
+from platepilot.store.wire import BadMessage, EventMessage, ack_message, parse_event
+
+log = logging.getLogger(__name__)
+RETRY_MAX_S = 30.0
+_OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)  # the server, not the rows
+
+
+def crop_file(crops_dir: Path, event: PlateEvent) -> Path:
+    """Where the collector keeps an event's crop: `<dir>/<device>/<YYYY-MM-DD>/<event id>.jpg` (the id's
+    `/` as `_`; the date is the local date the vehicle was first seen)."""
+    day = datetime.fromtimestamp(event.first_seen).strftime("%Y-%m-%d")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", event.event_id or "")
+    return crops_dir / event.device_id / day / f"{name}.jpg"
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    message: mqtt.MQTTMessage
+    event: PlateEvent
+
+
+class Collector:
+    """See the module docstring. `connect()`, then `run(stop)` until `stop` is set, then `close()`.
+
+    Counters: `received`, `stored` (new rows), `duplicates` (known event ids, skipped), `rejected`,
+    `crops` (written); `db.failed` counts failed writes of a batch (each retried)."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings, self.config, self.clock = settings, settings.fleet.collector, clock
+        self.mqtt = settings.output.mqtt
+        self.engine = open_engine(settings.output.events_db_url)  # an unreachable database fails here
+        self.received = self.stored = self.duplicates = self.rejected = self.crops = 0
+        self.write_seconds: deque[float] = deque(maxlen=10_000)  # per batch: crops + insert + commit
+        self.db = Outage(f"fleet database {self.engine.url!r}", "events are held and written when it is back")
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=self.config.max_queued)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.config.client_id, clean_session=False, manual_ack=True
+        )
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        authenticate(client, self.mqtt)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        self._client = client
+
+    @property
+    def topics(self) -> list[str]:
+        return [f"{self.mqtt.topic}/events", f"{self.mqtt.topic}/+/events"]
+
+    def connect(self) -> None:
+        """Connect to the broker (an unreachable one is one clear error), then keep reconnecting."""
+        try:
+            self._client.connect(self.mqtt.host, self.mqtt.port, KEEPALIVE_S)
+        except (OSError, ValueError) as exc:
+            raise PlatepilotError(
+                f"MQTT broker {broker_url(self.mqtt)}: cannot connect ({exc}); check output.mqtt.host and port"
+            ) from None
+        self._client.loop_start()
+
+    def run(self, stop: threading.Event) -> None:
+        """Write batches until `stop` is set; a batch not yet written then is left to the broker."""
+        while not stop.is_set():
+            batch = self._take()
+            if batch:
+                self._write(batch, stop)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.engine.dispose()
+
+    def line(self) -> str:
+        times = sorted(self.write_seconds)
+        p95 = 1000 * times[int(0.95 * (len(times) - 1))] if times else 0.0
+        mean = 1000 * statistics.fmean(times) if times else 0.0
+        return (
+            f"collect: {self.received} received, {self.stored} stored, {self.duplicates} duplicates skipped, "
+            f"{self.rejected} rejected, {self.crops} crops; {self._queue.qsize()} waiting; batch write "
+            f"{mean:.1f} ms mean, {p95:.1f} ms p95; database {self.db.failed} failed writes"
+        )
+
+    # paho's network thread --------------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("MQTT %s: broker refused the connection (%s)", broker_url(self.mqtt), reason)
+            return
+        for topic in self.topics:
+            client.subscribe(topic, qos=1)
+        log.info("MQTT %s: subscribed to %s", broker_url(self.mqtt), ", ".join(self.topics))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        self._queue.put(message)  # full (database down): waits, and the broker holds the rest
+
+    # the writer -------------------------------------------------------------------------------------
+    def _take(self) -> list[mqtt.MQTTMessage]:
+        try:
+            batch = [self._queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.config.batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self, batch: list[mqtt.MQTTMessage], stop: threading.Event) -> None:
+        started = time.perf_counter()
+        parsed = [p for p in map(self._parse, batch) if p is not None]
+        rows = [event_row(p.event) | {"synced_at": self.clock()} for p in parsed]
+        delay = 1.0
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    inserted = insert_new(conn, rows) if rows else []
+                break
+            except _OUTAGE_ERRORS as exc:
+                self.db.failure(str(exc.orig or exc).splitlines()[0])
+                if stop.wait(delay):
+                    return  # not acknowledged: the broker sends the batch to the next session
+                delay = min(2 * delay, RETRY_MAX_S)
+            except sa.exc.SQLAlchemyError:
+                inserted, parsed = self._one_by_one(parsed)
+                break
+        self.db.success()
+        self.write_seconds.append(time.perf_counter() - started)
+        self.received += len(batch)
+        self.stored += len(inserted)
+        self.duplicates += len(parsed) - len(inserted)
+        for message in batch:
+            self._client.ack(message.mid, message.qos)
+        self._acknowledge(parsed)
+
+    def _parse(self, message: mqtt.MQTTMessage) -> _Parsed | None:
+        """The message's event, its crop written; None (counted, logged) for a bad message."""
+        limit = self.config.max_payload_kb * 1024
+        try:
+            if len(message.payload) > limit:
+                raise BadMessage(f"{len(message.payload)} bytes, over fleet.collector.max_payload_kb")
+            parsed = parse_event(bytes(message.payload))
+        except BadMessage as exc:
+            self._reject(message.topic, str(exc))
+            return None
+        return _Parsed(message, self._store_crop(parsed))
+
+    def _store_crop(self, parsed: EventMessage) -> PlateEvent:
+        """The event as the collector stores it: `crop_path` its crop here (written now), or '' with a note."""
+        event = parsed.event
+        if parsed.crop_jpeg is None:
+            return replace(event, crop_path="", crop_note=event.crop_note or "no crop sent")
+        if not parsed.crop_jpeg.startswith(b"\xff\xd8"):
+            return replace(event, crop_path="", crop_note="the crop sent is not a JPEG")
+        path = crop_file(self.config.crops_dir, event)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            replace_atomically(path, parsed.crop_jpeg, 0o644)
+        except OSError as exc:
+            log.error("fleet crops %s: %s; the event is stored without its crop", self.config.crops_dir, os_reason(exc))
+            return replace(event, crop_path="", crop_note=f"central crop not written: {os_reason(exc)}")
+        self.crops += 1
+        return replace(event, crop_path=str(path), crop_note="")
+
+    def _one_by_one(self, parsed: list[_Parsed]) -> tuple[list[str], list[_Parsed]]:
+        """After a batch the database refused for its rows: each row alone; the refused ones rejected."""
+        inserted, kept = [], []
+        for item in parsed:
+            try:
+                with self.engine.begin() as conn:
+                    inserted += insert_new(conn, [event_row(item.event) | {"synced_at": self.clock()}])
+                kept.append(item)
+            except sa.exc.SQLAlchemyError as exc:
+                self._reject(item.message.topic, f"database refused it: {str(exc).splitlines()[0]}")
+        return inserted, kept
+
+    def _reject(self, topic: str, why: str) -> None:
+        self.rejected += 1
+        log.warning("MQTT %s: message rejected: %s", topic, why)
+
+    def _acknowledge(self, parsed: list[_Parsed]) -> None:
+        """One acknowledgement per device and topic: the event ids now in the database."""
+        by_device: dict[tuple[str, str], list[str]] = {}
+        for item in parsed:
+            ack_topic = item.message.topic.removesuffix("events") + ACK_LEAF
+            by_device.setdefault((ack_topic, item.event.device_id), []).append(item.event.event_id or "")
+        for (topic, device), ids in by_device.items():
+            self._client.publish(topic, ack_message(device, ids), qos=1)
+
+
+def serve(settings: Settings, say: Callable[[str], None], report_seconds: float = 60.0) -> Collector:
+    """`platepilot collect`: collect until SIGTERM or Ctrl+C, saying the counters every `report_seconds`."""
+    collector = Collector(settings)
+    collector.connect()
+    say(
+        f"collecting {', '.join(collector.topics)} from {broker_url(collector.mqtt)} into {collector.engine.url!r}, "
+        f"crops in {collector.config.crops_dir}"
+    )
+    stop = threading.Event()
+    writer = threading.Thread(target=collector.run, args=(stop,), name="collector")
+    with stop_on_signals(stop.set):
+        writer.start()
+        while not stop.wait(report_seconds):
+            say(collector.line())
+    writer.join()
+    collector.close()
+    say(collector.line())
+    return collector

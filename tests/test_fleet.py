@@ -1,0 +1,400 @@
+"""The fleet against a real mosquitto and a real PostgreSQL: `platepilot collect` stores every device's
+events exactly once (replays, QoS 1 redeliveries, a broker restart, a collector killed with -9, a
+database outage), the edge backlog re-sends what was never acknowledged, crops land on disk, bad
+messages are counted and skipped, `reads --device` reads PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+import sqlalchemy as sa
+import yaml
+from alembic import command
+from brokers import start_mosquitto, stop_process
+from paho.mqtt.enums import CallbackAPIVersion
+from pg import PgCluster, new_database
+from typer.testing import CliRunner
+
+from platepilot.cli import app
+from platepilot.config import CollectorConfig, FleetConfig, MQTTConfig, OutputConfig, Settings
+from platepilot.fleet.collector import Collector, crop_file
+from platepilot.registry.server import free_port
+from platepilot.store.backlog import Backlog
+from platepilot.store.events import EventIds, EventStore, PlateEvent, open_engine
+from platepilot.store.mqtt import MQTTPublisher
+from platepilot.store.schema import _config
+from platepilot.store.search import EventQuery, ensure_search_index, search_events
+from platepilot.store.wire import BadMessage, event_message, parse_event
+
+TOPIC = "fleet"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    cluster = PgCluster()
+    cluster.start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture()
+def pg_url(pg_cluster: PgCluster) -> str:
+    """A new empty database in the session's cluster."""
+    return new_database(pg_cluster, f"t{uuid.uuid4().hex[:12]}")
+
+
+def _event(track: int, camera: str = "CAM1", text: str = "ABC1234", crop: str = "") -> PlateEvent:
+    t = 1_764_000_000.0 + track
+    return PlateEvent(camera, track, t, t + 2, text, 0.9, ((text, 0.9),), crop, "crnn", "v1", 2)
+
+
+class Device:
+    """An edge device as `platepilot run` wires it: SQLite events store, MQTT publisher, backlog."""
+
+    def __init__(self, folder: Path, port: int, device_id: str, *, send_crops: bool = False, max_queued: int = 10_000):
+        mqtt_config = MQTTConfig(enabled=True, port=port, topic=f"{TOPIC}/{device_id}", send_crops=send_crops,
+                                 max_queued=max_queued)  # fmt: skip
+        fleet = FleetConfig(device_id=device_id, backlog=True, resend_seconds=0.5, resend_batch=500)
+        self.folder = folder / device_id
+        self.store = EventStore(f"sqlite:///{self.folder}/events.db", None, EventIds(device_id, "run1"))
+        self.publisher = MQTTPublisher(mqtt_config)
+        self.backlog = Backlog(self.store.engine, self.publisher, device_id, fleet)
+        self.backlog.start()
+
+    def emit(self, tracks: range, camera: str = "CAM1", crop: str = "") -> list[PlateEvent]:
+        events = [self.store.stamp(_event(track, camera, crop=crop)) for track in tracks]
+        for event in events:
+            self.store.add(event)
+            self.publisher.publish(event)
+        return events
+
+    def close(self) -> None:
+        self.backlog.stop()
+        self.publisher.close(timeout=0.5)
+        self.store.close()
+
+
+def _settings(pg: str, port: int, folder: Path, **collector: object) -> Settings:
+    return Settings(
+        output=OutputConfig(events_db_url=pg, mqtt=MQTTConfig(enabled=True, port=port, topic=TOPIC)),
+        fleet=FleetConfig(collector=CollectorConfig(crops_dir=folder / "central", client_id=f"c{uuid.uuid4().hex[:8]}",
+                                                    **collector)),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+class Running:
+    """A collector in this process, writing on its own thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.collector = Collector(settings)
+        self.collector.connect()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.collector.run, args=(self.stop,))
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.collector.close()
+
+
+def _counts(url: str) -> tuple[int, int]:
+    """(rows, distinct event ids) in the database at `url`."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT count(*), count(DISTINCT event_id) FROM plate_events")).one()
+    finally:
+        engine.dispose()
+    return int(row[0]), int(row[1])
+
+
+def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _raw_publish(port: int, topic: str, payloads: list[bytes]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    for payload in payloads:
+        client.publish(topic, payload, qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_replays_and_redeliveries_never_double_a_row(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    device = Device(tmp_path, mosquitto, "box1")
+    try:
+        events = device.emit(range(1, 201))
+        _until(lambda: device.backlog.waiting() == 0, 30, "every event acknowledged")
+        assert _counts(pg_url) == (200, 200)
+        for event in events:  # the device replays all of them
+            device.publisher.send(event)
+        _raw_publish(mosquitto, f"{TOPIC}/box1/events", [event_message(events[0])] * 3)  # the same message again
+        _until(lambda: running.collector.received >= 403, 30, "the replays")
+        assert _counts(pg_url) == (200, 200)
+        assert (running.collector.stored, running.collector.rejected) == (200, 0)
+        assert running.collector.duplicates >= 203  # the replays, and any event the backlog sent again
+    finally:
+        device.close()
+        running.close()
+
+
+def test_two_devices_with_the_same_camera_and_reads_device(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    devices = [Device(tmp_path, mosquitto, name) for name in ("north", "south")]
+    try:
+        for device in devices:
+            device.emit(range(1, 51))  # same camera id, same track ids
+        _until(lambda: all(d.backlog.waiting() == 0 for d in devices), 30, "both devices acknowledged")
+    finally:
+        for device in devices:
+            device.close()
+        running.close()
+    assert _counts(pg_url) == (100, 100)
+    config = tmp_path / "central.yaml"
+    config.write_text(yaml.safe_dump({"output": {"events_db_url": pg_url}}))
+    result = CliRunner().invoke(app, ["reads", "--device", "north", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 50
+    fuzzy = CliRunner().invoke(
+        app, ["reads", "--device", "south", "--plate", "ABC1Z34", "--fuzzy", "1", "-c", str(config)]
+    )
+    assert fuzzy.exit_code == 0 and len(fuzzy.output.splitlines()) == 50, fuzzy.output
+    engine = open_engine(pg_url)  # the dashboard's search, on PostgreSQL
+    try:
+        ensure_search_index(engine)
+        found = search_events(engine, EventQuery("ABCI234", fuzzy=0, camera="CAM1", limit=None))
+        assert len(found) == 100 and {f.event.device_id for f in found} == {"north", "south"}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_broker_down_then_back_every_backlog_event_arrives_once(tmp_path: Path, pg_url: str) -> None:
+    """The device goes on while the broker is down (its MQTT queue holds only 20): the backlog sends the rest."""
+    port = free_port()
+    broker = start_mosquitto(tmp_path, port)
+    running = Running(_settings(pg_url, port, tmp_path))
+    device = Device(tmp_path, port, "box1", max_queued=20)
+    try:
+        device.emit(range(1, 101))
+        _until(lambda: device.backlog.waiting() == 0, 30, "the first events acknowledged")
+        stop_process(broker)
+        device.emit(range(101, 401))
+        assert device.publisher.failed > 0, "events beyond the MQTT queue are dropped there, kept in SQLite"
+        time.sleep(2)
+        broker = start_mosquitto(tmp_path, port)
+        _until(lambda: device.backlog.waiting() == 0, 90, "the backlog acknowledged")
+        assert _counts(pg_url) == (400, 400)
+        assert device.backlog.resent > 0
+    finally:
+        device.close()
+        running.close()
+        stop_process(broker)
+
+
+def _collect_process(config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "platepilot.cli", "collect", "--report", "1", "-c", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_collector_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    config = tmp_path / "collect.yaml"
+    settings = _settings(pg_url, mosquitto, tmp_path, batch_size=50)
+    config.write_text(yaml.safe_dump(settings.model_dump(mode="json", include={"output", "fleet"})))
+    collector = _collect_process(config)
+    devices = [Device(tmp_path, mosquitto, f"box{i}") for i in range(2)]
+    try:
+        emitters = [threading.Thread(target=d.emit, args=(range(1, 1001),)) for d in devices]
+        for thread in emitters:
+            thread.start()
+        _until(lambda: _rows(pg_url) >= 200, 30, "the collector writing")
+        collector.send_signal(signal.SIGKILL)
+        collector.wait()
+        for thread in emitters:
+            thread.join()
+        collector = _collect_process(config)  # same client id: the broker's session is waiting for it
+        _until(lambda: all(d.backlog.waiting() == 0 for d in devices), 120, "every event acknowledged")
+        assert _counts(pg_url) == (2000, 2000)
+    finally:
+        for device in devices:
+            device.close()
+        collector.send_signal(signal.SIGTERM)
+        assert collector.wait(20) == 0
+
+
+def _rows(url: str) -> int:
+    try:
+        return _counts(url)[0]
+    except sa.exc.SQLAlchemyError:
+        return 0  # the table is not there yet
+
+
+@pytest.mark.slow
+def test_a_database_outage_holds_events_and_loses_none(
+    tmp_path: Path, mosquitto: int, pg_url: str, pg_cluster: PgCluster
+) -> None:
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    device = Device(tmp_path, mosquitto, "box1")
+    try:
+        device.emit(range(1, 51))
+        _until(lambda: device.backlog.waiting() == 0, 30, "the first events acknowledged")
+        pg_cluster.stop()
+        try:
+            device.emit(range(51, 151))
+            _until(lambda: running.collector.db.failed > 0, 30, "a failed write")
+            assert device.backlog.waiting() == 100
+        finally:
+            pg_cluster.start()
+        _until(lambda: device.backlog.waiting() == 0, 60, "the held events acknowledged")
+        assert _counts(pg_url) == (150, 150) and running.collector.rejected == 0
+    finally:
+        device.close()
+        running.close()
+
+
+def test_crops_land_on_disk_by_device_and_date(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    crop = tmp_path / "edge_crop.jpg"
+    assert cv2.imwrite(str(crop), np.full((40, 120, 3), 200, np.uint8))
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    device = Device(tmp_path, mosquitto, "box1", send_crops=True)
+    try:
+        events = device.emit(range(1, 4), crop=str(crop))
+        _until(lambda: device.backlog.waiting() == 0, 30, "acknowledged")
+    finally:
+        device.close()
+        running.close()
+    central = tmp_path / "central"
+    for event in events:
+        path = crop_file(central, event)
+        assert path.read_bytes() == crop.read_bytes()
+        assert path.parent.parent.name == "box1" and path.parent.name == time.strftime(
+            "%Y-%m-%d", time.localtime(event.first_seen)
+        )
+    engine = open_engine(pg_url)
+    with engine.connect() as conn:
+        paths = {r[0] for r in conn.execute(sa.text("SELECT crop_path FROM plate_events"))}
+    engine.dispose()
+    assert paths == {str(crop_file(central, e)) for e in events}
+
+
+def test_bad_messages_are_counted_logged_and_never_written(
+    tmp_path: Path, mosquitto: int, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = EventIds("box1", "r").stamp(_event(1))
+    data = json.loads(event_message(good))
+    bad = [
+        b"\xff not json",
+        b"[1, 2]",
+        json.dumps({**data, "schema": 99}).encode(),
+        json.dumps({**data, "text": "X" * 40}).encode(),
+        json.dumps({k: v for k, v in data.items() if k != "event_id"}).encode(),
+        json.dumps({**data, "device_id": "../etc"}).encode(),
+        json.dumps({**data, "crop_path": "y" * 2000}).encode(),  # over max_payload_kb 1
+    ]
+    running = Running(_settings(pg_url, mosquitto, tmp_path, max_payload_kb=1))
+    try:
+        with caplog.at_level(logging.WARNING, logger="platepilot.fleet.collector"):
+            _raw_publish(mosquitto, f"{TOPIC}/box1/events", [*bad, event_message(good)])
+            _until(lambda: running.collector.received >= len(bad) + 1, 30, "every message")
+    finally:
+        running.close()
+    assert (running.collector.rejected, running.collector.stored) == (len(bad), 1)
+    assert _counts(pg_url) == (1, 1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == len(bad) and all(
+        line.startswith(f"MQTT {TOPIC}/box1/events: message rejected") for line in lines
+    )
+    assert any("unknown schema version 99" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"schema": 2}, "unknown schema version 2"),
+        ({"track_id": "seven"}, "track_id: Input should be a valid integer"),
+        ({"candidates": [["A", "x"]]}, "candidates.0.1"),
+        ({"camera_id": "C" * 33}, "camera_id: longer than 32"),
+        ({"device_id": ""}, "device_id ''"),
+        ({"crop_jpeg": "***"}, "crop_jpeg: not base64"),
+    ],
+)
+def test_parse_event_rejects_what_cannot_be_stored(change: dict[str, object], error: str) -> None:
+    data = json.loads(event_message(EventIds("box1", "r").stamp(_event(1))))
+    with pytest.raises(BadMessage, match=error):
+        parse_event(json.dumps({**data, **change}).encode())
+
+
+def _database_at_0003(url: str) -> None:
+    """The events database as the runtime left it before fleets (revision 0003), with two rows."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0003")
+        for track in (1, 2):
+            conn.execute(sa.text(
+                "INSERT INTO plate_events (camera_id, track_id, first_seen, last_seen, text, confidence, candidates, "
+                "crop_path, engine, model_version, reads) "
+                "VALUES ('CAM1', :t, 1.0, 2.0, 'OLD1', 0.9, '[]', '', 'crnn', 'v1', 1)"
+            ), {"t": track})  # fmt: skip
+    engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migration_keeps_rows_and_inserts_are_idempotent(tmp_path: Path, pg_url: str, kind: str) -> None:
+    url = f"sqlite:///{tmp_path}/old.db" if kind == "sqlite" else pg_url
+    _database_at_0003(url)
+    store = EventStore(url, None, EventIds("box1", "r"))
+    try:
+        assert store.add(_event(7)) and store.add(_event(7))  # the second is skipped
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT text, event_id, device_id, synced_at FROM plate_events ORDER BY id")
+            ).all()
+    finally:
+        store.close()
+    assert [tuple(r) for r in rows] == [("OLD1", None, "", None)] * 2 + [("ABC1234", "box1/CAM1/r/7", "box1", None)]
+
+
+def _cli(tmp_path: Path, output: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"output": output}))
+    return subprocess.run([sys.executable, "-m", "platepilot.cli", "collect", "-c", str(config)],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [
+        ("database down", "events database postgresql+psycopg://platepilot@127.0.0.1:"),
+        ("bad url", "events database URL 'nonsense' is not a SQLAlchemy URL"),
+        ("broker down", "MQTT broker mqtt://127.0.0.1:"),
+    ],
+)
+def test_collect_bad_input_is_one_line(tmp_path: Path, pg_url: str, what: str, message: str) -> None:
+    url = {"database down": f"postgresql+psycopg://platepilot@127.0.0.1:{free_port()}/x", "bad url": "nonsense"}
+    output = {"events_db_url": url.get(what, pg_url), "mqtt": {"host": "127.0.0.1", "port": free_port()}}
+    done = _cli(tmp_path, output)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: ") and message in done.stderr
