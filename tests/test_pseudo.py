@@ -125,7 +125,7 @@ def test_train_pseudo_uses_the_pseudo_labels_and_names_them_in_the_model_card(
     assert f"{kept} pseudo-labels, weight 0.3" in result.output
     training = load_card(tmp_path / "run" / "florida_plate_ocr.onnx").training
     assert training["pseudo"] == kept and training["labels"] == 0 and training["pseudo_weight"] == 0.3
-    assert any(str(sidecar_path(labels)) in source for source in training["sources"])
+    assert any(str(sidecar_path(labels)) in s and str(crops.resolve()) in s for s in training["sources"])
 
 
 @pytest.mark.slow

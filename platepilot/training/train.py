@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.ctc import greedy_decode
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import ModelCard, ModelSpec, file_sha256, load_card
+from platepilot.store.labels import resolve_crop_path
 from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
 from platepilot.training.data import LabelledSet, load_crops, load_labelled, split_by_group, synthetic_batch
@@ -167,7 +169,7 @@ def _prepare_data(
         share = min(opts.val_split or 0.1, SYNTH_VAL / len(pseudo.texts))
         keep, held = split_by_group(pseudo.groups, share, opts.seed)
         val_set = LabelledSet(pseudo.images[held], [pseudo.texts[i] for i in held], [], [])
-        pseudo = LabelledSet(pseudo.images[keep], [pseudo.texts[i] for i in keep], [], [])
+        pseudo = LabelledSet(pseudo.images[keep], [pseudo.texts[i] for i in keep], [], [pseudo.paths[i] for i in keep])
         source = "held-out pseudo-labels"
     if not val_set.texts:  # no real validation crops: hold out a fixed synthetic set
         images, texts = synthetic_batch(opts.seed + 104_729, 0, SYNTH_VAL, spec)
@@ -183,7 +185,7 @@ def _prepare_data(
     val_images, val_texts = list(val_set.images), val_set.texts
     summary = {
         "labels": len(data.texts), "pseudo": len(pseudo.texts), "train": len(train_set.texts), "val": len(val_texts),
-        "val_source": source, "sources": _sources(opts, len(data.texts), len(pseudo.texts)),
+        "val_source": source, "sources": _sources(opts, len(data.texts), pseudo),
     }  # fmt: skip
     with_pseudo = f" ({len(pseudo.texts)} pseudo-labels, weight {opts.pseudo_weight})" if opts.pseudo else ""
     console.print(
@@ -207,17 +209,24 @@ def _load_pseudo(opts: TrainOptions, spec: ModelSpec, console: Console) -> Label
     return data
 
 
-def _sources(opts: TrainOptions, labels: int, pseudo: int) -> list[str]:
-    """Every data source of the run, for the model card."""
+def _sources(opts: TrainOptions, labels: int, pseudo: LabelledSet) -> list[str]:
+    """Every data source of the run, for the model card: the starting model's own sources carry over."""
     sources = []
     if labels:
         sources.append(f"{labels} human labels: {opts.labels}")
-    if pseudo and opts.labels is not None:
-        sources.append(f"{pseudo} pseudo-labels (platepilot labels auto): {sidecar_path(opts.labels)}")
+    if pseudo.texts and opts.labels is not None:
+        crops = os.path.commonpath([str(resolve_crop_path(p, opts.labels).resolve()) for p in pseudo.paths])
+        sources.append(
+            f"{len(pseudo.texts)} pseudo-labels (platepilot labels auto) of the crops under {crops}, "
+            f"in {sidecar_path(opts.labels)}"
+        )
     if opts.synthetic:
         sources.append(f"{opts.synthetic} synthetic plates per epoch (platepilot.plates.synth)")
     if opts.init_from is not None:
         sources.append(f"initial weights: {opts.init_from}")
+        start = opts.init_from.with_suffix(".onnx")
+        inherited = load_card(start).training.get("sources", []) if start.is_file() else []
+        sources += [s if " was trained on: " in s else f"{start.name} was trained on: {s}" for s in inherited]
     return sources
 
 
