@@ -166,7 +166,10 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, keyed_manifest: Path, capsys:
     err = _cli_error(["eval", "--scenes", str(bad)], capsys)
     assert err.startswith(f"error: {bad}: bad header") and len(err.strip().splitlines()) == 1
     neither = _cli_error(["eval"], capsys)
-    assert neither.strip() == "error: eval needs exactly one of --labels (plate crops) or --scenes (a MANIFEST.tsv)"
+    assert neither.strip() == (
+        "error: eval needs exactly one of --labels (plate crops), --scenes (a MANIFEST.tsv) "
+        "or --states (a state manifest)"
+    )
     assert _cli_error(["eval", "--labels", str(bad), "--scenes", str(bad)], capsys) == neither
     model = tmp_path / "x.onnx"
     err = _cli_error(["eval", "--scenes", str(keyed_manifest), "--detector", str(model)], capsys)

@@ -105,7 +105,7 @@ def test_a_run_with_a_broken_detector_fails_at_start_naming_the_file(tmp_path: P
 
 @pytest.mark.slow
 def test_detector_train_exports_a_model_that_runs_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from platepilot.plates.scenes import write_scenes
+    from platepilot.training.datasets import write_scenes
 
     write_scenes(tmp_path / "scenes", 12, seed=3)
     out = tmp_path / "run"

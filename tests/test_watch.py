@@ -127,6 +127,7 @@ def test_live_lists_follow_the_file_and_keep_the_last_good_ones(
     save_watchlists(path, _lists({"s": {"entries": [{"plate": "ABC1234"}]}}))
     assert live.matcher().match(["ABC1234"], "CAM1", NOON)
     with caplog.at_level(logging.ERROR, logger="platepilot"):
+        caplog.clear()  # the reload above logs at INFO when an earlier test left platepilot's logger at INFO
         path.write_text("lists:\n  s:\n    entries:\n      - regex: '('\n")
         for _ in range(3):
             assert live.matcher().match(["ABC1234"], "CAM1", NOON)  # the previous lists stay live
