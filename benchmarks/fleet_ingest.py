@@ -68,7 +68,7 @@ def _send_all(port: int, payloads: dict[str, list[bytes]]) -> None:
         thread.join()
 
 
-def _wait(collector: Collector, received: int, timeout: float = 600) -> None:
+def _wait(collector: Collector, received: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while collector.received < received:
         if time.monotonic() > deadline:
@@ -83,7 +83,8 @@ def main(
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     port = free_port()
-    broker = start_mosquitto(work, port)
+    # as docs/fleet.md advises: the collector's session may hold a burst of all devices (default 1000)
+    broker = start_mosquitto(work, port, extra=("max_queued_messages 1000000", "max_inflight_messages 1000"))
     cluster = PgCluster()
     cluster.start()
     try:

@@ -16,11 +16,12 @@ def start_mosquitto(
     *,
     password_file: Path | None = None,
     tls: tuple[Path, Path, Path] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     """Start mosquitto (`make system-deps` installs it) listening on 127.0.0.1:`port`; wait until it accepts.
 
     `password_file` (from `mosquitto_passwd`) turns anonymous clients away; `tls` = (CA, server
-    certificate, server key), PEM files, makes the listener TLS only.
+    certificate, server key), PEM files, makes the listener TLS only; `extra` lines go to its config as they are.
     """
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     assert Path(binary).is_file(), "mosquitto is not installed: run `make system-deps`"
@@ -34,7 +35,7 @@ def start_mosquitto(
         lines += [f"{key} {path}" for key, path in zip(("cafile", "certfile", "keyfile"), tls, strict=True)]
     if os.geteuid() == 0 and (password_file or tls):  # as root it would drop to user mosquitto, which
         lines.append("user root")  # cannot read files in pytest's private tmp folders
-    conf.write_text("\n".join(lines) + "\n")
+    conf.write_text("\n".join([*lines, *extra]) + "\n")
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
