@@ -819,7 +819,7 @@ def reads_command(
     if fuzzy is None:
         found = query_events(url, start, plate, device=device)
     else:
-        found = [e for e in fuzzy_events(url, plate, fuzzy, start) if device is None or e.device_id == device]
+        found = fuzzy_events(url, plate, fuzzy, start, device)
     if state is not None:
         wanted = parse_state(state)
         found = [event for event in found if event.state == wanted]

@@ -185,6 +185,7 @@ def test_two_devices_with_the_same_camera_and_reads_device(tmp_path: Path, mosqu
         ensure_search_index(engine)
         found = search_events(engine, EventQuery("ABCI234", fuzzy=0, camera="CAM1", limit=None))
         assert len(found) == 100 and {f.event.device_id for f in found} == {"north", "south"}
+        assert len(search_events(engine, EventQuery(camera="CAM1", limit=None, device="north"))) == 50
     finally:
         engine.dispose()
 

@@ -72,9 +72,12 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
         matcher = board.lists.matcher()
         return [event_view(f, matcher, board.crops) for f in found]
 
-    def query(plate: str, fuzzy: int, since: float | None, until: float | None, camera: str, limit: int) -> EventQuery:
+    def query(
+        plate: str, fuzzy: int, since: float | None, until: float | None, camera: str, limit: int, device: str
+    ) -> EventQuery:
         try:
-            return EventQuery(plate or None, fuzzy, since, until, camera or None, min(max(limit, 1), MAX_RESULTS))
+            limit = min(max(limit, 1), MAX_RESULTS)
+            return EventQuery(plate or None, fuzzy, since, until, camera or None, limit, device=device or None)
         except ValueError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
 
@@ -96,17 +99,17 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
     @app.get("/api/events")
     def events(
         plate: str = "", fuzzy: int = 0, since: float | None = None, until: float | None = None, camera: str = "",
-        limit: int = 200,
+        limit: int = 200, device: str = "",
     ) -> dict[str, Any]:  # fmt: skip
-        found = search_events(board.engine, query(plate, fuzzy, since, until, camera, limit))
+        found = search_events(board.engine, query(plate, fuzzy, since, until, camera, limit, device))
         return {"events": views(found), "last_id": last_event_id(board.engine)}
 
     @app.get("/api/events.csv")
     def export(
         plate: str = "", fuzzy: int = 0, since: float | None = None, until: float | None = None, camera: str = "",
-        limit: int = MAX_RESULTS,
+        limit: int = MAX_RESULTS, device: str = "",
     ) -> Response:  # fmt: skip
-        found = search_events(board.engine, query(plate, fuzzy, since, until, camera, limit))
+        found = search_events(board.engine, query(plate, fuzzy, since, until, camera, limit, device))
         headers = {"Content-Disposition": 'attachment; filename="platepilot-reads.csv"'}
         return Response(events_csv([f.event for f in found]), media_type="text/csv", headers=headers)
 

@@ -56,6 +56,7 @@ class EventQuery:
     camera: str | None = None
     limit: int | None = 200
     newest_first: bool = True
+    device: str | None = None  # a fleet database: only this device's events
 
     def __post_init__(self) -> None:
         if not 0 <= self.fuzzy <= MAX_FUZZY:
@@ -98,6 +99,8 @@ def search_events(engine: Engine, query: EventQuery) -> list[FoundEvent]:
         stmt = stmt.where(table.c.first_seen <= query.until)
     if query.camera:
         stmt = stmt.where(table.c.camera_id == query.camera)
+    if query.device:
+        stmt = stmt.where(table.c.device_id == query.device)
     plate = normalize(query.plate or "")
     folded = fold_confusable(plate)
     if plate and query.fuzzy <= 1:
@@ -145,7 +148,9 @@ def counts_since(engine: Engine, since: float) -> dict[str, int]:
         return {str(camera): int(n) for camera, n in conn.execute(stmt)}
 
 
-def fuzzy_events(url: str, plate: str | None, fuzzy: int, since: float | None = None) -> list[PlateEvent]:
+def fuzzy_events(
+    url: str, plate: str | None, fuzzy: int, since: float | None = None, device: str | None = None
+) -> list[PlateEvent]:
     """`platepilot reads --plate X --fuzzy N`: events whose plate is within `fuzzy` edits of `plate`, oldest first."""
     if not plate or not normalize(plate):
         raise PlatepilotError("--fuzzy goes with --plate (the plate to look for)")
@@ -153,7 +158,8 @@ def fuzzy_events(url: str, plate: str | None, fuzzy: int, since: float | None = 
     try:
         with contextlib.suppress(sa.exc.SQLAlchemyError):  # a read-only database is searched without it
             ensure_search_index(engine)
-        found = search_events(engine, EventQuery(plate, fuzzy, since=since, limit=None, newest_first=False))
+        query = EventQuery(plate, fuzzy, since=since, limit=None, newest_first=False, device=device)
+        found = search_events(engine, query)
     finally:
         engine.dispose()
     return [f.event for f in found]
