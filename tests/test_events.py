@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -12,7 +15,7 @@ from typer.testing import CliRunner
 
 from platepilot.cli import app
 from platepilot.labeling.crops import crop_meta
-from platepilot.pipeline.report import parse_since
+from platepilot.pipeline.report import events_csv, parse_since
 from platepilot.store.crops import CropStore, crop_path, parse_crop_stem
 from platepilot.store.events import EventStore, PlateEvent, query_events
 from platepilot.store.splits import group_key
@@ -98,3 +101,11 @@ def test_one_parse_for_crop_file_names(stem: str, parsed: tuple[str, int] | None
     meta = crop_meta(f"2026-11-24/{stem}.jpg")
     assert (meta.camera, meta.track) == (parsed or (None, None))
     assert group_key(f"crops/{stem}.jpg", "ABC123") == (f"track:{parsed[0]}_{parsed[1]}" if parsed else "text:ABC123")
+
+
+def test_csv_export_quotes_cells_a_spreadsheet_would_run() -> None:
+    hostile = dataclasses.replace(_event(1, "ABC123", 1.0), crop_path='=HYPERLINK("http://x")', model_version="@SUM(1)")
+    rows = list(csv.reader(io.StringIO(events_csv([hostile, _event(2, "XYZ9", 5.0)]))))
+    assert rows[1][rows[0].index("crop_path")] == '\'=HYPERLINK("http://x")'
+    assert rows[1][rows[0].index("model_version")] == "'@SUM(1)"
+    assert rows[2][rows[0].index("text")] == "XYZ9" and rows[1][rows[0].index("track_id")] == "1"

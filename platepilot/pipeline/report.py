@@ -26,16 +26,27 @@ def event_line(event: PlateEvent) -> str:
     )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @ first: OWASP's CSV injection) is
+    quoted with a leading apostrophe; numbers pass as they are."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def events_csv(events: list[PlateEvent]) -> str:
+    """The events as CSV (`reads --csv`, the dashboard's export), safe to open in a spreadsheet."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_FIELDS)
     for e in events:
         candidates = " ".join(f"{t}:{c:.3f}" for t, c in e.candidates)
-        writer.writerow([e.camera_id, e.track_id, datetime.fromtimestamp(e.first_seen).isoformat(),
-                         datetime.fromtimestamp(e.last_seen).isoformat(), e.text, f"{e.confidence:.4f}",
-                         e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates,
-                         e.state, f"{e.state_confidence:.4f}"])  # fmt: skip
+        row = [e.camera_id, e.track_id, datetime.fromtimestamp(e.first_seen).isoformat(),
+               datetime.fromtimestamp(e.last_seen).isoformat(), e.text, f"{e.confidence:.4f}",
+               e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates,
+               e.state, f"{e.state_confidence:.4f}"]  # fmt: skip
+        writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
 
 
