@@ -24,14 +24,13 @@ from sqlalchemy.engine import Engine
 from platepilot.config import Settings
 from platepilot.dashboard.views import CropDir, event_view
 from platepilot.errors import PlatepilotError
-from platepilot.labeling.app import LocalGuard
+from platepilot.labeling.app import LocalGuard, add_page_routes
 from platepilot.pipeline.report import events_csv
 from platepilot.pipeline.stats_file import read_stats
 from platepilot.store.search import EventQuery, counts_since, events_after, get_event, last_event_id, search_events
 from platepilot.watch.lists import LiveWatchlists, file_version, save_watchlists, validate_watchlists
 
 STATIC = Path(__file__).parent / "static"
-_STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 FEED_POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
 STATS_STALE_SECONDS = 30.0
@@ -81,15 +80,7 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
 
-    @app.get("/")
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    @app.get("/static/{name}")
-    def static(name: str) -> FileResponse:
-        if name not in _STATIC_FILES:
-            raise HTTPException(status_code=404)
-        return FileResponse(STATIC / name, media_type=_STATIC_FILES[name])
+    add_page_routes(app, STATIC)
 
     @app.get("/api/meta")
     def meta() -> dict[str, Any]:

@@ -24,6 +24,22 @@ from platepilot.labeling.session import LabelSession
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+
+
+def add_page_routes(app: FastAPI, folder: Path) -> None:
+    """`/` serves `folder`/index.html and `/static/<name>` its app.js and style.css, nothing else."""
+
+    @app.get("/")
+    def index() -> FileResponse:
+        return FileResponse(folder / "index.html", media_type="text/html")
+
+    @app.get("/static/{name}")
+    def static(name: str) -> FileResponse:
+        if name not in _STATIC_FILES:
+            raise HTTPException(status_code=404)
+        return FileResponse(folder / name, media_type=_STATIC_FILES[name])
+
+
 TOKEN_COOKIE = "platepilot_token"
 TOKEN_HEADER = "x-platepilot-token"
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -83,15 +99,7 @@ def create_app(session: LabelSession, token: str | None = None) -> FastAPI:
     def fail(exc: PlatepilotError, status: int = 400) -> HTTPException:
         return HTTPException(status_code=status, detail=str(exc))
 
-    @app.get("/")
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    @app.get("/static/{name}")
-    def static(name: str) -> FileResponse:
-        if name not in _STATIC_FILES:
-            raise HTTPException(status_code=404)
-        return FileResponse(STATIC / name, media_type=_STATIC_FILES[name])
+    add_page_routes(app, STATIC)
 
     @app.get("/crops/{rel:path}")
     def crop(rel: str) -> FileResponse:
