@@ -102,6 +102,7 @@ class Running:
     def __init__(self, settings: Settings) -> None:
         self.collector = Collector(settings)
         self.collector.connect()
+        assert self.collector.subscribed.wait(10), "the collector never subscribed"  # else early messages are lost
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.collector.run, args=(self.stop,))
         self.thread.start()

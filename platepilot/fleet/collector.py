@@ -81,8 +81,12 @@ class Collector:
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         authenticate(client, self.mqtt)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self._client = client
+        self.subscribed = threading.Event()
+        """Set once the broker has acknowledged every subscription: from then on no message is missed."""
+        self._pending_subscriptions: set[int | None] = set()
 
     @property
     def topics(self) -> list[str]:
@@ -125,9 +129,14 @@ class Collector:
         if getattr(reason, "is_failure", False):
             log.warning("MQTT %s: broker refused the connection (%s)", broker_url(self.mqtt), reason)
             return
-        for topic in self.topics:
-            client.subscribe(topic, qos=1)
+        self.subscribed.clear()
+        self._pending_subscriptions = {client.subscribe(topic, qos=1)[1] for topic in self.topics}
         log.info("MQTT %s: subscribed to %s", broker_url(self.mqtt), ", ".join(self.topics))
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: object, mid: int, _codes: object, _p: object) -> None:
+        self._pending_subscriptions.discard(mid)
+        if not self._pending_subscriptions:
+            self.subscribed.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         self._queue.put(message)  # full (database down): waits, and the broker holds the rest
