@@ -17,7 +17,7 @@ from platepilot.ocr.plate_ocr import MODEL_THREADS
 from platepilot.ocr.spec import load_card
 
 BUNDLED_MODEL = Path(platepilot.__file__).parent / "assets" / "florida_plate_ocr.onnx"
-"""The default CRNN shipped in the package, trained on synthetic plates only."""
+"""The default CRNN shipped in the package: synthetic plates, then pseudo-labelled real photos (its model card)."""
 
 
 def resolve_model(path: Path | None, settings: Settings) -> Path:
