@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from pageserver import PageServer
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_labeling_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -47,34 +47,12 @@ WATCHLISTS = """lists:
 """
 
 
-class Dashboard:
+class Dashboard(PageServer):
     """`platepilot dashboard` running in `cwd`; `url` is what it printed."""
 
     def __init__(self, cwd: Path, *extra: str) -> None:
         cmd = [sys.executable, "-m", "platepilot.cli", "dashboard", "--port", "0", "--no-browser", *extra]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert self.proc.stdout is not None
-        self.output: list[str] = []
-        for line in self.proc.stdout:
-            self.output.append(line)
-            match = re.search(r"open (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                return
-        self.stop()
-        raise AssertionError("dashboard did not start:\n" + "".join(self.output))
-
-    def local_url(self) -> str:
-        parts = urlsplit(self.url)
-        return parts._replace(netloc=f"127.0.0.1:{parts.port}").geturl()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # by PID
-            self.proc.wait(15)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        super().__init__(cmd, cwd, "dashboard")
 
 
 class Road:

@@ -11,7 +11,6 @@ import http.client
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 import pytest
+from pageserver import PageServer
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from platepilot.store.labels import latest_labels
@@ -44,43 +44,13 @@ def key(i: int) -> str:
     return f"output/crops/{DAY}/CAM1_track{i}.jpg"
 
 
-class Server:
+class Server(PageServer):
     """`label_crops.py` running in `cwd`; `url` is what it printed."""
 
     def __init__(self, cwd: Path, *extra: str) -> None:
         cmd = [sys.executable, str(ROOT / "scripts/ocr/label_crops.py"), "--crops-dir", "output/crops",
                "--output", LABELS, "--port", "0", "--no-browser", *extra]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.output: list[str] = []
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line)
-            match = re.search(r"open (http://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                return
-        self.stop()
-        raise AssertionError("server did not start:\n" + "".join(self.output))
-
-    def local_url(self) -> str:
-        """The printed URL, pointed at 127.0.0.1 (it names this machine when bound to 0.0.0.0)."""
-        parts = urlsplit(self.url)
-        return parts._replace(netloc=f"127.0.0.1:{parts.port}").geturl()
-
-    def wait(self, timeout: float = 15) -> int:
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        super().__init__(cmd, cwd)
 
 
 @pytest.fixture(scope="module")
