@@ -163,7 +163,6 @@ def test_state_manifest_errors_name_the_line(tmp_path: Path) -> None:
 
 
 def test_export_parity_and_the_exported_model_loads(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
     from platepilot.ocr.state import StateCard
     from platepilot.training.state.export import export_state_model
     from platepilot.training.state.model import StateNet
