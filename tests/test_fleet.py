@@ -25,6 +25,7 @@ import sqlalchemy as sa
 import yaml
 from alembic import command
 from brokers import start_mosquitto, stop_process
+from fleet_helpers import Device, collect_process, plate_event
 from paho.mqtt.enums import CallbackAPIVersion
 from pg import PgCluster, new_database
 from typer.testing import CliRunner
@@ -33,9 +34,7 @@ from platepilot.cli import app
 from platepilot.config import CollectorConfig, FleetConfig, MQTTConfig, OutputConfig, Settings
 from platepilot.fleet.collector import Collector, crop_file
 from platepilot.registry.server import free_port
-from platepilot.store.backlog import Backlog
-from platepilot.store.events import EventIds, EventStore, PlateEvent, open_engine
-from platepilot.store.mqtt import MQTTPublisher
+from platepilot.store.events import EventIds, EventStore, open_engine
 from platepilot.store.schema import _config
 from platepilot.store.search import EventQuery, ensure_search_index, search_events
 from platepilot.store.wire import BadMessage, event_message, parse_event
@@ -55,37 +54,6 @@ def pg_cluster() -> Iterator[PgCluster]:
 def pg_url(pg_cluster: PgCluster) -> str:
     """A new empty database in the session's cluster."""
     return new_database(pg_cluster, f"t{uuid.uuid4().hex[:12]}")
-
-
-def _event(track: int, camera: str = "CAM1", text: str = "ABC1234", crop: str = "") -> PlateEvent:
-    t = 1_764_000_000.0 + track
-    return PlateEvent(camera, track, t, t + 2, text, 0.9, ((text, 0.9),), crop, "crnn", "v1", 2)
-
-
-class Device:
-    """An edge device as `platepilot run` wires it: SQLite events store, MQTT publisher, backlog."""
-
-    def __init__(self, folder: Path, port: int, device_id: str, *, send_crops: bool = False, max_queued: int = 10_000):
-        mqtt_config = MQTTConfig(enabled=True, port=port, topic=f"{TOPIC}/{device_id}", send_crops=send_crops,
-                                 max_queued=max_queued)  # fmt: skip
-        fleet = FleetConfig(device_id=device_id, backlog=True, resend_seconds=0.5, resend_batch=500)
-        self.folder = folder / device_id
-        self.store = EventStore(f"sqlite:///{self.folder}/events.db", None, EventIds(device_id, "run1"))
-        self.publisher = MQTTPublisher(mqtt_config)
-        self.backlog = Backlog(self.store.engine, self.publisher, device_id, fleet)
-        self.backlog.start()
-
-    def emit(self, tracks: range, camera: str = "CAM1", crop: str = "") -> list[PlateEvent]:
-        events = [self.store.stamp(_event(track, camera, crop=crop)) for track in tracks]
-        for event in events:
-            self.store.add(event)
-            self.publisher.publish(event)
-        return events
-
-    def close(self) -> None:
-        self.backlog.stop()
-        self.publisher.close(timeout=0.5)
-        self.store.close()
 
 
 def _settings(pg: str, port: int, folder: Path, **collector: object) -> Settings:
@@ -215,17 +183,12 @@ def test_broker_down_then_back_every_backlog_event_arrives_once(tmp_path: Path, 
         stop_process(broker)
 
 
-def _collect_process(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "platepilot.cli", "collect", "--report", "1", "-c", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-
-
 @pytest.mark.slow
 def test_collector_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
     config = tmp_path / "collect.yaml"
     settings = _settings(pg_url, mosquitto, tmp_path, batch_size=50)
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json", include={"output", "fleet"})))
-    collector = _collect_process(config)
+    collector = collect_process(config)
     devices = [Device(tmp_path, mosquitto, f"box{i}") for i in range(2)]
     try:
         emitters = [threading.Thread(target=d.emit, args=(range(1, 1001),)) for d in devices]
@@ -236,7 +199,7 @@ def test_collector_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, m
         collector.wait()
         for thread in emitters:
             thread.join()
-        collector = _collect_process(config)  # same client id: the broker's session is waiting for it
+        collector = collect_process(config)  # same client id: the broker's session is waiting for it
         _until(lambda: all(d.backlog.waiting() == 0 for d in devices), 120, "every event acknowledged")
         assert _counts(pg_url) == (2000, 2000)
     finally:
@@ -304,7 +267,7 @@ def test_crops_land_on_disk_by_device_and_date(tmp_path: Path, mosquitto: int, p
 def test_bad_messages_are_counted_logged_and_never_written(
     tmp_path: Path, mosquitto: int, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = EventIds("box1", "r").stamp(_event(1))
+    good = EventIds("box1", "r").stamp(plate_event(1))
     data = json.loads(event_message(good))
     bad = [
         b"\xff not json",
@@ -343,7 +306,7 @@ def test_bad_messages_are_counted_logged_and_never_written(
     ],
 )
 def test_parse_event_rejects_what_cannot_be_stored(change: dict[str, object], error: str) -> None:
-    data = json.loads(event_message(EventIds("box1", "r").stamp(_event(1))))
+    data = json.loads(event_message(EventIds("box1", "r").stamp(plate_event(1))))
     with pytest.raises(BadMessage, match=error):
         parse_event(json.dumps({**data, **change}).encode())
 
@@ -368,7 +331,7 @@ def test_migration_keeps_rows_and_inserts_are_idempotent(tmp_path: Path, pg_url:
     _database_at_0003(url)
     store = EventStore(url, None, EventIds("box1", "r"))
     try:
-        assert store.add(_event(7)) and store.add(_event(7))  # the second is skipped
+        assert store.add(plate_event(7)) and store.add(plate_event(7))  # the second is skipped
         with store.engine.connect() as conn:
             rows = conn.execute(
                 sa.text("SELECT text, event_id, device_id, synced_at FROM plate_events ORDER BY id")
