@@ -31,13 +31,23 @@ from pg import PgCluster, new_database
 from typer.testing import CliRunner
 
 from platepilot.cli import app
-from platepilot.config import CollectorConfig, FleetConfig, MQTTConfig, OutputConfig, Settings
+from platepilot.config import (
+    CollectorConfig,
+    FleetConfig,
+    MQTTConfig,
+    OutputConfig,
+    Settings,
+    WatchConfig,
+    WatchlistFile,
+)
 from platepilot.fleet.collector import Collector, crop_file
 from platepilot.registry.server import free_port
 from platepilot.store.events import EventIds, EventStore, open_engine
 from platepilot.store.schema import _config
 from platepilot.store.search import EventQuery, ensure_search_index, search_events
-from platepilot.store.wire import BadMessage, event_message, parse_event
+from platepilot.store.wire import BadMessage, event_message, parse_alert, parse_event
+from platepilot.watch.alerts import Alerter, alert_json
+from platepilot.watch.lists import LiveWatchlists, save_watchlists
 
 TOPIC = "fleet"
 
@@ -309,6 +319,65 @@ def test_parse_event_rejects_what_cannot_be_stored(change: dict[str, object], er
     data = json.loads(event_message(EventIds("box1", "r").stamp(plate_event(1))))
     with pytest.raises(BadMessage, match=error):
         parse_event(json.dumps({**data, **change}).encode())
+
+
+def _watchlists(folder: Path) -> tuple[LiveWatchlists, WatchConfig]:
+    """A block list with ABC1234 on it; no cooldown."""
+    config = WatchConfig(file=folder / "watchlists.yaml", cooldown_seconds=0)
+    stolen = {"stolen": {"entries": [{"plate": "ABC1234", "note": "reported stolen"}]}}
+    save_watchlists(config.file, WatchlistFile.model_validate({"lists": stolen}))
+    return LiveWatchlists(config, ["CAM1"]), config
+
+
+def test_alerts_are_collected_once_each(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    device = Device(tmp_path, mosquitto, "box1")
+    alerter = Alerter(*_watchlists(tmp_path), device.publisher)  # as `platepilot run` wires it
+    try:
+        events = device.emit(range(1, 4))
+        for event in events:
+            alerter(event)
+        _until(lambda: running.collector.alerts == 3, 30, "three alerts stored")
+        again = json.dumps(alert_json(events[0], alerter.lists.matcher().match_event(events[0])[0])).encode()
+        bad = json.dumps({**json.loads(again), "schema": 99}).encode()
+        _raw_publish(mosquitto, f"{TOPIC}/box1/alerts", [again, again, bad])  # redelivered, and unknown
+        events += device.emit(range(4, 5))
+        alerter(events[-1])  # after those at the broker: stored means they were handled
+        _until(lambda: running.collector.alerts == 4, 30, "the fourth alert")
+    finally:
+        device.close()
+        running.close()
+    assert running.collector.rejected == 1 and running.collector.duplicates >= 2
+    engine = open_engine(pg_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT event_id, device_id, text, list_name, kind, entry FROM plate_alerts")).all()
+    engine.dispose()
+    assert sorted(r.event_id for r in rows) == sorted(e.event_id for e in events)
+    assert {(r.device_id, r.text, r.list_name, r.kind) for r in rows} == {("box1", "ABC1234", "stolen", "block")}
+    assert json.loads(rows[0].entry)["note"] == "reported stolen"
+    assert _counts(pg_url) == (4, 4)  # the events themselves, once each
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"schema": 2}, "unknown schema version 2"),
+        ({"event": "ABC1234"}, "event: an alert needs its event"),
+        ({"entry": None}, "entry: an alert needs its watchlist entry"),
+        ({"list": 7}, "list: an alert needs it as a string"),
+        ({"matched_text": "X" * 65}, "matched_text: longer than 64"),
+        ({"event": {"event_id": None}}, "no event_id"),
+    ],
+)
+def test_parse_alert_rejects_what_cannot_be_stored(tmp_path: Path, change: dict[str, object], error: str) -> None:
+    event = EventIds("box1", "r").stamp(plate_event(1))
+    hit = _watchlists(tmp_path)[0].matcher().match_event(event)[0]
+    data = alert_json(event, hit)
+    if isinstance(change.get("event"), dict):
+        change = {"event": {**data["event"], **change["event"]}}  # type: ignore[dict-item]
+    assert parse_alert(json.dumps(data).encode()).event == event  # the alert as sent is fine
+    with pytest.raises(BadMessage, match=error):
+        parse_alert(json.dumps({**data, **change}).encode())
 
 
 def _database_at_0003(url: str) -> None:

@@ -1,12 +1,14 @@
 """`platepilot collect`: the events of every device on one MQTT broker, written to one database
 (PostgreSQL: `output.events_db_url: postgresql+psycopg://...`), each exactly once.
 
-It subscribes (QoS 1) to `<topic>/events` and `<topic>/+/events` (one topic per device) with a
-persistent session (`fleet.collector.client_id`), so the broker keeps QoS 1 events while it is away.
-Messages are taken in batches; each is parsed whole (`store.wire`), its crop written to
+It subscribes (QoS 1) to `<topic>/events` and `<topic>/+/events` (one topic per device), and to the
+watchlist alerts on `<topic>/alerts` and `<topic>/+/alerts`, with a persistent session
+(`fleet.collector.client_id`), so the broker keeps QoS 1 messages while it is away. Messages are taken
+in batches; each is parsed whole (`store.wire`), an event's crop written to
 `<crops_dir>/<device>/<YYYY-MM-DD>/`, and the batch inserted in one transaction that skips known
-event ids. Only then are the messages acknowledged: to the broker (manual PUBACK, so a collector killed
-mid-batch gets them again) and to the devices on `<topic>/ack` (their backlog stops re-sending them).
+event ids (`plate_events`; `plate_alerts`, one alert per event). Only then are the messages
+acknowledged: to the broker (manual PUBACK, so a collector killed mid-batch gets them again) and, for
+events, to the devices on `<topic>/ack` (their backlog stops re-sending them; alerts have no backlog).
 
 A message that is too large, not JSON, of an unknown schema or not a valid event is counted in
 `rejected` and logged with its topic; it never stops the collector and is never half-written. While
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
@@ -37,10 +40,18 @@ from platepilot.errors import PlatepilotError
 from platepilot.signals import stop_on_signals
 from platepilot.store.atomic import replace_atomically
 from platepilot.store.backlog import ACK_LEAF
-from platepilot.store.events import PlateEvent, event_row, insert_new, open_engine
+from platepilot.store.events import PlateEvent, alerts_table, event_row, events_table, insert_new, open_engine
 from platepilot.store.mqtt import KEEPALIVE_S, RECONNECT_MAX_S, RECONNECT_MIN_S, authenticate, broker_url
 from platepilot.store.outage import Outage, os_reason
-from platepilot.store.wire import BadMessage, EventMessage, ack_message, parse_event
+from platepilot.store.wire import (
+    ALERTS_LEAF,
+    BadMessage,
+    EventMessage,
+    ack_message,
+    alert_row,
+    parse_alert,
+    parse_event,
+)
 
 log = logging.getLogger(__name__)
 RETRY_MAX_S = 30.0
@@ -58,20 +69,23 @@ def crop_file(crops_dir: Path, event: PlateEvent) -> Path:
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     message: mqtt.MQTTMessage
-    event: PlateEvent
+    event: PlateEvent  # the event, or the event of the alert
+    table: sa.Table  # events_table or alerts_table
+    row: dict[str, Any]
 
 
 class Collector:
     """See the module docstring. `connect()`, then `run(stop)` until `stop` is set, then `close()`.
 
-    Counters: `received`, `stored` (new rows), `duplicates` (known event ids, skipped), `rejected`,
-    `crops` (written); `db.failed` counts failed writes of a batch (each retried)."""
+    Counters: `received` (messages), `stored` (new event rows), `alerts` (new alert rows), `duplicates`
+    (known event ids, skipped), `rejected`, `crops` (written); `db.failed` counts failed writes of a batch
+    (each retried)."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings, self.config, self.clock = settings, settings.fleet.collector, clock
         self.mqtt = settings.output.mqtt
         self.engine = open_engine(settings.output.events_db_url)  # an unreachable database fails here
-        self.received = self.stored = self.duplicates = self.rejected = self.crops = 0
+        self.received = self.stored = self.alerts = self.duplicates = self.rejected = self.crops = 0
         self.write_seconds: deque[float] = deque(maxlen=10_000)  # per batch: crops + insert + commit
         self.db = Outage(f"fleet database {self.engine.url!r}", "events are held and written when it is back")
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=self.config.max_queued)
@@ -90,7 +104,7 @@ class Collector:
 
     @property
     def topics(self) -> list[str]:
-        return [f"{self.mqtt.topic}/events", f"{self.mqtt.topic}/+/events"]
+        return [f"{self.mqtt.topic}/{leaf}" for leaf in ("events", "+/events", ALERTS_LEAF, f"+/{ALERTS_LEAF}")]
 
     def connect(self) -> None:
         """Connect to the broker (an unreachable one is one clear error), then keep reconnecting."""
@@ -119,7 +133,8 @@ class Collector:
         p95 = 1000 * times[int(0.95 * (len(times) - 1))] if times else 0.0
         mean = 1000 * statistics.fmean(times) if times else 0.0
         return (
-            f"collect: {self.received} received, {self.stored} stored, {self.duplicates} duplicates skipped, "
+            f"collect: {self.received} received, {self.stored} stored, {self.alerts} alerts stored, "
+            f"{self.duplicates} duplicates skipped, "
             f"{self.rejected} rejected, {self.crops} crops; {self._queue.qsize()} waiting; batch write "
             f"{mean:.1f} ms mean, {p95:.1f} ms p95; database {self.db.failed} failed writes"
         )
@@ -157,12 +172,11 @@ class Collector:
     def _write(self, batch: list[mqtt.MQTTMessage], stop: threading.Event) -> None:
         started = time.perf_counter()
         parsed = [p for p in map(self._parse, batch) if p is not None]
-        rows = [event_row(p.event) | {"synced_at": self.clock()} for p in parsed]
         delay = 1.0
         while True:
             try:
                 with self.engine.begin() as conn:
-                    inserted = insert_new(conn, rows) if rows else []
+                    inserted = _insert(conn, parsed)
                 break
             except _OUTAGE_ERRORS as exc:
                 self.db.failure(str(exc.orig or exc).splitlines()[0])
@@ -175,23 +189,28 @@ class Collector:
         self.db.success()
         self.write_seconds.append(time.perf_counter() - started)
         self.received += len(batch)
-        self.stored += len(inserted)
+        self.stored += sum(p.table is events_table for p in inserted)
+        self.alerts += sum(p.table is alerts_table for p in inserted)
         self.duplicates += len(parsed) - len(inserted)
         for message in batch:
             self._client.ack(message.mid, message.qos)
-        self._acknowledge(parsed)
+        self._acknowledge([p for p in parsed if p.table is events_table])
 
     def _parse(self, message: mqtt.MQTTMessage) -> _Parsed | None:
-        """The message's event, its crop written; None (counted, logged) for a bad message."""
+        """The message's event (its crop written) or alert, with its row; None (counted, logged) for a bad
+        message."""
         limit = self.config.max_payload_kb * 1024
         try:
             if len(message.payload) > limit:
                 raise BadMessage(f"{len(message.payload)} bytes, over fleet.collector.max_payload_kb")
-            parsed = parse_event(bytes(message.payload))
+            if message.topic.endswith(f"/{ALERTS_LEAF}"):
+                alert = parse_alert(bytes(message.payload))
+                return _Parsed(message, alert.event, alerts_table, alert_row(alert) | {"received_at": self.clock()})
+            event = self._store_crop(parse_event(bytes(message.payload)))
         except BadMessage as exc:
             self._reject(message.topic, str(exc))
             return None
-        return _Parsed(message, self._store_crop(parsed))
+        return _Parsed(message, event, events_table, event_row(event) | {"synced_at": self.clock()})
 
     def _store_crop(self, parsed: EventMessage) -> PlateEvent:
         """The event as the collector stores it: `crop_path` its crop here (written now), or '' with a note."""
@@ -210,13 +229,13 @@ class Collector:
         self.crops += 1
         return replace(event, crop_path=str(path), crop_note="")
 
-    def _one_by_one(self, parsed: list[_Parsed]) -> tuple[list[str], list[_Parsed]]:
+    def _one_by_one(self, parsed: list[_Parsed]) -> tuple[list[_Parsed], list[_Parsed]]:
         """After a batch the database refused for its rows: each row alone; the refused ones rejected."""
         inserted, kept = [], []
         for item in parsed:
             try:
                 with self.engine.begin() as conn:
-                    inserted += insert_new(conn, [event_row(item.event) | {"synced_at": self.clock()}])
+                    inserted += _insert(conn, [item])
                 kept.append(item)
             except sa.exc.SQLAlchemyError as exc:
                 self._reject(item.message.topic, f"database refused it: {str(exc).splitlines()[0]}")
@@ -234,6 +253,20 @@ class Collector:
             by_device.setdefault((ack_topic, item.event.device_id), []).append(item.event.event_id or "")
         for (topic, device), ids in by_device.items():
             self._client.publish(topic, ack_message(device, ids), qos=1)
+
+
+def _insert(conn: sa.Connection, parsed: list[_Parsed]) -> list[_Parsed]:
+    """Insert the rows of `parsed` whose event ids their table does not hold; those inserted."""
+    inserted: list[_Parsed] = []
+    for table in (events_table, alerts_table):
+        items = [p for p in parsed if p.table is table]
+        if items:
+            new = set(insert_new(conn, [p.row for p in items], table))
+            for item in items:  # a message twice in one batch: the first inserted, the other a duplicate
+                if item.event.event_id in new:
+                    new.discard(item.event.event_id)
+                    inserted.append(item)
+    return inserted
 
 
 def serve(settings: Settings, say: Callable[[str], None], report_seconds: float = 60.0) -> Collector:

@@ -56,6 +56,24 @@ events_table = sa.Table(
     sa.Column("device_id", sa.String(64), nullable=False, server_default="", index=True),
     sa.Column("synced_at", sa.Float, nullable=True, index=True),  # the collector acknowledged (edge) / stored it
 )
+# watchlist alerts `platepilot collect` gathered from the devices: one per event (the device raises at most
+# one per event), so the event's id makes the insert idempotent as for events
+alerts_table = sa.Table(
+    "plate_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(EVENT_ID_LENGTH), nullable=False, unique=True, index=True),
+    sa.Column("device_id", sa.String(64), nullable=False, index=True),
+    sa.Column("camera_id", sa.String(32), nullable=False),
+    sa.Column("first_seen", sa.Float, nullable=False, index=True),
+    sa.Column("text", sa.String(16), nullable=False, index=True),
+    sa.Column("list_name", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("entry", sa.Text, nullable=False),  # JSON: the watchlist entry as the device had it
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("matched_text", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +120,14 @@ class EventIds:
         return replace(event, event_id=event_id, device_id=self.device_id)
 
 
-def insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
-    """Insert the `events_table` rows whose event_id the table does not hold yet (ON CONFLICT DO NOTHING,
-    so replays and redeliveries never double a row); the event ids inserted."""
+def insert_new(conn: Connection, rows: list[dict[str, Any]], table: sa.Table = events_table) -> list[str]:
+    """Insert the rows of `table` (`events_table`, `alerts_table`) whose event_id it does not hold yet
+    (ON CONFLICT DO NOTHING, so replays and redeliveries never double a row); the event ids inserted."""
     dialect = conn.dialect.name
     if dialect not in _UPSERT:
         raise PlatepilotError(f"events database {dialect}: only SQLite and PostgreSQL skip known event ids")
-    stmt = _UPSERT[dialect](events_table).on_conflict_do_nothing(index_elements=["event_id"])
-    return [r[0] for r in conn.execute(stmt.returning(events_table.c.event_id), rows)]
+    stmt = _UPSERT[dialect](table).on_conflict_do_nothing(index_elements=["event_id"])
+    return [r[0] for r in conn.execute(stmt.returning(table.c.event_id), rows)]
 
 
 def event_row(event: PlateEvent) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from platepilot.config import MQTTConfig
 from platepilot.errors import PlatepilotError
 from platepilot.store.events import PlateEvent
-from platepilot.store.wire import event_message
+from platepilot.store.wire import ALERTS_LEAF, event_message
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class MQTTPublisher:
 
     def publish_alert(self, alert: dict[str, Any], what: str) -> None:
         """Queue a watchlist alert on `<topic>/alerts` like an event (same QoS, queue and counters)."""
-        self._queue("alerts", json.dumps(alert).encode("utf-8"), what)
+        self._queue(ALERTS_LEAF, json.dumps(alert).encode("utf-8"), what)
 
     def subscribe(self, leaf: str, handler: Callable[[bytes], None]) -> None:
         """Call `handler(payload)` (on paho's thread) for each message on `<topic>/<leaf>`, QoS 1, from every

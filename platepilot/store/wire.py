@@ -1,9 +1,12 @@
 """The fleet's MQTT messages, one home for both sides: an event on `<topic>/events` (what the edge
-publishes, what `platepilot collect` parses) and an acknowledgement on `<topic>/ack`.
+publishes, what `platepilot collect` parses), a watchlist alert on `<topic>/alerts` and an
+acknowledgement on `<topic>/ack`.
 
 An event message is `PlateEvent.to_json()` plus `schema` (this format's version) and, with
 `output.mqtt.send_crops`, `crop_jpeg`: the best crop's JPEG bytes in base64. An acknowledgement is
 `{"schema": 1, "device_id": ..., "event_ids": [...]}`: the events of that device the collector holds.
+An alert is `watch.alerts.alert_json`: `{"schema", "event", "list", "kind", "entry", "reason",
+"matched_text"}`, its event as in an event message (so it has the event's id: one alert per event).
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 
 from platepilot.config import DEVICE_ID_PATTERN
-from platepilot.store.events import PlateEvent, events_table
+from platepilot.store.events import PlateEvent, alerts_table, events_table
 
 SCHEMA = 1
+ALERTS_LEAF = "alerts"
 _EVENT = TypeAdapter(PlateEvent)
-_LIMITS = {c.name: c.type.length for c in events_table.columns if isinstance(c.type, sa.String) and c.type.length}
+
+
+def _limits(table: sa.Table) -> dict[str, int]:
+    return {c.name: c.type.length for c in table.columns if isinstance(c.type, sa.String) and c.type.length}
+
+
+_LIMITS, _ALERT_LIMITS = _limits(events_table), _limits(alerts_table)
 
 
 class BadMessage(ValueError):
@@ -43,11 +53,63 @@ def event_message(event: PlateEvent, crop_jpeg: bytes | None = None) -> bytes:
     return json.dumps(message).encode("utf-8")
 
 
+@dataclass(frozen=True, slots=True)
+class AlertMessage:
+    event: PlateEvent  # the event that matched, its event_id and device_id set
+    list_name: str
+    kind: str
+    entry: dict[str, Any]  # the watchlist entry, as the device had it
+    reason: str
+    matched_text: str
+
+
 def parse_event(payload: bytes) -> EventMessage:
     """The event in `payload`, checked whole (types, column lengths, an id, a device) before anything is
     written; BadMessage otherwise."""
     data = _object(payload)
     crop = data.pop("crop_jpeg", None)
+    event = _event(data)
+    if crop is None:
+        return EventMessage(event)
+    try:
+        return EventMessage(event, base64.b64decode(crop, validate=True))
+    except (binascii.Error, TypeError, ValueError):
+        raise BadMessage("crop_jpeg: not base64") from None
+
+
+def parse_alert(payload: bytes) -> AlertMessage:
+    """The watchlist alert in `payload`, checked whole like an event; BadMessage otherwise."""
+    data = _object(payload)
+    event = data.get("event")
+    if not isinstance(event, dict):
+        raise BadMessage("event: an alert needs its event (a JSON object)")
+    entry = data.get("entry")
+    if not isinstance(entry, dict):
+        raise BadMessage("entry: an alert needs its watchlist entry (a JSON object)")
+    list_name, kind, reason, matched = (_text(data, key) for key in ("list", "kind", "reason", "matched_text"))
+    alert = AlertMessage(_event(event), list_name, kind, entry, reason, matched)
+    _fits(alert_row(alert), _ALERT_LIMITS)
+    return alert
+
+
+def alert_row(alert: AlertMessage) -> dict[str, Any]:
+    """The `alerts_table` row of `alert` (without `id` and `received_at`)."""
+    event = alert.event
+    return {
+        "event_id": event.event_id, "device_id": event.device_id, "camera_id": event.camera_id,
+        "first_seen": event.first_seen, "text": event.text, "list_name": alert.list_name, "kind": alert.kind,
+        "entry": json.dumps(alert.entry), "reason": alert.reason, "matched_text": alert.matched_text,
+    }  # fmt: skip
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise BadMessage(f"{key}: an alert needs it as a string")
+    return value
+
+
+def _event(data: dict[str, Any]) -> PlateEvent:
     try:
         event = _EVENT.validate_python(data)
     except ValidationError as exc:
@@ -55,16 +117,16 @@ def parse_event(payload: bytes) -> EventMessage:
         raise BadMessage(f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
     if not event.event_id or not re.fullmatch(DEVICE_ID_PATTERN, event.device_id):
         raise BadMessage(f"no event_id, or device_id {event.device_id!r} is not 1-64 letters, digits, '.', '_', '-'")
-    for name, length in _LIMITS.items():
-        value = getattr(event, name, None)
+    _fits({name: getattr(event, name, None) for name in _LIMITS}, _LIMITS)
+    return event
+
+
+def _fits(values: dict[str, Any], limits: dict[str, int]) -> None:
+    """BadMessage when a string is longer than its column."""
+    for name, length in limits.items():
+        value = values.get(name)
         if isinstance(value, str) and len(value) > length:
             raise BadMessage(f"{name}: longer than {length} characters")
-    if crop is None:
-        return EventMessage(event)
-    try:
-        return EventMessage(event, base64.b64decode(crop, validate=True))
-    except (binascii.Error, TypeError, ValueError):
-        raise BadMessage("crop_jpeg: not base64") from None
 
 
 def ack_message(device_id: str, event_ids: list[str]) -> bytes:

@@ -2,8 +2,9 @@
 to the log, MQTT (`<topic>/alerts`) and the webhook, unless the same entry alerted on that plate within
 `watch.cooldown_seconds` (event time, so a car idling at a gate over many tracks alerts once).
 
-An alert is JSON: `{"event": <the event>, "list", "kind", "entry", "reason", "matched_text"}`. Allow-list
-hits (known plates) raise no alert; the dashboard shows them.
+An alert is JSON: `{"schema": 1, "event": <the event>, "list", "kind", "entry", "reason", "matched_text"}`
+(`platepilot collect` reads it from MQTT: `store.wire.parse_alert`). Allow-list hits (known plates)
+raise no alert; the dashboard shows them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from platepilot.config import WatchConfig
 from platepilot.store.events import PlateEvent
 from platepilot.store.mqtt import MQTTPublisher
+from platepilot.store.wire import SCHEMA
 from platepilot.watch.lists import LiveWatchlists
 from platepilot.watch.match import WatchHit
 from platepilot.watch.webhook import WebhookSender
@@ -25,7 +27,7 @@ _PRUNE_AT = 10_000  # cooldown keys kept before the expired ones are pruned
 
 
 def alert_json(event: PlateEvent, hit: WatchHit) -> dict[str, Any]:
-    return {"event": event.to_json(), **hit.to_json()}
+    return {"schema": SCHEMA, "event": event.to_json(), **hit.to_json()}
 
 
 class Alerter:
