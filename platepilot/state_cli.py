@@ -78,6 +78,55 @@ def state_train(
     console.print(escape(f"{result.model_path} ({summary}; {result.seconds:.0f} s)"), soft_wrap=True)
 
 
+@state_app.command("train-head")
+def state_train_head(
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="State manifest (image_relpath, state, split); its train rows are trained on."
+    ),
+    designs: list[Path] = typer.Option(
+        [], "--designs", help="Folder of Florida plate design images (e.g. florida_dmv), labelled FL; repeatable."
+    ),
+    output_dir: Path = typer.Option(Path("models/state_runs/head"), "--output-dir", "-o", help="Run folder."),
+    cache_dir: Path = typer.Option(
+        Path.home() / ".cache" / "platepilot" / "state",
+        "--cache-dir",
+        help="Decoded photos, renders and backbone features (reused).",
+    ),
+    backbone: str = typer.Option("ppocr-det", "--backbone", help="Frozen pretrained backbone (ppocr-det)."),
+    height: int = typer.Option(96, "--height", min=32, max=256),
+    width: int = typer.Option(192, "--width", min=32, max=512),
+    copies: int = typer.Option(4, "--copies", min=0, max=32, help="Degraded copies of every image (features cached)."),
+    epochs: int = typer.Option(12, "--epochs", min=1),
+    lr: float = typer.Option(2e-3, "--lr", min=1e-6, max=1.0),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(1, "--threads", min=1, max=64, help="Torch threads."),
+    source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
+) -> None:
+    """Train a state head on a frozen pretrained backbone (PaddleOCR's, from rapidocr); one merged ONNX file.
+
+    Use it with `state.model_path: OUTPUT_DIR/plate_state.onnx` in platepilot.yaml.
+    """
+    import torch
+
+    from platepilot.training.state.pretrained import HeadTrainOptions, train_head
+
+    console, _ = _consoles()
+    torch.set_num_threads(threads)
+    opts = HeadTrainOptions(
+        data=data, output_dir=output_dir, designs=designs, cache_dir=cache_dir, backbone=backbone, height=height,
+        width=width, copies=copies, epochs=epochs, lr=lr, seed=seed, sources=source,
+    )  # fmt: skip
+    result = train_head(opts, console)
+    scores = result.evaluation
+    summary = (
+        f"valid+test: top1 {scores['top1']:.3f}, top3 {scores['top3']:.3f}, FL precision "
+        f"{scores['florida_precision']:.3f} recall {scores['florida_recall']:.3f}"
+        if scores
+        else "no valid/test rows to score"
+    )
+    console.print(escape(f"{result.model_path} ({summary}; {result.seconds:.0f} s)"), soft_wrap=True)
+
+
 def _tracking_uri(tracking_uri: str | None) -> str:
     from platepilot.config import load_config
 

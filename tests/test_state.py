@@ -175,6 +175,35 @@ def test_export_parity_and_the_exported_model_loads(tmp_path: Path) -> None:
     assert probs.shape == (3, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
+def test_a_head_on_the_cut_paddleocr_backbone_merges_into_one_loadable_onnx(tmp_path: Path) -> None:
+    import onnx
+
+    from platepilot.ocr.state import StateCard, save_state_card
+    from platepilot.training.state.pretrained import (
+        BACKBONES,
+        FeatureHead,
+        cut_backbone,
+        merge_head,
+        merged_parity,
+        rapidocr_model,
+    )  # fmt: skip
+
+    spec = BACKBONES["ppocr-det"]
+    backbone = cut_backbone(rapidocr_model(spec.file), spec.outputs, 64, 128)
+    shapes = [tuple(d.dim_value for d in o.type.tensor_type.shape.dim[1:]) for o in backbone.graph.output]
+    assert shapes == [(384, 2, 4), (192, 4, 8)]
+    card = StateCard(classes=("FL", "GA", UNKNOWN), height=64, width=128, channel_order="BGR", mean=(0.5,) * 3,
+                     std=(0.5,) * 3)  # fmt: skip
+    head = FeatureHead(shapes, 3, reduce=8, hidden=16)  # type: ignore[arg-type]
+    merged = merge_head(backbone, head, shapes)
+    assert merged_parity(merged, backbone, head, card) < 1e-3
+    path = tmp_path / "s.onnx"
+    onnx.save(merged, str(path))
+    save_state_card(path, card)
+    probs = StateClassifier(path).probabilities([np.zeros((30, 70, 3), np.uint8)] * 2)
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
 def _read(text: str, state: str, conf: float, candidates: tuple[tuple[str, float], ...] = ()) -> PlateRead:
     return PlateRead(text, 0.9, engine="t", candidates=candidates, state=state, state_confidence=conf)
 

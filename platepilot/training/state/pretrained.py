@@ -1,0 +1,365 @@
+"""`platepilot state train-head`: a state head on a frozen, pretrained PaddleOCR backbone -> one ONNX file.
+
+The from-scratch StateNet learns from ~5.6k photos only. Here the backbone is PaddleOCR's PP-OCRv6
+small text detector (shipped as ONNX in the rapidocr wheel, Apache-2.0, trained on large real
+image sets), cut after its last backbone stages (`onnx.utils.extract_model` on a fixed-size copy).
+Its feature maps of every training image are computed once, for a clean copy and several camera-like
+degraded copies, and cached as float16 outside the repository; only a small head is trained on them
+(per map: 1x1 convolution + average pooling to a coarse grid, then an MLP). The head is exported
+with torch and merged behind the cut backbone (`onnx.compose.merge_models`) into one ONNX file the
+runtime's StateClassifier runs unchanged; the parity of the merged file with backbone + torch head
+is checked before it replaces anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from rich.console import Console
+from rich.progress import track
+from torch import nn
+from torch.nn import functional as F
+
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, save_state_card
+from platepilot.ocr.state_eval import evaluate_states
+from platepilot.plates.state_manifest import read_state_manifest
+from platepilot.plates.states import FLORIDA, STATE_NAMES, UNKNOWN
+from platepilot.sessions import sidecar_path
+from platepilot.training.detector.train import _jsonable
+from platepilot.training.state.data import (
+    Pool,
+    StateCrops,
+    cached_pool,
+    design_images,
+    is_holdout,
+    merge,
+    rendered_pool,
+)  # fmt: skip
+from platepilot.training.state.train import EVAL_SPLITS, MODEL_FILE
+
+PARITY_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A rapidocr model file, the tensors to cut it at, and how it wants its input."""
+
+    file: str
+    outputs: tuple[str, ...]
+    source: str
+    channel_order: Literal["RGB", "BGR"] = "BGR"
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+
+BACKBONES: dict[str, Backbone] = {
+    # PPLCNetV3 backbone of the text detector: stride 32 (384 ch) and stride 16 (192 ch) maps.
+    "ppocr-det": Backbone(
+        "PP-OCRv6_det_small.onnx",
+        ("p2o.pd_op.conv2d.40.0", "p2o.pd_op.conv2d.32.0"),
+        "PaddleOCR PP-OCRv6_det_small text detector (ONNX from the rapidocr 3.10 wheel), Apache-2.0, "
+        "frozen backbone cut at its stride-16 and stride-32 feature maps",
+    ),
+}
+
+
+@dataclass
+class HeadTrainOptions:
+    """Everything `platepilot state train-head` needs."""
+
+    data: Path
+    output_dir: Path
+    designs: list[Path] = field(default_factory=list)
+    cache_dir: Path = Path.home() / ".cache" / "platepilot" / "state"
+    backbone: str = "ppocr-det"
+    height: int = 96
+    width: int = 192
+    copies: int = 4
+    epochs: int = 12
+    batch_size: int = 256
+    lr: float = 2e-3
+    reduce: int = 48
+    hidden: int = 384
+    rendered: int = 2400
+    rendered_per_copy: int = 600
+    non_plates_per_copy: int = 400
+    seed: int = 0
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HeadTrainResult:
+    model_path: Path
+    history: list[dict[str, float]]
+    seconds: float
+    evaluation: dict[str, Any] | None
+
+
+def rapidocr_model(name: str) -> Path:
+    path = Path(str(resources.files("rapidocr") / "models" / name))
+    if not path.is_file():
+        raise PlatepilotError(f"{path}: not found (is rapidocr >= 3.10 installed?)")
+    return path
+
+
+def cut_backbone(source: Path, outputs: tuple[str, ...], height: int, width: int) -> onnx.ModelProto:
+    """`source` cut at `outputs`, for (batch, 3, height, width) inputs (dynamic batch)."""
+    model = onnx.load(str(source))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, (1, 3, height, width), strict=True):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    model = onnx.shape_inference.infer_shapes(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        fixed, cut = Path(tmp) / "fixed.onnx", Path(tmp) / "cut.onnx"
+        onnx.save(model, str(fixed))
+        onnx.utils.extract_model(str(fixed), str(cut), [model.graph.input[0].name], list(outputs))
+        model = onnx.load(str(cut))
+    for value in [*model.graph.input, *model.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del model.graph.value_info[:]  # shapes inferred for batch 1; onnxruntime re-infers them
+    return model
+
+
+def _session(model: onnx.ModelProto | Path, threads: int = 1) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    data = str(model) if isinstance(model, Path) else model.SerializeToString()
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+class FeatureHead(nn.Module):
+    """Per feature map: 1x1 conv to `reduce` channels, average pooled to the coarsest map's grid; then an MLP."""
+
+    def __init__(self, shapes: list[tuple[int, int, int]], num_classes: int, reduce: int, hidden: int) -> None:
+        super().__init__()
+        grid = min(shapes, key=lambda s: s[1] * s[2])[1:]
+        self.reducers = nn.ModuleList()
+        for channels, h, w in shapes:
+            if h % grid[0] or w % grid[1]:
+                raise PlatepilotError(f"feature map {h}x{w} does not pool to the {grid[0]}x{grid[1]} grid")
+            self.reducers.append(
+                nn.Sequential(
+                    nn.Conv2d(channels, reduce, 1), nn.BatchNorm2d(reduce), nn.GELU(),
+                    nn.AvgPool2d((h // grid[0], w // grid[1])),
+                )
+            )  # fmt: skip
+        self.mlp = nn.Sequential(
+            nn.Dropout(0.4), nn.Linear(len(shapes) * reduce * grid[0] * grid[1], hidden), nn.GELU(),
+            nn.Dropout(0.3), nn.Linear(hidden, num_classes),
+        )  # fmt: skip
+
+    def forward(self, *maps: torch.Tensor) -> torch.Tensor:
+        pooled = [reducer(m).flatten(1) for reducer, m in zip(self.reducers, maps, strict=True)]
+        return self.mlp(torch.cat(pooled, dim=1))
+
+
+def _features(
+    session: ort.InferenceSession, pool: Pool, items: np.ndarray, card: StateCard, augment: bool, seed: int,
+    path: Path, label: str,
+) -> tuple[list[np.ndarray], np.ndarray]:  # fmt: skip
+    """Backbone maps (float16) and class indices of `items` (as StateCrops makes them), cached at `path`."""
+    if path.is_file():
+        saved = np.load(path)
+        return [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)], saved["labels"]
+    crops = StateCrops(pool, items, card, augment=augment, seed=seed)
+    name = session.get_inputs()[0].name
+    maps: list[list[np.ndarray]] = []
+    labels = []
+    for start in track(range(0, len(crops), 64), description=f"features {label}", transient=True):
+        batch = [crops[j] for j in range(start, min(start + 64, len(crops)))]
+        outs = session.run(None, {name: np.stack([b[0].numpy() for b in batch])})
+        maps = maps or [[] for _ in outs]
+        for acc, out in zip(maps, outs, strict=True):
+            acc.append(out.astype(np.float16))
+        labels += [b[1] for b in batch]
+    arrays = [np.concatenate(m) for m in maps]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, *arrays, labels=np.array(labels))  # maps as arr_0, arr_1, ...
+    tmp.replace(path)
+    return arrays, np.array(labels)
+
+
+def train_head(opts: HeadTrainOptions, console: Console | None = None) -> HeadTrainResult:
+    """Cache backbone features, train the head, merge both into `<output_dir>/plate_state.onnx` (+ sidecar)."""
+    console = console or Console()
+    started = time.monotonic()
+    torch.manual_seed(opts.seed)
+    if opts.backbone not in BACKBONES:
+        raise PlatepilotError(f"--backbone: one of {', '.join(BACKBONES)}, got {opts.backbone!r}")
+    spec = BACKBONES[opts.backbone]
+    source = rapidocr_model(spec.file)
+    backbone = cut_backbone(source, spec.outputs, opts.height, opts.width)
+    session = _session(backbone)
+    card = StateCard(
+        classes=(*STATE_NAMES, UNKNOWN), height=opts.height, width=opts.width, channel_order=spec.channel_order,
+        mean=spec.mean, std=spec.std,
+    )  # fmt: skip
+    photos = read_state_manifest(opts.data, {"train"})
+    train_photos = [p for p in photos if not is_holdout(p)]
+    held = [p for p in photos if is_holdout(p)]
+    design_paths = [p for folder in opts.designs for p in design_images(folder)]
+    pools = [
+        cached_pool([p.image for p in train_photos], [p.state for p in train_photos], opts.cache_dir, "photos"),
+        cached_pool([p.image for p in held], [p.state for p in held], opts.cache_dir, "holdout"),
+        cached_pool(design_paths, [FLORIDA] * len(design_paths), opts.cache_dir, "designs"),
+        rendered_pool(opts.rendered, opts.seed, opts.cache_dir),
+    ]
+    pool, (real, held_ids, designs, rendered) = merge(pools)
+    console.print(
+        f"{len(real)} training photos ({len(held_ids)} held out), {len(designs)} design images, "
+        f"{len(rendered)} rendered plates; backbone {spec.file} cut at {', '.join(spec.outputs)}"
+    )
+    key = hashlib.sha1(
+        json.dumps([opts.backbone, opts.height, opts.width, opts.seed, len(pool.states), opts.rendered,
+                    hashlib.sha1(pool.images[:: max(len(pool.images) // 64, 1)].tobytes()).hexdigest()]).encode()
+    ).hexdigest()[:12]  # fmt: skip
+    folder = opts.cache_dir / f"features-{opts.backbone}-{key}"
+
+    def feats(name: str, items: np.ndarray, augment: bool, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+        return _features(session, pool, items, card, augment, seed, folder / f"{name}.npz", name)
+
+    parts = [feats("clean", np.concatenate([real, designs]), False, 0)]
+    rng = np.random.default_rng(opts.seed)
+    for copy in range(opts.copies):
+        extra = [rng.choice(rendered, opts.rendered_per_copy)] if len(rendered) else []
+        items = np.concatenate([real, designs, designs, *extra, np.full(opts.non_plates_per_copy, -1)])
+        parts.append(feats(f"aug{copy}", items, True, 1000 + copy + 100 * opts.seed))
+    maps = [torch.from_numpy(np.concatenate([p[0][i] for p in parts])) for i in range(len(parts[0][0]))]
+    labels = torch.from_numpy(np.concatenate([p[1] for p in parts])).long()
+    held_maps, held_labels = feats("holdout", held_ids, False, 0)
+    head = FeatureHead([tuple(m.shape[1:]) for m in maps], len(card.classes), opts.reduce, opts.hidden)  # type: ignore[misc]
+    history = _fit(head, maps, labels, held_maps, held_labels, card, opts, console)
+    return _finish(head, backbone, card, opts, spec, history, started, console)
+
+
+def _fit(
+    head: FeatureHead, maps: list[torch.Tensor], labels: torch.Tensor, held_maps: list[np.ndarray],
+    held_labels: np.ndarray, card: StateCard, opts: HeadTrainOptions, console: Console,
+) -> list[dict[str, float]]:  # fmt: skip
+    counts = torch.bincount(labels, minlength=len(card.classes)).float() + 1
+    prior = (counts / counts.sum()).log()  # logit adjustment: scores as if every class were equally common
+    optimizer = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=0.05)
+    steps = len(labels) // opts.batch_size
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
+    generator = torch.Generator().manual_seed(opts.seed)
+    history = []
+    for epoch in range(1, opts.epochs + 1):
+        head.train()
+        order = torch.randperm(len(labels), generator=generator)
+        total = 0.0
+        for step in range(steps):
+            idx = order[step * opts.batch_size : (step + 1) * opts.batch_size]
+            logits = head(*(m[idx].float() for m in maps))
+            loss = F.cross_entropy(logits + prior, labels[idx], label_smoothing=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach())
+        top1, top3 = _score(head, held_maps, held_labels)
+        history.append({"epoch": epoch, "loss": total / max(steps, 1), "holdout_top1": top1, "holdout_top3": top3})
+        console.print(
+            f"epoch {epoch}/{opts.epochs}  loss {total / max(steps, 1):.3f}  held-out top1 {top1:.3f} top3 {top3:.3f}"
+        )
+    return history
+
+
+@torch.no_grad()
+def _score(head: FeatureHead, maps: list[np.ndarray], labels: np.ndarray) -> tuple[float, float]:
+    if not len(labels):
+        return 0.0, 0.0
+    head.eval()
+    logits = head(*(torch.from_numpy(m).float() for m in maps))[:, :-1]  # states only (unknown is last)
+    best = logits.topk(3, dim=1).indices
+    truth = torch.from_numpy(labels)
+    return float((best[:, 0] == truth).float().mean()), float((best == truth[:, None]).any(dim=1).float().mean())
+
+
+def merge_head(backbone: onnx.ModelProto, head: FeatureHead, shapes: list[tuple[int, ...]]) -> onnx.ModelProto:
+    """One model: the cut backbone's maps feed the exported head; input `image`, output `logits`."""
+    head = head.eval()
+    names = [f"f{i}" for i in range(len(shapes))]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "head.onnx"
+        torch.onnx.export(
+            head, tuple(torch.zeros(1, *s) for s in shapes), str(path), input_names=names, output_names=["logits"],
+            dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}},
+            opset_version=backbone.opset_import[0].version, dynamo=False,
+        )  # fmt: skip
+        head_model = onnx.load(str(path))
+    head_model.ir_version = backbone.ir_version
+    head_model = onnx.compose.add_prefix(head_model, "head/")
+    io_map = [(out.name, f"head/{name}") for out, name in zip(backbone.graph.output, names, strict=True)]
+    merged = onnx.compose.merge_models(backbone, head_model, io_map=io_map)
+    onnx.checker.check_model(merged)
+    return merged
+
+
+def merged_parity(merged: onnx.ModelProto, backbone: onnx.ModelProto, head: FeatureHead, card: StateCard) -> float:
+    """Max abs logit difference: merged ONNX vs backbone (onnxruntime) + torch head, on random inputs."""
+    rng = np.random.default_rng(0)
+    whole, part = _session(merged), _session(backbone)
+    worst = 0.0
+    with torch.no_grad():
+        for n in (1, 5, 64):
+            batch = rng.normal(0, 1, (n, 3, card.height, card.width)).astype(np.float32)
+            maps = part.run(None, {part.get_inputs()[0].name: batch})
+            expected = head.eval()(*(torch.from_numpy(m) for m in maps)).numpy()
+            got = whole.run(None, {whole.get_inputs()[0].name: batch})[0]
+            worst = max(worst, float(np.abs(expected - got).max()))
+    return worst
+
+
+def _finish(
+    head: FeatureHead, backbone: onnx.ModelProto, card: StateCard, opts: HeadTrainOptions, spec: Backbone,
+    history: list[dict[str, float]], started: float, console: Console,
+) -> HeadTrainResult:  # fmt: skip
+    shapes = [tuple(d.dim_value for d in out.type.tensor_type.shape.dim[1:]) for out in backbone.graph.output]
+    merged = merge_head(backbone, head, shapes)
+    diff = merged_parity(merged, backbone, head, card)
+    if diff > PARITY_TOLERANCE:
+        raise PlatepilotError(f"merged ONNX disagrees with backbone + head: max abs logit difference {diff:.2e}")
+    model_path = opts.output_dir / MODEL_FILE
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = model_path.with_name(f".{model_path.stem}.tmp.onnx")
+    onnx.save(merged, str(tmp))
+    tmp.replace(model_path)
+    training = {
+        "sources": opts.sources or [spec.source, str(opts.data) + " (train split)", *map(str, opts.designs),
+                                    "platepilot synthetic plates"],
+        "command": "platepilot state train-head", "backbone": opts.backbone, "backbone_file": spec.file,
+        "backbone_outputs": list(spec.outputs), "data": str(opts.data), "designs": [str(d) for d in opts.designs],
+        "options": _jsonable(asdict(opts)), "epochs_run": len(history),
+        "seconds": round(time.monotonic() - started, 1), "export_parity_max_abs": diff,
+    }  # fmt: skip
+    sidecar_path(model_path).unlink(missing_ok=True)
+    save_state_card(model_path, card.model_copy(update={"training": training, "metrics": {"holdout": history[-1]}}))
+    torch.save({"head": head.state_dict(), "shapes": shapes}, opts.output_dir / "head.pt")
+    (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    evaluation = None
+    try:
+        splits = list(read_state_manifest(opts.data, set(EVAL_SPLITS)))
+    except PlatepilotError:
+        splits = []  # no valid/test rows: nothing to score after training
+    if splits:
+        result = evaluate_states(splits, StateClassifier(model_path, threads=1), console)
+        evaluation = {k: v for k, v in result.to_json().items() if k not in ("confusions", "worst_states")}
+        saved = load_state_card(model_path)
+        save_state_card(model_path, saved.model_copy(update={"metrics": {**saved.metrics, "valid_test": evaluation}}))
+    console.print(f"{model_path}: {model_path.stat().st_size / 1e6:.1f} MB, parity {diff:.1e}")
+    return HeadTrainResult(model_path, history, time.monotonic() - started, evaluation)
