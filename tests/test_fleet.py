@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -217,6 +218,37 @@ def test_collector_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path, m
             device.close()
         collector.send_signal(signal.SIGTERM)
         assert collector.wait(20) == 0
+
+
+def _benchmark(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run benchmarks/fleet_durability.py (its own broker and database); its JSON."""
+    result = tmp_path / "result.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fleet_durability.py"
+    done = subprocess.run([sys.executable, str(script), *args, "--results", str(result)], capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return dict(json.loads(result.read_text()))
+
+
+@pytest.mark.slow
+def test_device_offline_then_back_every_backlog_event_arrives_once(tmp_path: Path) -> None:
+    """The offline benchmark, short: the device makes 20 events/s; 60 of them while the broker is down."""
+    args = ["--offline-seconds", "3", "--rate", "20", "--online-seconds", "2", "--max-queued", "10"]
+    result = _benchmark(tmp_path, "offline", *args, "--resend-seconds", "1")
+    assert (result["events_while_offline"], result["backlog_when_broker_back"]) == (60, 60)
+    assert result["mqtt_sends_refused_while_offline"] > 0  # only in SQLite: the backlog had to send them
+    assert (result["events_on_devices"], result["rows"], result["distinct_event_ids"]) == (140, 140, 140)
+    assert (result["lost"], result["doubled"], result["unknown"]) == (0, 0, 0)
+
+
+@pytest.mark.slow
+def test_broker_restart_kill9_and_replay_in_one_stream(tmp_path: Path) -> None:
+    """The combined benchmark, small: each failure lands while the devices are still producing."""
+    result = _benchmark(tmp_path, "combined", "--devices", "2", "--events", "400", "--rate", "40")
+    assert 0 < result["emitted_then"] < result["emitted_at_kill9"] < 800
+    assert result["replayed_events"] == 400 and result["replay_resent"] >= 400
+    assert (result["events_on_devices"], result["rows"], result["distinct_event_ids"]) == (800, 800, 800)
+    assert (result["lost"], result["doubled"], result["unknown"]) == (0, 0, 0)
 
 
 def _rows(url: str) -> int:
