@@ -21,12 +21,13 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from pageserver import PageServer
+from pg import PgCluster, new_database
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_labeling_browser import CHROMIUM, CHROMIUM_ARGS
 
 from platepilot.pipeline.stats import CameraStats
 from platepilot.pipeline.stats_file import StatsFile
-from platepilot.store.events import EventStore, PlateEvent
+from platepilot.store.events import EventIds, EventStore, PlateEvent
 from platepilot.watch.lists import load_watchlists
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -310,3 +311,34 @@ def test_camera_stats_come_from_the_running_pipeline(work: Path, road: Road, sta
     cells = page.locator("#stats tr[data-camera='CAM1'] td")
     expect(cells).to_have_text(["CAM1", "15.0", "1", "3", "50", "120", "7", "2", "running"])
     expect(page.locator("#stats tr[data-camera='CAM2'] td").last).to_have_text("cannot open rtsp://cam2")
+
+
+def test_a_fleet_database_shows_and_filters_by_device(work: Path, start: Callable[..., Dashboard], page: Page) -> None:
+    """The dashboard over the collector's PostgreSQL: two devices with the same camera id stay apart."""
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        url = new_database(cluster, "fleet")
+        now = time.time()
+        for device, text in (("north", "NRT111"), ("south", "STH222")):
+            store = EventStore(url, None, EventIds(device, "r1"))
+            store.add(PlateEvent("CAM1", 1, now, now + 2, text, 0.9, ((text, 0.9),), "", "crnn", "v9", 3))
+            store.close()
+        with (work / "platepilot.yaml").open("a") as config:
+            config.write(f"  events_db_url: {url}\n")
+        server = start()
+        page.goto(server.url + "#/search")
+        page.click("#search-go")
+        expect(page.locator("#search-count")).to_have_text("2 reads")
+        rows = page.locator("#results .read")
+        expect(rows.filter(has_text="NRT111").locator(".cam")).to_have_text("north · CAM1")
+        expect(rows.filter(has_text="STH222").locator(".cam")).to_have_text("south · CAM1")
+        page.fill("#q-device", "south")
+        page.click("#search-go")
+        expect(page.locator("#search-count")).to_have_text("1 reads")
+        expect(rows.locator(".plate")).to_have_text("STH222")
+        assert "device=south" in (page.locator("#export").get_attribute("href") or "")
+        rows.first.click()
+        expect(page.locator("#vehicle dl")).to_contain_text("devicesouth")
+    finally:
+        cluster.remove()

@@ -35,6 +35,9 @@ function hitText(hit) {
   return `${hit.kind === "block" ? "BLOCK" : "known"} ${hit.list}: ${entry}${note} · ${hit.reason}`;
 }
 
+// the camera, after its device when the database has one (a fleet database: many devices, same camera ids)
+function where(view) { return view.device_id ? `${view.device_id} · ${view.camera_id}` : view.camera_id; }
+
 function readRow(view) {
   const row = $("read-row").content.firstElementChild.cloneNode(true);
   row.href = `#/vehicle/${view.id}`;
@@ -45,7 +48,7 @@ function readRow(view) {
   row.querySelector(".plate").textContent = view.text;
   row.querySelector(".usstate").textContent = view.state && view.state !== "unknown" ? view.state : "";  // when known
   row.querySelector(".conf").textContent = view.confidence.toFixed(2);
-  row.querySelector(".cam").textContent = view.camera_id;
+  row.querySelector(".cam").textContent = where(view);
   row.querySelector(".when").textContent = when(view.first_seen);
   const hit = view.hits[0];
   if (hit) {
@@ -87,6 +90,8 @@ function searchParams() {
     if (value) params.set(key, String(new Date(value).getTime() / 1000));
   }
   if ($("q-camera").value) params.set("camera", $("q-camera").value);
+  const device = $("q-device").value.trim();
+  if (device) params.set("device", device);
   return params;
 }
 
@@ -118,7 +123,7 @@ async function showVehicle(id) {
   left.append(el("p", "muted", v.crop_name));
   const facts = el("dl");
   const rows = [["plate", v.text], ["state", v.state || "–"], ["confidence", v.confidence.toFixed(3)],
-    ["camera", v.camera_id], ["track", v.track_id], ["first seen", when(v.first_seen)],
+    ...(v.device_id ? [["device", v.device_id]] : []), ["camera", v.camera_id], ["track", v.track_id], ["first seen", when(v.first_seen)],
     ["last seen", when(v.last_seen)], ["format", v.format || "–"], ["reader", `${v.engine} ${v.model_version}`]];
   for (const [k, value] of rows) facts.append(el("dt", "", k), el("dd", "", value));
   const right = el("div");
