@@ -77,9 +77,9 @@ def _wait(collector: Collector, received: int, timeout: float = 120) -> None:
 
 
 def main(
-    devices: int = typer.Option(10, help="Simulated devices (one MQTT client each)."),
-    events: int = typer.Option(2000, help="Events per device."),
-    batch_size: int = typer.Option(500, help="fleet.collector.batch_size."),
+    devices: int = typer.Option(10, min=1, help="Simulated devices (one MQTT client each)."),
+    events: int = typer.Option(2000, min=1, help="Events per device."),
+    batch_size: int = typer.Option(500, min=1, help="fleet.collector.batch_size."),
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     port = free_port()
@@ -97,7 +97,8 @@ def main(
         stop = threading.Event()
         writer = threading.Thread(target=collector.run, args=(stop,))
         writer.start()
-        time.sleep(0.5)  # subscribed
+        if not collector.subscribed.wait(10):  # else the first events would be lost at the broker
+            raise SystemExit("the collector never subscribed")
         payloads = {f"box{i:03d}": _payloads(f"box{i:03d}", events) for i in range(devices)}
         total = devices * events
         started = time.perf_counter()
