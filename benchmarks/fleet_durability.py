@@ -152,6 +152,12 @@ def tally(url: str, devices: list[Device]) -> dict[str, int]:
     }
 
 
+def exactly_once(counts: dict[str, int]) -> None:
+    """Exit 1 with one line unless every event is in the database once."""
+    if counts["lost"] or counts["doubled"] or counts["unknown"]:
+        raise SystemExit(f"error: {counts['lost']} lost, {counts['doubled']} doubled, {counts['unknown']} unknown")
+
+
 def report(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -211,8 +217,7 @@ def combined(
         "backlog_resent_total": resent, "mqtt_sends_refused": dropped, **counts,
         "collector_after_restart": collector_line,
     })  # fmt: skip
-    if counts["lost"] or counts["doubled"] or counts["unknown"]:
-        raise SystemExit(1)
+    exactly_once(counts)
 
 
 @app.command()
@@ -255,8 +260,7 @@ def offline(
         "resend_seconds": resend_seconds, "seconds_broker_back_to_all_acknowledged": round(back_to_acknowledged, 1),
         "drain_after_stream_s": round(drain, 1), **counts, "collector": collector_line,
     })  # fmt: skip
-    if counts["lost"] or counts["doubled"] or counts["unknown"]:
-        raise SystemExit(1)
+    exactly_once(counts)
 
 
 if __name__ == "__main__":
