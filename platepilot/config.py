@@ -157,6 +157,14 @@ class StateConfig(_Model):
     min_confidence: float = Field(
         default=0.5, description="Reads whose best state is less likely than this say `unknown`.", ge=0, le=1
     )
+    read_names: bool = Field(
+        default=False,
+        description="Also read the state name printed on the plate (PaddleOCR det + rec, fuzzy-matched); a "
+        "name read overrides the classifier. Far more accurate on legible plates, ~100x slower.",
+    )
+    name_min_score: float = Field(
+        default=85.0, description="Fuzzy-match score (0-100) a line needs to count as a state name.", ge=50, le=100
+    )
 
 
 class TrackerConfig(_Model):

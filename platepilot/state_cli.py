@@ -149,9 +149,9 @@ def with_states(reads: list[PlateRead], images: list[np.ndarray], settings: Sett
     """`platepilot ocr`: each read with its crop's state (unchanged when `state.enabled` is false)."""
     if not settings.state.enabled:
         return reads
-    from platepilot.ocr.state import StateClassifier, with_state
+    from platepilot.ocr.state import state_classifier, with_state
 
-    classifier = StateClassifier(settings.state.model_path, settings.state.min_confidence)
+    classifier = state_classifier(settings.state)
     guesses = classifier.classify(images)
     return [with_state(r, g, settings.ocr.format_prior) for r, g in zip(reads, guesses, strict=True)]
 
@@ -162,13 +162,13 @@ def eval_states(
     """`eval --states`: score the state classifier on a state manifest (top-1/3, Florida, speed)."""
     from rich.table import Table
 
-    from platepilot.ocr.state import StateClassifier
+    from platepilot.ocr.state import state_classifier
     from platepilot.ocr.state_eval import evaluate_states
     from platepilot.plates.state_manifest import read_state_manifest
 
     console, err_console = _consoles()
     photos = read_state_manifest(manifest, set(splits) if splits else None)[:limit]
-    classifier = StateClassifier(model or settings.state.model_path, settings.state.min_confidence)
+    classifier = state_classifier(settings.state, model)
     result = evaluate_states(photos, classifier, err_console)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))

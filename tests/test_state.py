@@ -194,7 +194,7 @@ def test_a_head_on_the_cut_paddleocr_backbone_merges_into_one_loadable_onnx(tmp_
     assert shapes == [(384, 2, 4), (192, 4, 8)]
     card = StateCard(classes=("FL", "GA", UNKNOWN), height=64, width=128, channel_order="BGR", mean=(0.5,) * 3,
                      std=(0.5,) * 3)  # fmt: skip
-    head = FeatureHead(shapes, 3, reduce=8, hidden=16)  # type: ignore[arg-type]
+    head = FeatureHead(shapes, 3, reduce=8, hidden=16, grid=(2, 4))  # type: ignore[arg-type]
     merged = merge_head(backbone, head, shapes)
     assert merged_parity(merged, backbone, head, card) < 1e-3
     path = tmp_path / "s.onnx"
@@ -202,6 +202,34 @@ def test_a_head_on_the_cut_paddleocr_backbone_merges_into_one_loadable_onnx(tmp_
     save_state_card(path, card)
     probs = StateClassifier(path).probabilities([np.zeros((30, 70, 3), np.uint8)] * 2)
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_state_names_read_on_a_plate_match_their_state() -> None:
+    from platepilot.ocr.state import with_name
+    from platepilot.ocr.state_name import match_state_name
+
+    assert match_state_name(["ABC 1234", "FLORIDA", "Sunshine State"], 85) == ("FL", 100.0)
+    assert match_state_name(["New Jersey", "CQZL-7689"], 85) == ("NJ", 100.0)
+    assert match_state_name(["ABC1234", "XYZ"], 85) is None  # a serial is not a state name
+    guess = with_name(StateGuess(UNKNOWN, 0.3, (("GA", 0.3), ("FL", 0.2), ("AL", 0.1))), ("FL", 95.0))
+    assert guess.state == FLORIDA and guess.confidence == 0.95 and [s for s, _ in guess.top] == ["FL", "GA", "AL"]
+
+
+def test_the_name_reader_reads_rendered_out_of_state_plates() -> None:
+    from platepilot.ocr.state_name import StateNameReader
+
+    reader = StateNameReader()
+    rng = np.random.default_rng(7)
+    right = total = 0
+    while total < 6:
+        design = sample_design(rng)
+        if design.family is Family.OUT_OF_STATE:
+            named = reader.read(render_plate(design, rng).image)
+            right += named is not None and named[0] == state_code(design.top_text)
+            total += 1
+    assert right >= 4, f"{right}/{total} state names read"
+    blank = reader.read(np.full((60, 130, 3), 128, np.uint8))
+    assert blank is None
 
 
 def _read(text: str, state: str, conf: float, candidates: tuple[tuple[str, float], ...] = ()) -> PlateRead:

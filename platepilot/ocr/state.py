@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
@@ -21,10 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from platepilot.detect.platenet import normalise
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import apply_format_prior
+from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.formats import match_format, matching_formats
 from platepilot.plates.states import STATE_NAMES, UNKNOWN, format_regions
 from platepilot.sessions import load_sidecar, open_session, save_sidecar
 from platepilot.types import PlateRead
+
+if TYPE_CHECKING:
+    from platepilot.config import StateConfig
 
 BUNDLED_STATE_MODEL = Path(__file__).resolve().parents[1] / "assets" / "plate_state.onnx"
 BATCH = 64
@@ -110,8 +114,15 @@ def guesses(probs: np.ndarray, classes: tuple[str, ...], min_confidence: float) 
 class StateClassifier:
     """The bundled (or a user-trained) state classifier through onnxruntime. Thread-safe."""
 
-    def __init__(self, model_path: Path | None = None, min_confidence: float = 0.5, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        min_confidence: float = 0.5,
+        threads: int | None = None,
+        names: StateNameReader | None = None,
+    ) -> None:
         self.model_path = model_path or BUNDLED_STATE_MODEL
+        self.names = names
         self.card = load_state_card(self.model_path)
         self.min_confidence = min_confidence
         self._session = open_session(self.model_path, "state classifier", threads=threads)
@@ -133,13 +144,32 @@ class StateClassifier:
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.card.classes)), np.float32)
 
     def classify(self, images: list[np.ndarray]) -> list[StateGuess]:
-        """One guess per crop (empty or degenerate crops give `unknown` with confidence 0)."""
+        """One guess per crop (empty or degenerate crops give `unknown` with confidence 0); with a name
+        reader, a state name read on the plate overrides the classifier (`with_name`)."""
         usable = [i for i, im in enumerate(images) if im.ndim in (2, 3) and im.shape[0] >= 2 and im.shape[1] >= 2]
         found = guesses(self.probabilities([images[i] for i in usable]), self.card.classes, self.min_confidence)
         out = [StateGuess(UNKNOWN, 0.0)] * len(images)
         for i, guess in zip(usable, found, strict=True):
-            out[i] = guess
+            named = self.names.read(images[i]) if self.names is not None else None
+            out[i] = with_name(guess, named) if named is not None else guess
         return out
+
+
+def state_classifier(
+    config: StateConfig, model_path: Path | None = None, threads: int | None = None
+) -> StateClassifier:
+    """The classifier `state:` settings describe (`model_path` overrides theirs), with its name reader if asked."""
+    names = StateNameReader(config.name_min_score) if config.read_names else None
+    return StateClassifier(model_path or config.model_path, config.min_confidence, threads=threads, names=names)
+
+
+def with_name(guess: StateGuess, named: tuple[str, float]) -> StateGuess:
+    """The state whose name was read on the plate wins, with the match score (0-100) as its confidence;
+    the classifier's other states follow it in `top`."""
+    code, score = named
+    confidence = max(score / 100, dict(guess.top).get(code, 0.0))
+    top = ((code, confidence), *[t for t in guess.top if t[0] != code])[:3]
+    return StateGuess(code, confidence, top)
 
 
 def with_state(read: PlateRead, guess: StateGuess, format_prior: bool = True) -> PlateRead:

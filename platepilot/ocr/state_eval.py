@@ -4,7 +4,8 @@
   the confidence floor are ignored: they are scored by `unknown_rate`);
 - `florida_precision`, `florida_recall`: of Florida vs not Florida, with the runtime's decision
   (a read says FL only when FL is the best state and clears the floor);
-- `ms_per_plate`: the classifier's time per photo at batches of 64, decoding excluded.
+- `ms_per_plate`: the classifier's time per photo at batches of 64 (and the name reader's, when the
+  classifier has one), decoding excluded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.progress import track
 
 from platepilot.ocr.base import read_image
-from platepilot.ocr.state import StateClassifier, guesses
+from platepilot.ocr.state import StateClassifier
 from platepilot.plates.state_manifest import StatePhoto
 from platepilot.plates.states import FLORIDA, UNKNOWN
 
@@ -50,10 +51,8 @@ def evaluate_states(
     """Classify every photo once (in batches of BATCH) and score it; see the module docstring."""
     images = [read_image(p.image) for p in track(photos, "reading photos", console=console, transient=True)]
     started = time.perf_counter()
-    probs = classifier.probabilities(images)
+    found = classifier.classify(images)  # with the classifier's name reader, if it has one
     ms = 1000 * (time.perf_counter() - started) / max(len(images), 1)
-    classes = classifier.card.classes
-    found = guesses(probs, classes, classifier.min_confidence)
     best = [g.top[0][0] for g in found]
     truth = [p.state for p in photos]
     said_fl = [g.state == FLORIDA for g in found]

@@ -14,7 +14,7 @@ from platepilot.config import CameraConfig, DetectorConfig, Settings
 from platepilot.detect import PlateDetector, make_detector
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import make_engine
-from platepilot.ocr.state import StateClassifier
+from platepilot.ocr.state import state_classifier
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import (
     RELOAD_POLL_SECONDS,
@@ -118,7 +118,7 @@ def run_pilot(
     engine.warmup(1)
     slot = ReaderSlot(engine, model_version(engine))
     state = settings.state
-    states = StateClassifier(state.model_path, state.min_confidence, threads=1) if state.enabled else None
+    states = state_classifier(state, threads=1) if state.enabled else None
     watcher = None
     if settings.ocr.engine in HOT_RELOAD_ENGINES:
         load = partial(load_verified, build=partial(reloaded_reader, settings))

@@ -142,11 +142,12 @@ def _session(model: onnx.ModelProto | Path, threads: int = 1) -> ort.InferenceSe
 
 
 class FeatureHead(nn.Module):
-    """Per feature map: 1x1 conv to `reduce` channels, average pooled to the coarsest map's grid; then an MLP."""
+    """Per feature map: 1x1 conv to `reduce` channels, average pooled to `grid` (rows, columns); then an MLP."""
 
-    def __init__(self, shapes: list[tuple[int, int, int]], num_classes: int, reduce: int, hidden: int) -> None:
+    def __init__(
+        self, shapes: list[tuple[int, int, int]], num_classes: int, reduce: int, hidden: int, grid: tuple[int, int]
+    ) -> None:
         super().__init__()
-        grid = min(shapes, key=lambda s: s[1] * s[2])[1:]
         self.reducers = nn.ModuleList()
         for channels, h, w in shapes:
             if h % grid[0] or w % grid[1]:
@@ -242,7 +243,8 @@ def train_head(opts: HeadTrainOptions, console: Console | None = None) -> HeadTr
     maps = [torch.from_numpy(np.concatenate([p[0][i] for p in parts])) for i in range(len(parts[0][0]))]
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts])).long()
     held_maps, held_labels = feats("holdout", held_ids, False, 0)
-    head = FeatureHead([tuple(m.shape[1:]) for m in maps], len(card.classes), opts.reduce, opts.hidden)  # type: ignore[misc]
+    grid = (opts.height // 32, opts.width // 32)  # the stride-32 map's size
+    head = FeatureHead([tuple(m.shape[1:]) for m in maps], len(card.classes), opts.reduce, opts.hidden, grid)  # type: ignore[misc]
     history = _fit(head, maps, labels, held_maps, held_labels, card, opts, console)
     return _finish(head, backbone, card, opts, spec, history, started, console)
 
