@@ -27,8 +27,9 @@ from platepilot.errors import PlatepilotError
 from platepilot.labeling.app import LocalGuard, add_page_routes
 from platepilot.pipeline.report import events_csv
 from platepilot.pipeline.stats_file import read_stats
+from platepilot.store.atomic import file_version
 from platepilot.store.search import EventQuery, counts_since, events_after, get_event, last_event_id, search_events
-from platepilot.watch.lists import LiveWatchlists, file_version, save_watchlists, validate_watchlists
+from platepilot.watch.lists import LiveWatchlists, save_watchlists, validate_watchlists
 
 STATIC = Path(__file__).parent / "static"
 FEED_POLL_SECONDS = 0.25

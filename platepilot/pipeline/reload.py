@@ -27,6 +27,7 @@ from platepilot.ocr.deployed import state_path
 from platepilot.ocr.spec import file_sha256, sidecar_path
 from platepilot.plates.designs import sample_design
 from platepilot.plates.render import render_plate
+from platepilot.store.atomic import FileVersion, file_version
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,7 @@ RELOAD_POLL_SECONDS = 2.0
 TRIAL_SEED = 20_261_123
 TRIAL_PLATES = 4
 
-FileStat = tuple[int, int, int] | None  # (inode, mtime ns, size), None when the file is missing
-Signature = tuple[FileStat, FileStat, FileStat]
+Signature = tuple[FileVersion, FileVersion, FileVersion]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +98,7 @@ def load_verified(path: Path, build: Callable[[Path], OCREngine] = CRNNOCRServic
 
 def model_signature(path: Path) -> Signature:
     """The stats of the model, its sidecar and `deployed.json` (what a swap by rename changes)."""
-    return (_stat(path), _stat(sidecar_path(path)), _stat(state_path(path)))
-
-
-def _stat(path: Path) -> FileStat:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
+    return (file_version(path), file_version(sidecar_path(path)), file_version(state_path(path)))
 
 
 class ModelWatcher:

@@ -1,4 +1,5 @@
-"""Files several writers share: appends under an exclusive `flock`, rewrites by temp file + `os.replace`.
+"""Files several writers share: appends under an exclusive `flock`, rewrites by temp file + `os.replace`, and the
+version that tells a reader the file was written or replaced.
 
 A rewrite (compaction, pruning) holds the lock while it replaces the file; an appender that was
 waiting on the old file sees it was replaced and reopens, so no appended line goes to a deleted file.
@@ -15,6 +16,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+FileVersion = tuple[int, int, int] | None
+"""(mtime ns, size, inode) of a file, None when it is missing."""
+
+
+def file_version(path: Path) -> FileVersion:
+    """`path`'s version: another one means an edit or a replaced file (a rename over it changes the inode)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 @contextmanager

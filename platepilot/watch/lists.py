@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from platepilot.config import WatchConfig, WatchlistFile, _validation_summary, _yaml_error
 from platepilot.errors import PlatepilotError
+from platepilot.store.atomic import file_version
 from platepilot.watch.match import Matcher
 
 log = logging.getLogger(__name__)
@@ -85,15 +86,6 @@ def save_watchlists(path: Path, lists: WatchlistFile) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise PlatepilotError(f"{path}: cannot write the watchlists: {exc}") from None
-
-
-def file_version(path: Path) -> tuple[int, int, int] | None:
-    """(mtime ns, size, inode) of `path`, None when absent: a new version means an edit or a replaced file."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 class LiveWatchlists:
