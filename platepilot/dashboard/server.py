@@ -3,15 +3,13 @@ Ctrl+C (or SIGTERM)."""
 
 from __future__ import annotations
 
-import threading
-import webbrowser
 from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from platepilot.config import Settings
 from platepilot.errors import missing_extra
-from platepilot.labeling.server import bind, can_open_browser, listen_url, new_token
+from platepilot.labeling.server import listen, run_server, uvicorn_server
 from platepilot.store.events import open_engine
 from platepilot.store.search import ensure_search_index
 from platepilot.watch.lists import LiveWatchlists
@@ -28,7 +26,7 @@ def serve(
 ) -> None:
     """Serve the dashboard of `settings` (events database, watchlists file, crops, stats file)."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the web extra: checked before a port is bound)
 
         from platepilot.dashboard.app import Dashboard, create_app
     except ImportError as exc:
@@ -39,22 +37,13 @@ def serve(
         ensure_search_index(engine)
     except SQLAlchemyError as exc:  # a read-only database can still be shown
         say(f"warning: no plate search index ({str(exc).splitlines()[0]}); plate searches scan the table")
-    token = new_token(host)
-    sock = bind(host, port)
-    url = listen_url(host, sock, token)
-    app = create_app(Dashboard(settings, engine, lists), token)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)  # fmt: skip
-    server = uvicorn.Server(config)
+    listener = listen(host, port)
+    app = create_app(Dashboard(settings, engine, lists), listener.token)
+    server = uvicorn_server(app, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     say(f"dashboard of {engine.url!r}, watchlists in {lists.path} ({lists.matcher().size} entries)")
-    say(f"open {url}  (Ctrl+C stops)")
-    if token:
-        say("the server is reachable from other machines: only people with this URL (its token) can use it")
-    if open_browser and can_open_browser():
-        threading.Timer(0.3, webbrowser.open, args=(url,)).start()
+    say(f"open {listener.url}  (Ctrl+C stops)")
     try:
-        server.run(sockets=[sock])
+        run_server(server, listener, open_browser, say)
     finally:
-        sock.close()
         engine.dispose()
     say("stopped")

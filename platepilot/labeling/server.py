@@ -1,5 +1,6 @@
 """Running the labeling app: bind a port, print the URL, open a browser when there is one, serve until
-Ctrl+Q in the page (or Ctrl+C here)."""
+Ctrl+Q in the page (or Ctrl+C here). Binding (`listen`), the uvicorn server and serving (`run_server`) are the
+dashboard's too."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import threading
 import webbrowser
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,42 @@ def can_open_browser() -> bool:
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+@dataclass(frozen=True)
+class Listener:
+    """A bound socket, the token a client must present (None on loopback) and the URL that carries it."""
+
+    sock: socket.socket
+    token: str | None
+    url: str
+
+
+def listen(host: str, port: int) -> Listener:
+    """Bind (host, port) (port 0 picks a free one) with a fresh token unless `host` is loopback."""
+    token = new_token(host)
+    sock = bind(host, port)
+    return Listener(sock, token, listen_url(host, sock, token))
+
+
+def uvicorn_server(app: Any, **options: Any) -> Any:
+    """A quiet uvicorn server for `app`: no access log, no lifespan; `options` go to uvicorn.Config."""
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, **options))
+
+
+def run_server(server: Any, listener: Listener, open_browser: bool, say: Callable[[str], None]) -> None:
+    """Say that a token guards a server other machines can reach, open a browser where there is a display,
+    serve on the listener's socket until the server stops, then close the socket."""
+    if listener.token:
+        say("the server is reachable from other machines: only people with this URL (its token) can use it")
+    if open_browser and can_open_browser():
+        threading.Timer(0.3, webbrowser.open, args=(listener.url,)).start()
+    try:
+        server.run(sockets=[listener.sock])
+    finally:
+        listener.sock.close()
+
+
 def serve(
     session: LabelSession,
     host: str = "127.0.0.1",
@@ -70,43 +108,25 @@ def serve(
 ) -> None:
     """Serve `session` until the page sends Ctrl+Q or the process gets Ctrl+C / SIGTERM."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the web extra: checked before a port is bound)
 
         from platepilot.labeling.app import create_app
     except ImportError as exc:
         raise missing_extra(exc.name or "fastapi", "web") from None
-    token = new_token(host)
-    sock = bind(host, port)
-    url = listen_url(host, sock, token)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(session, token), log_level="warning", lifespan="off", access_log=False)
-    )
+    listener = listen(host, port)
+    server = uvicorn_server(create_app(session, listener.token))
 
     def stop() -> None:
         server.should_exit = True
 
     session.on_quit = stop
     with stop_on_signals(stop):  # uvicorn takes the signals while it runs, then raises them again here
-        _run(server, sock, session, url, token, open_browser, say)
-
-
-def _run(
-    server: Any, sock: socket.socket, session: LabelSession, url: str, token: str | None, open_browser: bool,
-    say: Callable[[str], None],
-) -> None:  # fmt: skip
-    progress = session.progress()
-    what = "review" if session.review else "label"
-    say(f"{what}: {progress['total'] - progress['done']} of {progress['total']} crops to go; "
-        f"labels go to {session.labels_file}")  # fmt: skip
-    say(f"open {url}  (Ctrl+Q in the page saves and stops; Ctrl+C here stops)")
-    if token:
-        say("the server is reachable from other machines: only people with this URL (its token) can use it")
-    if open_browser and can_open_browser():
-        threading.Timer(0.3, webbrowser.open, args=(url,)).start()
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
+        progress = session.progress()
+        what = "review" if session.review else "label"
+        say(f"{what}: {progress['total'] - progress['done']} of {progress['total']} crops to go; "
+            f"labels go to {session.labels_file}")  # fmt: skip
+        say(f"open {listener.url}  (Ctrl+Q in the page saves and stops; Ctrl+C here stops)")
+        run_server(server, listener, open_browser, say)
     say(f"stopped; {progress_line(session)}")
 
 
