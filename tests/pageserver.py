@@ -1,4 +1,5 @@
-"""A web page's server (`label_crops.py`, `platepilot dashboard`) run as a real process for browser tests."""
+"""A web page's server (`label_crops.py`, `platepilot dashboard`) run as a real process for browser tests, and the
+headless Chromium that drives the page."""
 
 from __future__ import annotations
 
@@ -6,8 +7,19 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+from playwright.sync_api import Browser, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 class PageServer:
@@ -45,3 +57,31 @@ class PageServer:
             self.proc.wait(15)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright; closed when the block ends."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+S = TypeVar("S", bound=PageServer)
+
+
+@contextmanager
+def started(make: Callable[..., S]) -> Iterator[Callable[..., S]]:
+    """A `start(*extra)` that starts a server with `make(*extra)`; every one started is stopped when the block ends."""
+    servers: list[S] = []
+
+    def start(*extra: str) -> S:
+        servers.append(make(*extra))
+        return servers[-1]
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()

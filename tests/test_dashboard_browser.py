@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,10 +21,9 @@ import cv2
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from pageserver import PageServer
+from pageserver import PageServer, chromium, started
 from pg import PgCluster, new_database
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_labeling_browser import CHROMIUM, CHROMIUM_ARGS
+from playwright.sync_api import Browser, Page, expect
 
 from platepilot.pipeline.stats import CameraStats
 from platepilot.pipeline.stats_file import StatsFile
@@ -91,10 +91,8 @@ class Road:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture()
@@ -122,15 +120,8 @@ def road(work: Path) -> Iterator[Road]:
 
 @pytest.fixture()
 def start(work: Path) -> Iterator[Callable[..., Dashboard]]:
-    servers: list[Dashboard] = []
-
-    def _start(*extra: str) -> Dashboard:
-        servers.append(Dashboard(work, *extra))
-        return servers[-1]
-
-    yield _start
-    for server in servers:
-        server.stop()
+    with started(partial(Dashboard, work)) as start:
+        yield start
 
 
 def row(page: Page, where: str, event_id: int) -> object:

@@ -15,14 +15,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 import pytest
-from pageserver import PageServer
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from pageserver import PageServer, chromium, started
+from playwright.sync_api import Browser, Page, expect
 
 from platepilot.store.labels import latest_labels
 from platepilot.store.provenance import append_records, make_record
@@ -30,11 +31,6 @@ from platepilot.store.provenance import append_records, make_record
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 LABELS = "data/ocr_training/labels.txt"
 DAY = "2024-05-01"
 Crops = list[tuple[np.ndarray, str]]
@@ -55,10 +51,8 @@ class Server(PageServer):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture()
@@ -72,15 +66,8 @@ def work(tmp_path: Path, synth_crops: Crops) -> Path:
 
 @pytest.fixture()
 def start(work: Path) -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
-
-    def _start(*extra: str) -> Server:
-        servers.append(Server(work, *extra))
-        return servers[-1]
-
-    yield _start
-    for server in servers:
-        server.stop()
+    with started(partial(Server, work)) as start:
+        yield start
 
 
 @pytest.fixture()
