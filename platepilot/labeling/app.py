@@ -24,10 +24,12 @@ from platepilot.labeling.session import LabelSession
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+_SHARED_FILES = {"api.js": "text/javascript"}  # in STATIC, served to every page (the dashboard too)
 
 
 def add_page_routes(app: FastAPI, folder: Path) -> None:
-    """`/` serves `folder`/index.html and `/static/<name>` its app.js and style.css, nothing else."""
+    """`/` serves `folder`/index.html and `/static/<name>` its app.js and style.css, and the pages' shared
+    api.js, nothing else."""
 
     @app.get("/")
     def index() -> FileResponse:
@@ -35,6 +37,8 @@ def add_page_routes(app: FastAPI, folder: Path) -> None:
 
     @app.get("/static/{name}")
     def static(name: str) -> FileResponse:
+        if name in _SHARED_FILES:
+            return FileResponse(STATIC / name, media_type=_SHARED_FILES[name])
         if name not in _STATIC_FILES:
             raise HTTPException(status_code=404)
         return FileResponse(folder / name, media_type=_STATIC_FILES[name])

@@ -9,16 +9,6 @@ let watch = null;      // the watchlists document as loaded: {lists, version, fi
 let feed = null;       // the EventSource
 let statsTimer = null;
 
-async function api(path, body) {
-  const init = body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  };
-  const res = await fetch(path, init);
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.detail || data.error || `${res.status} ${res.statusText}`);
-  return data;
-}
-
 function el(tag, cls, text) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;

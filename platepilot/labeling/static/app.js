@@ -20,13 +20,8 @@ const state = {
 };
 let queue = Promise.resolve();
 
-async function api(path, body) {
-  const init = body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  };
-  const res = await fetch(path, init);
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.detail || data.error || `${res.status} ${res.statusText}`);
+async function call(path, body) {  // api() (api.js); every answer may carry the progress counts
+  const data = await api(path, body);
   if (data.progress) showProgress(data.progress);
   return data;
 }
@@ -150,7 +145,7 @@ async function loadNext() {
   const after = state.pos >= 0 ? state.history[state.pos] : null;
   const query = new URLSearchParams({ client });
   if (after && state.mode === "review") query.set("after", after);
-  const data = await api("/api/next?" + query);
+  const data = await call("/api/next?" + query);
   if (!data.item) {
     state.waiting = true;
     if (data.progress.mode === "review") showEmpty("Review finished", "Every listed label was shown.");
@@ -164,7 +159,7 @@ async function loadNext() {
 }
 
 async function loadAt(pos) {
-  const data = await api("/api/item?" + new URLSearchParams({ rel: state.history[pos] }));
+  const data = await call("/api/item?" + new URLSearchParams({ rel: state.history[pos] }));
   state.pos = pos;
   show(data.item);
 }
@@ -172,7 +167,7 @@ async function loadAt(pos) {
 async function save(text) {
   const item = state.item;
   if (!item) return false;
-  const data = await api("/api/save", { client, rel: item.rel, text });
+  const data = await call("/api/save", { client, rel: item.rel, text });
   if (!data.line) $("last-line").textContent = `unchanged: ${item.rel} is already ${text}`;
   return true;
 }
@@ -186,7 +181,7 @@ async function handle(key, ctrl) {
   if (state.stopped) return;
   if (ctrl && key.toLowerCase() === "q") {
     if (state.item && state.text && !state.fresh) await save(state.text);
-    await api("/api/quit", { client });
+    await call("/api/quit", { client });
     state.stopped = true;
     document.body.classList.add("stopped");
     showEmpty("Stopped", "Labels are saved. The server has stopped; you can close this tab.");

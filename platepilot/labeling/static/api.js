@@ -1,0 +1,13 @@
+// Shared by the labeling page and the dashboard (served to both as /static/api.js, before their app.js).
+"use strict";
+
+// GET `path`, or POST `body` as JSON; the answer's JSON, or an Error with the server's detail.
+async function api(path, body) {
+  const init = body === undefined ? {} : {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  };
+  const res = await fetch(path, init);
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(data.detail || data.error || `${res.status} ${res.statusText}`);
+  return data;
+}
