@@ -8,7 +8,9 @@ format prior does to plate reads.
   own format prior and then with each crop's state applied (`ocr.state.with_state`: Florida's formats
   for FL, the generic US ones otherwise).
 Prints tables and writes benchmarks/results/state_eval.json; exits 0 saying so when the data is absent.
-Usage: python benchmarks/state_eval.py [--model plate_state.onnx] [--engine crnn]
+With --read-names the state name read on each plate (state.read_names) overrides the classifier,
+and the results go to benchmarks/results/state_eval_names.json (no format-prior part).
+Usage: python benchmarks/state_eval.py [--model plate_state.onnx] [--engine crnn] [--read-names] [--threads 1]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from platepilot.ocr.base import read_image
 from platepilot.ocr.models import make_engine
 from platepilot.ocr.state import StateClassifier, with_state
 from platepilot.ocr.state_eval import evaluate_states
+from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.charset import fold
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.store.labels import read_labels
@@ -78,23 +81,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="State classifier ONNX (default: the bundled one).")
     parser.add_argument("--engine", default="crnn", help="Reader for the format-prior comparison.")
+    parser.add_argument(
+        "--read-names",
+        action="store_true",
+        help="Also read the state name on the plate (state.read_names); results/state_eval_names.json.",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads of the classifier.")
     args = parser.parse_args()
     console = Console()
     if not BY_STATE.is_file() and not SEG_OCR.is_dir():
         console.print(f"no real data at {DEFAULT_DATA}: nothing to measure (set PLATEPILOT_REAL_DATA)")
         return
-    classifier = StateClassifier(args.model)
-    result: dict[str, Any] = {"model": str(classifier.model_path), "sets": state_rows(classifier, console)}
+    names = StateNameReader(threads=args.threads) if args.read_names else None
+    classifier = StateClassifier(args.model, threads=args.threads, names=names)
+    results = RESULTS.with_name("state_eval_names.json") if args.read_names else RESULTS
+    result: dict[str, Any] = {"model": str(classifier.model_path), "read_names": args.read_names,
+                              "threads": args.threads, "sets": state_rows(classifier, console)}  # fmt: skip
     console.print(table(result["sets"]))
     for name, r in result["sets"].items():
         pairs = ", ".join(f"{c['true']}→{c['predicted']} {c['count']}" for c in r["confusions"])
         console.print(f"{name} confusions (true→predicted): {pairs}", highlight=False)
-    if (SEG_OCR / "labels.txt").is_file():
+    if (SEG_OCR / "labels.txt").is_file() and not args.read_names:
         result["format_prior"] = prior_rows(classifier, args.engine, console)
         console.print(json.dumps(result["format_prior"]), highlight=False)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"written to {RESULTS}")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"written to {results}")
 
 
 if __name__ == "__main__":
