@@ -188,7 +188,7 @@ def test_a_head_on_the_cut_paddleocr_backbone_merges_into_one_loadable_onnx(tmp_
         rapidocr_model,
     )  # fmt: skip
 
-    spec = BACKBONES["ppocr-det"]
+    spec = BACKBONES["ppocr-det-s32"]
     backbone = cut_backbone(rapidocr_model(spec.file), spec.outputs, 64, 128)
     shapes = [tuple(d.dim_value for d in o.type.tensor_type.shape.dim[1:]) for o in backbone.graph.output]
     assert shapes == [(384, 2, 4), (192, 4, 8)]
