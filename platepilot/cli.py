@@ -324,6 +324,9 @@ def detector_train(
     seed: int = typer.Option(0, "--seed"),
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
+    arch: str = typer.Option(
+        "ppocr", "--arch", help="ppocr: a head on PP-OCRv6 det's frozen first stages (default); scratch: PlateNet."
+    ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
 ) -> None:
     """Train a plate detector (CenterNet-style, CPU) and export it to OUTPUT_DIR/plate_detector.onnx.
@@ -336,11 +339,13 @@ def detector_train(
         raise PlatepilotError(f"--crop must be a multiple of 32, got {crop}")
     if input_size % 32:
         raise PlatepilotError(f"--input-size must be a multiple of 32, got {input_size}")
+    if arch not in ("ppocr", "scratch"):
+        raise PlatepilotError(f"--arch must be ppocr or scratch, got {arch!r}")
     start = BUNDLED_WEIGHTS if init_from == Path("bundled") else init_from
     opts = DetectorTrainOptions(
         data=data, output_dir=output_dir, epochs=epochs, samples_per_epoch=samples, batch_size=batch_size,
         crop=crop, input_size=input_size, lr=lr, init_from=start, resume=resume, seed=seed, workers=workers,
-        sources=source,
+        sources=source, arch="ppocr" if arch == "ppocr" else "scratch",
     )  # fmt: skip
     result = train_detector(opts, console)
     from platepilot.registry.tracking import log_detector_run

@@ -116,6 +116,7 @@ def test_detector_train_exports_a_model_that_runs_and_resumes(tmp_path: Path, mo
     model = out / "plate_detector.onnx"
     card = load_card(model)
     assert card.training["epochs_run"] == 2 and card.training["export_parity_max_abs"] < 1e-3
+    assert card.output_stride == 8 and card.training["backbone"]["licence"] == "Apache-2.0"  # --arch ppocr
     assert (out / "training_curves.png").is_file() and (out / "plate_detector.pt").is_file()
     detector = make_detector(DetectorConfig(model_path=model))  # a trained detector is known by its sidecar
     assert isinstance(detector, PlateNetDetector)
@@ -143,6 +144,10 @@ def test_detector_train_exports_a_model_that_runs_and_resumes(tmp_path: Path, mo
     assert "epoch 1/2" not in result.output and load_card(model).training["epochs_run"] == 2
     result = CliRunner().invoke(app, [*args[:7], "5", *args[8:], "--resume"])
     assert result.exit_code != 0 and "planned for 2 epochs" in str(result.exception)
+    # its weights start another run of the same architecture, not of the other one
+    scratch = [*args[:5], str(tmp_path / "scratch"), *args[6:], "--init-from", str(out / "plate_detector.pt")]
+    result = CliRunner().invoke(app, [*scratch, "--arch", "scratch"])
+    assert result.exit_code != 0 and "train with --arch ppocr" in str(result.exception)
 
 
 def test_detector_train_names_a_folder_without_labels(tmp_path: Path) -> None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
 from platepilot.detect.platenet import DetectorCard, save_card, sidecar_path
 from platepilot.errors import PlatepilotError
-from platepilot.training.detector.model import PlateNet
+from platepilot.training.detector.backbone import CHANNELS, FEATURES, OrtBackbone
+from platepilot.training.detector.model import PlateNet, PretrainedPlateNet
+
+OPSET = 11  # the backbone's (PP-OCRv6 det) opset: the merged graph needs one
 
 PARITY_TOLERANCE = 1e-3  # max abs output difference allowed between torch and onnxruntime
 PARITY_SHAPES = ((1, 3, 352, 640), (1, 3, 480, 640), (1, 3, 640, 384))
 
 
-def export_detector(model: PlateNet, card: DetectorCard, path: Path) -> float:
+def export_detector(model: PlateNet | PretrainedPlateNet, card: DetectorCard, path: Path) -> float:
     """Write `path` + sidecar via temp files; returns the max abs parity difference.
 
     A difference above PARITY_TOLERANCE fails the export and leaves any previous model in place.
@@ -24,11 +28,14 @@ def export_detector(model: PlateNet, card: DetectorCard, path: Path) -> float:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.onnx")
     model = model.eval()
-    torch.onnx.export(
-        model, (torch.zeros(PARITY_SHAPES[0]),), str(tmp), input_names=["image"], output_names=["maps"],
-        dynamic_axes={"image": {2: "height", 3: "width"}, "maps": {2: "rows", 3: "cols"}},
-        opset_version=17, dynamo=False,
-    )  # fmt: skip
+    if isinstance(model, PretrainedPlateNet):
+        _export_pretrained(model, tmp)
+    else:
+        torch.onnx.export(
+            model, (torch.zeros(PARITY_SHAPES[0]),), str(tmp), input_names=["image"], output_names=["maps"],
+            dynamic_axes={"image": {2: "height", 3: "width"}, "maps": {2: "rows", 3: "cols"}},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
     diff = parity(model, tmp)
     if diff > PARITY_TOLERANCE:
         tmp.unlink(missing_ok=True)
@@ -37,6 +44,30 @@ def export_detector(model: PlateNet, card: DetectorCard, path: Path) -> float:
     sidecar_path(path).unlink(missing_ok=True)
     save_card(path, card.model_copy(update={"training": {**card.training, "export_parity_max_abs": diff}}))
     return diff
+
+
+def _export_pretrained(model: PretrainedPlateNet, path: Path) -> None:
+    """The head exported alone (inputs s8 and s16), then merged behind the frozen backbone's graph into
+    one ONNX file whose input is the image."""
+    if not isinstance(model.backbone, OrtBackbone):
+        raise PlatepilotError("only a detector whose backbone is an ONNX file can be exported")
+    backbone = onnx.load(str(model.backbone.path))
+    head_path = path.with_name(f".{path.stem}.head.onnx")
+    height, width = PARITY_SHAPES[0][2:]
+    features = (torch.zeros(1, CHANNELS["s8"], height // 8, width // 8),
+                torch.zeros(1, CHANNELS["s16"], height // 16, width // 16))  # fmt: skip
+    axes = {2: "rows", 3: "cols"}
+    torch.onnx.export(
+        model.head, features, str(head_path), input_names=list(FEATURES), output_names=["maps"],
+        dynamic_axes={"s8": axes, "s16": axes, "maps": axes}, opset_version=OPSET, dynamo=False,
+    )  # fmt: skip
+    head = onnx.load(str(head_path))
+    head_path.unlink()
+    head.ir_version = backbone.ir_version
+    merged = onnx.compose.merge_models(
+        backbone, head, io_map=[(FEATURES[name], name) for name in FEATURES], prefix2="head/"
+    )
+    onnx.save(merged, str(path))
 
 
 def parity(
@@ -50,6 +81,6 @@ def parity(
         for shape in shapes:
             batch = rng.normal(0, 1, shape).astype(np.float32)
             expected = model(torch.from_numpy(batch)).numpy()
-            got = session.run(None, {"image": batch})[0]
+            got = session.run(None, {session.get_inputs()[0].name: batch})[0]
             worst = max(worst, float(np.abs(expected - got).max()))
     return worst

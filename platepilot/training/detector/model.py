@@ -9,6 +9,7 @@ centre's offset inside the cell and the plate's log width and height in input pi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -57,7 +58,45 @@ class PlateNet(nn.Module):
         p = self.lateral[3](c32)
         for level, (feature, smooth) in enumerate(zip((c16, c8, c4), self.smooth, strict=True)):
             p = smooth(self.lateral[2 - level](feature) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
-        heat = torch.sigmoid(self.heat(p))
-        geometry = self.geometry(p)
-        offset = torch.sigmoid(geometry[:, :2])
-        return torch.cat([heat, offset, geometry[:, 2:]], dim=1)
+        return _maps(self.heat(p), self.geometry(p))
+
+
+class PlateHead(nn.Module):
+    """CenterNet heads at stride 8 on the frozen PP-OCR backbone's stride-8 and stride-16 features,
+    with one stride-32 level of its own for context (a plate on a car, not a sign on a wall)."""
+
+    def __init__(self, s8: int = 96, s16: int = 192, neck: int = 64) -> None:
+        super().__init__()
+        self.down32 = separable(s16, neck * 2, 2)
+        self.lateral = nn.ModuleList(conv_bn(c, neck, 1) for c in (s8, s16, neck * 2))
+        self.smooth = nn.ModuleList(separable(neck, neck) for _ in range(2))
+        heat_out = nn.Conv2d(neck, 1, 1)
+        nn.init.constant_(cast(torch.Tensor, heat_out.bias), -math.log((1 - 0.01) / 0.01))
+        self.heat = nn.Sequential(separable(neck, neck), heat_out)
+        self.geometry = nn.Sequential(separable(neck, neck), nn.Conv2d(neck, 4, 1))
+
+    def forward(self, s8: torch.Tensor, s16: torch.Tensor) -> torch.Tensor:
+        """Backbone features at strides 8 and 16 -> (N, 5, H/8, W/8), laid out as PlateNet's output."""
+        p = self.lateral[2](self.down32(s16))
+        p = self.smooth[0](self.lateral[1](s16) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
+        p = self.smooth[1](self.lateral[0](s8) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
+        return _maps(self.heat(p), self.geometry(p))
+
+
+class PretrainedPlateNet(nn.Module):
+    """PlateHead on a frozen backbone run outside torch (`OrtBackbone`); only the head has weights here."""
+
+    def __init__(self, backbone: Callable[[torch.Tensor], list[torch.Tensor]], head: PlateHead | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head or PlateHead()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            s8, s16 = self.backbone(x)
+        return self.head(s8, s16)
+
+
+def _maps(heat_logits: torch.Tensor, geometry: torch.Tensor) -> torch.Tensor:
+    """Heat logits (N, 1, h, w) and raw geometry (N, 4, h, w) -> the detector's (N, 5, h, w) output."""
+    return torch.cat([torch.sigmoid(heat_logits), torch.sigmoid(geometry[:, :2]), geometry[:, 2:]], dim=1)

@@ -14,7 +14,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,13 +26,16 @@ from torch.utils.data import DataLoader
 from platepilot.detect.base import box_iou
 from platepilot.detect.platenet import DetectorCard, decode
 from platepilot.errors import PlatepilotError
+from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbone_source, build_backbone
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
 from platepilot.training.detector.export import export_detector
-from platepilot.training.detector.model import NECK, WIDTHS, PlateNet
+from platepilot.training.detector.model import NECK, WIDTHS, PlateNet, PretrainedPlateNet
 
 MODEL_FILE = "plate_detector.onnx"
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "plate_detector.pt"
 CHECKPOINT = "checkpoint.pt"
+BACKBONE_FILE = "backbone.onnx"
+Arch = Literal["ppocr", "scratch"]
 VAL_EVERY = 50  # one frame in this many is held out
 MATCH_IOU = 0.5
 
@@ -56,6 +59,7 @@ class DetectorTrainOptions:
     max_val: int = 150
     widths: tuple[int, ...] = WIDTHS
     neck: int = NECK
+    arch: Arch = "ppocr"
     sources: list[str] = field(default_factory=list)
 
 
@@ -92,7 +96,16 @@ def detection_loss(output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torc
 
 
 def card_for(opts: DetectorTrainOptions) -> DetectorCard:
+    if opts.arch == "ppocr":
+        return DetectorCard(input_size=opts.input_size, output_stride=8, channel_order="BGR", mean=MEAN, std=STD)
     return DetectorCard(input_size=opts.input_size)
+
+
+def build_model(opts: DetectorTrainOptions) -> PlateNet | PretrainedPlateNet:
+    """`ppocr`: a head on PP-OCRv6 det's frozen stages (written to the run folder); `scratch`: PlateNet."""
+    if opts.arch == "ppocr":
+        return PretrainedPlateNet(OrtBackbone(build_backbone(opts.output_dir / BACKBONE_FILE)))
+    return PlateNet(tuple(opts.widths), opts.neck)
 
 
 def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -> DetectorTrainResult:
@@ -102,9 +115,9 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     started = time.monotonic()
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     card = card_for(opts)
-    model = PlateNet(tuple(opts.widths), opts.neck)
+    model = build_model(opts)
     if opts.init_from is not None:
-        model.load_state_dict(_load_weights(opts.init_from))
+        model.load_state_dict(_load_weights(opts.init_from, opts.arch))
     model = model.to(memory_format=torch.channels_last)  # oneDNN's fast layout for CPU convolutions
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
     steps_per_epoch = max(opts.samples_per_epoch // opts.batch_size, 1)
@@ -132,7 +145,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         metrics = evaluate_frames(model, val_frames[: opts.max_val], card)
         record = {"epoch": epoch, "loss": loss, **metrics, "train_frames": len(train_frames)}
         state["history"].append(record)
-        weights = {"model": model.state_dict(), "widths": opts.widths, "neck": opts.neck}
+        weights = _weights(model, opts)
         (opts.output_dir / "epochs").mkdir(exist_ok=True)
         _save_atomic(weights, opts.output_dir / "epochs" / f"epoch_{epoch:03d}.pt")  # for later comparisons
         key = metrics["recall"] - 0.1 * metrics["fp_per_image"]
@@ -156,19 +169,20 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     model_path = opts.output_dir / MODEL_FILE
     training = {
         "data": [str(p) for p in opts.data], "sources": opts.sources, "options": _jsonable(asdict(opts)),
+        **({"backbone": backbone_source()} if opts.arch == "ppocr" else {}),
         "epochs_run": state["epoch"], "best_held_out_epoch": state["best"].get("epoch"),
         "seconds_last_session": round(time.monotonic() - started, 1),
     }  # fmt: skip
     last = state["history"][-1] if state["history"] else {}
     card = card.model_copy(update={"training": training, "metrics": {"val_synthetic": last}})
     export_detector(model, card, model_path)
-    _save_atomic({"model": model.state_dict(), "widths": opts.widths, "neck": opts.neck}, model_path.with_suffix(".pt"))
+    _save_atomic(_weights(model, opts), model_path.with_suffix(".pt"))
     (opts.output_dir / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
     return DetectorTrainResult(model_path, state["best"], state["history"], time.monotonic() - started)
 
 
 def _train_epoch(
-    model: PlateNet, optimizer: torch.optim.Optimizer, scheduler: Any, frames: list[Frame],
+    model: PlateNet | PretrainedPlateNet, optimizer: torch.optim.Optimizer, scheduler: Any, frames: list[Frame],
     card: DetectorCard, opts: DetectorTrainOptions, epoch: int, steps: int,
 ) -> float:  # fmt: skip
     dataset = SceneCrops(frames, card, opts.crop, augment=True, seed=opts.seed)
@@ -197,7 +211,7 @@ def _train_epoch(
 
 
 @torch.no_grad()
-def evaluate_frames(model: PlateNet, frames: list[Frame], card: DetectorCard) -> dict[str, float]:
+def evaluate_frames(model: PlateNet | PretrainedPlateNet, frames: list[Frame], card: DetectorCard) -> dict[str, float]:
     """Recall (IoU >= 0.5) and unmatched detections per frame on whole held-out frames."""
     model.eval()
     dataset = SceneCrops(frames, card, 0, augment=False)
@@ -228,12 +242,19 @@ def _truth_boxes(sample: dict[str, torch.Tensor], card: DetectorCard) -> np.ndar
     ).astype(np.float32)
 
 
-def _load_weights(path: Path) -> dict[str, torch.Tensor]:
+def _weights(model: PlateNet | PretrainedPlateNet, opts: DetectorTrainOptions) -> dict[str, Any]:
+    return {"model": model.state_dict(), "arch": opts.arch, "widths": opts.widths, "neck": opts.neck}
+
+
+def _load_weights(path: Path, arch: Arch) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise PlatepilotError(f"{path}: no such detector weights file")
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(saved, dict) or "model" not in saved:
         raise PlatepilotError(f"{path}: not detector weights saved by `platepilot detector train`")
+    saved_arch = saved.get("arch", "scratch")
+    if saved_arch != arch:
+        raise PlatepilotError(f"{path}: weights of a --arch {saved_arch} detector; train with --arch {saved_arch}")
     weights: dict[str, torch.Tensor] = saved["model"]
     return weights
 
