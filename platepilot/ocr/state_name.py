@@ -22,7 +22,11 @@ from rapidfuzz import fuzz, process
 from platepilot.plates.states import STATE_NAMES
 
 MIN_LETTERS = 4
-_NAMES: dict[str, str] = {name.upper(): code for code, name in STATE_NAMES.items()}
+_NAMES: dict[str, str] = {
+    **{name.upper(): code for code, name in STATE_NAMES.items()},
+    # DC's plates print "Washington, D.C." (read as "WASHINGTON DC"), not "District of Columbia".
+    "WASHINGTON DC": "DC", "WASHINGTON D C": "DC",
+}  # fmt: skip
 
 
 def match_state_name(lines: Sequence[str], min_score: float) -> tuple[str, float] | None:
@@ -50,7 +54,7 @@ class StateNameReader:
         self.min_score = min_score
         self._engine: Any = RapidOCR(
             params={
-                "Global.log_level": "warning", "Global.use_cls": False, "Det.limit_type": "max",
+                "Global.log_level": "error", "Global.use_cls": False, "Det.limit_type": "max",
                 "Det.limit_side_len": max_side, "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }
