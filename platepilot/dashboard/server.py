@@ -8,8 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from platepilot.config import Settings
-from platepilot.errors import missing_extra
-from platepilot.labeling.server import listen, run_server, uvicorn_server
+from platepilot.labeling.server import listen, require_web, run_server, uvicorn_server
 from platepilot.store.events import open_engine
 from platepilot.store.search import ensure_search_index
 from platepilot.watch.lists import LiveWatchlists
@@ -25,12 +24,9 @@ def serve(
     say: Callable[[str], None] = print,
 ) -> None:
     """Serve the dashboard of `settings` (events database, watchlists file, crops, stats file)."""
-    try:
-        import uvicorn  # noqa: F401  (the web extra: checked before a port is bound)
+    require_web()
+    from platepilot.dashboard.app import Dashboard, create_app
 
-        from platepilot.dashboard.app import Dashboard, create_app
-    except ImportError as exc:
-        raise missing_extra(exc.name or "fastapi", "web") from None
     lists = LiveWatchlists(settings.watch, [c.id for c in settings.cameras])  # a bad file: one line, exit 1
     engine = open_engine(settings.output.events_db_url)
     try:

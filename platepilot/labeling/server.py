@@ -63,6 +63,15 @@ def can_open_browser() -> bool:
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def require_web() -> None:
+    """One line naming the `web` extra when FastAPI or uvicorn is not installed (checked before a port is bound)."""
+    try:
+        import uvicorn  # noqa: F401, I001  (named first: it is what the web extra is for)
+        import fastapi  # noqa: F401
+    except ImportError as exc:
+        raise missing_extra(exc.name or "fastapi", "web") from None
+
+
 @dataclass(frozen=True)
 class Listener:
     """A bound socket, the token a client must present (None on loopback) and the URL that carries it."""
@@ -107,12 +116,9 @@ def serve(
     say: Callable[[str], None] = print,
 ) -> None:
     """Serve `session` until the page sends Ctrl+Q or the process gets Ctrl+C / SIGTERM."""
-    try:
-        import uvicorn  # noqa: F401  (the web extra: checked before a port is bound)
+    require_web()
+    from platepilot.labeling.app import create_app
 
-        from platepilot.labeling.app import create_app
-    except ImportError as exc:
-        raise missing_extra(exc.name or "fastapi", "web") from None
     listener = listen(host, port)
     server = uvicorn_server(create_app(session, listener.token))
 
