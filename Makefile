@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(UV): | $(BIN)/python
 	$(PY) -m pip --python $(BIN)/python install -q "uv>=0.5" || \
-		{ $(BIN)/python -m ensurepip -q && $(BIN)/python -m pip install -q "uv>=0.5"; }
+		{ $(BIN)/python -m ensurepip >/dev/null && $(BIN)/python -m pip install -q "uv>=0.5"; }
 
 # uv reads none of pip's settings: it gets the indexes, find-links and constraints pip is set up with here, and
 # picks the best version across them as pip does.
