@@ -98,6 +98,9 @@ def state_train_head(
     copies: int = typer.Option(4, "--copies", min=0, max=32, help="Degraded copies of every image (features cached)."),
     epochs: int = typer.Option(12, "--epochs", min=1),
     lr: float = typer.Option(2e-3, "--lr", min=1e-6, max=1.0),
+    extra_rendered: int = typer.Option(
+        0, "--extra-rendered", min=0, help="More degraded rendered plates per copy (beyond 600 in each copy)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads", min=1, max=64, help="Torch threads."),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
@@ -114,7 +117,7 @@ def state_train_head(
     torch.set_num_threads(threads)
     opts = HeadTrainOptions(
         data=data, output_dir=output_dir, designs=designs, cache_dir=cache_dir, backbone=backbone, height=height,
-        width=width, copies=copies, epochs=epochs, lr=lr, seed=seed, sources=source,
+        width=width, copies=copies, epochs=epochs, lr=lr, seed=seed, sources=source, extra_rendered=extra_rendered,
     )  # fmt: skip
     result = train_head(opts, console)
     scores = result.evaluation

@@ -102,6 +102,7 @@ class HeadTrainOptions:
     hidden: int = 512
     rendered: int = 2400
     rendered_per_copy: int = 600
+    extra_rendered: int = 0  # more degraded renders per copy, cached apart (`rendered<copy>-<n>`)
     non_plates_per_copy: int = 400
     seed: int = 0
     sources: list[str] = field(default_factory=list)
@@ -248,6 +249,10 @@ def train_head(opts: HeadTrainOptions, console: Console | None = None) -> HeadTr
         extra = [rng.choice(rendered, opts.rendered_per_copy)] if len(rendered) else []
         items = np.concatenate([real, designs, designs, *extra, np.full(opts.non_plates_per_copy, -1)])
         parts.append(feats(f"aug{copy}", items, True, 1000 + copy + 100 * opts.seed))
+    more = np.random.default_rng(opts.seed + 1)  # its own stream: the aug copies' items stay as cached
+    for copy in range(opts.copies if opts.extra_rendered and len(rendered) else 0):
+        items = more.choice(rendered, opts.extra_rendered)
+        parts.append(feats(f"rendered{copy}-{opts.extra_rendered}", items, True, 2000 + copy + 100 * opts.seed))
     maps = [torch.from_numpy(np.concatenate([p[0][i] for p in parts])) for i in range(len(parts[0][0]))]
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts])).long()
     held_maps, held_labels = feats("holdout", held_ids, False, 0)
