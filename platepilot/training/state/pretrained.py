@@ -65,7 +65,7 @@ class Backbone:
 
 
 BACKBONES: dict[str, Backbone] = {
-    # PPLCNetV3 backbone of the text detector, cut after its stride-16 stage (192 channels, 1.2 M
+    # PPLCNetV3 backbone of the text detector, cut after its stride-16 stage (192 channels, 0.8 M
     # parameters). Measured on cached features (docs/states.md): the stride-32 stage (384 ch) alone
     # scored lower and added nothing beside the stride-16 map, for three times the file size.
     "ppocr-det": Backbone(
