@@ -204,6 +204,32 @@ def test_a_head_on_the_cut_paddleocr_backbone_merges_into_one_loadable_onnx(tmp_
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
+def test_train_head_end_to_end_on_rendered_plates(tmp_path: Path) -> None:
+    from platepilot.training.state.pretrained import HeadTrainOptions, train_head
+
+    rng = np.random.default_rng(3)
+    rows = ["image_relpath\tstate\tsplit"]
+    while len(rows) < 17:
+        design = sample_design(rng)
+        if design.family in (Family.FL_STANDARD, Family.OUT_OF_STATE):
+            name = f"{len(rows)}.jpg"
+            cv2.imwrite(str(tmp_path / name), render_plate(design, rng).image)
+            state = FLORIDA if design.family is Family.FL_STANDARD else state_code(design.top_text)
+            rows.append(f"{name}\t{state}\t{'valid' if len(rows) % 4 == 0 else 'train'}")
+    manifest = tmp_path / "MANIFEST.tsv"
+    manifest.write_text("\n".join(rows) + "\n")
+    opts = HeadTrainOptions(data=manifest, output_dir=tmp_path / "run", cache_dir=tmp_path / "cache", height=64,
+                            width=128, copies=1, epochs=1, batch_size=8, rendered=0, non_plates_per_copy=8,
+                            reduce=8, hidden=16)  # fmt: skip
+    result = train_head(opts)
+    card = load_state_card(result.model_path)
+    assert card.channel_order == "BGR" and (card.height, card.width) == (64, 128)
+    assert any("PaddleOCR" in s and "Apache-2.0" in s for s in card.training["sources"])
+    assert result.evaluation is not None and result.evaluation["n"] == 4
+    assert len(StateClassifier(result.model_path).classify([np.zeros((30, 70, 3), np.uint8)])) == 1
+    assert (opts.cache_dir / next(p.name for p in opts.cache_dir.glob("features-*")) / "clean.npz").is_file()
+
+
 def test_state_names_read_on_a_plate_match_their_state() -> None:
     from platepilot.ocr.state import with_name
     from platepilot.ocr.state_name import match_state_name
