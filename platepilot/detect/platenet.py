@@ -49,6 +49,9 @@ class DetectorCard(BaseModel):
         default=(0.04, 0.08), description="Growth of each side, as a share of the box width and height."
     )
     max_detections: int = Field(default=50, ge=1)
+    min_width: float = Field(
+        default=32, ge=0, description="Boxes narrower than this many frame pixels are dropped: too small to read."
+    )
     onnx_sha256: str = ""
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -158,4 +161,5 @@ class PlateNetDetector:
         output, scale = self.raw(image)
         boxes, scores = decode(output, self.card, self.score_threshold)
         frame_boxes = clip_boxes(boxes / scale, image.shape[1], image.shape[0])
-        return to_detections(frame_boxes, scores)
+        wide = frame_boxes[:, 2] - frame_boxes[:, 0] >= self.card.min_width
+        return to_detections(frame_boxes[wide], scores[wide])
