@@ -13,8 +13,7 @@ from platepilot.detect.platenet import DetectorCard, save_card, sidecar_path
 from platepilot.errors import PlatepilotError
 from platepilot.training.detector.backbone import CHANNELS, FEATURES, OrtBackbone
 from platepilot.training.detector.model import PlateNet, PretrainedPlateNet
-
-OPSET = 11  # the backbone's (PP-OCRv6 det) opset: the merged graph needs one
+from platepilot.training.onnx_merge import merge_behind
 
 PARITY_TOLERANCE = 1e-3  # max abs output difference allowed between torch and onnxruntime
 PARITY_SHAPES = ((1, 3, 352, 640), (1, 3, 480, 640), (1, 3, 640, 384))
@@ -47,26 +46,16 @@ def export_detector(model: PlateNet | PretrainedPlateNet, card: DetectorCard, pa
 
 
 def _export_pretrained(model: PretrainedPlateNet, path: Path) -> None:
-    """The head exported alone (inputs s8 and s16), then merged behind the frozen backbone's graph into
-    one ONNX file whose input is the image."""
+    """The head merged behind the frozen backbone's graph: one ONNX file whose input is the image."""
     if not isinstance(model.backbone, OrtBackbone):
         raise PlatepilotError("only a detector whose backbone is an ONNX file can be exported")
-    backbone = onnx.load(str(model.backbone.path))
-    head_path = path.with_name(f".{path.stem}.head.onnx")
     height, width = PARITY_SHAPES[0][2:]
     features = (torch.zeros(1, CHANNELS["s8"], height // 8, width // 8),
                 torch.zeros(1, CHANNELS["s16"], height // 16, width // 16))  # fmt: skip
     axes = {2: "rows", 3: "cols"}
-    torch.onnx.export(
-        model.head, features, str(head_path), input_names=list(FEATURES), output_names=["maps"],
-        dynamic_axes={"s8": axes, "s16": axes, "maps": axes}, opset_version=OPSET, dynamo=False,
-    )  # fmt: skip
-    head = onnx.load(str(head_path))
-    head_path.unlink()
-    head.ir_version = backbone.ir_version
-    merged = onnx.compose.merge_models(
-        backbone, head, io_map=[(FEATURES[name], name) for name in FEATURES], prefix2="head/"
-    )
+    names = list(FEATURES)
+    merged = merge_behind(onnx.load(str(model.backbone.path)), model.head, features, names, "maps",
+                          {"s8": axes, "s16": axes, "maps": axes})  # fmt: skip
     onnx.save(merged, str(path))
 
 

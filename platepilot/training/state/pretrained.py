@@ -18,7 +18,6 @@ import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,8 +35,9 @@ from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, sa
 from platepilot.ocr.state_eval import evaluate_states
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.plates.states import FLORIDA, STATE_NAMES, UNKNOWN
-from platepilot.sessions import sidecar_path
+from platepilot.sessions import rapidocr_model, sidecar_path
 from platepilot.training.detector.train import _jsonable
+from platepilot.training.onnx_merge import merge_behind
 from platepilot.training.state.data import (
     Pool,
     StateCrops,
@@ -114,13 +114,6 @@ class HeadTrainResult:
     history: list[dict[str, float]]
     seconds: float
     evaluation: dict[str, Any] | None
-
-
-def rapidocr_model(name: str) -> Path:
-    path = Path(str(resources.files("rapidocr") / "models" / name))
-    if not path.is_file():
-        raise PlatepilotError(f"{path}: not found (is rapidocr >= 3.10 installed?)")
-    return path
 
 
 def cut_backbone(source: Path, outputs: tuple[str, ...], height: int, width: int) -> onnx.ModelProto:
@@ -307,22 +300,9 @@ def _score(head: FeatureHead, maps: list[np.ndarray], labels: np.ndarray) -> tup
 
 def merge_head(backbone: onnx.ModelProto, head: FeatureHead, shapes: list[tuple[int, ...]]) -> onnx.ModelProto:
     """One model: the cut backbone's maps feed the exported head; input `image`, output `logits`."""
-    head = head.eval()
     names = [f"f{i}" for i in range(len(shapes))]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "head.onnx"
-        torch.onnx.export(
-            head, tuple(torch.zeros(1, *s) for s in shapes), str(path), input_names=names, output_names=["logits"],
-            dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}},
-            opset_version=backbone.opset_import[0].version, dynamo=False,
-        )  # fmt: skip
-        head_model = onnx.load(str(path))
-    head_model.ir_version = backbone.ir_version
-    head_model = onnx.compose.add_prefix(head_model, "head/")
-    io_map = [(out.name, f"head/{name}") for out, name in zip(backbone.graph.output, names, strict=True)]
-    merged = onnx.compose.merge_models(backbone, head_model, io_map=io_map)
-    onnx.checker.check_model(merged)
-    return merged
+    axes = {**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}
+    return merge_behind(backbone, head, tuple(torch.zeros(1, *s) for s in shapes), names, "logits", axes)
 
 
 def merged_parity(merged: onnx.ModelProto, backbone: onnx.ModelProto, head: FeatureHead, card: StateCard) -> float:
