@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -66,26 +67,44 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checked_sidecar(
+    model_path: Path, parse: Callable[[Path], CardT], sha_field: str, verify: bool, *, no_model: str,
+    no_sidecar: str, mismatch: str,
+) -> CardT:  # fmt: skip
+    """The sidecar of `model_path` as `parse` reads it (parse raises its own PlatepilotError), after checking
+    that both files exist, and checked against the file's sha256 when `verify` and the card's `sha_field`
+    records one. The three messages are the caller's: each card kind words its errors its own way."""
+    if not model_path.is_file():
+        raise PlatepilotError(no_model)
+    sidecar = sidecar_path(model_path)
+    if not sidecar.is_file():
+        raise PlatepilotError(no_sidecar)
+    card = parse(sidecar)
+    recorded = getattr(card, sha_field, "")
+    if verify and recorded and recorded != file_sha256(model_path):
+        raise PlatepilotError(mismatch)
+    return card
+
+
 def load_sidecar(model_path: Path, card_type: type[CardT], what: str) -> CardT:
     """The `card_type` sidecar of `model_path` (a `what` model), checked against the file's sha256 when it
     records one; one clear PlatepilotError when the model, its sidecar or the match is wrong."""
-    if not model_path.is_file():
-        raise PlatepilotError(f"{model_path}: {what} model not found")
-    sidecar = sidecar_path(model_path)
-    if not sidecar.is_file():
-        raise PlatepilotError(f"{sidecar}: the {what}'s sidecar is missing (it belongs beside {model_path.name})")
-    try:
-        card = card_type.model_validate_json(sidecar.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "file"
-        raise PlatepilotError(f"{sidecar}: not a valid {what} sidecar ({where}: {error['msg'][:160]})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlatepilotError(f"{sidecar}: not a valid {what} sidecar ({str(exc)[:160]})") from None
-    recorded = getattr(card, "onnx_sha256", "")
-    if recorded and recorded != file_sha256(model_path):
-        raise PlatepilotError(f"{model_path}: does not match its sidecar's sha256 (mixed-up or corrupt model file)")
-    return card
+
+    def parse(sidecar: Path) -> CardT:
+        try:
+            return card_type.model_validate_json(sidecar.read_text(encoding="utf-8"))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "file"
+            raise PlatepilotError(f"{sidecar}: not a valid {what} sidecar ({where}: {error['msg'][:160]})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlatepilotError(f"{sidecar}: not a valid {what} sidecar ({str(exc)[:160]})") from None
+
+    return checked_sidecar(
+        model_path, parse, "onnx_sha256", True, no_model=f"{model_path}: {what} model not found",
+        no_sidecar=f"{sidecar_path(model_path)}: the {what}'s sidecar is missing (it belongs beside {model_path.name})",
+        mismatch=f"{model_path}: does not match its sidecar's sha256 (mixed-up or corrupt model file)",
+    )  # fmt: skip
 
 
 def save_sidecar(model_path: Path, card: BaseModel) -> None:

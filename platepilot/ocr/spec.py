@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import CHARSET
-from platepilot.sessions import file_sha256, sidecar_path
+from platepilot.sessions import checked_sidecar, file_sha256, sidecar_path
 
 
 class ModelSpec(BaseModel):
@@ -52,18 +52,19 @@ class ModelCard(BaseModel):
 
 def load_card(model_path: Path, verify: bool = True) -> ModelCard:
     """Read and check a model's sidecar; PlatepilotError naming the file on any problem."""
-    if not model_path.is_file():
-        raise PlatepilotError(f"model not found: {model_path}")
     side = sidecar_path(model_path)
-    if not side.is_file():
-        raise PlatepilotError(f"{side} is missing: every model needs its metadata sidecar (charset, input size)")
+    return checked_sidecar(
+        model_path, _parse_card, "sha256", verify, no_model=f"model not found: {model_path}",
+        no_sidecar=f"{side} is missing: every model needs its metadata sidecar (charset, input size)",
+        mismatch=f"{model_path}: sha256 does not match its sidecar (corrupt or replaced file)",
+    )  # fmt: skip
+
+
+def _parse_card(side: Path) -> ModelCard:
     try:
-        card = ModelCard.model_validate(json.loads(side.read_text()))
+        return ModelCard.model_validate(json.loads(side.read_text()))
     except (ValueError, TypeError) as exc:
         raise PlatepilotError(f"{side}: not a valid model sidecar ({str(exc).splitlines()[0]})") from exc
-    if verify and card.sha256 and file_sha256(model_path) != card.sha256:
-        raise PlatepilotError(f"{model_path}: sha256 does not match its sidecar (corrupt or replaced file)")
-    return card
 
 
 def save_card(model_path: Path, card: ModelCard) -> None:
