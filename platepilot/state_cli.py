@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
@@ -13,6 +14,10 @@ from rich.markup import escape
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.types import PlateRead
+
+_DATA_HELP = "State manifest (image_relpath, state, split); its train rows are trained on."
+_DESIGNS_HELP = "Folder of Florida plate design images (e.g. florida_dmv), labelled FL; repeatable."
+_CACHE_DIR = Path.home() / ".cache" / "platepilot" / "state"
 
 state_app = typer.Typer(help="State identification: which state issued a plate.", no_args_is_help=True)
 
@@ -26,16 +31,10 @@ def _consoles() -> tuple[Console, Console]:
 
 @state_app.command("train")
 def state_train(
-    data: Path = typer.Option(
-        ..., "--data", "-d", help="State manifest (image_relpath, state, split); its train rows are trained on."
-    ),
-    designs: list[Path] = typer.Option(
-        [], "--designs", help="Folder of Florida plate design images (e.g. florida_dmv), labelled FL; repeatable."
-    ),
+    data: Path = typer.Option(..., "--data", "-d", help=_DATA_HELP),
+    designs: list[Path] = typer.Option([], "--designs", help=_DESIGNS_HELP),
     output_dir: Path = typer.Option(Path("models/state_runs/latest"), "--output-dir", "-o", help="Run folder."),
-    cache_dir: Path = typer.Option(
-        Path.home() / ".cache" / "platepilot" / "state", "--cache-dir", help="Decoded photos and renders (reused)."
-    ),
+    cache_dir: Path = typer.Option(_CACHE_DIR, "--cache-dir", help="Decoded photos and renders (reused)."),
     epochs: int = typer.Option(30, "--epochs", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=2),
     lr: float = typer.Option(3e-3, "--lr", min=1e-6, max=1.0, help="Peak learning rate (one-cycle)."),
@@ -68,29 +67,16 @@ def state_train(
         )
     except PlatepilotError as exc:
         console.print(escape(f"run not logged to MLflow: {exc}"), highlight=False)
-    scores = result.evaluation
-    summary = (
-        f"valid+test: top1 {scores['top1']:.3f}, top3 {scores['top3']:.3f}, FL precision "
-        f"{scores['florida_precision']:.3f} recall {scores['florida_recall']:.3f}"
-        if scores
-        else "no valid/test rows to score"
-    )
-    console.print(escape(f"{result.model_path} ({summary}; {result.seconds:.0f} s)"), soft_wrap=True)
+    _print_run(console, result.model_path, result.evaluation, result.seconds)
 
 
 @state_app.command("train-head")
 def state_train_head(
-    data: Path = typer.Option(
-        ..., "--data", "-d", help="State manifest (image_relpath, state, split); its train rows are trained on."
-    ),
-    designs: list[Path] = typer.Option(
-        [], "--designs", help="Folder of Florida plate design images (e.g. florida_dmv), labelled FL; repeatable."
-    ),
+    data: Path = typer.Option(..., "--data", "-d", help=_DATA_HELP),
+    designs: list[Path] = typer.Option([], "--designs", help=_DESIGNS_HELP),
     output_dir: Path = typer.Option(Path("models/state_runs/head"), "--output-dir", "-o", help="Run folder."),
     cache_dir: Path = typer.Option(
-        Path.home() / ".cache" / "platepilot" / "state",
-        "--cache-dir",
-        help="Decoded photos, renders and backbone features (reused).",
+        _CACHE_DIR, "--cache-dir", help="Decoded photos, renders and backbone features (reused)."
     ),
     backbone: str = typer.Option("ppocr-det", "--backbone", help="Frozen pretrained backbone (ppocr-det)."),
     height: int = typer.Option(96, "--height", min=32, max=256),
@@ -120,14 +106,18 @@ def state_train_head(
         width=width, copies=copies, epochs=epochs, lr=lr, seed=seed, sources=source, extra_rendered=extra_rendered,
     )  # fmt: skip
     result = train_head(opts, console)
-    scores = result.evaluation
+    _print_run(console, result.model_path, result.evaluation, result.seconds)
+
+
+def _print_run(console: Console, model_path: Path, scores: dict[str, Any] | None, seconds: float) -> None:
+    """The last line of a training command: the model, its valid+test scores (if any) and the time taken."""
     summary = (
         f"valid+test: top1 {scores['top1']:.3f}, top3 {scores['top3']:.3f}, FL precision "
         f"{scores['florida_precision']:.3f} recall {scores['florida_recall']:.3f}"
         if scores
         else "no valid/test rows to score"
     )
-    console.print(escape(f"{result.model_path} ({summary}; {result.seconds:.0f} s)"), soft_wrap=True)
+    console.print(escape(f"{model_path} ({summary}; {seconds:.0f} s)"), soft_wrap=True)
 
 
 def _tracking_uri(tracking_uri: str | None) -> str:
