@@ -26,7 +26,7 @@ from platepilot.ocr.base import read_image
 from platepilot.ocr.state import StateCard, state_input
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.render import render_plate
-from platepilot.plates.state_manifest import StatePhoto
+from platepilot.plates.state_manifest import StatePhoto, read_state_manifest
 from platepilot.plates.states import FLORIDA, UNKNOWN, state_code
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home (air-gapped sites)
@@ -45,6 +45,39 @@ class Pool:
 
     images: np.ndarray
     states: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Every training source in one pool, and each source's indices in it."""
+
+    pool: Pool
+    real: np.ndarray  # the train split's photos, less the held-out ones
+    held: np.ndarray  # the held-out train photos (one in HOLDOUT_EVERY), scored each epoch
+    designs: np.ndarray  # design images, labelled Florida
+    rendered: np.ndarray  # rendered plates
+
+    def describe(self) -> str:
+        return (
+            f"{len(self.real)} training photos ({len(self.held)} held out), {len(self.designs)} design images, "
+            f"{len(self.rendered)} rendered plates"
+        )
+
+
+def training_sources(manifest: Path, designs: Sequence[Path], rendered: int, seed: int, cache_dir: Path) -> Sources:
+    """The train rows of `manifest`, the design images of the `designs` folders and `rendered` rendered
+    plates (`seed`), decoded once into `cache_dir` and merged into one pool."""
+    photos = read_state_manifest(manifest, {"train"})
+    train = [p for p in photos if not is_holdout(p)]
+    held = [p for p in photos if is_holdout(p)]
+    design_paths = [p for folder in designs for p in design_images(folder)]
+    pool, (real_ids, held_ids, design_ids, rendered_ids) = merge([
+        cached_pool([p.image for p in train], [p.state for p in train], cache_dir, "photos"),
+        cached_pool([p.image for p in held], [p.state for p in held], cache_dir, "holdout"),
+        cached_pool(design_paths, [FLORIDA] * len(design_paths), cache_dir, "designs"),
+        rendered_pool(rendered, seed, cache_dir),
+    ])  # fmt: skip
+    return Sources(pool, real_ids, held_ids, design_ids, rendered_ids)
 
 
 def is_holdout(photo: StatePhoto) -> bool:

@@ -31,23 +31,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, save_state_card
-from platepilot.ocr.state_eval import evaluate_states
-from platepilot.plates.state_manifest import read_state_manifest
-from platepilot.plates.states import FLORIDA, STATE_NAMES, UNKNOWN
+from platepilot.ocr.state import StateCard, save_state_card
+from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model, sidecar_path
 from platepilot.training.detector.train import _jsonable
 from platepilot.training.onnx_merge import merge_behind
-from platepilot.training.state.data import (
-    Pool,
-    StateCrops,
-    cached_pool,
-    design_images,
-    is_holdout,
-    merge,
-    rendered_pool,
-)  # fmt: skip
-from platepilot.training.state.train import EVAL_SPLITS, MODEL_FILE
+from platepilot.training.state.data import Pool, StateCrops, training_sources
+from platepilot.training.state.train import MODEL_FILE, score_eval_splits
 
 PARITY_TOLERANCE = 1e-3
 
@@ -212,21 +202,9 @@ def train_head(opts: HeadTrainOptions, console: Console | None = None) -> HeadTr
         classes=(*STATE_NAMES, UNKNOWN), height=opts.height, width=opts.width, channel_order=spec.channel_order,
         mean=spec.mean, std=spec.std,
     )  # fmt: skip
-    photos = read_state_manifest(opts.data, {"train"})
-    train_photos = [p for p in photos if not is_holdout(p)]
-    held = [p for p in photos if is_holdout(p)]
-    design_paths = [p for folder in opts.designs for p in design_images(folder)]
-    pools = [
-        cached_pool([p.image for p in train_photos], [p.state for p in train_photos], opts.cache_dir, "photos"),
-        cached_pool([p.image for p in held], [p.state for p in held], opts.cache_dir, "holdout"),
-        cached_pool(design_paths, [FLORIDA] * len(design_paths), opts.cache_dir, "designs"),
-        rendered_pool(opts.rendered, opts.seed, opts.cache_dir),
-    ]
-    pool, (real, held_ids, designs, rendered) = merge(pools)
-    console.print(
-        f"{len(real)} training photos ({len(held_ids)} held out), {len(designs)} design images, "
-        f"{len(rendered)} rendered plates; backbone {spec.file} cut at {', '.join(spec.outputs)}"
-    )
+    sources = training_sources(opts.data, opts.designs, opts.rendered, opts.seed, opts.cache_dir)
+    pool, real, designs, rendered = sources.pool, sources.real, sources.designs, sources.rendered
+    console.print(f"{sources.describe()}; backbone {spec.file} cut at {', '.join(spec.outputs)}")
     key = hashlib.sha1(
         json.dumps([spec.file, spec.outputs, opts.height, opts.width, opts.seed, len(pool.states), opts.rendered,
                     hashlib.sha1(pool.images[:: max(len(pool.images) // 64, 1)].tobytes()).hexdigest()]).encode()
@@ -248,7 +226,7 @@ def train_head(opts: HeadTrainOptions, console: Console | None = None) -> HeadTr
         parts.append(feats(f"rendered{copy}-{opts.extra_rendered}", items, True, 2000 + copy + 100 * opts.seed))
     maps = [torch.from_numpy(np.concatenate([p[0][i] for p in parts])) for i in range(len(parts[0][0]))]
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts])).long()
-    held_maps, held_labels = feats("holdout", held_ids, False, 0)
+    held_maps, held_labels = feats("holdout", sources.held, False, 0)
     grid = (opts.height // 32, opts.width // 32)  # the stride-32 map's size
     head = FeatureHead([tuple(m.shape[1:]) for m in maps], len(card.classes), opts.reduce, opts.hidden, grid)  # type: ignore[misc]
     history = _fit(head, maps, labels, held_maps, held_labels, card, opts, console)
@@ -346,15 +324,6 @@ def _finish(
     save_state_card(model_path, card.model_copy(update={"training": training, "metrics": {"holdout": history[-1]}}))
     torch.save({"head": head.state_dict(), "shapes": shapes}, opts.output_dir / "head.pt")
     (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    evaluation = None
-    try:
-        splits = list(read_state_manifest(opts.data, set(EVAL_SPLITS)))
-    except PlatepilotError:
-        splits = []  # no valid/test rows: nothing to score after training
-    if splits:
-        result = evaluate_states(splits, StateClassifier(model_path, threads=1), console)
-        evaluation = {k: v for k, v in result.to_json().items() if k not in ("confusions", "worst_states")}
-        saved = load_state_card(model_path)
-        save_state_card(model_path, saved.model_copy(update={"metrics": {**saved.metrics, "valid_test": evaluation}}))
+    evaluation = score_eval_splits(model_path, opts.data, console, threads=1)
     console.print(f"{model_path}: {model_path.stat().st_size / 1e6:.1f} MB, parity {diff:.1e}")
     return HeadTrainResult(model_path, history, time.monotonic() - started, evaluation)

@@ -28,17 +28,9 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, save_state_card
 from platepilot.ocr.state_eval import evaluate_states
 from platepilot.plates.state_manifest import read_state_manifest
-from platepilot.plates.states import FLORIDA, STATE_NAMES, UNKNOWN
+from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.training.detector.train import _jsonable
-from platepilot.training.state.data import (
-    Pool,
-    StateCrops,
-    cached_pool,
-    design_images,
-    is_holdout,
-    merge,
-    rendered_pool,
-)  # fmt: skip
+from platepilot.training.state.data import Pool, Sources, StateCrops, training_sources
 from platepilot.training.state.export import export_state_model
 from platepilot.training.state.model import WIDTHS, StateNet
 
@@ -82,34 +74,21 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     console = console or Console()
     started = time.monotonic()
     torch.manual_seed(opts.seed)
-    photos = read_state_manifest(opts.data, {"train"})
-    train_photos = [p for p in photos if not is_holdout(p)]
-    held = [p for p in photos if is_holdout(p)]
-    pools = [
-        cached_pool([p.image for p in train_photos], [p.state for p in train_photos], opts.cache_dir, "photos"),
-        cached_pool([p.image for p in held], [p.state for p in held], opts.cache_dir, "holdout"),
-    ]
-    design_paths = [p for folder in opts.designs for p in design_images(folder)]
-    pools.append(cached_pool(design_paths, [FLORIDA] * len(design_paths), opts.cache_dir, "designs"))
-    pools.append(rendered_pool(opts.rendered, opts.seed, opts.cache_dir))
-    pool, (real_ids, held_ids, design_ids, rendered_ids) = merge(pools)
+    sources = training_sources(opts.data, opts.designs, opts.rendered, opts.seed, opts.cache_dir)
     card = StateCard(classes=(*STATE_NAMES, UNKNOWN), height=opts.height, width=opts.width)
-    console.print(
-        f"{len(real_ids)} training photos ({len(held_ids)} held out), {len(design_ids)} design images, "
-        f"{len(rendered_ids)} rendered plates; classes {len(card.classes)}"
-    )
+    console.print(f"{sources.describe()}; classes {len(card.classes)}")
     model = StateNet(len(card.classes), WIDTHS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=5e-4)
     rng = np.random.default_rng(opts.seed)
-    steps = len(_epoch_items(rng, opts, real_ids, design_ids, rendered_ids)) // opts.batch_size
+    steps = len(_epoch_items(rng, opts, sources)) // opts.batch_size
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
     history: list[dict[str, float]] = []
     for epoch in range(1, opts.epochs + 1):
-        items = _epoch_items(rng, opts, real_ids, design_ids, rendered_ids)
-        prior = _log_prior(pool, items, card)
-        data = StateCrops(pool, items, card, augment=True, seed=opts.seed * 10_000 + epoch)
+        items = _epoch_items(rng, opts, sources)
+        prior = _log_prior(sources.pool, items, card)
+        data = StateCrops(sources.pool, items, card, augment=True, seed=opts.seed * 10_000 + epoch)
         loss, acc = _train_epoch(model, optimizer, scheduler, data, prior, opts, epoch, steps)
-        held_top1, held_top3 = _score(model, StateCrops(pool, held_ids, card, augment=False, seed=0))
+        held_top1, held_top3 = _score(model, StateCrops(sources.pool, sources.held, card, augment=False, seed=0))
         history.append({"epoch": epoch, "loss": loss, "train_top1": acc, "holdout_top1": held_top1,
                         "holdout_top3": held_top3})  # fmt: skip
         console.print(
@@ -119,14 +98,12 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     return _finish(model, card, opts, history, started, console)
 
 
-def _epoch_items(
-    rng: np.random.Generator, opts: StateTrainOptions, real: np.ndarray, designs: np.ndarray, rendered: np.ndarray
-) -> np.ndarray:
-    parts = [real, np.full(opts.non_plates_per_epoch, -1)]
-    if len(designs):
-        parts.append(rng.choice(designs, opts.designs_per_epoch))
-    if len(rendered):
-        parts.append(rng.choice(rendered, opts.rendered_per_epoch))
+def _epoch_items(rng: np.random.Generator, opts: StateTrainOptions, sources: Sources) -> np.ndarray:
+    parts = [sources.real, np.full(opts.non_plates_per_epoch, -1)]
+    if len(sources.designs):
+        parts.append(rng.choice(sources.designs, opts.designs_per_epoch))
+    if len(sources.rendered):
+        parts.append(rng.choice(sources.rendered, opts.rendered_per_epoch))
     return rng.permutation(np.concatenate(parts))
 
 
@@ -195,19 +172,24 @@ def _finish(
     export_state_model(model, card, model_path)
     torch.save({"model": model.state_dict(), "widths": WIDTHS}, model_path.with_suffix(".pt"))
     (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    evaluation = None
-    splits = _eval_photos(opts.data)
-    if splits:
-        result = evaluate_states(splits, StateClassifier(model_path), console)
-        evaluation = {k: v for k, v in result.to_json().items() if k not in ("confusions", "worst_states")}
-        card = load_state_card(model_path)
-        save_state_card(model_path, card.model_copy(update={"metrics": {**card.metrics, "valid_test": evaluation}}))
+    evaluation = score_eval_splits(model_path, opts.data, console)
     best = max(history, key=lambda h: h["holdout_top1"])
     return StateTrainResult(model_path, best, history, time.monotonic() - started, evaluation)
 
 
-def _eval_photos(manifest: Path) -> list[Any]:
+def score_eval_splits(
+    model_path: Path, manifest: Path, console: Console, threads: int | None = None
+) -> dict[str, Any] | None:
+    """Score the exported model on the manifest's valid/test rows (never trained on) and add the numbers
+    to its sidecar's metrics as `valid_test`; None when the manifest has no such rows."""
     try:
-        return list(read_state_manifest(manifest, set(EVAL_SPLITS)))
+        photos = read_state_manifest(manifest, set(EVAL_SPLITS))
     except PlatepilotError:
-        return []  # no valid/test rows: nothing to score after training
+        return None  # no valid/test rows: nothing to score after training
+    if not photos:
+        return None
+    result = evaluate_states(list(photos), StateClassifier(model_path, threads=threads), console)
+    evaluation = {k: v for k, v in result.to_json().items() if k not in ("confusions", "worst_states")}
+    card = load_state_card(model_path)
+    save_state_card(model_path, card.model_copy(update={"metrics": {**card.metrics, "valid_test": evaluation}}))
+    return evaluation
