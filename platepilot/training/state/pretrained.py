@@ -2,20 +2,19 @@
 
 The from-scratch StateNet learns from ~5.6k photos only. Here the backbone is PaddleOCR's PP-OCRv6
 small text detector (shipped as ONNX in the rapidocr wheel, Apache-2.0, trained on large real
-image sets), cut after its last backbone stages (`onnx.utils.extract_model` on a fixed-size copy).
-Its feature maps of every training image are computed once, for a clean copy and several camera-like
-degraded copies, and cached as float16 outside the repository; only a small head is trained on them
-(per map: 1x1 convolution + average pooling to a coarse grid, then an MLP). The head is exported
-with torch and merged behind the cut backbone (`onnx.compose.merge_models`) into one ONNX file the
-runtime's StateClassifier runs unchanged; the parity of the merged file with backbone + torch head
-is checked before it replaces anything.
+image sets), cut after its last backbone stages (`training.ppocr_backbone`, as the detector's is) and
+fixed to the head's input size. Its feature maps of every training image are computed once, for a
+clean copy and several camera-like degraded copies, and cached as float16 outside the repository;
+only a small head is trained on them (per map: 1x1 convolution + average pooling to a coarse grid,
+then an MLP). The head is exported with torch and merged behind the cut backbone
+(`onnx.compose.merge_models`) into one ONNX file the runtime's StateClassifier runs unchanged; the
+parity of the merged file with backbone + torch head is checked before it replaces anything.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model, sidecar_path
 from platepilot.training.detector.train import _jsonable
 from platepilot.training.onnx_merge import merge_behind
+from platepilot.training.ppocr_backbone import cut_ppocr_det
 from platepilot.training.state.data import Pool, StateCrops, training_sources
 from platepilot.training.state.train import MODEL_FILE, score_eval_splits
 
@@ -107,18 +107,13 @@ class HeadTrainResult:
 
 
 def cut_backbone(source: Path, outputs: tuple[str, ...], height: int, width: int) -> onnx.ModelProto:
-    """`source` cut at `outputs`, for (batch, 3, height, width) inputs (dynamic batch)."""
-    model = onnx.load(str(source))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    for dim, value in zip(dims, (1, 3, height, width), strict=True):
+    """`source` cut at `outputs` (explicit pads for this size), for (batch, 3, height, width) inputs: the
+    outputs' sizes are then fixed, and the head is built for them."""
+    model = cut_ppocr_det(source, outputs, (height, width))
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 3, height, width), strict=True):
         dim.ClearField("dim_param")
         dim.dim_value = value
     model = onnx.shape_inference.infer_shapes(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        fixed, cut = Path(tmp) / "fixed.onnx", Path(tmp) / "cut.onnx"
-        onnx.save(model, str(fixed))
-        onnx.utils.extract_model(str(fixed), str(cut), [model.graph.input[0].name], list(outputs))
-        model = onnx.load(str(cut))
     for value in [*model.graph.input, *model.graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     del model.graph.value_info[:]  # shapes inferred for batch 1; onnxruntime re-infers them
