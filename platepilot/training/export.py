@@ -6,14 +6,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
-from platepilot.errors import PlatepilotError
 from platepilot.ocr.spec import ModelCard, preprocess, save_card
 from platepilot.training.model import CRNN
-
-PARITY_TOLERANCE = 1e-3  # max abs logit difference allowed between torch and onnxruntime
+from platepilot.training.parity import max_abs_difference, random_batches, replace_if_close
 
 
 def export_onnx(model: CRNN, card: ModelCard, path: Path, real_inputs: list[np.ndarray] | None = None) -> float:
@@ -31,11 +28,11 @@ def export_onnx(model: CRNN, card: ModelCard, path: Path, real_inputs: list[np.n
         # The tracer warns that LSTM state shapes are traced as constants; parity below proves batch N works.
         warnings.simplefilter("ignore")
         _export(model, dummy, tmp)
-    diff = parity(model, tmp, card, real_inputs)
-    if diff > PARITY_TOLERANCE:
-        tmp.unlink(missing_ok=True)
-        raise PlatepilotError(f"ONNX export disagrees with torch: max abs logit difference {diff:.2e}")
-    tmp.replace(path)
+    batches = random_batches([(5, spec.channels, spec.height, spec.width)])
+    if real_inputs:
+        batches.append(preprocess(real_inputs, spec))
+    diff = max_abs_difference(model, tmp, batches)
+    replace_if_close(tmp, path, diff, "logit difference")
     save_card(path, card.model_copy(update={"training": {**card.training, "export_parity_max_abs": diff}}))
     return diff
 
@@ -51,19 +48,3 @@ def _export(model: CRNN, dummy: torch.Tensor, path: Path) -> None:
         opset_version=17,
         dynamo=False,
     )
-
-
-def parity(model: CRNN, onnx_path: Path, card: ModelCard, real_inputs: list[np.ndarray] | None) -> float:
-    spec = card.spec
-    rng = np.random.default_rng(0)
-    batches = [rng.normal(0, 1, (5, spec.channels, spec.height, spec.width)).astype(np.float32)]
-    if real_inputs:
-        batches.append(preprocess(real_inputs, spec))
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    with torch.no_grad():
-        for batch in batches:
-            expected = model(torch.from_numpy(batch)).numpy()
-            got = session.run(None, {"image": batch})[0]
-            worst = max(worst, float(np.abs(expected - got).max()))
-    return worst

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 
 from platepilot.detect.platenet import DetectorCard, save_card, sidecar_path
@@ -14,8 +12,8 @@ from platepilot.errors import PlatepilotError
 from platepilot.training.detector.backbone import CHANNELS, FEATURES, OrtBackbone
 from platepilot.training.detector.model import PlateNet, PretrainedPlateNet
 from platepilot.training.onnx_merge import merge_behind
+from platepilot.training.parity import max_abs_difference, random_batches, replace_if_close
 
-PARITY_TOLERANCE = 1e-3  # max abs output difference allowed between torch and onnxruntime
 PARITY_SHAPES = ((1, 3, 352, 640), (1, 3, 480, 640), (1, 3, 640, 384))
 
 
@@ -35,11 +33,8 @@ def export_detector(model: PlateNet | PretrainedPlateNet, card: DetectorCard, pa
             dynamic_axes={"image": {2: "height", 3: "width"}, "maps": {2: "rows", 3: "cols"}},
             opset_version=17, dynamo=False,
         )  # fmt: skip
-    diff = parity(model, tmp)
-    if diff > PARITY_TOLERANCE:
-        tmp.unlink(missing_ok=True)
-        raise PlatepilotError(f"ONNX export disagrees with torch: max abs difference {diff:.2e}")
-    tmp.replace(path)
+    diff = max_abs_difference(model, tmp, random_batches(PARITY_SHAPES))
+    replace_if_close(tmp, path, diff, "difference")
     sidecar_path(path).unlink(missing_ok=True)
     save_card(path, card.model_copy(update={"training": {**card.training, "export_parity_max_abs": diff}}))
     return diff
@@ -57,19 +52,3 @@ def _export_pretrained(model: PretrainedPlateNet, path: Path) -> None:
     merged = merge_behind(onnx.load(str(model.backbone.path)), model.head, features, names, "maps",
                           {"s8": axes, "s16": axes, "maps": axes})  # fmt: skip
     onnx.save(merged, str(path))
-
-
-def parity(
-    model: torch.nn.Module, onnx_path: Path, shapes: tuple[tuple[int, int, int, int], ...] = PARITY_SHAPES
-) -> float:
-    """Max abs difference between torch and onnxruntime outputs on random inputs of several shapes."""
-    rng = np.random.default_rng(0)
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    with torch.no_grad():
-        for shape in shapes:
-            batch = rng.normal(0, 1, shape).astype(np.float32)
-            expected = model(torch.from_numpy(batch)).numpy()
-            got = session.run(None, {session.get_inputs()[0].name: batch})[0]
-            worst = max(worst, float(np.abs(expected - got).max()))
-    return worst

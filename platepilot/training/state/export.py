@@ -6,10 +6,9 @@ from pathlib import Path
 
 import torch
 
-from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import StateCard, save_state_card
 from platepilot.sessions import sidecar_path
-from platepilot.training.detector.export import PARITY_TOLERANCE, parity
+from platepilot.training.parity import max_abs_difference, random_batches, replace_if_close
 from platepilot.training.state.model import StateNet
 
 
@@ -26,12 +25,8 @@ def export_state_model(model: StateNet, card: StateCard, path: Path) -> float:
         output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
         opset_version=17, dynamo=False,
     )  # fmt: skip
-    shapes = tuple((n, 3, card.height, card.width) for n in (1, 5, 64))
-    diff = parity(model, tmp, shapes)
-    if diff > PARITY_TOLERANCE:
-        tmp.unlink(missing_ok=True)
-        raise PlatepilotError(f"ONNX export disagrees with torch: max abs logit difference {diff:.2e}")
-    tmp.replace(path)
+    diff = max_abs_difference(model, tmp, random_batches((n, 3, card.height, card.width) for n in (1, 5, 64)))
+    replace_if_close(tmp, path, diff, "logit difference")
     sidecar_path(path).unlink(missing_ok=True)
     save_state_card(path, card.model_copy(update={"training": {**card.training, "export_parity_max_abs": diff}}))
     return diff

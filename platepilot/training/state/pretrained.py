@@ -35,11 +35,10 @@ from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model, sidecar_path
 from platepilot.training.detector.train import _jsonable
 from platepilot.training.onnx_merge import merge_behind
+from platepilot.training.parity import PARITY_TOLERANCE, random_batches
 from platepilot.training.ppocr_backbone import cut_ppocr_det
 from platepilot.training.state.data import Pool, StateCrops, training_sources
 from platepilot.training.state.train import MODEL_FILE, score_eval_splits
-
-PARITY_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -280,12 +279,10 @@ def merge_head(backbone: onnx.ModelProto, head: FeatureHead, shapes: list[tuple[
 
 def merged_parity(merged: onnx.ModelProto, backbone: onnx.ModelProto, head: FeatureHead, card: StateCard) -> float:
     """Max abs logit difference: merged ONNX vs backbone (onnxruntime) + torch head, on random inputs."""
-    rng = np.random.default_rng(0)
     whole, part = _session(merged), _session(backbone)
     worst = 0.0
     with torch.no_grad():
-        for n in (1, 5, 64):
-            batch = rng.normal(0, 1, (n, 3, card.height, card.width)).astype(np.float32)
+        for batch in random_batches((n, 3, card.height, card.width) for n in (1, 5, 64)):
             maps = part.run(None, {part.get_inputs()[0].name: batch})
             expected = head.eval()(*(torch.from_numpy(m) for m in maps)).numpy()
             got = whole.run(None, {whole.get_inputs()[0].name: batch})[0]
