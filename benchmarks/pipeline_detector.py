@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,13 @@ def speed_720p(detector: PlateDetector, frames: int = 20) -> float:
     return 1000 * (time.perf_counter() - start) / frames
 
 
-def measure(spec: str, scenes: Sequence[LabelledScene], reader: OCREngine, console: Console) -> dict[str, Any]:
-    """One detector's row: its `eval --scenes` summary on the scenes plus ms per 720p frame."""
+def measure(
+    spec: str, scenes: Sequence[LabelledScene], readers: Callable[[bool], OCREngine], console: Console
+) -> dict[str, Any]:
+    """One detector's row: its `eval --scenes` summary on the scenes plus ms per 720p frame; `readers`
+    gives the reader for the detector's crops (whole plates or serial lines), as the runtime builds it."""
     detector = detector_for(spec, DetectorConfig())
-    result = evaluate_scenes(scenes, detector, reader, console=console)
+    result = evaluate_scenes(scenes, detector, readers(detector.whole_plates), console=console)
     return {"spec": spec, **result.to_json(), "ms_per_720p_frame": round(speed_720p(detector), 1)}
 
 
@@ -96,12 +100,12 @@ def main() -> None:
         console.print(f"no UCSD scenes at {UCSD}: nothing to measure (set PLATEPILOT_REAL_DATA)")
         return
     scenes = read_manifest(UCSD)[: args.limit]
-    reader = make_engine(args.engine, None, Settings())
-    console.print(f"{len(scenes)} UCSD images, reader {reader.name}")
+    readers = cache(partial(make_engine, args.engine, None, Settings()))
+    console.print(f"{len(scenes)} UCSD images, reader {args.engine}")
     rows = []
     for spec in args.detectors:
         try:
-            rows.append(measure(spec, scenes, reader, console))
+            rows.append(measure(spec, scenes, readers, console))
         except PlatepilotError as exc:
             rows.append({"spec": spec, "error": str(exc)})
     reference = next((r for r in rows if r["spec"] == REFERENCE and "error" not in r), None)

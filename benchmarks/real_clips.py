@@ -206,7 +206,7 @@ def run_all(
     """Make, write and run every clip; the detector and the reader are loaded once for all of them."""
     settings = Settings(ocr=OCRConfig(engine=args.engine))
     detector = detector_for(args.detector, settings.detector)
-    engine = make_engine(args.engine, None, settings)
+    engine = make_engine(args.engine, None, settings, whole_plates=detector.whole_plates)
     engine.warmup(1)
     reader = ReaderSlot(engine, model_version(engine))
     style = ClipStyle(frames=args.frames, fps=args.fps)

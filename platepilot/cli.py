@@ -213,7 +213,7 @@ def _eval_scenes(
 
     scenes = read_manifest(manifest)[:limit]
     detector = named_detector(detector_name, settings.detector, textdet_side)
-    reader = make_engine(engine or settings.ocr.engine, model, settings)
+    reader = make_engine(engine or settings.ocr.engine, model, settings, whole_plates=detector.whole_plates)
     result = evaluate_scenes(scenes, detector, reader, console=err_console)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))

@@ -53,6 +53,7 @@ class TruthDetector:
     """
 
     name = "truth"
+    whole_plates = False
 
     def __init__(self, scene: DemoScene) -> None:
         self.scene, self.index = scene, 0

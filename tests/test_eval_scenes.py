@@ -42,6 +42,7 @@ class KeyedDetector:
     """Detections looked up by the image's top-left pixel value (each test image has its own)."""
 
     name = "keyed"
+    whole_plates = False
 
     def __init__(self, boxes: dict[int, list[BoxXYXY]]) -> None:
         self.boxes = boxes

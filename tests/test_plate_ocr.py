@@ -239,3 +239,37 @@ def test_make_engine_builds_the_configured_ensemble(tmp_path: Path) -> None:
     assert isinstance(engine, PlateOCR) and [m.name for m in engine.members] == ["paddle", "crnn"]
     with pytest.raises(PlatepilotError, match="unknown OCR engine 'tesseract'"):
         make_engine("tesseract", None, settings)
+
+
+def _on_car(plate: np.ndarray, seed: int) -> np.ndarray:
+    """A plate as a whole-plate detector boxes it: small, on a bumper, in a dealer frame's text, soft."""
+    small = cv2.resize(plate, (90, round(90 * plate.shape[0] / plate.shape[1])), interpolation=cv2.INTER_AREA)
+    height = small.shape[0] + 60
+    crop = np.full((height, 160, 3), np.random.default_rng(seed).integers(40, 90, 3), np.uint8)
+    crop[26 : 26 + small.shape[0], 35:125] = small
+    cv2.putText(crop, "AUTONATION", (35, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1)
+    cv2.putText(crop, "STEVENS CREEK", (25, height - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1)
+    return cv2.GaussianBlur(crop, (3, 3), 0)
+
+
+@pytest.mark.slow
+def test_line_crop_reads_whole_plate_crops_with_surroundings(plates: list[tuple[np.ndarray, str]]) -> None:
+    loose = [_on_car(image, i) for i, (image, _) in enumerate(plates)]
+    truths = [text for _, text in plates]
+    whole = build_plate_ocr(Settings().ocr.plateocr_members, BUNDLED_MODEL)
+    cut = build_plate_ocr(Settings().ocr.plateocr_members, BUNDLED_MODEL, line_crop=True)
+    read_whole, read_cut = whole.read(loose), cut.read(loose)
+    assert _right(read_cut, truths) >= 7, [r.text for r in read_cut]
+    assert _right(read_cut, truths) > _right(read_whole, truths), [r.text for r in read_whole]
+    bumper = np.full((90, 176, 3), 70, np.uint8)  # a false box: no text line, so no read at all
+    assert cut.read([bumper])[0].text == "" and cut.read([bumper])[0].confidence == 0.0
+
+
+def test_whole_plate_detectors_get_a_line_cropping_reader() -> None:
+    settings = Settings(ocr=OCRConfig(engine="plateocr"))
+    assert make_engine("plateocr", None, settings, whole_plates=True).line_crop is True  # type: ignore[attr-defined]
+    assert make_engine("auto", None, settings, whole_plates=False).line_crop is False  # type: ignore[attr-defined]
+    no_lines = Settings(ocr=OCRConfig(engine="plateocr", plateocr_lines=False))
+    assert make_engine("plateocr", None, no_lines, whole_plates=True).line_crop is False  # type: ignore[attr-defined]
+    with pytest.raises(PlatepilotError, match="only with a line finder"):
+        PlateOCR([_Scripted("a", "ABC123")], line_crop=True)

@@ -14,10 +14,13 @@ from platepilot.types import Detection
 class PlateDetector(Protocol):
     """Finds plates in one BGR uint8 frame (H, W, 3); boxes in that frame's pixels, best score first.
 
-    `detect` must be safe to call from several threads at once.
+    `detect` must be safe to call from several threads at once. `whole_plates`: the boxes are whole
+    plates (frame and caption, a plate detector's) rather than the serial line (the text detector's);
+    the runtime's reader then cuts each crop to its plate line (`PlateOCR.line_crop`).
     """
 
     name: str
+    whole_plates: bool
 
     def detect(self, image: np.ndarray) -> list[Detection]: ...
 

@@ -134,6 +134,7 @@ class PlateNetDetector:
     """The bundled (or a user-trained) plate detector through onnxruntime. Thread-safe."""
 
     name = "platenet"
+    whole_plates = True
 
     def __init__(
         self, model_path: Path | None = None, score_threshold: float | None = None, threads: int | None = None

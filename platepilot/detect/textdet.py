@@ -57,6 +57,7 @@ class TextDetPlateDetector:
     """PP-OCRv6 text lines filtered to plate shape. Thread-safe (one shared InferenceSession)."""
 
     name = "ppocr-textdet"
+    whole_plates = False
 
     def __init__(
         self, model_path: Path | None = None, params: TextDetParams | None = None, threads: int | None = None

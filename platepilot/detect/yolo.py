@@ -63,6 +63,7 @@ class YoloOnnxDetector:
     """A YOLO ONNX model with a (1, 3, S, S) RGB float input in [0, 1]. Thread-safe."""
 
     name = "yolo-onnx"
+    whole_plates = True
 
     def __init__(
         self,

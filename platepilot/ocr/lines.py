@@ -23,6 +23,11 @@ Rows = tuple[int, int]
 ROW_OVERLAP = 0.5
 """Two lines overlapping vertically by more than this fraction of the shorter one share a row."""
 
+LINE_MARGIN = (0.04, 0.1)
+"""Growth of each side of the plate line's box when a whole-plate crop is cut to it (`line_crop`), as
+shares of the line's width and height. On the bundled detector's crops of the 246 UCSD plates,
+PlateOCR read 211-212 with (0.02-0.04, 0-0.1), 205 with (0.08, 0.15), and 164 reading the crop whole."""
+
 
 def pick_plate_rows(lines: np.ndarray, height: int) -> Rows | None:
     """(N, >=4) text lines (x1, y1, x2, y2, ...) in crop pixels -> the plate line's band, or None.
@@ -31,7 +36,7 @@ def pick_plate_rows(lines: np.ndarray, height: int) -> Rows | None:
     """
     if len(lines) < 2:
         return None
-    tallest = lines[np.argmax(lines[:, 3] - lines[:, 1])]
+    tallest = tallest_line(lines)
     t1, t2 = float(tallest[1]), float(tallest[3])
     others = [row for row in lines if not _same_row(row, t1, t2)]
     if not others:
@@ -40,6 +45,21 @@ def pick_plate_rows(lines: np.ndarray, height: int) -> Rows | None:
     # bottom of the state name above cost 3 points on the seg_ocr crops).
     y1, y2 = max(int(t1), 0), min(int(np.ceil(t2)), height)
     return (y1, y2) if y2 - y1 >= 4 else None
+
+
+def tallest_line(lines: np.ndarray) -> np.ndarray:
+    """The plate line among (N >= 1, >=4) text lines: the tallest (see the module doc)."""
+    return lines[np.argmax(lines[:, 3] - lines[:, 1])]
+
+
+def cut_line(image: np.ndarray, line: np.ndarray, margin: tuple[float, float] = LINE_MARGIN) -> np.ndarray:
+    """`image` cut to the text line (x1, y1, x2, y2, ...) grown by `margin` (shares of its width, height)."""
+    x1, y1, x2, y2 = (float(v) for v in line[:4])
+    grow_x, grow_y = margin[0] * (x2 - x1), margin[1] * (y2 - y1)
+    height, width = image.shape[:2]
+    left, top = max(int(x1 - grow_x), 0), max(int(y1 - grow_y), 0)
+    right, bottom = min(int(np.ceil(x2 + grow_x)), width), min(int(np.ceil(y2 + grow_y)), height)
+    return image[top:bottom, left:right]
 
 
 def _same_row(line: np.ndarray, t1: float, t2: float) -> bool:
@@ -67,6 +87,19 @@ class PlateLineFinder:
 
     def plate_rows(self, image: np.ndarray) -> Rows | None:
         return pick_plate_rows(self.lines(image), image.shape[0])
+
+    def line_crop(self, image: np.ndarray) -> np.ndarray | None:
+        """A whole-plate crop (a plate detector's box: frame, caption, a bit of car) cut to its plate
+        line, or None when it holds no text line at all (not a plate, or unreadable).
+
+        Readers tuned on tight crops misread such crops read whole, and the members' views of them
+        (the line, the whole crop) disagree so much that the vote picks fragments: on the bundled
+        detector's UCSD crops PlateOCR read 66.7% of plates whole and 86% cut to the line."""
+        found = self.lines(image)
+        if len(found) == 0:
+            return None
+        crop = cut_line(image, tallest_line(found))
+        return crop if min(crop.shape[:2]) >= 4 else None
 
 
 def rows_of(finder: PlateLineFinder | None, image: np.ndarray) -> Rows | None:

@@ -116,34 +116,43 @@ def _easyocr(model_path: Path | None, settings: Settings) -> OCREngine:
     return EasyOCRReader(_lines(settings), threads=MODEL_THREADS)
 
 
-def _plateocr(model_path: Path | None, settings: Settings) -> OCREngine:
+def _plateocr(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
     from platepilot.ocr.plate_ocr import build_plate_ocr
 
-    members = settings.ocr.plateocr_members
-    crnn = resolve_model(model_path, settings) if "crnn" in members else None
-    return build_plate_ocr(members, crnn, settings.ocr.plateocr_lines, settings.ocr.format_prior)
+    o = settings.ocr
+    crnn = resolve_model(model_path, settings) if "crnn" in o.plateocr_members else None
+    return build_plate_ocr(o.plateocr_members, crnn, o.plateocr_lines, o.format_prior, line_crop=whole_plates)
 
 
-def _auto(model_path: Path | None, settings: Settings) -> OCREngine:
+def _auto(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
     """The best measured reader (`choose_reader`)."""
     choice = _auto_choice(model_path, settings)
     if choice.engine == "crnn":
         return _crnn(model_path, settings)
-    return _plateocr(choice.member or model_path, settings)
+    return _plateocr(choice.member or model_path, settings, whole_plates)
 
 
-_ENGINES: dict[str, Callable[[Path | None, Settings], OCREngine]] = {
+_CROP_AWARE_ENGINES: dict[str, Callable[[Path | None, Settings, bool], OCREngine]] = {
     "auto": _auto,
     "plateocr": _plateocr,
+}
+_ENGINES: dict[str, Callable[[Path | None, Settings], OCREngine]] = {
     "paddle": _paddle,
     "easyocr": _easyocr,
     "crnn": _crnn,
 }
 
 
-def make_engine(engine_name: str, model_path: Path | None, settings: Settings) -> OCREngine:
-    """Build the engine called `engine_name` (`_ENGINES`); PlatepilotError for any other name."""
+def make_engine(engine_name: str, model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
+    """Build the engine called `engine_name`; PlatepilotError for an unknown name.
+
+    `whole_plates`: the crops come from a detector that boxes whole plates (`PlateDetector.whole_plates`),
+    so PlateOCR cuts each to its plate line (`PlateOCR.line_crop`); the single-model engines read
+    crops as they come."""
+    if engine_name in _CROP_AWARE_ENGINES:
+        return _CROP_AWARE_ENGINES[engine_name](model_path, settings, whole_plates)
     factory = _ENGINES.get(engine_name)
     if factory is None:
-        raise PlatepilotError(f"unknown OCR engine {engine_name!r}; use one of: {', '.join(_ENGINES)}")
+        names = [*_CROP_AWARE_ENGINES, *_ENGINES]
+        raise PlatepilotError(f"unknown OCR engine {engine_name!r}; use one of: {', '.join(names)}")
     return factory(model_path, settings)

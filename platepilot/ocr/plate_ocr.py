@@ -3,7 +3,8 @@
 Per crop: PP-OCRv6's text detector finds the plate line when the crop holds several lines of text
 (`PlateLineFinder`); each member reads the region it reads best (the plate line, the whole crop, or
 both: see the member classes) and `combine` turns all their reads into one PlateRead. Members are
-listed in config (`ocr.plateocr_members`).
+listed in config (`ocr.plateocr_members`). With `line_crop` (crops from a whole-plate detector) the
+crop is first cut to its plate line, and a crop with no text line at all reads as nothing.
 
 Thread safety without a lock: the PaddleOCR and CRNN members and the line finder share onnxruntime
 sessions (whose `run` is thread-safe) and keep no state between calls; EasyOCR serialises its own
@@ -98,18 +99,27 @@ class PlateOCR:
         members: the readers to combine (at least one).
         lines: finds the plate line in multi-line crops; None reads every crop whole.
         format_prior: among near-equal texts prefer one that matches a plate format.
+        line_crop: the crops are whole plates with surroundings (a plate detector's boxes): cut each
+            to its plate line before the members read it (`PlateLineFinder.line_crop`); needs `lines`.
     """
 
     name = "plateocr"
 
     def __init__(
-        self, members: Sequence[Member], lines: PlateLineFinder | None = None, format_prior: bool = True
+        self,
+        members: Sequence[Member],
+        lines: PlateLineFinder | None = None,
+        format_prior: bool = True,
+        line_crop: bool = False,
     ) -> None:
         if not members:
             raise PlatepilotError(f"PlateOCR needs at least one member: {', '.join(MEMBERS)}")
+        if line_crop and lines is None:
+            raise PlatepilotError("PlateOCR cuts crops to their plate line only with a line finder")
         self.members = tuple(members)
         self._lines = lines
         self._format_prior = format_prior
+        self.line_crop = line_crop
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3) -> one PlateRead per crop, in order."""
@@ -128,6 +138,9 @@ class PlateOCR:
         return read, agreed
 
     def _reads_by_member(self, image: np.ndarray) -> list[tuple[str, list[MemberRead]]]:
+        if self.line_crop and self._lines is not None:
+            line = self._lines.line_crop(image)
+            return [] if line is None else [(member.name, member.read_member(line, None)) for member in self.members]
         rows = rows_of(self._lines, image)
         return [(member.name, member.read_member(image, rows)) for member in self.members]
 
@@ -135,10 +148,13 @@ class PlateOCR:
         return combine(self.member_reads(image), self._format_prior, engine=self.name)
 
     def warmup(self, iterations: int = 1) -> None:
-        """Read a blank crop, so every model and the line finder have run once before the first plate."""
+        """Run the line finder and every member on a blank crop, so each has run before the first plate
+        (through `read`, a blank crop cut to its line would reach no member)."""
         blank = np.full((48, 160, 3), 255, np.uint8)
         for _ in range(iterations):
-            self.read([blank])
+            rows = rows_of(self._lines, blank)
+            for member in self.members:
+                member.read_member(blank, rows)
 
 
 def build_plate_ocr(
@@ -147,11 +163,13 @@ def build_plate_ocr(
     lines: bool = True,
     format_prior: bool = True,
     threads: int | None = MODEL_THREADS,
+    line_crop: bool = False,
 ) -> PlateOCR:
     """PlateOCR with the named members (MEMBERS); `crnn_model` is required when "crnn" is one of them.
 
-    `threads`: intra-op threads of every model (None: one per core). A member whose package is
-    missing raises PlatepilotError naming the extra to install.
+    `threads`: intra-op threads of every model (None: one per core). `line_crop` (see PlateOCR)
+    applies only with `lines`. A member whose package is missing raises PlatepilotError naming the
+    extra to install.
     """
     unknown = [m for m in members if m not in MEMBERS]
     if unknown:
@@ -167,4 +185,4 @@ def build_plate_ocr(
         else:
             service = CRNNOCRService(crnn_model, format_prior=format_prior, threads=threads)
             built.append(CRNNMember(service, format_prior))
-    return PlateOCR(built, PlateLineFinder(threads=threads) if lines else None, format_prior)
+    return PlateOCR(built, PlateLineFinder(threads=threads) if lines else None, format_prior, line_crop and lines)
