@@ -7,7 +7,7 @@ from platepilot.detect.base import PlateDetector
 
 # What `kind: auto` runs without a model_path: the built-in detector that reads more real plates end
 # to end (benchmarks/pipeline_detector.py on the UCSD scenes; docs/detector.md has the numbers).
-AUTO_KIND = "textdet"
+AUTO_KIND = "platenet"
 
 
 def make_detector(config: DetectorConfig, threads: int | None = None, still: bool = False) -> PlateDetector:
