@@ -69,8 +69,10 @@ def test_demo_run_stores_one_crop_and_one_event_per_vehicle(tmp_path: Path) -> N
     assert pilot.stats["CAM1"].dropped == 0 and pilot.stats["CAM1"].processed == 300
 
 
-@pytest.mark.parametrize(("text", "conf"), [("ABC1234", 0.3), ("MYFLORIDACOM", 0.99)])  # too long for a plate
-def test_low_confidence_or_too_long_reads_make_no_event(tmp_path: Path, text: str, conf: float) -> None:
+@pytest.mark.parametrize(
+    ("text", "conf"), [("ABC1234", 0.3), ("MYFLORIDACOM", 0.99), ("E", 0.99)]
+)  # low confidence, too long for a plate, a one-character fragment
+def test_low_confidence_too_long_or_fragment_reads_make_no_event(tmp_path: Path, text: str, conf: float) -> None:
     settings = pipeline_settings(tmp_path)
     source = DemoSource("CAM1", seed=0, realtime=False, max_frames=120)
     pilot = make_pilot(settings, [source], TruthDetector(source.scene), ScriptedEngine(text, [conf]))

@@ -5,8 +5,8 @@ dropped, and counted, when the queue is full; a recorded source waits instead); 
 thread per camera detects, tracks and stores better crops; a shared ThreadPoolExecutor reads
 crops with the reader in the `ReaderSlot` at that moment (hot reload swaps it; see `reload.py`).
 A track is re-read, one read in flight at a time, on each better crop until an accepted read
-reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence`, and caption runs (MYFLOR), are not
-accepted. A far plate
+reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence`, caption runs (MYFLOR) and
+one-character fragments (under MIN_PLATE_CHARS) are not accepted. A far plate
 can read confidently wrong, so when the track ends its best crop is read once more if it is much
 better (`FINAL_READ_GAIN`) than any crop read. Then its reads are fused into one event. A camera that fails is
 reported in its stats; the others go on. `stop()` (SIGINT/SIGTERM) ends capture, flushes every
@@ -30,7 +30,7 @@ from platepilot.ocr.state import StateClassifier, with_state
 from platepilot.pipeline.fusion import fuse
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
-from platepilot.plates.formats import MAX_PLATE_CHARS, is_caption
+from platepilot.plates.formats import MAX_PLATE_CHARS, MIN_PLATE_CHARS, is_caption
 from platepilot.sources.base import FrameSource
 from platepilot.store.crops import CropStore, StoredCrop
 from platepilot.store.events import EventStore, PlateEvent
@@ -272,7 +272,7 @@ class Pilot:
             state.read_quality = max(state.read_quality, crop.quality)
             if (
                 read is not None
-                and read.text
+                and len(read.text) >= MIN_PLATE_CHARS
                 and not is_caption(read.text)
                 and read.confidence >= ocr.ocr_min_confidence
             ):
