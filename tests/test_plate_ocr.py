@@ -263,6 +263,10 @@ def test_line_crop_reads_whole_plate_crops_with_surroundings(plates: list[tuple[
     assert _right(read_cut, truths) > _right(read_whole, truths), [r.text for r in read_whole]
     bumper = np.full((90, 176, 3), 70, np.uint8)  # a false box: no text line, so no read at all
     assert cut.read([bumper])[0].text == "" and cut.read([bumper])[0].confidence == 0.0
+    crnn_whole, crnn_cut = (make_engine("crnn", None, Settings(), whole_plates=w) for w in (False, True))
+    reads = crnn_cut.read([*loose, bumper])  # in one batch: the crop with no line keeps its place
+    assert _right(reads[:-1], truths) > _right(crnn_whole.read(loose), truths), [r.text for r in reads]
+    assert reads[-1].text == "" and reads[-1].engine == "crnn"
 
 
 def test_whole_plate_detectors_get_a_line_cropping_reader() -> None:

@@ -96,8 +96,9 @@ def _member_note(settings: Settings, deployed: bool) -> str:
     return " with the deployed CRNN as its crnn member" if deployed else " with the bundled CRNN as its crnn member"
 
 
-def _crnn(model_path: Path | None, settings: Settings) -> OCREngine:
-    return CRNNOCRService(resolve_model(model_path, settings), format_prior=settings.ocr.format_prior)
+def _crnn(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
+    lines = PlateLineFinder(threads=MODEL_THREADS) if whole_plates else None
+    return CRNNOCRService(resolve_model(model_path, settings), format_prior=settings.ocr.format_prior, lines=lines)
 
 
 def _lines(settings: Settings) -> PlateLineFinder | None:
@@ -128,18 +129,18 @@ def _auto(model_path: Path | None, settings: Settings, whole_plates: bool = Fals
     """The best measured reader (`choose_reader`)."""
     choice = _auto_choice(model_path, settings)
     if choice.engine == "crnn":
-        return _crnn(model_path, settings)
+        return _crnn(model_path, settings, whole_plates)
     return _plateocr(choice.member or model_path, settings, whole_plates)
 
 
 _CROP_AWARE_ENGINES: dict[str, Callable[[Path | None, Settings, bool], OCREngine]] = {
     "auto": _auto,
     "plateocr": _plateocr,
+    "crnn": _crnn,
 }
 _ENGINES: dict[str, Callable[[Path | None, Settings], OCREngine]] = {
     "paddle": _paddle,
     "easyocr": _easyocr,
-    "crnn": _crnn,
 }
 
 
@@ -147,8 +148,8 @@ def make_engine(engine_name: str, model_path: Path | None, settings: Settings, w
     """Build the engine called `engine_name`; PlatepilotError for an unknown name.
 
     `whole_plates`: the crops come from a detector that boxes whole plates (`PlateDetector.whole_plates`),
-    so PlateOCR cuts each to its plate line (`PlateOCR.line_crop`); the single-model engines read
-    crops as they come."""
+    so PlateOCR and the CRNN cut each to its plate line first (`PlateLineFinder.line_crop`); `paddle`
+    and `easyocr` read the plate line's rows of the crop, as with any crop."""
     if engine_name in _CROP_AWARE_ENGINES:
         return _CROP_AWARE_ENGINES[engine_name](model_path, settings, whole_plates)
     factory = _ENGINES.get(engine_name)
