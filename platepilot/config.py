@@ -174,6 +174,13 @@ class TrackerConfig(_Model):
         default=30, description="Frames a track survives without a matching detection.", ge=1, le=10_000
     )
     min_hits: int = Field(default=3, description="Matched frames before a track is confirmed.", ge=1, le=1_000)
+    start_score: float = Field(
+        default=0.4,
+        description="Detector score a detection needs to start a track; weaker ones only extend one (ByteTrack). "
+        "The bundled plate detector scores large, close plates 0.35-0.5.",
+        ge=0,
+        le=1,
+    )
     iou_threshold: float = Field(default=0.3, description="Minimum IoU to match a detection to a track.", ge=0, le=1)
     max_gap_seconds: float = Field(
         default=2.0, description="A track ends when unseen this long (seconds, frame timestamps).", gt=0, le=3600

@@ -69,13 +69,12 @@ class PlateTracker:
         self,
         camera_id: str,
         config: TrackerConfig | None = None,
-        high_score: float = 0.5,
         low_score: float = 0.1,
         first_id: int = 1,
     ) -> None:
         self.camera_id = camera_id
         self.config = config or TrackerConfig()
-        self.high_score, self.low_score = high_score, low_score
+        self.high_score, self.low_score = self.config.start_score, low_score
         self._live: list[_Live] = []
         self._next_id = first_id
 
