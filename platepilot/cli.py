@@ -367,6 +367,23 @@ def detector_train(
 
 _DEFAULT_LABELS = Path("data/ocr_training/labels.txt")
 _CROPS_DIR_HELP = "Folder of plate crops (searched recursively; default: the config's output.crops_dir)."
+_LINE_CROP_HELP = (
+    "Cut each crop to its plate line before reading (crops of whole plates). Default: yes for the "
+    "runtime's own crops (output.crops_dir) when the configured detector boxes whole plates, else no."
+)
+
+
+def _line_crop(flag: bool | None, crops_dir: Path | None, settings: Settings) -> bool:
+    """`--line-crop` as given, else whether the crops are the runtime's own whole-plate boxes: read from
+    `output.crops_dir` behind a detector that boxes whole plates (`detect.boxes_whole_plates`)."""
+    from platepilot.detect import boxes_whole_plates
+
+    if flag is not None:
+        return flag
+    own = crops_dir is None or crops_dir.resolve() == settings.output.crops_dir.resolve()
+    return own and boxes_whole_plates(settings.detector)
+
+
 _LABELS_OUT_HELP = "labels.txt to append to (<crop path>\\t<TEXT> lines; created if missing)."
 _ACCEPT_HELP = "Also write reads at least this confident to labels.txt (unverified; training sees them)."
 _PRELABEL_ENGINE_HELP = (
@@ -409,6 +426,7 @@ def prelabel_command(
     accept_above: float | None = typer.Option(None, "--accept-above", min=0.0, max=1.0, help=_ACCEPT_HELP),
     redo: bool = typer.Option(False, "--redo", help="Read again crops this engine already pre-labeled."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Crops per engine call."),
+    line_crop: bool | None = typer.Option(None, "--line-crop/--no-line-crop", help=_LINE_CROP_HELP),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
     """Pre-label crops not in labels.txt yet: reads go to <labels>.meta.jsonl as suggestions only."""
@@ -417,7 +435,7 @@ def prelabel_command(
     from platepilot.store.provenance import sidecar_path
 
     settings = load_config(config)
-    reader = make_engine(engine, model, settings)
+    reader = make_engine(engine, model, settings, whole_plates=_line_crop(line_crop, crops_dir, settings))
     result = prelabel_crops(
         crops_dir or settings.output.crops_dir, output, reader,
         batch_size=batch_size, accept_above=accept_above, redo=redo, console=err_console,
@@ -447,6 +465,7 @@ def labels_auto(
     min_agree: int = typer.Option(2, "--min-agree", min=1, help="PlateOCR members that must read the same text."),
     min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0, help="PlateOCR confidence."),
     model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
+    line_crop: bool | None = typer.Option(None, "--line-crop/--no-line-crop", help=_LINE_CROP_HELP),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
     """Pseudo-label crops that have no human label: PlateOCR reads them, and a format-valid read its
@@ -459,7 +478,8 @@ def labels_auto(
     settings = load_config(config)
     o = settings.ocr
     crnn = resolve_model(model, settings) if "crnn" in o.plateocr_members else None
-    reader = build_plate_ocr(o.plateocr_members, crnn, o.plateocr_lines, o.format_prior)
+    cut = _line_crop(line_crop, crops_dir, settings)
+    reader = build_plate_ocr(o.plateocr_members, crnn, o.plateocr_lines, o.format_prior, line_crop=cut)
     rules = PseudoFilter(min_agree, min_confidence)
     result = pseudo_label_crops(crops_dir or settings.output.crops_dir, labels, reader, rules, console=err_console)
     console.print(escape(

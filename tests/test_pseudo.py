@@ -144,3 +144,19 @@ def test_with_few_human_labels_training_validates_on_held_out_pseudo_labels(tmp_
     assert training["val_source"] == "held-out pseudo-labels" and training["labels"] == 0
     assert training["val"] + training["pseudo"] == len(texts) and 0 < training["val"] < len(texts) // 2
     assert result.history and training["pseudo_weight"] == 0.5
+
+
+def test_the_runtimes_whole_plate_crops_are_read_by_their_plate_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from platepilot.cli import _line_crop, app
+    from platepilot.config import DetectorConfig, OutputConfig, Settings
+
+    settings = Settings(output=OutputConfig(crops_dir=tmp_path / "crops"))  # default detector: PlateNet
+    assert _line_crop(None, None, settings) and _line_crop(None, tmp_path / "crops", settings)
+    assert not _line_crop(None, tmp_path / "photos", settings)  # someone else's crops: read as they come
+    assert _line_crop(True, tmp_path / "photos", settings) and not _line_crop(False, None, settings)
+    serial_lines = settings.model_copy(update={"detector": DetectorConfig(kind="textdet")})
+    assert not _line_crop(None, None, serial_lines)
+    for command in (["labels", "auto"], ["prelabel"]):
+        assert "--line-crop" in CliRunner().invoke(app, [*command, "--help"]).output

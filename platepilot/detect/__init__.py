@@ -15,7 +15,7 @@ def make_detector(config: DetectorConfig, threads: int | None = None, still: boo
     `platepilot detector train`, known by its sidecar, or else a YOLO export; `platenet` without it is
     the bundled plate detector; `textdet` is PP-OCRv6 text detection + a plate-shape filter at the
     video or, with `still`, the still-image size. `auto` without a model_path is AUTO_KIND."""
-    kind = AUTO_KIND if config.kind == "auto" and config.model_path is None else config.kind
+    kind = resolved_kind(config)
     if kind == "textdet":
         from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 
@@ -33,4 +33,15 @@ def make_detector(config: DetectorConfig, threads: int | None = None, still: boo
     return PlateNetDetector(config.model_path, config.confidence_threshold, threads)
 
 
-__all__ = ["AUTO_KIND", "PlateDetector", "make_detector"]
+def resolved_kind(config: DetectorConfig) -> str:
+    """The kind `make_detector` builds: `auto` without a model_path is AUTO_KIND."""
+    return AUTO_KIND if config.kind == "auto" and config.model_path is None else config.kind
+
+
+def boxes_whole_plates(config: DetectorConfig) -> bool:
+    """Whether the configured detector's boxes are whole plates (`PlateDetector.whole_plates`), without
+    loading it: every kind but the text detector (serial lines) boxes whole plates."""
+    return resolved_kind(config) != "textdet"
+
+
+__all__ = ["AUTO_KIND", "PlateDetector", "boxes_whole_plates", "make_detector", "resolved_kind"]
