@@ -74,14 +74,15 @@ class PlateTracker:
     ) -> None:
         self.camera_id = camera_id
         self.config = config or TrackerConfig()
-        self.high_score, self.low_score = self.config.start_score, low_score
+        self.low_score = low_score
         self._live: list[_Live] = []
         self._next_id = first_id
 
     def update(self, detections: list[Detection], timestamp: float) -> TrackUpdate:
         """Associate this frame's detections (taken at `timestamp`, seconds) with the live tracks."""
-        high = [d for d in detections if d.score >= self.high_score]
-        low = [d for d in detections if self.low_score <= d.score < self.high_score]
+        start = self.config.start_score  # confident: matched first, and may start a track
+        high = [d for d in detections if d.score >= start]
+        low = [d for d in detections if self.low_score <= d.score < start]
         pairs, unmatched = self._match(list(range(len(self._live))), high, timestamp)
         low_pairs, _ = self._match(unmatched, low, timestamp)
         matched_ids = set()
