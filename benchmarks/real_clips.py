@@ -15,7 +15,7 @@ A vehicle (a labelled plate) is read when an event of its clip has its text, str
 folded; an event matches no plate when its folded text is none of its clip's labels.
 Prints a table and writes benchmarks/results/real_clips.json.
 Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|textdet:SIDE|PATH]
-    [--engine auto] [--limit N] [--keep-clips DIR]
+    [--engine auto] [--config platepilot.yaml] [--limit N] [--keep-clips DIR]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from platepilot.config import CameraConfig, OCRConfig, Settings
+from platepilot.config import CameraConfig, Settings, load_config
 from platepilot.detect import PlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import read_image
@@ -204,7 +204,8 @@ def run_all(
     scenes: Sequence[LabelledScene], args: argparse.Namespace, workdir: Path, console: Console
 ) -> list[ClipResult]:
     """Make, write and run every clip; the detector and the reader are loaded once for all of them."""
-    settings = Settings(ocr=OCRConfig(engine=args.engine))
+    base = load_config(args.config) if args.config else Settings()
+    settings = base.model_copy(update={"ocr": base.ocr.model_copy(update={"engine": args.engine})})
     detector = detector_for(args.detector, settings.detector)
     engine = make_engine(args.engine, None, settings, whole_plates=detector.whole_plates)
     engine.warmup(1)
@@ -245,6 +246,9 @@ def main() -> None:
         help="auto (the configured detector), platenet (the bundled one), textdet:SIDE or an ONNX path",
     )
     parser.add_argument("--engine", default="auto", help="reader: auto, plateocr, paddle, easyocr or crnn")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="a platepilot.yaml (tracker, reader policy); defaults without it"
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes (a quick check)")
     parser.add_argument("--frames", type=int, default=DEFAULT_STYLE.frames, help="frames per clip")
     parser.add_argument("--fps", type=float, default=DEFAULT_STYLE.fps, help="clip frame rate")
@@ -268,7 +272,8 @@ def main() -> None:
     console.print(table(row, f"{args.scenes}: one clip per scene, {args.frames} frames at {args.fps:g} fps"))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "detector": args.detector, "engine": args.engine, "limit": args.limit,
-            "seed": args.seed, **row, "per_clip": [asdict(c) for c in clips]}  # fmt: skip
+            "seed": args.seed, "config": str(args.config or ""), **row,
+            "per_clip": [asdict(c) for c in clips]}  # fmt: skip
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
     console.print(f"written to {RESULTS}")
 

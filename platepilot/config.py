@@ -116,6 +116,20 @@ class OCRConfig(_Model):
     ocr_max_confidence_target: float = Field(
         default=0.80, description="A track stops being re-read once a read reaches this.", ge=0, le=1
     )
+    agree_reads: int = Field(
+        default=2,
+        description="A track stops being re-read once this many accepted reads agree on its text and one of them "
+        "reaches ocr_max_confidence_target (one confident read of a far or blurred plate can be wrong).",
+        ge=1,
+        le=100,
+    )
+    min_plate_chars: int = Field(
+        default=3,
+        description="Reads shorter than this make no event: on real scenes 2-character reads were fragments of "
+        "badges, dealer frames and tail lights, not vanity plates (set 2 to keep those).",
+        ge=1,
+        le=8,
+    )
     workers: int = Field(default=2, description="OCR worker threads shared by all cameras.", ge=1, le=64)
     format_prior: bool = Field(default=True, description="Prefer candidate texts that match a known plate format.")
     plateocr_members: tuple[PlateOCRMember, ...] = Field(

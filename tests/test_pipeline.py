@@ -47,6 +47,14 @@ def test_fuse(reads: list[PlateRead], expected: str | None) -> None:
     assert (fused.text if fused else None) == expected
 
 
+def test_fuse_weighs_reads_by_crop_quality() -> None:
+    reads = [_read("FAR123", 0.9), _read("FAR123", 0.9), _read("NEAR12", 0.97)]
+    assert fuse(reads).text == "FAR123"  # type: ignore[union-attr]
+    fused = fuse(reads, weights=[0.2, 0.25, 0.8])
+    assert fused is not None and (fused.text, fused.confidence) == ("NEAR12", 0.97)
+    assert fuse(reads, weights=[0.0, 0.0, 0.0]).text == "FAR123"  # type: ignore[union-attr]
+
+
 def test_demo_run_stores_one_crop_and_one_event_per_vehicle(tmp_path: Path) -> None:
     settings = pipeline_settings(tmp_path)
     source = DemoSource("CAM1", seed=0, realtime=False, max_frames=300, clock=lambda: 1_764_000_000.0)
@@ -70,8 +78,8 @@ def test_demo_run_stores_one_crop_and_one_event_per_vehicle(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("text", "conf"), [("ABC1234", 0.3), ("MYFLORIDACOM", 0.99), ("E", 0.99)]
-)  # low confidence, too long for a plate, a one-character fragment
+    ("text", "conf"), [("ABC1234", 0.3), ("MYFLORIDACOM", 0.99), ("E", 0.99), ("EB", 0.99)]
+)  # low confidence, too long for a plate, fragments shorter than ocr.min_plate_chars (3)
 def test_low_confidence_too_long_or_fragment_reads_make_no_event(tmp_path: Path, text: str, conf: float) -> None:
     settings = pipeline_settings(tmp_path)
     source = DemoSource("CAM1", seed=0, realtime=False, max_frames=120)
@@ -214,16 +222,19 @@ class _WidthReader:
         pass
 
 
-def test_a_satisfied_track_reads_its_much_better_last_crop_once_more(tmp_path: Path) -> None:
+@pytest.mark.parametrize("agree_reads", [1, 2])
+def test_a_satisfied_track_reads_its_much_better_last_crop_once_more(tmp_path: Path, agree_reads: int) -> None:
     scene, reader = _ApproachScene(), _WidthReader()
     settings = pipeline_settings(tmp_path)
+    settings = settings.model_copy(update={"ocr": settings.ocr.model_copy(update={"agree_reads": agree_reads})})
     pilot = make_pilot(settings, [scene], SimpleNamespace(name="approach", detect=scene.detect), reader)  # type: ignore[arg-type]
     pilot.run()
     [event] = query_events(settings.output.events_db_url)
-    assert (event.text, event.reads) == ("NEAR12", 2)
-    assert (
-        reader.widths[0] < 100 and reader.widths[1] >= 150
-    )  # the far read satisfied the track; the best crop came last
+    # `agree_reads` confident far reads satisfied the track; its best crop came last, was read once more
+    # and outweighs them in the fusion (crop quality)
+    assert (event.text, event.reads) == ("NEAR12", agree_reads + 1)
+    assert all(w < 100 for w in reader.widths[:agree_reads]) and reader.widths[agree_reads:] == [max(reader.widths)]
+    assert reader.widths[-1] >= 150
 
 
 @pytest.mark.slow

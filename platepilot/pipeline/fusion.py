@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from platepilot.ocr.base import apply_format_prior
 from platepilot.plates.formats import match_format
@@ -24,6 +25,7 @@ from platepilot.plates.states import UNKNOWN, format_regions
 from platepilot.types import PlateRead
 
 TOP_CANDIDATES = 5
+MIN_WEIGHT = 0.1  # the least say a read's crop quality leaves it, relative to the best crop's
 
 
 def _char_weights(read: PlateRead) -> tuple[float, ...]:
@@ -57,24 +59,42 @@ def fuse_state(reads: Sequence[PlateRead], min_confidence: float) -> tuple[str, 
     return (state if share >= min_confidence else UNKNOWN), share
 
 
+def weighted(read: PlateRead, weight: float) -> PlateRead:
+    """`read` with its confidence and each character's scaled by `weight`: its say in the vote."""
+    return replace(
+        read, confidence=read.confidence * weight, char_confidences=tuple(c * weight for c in read.char_confidences)
+    )
+
+
 def fuse(
-    reads: Sequence[PlateRead], format_prior: bool = True, engine: str = "", state_min_confidence: float = 0.5
+    reads: Sequence[PlateRead],
+    format_prior: bool = True,
+    engine: str = "",
+    state_min_confidence: float = 0.5,
+    weights: Sequence[float] | None = None,
 ) -> PlateRead | None:
-    """The fused read of one track's accepted reads (text and state); None when there is none with text."""
-    reads = [r for r in reads if r.text]
-    if not reads:
+    """The fused read of one track's accepted reads (text and state); None when there is none with text.
+
+    `weights` (one per read: its crop's quality) scale each read's say in the text vote, relative to
+    the best crop's (floored at MIN_WEIGHT): a plate seen twice as large and sharp counts twice as much,
+    so two confident reads of the far plate cannot out-vote the read of the near one."""
+    kept = [(r, w) for r, w in zip(reads, weights or [1.0] * len(reads), strict=True) if r.text]
+    if not kept:
         return None
+    reads = [r for r, _ in kept]
+    best = max(w for _, w in kept)
+    voters = [weighted(r, max(w / best, MIN_WEIGHT) if best > 0 else 1.0) for r, w in kept]
     by_length: dict[int, list[PlateRead]] = defaultdict(list)
-    for read in reads:
+    for read in voters:
         by_length[len(read.text)].append(read)
     group = max(by_length.values(), key=lambda g: (sum(r.confidence for r in g), len(g[0].text)))
     voted, agreement = vote(group)
     support: dict[str, float] = defaultdict(float)
-    for read in reads:
+    for read in voters:
         support[read.text] += read.confidence
     group_conf = sum(r.confidence for r in group) / len(group)
     support[voted] = max(support[voted], agreement * group_conf * len(group))
-    total = sum(r.confidence for r in reads)
+    total = sum(r.confidence for r in voters)
     candidates = sorted(((t, s / total) for t, s in support.items()), key=lambda c: -c[1])[:TOP_CANDIDATES]
     state, state_confidence = fuse_state(reads, state_min_confidence)
     text, _ = apply_format_prior(candidates, regions=format_regions(state)) if format_prior else candidates[0]

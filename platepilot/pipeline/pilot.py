@@ -4,11 +4,13 @@ Threads: one capture thread per camera fills a bounded queue (a live camera's ol
 dropped, and counted, when the queue is full; a recorded source waits instead); one processing
 thread per camera detects, tracks and stores better crops; a shared ThreadPoolExecutor reads
 crops with the reader in the `ReaderSlot` at that moment (hot reload swaps it; see `reload.py`).
-A track is re-read, one read in flight at a time, on each better crop until an accepted read
-reaches `ocr_max_confidence_target`; reads under `ocr_min_confidence`, caption runs (MYFLOR) and
-one-character fragments (under MIN_PLATE_CHARS) are not accepted. A far plate
-can read confidently wrong, so when the track ends its best crop is read once more if it is much
-better (`FINAL_READ_GAIN`) than any crop read. Then its reads are fused into one event. A camera that fails is
+A track is re-read, one read in flight at a time, on each better crop until `ocr.agree_reads`
+accepted reads agree on its text and one of them reaches `ocr_max_confidence_target` (a far or
+blurred plate can read confidently wrong once: on real approach clips, single confident reads such as
+LXEK968 for 4XEK968 made most misread events); reads under `ocr_min_confidence`, caption runs
+(MYFLOR) and fragments shorter than `ocr.min_plate_chars` are not accepted. When the track ends its
+best crop is read once more if it is much better (`FINAL_READ_GAIN`) than any crop read. The fusion
+weighs each read by its crop's quality. Then its reads are fused into one event. A camera that fails is
 reported in its stats; the others go on. `stop()` (SIGINT/SIGTERM) ends capture, flushes every
 track, waits for in-flight reads and writes the last events.
 """
@@ -30,7 +32,7 @@ from platepilot.ocr.state import StateClassifier, with_state
 from platepilot.pipeline.fusion import fuse
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
-from platepilot.plates.formats import MAX_PLATE_CHARS, MIN_PLATE_CHARS, is_caption
+from platepilot.plates.formats import MAX_PLATE_CHARS, is_caption
 from platepilot.sources.base import FrameSource
 from platepilot.store.crops import CropStore, StoredCrop
 from platepilot.store.events import EventStore, PlateEvent
@@ -62,6 +64,7 @@ class _TrackReads:
     view is also cut off, and reads as text)."""
 
     reads: list[PlateRead] = field(default_factory=list)
+    qualities: list[float] = field(default_factory=list)  # of each read's crop: its weight in the fusion
     read_quality: float = 0.0  # the best quality of a crop read so far
     final: PlateCrop | None = None  # once satisfied: a much better crop, read when the track ends
     edge_crop: PlateCrop | None = None
@@ -72,6 +75,11 @@ class _TrackReads:
     ended: Track | None = None
     stored: StoredCrop | None = None  # what the crop store holds of the track (its file, or why none)
     reader: LoadedReader | None = None  # the reader of the latest accepted read
+
+    def agreed(self, text: str, count: int, target: float) -> bool:
+        """Whether `count` reads say `text` and one of them reaches the confidence `target`."""
+        same = [r.confidence for r in self.reads if r.text == text]
+        return len(same) >= count and max(same) >= target
 
     def keep_if_much_better(self, crop: PlateCrop) -> None:
         """Keep a crop that came after the track was satisfied, to read at its end, if it is much better."""
@@ -272,13 +280,14 @@ class Pilot:
             state.read_quality = max(state.read_quality, crop.quality)
             if (
                 read is not None
-                and len(read.text) >= MIN_PLATE_CHARS
+                and len(read.text) >= ocr.min_plate_chars
                 and not is_caption(read.text)
                 and read.confidence >= ocr.ocr_min_confidence
             ):
                 state.reads.append(read)
+                state.qualities.append(crop.quality)
                 state.reader = reader
-                state.satisfied = read.confidence >= ocr.ocr_max_confidence_target
+                state.satisfied = state.agreed(read.text, ocr.agree_reads, ocr.ocr_max_confidence_target)
             follow = self._next_crop(state)
             finished = follow is None and state.ended is not None
         if follow is not None:
@@ -326,7 +335,9 @@ class Pilot:
         if state is None or state.ended is None or state.reader is None:
             return
         engine = state.reader.engine.name
-        fused = fuse(state.reads, self.settings.ocr.format_prior, engine, self.settings.state.min_confidence)
+        fused = fuse(
+            state.reads, self.settings.ocr.format_prior, engine, self.settings.state.min_confidence, state.qualities
+        )
         if fused is None or len(fused.text) > MAX_PLATE_CHARS or (state.edge_only and not fused.format_match):
             return
         track = state.ended

@@ -124,10 +124,9 @@ FORMATS: tuple[PlateFormat, ...] = (
 FORMATS_BY_NAME: dict[str, PlateFormat] = {f.name: f for f in FORMATS}
 
 # FLORIDA.md: personalised plates hold 2-7 characters; the generic US rule allows up to 8, and no US
-# plate holds more (a longer read is a caption or a sign: MYFLORIDACOM). A one-character read is a
-# fragment (a glyph of a badge, a tail light's reflection, a piece of a serial), not a plate.
+# plate holds more (a longer read is a caption or a sign: MYFLORIDACOM). The runtime's floor for short
+# reads (fragments of badges and tail lights) is a setting, `ocr.min_plate_chars`.
 PERSONALIZED_MAX = 7
-MIN_PLATE_CHARS = 2
 MAX_PLATE_CHARS = 8
 GENERIC_US = re.compile(rf"^(?=.*\d)[A-Z0-9]{{1,{MAX_PLATE_CHARS}}}$")
 
