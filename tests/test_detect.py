@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from platepilot.detect.base import box_iou, letterbox, nms
+from platepilot.detect.base import box_iou, letterbox, nms, suppress_contained
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector, plates_from_lines
 from platepilot.detect.yolo import YoloOnnxDetector, guess_layout
 from platepilot.sources.demo import DemoScene
@@ -91,6 +91,22 @@ def test_nms_and_iou() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30]], np.float32)
     assert nms(boxes, np.array([0.5, 0.9, 0.7]), 0.1, 0.5).tolist() == [1, 2]
     assert box_iou(boxes[:1], boxes[2:])[0, 0] == 0.0
+
+
+def test_a_box_mostly_inside_a_better_one_is_dropped() -> None:
+    boxes = np.array(
+        [
+            [100, 100, 260, 180],  # the best: a whole plate
+            [90, 95, 190, 185],  # its left half, a little taller than it (IoU 0.49: NMS keeps it)
+            [300, 100, 460, 180],  # a plate beside it
+            [240, 90, 330, 190],  # a box across the gap between them, mostly in neither
+        ],
+        np.float32,
+    )
+    assert nms(boxes, np.array([0.9, 0.8, 0.7, 0.6]), 0.3, 0.5).tolist() == [0, 1, 2, 3]
+    assert suppress_contained(boxes, 0.6).tolist() == [0, 2, 3]
+    assert suppress_contained(boxes, 1.0).tolist() == [0, 1, 2, 3]
+    assert suppress_contained(np.zeros((0, 4), np.float32), 0.6).tolist() == []
 
 
 def test_plate_filter_merges_groups_and_drops_nested_lines() -> None:

@@ -64,6 +64,22 @@ def nms(boxes: np.ndarray, scores: np.ndarray, score_threshold: float, iou_thres
     return keep[np.argsort(-scores[keep], kind="stable")]
 
 
+def suppress_contained(boxes: np.ndarray, share: float) -> np.ndarray:
+    """Indices of (N, 4) xyxy boxes, ordered best first, kept when they overlap no better kept box by
+    `share` or more of the smaller box's area (one box inside the other). IoU-based NMS keeps two
+    boxes of different sizes on one plate (its two halves either side of a Florida plate's orange, or
+    a half and the whole), and each starts a track of its own."""
+    area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
+    kept: list[int] = []
+    for i in range(len(boxes)):
+        top_left = np.maximum(boxes[kept, :2], boxes[i, :2])
+        bottom_right = np.minimum(boxes[kept, 2:], boxes[i, 2:])
+        inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
+        if not np.any(inter >= share * np.minimum(area[kept], area[i])):
+            kept.append(i)
+    return np.asarray(kept, np.int64)
+
+
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     """(N, 4) xyxy boxes clipped to a width x height frame."""
     out = boxes.astype(np.float32).copy()

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from platepilot.detect.base import clip_boxes, nms, to_detections
+from platepilot.detect.base import clip_boxes, nms, suppress_contained, to_detections
 from platepilot.errors import PlatepilotError
 from platepilot.sessions import load_sidecar, open_session, save_sidecar, sidecar_path
 from platepilot.types import Detection
@@ -45,6 +45,13 @@ class DetectorCard(BaseModel):
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     score_threshold: float = Field(default=0.3, ge=0, le=1)
     nms_iou: float = Field(default=0.5, ge=0, le=1)
+    contained_share: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="After NMS, a box overlapping a better one by this share of the smaller one's area is dropped "
+        "(`suppress_contained`); at 1 only a box wholly inside a better one is.",
+    )
     box_margin: tuple[float, float] = Field(
         default=(0.04, 0.08), description="Growth of each side, as a share of the box width and height."
     )
@@ -126,7 +133,8 @@ def decode(output: np.ndarray, card: DetectorCard, score_threshold: float) -> tu
     grow_w, grow_h = card.box_margin
     half_w, half_h = w * (0.5 + grow_w), h * (0.5 + grow_h)
     boxes = np.column_stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h]).astype(np.float32)
-    keep = nms(boxes, scores, score_threshold, card.nms_iou)[: card.max_detections]
+    keep = nms(boxes, scores, score_threshold, card.nms_iou)
+    keep = keep[suppress_contained(boxes[keep], card.contained_share)][: card.max_detections]
     return boxes[keep], scores[keep]
 
 
