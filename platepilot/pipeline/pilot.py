@@ -9,8 +9,8 @@ accepted reads agree on its text and one of them reaches `ocr_max_confidence_tar
 blurred plate can read confidently wrong once: on real approach clips, single confident reads such as
 LXEK968 for 4XEK968 made most misread events); reads under `ocr_min_confidence`, caption runs
 (MYFLOR) and fragments shorter than `ocr.min_plate_chars` are not accepted. When the track ends its
-best crop is read once more if it is much better (`FINAL_READ_GAIN`) than any crop read. The fusion
-weighs each read by its crop's quality. Then its reads are fused into one event. A camera that fails is
+best crop is read once more if it is much better (`FINAL_READ_GAIN`) than any crop read. Then its
+reads are fused into one event, each weighed by its crop's quality. A camera that fails is
 reported in its stats; the others go on. `stop()` (SIGINT/SIGTERM) ends capture, flushes every
 track, waits for in-flight reads and writes the last events.
 """
