@@ -213,10 +213,14 @@ def test_two_pages_labeling_at_once_lose_nothing(work: Path, start: Callable[...
         expect(b.locator("#crop")).to_have_attribute("data-rel", re.compile("track"))
         assert a.get_attribute("#crop", "data-rel") != b.get_attribute("#crop", "data-rel")
         for round_ in range(3):  # both type and press Enter, interleaved, without waiting for each other
+            shown = [p.get_attribute("#crop", "data-rel") for p in (a, b)]
             a.keyboard.type(f"AAA{round_}11")
             b.keyboard.type(f"BBB{round_}22")
             a.keyboard.press("Enter")
             b.keyboard.press("Enter")
+            if round_ < 2:  # each page types its next label once its own next crop is up, as a person does
+                for p, rel in zip((a, b), shown, strict=True):
+                    expect(p.locator("#crop")).not_to_have_attribute("data-rel", rel or "")
         wait_for(lambda: len(labels(work)) == 6)
         expect(a.locator("#empty")).to_contain_text("All crops are labeled")
         expect(b.locator("#empty")).to_contain_text("All crops are labeled")
