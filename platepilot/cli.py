@@ -15,7 +15,7 @@ from platepilot.config import Settings, dump_config, load_config
 from platepilot.errors import PlatepilotError, missing_module
 from platepilot.redact import RedactingFormatter, redact
 from platepilot.state_cli import eval_states, parse_state, state_app, with_states
-from platepilot.training.records import TrainOptions, TrainResult
+from platepilot.training.records import DEFAULT_ARCH, TrainOptions, TrainResult
 
 app = typer.Typer(
     name="platepilot",
@@ -941,6 +941,16 @@ def train_command(
     workers: int = typer.Option(
         0, "--workers", min=0, help="Extra processes generating synthetic plates (0: in the training process)."
     ),
+    conv_widths: str | None = typer.Option(
+        None,
+        "--conv-widths",
+        help="The CNN's five block widths, e.g. 16,32,48,64,96 (default: the start model's, or "
+        + ",".join(map(str, DEFAULT_ARCH["channels"]))
+        + " from scratch). With --init-from, a wider network is grown from the start model, reading as it did.",
+    ),
+    rnn_hidden: int | None = typer.Option(
+        None, "--rnn-hidden", min=8, help=f"BiLSTM units per direction (default: as above, {DEFAULT_ARCH['hidden']})."
+    ),
     pseudo: bool = typer.Option(
         False, "--pseudo", help="Also train on the pseudo-labels `platepilot labels auto` wrote beside --labels."
     ),
@@ -970,10 +980,12 @@ def train_command(
     folder = run_folder(output_dir, settings, resume)
     if init_from is not None and str(init_from) == "bundled":
         init_from = BUNDLED_MODEL
+    shape = _network_shape(conv_widths, rnn_hidden)
     opts = TrainOptions(
         labels=labels, output_dir=folder, epochs=epochs, batch_size=batch_size, val_split=val_split,
         patience=patience, lr=lr, synthetic=synthetic, init_from=init_from, resume=resume, seed=seed, workers=workers,
         holdout_fraction=settings.gate.holdout_fraction, pseudo=pseudo, pseudo_weight=pseudo_weight,
+        arch=DEFAULT_ARCH | shape, grow=shape if init_from is not None else {},
     )  # fmt: skip
     console.print(escape(f"run folder: {folder}"), highlight=False)
     result = train(opts, console)
@@ -983,6 +995,22 @@ def train_command(
         raise PlatepilotError("training produced no model (no epoch completed)")
     _log_to_mlflow(opts, result, register, tracking_uri, model_name)
     console.print(escape(f"to put it live (through the gate): platepilot models deploy {folder}"), highlight=False)
+
+
+def _network_shape(conv_widths: str | None, rnn_hidden: int | None) -> dict[str, Any]:
+    """The CRNN shape the user asked for (only the parts given), from `--conv-widths` and `--rnn-hidden`."""
+    shape: dict[str, Any] = {}
+    if conv_widths is not None:
+        try:
+            widths = [int(w) for w in conv_widths.split(",")]
+        except ValueError:
+            widths = []
+        if len(widths) != len(DEFAULT_ARCH["channels"]) or min(widths) < 1:
+            raise PlatepilotError(f"--conv-widths {conv_widths!r}: give five positive integers, e.g. 16,32,48,64,96")
+        shape["channels"] = widths
+    if rnn_hidden is not None:
+        shape["hidden"] = rnn_hidden
+    return shape
 
 
 def main(args: list[str] | None = None, prog_name: str | None = None) -> None:

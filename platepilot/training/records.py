@@ -31,6 +31,7 @@ class TrainOptions:
     seed: int = 0
     workers: int = 0
     arch: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ARCH))
+    grow: dict[str, Any] = field(default_factory=dict)  # with init_from: widen its network to these channels/hidden
 
 
 @dataclass(frozen=True)

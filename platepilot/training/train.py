@@ -31,6 +31,7 @@ from platepilot.training.export import export_onnx
 from platepilot.training.model import CRNN, build_model
 from platepilot.training.plots import prediction_grid, training_curves
 from platepilot.training.records import TrainOptions, TrainResult
+from platepilot.training.widen import widen
 
 MODEL_NAME = "florida_plate_ocr"
 COLLAPSE_EPOCHS = 5  # consecutive epochs of all-empty validation reads that count as blank collapse
@@ -111,7 +112,13 @@ def _starting_point(opts: TrainOptions) -> tuple[ModelSpec, dict[str, Any], dict
         return ModelSpec(), opts.arch, None
     weights = init_weights_file(opts.init_from)
     saved = torch.load(weights, map_location="cpu", weights_only=False)
-    return ModelSpec.model_validate(saved["spec"]), saved["arch"], saved["state_dict"]
+    spec, arch, state = ModelSpec.model_validate(saved["spec"]), saved["arch"], saved["state_dict"]
+    grown = arch | opts.grow
+    if grown == arch:
+        return spec, arch, state
+    parent = build_model(spec.channels, spec.num_classes, spec.height, arch)
+    parent.load_state_dict(state)
+    return spec, grown, widen(parent, spec.channels, spec.num_classes, spec.height, arch, grown).state_dict()
 
 
 def init_weights_file(init_from: Path) -> Path:
@@ -223,7 +230,8 @@ def _sources(opts: TrainOptions, labels: int, pseudo: LabelledSet) -> list[str]:
     if opts.synthetic:
         sources.append(f"{opts.synthetic} synthetic plates per epoch (platepilot.plates.synth)")
     if opts.init_from is not None:
-        sources.append(f"initial weights: {opts.init_from}")
+        grown = f", widened to {opts.grow} (platepilot.training.widen)" if opts.grow else ""
+        sources.append(f"initial weights: {opts.init_from}{grown}")
         start = opts.init_from.with_suffix(".onnx")
         inherited = load_card(start).training.get("sources", []) if start.is_file() else []
         sources += [s if " was trained on: " in s else f"{start.name} was trained on: {s}" for s in inherited]
