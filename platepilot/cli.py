@@ -957,6 +957,14 @@ def train_command(
     pseudo_weight: float = typer.Option(
         0.5, "--pseudo-weight", min=0.0, max=1.0, help="Loss weight of a pseudo-label (a human label weighs 1)."
     ),
+    degrade_real: float = typer.Option(
+        0.0,
+        "--degrade-real",
+        min=0.0,
+        max=1.0,
+        help="Share of the real crops drawn that also get a camera's degradation (fewer pixels, blur, noise, JPEG), "
+        "so sharp photos teach reading blurred plates.",
+    ),
     register: bool = typer.Option(
         False, "--register", help="Register the model as a new version in the MLflow model registry."
     ),
@@ -985,7 +993,7 @@ def train_command(
         labels=labels, output_dir=folder, epochs=epochs, batch_size=batch_size, val_split=val_split,
         patience=patience, lr=lr, synthetic=synthetic, init_from=init_from, resume=resume, seed=seed, workers=workers,
         holdout_fraction=settings.gate.holdout_fraction, pseudo=pseudo, pseudo_weight=pseudo_weight,
-        arch=DEFAULT_ARCH | shape, grow=shape if init_from is not None else {},
+        degrade_real=degrade_real, arch=DEFAULT_ARCH | shape, grow=shape if init_from is not None else {},
     )  # fmt: skip
     console.print(escape(f"run folder: {folder}"), highlight=False)
     result = train(opts, console)

@@ -19,7 +19,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.labeling.pseudo import PseudoFilter, pseudo_label_crops
 from platepilot.ocr.models import BUNDLED_MODEL
 from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
-from platepilot.ocr.spec import load_card
+from platepilot.ocr.spec import load_card, to_input
 from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import append_labels
 from platepilot.store.provenance import (
@@ -30,6 +30,7 @@ from platepilot.store.provenance import (
     read_records,
     sidecar_path,
 )
+from platepilot.training.data_loading import MixedPlates
 from platepilot.training.train import PSEUDO_VAL_MIN, TrainOptions, train, weighted_ctc
 from platepilot.types import PlateRead
 
@@ -107,6 +108,24 @@ def test_weighted_ctc_is_ctc_mean_at_weight_one_and_drops_a_zero_weight_plate() 
     assert torch.isclose(zero_last, without_last)
 
 
+def test_degraded_real_crops_are_blurrier_keep_their_text_and_repeat_per_key() -> None:
+    spec = load_card(BUNDLED_MODEL).spec
+    images = np.stack([to_input(synth_sample(21, i, camera=False).image, spec) for i in range(24)])
+    texts = [synth_sample(21, i, camera=False).text for i in range(24)]
+    sharp = MixedPlates(images, texts, spec, synthetic=8, seed=3)
+    worn = MixedPlates(images, texts, spec, synthetic=8, seed=3, degrade=1.0)
+
+    def detail(image: np.ndarray) -> float:
+        return float(cv2.Laplacian(image.astype(np.float32), cv2.CV_32F).var())
+
+    keys = [(0, i) for i in range(len(texts))]
+    assert [worn[k][1] for k in keys] == texts and [worn[k][2] for k in keys] == [1.0] * len(texts)
+    assert all(np.array_equal(worn[k][0], worn[k][0]) for k in keys)  # a pure function of (seed, epoch, i)
+    assert np.median([detail(worn[k][0]) / detail(sharp[k][0]) for k in keys]) < 0.7
+    synthetic = (0, len(sharp) - 1)  # synthetic plates are never degraded twice
+    assert np.array_equal(worn[synthetic][0], sharp[synthetic][0])
+
+
 @pytest.mark.slow
 def test_train_pseudo_uses_the_pseudo_labels_and_names_them_in_the_model_card(
     tmp_path: Path, plateocr: PlateOCR
@@ -120,11 +139,13 @@ def test_train_pseudo_uses_the_pseudo_labels_and_names_them_in_the_model_card(
     assert isinstance(missing.exception, PlatepilotError)  # `main` prints it as one line, exit 1
     assert "no pseudo-labels" in str(missing.exception) and "labels auto" in str(missing.exception)
     kept = pseudo_label_crops(crops, labels, plateocr).kept
-    result = runner.invoke(app, [*args, "--pseudo-weight", "0.3", "--output-dir", str(tmp_path / "run")])
+    run = [*args, "--pseudo-weight", "0.3", "--degrade-real", "0.5", "--output-dir", str(tmp_path / "run")]
+    result = runner.invoke(app, run)
     assert result.exit_code == 0, result.output
     assert f"{kept} pseudo-labels, weight 0.3" in result.output
     training = load_card(tmp_path / "run" / "florida_plate_ocr.onnx").training
     assert training["pseudo"] == kept and training["labels"] == 0 and training["pseudo_weight"] == 0.3
+    assert training["degrade_real"] == 0.5
     assert any(str(sidecar_path(labels)) in s and str(crops.resolve()) in s for s in training["sources"])
 
 

@@ -201,3 +201,27 @@ def _night_ir(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32)
     gray = np.clip((gray - gray.mean()) * float(rng.uniform(1.2, 2.0)) + float(rng.uniform(110, 170)), 0, 255)
     return cv2.cvtColor(gray.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+# What a roadside camera does to a plate that a sharp photo does not show: fewer pixels across the plate
+# (the UCSD plates are 50-110 px wide, the model's input 128), blur, sensor noise and JPEG.
+_CAMERA_DEGRADATION = A.Compose(
+    [
+        A.Downscale(scale_range=(0.35, 0.8), p=0.8,
+                    interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}),
+        A.OneOf([A.GaussianBlur(sigma_limit=(0.4, 1.2), blur_limit=0, p=1.0), A.MotionBlur(blur_limit=(3, 5), p=1.0)],
+                p=0.6),
+        A.GaussNoise(std_range=(0.01, 0.05), p=0.4),
+        A.ImageCompression(quality_range=(25, 85), p=0.7),
+    ]
+)  # fmt: skip
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A model-sized crop as a worse camera would have caught it (Noisy-Student-style: the label, read
+    from the sharp photo, stays; the student learns to read it from fewer, blurrier pixels)."""
+    _CAMERA_DEGRADATION.set_random_seed(int(rng.integers(2**31)))
+    planes = image.reshape(-1, *image.shape[-2:])
+    channels_last = np.ascontiguousarray(np.moveaxis(planes, 0, -1))
+    out = _CAMERA_DEGRADATION(image=channels_last)["image"]
+    return np.moveaxis(out.reshape(*image.shape[-2:], -1), -1, 0).reshape(image.shape)

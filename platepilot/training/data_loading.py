@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from platepilot.ocr.spec import ModelSpec, to_input
+from platepilot.plates.camera import degrade
 from platepilot.plates.synth import synth_sample
 from platepilot.training.data import encode
 
@@ -40,12 +41,14 @@ class MixedPlates(Dataset):
 
     def __init__(
         self, images: np.ndarray, texts: list[str], spec: ModelSpec, synthetic: int, seed: int, augment: bool = True,
-        weights: list[float] | None = None,
+        weights: list[float] | None = None, degrade: float = 0.0,
     ) -> None:  # fmt: skip
         self.images, self.texts, self.spec = images, texts, spec
         self.synthetic, self.seed, self.augment = synthetic, seed, augment
         self.weights = weights or [1.0] * len(texts)
         """Loss weight of each real crop (pseudo-labels below human labels); synthetic plates weigh 1."""
+        self.degrade = degrade
+        """Share of the real crops drawn that also go through `degrade` (with `augment`)."""
         wanted = REAL_SHARE / (1 - REAL_SHARE) * synthetic
         self.real = max(len(texts), int(wanted)) if texts else 0
 
@@ -58,7 +61,10 @@ class MixedPlates(Dataset):
             k = i % len(self.texts)
             image = self.images[k]
             if self.augment:
-                image = jitter(image, np.random.default_rng([self.seed, epoch, i]))
+                rng = np.random.default_rng([self.seed, epoch, i])
+                image = jitter(image, rng)
+                if rng.random() < self.degrade:
+                    image = degrade(image, rng)
             return image, self.texts[k], self.weights[k]
         index = epoch * self.synthetic + (i - self.real)
         sample = synth_sample(self.seed + 7919, index)

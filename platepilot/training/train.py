@@ -64,7 +64,9 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     if init_weights is not None:
         model.load_state_dict(init_weights)
     weights = [1.0] * (len(train_set.texts) - summary["pseudo"]) + [opts.pseudo_weight] * summary["pseudo"]
-    dataset = MixedPlates(train_set.images, train_set.texts, spec, opts.synthetic, opts.seed, weights=weights)
+    dataset = MixedPlates(
+        train_set.images, train_set.texts, spec, opts.synthetic, opts.seed, weights=weights, degrade=opts.degrade_real
+    )
     sampler = EpochSampler(len(dataset), opts.seed)
     loader = make_loader(dataset, spec, opts.batch_size, sampler, opts.workers)
     steps_per_epoch = len(loader)
@@ -397,6 +399,7 @@ def _finish(
         **summary, "synthetic_per_epoch": opts.synthetic, "epochs_run": state.epoch, "seed": opts.seed,
         "lr": opts.lr, "batch_size": opts.batch_size, "init_from": str(opts.init_from or ""),
         "seconds": round(seconds, 1), "pseudo_weight": opts.pseudo_weight if opts.pseudo else 0.0,
+        "degrade_real": opts.degrade_real,
     }  # fmt: skip
     model_path = out / f"{MODEL_NAME}.onnx"
     weights = model_path.with_suffix(".pt")
