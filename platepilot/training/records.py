@@ -28,7 +28,7 @@ class TrainOptions:
     holdout_fraction: float = 0.15  # crops (whole tracks) kept for the promotion gate: never trained on
     pseudo: bool = False  # also train on the pseudo-labels of `labels`' sidecar (`platepilot labels auto`)
     pseudo_weight: float = 0.5  # their loss weight; human labels and synthetic plates weigh 1
-    degrade_real: float = 0.0  # share of real crops drawn that also get a camera degradation (data_loading.degrade)
+    degrade_real: float = 0.0  # share of real crops drawn that also get a camera degradation (plates.camera.degrade)
     seed: int = 0
     workers: int = 0
     arch: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ARCH))
