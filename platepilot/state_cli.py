@@ -44,9 +44,17 @@ def state_train(
     seed: int = typer.Option(0, "--seed"),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+    backbone: str | None = typer.Option(
+        None, "--backbone", help="Fine-tune a pretrained backbone end to end (ppocr-det) instead of StateNet."
+    ),
+    backbone_lr: float = typer.Option(3e-4, "--backbone-lr", min=1e-7, max=1.0, help="The backbone's peak rate."),
+    height: int | None = typer.Option(None, "--height", min=32, max=256, help="Input height (64; 96 with --backbone)."),
+    width: int | None = typer.Option(None, "--width", min=32, max=512, help="Input width (128; 192 with --backbone)."),
 ) -> None:
     """Train the state classifier (CPU) and export it to OUTPUT_DIR/plate_state.onnx with its sidecar.
 
+    With --backbone, PaddleOCR's text detector (from the rapidocr wheel) is cut, converted to torch and
+    fine-tuned together with a new head: the bundled model's recipe (docs/states.md).
     Use it with `state.model_path: OUTPUT_DIR/plate_state.onnx` in platepilot.yaml.
     """
     import torch
@@ -59,6 +67,8 @@ def state_train(
     opts = StateTrainOptions(
         data=data, output_dir=output_dir, designs=designs, cache_dir=cache_dir, epochs=epochs,
         batch_size=batch_size, lr=lr, rendered=rendered, seed=seed, workers=workers, sources=source,
+        backbone=backbone, backbone_lr=backbone_lr, height=height or (96 if backbone else 64),
+        width=width or (192 if backbone else 128),
     )  # fmt: skip
     result = train_state(opts, console)
     try:

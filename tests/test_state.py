@@ -230,6 +230,43 @@ def test_train_head_end_to_end_on_rendered_plates(tmp_path: Path) -> None:
     assert (opts.cache_dir / next(p.name for p in opts.cache_dir.glob("features-*")) / "clean.npz").is_file()
 
 
+def test_state_train_fine_tunes_the_paddleocr_backbone_end_to_end(tmp_path: Path) -> None:
+    import torch
+    from onnx2torch import convert
+
+    from platepilot.sessions import rapidocr_model
+    from platepilot.training.state.backbones import BACKBONES, cut_backbone
+    from platepilot.training.state.train import StateTrainOptions, train_state
+
+    manifest = _rendered_manifest(tmp_path, 12)
+    manifest.write_text(manifest.read_text().replace("\tvalid\n", "\ttrain\n"))  # half the rows become train rows
+    opts = StateTrainOptions(data=manifest, output_dir=tmp_path / "run", cache_dir=tmp_path / "cache", epochs=1,
+                             batch_size=4, height=64, width=128, rendered=0, non_plates_per_epoch=4, workers=0,
+                             backbone="ppocr-det", backbone_lr=1e-2)  # fmt: skip
+    result = train_state(opts)
+    card = load_state_card(result.model_path)
+    assert card.channel_order == "BGR" and card.mean == (0.5,) * 3 and (card.height, card.width) == (64, 128)
+    assert "PaddleOCR" in card.training["sources"][0] and card.training["export_parity_max_abs"] < 1e-3
+    assert result.evaluation is not None and result.evaluation["n"] == 6
+    assert len(StateClassifier(result.model_path).classify([np.zeros((30, 70, 3), np.uint8)])) == 1
+    spec = BACKBONES["ppocr-det"]
+    original = convert(cut_backbone(rapidocr_model(spec.file), spec.outputs, 64, 128)).state_dict()
+    tuned = torch.load(result.model_path.with_suffix(".pt"))["model"]
+    moved = [k for k, v in original.items() if not torch.equal(v, tuned[f"backbone.{k}"])]
+    assert moved, "the backbone was not fine-tuned"
+
+
+def test_state_train_with_an_unknown_backbone_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = _rendered_manifest(tmp_path, 4)
+    with pytest.raises(SystemExit) as stopped:
+        main(["state", "train", "--data", str(manifest), "--backbone", "resnet", "--output-dir", str(tmp_path / "r"),
+              "--cache-dir", str(tmp_path / "c"), "--rendered", "0"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and "--backbone" in err and "resnet" in err and "Traceback" not in err
+
+
 def test_state_names_read_on_a_plate_match_their_state() -> None:
     from platepilot.ocr.state import with_name
     from platepilot.ocr.state_name import match_state_name

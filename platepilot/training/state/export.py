@@ -1,18 +1,18 @@
-"""Export a trained StateNet to ONNX (dynamic batch) with its sidecar, after a parity check."""
+"""Export a trained state classifier (StateNet, or a fine-tuned backbone + head) to ONNX with its sidecar."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from platepilot.ocr.state import StateCard, save_state_card
 from platepilot.sessions import sidecar_path
 from platepilot.training.parity import max_abs_difference, random_batches, replace_if_close
-from platepilot.training.state.model import StateNet
 
 
-def export_state_model(model: StateNet, card: StateCard, path: Path) -> float:
+def export_state_model(model: nn.Module, card: StateCard, path: Path) -> float:
     """Write `path` + sidecar via temp files; returns the max abs logit difference torch vs onnxruntime.
 
     A difference above PARITY_TOLERANCE fails the export and leaves any previous model in place.

@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnx
@@ -26,7 +26,6 @@ import onnxruntime as ort
 import torch
 from rich.console import Console
 from rich.progress import track
-from torch import nn
 from torch.nn import functional as F
 
 from platepilot.errors import PlatepilotError
@@ -36,40 +35,9 @@ from platepilot.sessions import rapidocr_model, sidecar_path
 from platepilot.training.detector.train import _jsonable
 from platepilot.training.onnx_merge import merge_behind
 from platepilot.training.parity import PARITY_TOLERANCE, random_batches
-from platepilot.training.ppocr_backbone import cut_ppocr_det
+from platepilot.training.state.backbones import BACKBONES, Backbone, FeatureHead, cut_backbone
 from platepilot.training.state.data import Pool, StateCrops, training_sources
 from platepilot.training.state.train import MODEL_FILE, score_eval_splits
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """A rapidocr model file, the tensors to cut it at, and how it wants its input."""
-
-    file: str
-    outputs: tuple[str, ...]
-    source: str
-    channel_order: Literal["RGB", "BGR"] = "BGR"
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-
-
-BACKBONES: dict[str, Backbone] = {
-    # PPLCNetV3 backbone of the text detector, cut after its stride-16 stage (192 channels, 0.8 M
-    # parameters). Measured on cached features (docs/states.md): the stride-32 stage (384 ch) alone
-    # scored lower and added nothing beside the stride-16 map, for three times the file size.
-    "ppocr-det": Backbone(
-        "PP-OCRv6_det_small.onnx",
-        ("p2o.pd_op.conv2d.32.0",),
-        "PaddleOCR PP-OCRv6_det_small text detector (ONNX from the rapidocr 3.10 wheel), Apache-2.0: "
-        "its frozen backbone up to the stride-16 feature map",
-    ),
-    "ppocr-det-s32": Backbone(
-        "PP-OCRv6_det_small.onnx",
-        ("p2o.pd_op.conv2d.40.0", "p2o.pd_op.conv2d.32.0"),
-        "PaddleOCR PP-OCRv6_det_small text detector (ONNX from the rapidocr 3.10 wheel), Apache-2.0: "
-        "its frozen backbone up to the stride-32 feature map (stride-16 and stride-32 maps)",
-    ),
-}
 
 
 @dataclass
@@ -105,53 +73,12 @@ class HeadTrainResult:
     evaluation: dict[str, Any] | None
 
 
-def cut_backbone(source: Path, outputs: tuple[str, ...], height: int, width: int) -> onnx.ModelProto:
-    """`source` cut at `outputs` (explicit pads for this size), for (batch, 3, height, width) inputs: the
-    outputs' sizes are then fixed, and the head is built for them."""
-    model = cut_ppocr_det(source, outputs, (height, width))
-    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 3, height, width), strict=True):
-        dim.ClearField("dim_param")
-        dim.dim_value = value
-    model = onnx.shape_inference.infer_shapes(model)
-    for value in [*model.graph.input, *model.graph.output]:
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    del model.graph.value_info[:]  # shapes inferred for batch 1; onnxruntime re-infers them
-    return model
-
-
 def _session(model: onnx.ModelProto | Path, threads: int = 1) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     data = str(model) if isinstance(model, Path) else model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
-class FeatureHead(nn.Module):
-    """Per feature map: 1x1 conv to `reduce` channels, average pooled to `grid` (rows, columns); then an MLP."""
-
-    def __init__(
-        self, shapes: list[tuple[int, int, int]], num_classes: int, reduce: int, hidden: int, grid: tuple[int, int]
-    ) -> None:
-        super().__init__()
-        self.reducers = nn.ModuleList()
-        for channels, h, w in shapes:
-            if h % grid[0] or w % grid[1]:
-                raise PlatepilotError(f"feature map {h}x{w} does not pool to the {grid[0]}x{grid[1]} grid")
-            self.reducers.append(
-                nn.Sequential(
-                    nn.Conv2d(channels, reduce, 1), nn.BatchNorm2d(reduce), nn.GELU(),
-                    nn.AvgPool2d((h // grid[0], w // grid[1])),
-                )
-            )  # fmt: skip
-        self.mlp = nn.Sequential(
-            nn.Dropout(0.4), nn.Linear(len(shapes) * reduce * grid[0] * grid[1], hidden), nn.GELU(),
-            nn.Dropout(0.3), nn.Linear(hidden, num_classes),
-        )  # fmt: skip
-
-    def forward(self, *maps: torch.Tensor) -> torch.Tensor:
-        pooled = [reducer(m).flatten(1) for reducer, m in zip(self.reducers, maps, strict=True)]
-        return self.mlp(torch.cat(pooled, dim=1))
 
 
 def _features(

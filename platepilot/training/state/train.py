@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
@@ -30,6 +31,7 @@ from platepilot.ocr.state_eval import evaluate_states
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.training.detector.train import _jsonable
+from platepilot.training.state.backbones import pretrained_state_net
 from platepilot.training.state.data import Pool, Sources, StateCrops, training_sources
 from platepilot.training.state.export import export_state_model
 from platepilot.training.state.model import WIDTHS, StateNet
@@ -58,6 +60,8 @@ class StateTrainOptions:
     seed: int = 0
     workers: int = 1
     sources: list[str] = field(default_factory=list)
+    backbone: str | None = None  # a BACKBONES key: fine-tune that pretrained backbone + a head, not StateNet
+    backbone_lr: float = 3e-4  # its peak learning rate (the head's is `lr`)
 
 
 @dataclass
@@ -74,14 +78,15 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     console = console or Console()
     started = time.monotonic()
     torch.manual_seed(opts.seed)
+    model, card, groups = _model(opts)  # first: a bad --backbone fails before the photos are decoded
     sources = training_sources(opts.data, opts.designs, opts.rendered, opts.seed, opts.cache_dir)
-    card = StateCard(classes=(*STATE_NAMES, UNKNOWN), height=opts.height, width=opts.width)
     console.print(f"{sources.describe()}; classes {len(card.classes)}")
-    model = StateNet(len(card.classes), WIDTHS)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=5e-4)
+    optimizer = torch.optim.AdamW(groups, weight_decay=5e-4)
     rng = np.random.default_rng(opts.seed)
     steps = len(_epoch_items(rng, opts, sources)) // opts.batch_size
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, [g["lr"] for g in groups], total_steps=opts.epochs * steps, pct_start=0.1
+    )
     history: list[dict[str, float]] = []
     for epoch in range(1, opts.epochs + 1):
         items = _epoch_items(rng, opts, sources)
@@ -96,6 +101,29 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
             f"held-out top1 {held_top1:.3f} top3 {held_top3:.3f}"
         )
     return _finish(model, card, opts, history, started, console)
+
+
+def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str, Any]]]:
+    """The network to train, its sidecar (input size, normalisation) and its optimizer's parameter groups."""
+    classes = (*STATE_NAMES, UNKNOWN)
+    if opts.backbone is None:
+        net = StateNet(len(classes), WIDTHS)
+        return (
+            net,
+            StateCard(classes=classes, height=opts.height, width=opts.width),
+            [{"params": list(net.parameters()), "lr": opts.lr}],
+        )
+    pretrained, spec = pretrained_state_net(opts.backbone, opts.height, opts.width, len(classes))
+    card = StateCard(classes=classes, height=opts.height, width=opts.width, channel_order=spec.channel_order,
+                     mean=spec.mean, std=spec.std, training={"backbone_source": spec.source})  # fmt: skip
+    return (
+        pretrained,
+        card,
+        [
+            {"params": list(pretrained.backbone.parameters()), "lr": opts.backbone_lr},
+            {"params": list(pretrained.head.parameters()), "lr": opts.lr},
+        ],
+    )
 
 
 def _epoch_items(rng: np.random.Generator, opts: StateTrainOptions, sources: Sources) -> np.ndarray:
@@ -116,7 +144,7 @@ def _log_prior(pool: Pool, items: np.ndarray, card: StateCard) -> torch.Tensor:
 
 
 def _train_epoch(
-    model: StateNet, optimizer: torch.optim.Optimizer, scheduler: Any, data: StateCrops, prior: torch.Tensor,
+    model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, data: StateCrops, prior: torch.Tensor,
     opts: StateTrainOptions, epoch: int, steps: int,
 ) -> tuple[float, float]:  # fmt: skip
     loader = DataLoader(data, opts.batch_size, shuffle=False, num_workers=opts.workers, drop_last=True)
@@ -143,7 +171,7 @@ def _train_epoch(
 
 
 @torch.no_grad()
-def _score(model: StateNet, data: StateCrops) -> tuple[float, float]:
+def _score(model: nn.Module, data: StateCrops) -> tuple[float, float]:
     """Top-1 and top-3 on clean held-out photos, by the network alone."""
     if not len(data):
         return 0.0, 0.0
@@ -157,20 +185,22 @@ def _score(model: StateNet, data: StateCrops) -> tuple[float, float]:
 
 
 def _finish(
-    model: StateNet, card: StateCard, opts: StateTrainOptions, history: list[dict[str, float]], started: float,
+    model: nn.Module, card: StateCard, opts: StateTrainOptions, history: list[dict[str, float]], started: float,
     console: Console,
 ) -> StateTrainResult:  # fmt: skip
     if not history:
         raise PlatepilotError("training produced no model (no epoch completed)")
     model_path = opts.output_dir / MODEL_FILE
     training = {
-        "sources": opts.sources or [str(opts.data), *map(str, opts.designs), "platepilot synthetic plates"],
+        "sources": opts.sources or [*card.training.values(), str(opts.data), *map(str, opts.designs),
+                                    "platepilot synthetic plates"],
         "data": str(opts.data), "designs": [str(d) for d in opts.designs], "options": _jsonable(asdict(opts)),
         "epochs_run": len(history), "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
-    card = card.model_copy(update={"training": training, "metrics": {"holdout": history[-1]}})
+    card = card.model_copy(update={"training": {**card.training, **training}, "metrics": {"holdout": history[-1]}})
     export_state_model(model, card, model_path)
-    torch.save({"model": model.state_dict(), "widths": WIDTHS}, model_path.with_suffix(".pt"))
+    weights = {"model": model.state_dict(), "widths": WIDTHS, "backbone": opts.backbone}
+    torch.save(weights, model_path.with_suffix(".pt"))
     (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     evaluation = score_eval_splits(model_path, opts.data, console)
     best = max(history, key=lambda h: h["holdout_top1"])
