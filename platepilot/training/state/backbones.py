@@ -43,13 +43,13 @@ BACKBONES: dict[str, Backbone] = {
         "PP-OCRv6_det_small.onnx",
         ("p2o.pd_op.conv2d.32.0",),
         "PaddleOCR PP-OCRv6_det_small text detector (ONNX from the rapidocr 3.10 wheel), Apache-2.0: "
-        "its frozen backbone up to the stride-16 feature map",
+        "its backbone up to the stride-16 feature map",
     ),
     "ppocr-det-s32": Backbone(
         "PP-OCRv6_det_small.onnx",
         ("p2o.pd_op.conv2d.40.0", "p2o.pd_op.conv2d.32.0"),
         "PaddleOCR PP-OCRv6_det_small text detector (ONNX from the rapidocr 3.10 wheel), Apache-2.0: "
-        "its frozen backbone up to the stride-32 feature map (stride-16 and stride-32 maps)",
+        "its backbone up to the stride-32 feature map (stride-16 and stride-32 maps)",
     ),
 }
 

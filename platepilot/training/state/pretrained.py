@@ -232,8 +232,8 @@ def _finish(
     onnx.save(merged, str(tmp))
     tmp.replace(model_path)
     training = {
-        "sources": opts.sources or [spec.source, str(opts.data) + " (train split)", *map(str, opts.designs),
-                                    "platepilot synthetic plates"],
+        "sources": opts.sources or [f"{spec.source}, frozen", f"{opts.data} (train split)",
+                                    *map(str, opts.designs), "platepilot synthetic plates"],
         "command": "platepilot state train-head", "backbone": opts.backbone, "backbone_file": spec.file,
         "backbone_outputs": list(spec.outputs), "data": str(opts.data), "designs": [str(d) for d in opts.designs],
         "options": _jsonable(asdict(opts)), "epochs_run": len(history),

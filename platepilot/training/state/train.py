@@ -114,8 +114,9 @@ def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str
             [{"params": list(net.parameters()), "lr": opts.lr}],
         )
     pretrained, spec = pretrained_state_net(opts.backbone, opts.height, opts.width, len(classes))
+    source = f"{spec.source}, fine-tuned end to end"
     card = StateCard(classes=classes, height=opts.height, width=opts.width, channel_order=spec.channel_order,
-                     mean=spec.mean, std=spec.std, training={"backbone_source": spec.source})  # fmt: skip
+                     mean=spec.mean, std=spec.std, training={"backbone_source": source})  # fmt: skip
     return (
         pretrained,
         card,
