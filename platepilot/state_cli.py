@@ -50,6 +50,7 @@ def state_train(
     backbone_lr: float = typer.Option(3e-4, "--backbone-lr", min=1e-7, max=1.0, help="The backbone's peak rate."),
     height: int | None = typer.Option(None, "--height", min=32, max=256, help="Input height (64; 96 with --backbone)."),
     width: int | None = typer.Option(None, "--width", min=32, max=512, help="Input width (128; 192 with --backbone)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT_DIR after its last epoch."),
 ) -> None:
     """Train the state classifier (CPU) and export it to OUTPUT_DIR/plate_state.onnx with its sidecar.
 
@@ -68,7 +69,7 @@ def state_train(
         data=data, output_dir=output_dir, designs=designs, cache_dir=cache_dir, epochs=epochs,
         batch_size=batch_size, lr=lr, rendered=rendered, seed=seed, workers=workers, sources=source,
         backbone=backbone, backbone_lr=backbone_lr, height=height or (96 if backbone else 64),
-        width=width or (192 if backbone else 128),
+        width=width or (192 if backbone else 128), resume=resume,
     )  # fmt: skip
     result = train_state(opts, console)
     try:

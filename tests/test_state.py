@@ -256,6 +256,40 @@ def test_state_train_fine_tunes_the_paddleocr_backbone_end_to_end(tmp_path: Path
     assert moved, "the backbone was not fine-tuned"
 
 
+def test_an_interrupted_state_train_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from platepilot.training.state import train
+
+    manifest = _rendered_manifest(tmp_path, 12)
+    manifest.write_text(manifest.read_text().replace("\tvalid\n", "\ttrain\n"))
+
+    def opts(run: str, resume: bool = False) -> train.StateTrainOptions:
+        return train.StateTrainOptions(data=manifest, output_dir=tmp_path / run, cache_dir=tmp_path / "cache",
+                                       epochs=3, batch_size=4, rendered=0, non_plates_per_epoch=4, workers=0,
+                                       resume=resume)  # fmt: skip
+
+    straight = train.train_state(opts("straight")).history
+    real_epoch = train._train_epoch
+
+    def stop_at_epoch_3(*args: object) -> tuple[float, float]:
+        if args[-2] == 3:
+            raise KeyboardInterrupt
+        return real_epoch(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train, "_train_epoch", stop_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_state(opts("stopped"))
+    assert not (tmp_path / "stopped" / "plate_state.onnx").exists()
+    monkeypatch.setattr(train, "_train_epoch", real_epoch)
+    resumed = train.train_state(opts("stopped", resume=True)).history
+    assert [h["epoch"] for h in resumed] == [1, 2, 3]
+    assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in straight])  # as if never stopped
+    assert [h["train_top1"] for h in resumed] == [h["train_top1"] for h in straight]
+    with pytest.raises(PlatepilotError, match="planned for 3 epochs"):
+        train.train_state(train.StateTrainOptions(**{**vars(opts("stopped", resume=True)), "epochs": 6}))
+    with pytest.raises(PlatepilotError, match="no checkpoint"):
+        train.train_state(opts("never", resume=True))
+
+
 def test_state_train_with_an_unknown_backbone_says_so_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -30,13 +30,14 @@ from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, sa
 from platepilot.ocr.state_eval import evaluate_states
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
-from platepilot.training.detector.train import _jsonable
+from platepilot.training.detector.train import _jsonable, _save_atomic
 from platepilot.training.state.backbones import pretrained_state_net
 from platepilot.training.state.data import Pool, Sources, StateCrops, training_sources
 from platepilot.training.state.export import export_state_model
 from platepilot.training.state.model import WIDTHS, StateNet
 
 MODEL_FILE = "plate_state.onnx"
+CHECKPOINT = "checkpoint.pt"  # the last finished epoch, for --resume
 EVAL_SPLITS = ("valid", "test")
 
 
@@ -62,6 +63,7 @@ class StateTrainOptions:
     sources: list[str] = field(default_factory=list)
     backbone: str | None = None  # a BACKBONES key: fine-tune that pretrained backbone + a head, not StateNet
     backbone_lr: float = 3e-4  # its peak learning rate (the head's is `lr`)
+    resume: bool = False  # continue the run in output_dir from its last finished epoch
 
 
 @dataclass
@@ -87,8 +89,9 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, [g["lr"] for g in groups], total_steps=opts.epochs * steps, pct_start=0.1
     )
-    history: list[dict[str, float]] = []
-    for epoch in range(1, opts.epochs + 1):
+    checkpoint = opts.output_dir / CHECKPOINT
+    history = _resume(checkpoint, model, optimizer, scheduler, rng, opts, console) if opts.resume else []
+    for epoch in range(len(history) + 1, opts.epochs + 1):
         items = _epoch_items(rng, opts, sources)
         prior = _log_prior(sources.pool, items, card)
         data = StateCrops(sources.pool, items, card, augment=True, seed=opts.seed * 10_000 + epoch)
@@ -96,11 +99,40 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
         held_top1, held_top3 = _score(model, StateCrops(sources.pool, sources.held, card, augment=False, seed=0))
         history.append({"epoch": epoch, "loss": loss, "train_top1": acc, "holdout_top1": held_top1,
                         "holdout_top3": held_top3})  # fmt: skip
+        opts.output_dir.mkdir(parents=True, exist_ok=True)
+        _save_atomic(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "epochs": opts.epochs,
+             "history": history},
+            checkpoint,
+        )  # fmt: skip
         console.print(
             f"epoch {epoch}/{opts.epochs}  loss {loss:.3f}  train top1 {acc:.3f}  "
             f"held-out top1 {held_top1:.3f} top3 {held_top3:.3f}"
         )
     return _finish(model, card, opts, history, started, console)
+
+
+def _resume(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, rng: np.random.Generator,
+    opts: StateTrainOptions, console: Console,
+) -> list[dict[str, float]]:  # fmt: skip
+    """Restore an interrupted run's last finished epoch (weights, optimizer, schedule, random streams); its history."""
+    if not path.is_file():
+        raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved["epochs"] != opts.epochs or saved["scheduler"]["total_steps"] != scheduler.total_steps:
+        raise PlatepilotError(
+            f"{path}: this run was planned for {saved['epochs']} epochs with other data or batch size; resume it "
+            "with the options it started with, or start a new run in another --output-dir"
+        )
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    rng.bit_generator.state = saved["rng"]
+    torch.set_rng_state(saved["torch_rng"])
+    console.print(f"resuming after epoch {len(saved['history'])}")
+    return list(saved["history"])
 
 
 def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str, Any]]]:
