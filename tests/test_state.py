@@ -35,7 +35,7 @@ from platepilot.store.mqtt import MQTTPublisher
 from platepilot.store.schema import current_revision, head_revision
 from platepilot.types import PlateRead
 
-FL_FLOOR = 0.85  # FL vs out-of-state on rendered standard plates; the bundled model measures 0.97
+FL_FLOOR = 0.90  # FL vs out-of-state on rendered standard plates; the bundled model measures 0.97 (400 plates)
 
 
 @pytest.mark.parametrize(
