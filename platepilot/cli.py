@@ -126,7 +126,9 @@ def eval_command(
         None, "--textdet-side", min=128, help="With --detector textdet: longest side, pixels (default: the video size)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    report: Path | None = typer.Option(None, "--report", help="With --labels: write report.json + worst_errors.png."),
+    report: Path | None = typer.Option(
+        None, "--report", help="With --labels or --states: write report.json + worst_errors.png to this folder."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate the first N crops (or scene images)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
@@ -137,9 +139,9 @@ def eval_command(
             "eval needs exactly one of --labels (plate crops), --scenes (a MANIFEST.tsv) or --states (a state manifest)"
         )
     if states is not None:
-        if report is not None or engine is not None or detector != "auto" or textdet_side is not None:
-            raise PlatepilotError("--states goes with --model, --split, --limit and --json only")
-        eval_states(states, load_config(config), model, split, as_json, limit)
+        if engine is not None or detector != "auto" or textdet_side is not None:
+            raise PlatepilotError("--states goes with --model, --split, --limit, --report and --json only")
+        eval_states(states, load_config(config), model, split, as_json, limit, report)
         return
     if split:
         raise PlatepilotError("--split goes with --states")

@@ -161,19 +161,23 @@ def with_states(reads: list[PlateRead], images: list[np.ndarray], settings: Sett
 
 
 def eval_states(
-    manifest: Path, settings: Settings, model: Path | None, splits: list[str], as_json: bool, limit: int | None
-) -> None:
-    """`eval --states`: score the state classifier on a state manifest (top-1/3, Florida, speed)."""
+    manifest: Path, settings: Settings, model: Path | None, splits: list[str], as_json: bool, limit: int | None,
+    report: Path | None = None,
+) -> None:  # fmt: skip
+    """`eval --states`: score the state classifier on a state manifest (top-1/3, Florida, speed); with
+    `report`, also write its errors (report.json, worst_errors.png) there."""
     from rich.table import Table
 
     from platepilot.ocr.state import state_classifier
-    from platepilot.ocr.state_eval import evaluate_states
+    from platepilot.ocr.state_eval import evaluate_states, write_state_report
     from platepilot.plates.state_manifest import read_state_manifest
 
     console, err_console = _consoles()
     photos = read_state_manifest(manifest, set(splits) if splits else None)[:limit]
     classifier = state_classifier(settings.state, model)
     result = evaluate_states(photos, classifier, err_console)
+    if report is not None:
+        write_state_report(result, report)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -187,3 +191,5 @@ def eval_states(
     if result.confusions:
         pairs = ", ".join(f"{t}→{p} {c}" for t, p, c in result.confusions)
         console.print(f"confusions (true→predicted): {escape(pairs)}", highlight=False)
+    if report is not None:
+        console.print(f"errors: {report / 'report.json'}, {report / 'worst_errors.png'}", highlight=False)

@@ -152,6 +152,24 @@ def test_eval_states_json_has_the_issue_keys(tmp_path: Path) -> None:
     assert 0 <= result["top1"] <= result["top3"] <= 1
 
 
+def test_eval_states_report_shows_every_wrong_state_most_confident_first(tmp_path: Path) -> None:
+    manifest = _rendered_manifest(tmp_path, 12)
+    rows = manifest.read_text().splitlines()
+    rows[2] = rows[2].rsplit("\t", 2)[0] + "\tAS\ttest"  # American Samoa: no rendered design prints it
+    manifest.write_text("\n".join(rows) + "\n")
+    report = tmp_path / "report"
+    done = CliRunner().invoke(app, ["eval", "--states", str(manifest), "--split", "test", "--report", str(report)])
+    assert done.exit_code == 0, done.output
+    saved = json.loads((report / "report.json").read_text())
+    errors = saved["errors"]
+    assert round(saved["n"] * (1 - saved["top1"])) == len(errors) >= 1
+    assert any(e["path"].endswith("p1.jpg") and e["truth"] == "AS" for e in errors)
+    assert all(e["truth"] != e["predicted"] for e in errors)
+    assert [e["confidence"] for e in errors] == sorted((e["confidence"] for e in errors), reverse=True)
+    sheet = cv2.imread(str(report / "worst_errors.png"))
+    assert sheet is not None and sheet.shape[0] >= 64 and sheet.shape[1] >= 192
+
+
 def test_state_manifest_errors_name_the_line(tmp_path: Path) -> None:
     manifest = tmp_path / "m.tsv"
     manifest.write_text("image_relpath\tstate\nx.jpg\tATLANTIS\n")
@@ -254,6 +272,10 @@ def test_state_train_fine_tunes_the_paddleocr_backbone_end_to_end(tmp_path: Path
     tuned = torch.load(result.model_path.with_suffix(".pt"))["model"]
     moved = [k for k, v in original.items() if not torch.equal(v, tuned[f"backbone.{k}"])]
     assert moved, "the backbone was not fine-tuned"
+    assert (opts.output_dir / "training_curves.png").stat().st_size > 1000
+    assert len(json.loads((opts.output_dir / "valid_test" / "report.json").read_text())["errors"]) == round(
+        6 * (1 - result.evaluation["top1"])
+    )
 
 
 def test_an_interrupted_state_train_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,10 +131,6 @@ def _batches(
 
 def write_report(result: EvalResult, folder: Path) -> None:
     """Write `folder/report.json` (summary, worst errors, unreadable crops) and `folder/worst_errors.png`."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PlatepilotError(f"{folder}: cannot create report folder: {exc.strerror}") from None
     report = {
         **result.to_json(),
         "unreadable_paths": [str(p) for p in result.unreadable],
@@ -143,21 +139,29 @@ def write_report(result: EvalResult, folder: Path) -> None:
             for e in result.errors[:REPORTED_ERRORS]
         ],
     }
+    sheet = [(e.path, f"{e.truth} / {e.pred or '-'}") for e in result.errors[:SHEET_ERRORS]]
+    write_report_files(folder, report, sheet)
+
+
+def write_report_files(folder: Path, report: dict[str, Any], errors: list[tuple[Path, str]]) -> None:
+    """`folder/report.json` and `folder/worst_errors.png`: a contact sheet of the errors' images, each
+    captioned (images deleted since the evaluation are left out; one blank tile when there are none)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlatepilotError(f"{folder}: cannot create report folder: {exc.strerror}") from None
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    sheet = folder / "worst_errors.png"
-    if not cv2.imwrite(str(sheet), _error_sheet(result.errors[:SHEET_ERRORS])):
-        raise PlatepilotError(f"{sheet}: cannot write image")
-
-
-def _error_sheet(errors: tuple[EvalError, ...]) -> np.ndarray:
-    """Contact sheet of the errors' crops captioned `true / pred`; one blank tile when there are none."""
     images, captions = [], []
-    for error in errors:
+    for path, caption in errors:
         try:
-            images.append(read_image(error.path))
+            images.append(read_image(path))
         except PlatepilotError:  # deleted or replaced since the evaluation
             continue
-        captions.append(f"{error.truth} / {error.pred or '-'}")
-    if not images:
-        return contact_sheet([np.full((64, 192, 3), 255, np.uint8)], ["no errors"], columns=1)
-    return contact_sheet(images, captions, columns=min(6, len(images)))
+        captions.append(caption)
+    if images:
+        picture = contact_sheet(images, captions, columns=min(6, len(images)))
+    else:
+        picture = contact_sheet([np.full((64, 192, 3), 255, np.uint8)], ["no errors"], columns=1)
+    sheet = folder / "worst_errors.png"
+    if not cv2.imwrite(str(sheet), picture):
+        raise PlatepilotError(f"{sheet}: cannot write image")

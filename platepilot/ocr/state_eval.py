@@ -6,6 +6,9 @@
   (a read says FL only when FL is the best state and clears the floor);
 - `ms_per_plate`: the classifier's time per photo at batches of 64 (and the name reader's, when the
   classifier has one), decoding excluded.
+
+`write_state_report` adds what a person looks at: every wrong best state, the most confident first,
+in report.json and as a captioned contact sheet (worst_errors.png).
 """
 
 from __future__ import annotations
@@ -13,16 +16,30 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import track
 
 from platepilot.ocr.base import read_image
+from platepilot.ocr.evaluate import write_report_files
 from platepilot.ocr.state import StateClassifier
 from platepilot.plates.state_manifest import StatePhoto
 from platepilot.plates.states import FLORIDA, UNKNOWN
+
+SHEET_ERRORS = 36  # in worst_errors.png
+
+
+@dataclass(frozen=True)
+class StateError:
+    """A photo whose best state is not its state; `confidence` is the best state's probability."""
+
+    path: Path
+    truth: str
+    predicted: str
+    confidence: float
 
 
 @dataclass(frozen=True)
@@ -37,9 +54,11 @@ class StateEval:
     ms_per_plate: float
     confusions: tuple[tuple[str, str, int], ...]  # (true, predicted, count), most frequent first
     worst_states: tuple[tuple[str, float, int], ...]  # (state, top-1 accuracy, photos), worst first
+    errors: tuple[StateError, ...] = field(default=(), repr=False)  # most confident first; not in to_json
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["errors"]
         out["confusions"] = [{"true": t, "predicted": p, "count": c} for t, p, c in self.confusions]
         out["worst_states"] = [{"state": s, "top1": a, "n": n} for s, a, n in self.worst_states]
         return out
@@ -53,7 +72,8 @@ def evaluate_states(
     started = time.perf_counter()
     found = classifier.classify(images)  # with the classifier's name reader, if it has one
     ms = 1000 * (time.perf_counter() - started) / max(len(images), 1)
-    best = [g.top[0][0] for g in found]
+    ranked = [g.top[0] if g.top else (UNKNOWN, 0.0) for g in found]  # a degenerate image has no ranking
+    best = [state for state, _ in ranked]
     truth = [p.state for p in photos]
     said_fl = [g.state == FLORIDA for g in found]
     is_fl = [t == FLORIDA for t in truth]
@@ -63,6 +83,7 @@ def evaluate_states(
         per_state.setdefault(t, []).append(t == b)
     worst = sorted(((s, sum(v) / len(v), len(v)) for s, v in per_state.items()), key=lambda r: (r[1], r[0]))
     confusions = Counter((t, b) for t, b in zip(truth, best, strict=True) if t != b)
+    errors = [StateError(p.image, t, *r) for p, t, r in zip(photos, truth, ranked, strict=True) if t != r[0]]
     return StateEval(
         n=len(photos),
         top1=_share(t == b for t, b in zip(truth, best, strict=True)),
@@ -74,7 +95,16 @@ def evaluate_states(
         ms_per_plate=ms,
         confusions=tuple((t, b, c) for (t, b), c in confusions.most_common(top)),
         worst_states=tuple(worst[:top]),
+        errors=tuple(sorted(errors, key=lambda e: -e.confidence)),
     )
+
+
+def write_state_report(result: StateEval, folder: Path) -> None:
+    """`folder/report.json` (the summary and every error) and `folder/worst_errors.png` (the most
+    confident errors, captioned `true / predicted confidence`)."""
+    errors = [{**asdict(e), "path": str(e.path), "confidence": round(e.confidence, 4)} for e in result.errors]
+    sheet = [(e.path, f"{e.truth} / {e.predicted} {e.confidence:.2f}") for e in result.errors[:SHEET_ERRORS]]
+    write_report_files(folder, {**result.to_json(), "errors": errors}, sheet)
 
 
 def _share(flags: Any) -> float:

@@ -25,7 +25,8 @@ from platepilot.training.records import TrainOptions, TrainResult
 
 MODEL_ARTIFACT_DIR = "model"
 LOCAL_STORE_DIR = "mlruns"
-_PLOTS = ("training_curves.png", "val_predictions.png", "history.json")
+# plots logged with a run when present; valid_test/ holds a state run's valid+test errors
+_PLOTS = ("training_curves.png", "val_predictions.png", "history.json", "valid_test/worst_errors.png")
 _DATA_KEYS = ("labels", "train", "val", "synthetic_per_epoch")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 

@@ -8,29 +8,37 @@ import numpy as np
 
 from platepilot.imagegrid import contact_sheet
 
+Panel = tuple[str, tuple[str, ...], bool]  # title, the history keys drawn in it, log scale?
 
-def training_curves(history: list[dict[str, float]], path: Path) -> None:
-    """loss/val_loss, CER and exact per epoch, side by side, as a PNG."""
+
+def plot_curves(history: list[dict[str, float]], panels: list[Panel], path: Path) -> None:
+    """One panel per entry of `panels`, each the named history values by epoch, side by side, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(epochs, [h["loss"] for h in history], label="train loss")
-    axes[0].plot(epochs, [h["val_loss"] for h in history], label="val loss")
-    axes[0].set_yscale("log")
-    axes[1].plot(epochs, [h["cer"] for h in history], color="tab:red")
-    axes[2].plot(epochs, [100 * h["exact"] for h in history], color="tab:green")
-    for ax, title in zip(axes, ("CTC loss", "validation CER", "validation exact (%)"), strict=True):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
+    for ax, (title, keys, log) in zip(axes[0], panels, strict=True):
+        for key in keys:
+            ax.plot(epochs, [h[key] for h in history], label=key)
+        if log:
+            ax.set_yscale("log")
+        if len(keys) > 1:
+            ax.legend()
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def training_curves(history: list[dict[str, float]], path: Path) -> None:
+    """The reader's run: CTC loss (train and validation), validation CER and exact per epoch."""
+    plot_curves(history, [("CTC loss", ("loss", "val_loss"), True), ("validation CER", ("cer",), False),
+                          ("validation exact", ("exact",), False)], path)  # fmt: skip
 
 
 def prediction_grid(images: list[np.ndarray], preds: list[str], truths: list[str], path: Path, limit: int = 48) -> None:

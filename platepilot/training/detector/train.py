@@ -30,6 +30,7 @@ from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbo
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
 from platepilot.training.detector.export import export_detector
 from platepilot.training.detector.model import NECK, WIDTHS, PlateNet, PretrainedPlateNet
+from platepilot.training.plots import plot_curves
 
 MODEL_FILE = "plate_detector.onnx"
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "plate_detector.pt"
@@ -272,19 +273,5 @@ def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
 
 def training_curves(history: list[dict[str, float]], path: Path) -> None:
     """Training loss, held-out recall and false detections per frame by epoch, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    panels = (("loss", "training loss"), ("recall", "held-out recall (IoU 0.5)"), ("fp_per_image", "false / frame"))
-    for ax, (key, title) in zip(axes, panels, strict=True):
-        ax.plot(epochs, [h[key] for h in history])
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plot_curves(history, [("training loss", ("loss",), False), ("held-out recall (IoU 0.5)", ("recall",), False),
+                          ("false / frame", ("fp_per_image",), False)], path)  # fmt: skip

@@ -35,6 +35,7 @@ from platepilot.sessions import rapidocr_model, sidecar_path
 from platepilot.training.detector.train import _jsonable
 from platepilot.training.onnx_merge import merge_behind
 from platepilot.training.parity import PARITY_TOLERANCE, random_batches
+from platepilot.training.plots import plot_curves
 from platepilot.training.state.backbones import BACKBONES, Backbone, FeatureHead, cut_backbone
 from platepilot.training.state.data import Pool, StateCrops, training_sources
 from platepilot.training.state.train import MODEL_FILE, score_eval_splits
@@ -243,6 +244,8 @@ def _finish(
     save_state_card(model_path, card.model_copy(update={"training": training, "metrics": {"holdout": history[-1]}}))
     torch.save({"head": head.state_dict(), "shapes": shapes}, opts.output_dir / "head.pt")
     (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    panels = [("loss (logit-adjusted)", ("loss",), False), ("held-out", ("holdout_top1", "holdout_top3"), False)]
+    plot_curves(history, panels, opts.output_dir / "training_curves.png")
     evaluation = score_eval_splits(model_path, opts.data, console, threads=1)
     console.print(f"{model_path}: {model_path.stat().st_size / 1e6:.1f} MB, parity {diff:.1e}")
     return HeadTrainResult(model_path, history, time.monotonic() - started, evaluation)

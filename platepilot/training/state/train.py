@@ -27,10 +27,11 @@ from torch.utils.data import DataLoader
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, save_state_card
-from platepilot.ocr.state_eval import evaluate_states
+from platepilot.ocr.state_eval import evaluate_states, write_state_report
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.training.detector.train import _jsonable, _save_atomic
+from platepilot.training.plots import plot_curves
 from platepilot.training.state.backbones import pretrained_state_net
 from platepilot.training.state.data import Pool, Sources, StateCrops, training_sources
 from platepilot.training.state.export import export_state_model
@@ -39,6 +40,9 @@ from platepilot.training.state.model import WIDTHS, StateNet
 MODEL_FILE = "plate_state.onnx"
 CHECKPOINT = "checkpoint.pt"  # the last finished epoch, for --resume
 EVAL_SPLITS = ("valid", "test")
+EVAL_REPORT = "valid_test"  # folder of the valid+test errors: report.json, worst_errors.png
+CURVES = [("loss (logit-adjusted)", ("loss",), False), ("top-1", ("train_top1", "holdout_top1"), False),
+          ("held-out top-3", ("holdout_top3",), False)]  # fmt: skip
 
 
 @dataclass
@@ -110,6 +114,7 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
             f"epoch {epoch}/{opts.epochs}  loss {loss:.3f}  train top1 {acc:.3f}  "
             f"held-out top1 {held_top1:.3f} top3 {held_top3:.3f}"
         )
+        plot_curves(history, CURVES, opts.output_dir / "training_curves.png")
     return _finish(model, card, opts, history, started, console)
 
 
@@ -243,8 +248,9 @@ def _finish(
 def score_eval_splits(
     model_path: Path, manifest: Path, console: Console, threads: int | None = None
 ) -> dict[str, Any] | None:
-    """Score the exported model on the manifest's valid/test rows (never trained on) and add the numbers
-    to its sidecar's metrics as `valid_test`; None when the manifest has no such rows."""
+    """Score the exported model on the manifest's valid/test rows (never trained on), add the numbers
+    to its sidecar's metrics as `valid_test` and write its errors beside it (EVAL_REPORT); None when
+    the manifest has no such rows."""
     try:
         photos = read_state_manifest(manifest, set(EVAL_SPLITS))
     except PlatepilotError:
@@ -252,6 +258,7 @@ def score_eval_splits(
     if not photos:
         return None
     result = evaluate_states(list(photos), StateClassifier(model_path, threads=threads), console)
+    write_state_report(result, model_path.parent / EVAL_REPORT)
     evaluation = {k: v for k, v in result.to_json().items() if k not in ("confusions", "worst_states")}
     card = load_state_card(model_path)
     save_state_card(model_path, card.model_copy(update={"metrics": {**card.metrics, "valid_test": evaluation}}))
