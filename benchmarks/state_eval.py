@@ -10,7 +10,10 @@ format prior does to plate reads.
 Prints tables and writes benchmarks/results/state_eval.json; exits 0 saying so when the data is absent.
 With --read-names the state name read on each plate (state.read_names) overrides the classifier,
 and the results go to benchmarks/results/state_eval_names.json (no format-prior part).
-Usage: python benchmarks/state_eval.py [--model plate_state.onnx] [--engine crnn] [--read-names] [--threads 1]
+With --names-below (default: `state.read_names_below`, 0.8) names are read only where the classifier's
+best state is less likely than that; 1 reads every plate.
+Usage: python benchmarks/state_eval.py [--model plate_state.onnx] [--engine crnn] [--read-names [--names-below 0.8]]
+       [--threads 1]
 """
 
 from __future__ import annotations
@@ -24,12 +27,11 @@ from realdata import DEFAULT_DATA
 from rich.console import Console
 from rich.table import Table
 
-from platepilot.config import Settings
+from platepilot.config import Settings, StateConfig
 from platepilot.ocr.base import read_image
 from platepilot.ocr.models import make_engine
-from platepilot.ocr.state import StateClassifier, with_state
+from platepilot.ocr.state import StateClassifier, state_classifier, with_state
 from platepilot.ocr.state_eval import evaluate_states
-from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.charset import fold
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.store.labels import read_labels
@@ -86,16 +88,23 @@ def main() -> None:
         action="store_true",
         help="Also read the state name on the plate (state.read_names); results/state_eval_names.json.",
     )
+    parser.add_argument(
+        "--names-below",
+        type=float,
+        default=StateConfig().read_names_below,
+        help="With --read-names: read names only where the best state is less likely (state.read_names_below).",
+    )
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads of the classifier.")
     args = parser.parse_args()
     console = Console()
     if not BY_STATE.is_file() and not SEG_OCR.is_dir():
         console.print(f"no real data at {DEFAULT_DATA}: nothing to measure (set PLATEPILOT_REAL_DATA)")
         return
-    names = StateNameReader(threads=args.threads) if args.read_names else None
-    classifier = StateClassifier(args.model, threads=args.threads, names=names)
+    config = StateConfig(read_names=args.read_names, read_names_below=args.names_below)
+    classifier = state_classifier(config, args.model, threads=args.threads)
     results = RESULTS.with_name("state_eval_names.json") if args.read_names else RESULTS
     result: dict[str, Any] = {"model": str(classifier.model_path), "read_names": args.read_names,
+                              "read_names_below": args.names_below if args.read_names else None,
                               "threads": args.threads, "sets": state_rows(classifier, console)}  # fmt: skip
     console.print(table(result["sets"]))
     for name, r in result["sets"].items():

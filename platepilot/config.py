@@ -179,6 +179,13 @@ class StateConfig(_Model):
     name_min_score: float = Field(
         default=85.0, description="Fuzzy-match score (0-100) a line needs to count as a state name.", ge=50, le=100
     )
+    read_names_below: float = Field(
+        default=0.8,
+        description="With read_names: read the name only on crops whose best classified state is less likely "
+        "than this (1: on every crop). Sure classifications skip the slow name reading (docs/states.md).",
+        ge=0,
+        le=1,
+    )
 
 
 class TrackerConfig(_Model):

@@ -355,6 +355,26 @@ def _read(text: str, state: str, conf: float, candidates: tuple[tuple[str, float
     return PlateRead(text, 0.9, engine="t", candidates=candidates, state=state, state_confidence=conf)
 
 
+def test_names_are_read_only_where_the_classifier_is_unsure() -> None:
+    from platepilot.ocr.state_name import StateNameReader
+
+    class CountingReader(StateNameReader):
+        asked = 0
+
+        def read(self, image: np.ndarray) -> tuple[str, float] | None:
+            self.asked += 1
+            return super().read(image)
+
+    rng = np.random.default_rng(11)
+    crops = [render_plate(sample_design(rng), rng).image for _ in range(6)] + [np.full((50, 110, 3), 128, np.uint8)]
+    sure = [g.confidence for g in StateClassifier().classify(crops)]
+    for below, expected in ((0.0, 0), (1.0, len(crops)), (0.9, sum(c < 0.9 for c in sure))):
+        reader = CountingReader()
+        StateClassifier(names=reader, names_below=below).classify(crops)
+        assert reader.asked == expected, f"names_below {below}"
+    assert 1 <= sum(c < 0.9 for c in sure) < len(crops)  # the grey crop is unsure, some plates are not
+
+
 def test_state_fusion_over_a_tracks_reads() -> None:
     reads = [_read("ABC123", "FL", 0.9), _read("ABC123", "FL", 0.7), _read("ABC123", "GA", 0.6)]
     assert fuse_state(reads, 0.5) == ("FL", pytest.approx(1.6 / 3))

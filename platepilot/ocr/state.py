@@ -120,9 +120,11 @@ class StateClassifier:
         min_confidence: float = 0.5,
         threads: int | None = None,
         names: StateNameReader | None = None,
+        names_below: float = 1.0,
     ) -> None:
         self.model_path = model_path or BUNDLED_STATE_MODEL
         self.names = names
+        self.names_below = names_below
         self.card = load_state_card(self.model_path)
         self.min_confidence = min_confidence
         self._session = open_session(self.model_path, "state classifier", threads=threads)
@@ -145,14 +147,19 @@ class StateClassifier:
 
     def classify(self, images: list[np.ndarray]) -> list[StateGuess]:
         """One guess per crop (empty or degenerate crops give `unknown` with confidence 0); with a name
-        reader, a state name read on the plate overrides the classifier (`with_name`)."""
+        reader, a state name read on the plate overrides the classifier (`with_name`), read only where
+        the classifier is less sure than `names_below` (all crops at 1)."""
         usable = [i for i, im in enumerate(images) if im.ndim in (2, 3) and im.shape[0] >= 2 and im.shape[1] >= 2]
         found = guesses(self.probabilities([images[i] for i in usable]), self.card.classes, self.min_confidence)
         out = [StateGuess(UNKNOWN, 0.0)] * len(images)
         for i, guess in zip(usable, found, strict=True):
-            named = self.names.read(images[i]) if self.names is not None else None
+            named = self.names.read(images[i]) if self.names is not None and self.unsure(guess) else None
             out[i] = with_name(guess, named) if named is not None else guess
         return out
+
+    def unsure(self, guess: StateGuess) -> bool:
+        """Whether the classifier is unsure enough of `guess` to ask the name reader (`names_below`)."""
+        return self.names_below >= 1 or guess.confidence < self.names_below
 
 
 def state_classifier(
@@ -160,7 +167,8 @@ def state_classifier(
 ) -> StateClassifier:
     """The classifier `state:` settings describe (`model_path` overrides theirs), with its name reader if asked."""
     names = StateNameReader(config.name_min_score) if config.read_names else None
-    return StateClassifier(model_path or config.model_path, config.min_confidence, threads=threads, names=names)
+    return StateClassifier(model_path or config.model_path, config.min_confidence, threads=threads, names=names,
+                           names_below=config.read_names_below)  # fmt: skip
 
 
 def with_name(guess: StateGuess, named: tuple[str, float]) -> StateGuess:
