@@ -3,6 +3,10 @@
     python benchmarks/state_names_below.py                # valid+test of us_plates_by_state
     python benchmarks/state_names_below.py --holdout      # the held-out training photos (pick a threshold here)
 
+`--holdout` takes the photos the model's own training run held out: `is_holdout` hashes each photo's
+path as the run spelled it, so the manifest path comes from the model's card (`training.data`, as
+given to `state train`; run this from the folder the training ran in).
+
 Every photo is classified once and its name read once (one thread each, timed per photo); each
 threshold then keeps the name read only where the classifier's best state is less likely than the
 threshold, exactly as `StateClassifier.classify` decides (`StateClassifier.unsure`), so all rows
@@ -36,11 +40,12 @@ THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 RESULTS = Path(__file__).parent / "results" / "state_names_below.json"
 
 
-def photos_of(manifest: Path, holdout: bool) -> list[StatePhoto]:
-    """valid+test rows, or the train rows `state train` holds out (the same paths it saw)."""
+def photos_of(manifest: Path, holdout: bool, classifier: StateClassifier) -> list[StatePhoto]:
+    """valid+test rows, or the train rows the classifier's training run held out (the paths it saw)."""
     if holdout:
-        return [p for p in read_state_manifest(manifest, {"train"}) if is_holdout(p)]
-    return read_state_manifest(manifest, {"valid", "test"})
+        trained_on = Path(classifier.card.training["data"])
+        return [p for p in read_state_manifest(trained_on, {"train"}) if is_holdout(p)]
+    return list(read_state_manifest(manifest, {"valid", "test"}))
 
 
 def row(
@@ -73,10 +78,10 @@ def main(
     if not manifest.is_file():
         console.print(f"no state manifest at {manifest}: nothing to measure (set PLATEPILOT_REAL_DATA)")
         return
-    photos = photos_of(manifest, holdout)
+    classifier = StateClassifier(model, threads=1)
+    photos = photos_of(manifest, holdout, classifier)
     images = [read_image(p.image) for p in track(photos, "reading photos", transient=True)]
     truth = [p.state for p in photos]
-    classifier = StateClassifier(model, threads=1)
     started = time.perf_counter()
     guesses = classifier.classify(images)
     classifier_ms = 1e3 * (time.perf_counter() - started) / len(images)

@@ -795,6 +795,11 @@ def run_command(
             f"{score.false_events} events matched no vehicle",
             highlight=False,
         )
+        console.print(
+            f"demo {camera_id} states: {score.states_right} right, {score.states_unknown} unknown, "
+            f"{score.states_wrong} wrong of the {score.exact} vehicles read",
+            highlight=False,
+        )
         for truth, nearest in score.missed:
             console.print(f"  missed {truth}: nearest read {nearest or 'none'}", highlight=False)
     failed = [s for s in result.pilot.stats.values() if s.error]

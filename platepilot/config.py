@@ -172,9 +172,10 @@ class StateConfig(_Model):
         default=0.5, description="Reads whose best state is less likely than this say `unknown`.", ge=0, le=1
     )
     read_names: bool = Field(
-        default=False,
-        description="Also read the state name printed on the plate (PaddleOCR det + rec, fuzzy-matched); a "
-        "name read overrides the classifier. Far more accurate on legible plates, ~100x slower.",
+        default=True,
+        description="Also read the state name printed on the plate (PaddleOCR det + rec, fuzzy-matched) where "
+        "the classifier is unsure (read_names_below); a name read overrides the classifier. Far more accurate "
+        "on legible plates; ~15x the classifier's time per plate read.",
     )
     name_min_score: float = Field(
         default=85.0, description="Fuzzy-match score (0-100) a line needs to count as a state name.", ge=50, le=100

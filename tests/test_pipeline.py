@@ -105,17 +105,20 @@ def test_score_demo_matches_text_and_time(tmp_path: Path) -> None:
     passed = source.scene.passed(450)
     from platepilot.store.events import PlateEvent
 
-    def ev(text: str, t0: float, t1: float) -> PlateEvent:
-        return PlateEvent("CAM1", 1, t0, t1, text, 0.9, (), "", "x", "", 1)
+    def ev(text: str, t0: float, t1: float, state: str = "unknown") -> PlateEvent:
+        return PlateEvent("CAM1", 1, t0, t1, text, 0.9, (), "", "x", "", 1, state=state)
 
-    v = passed[0]
-    w = passed[-1]
-    events = [ev(v.text, v.enter_time + 1, v.enter_time + 2), ev("ZZZ999", 0, 1), ev(passed[1].text, 1e6, 1e6 + 1),
+    v, u, w = passed[0], passed[2], passed[-1]
+    wrong = "TX" if u.state != "TX" else "GA"
+    events = [ev(v.text, v.enter_time + 1, v.enter_time + 2, v.state), ev("ZZZ999", 0, 1),
+              ev(passed[1].text, 1e6, 1e6 + 1), ev(u.text, u.enter_time + 1, u.enter_time + 2, wrong),
               ev("MISREAD", w.exit_time() - 0.1, w.exit_time())]  # fmt: skip
     score = score_demo(source, events, 0.0)
-    assert (score.vehicles, score.exact, score.false_events) == (len(passed), 1, 2)
-    assert [truth for truth, _ in score.missed] == [p.text for p in passed[1:]]
+    assert (score.vehicles, score.exact, score.false_events) == (len(passed), 2, 2)
+    assert [truth for truth, _ in score.missed] == [p.text for p in passed if p not in (v, u)]
     assert dict(score.missed)[w.text] == "MISREAD"
+    assert (score.states_right, score.states_unknown, score.states_wrong) == (1, 0, 1)
+    assert {p.state for p in passed} >= {"FL"} and all(len(p.state) == 2 for p in passed)
 
 
 @pytest.mark.slow

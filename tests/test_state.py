@@ -133,7 +133,7 @@ def _rendered_manifest(folder: Path, count: int) -> Path:
     rows = ["image_relpath\tstate\tsplit"]
     for i in range(count):
         design = sample_design(rng)
-        state = FLORIDA if design.family is not Family.OUT_OF_STATE else state_code(design.top_text)
+        state = design.state
         cv2.imwrite(str(folder / f"p{i}.jpg"), render_plate(design, rng).image)
         rows.append(f"p{i}.jpg\t{state}\t{'test' if i % 2 else 'valid'}")
     manifest = folder / "MANIFEST.tsv"
@@ -232,7 +232,7 @@ def test_train_head_end_to_end_on_rendered_plates(tmp_path: Path) -> None:
         if design.family in (Family.FL_STANDARD, Family.OUT_OF_STATE):
             name = f"{len(rows)}.jpg"
             cv2.imwrite(str(tmp_path / name), render_plate(design, rng).image)
-            state = FLORIDA if design.family is Family.FL_STANDARD else state_code(design.top_text)
+            state = design.state
             rows.append(f"{name}\t{state}\t{'valid' if len(rows) % 4 == 0 else 'train'}")
     manifest = tmp_path / "MANIFEST.tsv"
     manifest.write_text("\n".join(rows) + "\n")
@@ -344,7 +344,7 @@ def test_the_name_reader_reads_rendered_out_of_state_plates() -> None:
         design = sample_design(rng)
         if design.family is Family.OUT_OF_STATE:
             named = reader.read(render_plate(design, rng).image)
-            right += named is not None and named[0] == state_code(design.top_text)
+            right += named is not None and named[0] == design.state
             total += 1
     assert right >= 4, f"{right}/{total} state names read"
     blank = reader.read(np.full((60, 130, 3), 128, np.uint8))

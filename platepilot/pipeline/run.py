@@ -25,6 +25,7 @@ from platepilot.pipeline.reload import (
     model_version,
 )
 from platepilot.pipeline.stats_file import StatsFile
+from platepilot.plates.states import UNKNOWN
 from platepilot.signals import stop_on_signals
 from platepilot.sources import FrameSource, open_source
 from platepilot.sources.demo import DemoSource
@@ -44,12 +45,19 @@ HOT_RELOAD_ENGINES = ("crnn", "auto")
 @dataclass(frozen=True, slots=True)
 class DemoScore:
     """Vehicles that drove through during the run, how many got an event with their exact text,
-    events whose text matched no vehicle, and each missed plate with the nearest read while it passed."""
+    events whose text matched no vehicle, each missed plate with the nearest read while it passed,
+    and of the vehicles read exactly, how many events named their plate's state or said `unknown`."""
 
     vehicles: int
     exact: int
     false_events: int
     missed: list[tuple[str, str | None]] = field(default_factory=list)
+    states_right: int = 0
+    states_unknown: int = 0
+
+    @property
+    def states_wrong(self) -> int:
+        return self.exact - self.states_right - self.states_unknown
 
     @property
     def accuracy(self) -> float:
@@ -65,16 +73,21 @@ def score_demo(source: DemoSource, events: list[PlateEvent], start: float) -> De
     mine = [e for e in events if e.camera_id == source.camera_id]
     exact = 0
     missed = []
+    states: list[tuple[str, str]] = []  # (plate's state, event's state) of each vehicle read exactly
     for vehicle in passed:
         lo, hi = start + vehicle.enter_time, start + vehicle.exit_time()
-        during = [e.text for e in mine if e.first_seen <= hi and e.last_seen >= lo]
-        if vehicle.text in during:
+        during = [e for e in mine if e.first_seen <= hi and e.last_seen >= lo]
+        read = next((e for e in during if e.text == vehicle.text), None)
+        if read is not None:
             exact += 1
+            states.append((vehicle.state, read.state))
         else:
-            nearest = min(during, key=lambda text: Levenshtein.distance(text, vehicle.text), default=None)
+            reads = [e.text for e in during]
+            nearest = min(reads, key=lambda text: Levenshtein.distance(text, vehicle.text), default=None)
             missed.append((vehicle.text, nearest))
     texts = {v.text for v in source.scene.vehicles[: len(passed) + 4]}
-    return DemoScore(len(passed), exact, sum(e.text not in texts for e in mine), missed)
+    right, unknown = sum(t == s for t, s in states), sum(s == UNKNOWN for _, s in states)
+    return DemoScore(len(passed), exact, sum(e.text not in texts for e in mine), missed, right, unknown)
 
 
 @dataclass

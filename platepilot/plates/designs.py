@@ -21,6 +21,7 @@ import numpy as np
 
 from platepilot.plates.fonts import CAPTION_FACES, PLATE_FACES, FontFace
 from platepilot.plates.formats import FORMATS, PlateFormat, PlateKind
+from platepilot.plates.states import FLORIDA, state_code
 
 Color = tuple[int, int, int]  # BGR
 
@@ -68,6 +69,11 @@ class PlateDesign:
     stroke_glyphs: int  # 0: the font's own 4 and W; 1-3: a California-style stroke variant (render.py)
     decoys: int
     artwork: bool
+
+    @property
+    def state(self) -> str:
+        """The issuing state's postal code: FL for Florida's families, else the state name it prints."""
+        return state_code(self.top_text) if self.family is Family.OUT_OF_STATE else FLORIDA
 
 
 FAMILY_WEIGHTS: dict[Family, float] = {

@@ -84,9 +84,17 @@ class Vehicle:
     @cached_property
     def sprite(self) -> np.ndarray:
         """The vehicle drawn once (its plate rendered by the synthetic plate renderer)."""
-        rng = np.random.default_rng([self.seed, 2, self.number])
+        rng = self._plate_rng()
         design = sample_design(rng)
         return _sprite(render_plate(design, rng).image, self.geometry)
+
+    @cached_property
+    def state(self) -> str:
+        """The postal code of the state that issued the vehicle's plate (its design's)."""
+        return sample_design(self._plate_rng()).state
+
+    def _plate_rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, 2, self.number])
 
     @property
     def plate_box(self) -> BoxXYXY:

@@ -27,7 +27,7 @@ from platepilot.ocr.state import StateCard, state_input
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.render import render_plate
 from platepilot.plates.state_manifest import StatePhoto, read_state_manifest
-from platepilot.plates.states import FLORIDA, UNKNOWN, state_code
+from platepilot.plates.states import FLORIDA, UNKNOWN
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home (air-gapped sites)
 import itertools
@@ -138,7 +138,7 @@ def rendered_pool(count: int, seed: int, cache_dir: Path) -> Pool:
             continue
         wanted[florida] -= 1
         images.append(_fit(render_plate(design, rng).image))
-        states.append(FLORIDA if florida else state_code(design.top_text))
+        states.append(design.state)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     np.savez(tmp, images=np.stack(images), states=np.array(states))
