@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 
 from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import normalize
+from platepilot.plates.states import state_code
 
 CONFIG_ENV = "PLATEPILOT_CONFIG"
 DEFAULT_CONFIG_FILE = Path("platepilot.yaml")
@@ -352,6 +353,17 @@ class WatchEntry(_Model):
     kind: WatchKind | None = Field(
         default=None, description="block (alerts) or allow (known, no alert); null: the list's kind."
     )
+    state: str | None = Field(
+        default=None,
+        description="Issuing state (FL, florida, us-fl, ...): only events of that state match, and events whose "
+        "state is unknown (their alert says so); null: any state.",
+        max_length=40,
+    )
+
+    @field_validator("state")
+    @classmethod
+    def _state_code(cls, state: str | None) -> str | None:
+        return None if state is None else state_code(state)  # a postal code; ValueError names a bad one
 
     @field_validator("plate")
     @classmethod

@@ -73,6 +73,26 @@ def test_matcher(texts: list[str], camera: str, minute: int, expected: list[tupl
     assert [(h.list_name, h.reason) for h in hits] == expected
 
 
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [("FL", ["exact"]), ("unknown", ["exact, state unknown"]), ("GA", []), (None, ["exact, state unknown"])],
+)
+def test_an_entry_with_a_state_matches_that_state_or_an_unknown_one(state: str | None, expected: list[str]) -> None:
+    lists = _lists({"fl": {"entries": [{"plate": "ABC123", "state": "florida"}, {"plate": "XYZ999"}]}})
+    matcher = Matcher(lists, match_distance=1)
+    hits = matcher.match(["ABC123"], "CAM1", NOON) if state is None else matcher.match(["ABC123"], "CAM1", NOON, state)
+    assert [h.reason for h in hits] == expected
+    assert [h.reason for h in matcher.match(["XYZ999"], "CAM1", NOON, "GA")] == ["exact"]  # no state: any state
+    event = PlateEvent("CAM1", 1, time.time(), time.time(), "ABC123", 0.9, (), "", "x", "", 1, state="GA")
+    assert matcher.match_event(event) == []
+
+
+def test_a_watchlist_entry_with_an_unknown_state_is_one_clear_line() -> None:
+    with pytest.raises(PlatepilotError, match=r"lists.*Atlantis") as failed:
+        parse_watchlists("lists:\n  x:\n    entries:\n      - {plate: ABC123, state: Atlantis}\n", CAMERAS)
+    assert "\n" not in str(failed.value)
+
+
 def test_match_distance_zero_keeps_exact_and_folded_only() -> None:
     matcher = Matcher(_lists(), match_distance=0)
     assert [h.reason for h in matcher.match(["A8C1234"], "CAM1", NOON)] == ["folded", "folded"]

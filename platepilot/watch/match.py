@@ -20,6 +20,7 @@ from rapidfuzz.distance import Levenshtein
 
 from platepilot.config import WatchEntry, WatchKind, WatchlistFile, parse_hours
 from platepilot.plates.charset import fold_confusable
+from platepilot.plates.states import UNKNOWN
 from platepilot.store.events import PlateEvent
 
 _HOW_ORDER = {"exact": 0, "regex": 0, "folded": 1, "distance": 2}
@@ -28,7 +29,8 @@ _HOW_ORDER = {"exact": 0, "regex": 0, "folded": 1, "distance": 2}
 @dataclass(frozen=True, slots=True)
 class WatchHit:
     """One entry an event matched: `how` is exact, folded, distance (`distance` edits) or regex;
-    `candidate` is the 1-based rank of the text that matched (1: the event's own text)."""
+    `candidate` is the 1-based rank of the text that matched (1: the event's own text); `state` is
+    the event's (`unknown` when not read)."""
 
     list_name: str
     entry: WatchEntry
@@ -37,12 +39,15 @@ class WatchHit:
     distance: int
     candidate: int
     text: str
+    state: str = UNKNOWN
 
     @property
     def reason(self) -> str:
-        """`exact`, `folded`, `distance 1`, `regex`, plus ` via candidate #2 (ABC1284)` when not the read itself."""
+        """`exact`, `folded`, `distance 1`, `regex`, plus ` via candidate #2 (ABC1284)` when not the read itself,
+        plus `, state unknown` when the entry names a state the event's state could not confirm."""
         what = f"distance {self.distance}" if self.how == "distance" else self.how
-        return what if self.candidate == 1 else f"{what} via candidate #{self.candidate} ({self.text})"
+        what = what if self.candidate == 1 else f"{what} via candidate #{self.candidate} ({self.text})"
+        return f"{what}, state unknown" if self.entry.state is not None and self.state == UNKNOWN else what
 
     def rank(self) -> tuple[int, int, int, int]:
         """Smaller is better: higher priority, a closer match, an earlier candidate."""
@@ -66,8 +71,10 @@ class _Entry:
     cameras: frozenset[str]
     hours: tuple[tuple[int, int], ...]
 
-    def active(self, camera: str, minute: int) -> bool:
+    def active(self, camera: str, minute: int, state: str) -> bool:
         if self.cameras and camera not in self.cameras:
+            return False
+        if self.entry.state is not None and state not in (self.entry.state, UNKNOWN):
             return False
         return not self.hours or any(_within(minute, start, end) for start, end in self.hours)
 
@@ -97,24 +104,24 @@ class Matcher:
                     self._regex.append((re.compile(entry.regex), compiled))
         self._folded_keys = list(self._folded)
 
-    def match(self, texts: Sequence[str], camera: str, minute: int) -> list[WatchHit]:
-        """Entries active on `camera` at `minute` (after local midnight) that any of `texts` (best
-        candidate first) matches, best first; one hit per entry, the closest."""
+    def match(self, texts: Sequence[str], camera: str, minute: int, state: str = UNKNOWN) -> list[WatchHit]:
+        """Entries active on `camera` at `minute` (after local midnight) for a plate of `state` that any
+        of `texts` (best candidate first) matches, best first; one hit per entry, the closest."""
         best: dict[int, WatchHit] = {}
         for rank, text in enumerate(texts, start=1):
             for entry, how, distance in self._text_hits(text):
-                if entry.active(camera, minute):
-                    hit = WatchHit(entry.list_name, entry.entry, entry.kind, how, distance, rank, text)
+                if entry.active(camera, minute, state):
+                    hit = WatchHit(entry.list_name, entry.entry, entry.kind, how, distance, rank, text, state)
                     if id(entry) not in best or hit.rank() < best[id(entry)].rank():
                         best[id(entry)] = hit
         return sorted(best.values(), key=WatchHit.rank)
 
     def match_event(self, event: PlateEvent) -> list[WatchHit]:
-        """`match` on the event's text, then its other candidates (fusion keeps its top 5), at its camera and
-        local time first seen."""
+        """`match` on the event's text, then its other candidates (fusion keeps its top 5), at its camera,
+        local time first seen and state."""
         texts = [event.text, *(t for t, _ in event.candidates if t != event.text)]
         seen = datetime.fromtimestamp(event.first_seen)
-        return self.match(texts, event.camera_id, seen.hour * 60 + seen.minute)
+        return self.match(texts, event.camera_id, seen.hour * 60 + seen.minute, event.state)
 
     def _text_hits(self, text: str) -> list[tuple[_Entry, str, int]]:
         """(entry, how, distance) of every entry `text` matches, whatever its camera and hours."""
