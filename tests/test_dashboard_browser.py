@@ -67,7 +67,7 @@ class Road:
         self.track = 0
 
     def add(self, text: str, camera: str = "CAM1", name: str | None = None, when: float | None = None,
-            candidates: tuple[tuple[str, float], ...] = ()) -> int:  # fmt: skip
+            candidates: tuple[tuple[str, float], ...] = (), state: str = "unknown") -> int:  # fmt: skip
         self.track += 1
         crop = self.crops / f"{name or f'{camera}_track{self.track}'}.jpg"
         image = np.full((48, 160, 3), 235, np.uint8)
@@ -76,7 +76,7 @@ class Road:
         seen = time.time() if when is None else when
         rel = str(crop.relative_to(self.work))
         self.store.add(PlateEvent(camera, self.track, seen, seen + 2, text, 0.91, candidates or ((text, 0.91),), rel,
-                                  "crnn", "v9", 3, None))  # fmt: skip
+                                  "crnn", "v9", 3, None, state))  # fmt: skip
         with self.store.engine.connect() as conn:
             return int(conn.execute(sa.text("SELECT max(id) FROM plate_events")).scalar() or 0)
 
@@ -215,16 +215,23 @@ def test_editing_the_watchlist_takes_effect(
     page.fill("#wl-plate", "qrw 661")
     page.fill("#wl-note", "owes tolls")
     page.fill("#wl-cameras", "CAM1")
+    page.fill("#wl-state", "florida")
     page.click("#wl-add")
     expect(page.locator("#lists")).to_contain_text("stolen · block · 2 entries")
+    expect(page.locator("#lists tr", has_text="QRW661")).to_contain_text("FL")
     saved = load_watchlists(work / "watchlists.yaml", ["CAM1", "CAM2"]).lists["stolen"].entries[-1]
-    assert (saved.plate, saved.note, saved.cameras) == ("QRW661", "owes tolls", ("CAM1",))
+    assert (saved.plate, saved.note, saved.cameras, saved.state) == ("QRW661", "owes tolls", ("CAM1",), "FL")
     assert sorted(p.name for p in work.iterdir() if "watchlists" in p.name) == ["watchlists.yaml"]  # no temp left
     page.goto(server.url + "#/live")
     expect(page.locator("#feed-state")).to_have_text("live")
-    hit, other_camera = road.add("QRW661"), road.add("QRW661", camera="CAM2")
+    hit, other_camera = road.add("QRW661", state="FL"), road.add("QRW661", camera="CAM2", state="FL")
+    unread, georgia = road.add("QRW661"), road.add("QRW661", state="GA")
     expect(page.locator(f"#feed .read[data-id='{hit}'] .hit")).to_have_text("BLOCK stolen: QRW661 (owes tolls) · exact")
-    expect(page.locator(f"#feed .read[data-id='{other_camera}']")).not_to_have_class(re.compile(r"\bblock\b"))
+    expect(page.locator(f"#feed .read[data-id='{unread}'] .hit")).to_have_text(
+        "BLOCK stolen: QRW661 (owes tolls) · exact, state unknown"
+    )
+    for other in (other_camera, georgia):
+        expect(page.locator(f"#feed .read[data-id='{other}']")).not_to_have_class(re.compile(r"\bblock\b"))
     page.goto(server.url + "#/watchlists")  # remove it again
     page.locator("#lists tr", has_text="QRW661").get_by_role("button", name="remove").click()
     expect(page.locator("#lists")).to_contain_text("stolen · block · 1 entries")

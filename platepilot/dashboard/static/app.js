@@ -153,7 +153,7 @@ function renderWatchlists() {
     box.append(el("h3", "", `${name} · ${list.kind} · ${list.entries.length} entries`));
     const table = el("table", "grid");
     const head = el("tr");
-    for (const h of ["plate / regex", "kind", "note", "priority", "cameras", "hours", ""]) head.append(el("th", "", h));
+    for (const h of ["plate / regex", "kind", "state", "note", "priority", "cameras", "hours", ""]) head.append(el("th", "", h));
     table.append(head);
     list.entries.forEach((e, i) => {
       const tr = el("tr");
@@ -161,7 +161,7 @@ function renderWatchlists() {
       del.type = "button";
       del.onclick = () => saveWatchlists((lists) => lists[name].entries.splice(i, 1));
       tr.append(el("td", "plate-text", e.plate || `/${e.regex}/`), el("td", "", e.kind || list.kind),
-        el("td", "", e.note), el("td", "", e.priority), el("td", "", (e.cameras || []).join(", ") || "all"),
+        el("td", "", e.state || "any"), el("td", "", e.note), el("td", "", e.priority), el("td", "", (e.cameras || []).join(", ") || "all"),
         el("td", "", (e.hours || []).join(", ") || "always"));
       const cell = el("td");
       cell.append(del);
@@ -195,13 +195,14 @@ async function addEntry(event) {
   const name = $("wl-list").value.trim();
   const entry = { note: $("wl-note").value, priority: Number($("wl-priority").value || 0),
     cameras: splitList($("wl-cameras").value), hours: splitList($("wl-hours").value) };
+  if ($("wl-state").value.trim()) entry.state = $("wl-state").value.trim();
   if ($("wl-regex").value.trim()) entry.regex = $("wl-regex").value.trim();
   else entry.plate = $("wl-plate").value;
   const ok = await saveWatchlists((lists) => {
     if (!lists[name]) lists[name] = { kind: $("wl-list-kind").value, entries: [] };
     lists[name].entries.push(entry);
   });
-  if (ok) for (const id of ["wl-plate", "wl-regex", "wl-note"]) $(id).value = "";
+  if (ok) for (const id of ["wl-plate", "wl-regex", "wl-note", "wl-state"]) $(id).value = "";
 }
 
 // cameras -------------------------------------------------------------------------------------------
