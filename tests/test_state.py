@@ -349,6 +349,8 @@ def test_the_name_reader_reads_rendered_out_of_state_plates() -> None:
     assert right >= 4, f"{right}/{total} state names read"
     blank = reader.read(np.full((60, 130, 3), 128, np.uint8))
     assert blank is None
+    for shape in ((20, 10_000, 3), (10_000, 20, 3), (2, 2, 3), (12, 60, 3)):  # too thin or small for a name
+        assert reader.read(rng.integers(0, 256, shape, dtype=np.uint8)) is None
 
 
 def _read(text: str, state: str, conf: float, candidates: tuple[tuple[str, float], ...] = ()) -> PlateRead:

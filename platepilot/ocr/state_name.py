@@ -22,6 +22,8 @@ from rapidfuzz import fuzz, process
 from platepilot.plates.states import STATE_NAMES
 
 MIN_LETTERS = 4
+MIN_SIDE = 16  # pixels: no legible state name below; rapidocr's resize (multiples of 32) fails on less
+MAX_ASPECT = 8  # no plate is longer than 8 times its height; a thinner strip would shrink under MIN_SIDE
 _NAMES: dict[str, str] = {
     **{name.upper(): code for code, name in STATE_NAMES.items()},
     # DC's plates print "Washington, D.C." (read as "WASHINGTON DC"), not "District of Columbia".
@@ -62,6 +64,10 @@ class StateNameReader:
         self._lock = threading.Lock()
 
     def lines(self, image: np.ndarray) -> list[str]:
+        """The text lines read on the crop; none on a crop too small or too thin to be a plate."""
+        short, long = sorted(image.shape[:2])
+        if short < MIN_SIDE or long > MAX_ASPECT * short:
+            return []
         with self._lock:
             result = self._engine(image, use_cls=False)
         return list(result.txts) if getattr(result, "txts", None) is not None else []
