@@ -53,7 +53,7 @@ def row(
     name_ms: list[float], classifier_ms: float, truth: list[str],
 ) -> dict[str, float]:  # fmt: skip
     classifier.names_below = threshold
-    asked = [classifier.unsure(g) for g in guesses]
+    asked = [classifier.unsure(g.confidence) for g in guesses]
     final = [with_name(g, n) if a and n is not None else g for g, n, a in zip(guesses, named, asked, strict=True)]
     said_fl = [f.state == FLORIDA for f in final]
     hits = sum(s and t == FLORIDA for s, t in zip(said_fl, truth, strict=True))

@@ -375,6 +375,9 @@ def test_names_are_read_only_where_the_classifier_is_unsure() -> None:
         StateClassifier(names=reader, names_below=below).classify(crops)
         assert reader.asked == expected, f"names_below {below}"
     assert 1 <= sum(c < 0.9 for c in sure) < len(crops)  # the grey crop is unsure, some plates are not
+    reader = CountingReader()
+    StateClassifier(names=reader, names_below=1.0).classify(crops, read_names=False)  # a track already sure
+    assert reader.asked == 0
 
 
 def test_state_fusion_over_a_tracks_reads() -> None:
@@ -382,6 +385,8 @@ def test_state_fusion_over_a_tracks_reads() -> None:
     assert fuse_state(reads, 0.5) == ("FL", pytest.approx(1.6 / 3))
     assert fuse_state(reads, 0.6)[0] == UNKNOWN  # support 0.53 is under the floor
     assert fuse_state([_read("ABC123", UNKNOWN, 0.2)], 0.5) == (UNKNOWN, 0.2)
+    assert fuse_state([_read("ABC123", "FL", 0.9), _read("ABC123", UNKNOWN, 0.2)], 0.5) == ("FL", 0.9)  # no evidence
+    assert fuse_state([_read("ABC123", "FL", 0.9), _read("ABC123", "GA", 0.8)], 0.5)[0] == UNKNOWN  # they disagree
     fused = fuse(reads, state_min_confidence=0.5)
     assert fused is not None and (fused.state, fused.text) == ("FL", "ABC123")
 

@@ -145,21 +145,23 @@ class StateClassifier:
         ]
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.card.classes)), np.float32)
 
-    def classify(self, images: list[np.ndarray]) -> list[StateGuess]:
+    def classify(self, images: list[np.ndarray], read_names: bool = True) -> list[StateGuess]:
         """One guess per crop (empty or degenerate crops give `unknown` with confidence 0); with a name
-        reader, a state name read on the plate overrides the classifier (`with_name`), read only where
-        the classifier is less sure than `names_below` (all crops at 1)."""
+        reader (and `read_names`), a state name read on the plate overrides the classifier
+        (`with_name`), read only where the classifier is less sure than `names_below` (all crops at 1)."""
         usable = [i for i, im in enumerate(images) if im.ndim in (2, 3) and im.shape[0] >= 2 and im.shape[1] >= 2]
         found = guesses(self.probabilities([images[i] for i in usable]), self.card.classes, self.min_confidence)
         out = [StateGuess(UNKNOWN, 0.0)] * len(images)
         for i, guess in zip(usable, found, strict=True):
-            named = self.names.read(images[i]) if self.names is not None and self.unsure(guess) else None
+            named = None
+            if read_names and self.names is not None and self.unsure(guess.confidence):
+                named = self.names.read(images[i])
             out[i] = with_name(guess, named) if named is not None else guess
         return out
 
-    def unsure(self, guess: StateGuess) -> bool:
-        """Whether the classifier is unsure enough of `guess` to ask the name reader (`names_below`)."""
-        return self.names_below >= 1 or guess.confidence < self.names_below
+    def unsure(self, confidence: float) -> bool:
+        """Whether a state guessed with `confidence` is unsure enough to ask the name reader (`names_below`)."""
+        return self.names_below >= 1 or confidence < self.names_below
 
 
 def state_classifier(

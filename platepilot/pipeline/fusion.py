@@ -47,15 +47,19 @@ def vote(reads: Sequence[PlateRead]) -> tuple[str, float]:
 
 
 def fuse_state(reads: Sequence[PlateRead], min_confidence: float) -> tuple[str, float]:
-    """(state, support) of a track's reads; `unknown` when no state's support reaches `min_confidence`."""
+    """(state, support) of a track's reads; `unknown` when no state's support reaches `min_confidence`.
+
+    Support is a state's summed confidence over the reads that name a state: a read that says
+    `unknown` is no evidence either way (the pipeline skips the name reader once a read is sure, so
+    later reads often say `unknown`), while reads naming different states dilute each other."""
     support: dict[str, float] = defaultdict(float)
-    for read in reads:
-        if read.state != UNKNOWN:
-            support[read.state] += read.state_confidence
+    named = [read for read in reads if read.state != UNKNOWN]
+    for read in named:
+        support[read.state] += read.state_confidence
     if not support:
         return UNKNOWN, max((r.state_confidence for r in reads), default=0.0)
     state = max(support, key=lambda s: support[s])
-    share = support[state] / len(reads)
+    share = support[state] / len(named)
     return (state if share >= min_confidence else UNKNOWN), share
 
 

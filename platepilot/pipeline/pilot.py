@@ -269,7 +269,8 @@ class Pilot:
         try:
             read: PlateRead | None = reader.engine.read([crop.image])[0]
             if read is not None and self.states is not None:
-                read = with_state(read, self.states.classify([crop.image])[0], ocr.format_prior)
+                guess = self.states.classify([crop.image], read_names=not self._state_sure(key))[0]
+                read = with_state(read, guess, ocr.format_prior)
         except Exception:
             log.exception("%s track %d: OCR failed", *key)
             read = None
@@ -294,6 +295,13 @@ class Pilot:
             self._read(key, follow, stats)  # same worker: keeps one read in flight per track
         elif finished:
             self._finish(key)
+
+    def _state_sure(self, key: tuple[str, int]) -> bool:
+        """Whether one of the track's reads already has a sure state: its later crops skip the slow
+        name reading (one name read per vehicle, not one per read, keeps the OCR worker fast)."""
+        assert self.states is not None
+        with self._lock:
+            return any(not self.states.unsure(r.state_confidence) for r in self._tracks[key].reads)
 
     def _track_ended(self, track: Track) -> None:
         key = (track.camera_id, track.track_id)
