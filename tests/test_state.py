@@ -20,6 +20,7 @@ from platepilot.cli import app, main
 from platepilot.config import MQTTConfig
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import BUNDLED_STATE_MODEL, StateClassifier, StateGuess, load_state_card, with_state
+from platepilot.ocr.state_name import StateNameReader
 from platepilot.pipeline.fusion import fuse, fuse_state
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import ReaderSlot
@@ -335,8 +336,6 @@ def test_state_names_read_on_a_plate_match_their_state() -> None:
 
 
 def test_the_name_reader_reads_rendered_out_of_state_plates() -> None:
-    from platepilot.ocr.state_name import StateNameReader
-
     reader = StateNameReader()
     rng = np.random.default_rng(7)
     right = total = 0
@@ -357,16 +356,17 @@ def _read(text: str, state: str, conf: float, candidates: tuple[tuple[str, float
     return PlateRead(text, 0.9, engine="t", candidates=candidates, state=state, state_confidence=conf)
 
 
+class CountingReader(StateNameReader):
+    """The real name reader, counting the crops it is asked about."""
+
+    asked = 0
+
+    def read(self, image: np.ndarray) -> tuple[str, float] | None:
+        self.asked += 1
+        return super().read(image)
+
+
 def test_names_are_read_only_where_the_classifier_is_unsure() -> None:
-    from platepilot.ocr.state_name import StateNameReader
-
-    class CountingReader(StateNameReader):
-        asked = 0
-
-        def read(self, image: np.ndarray) -> tuple[str, float] | None:
-            self.asked += 1
-            return super().read(image)
-
     rng = np.random.default_rng(11)
     crops = [render_plate(sample_design(rng), rng).image for _ in range(6)] + [np.full((50, 110, 3), 128, np.uint8)]
     sure = [g.confidence for g in StateClassifier().classify(crops)]
@@ -378,6 +378,34 @@ def test_names_are_read_only_where_the_classifier_is_unsure() -> None:
     reader = CountingReader()
     StateClassifier(names=reader, names_below=1.0).classify(crops, read_names=False)  # a track already sure
     assert reader.asked == 0
+
+
+def test_the_pipeline_reads_a_vehicles_state_name_until_one_read_is_sure(tmp_path: Path) -> None:
+    from platepilot.pipeline.pilot import _TrackReads
+    from platepilot.pipeline.stats import CameraStats
+    from platepilot.types import PlateCrop
+
+    names = CountingReader()
+    states = StateClassifier(names=names, names_below=0.8)
+    rng = np.random.default_rng(3)
+    while True:  # an out-of-state plate the classifier is unsure of and whose name reads
+        design = sample_design(rng)
+        image = render_plate(design, rng).image
+        if design.family is Family.OUT_OF_STATE and states.classify([image], read_names=False)[0].confidence < 0.8:
+            named = names.read(image)
+            if named is not None and named[0] == design.state:
+                break
+    settings = pipeline_settings(tmp_path)
+    store, events = CropStore(settings.output.crops_dir), EventStore(settings.output.events_db_url)
+    pilot = Pilot(settings, [], {}, ReaderSlot(ScriptedEngine("ABC1234", [0.7]), "t"), store, events, states=states)
+    key, stats, names.asked = ("CAM1", 1), CameraStats("CAM1"), 0
+    pilot._tracks[key] = _TrackReads()
+    crop = PlateCrop("CAM1", 1, 0, 0.0, image, 0.5, (0.0, 0.0, float(image.shape[1]), float(image.shape[0])))
+    for _ in range(3):
+        pilot._read(key, crop, stats)
+    reads = pilot._tracks[key].reads
+    assert len(reads) == 3 and names.asked == 1  # the first read named the state; the others did not ask
+    assert reads[0].state == design.state and fuse_state(reads, 0.5)[0] == design.state
 
 
 def test_state_fusion_over_a_tracks_reads() -> None:
