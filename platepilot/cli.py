@@ -283,7 +283,8 @@ def synth_scenes(
     """Write a YOLO detection dataset: OUT/images/*.jpg, OUT/labels/*.txt (0 cx cy w h), OUT/data.yaml.
 
     Each scene holds 0-6 plates (20-300 px wide) on vehicles plus unlabelled distractors (signs,
-    banners, stickers, logos, badges), by day, dusk, night or infrared, with blur, rain and JPEG.
+    banners, stickers, logos, badges, lamps, emblems, tree crowns), by day, dusk, night or infrared,
+    with blur, rain and JPEG.
     """
     from platepilot.plates.scenes import real_plate_photos
     from platepilot.training.datasets import preview_scenes, write_scenes

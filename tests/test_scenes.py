@@ -154,8 +154,9 @@ def test_real_plate_photos_are_pasted_as_unlabelled_plates(tmp_path: Path) -> No
             magenta = np.mean((patch[..., 1] < patch[..., 0] - 30) & (patch[..., 1] < patch[..., 2] - 30))
             (real if text == "" else synthetic).append(magenta)
     assert len(real) >= 3 and len(synthetic) >= 3
-    # infrared frames are grey and night frames dark, so not every pasted photo stays magenta
-    assert np.mean(np.array(real) > 0.3) >= 0.6 and max(synthetic) < 0.05
+    # infrared frames are grey and night frames dark, so not every pasted photo stays magenta; a
+    # rendered design may have some pink in it, never most of its face
+    assert np.mean(np.array(real) > 0.3) >= 0.6 and max(synthetic) < 0.3
 
 
 def test_real_plate_photos_name_a_missing_folder(tmp_path: Path) -> None:

@@ -1,11 +1,14 @@
 """Synthetic detection scenes: whole camera frames with 0-6 labelled plates and unlabelled distractors.
 
-A scene is a cluttered background (sky/ground gradient, buildings and trees as soft shapes, asphalt
-with lane and parking lines, sensor noise), a few vehicle rears (body, cabin and rear window, tail
-lights, bumper, wheels, a plate recess) each carrying one plate, and distractors that fool plate
-detectors: signs (RESERVED, EXIT, PARKING, SUITE 100, NO PARKING...), text banners with digits,
-logo-like shapes and bumper badges. Only plates are labelled; distractor boxes are returned so tests
-and previews can check that they stay unlabelled.
+A scene is a cluttered background (sky/ground gradient, buildings and trees as soft shapes, tree
+crowns of small leaves against the sky, asphalt with lane and parking lines, sensor noise), a few
+vehicle rears (body, cabin and rear window, lamp clusters with lenses, rims and highlights, the
+maker's emblem and trim above the plate, bumper, wheels, a plate recess) each carrying one plate, and
+distractors that fool plate detectors: signs (RESERVED, EXIT, PARKING, SUITE 100, NO PARKING...), text
+banners with digits, logo-like shapes and bumper badges. Lamps, emblems and leaves against the sky
+were the commonest false plates of the detector trained before they were drawn (on real UCSD
+photos). Only plates are labelled; distractor boxes are returned so tests and previews can check that
+they stay unlabelled.
 
 Plates are drawn by the crop renderer (`sample_design` + `render_plate`, front-on) or, when real plate
 photos are given (`real_plates`: tight crops of whole plates, such as the state-labelled photos and the
@@ -44,7 +47,10 @@ BANNER_TEXTS = (
     "GRAND OPENING", "OPEN 24 HRS", "CAR WASH $9.99", "CALL 555-0123", "SALE 50% OFF", "PHARMACY",
     "OIL CHANGE", "TIRES & SERVICE", "EST 1998", "ROUTE 41", "FL 33602", "LOT B3",
 )  # fmt: skip
-BADGE_TEXTS = ("HYBRID", "SPORT", "4X4", "V6", "LIMITED", "XLE", "GT", "AWD", "TURBO", "EX-L")
+BADGE_TEXTS = (
+    "HYBRID", "SPORT", "4X4", "V6", "LIMITED", "XLE", "GT", "AWD", "TURBO", "EX-L", "CAMRY", "ACCORD",
+    "COROLLA", "CIVIC", "ALTIMA", "FOCUS", "JETTA", "SENTRA", "CR-V", "RAV4", "A4", "ELANTRA",
+)  # fmt: skip
 STICKER_TEXTS = ("PERMIT 2026", "A-1042", "STAFF 318", "RESIDENT", "VALET 77", "HONOR STUDENT", "DEALER 4411")
 SIGN_COLORS = (  # (field, ink) BGR
     ((245, 245, 245), (30, 30, 200)),
@@ -80,6 +86,8 @@ def render_scene(seed: int, index: int, size: tuple[int, int] = (1280, 720), rea
         if box is not None:
             _distractor(image, box, rng)
             distractors.append(box)
+    for _ in range(int(rng.choice(3, p=[0.5, 0.3, 0.2]))):
+        _foliage(image, rng)
     _clutter(image, rng)
     if real_plates:
         _photo_patches(image, rng, real_plates)
@@ -312,9 +320,9 @@ def _vehicle(
     for corner in ((top[0] + radius, top[1] + radius), (bottom[0] - radius, top[1] + radius)):
         cv2.circle(image, corner, radius, car, -1, cv2.LINE_AA)
     cv2.rectangle(image, pt(0.02, 0.78), pt(0.98, 0.92), dark, -1)  # bumper
-    light = (20, 20, int(rng.integers(150, 255)))
-    for fx in (0.03, 0.8):  # tail lights
-        cv2.rectangle(image, pt(fx, 0.42), pt(fx + 0.17, 0.56), light, -1)
+    lamp = _lamp_style(rng)
+    for fx in (0.03, 0.8):  # tail lights (or, seen from the front, headlights)
+        _lamp(image, (*pt(fx, 0.4), *pt(fx + 0.17, 0.58)), lamp, fx > 0.5, rng)
     cx, cy = plate_center
     recess = (
         int(cx - plate_w * 0.6),
@@ -325,15 +333,112 @@ def _vehicle(
     if rng.random() < 0.4:  # not every car has a dark recess: it must not be the cue
         shade = float(rng.uniform(0.4, 0.9))
         cv2.rectangle(image, recess[:2], recess[2:], tuple(int(c * shade) for c in car), -1)
+    chrome = (60, 60, 60) if sum(car) > 450 else (200, 200, 205)
+    if rng.random() < 0.6:  # the maker's emblem above the plate
+        size = plate_w * float(rng.uniform(0.3, 0.7))
+        _emblem(image, (cx, cy - plate_w * float(rng.uniform(0.45, 0.8))), size, chrome, rng)
+    if rng.random() < 0.2:  # a chrome trunk handle or trim bar above the plate
+        half, y = plate_w * float(rng.uniform(0.3, 0.6)), int(cy - plate_w * float(rng.uniform(0.35, 0.5)))
+        cv2.line(image, (int(cx - half), y), (int(cx + half), y), chrome, max(int(plate_w * 0.05), 1), cv2.LINE_AA)
     if rng.random() < 0.3:  # a model badge: text on the car that is not a plate
         bw = plate_w * float(rng.uniform(0.4, 0.8))
         bx = x0 + w * (0.62 if rng.random() < 0.5 else 0.1)
         badge = (bx, y0 + h * 0.6, bx + bw, y0 + h * 0.6 + bw * 0.35)
         if not _overlaps(badge, recess):
-            chrome = (60, 60, 60) if sum(car) > 450 else (200, 200, 205)
             _draw_text(image, badge, BADGE_TEXTS[int(rng.integers(len(BADGE_TEXTS)))], chrome, rng)
             return badge
     return None
+
+
+def _lamp_style(rng: np.random.Generator) -> tuple[tuple[int, int, int], int, float]:
+    """One car's lamp look: lens colour (red tail light, or clear headlight), shape kind, inner segment share."""
+    lens = (int(rng.integers(10, 60)), int(rng.integers(10, 60)), int(rng.integers(140, 255)))
+    if rng.random() < 0.25:
+        lens = (int(rng.integers(170, 235)),) * 3
+    return lens, int(rng.integers(3)), float(rng.uniform(0.2, 0.5))
+
+
+def _lamp(
+    image: np.ndarray, box: tuple[int, int, int, int], style: tuple[tuple[int, int, int], int, float], mirror: bool,
+    rng: np.random.Generator,
+) -> None:  # fmt: skip
+    """A lamp cluster in `box`: a rounded or wedge-shaped lens with a brighter and darker side, an amber
+    or clear inner segment, a chrome rim and a specular highlight. Real tail lights, lenses and their
+    reflections were the commonest false plates on real parking-lot photos."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    if w < 4 or h < 4:
+        return
+    lens, kind, inner = style
+    mask = np.zeros((h, w), np.uint8)
+    if kind == 0:
+        cv2.ellipse(mask, (w // 2, h // 2), (w // 2, h // 2), 0, 0, 360, 255, -1)
+    elif kind == 1:
+        cv2.rectangle(mask, (0, 0), (w - 1, h - 1), 255, -1)
+    else:
+        wedge = np.array([[0, 0], [w - 1, h // 3], [w - 1, h - 1], [0, h - 1]], np.int32)
+        cv2.fillConvexPoly(mask, wedge[:, ::1] if not mirror else np.c_[w - 1 - wedge[:, 0], wedge[:, 1]], 255)
+    shade = np.linspace(1.25, 0.6, w, dtype=np.float32)[None, :, None]
+    lamp = np.ones((h, w, 3), np.float32) * np.array(lens, np.float32) * (shade[:, ::-1] if mirror else shade)
+    seg = int(w * inner)
+    sx = w - seg if mirror else 0
+    lamp[h // 4 : 3 * h // 4, sx : sx + seg] = (0, 140, 250) if rng.random() < 0.5 else (225, 225, 230)
+    spot = np.zeros((h, w), np.float32)
+    cv2.ellipse(
+        spot, (int(w * rng.uniform(0.2, 0.8)), int(h * 0.3)), (max(w // 6, 1), max(h // 8, 1)), 0, 0, 360, 1.0, -1
+    )
+    lamp += cv2.GaussianBlur(spot, (0, 0), max(w / 20, 1.0))[..., None] * 200
+    cv2.rectangle(mask, (0, 0), (w - 1, h - 1), 0, 1)
+    region = image[y1:y2, x1:x2]
+    m = mask[: region.shape[0], : region.shape[1], None] > 0
+    region[:] = np.where(m, np.clip(lamp[: region.shape[0], : region.shape[1]], 0, 255).astype(np.uint8), region)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(region, contours, -1, (170, 170, 175), max(w // 40, 1), cv2.LINE_AA)
+
+
+def _emblem(
+    image: np.ndarray, center: tuple[float, float], size: float, chrome: tuple[int, int, int], rng: np.random.Generator
+) -> None:
+    """A maker's emblem `size` px wide at `center`: concentric ovals, a ring with a bar, an oval badge
+    with a script name, linked rings or a letter in a rounded frame; chrome on the car's paint."""
+    cx, cy, r = int(center[0]), int(center[1]), max(int(size / 2), 3)
+    thick = max(r // 6, 1)
+    kind = int(rng.integers(5))
+    if kind == 0:  # concentric ovals
+        cv2.ellipse(image, (cx, cy), (r, int(r * 0.7)), 0, 0, 360, chrome, thick, cv2.LINE_AA)
+        cv2.ellipse(image, (cx, cy - r // 5), (r // 2, int(r * 0.3)), 0, 0, 360, chrome, thick, cv2.LINE_AA)
+        cv2.ellipse(image, (cx, cy + r // 8), (r // 5, int(r * 0.5)), 0, 0, 360, chrome, thick, cv2.LINE_AA)
+    elif kind == 1:  # a ring crossed by a bar with a name
+        cv2.circle(image, (cx, cy), r, chrome, thick, cv2.LINE_AA)
+        cv2.rectangle(image, (cx - int(r * 1.2), cy - r // 4), (cx + int(r * 1.2), cy + r // 4), chrome, thick)
+    elif kind == 2:  # an oval badge with a script name
+        cv2.ellipse(image, (cx, cy), (r, int(r * 0.45)), 0, 0, 360, (110, 40, 10), -1, cv2.LINE_AA)
+        cv2.ellipse(image, (cx, cy), (r, int(r * 0.45)), 0, 0, 360, chrome, thick, cv2.LINE_AA)
+        _draw_text(image, (cx - r, cy - r * 0.45, cx + r, cy + r * 0.45), "Ford", (235, 235, 235), rng)
+    elif kind == 3:  # linked rings
+        for i in range(4):
+            cv2.circle(image, (cx - r + i * r * 2 // 3, cy), r // 3, chrome, max(thick // 2, 1), cv2.LINE_AA)
+    else:  # a letter in a rounded frame
+        cv2.ellipse(image, (cx, cy), (r, int(r * 0.75)), 0, 0, 360, chrome, thick, cv2.LINE_AA)
+        _draw_text(
+            image, (cx - r * 0.7, cy - r * 0.6, cx + r * 0.7, cy + r * 0.6), "HNT"[int(rng.integers(3))], chrome, rng
+        )
+
+
+def _foliage(image: np.ndarray, rng: np.random.Generator) -> None:
+    """A tree crown: hundreds of small leaves in greens and browns, with sky showing through. Sunlit
+    leaves against the sky were, with lamps, the commonest false plates on real photos."""
+    height, width = image.shape[:2]
+    cw, ch = int(width * rng.uniform(0.15, 0.6)), int(height * rng.uniform(0.15, 0.5))
+    x0, y0 = int(rng.integers(0, width - cw)), int(rng.integers(0, max(height // 2 - ch // 2, 1)))
+    sky = (int(rng.integers(200, 256)), int(rng.integers(180, 250)), int(rng.integers(150, 240)))
+    cv2.ellipse(image, (x0 + cw // 2, y0 + ch // 2), (cw // 2, ch // 2), 0, 0, 360, sky, -1)
+    base = np.array([int(rng.integers(20, 90)), int(rng.integers(60, 160)), int(rng.integers(30, 110))])
+    for _ in range(int(cw * ch / 25)):
+        x, y = int(x0 + rng.normal(0.5, 0.22) * cw), int(y0 + rng.normal(0.5, 0.22) * ch)
+        color = tuple(int(c) for c in np.clip(base * rng.uniform(0.3, 1.8), 0, 255))
+        a = int(rng.integers(2, 9))
+        cv2.ellipse(image, (x, y), (a, max(a // 2, 1)), float(rng.uniform(0, 180)), 0, 360, color, -1)
 
 
 def _paste_plate(
