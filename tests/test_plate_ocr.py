@@ -14,7 +14,7 @@ from platepilot.config import OCRConfig, Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.ctc import text_probability
 from platepilot.ocr.ensemble import MemberRead, char_vote, combine
-from platepilot.ocr.lines import pick_plate_rows
+from platepilot.ocr.lines import PlateLineFinder, pick_plate_rows
 from platepilot.ocr.models import BUNDLED_MODEL, make_engine
 from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
 from platepilot.plates.charset import CHARSET, fold
@@ -277,3 +277,10 @@ def test_whole_plate_detectors_get_a_line_cropping_reader() -> None:
     assert make_engine("plateocr", None, no_lines, whole_plates=True).line_crop is False  # type: ignore[attr-defined]
     with pytest.raises(PlatepilotError, match="only with a line finder"):
         PlateOCR([_Scripted("a", "ABC123")], line_crop=True)
+
+
+def test_the_line_margin_grows_or_shrinks_the_cut(plates: list[tuple[np.ndarray, str]]) -> None:
+    crop = _on_car(plates[0][0], 0)
+    shapes = {m: PlateLineFinder(margin=m).line_crop(crop).shape[:2] for m in ((0.0, -0.1), (0.0, 0.0), (0.1, 0.2))}  # type: ignore[union-attr]
+    (h_in, w_in), (h0, w0), (h_out, w_out) = shapes.values()
+    assert h_in < h0 < h_out and w_in == w0 < w_out < crop.shape[1]

@@ -73,10 +73,14 @@ class PlateLineFinder:
     Args:
         max_side: the crop's longest side as the detector sees it (pixels, multiple of 32); crops are
             small, and PaddleOCR's default (shortest side to 736) is 20-50x slower for no gain here.
+        margin: how `line_crop` grows the plate line (`LINE_MARGIN`; `benchmarks/line_margin.py`).
     """
 
-    def __init__(self, max_side: int = 320, threads: int | None = None) -> None:
+    def __init__(
+        self, max_side: int = 320, threads: int | None = None, margin: tuple[float, float] = LINE_MARGIN
+    ) -> None:
         self._detector = TextDetPlateDetector(params=TextDetParams(max_side=max_side), threads=threads)
+        self.margin = margin
 
     def lines(self, image: np.ndarray) -> np.ndarray:
         """(N, 6) text lines (x1, y1, x2, y2, score, tilt_deg) in crop pixels, side-by-side pieces merged."""
@@ -98,7 +102,7 @@ class PlateLineFinder:
         found = self.lines(image)
         if len(found) == 0:
             return None
-        crop = cut_line(image, tallest_line(found))
+        crop = cut_line(image, tallest_line(found), self.margin)
         return crop if min(crop.shape[:2]) >= 4 else None
 
 
