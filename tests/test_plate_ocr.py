@@ -18,6 +18,7 @@ from platepilot.ocr.lines import PlateLineFinder, pick_plate_rows
 from platepilot.ocr.models import BUNDLED_MODEL, make_engine
 from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
 from platepilot.plates.charset import CHARSET, fold
+from platepilot.plates.formats import looks_like_serial
 from platepilot.plates.synth import synth_sample
 from platepilot.types import PlateRead
 
@@ -284,3 +285,45 @@ def test_the_line_margin_grows_or_shrinks_the_cut(plates: list[tuple[np.ndarray,
     shapes = {m: PlateLineFinder(margin=m).line_crop(crop).shape[:2] for m in ((0.0, -0.1), (0.0, 0.0), (0.1, 0.2))}  # type: ignore[union-attr]
     (h_in, w_in), (h0, w0), (h_out, w_out) = shapes.values()
     assert h_in < h0 < h_out and w_in == w0 < w_out < crop.shape[1]
+
+
+class _ByRegion:
+    """A member that reads the whole crop as `whole` and each line cut from it as the next of `lines`."""
+
+    def __init__(self, whole_shape: tuple[int, ...], lines: list[str], whole: str) -> None:
+        self.name, self.whole_shape, self.lines, self.whole = "r", whole_shape, list(lines), whole
+
+    def read_member(self, image: np.ndarray, rows: tuple[int, int] | None) -> list[MemberRead]:
+        text = self.whole if image.shape == self.whole_shape else self.lines.pop(0)
+        return [MemberRead(_read(text, 0.9, engine=self.name))]
+
+
+def _three_lines() -> np.ndarray:
+    crop = np.full((150, 300, 3), 235, np.uint8)
+    for text, y, scale in (("17", 60, 1.8), ("NEW YORK", 100, 1.0), ("FIRST IN", 135, 0.7)):
+        cv2.putText(crop, text, (40, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (30, 30, 30), 2)
+    return crop
+
+
+@pytest.mark.parametrize(
+    ("lines", "whole", "expected"),
+    [
+        (["ABC123", "X", "Y"], "WHOLE1", "ABC123"),  # the tallest line reads like a serial
+        (["17", "ABC123", "Y"], "WHOLE1", "ABC123"),  # a sticker's number: the next line
+        (["17", "NEWYORK", "FIRSTINFLIGHT"], "FHT65W", "FHT65W"),  # no line does: the whole crop
+        (["17", "NEWYORK", "FIRSTINFLIGHT"], "SUNSHINESTATE", "17"),  # nor the crop: the tallest line
+    ],
+)
+def test_a_whole_plate_crop_reads_the_first_line_that_reads_like_a_serial(
+    lines: list[str], whole: str, expected: str
+) -> None:
+    crop = _three_lines()
+    finder = PlateLineFinder()
+    assert len(finder.lines(crop)) == 3
+    engine = PlateOCR([_ByRegion(crop.shape, lines, whole)], finder, line_crop=True)
+    assert engine.read([crop])[0].text == expected
+
+
+def test_what_reads_like_a_serial() -> None:
+    assert all(map(looks_like_serial, ["ABC123", "FHT65W", "4XEK968", "ABC"]))
+    assert not any(map(looks_like_serial, ["17", "NEWYORK", "FLORIDA", "MYFLOR", "FIRSTINFLIGHT", ""]))

@@ -23,10 +23,17 @@ Rows = tuple[int, int]
 ROW_OVERLAP = 0.5
 """Two lines overlapping vertically by more than this fraction of the shorter one share a row."""
 
-LINE_MARGIN = (0.04, 0.1)
+LINES_TRIED = 3
+"""Text lines of a whole-plate crop a reader tries, tallest first, until one reads like a serial."""
+
+LINE_MARGIN = (0.04, -0.05)
 """Growth of each side of the plate line's box when a whole-plate crop is cut to it (`line_crop`), as
-shares of the line's width and height. On the bundled detector's crops of the 246 UCSD plates,
-PlateOCR read 211-212 with (0.02-0.04, 0-0.1), 205 with (0.08, 0.15), and 164 reading the crop whole."""
+shares of the line's width and height; negative shrinks. The text detector's box already stands
+above and below the characters, and on small plates a taller cut takes in the state script and the
+dealer frame's text. On the detector's crops of the 246 UCSD plates (reader v10, 2026-12-04, folded)
+PlateOCR read 217 with (0.04, 0.1), 218 with (0.04, 0), 224 with (0.04, -0.05) and with (0.04, -0.1),
+202 with (0.04, -0.2); the seg_ocr crops read as whole plates 702, 703, 698, 693 of 745
+(`benchmarks/line_margin.py`)."""
 
 
 def pick_plate_rows(lines: np.ndarray, height: int) -> Rows | None:
@@ -99,11 +106,17 @@ class PlateLineFinder:
         Readers tuned on tight crops misread such crops read whole, and the members' views of them
         (the line, the whole crop) disagree so much that the vote picks fragments: on the bundled
         detector's UCSD crops PlateOCR read 66.7% of plates whole and 86% cut to the line."""
+        crops = self.line_crops(image)
+        return crops[0] if crops else None
+
+    def line_crops(self, image: np.ndarray) -> list[np.ndarray]:
+        """The crop cut to each of its text lines, tallest first (at most `LINES_TRIED`): the plate
+        line first, then the others, for a reader whose read of the tallest line is no serial (a
+        sticker's "17" or a slogan such as FIRSTINFLIGHT set in large type)."""
         found = self.lines(image)
-        if len(found) == 0:
-            return None
-        crop = cut_line(image, tallest_line(found), self.margin)
-        return crop if min(crop.shape[:2]) >= 4 else None
+        order = np.argsort(found[:, 1] - found[:, 3], kind="stable")[:LINES_TRIED]
+        crops = [cut_line(image, found[i], self.margin) for i in order]
+        return [crop for crop in crops if min(crop.shape[:2]) >= 4]
 
 
 def rows_of(finder: PlateLineFinder | None, image: np.ndarray) -> Rows | None:

@@ -30,6 +30,7 @@ from platepilot.ocr.easy import EasyOCRReader
 from platepilot.ocr.ensemble import MemberRead, combine
 from platepilot.ocr.lines import PlateLineFinder, Rows, rows_of
 from platepilot.ocr.paddle import PaddleRecognizer
+from platepilot.plates.formats import looks_like_serial
 from platepilot.types import PlateRead
 
 MEMBERS = ("paddle", "easyocr", "crnn")
@@ -139,10 +140,27 @@ class PlateOCR:
 
     def _reads_by_member(self, image: np.ndarray) -> list[tuple[str, list[MemberRead]]]:
         if self.line_crop and self._lines is not None:
-            line = self._lines.line_crop(image)
-            return [] if line is None else [(member.name, member.read_member(line, None)) for member in self.members]
+            return self._reads_of_plate_line(image, self._lines)
         rows = rows_of(self._lines, image)
         return [(member.name, member.read_member(image, rows)) for member in self.members]
+
+    def _reads_of_plate_line(self, image: np.ndarray, lines: PlateLineFinder) -> list[tuple[str, list[MemberRead]]]:
+        """A whole-plate crop's reads: of its tallest text line, or of the next line when that one's
+        read is no serial (a sticker, a slogan), or of the whole crop when no line's is (the text
+        detector can miss a widely spaced serial); nothing for a crop with no text line at all."""
+        first: list[tuple[str, list[MemberRead]]] = []
+        for line in lines.line_crops(image):
+            by_member = [(member.name, member.read_member(line, None)) for member in self.members]
+            if self._reads_a_serial(by_member):
+                return by_member
+            first = first or by_member
+        if not first:
+            return first
+        whole = [(member.name, member.read_member(image, None)) for member in self.members]
+        return whole if self._reads_a_serial(whole) else first
+
+    def _reads_a_serial(self, by_member: list[tuple[str, list[MemberRead]]]) -> bool:
+        return looks_like_serial(combine([r for _, reads in by_member for r in reads], self._format_prior).text)
 
     def _read_one(self, image: np.ndarray) -> PlateRead:
         return combine(self.member_reads(image), self._format_prior, engine=self.name)

@@ -16,6 +16,7 @@ import numpy as np
 from rapidfuzz.distance import Hamming
 
 from platepilot.plates.charset import DIGITS, LETTERS
+from platepilot.plates.states import is_state_name
 
 
 class PlateKind(StrEnum):
@@ -176,3 +177,13 @@ def is_caption(text: str) -> bool:
         for caption in CAPTIONS
         for i in range(len(caption) - len(text) + 1)
     )
+
+
+MIN_SERIAL_CHARS = 3
+"""Fewer characters read from a line are taken for a fragment (a sticker's number, a badge)."""
+
+
+def looks_like_serial(text: str) -> bool:
+    """Whether a line's read (normalised) could be a plate's serial: 3-8 characters, neither a caption
+    run nor a state's name."""
+    return MIN_SERIAL_CHARS <= len(text) <= MAX_PLATE_CHARS and not is_caption(text) and not is_state_name(text)

@@ -39,6 +39,14 @@ _ALIASES: dict[str, str] = {
 _BY_NAME: dict[str, str] = {re.sub(r"[^A-Z]+", " ", n.upper()).strip(): c for c, n in STATE_NAMES.items()}
 
 
+_NAME_RUNS = frozenset(re.sub(r"[^A-Z]+", "", n.upper()) for n in STATE_NAMES.values())
+
+
+def is_state_name(text: str) -> bool:
+    """Whether a read (normalised: letters and digits only) is a state's name, such as NEWYORK."""
+    return text in _NAME_RUNS
+
+
 def state_code(name: str) -> str:
     """A postal code for a state name in any source's spelling, a postal code, or a `us-xx` region.
 
