@@ -327,3 +327,12 @@ def test_a_whole_plate_crop_reads_the_first_line_that_reads_like_a_serial(
 def test_what_reads_like_a_serial() -> None:
     assert all(map(looks_like_serial, ["ABC123", "FHT65W", "4XEK968", "ABC"]))
     assert not any(map(looks_like_serial, ["17", "NEWYORK", "FLORIDA", "MYFLOR", "FIRSTINFLIGHT", ""]))
+
+
+def test_behind_a_whole_plate_detector_both_readers_skip_a_sticker_taller_than_the_serial() -> None:
+    crop = np.full((150, 320, 3), 235, np.uint8)
+    cv2.putText(crop, "17", (20, 70), cv2.FONT_HERSHEY_SIMPLEX, 2.2, (30, 30, 30), 4)  # the tallest line
+    cv2.putText(crop, "KDX 492", (110, 110), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (30, 30, 30), 3)
+    assert make_engine("crnn", None, Settings(), whole_plates=False).read([crop])[0].text == "17"
+    for engine in ("crnn", "plateocr"):
+        assert make_engine(engine, None, Settings(), whole_plates=True).read([crop])[0].text == "KDX492", engine

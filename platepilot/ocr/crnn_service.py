@@ -19,7 +19,7 @@ from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax
 from platepilot.ocr.lines import PlateLineFinder
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
-from platepilot.plates.formats import match_format, matching_formats
+from platepilot.plates.formats import looks_like_serial, match_format, matching_formats
 from platepilot.sessions import open_session
 from platepilot.types import PlateRead
 
@@ -43,9 +43,11 @@ class CRNNOCRService:
         beam_width: prefix beam search width; 0 disables the search (candidates = greedy read only).
         top_k: candidates kept per read.
         threads: onnxruntime intra-op threads (None: onnxruntime's default, one per core).
-        lines: cut each crop to its plate line first (`PlateLineFinder.line_crop`), for crops from a
-            whole-plate detector; a crop with no text line reads as nothing. On the bundled plate
-            detector's UCSD crops the CRNN read 9.3% of plates whole and 85.4% cut to the line.
+        lines: cut each crop to its plate line first (`PlateLineFinder.line_crops`), for crops from a
+            whole-plate detector: the tallest line's read, or the next line's, or the whole crop's,
+            whichever first looks like a serial (as PlateOCR does); a crop with no text line reads as
+            nothing. On the bundled plate detector's UCSD crops the CRNN read 9.3% of plates whole
+            and 85.4% cut to the line (2026-12-02).
 
     Each crop's read follows `decode_read`.
     """
@@ -95,9 +97,17 @@ class CRNNOCRService:
         crops = [as_bgr(i, image) for i, image in enumerate(images)]
         if self._lines is None:
             return self._read_crops(crops)
-        lines = [self._lines.line_crop(crop) for crop in crops]
-        reads = iter(self._read_crops([line for line in lines if line is not None]))
-        return [PlateRead("", 0.0, engine=self.name) if line is None else next(reads) for line in lines]
+        # Each crop's text lines, tallest first, then the whole crop (as PlateOCR tries them), in one batch
+        options = [self._lines.line_crops(crop) for crop in crops]
+        options = [[*lines, crop] if lines else [] for lines, crop in zip(options, crops, strict=True)]
+        reads = iter(self._read_crops([option for choices in options for option in choices]))
+        return [self._first_serial([next(reads) for _ in choices]) for choices in options]
+
+    def _first_serial(self, reads: list[PlateRead]) -> PlateRead:
+        """The first read that looks like a serial, else the tallest line's; an empty read for no lines."""
+        if not reads:
+            return PlateRead("", 0.0, engine=self.name)
+        return next((read for read in reads if looks_like_serial(read.text)), reads[0])
 
     def _read_crops(self, crops: list[np.ndarray]) -> list[PlateRead]:
         reads: list[PlateRead] = []
