@@ -263,10 +263,21 @@ def _draw_text(image: np.ndarray, box: Box, text: str, ink: tuple[int, ...], rng
 
 
 def _distractor(image: np.ndarray, box: Box, rng: np.random.Generator) -> None:
-    """A sign, a text banner or a logo filling `box`: text-like, plate-sized, never a plate."""
+    """A sign, a text banner, a logo, or a close-up of a car's lamp or emblem (the edge of a car next to
+    the camera) filling `box`: plate-sized, never a plate."""
     x1, y1, x2, y2 = (int(v) for v in box)
     field, ink = SIGN_COLORS[int(rng.integers(len(SIGN_COLORS)))]
     kind = rng.random()
+    if kind < 0.25:  # a lamp or an emblem on a patch of car paint
+        paint = tuple(int(c) for c in np.array(CAR_COLORS[int(rng.integers(len(CAR_COLORS)))]) * rng.uniform(0.6, 1.1))
+        cv2.rectangle(image, (x1, y1), (x2, y2), paint, -1)
+        if kind < 0.15:
+            _lamp(image, (x1 + (x2 - x1) // 10, y1 + (y2 - y1) // 8, x2, y2), _lamp_style(rng), rng.random() < 0.5, rng)
+        else:
+            chrome = (60, 60, 60) if sum(paint) > 450 else (200, 200, 205)
+            _emblem(image, ((x1 + x2) / 2, (y1 + y2) / 2), min(x2 - x1, 2 * (y2 - y1)) * 0.8, chrome, rng)
+        return
+    kind = (kind - 0.25) / 0.75
     if kind < 0.5:  # a sign on a post
         post_x = (x1 + x2) // 2
         cv2.line(image, (post_x, y2), (post_x, image.shape[0]), (90, 90, 95), max((x2 - x1) // 25, 2))
@@ -383,6 +394,12 @@ def _lamp(
     seg = int(w * inner)
     sx = w - seg if mirror else 0
     lamp[h // 4 : 3 * h // 4, sx : sx + seg] = (0, 140, 250) if rng.random() < 0.5 else (225, 225, 230)
+    if sum(lens) > 450:  # a headlight: chrome reflector bowls behind the clear lens
+        for i in range(int(rng.integers(1, 4))):
+            r = max(min(h // 3, w // 6), 2)
+            centre = (int(w * (0.25 + 0.25 * i)), h // 2)
+            cv2.circle(lamp, centre, r, (150, 150, 155), -1, cv2.LINE_AA)
+            cv2.circle(lamp, centre, max(r // 3, 1), (245, 245, 250), -1, cv2.LINE_AA)
     spot = np.zeros((h, w), np.float32)
     cv2.ellipse(
         spot, (int(w * rng.uniform(0.2, 0.8)), int(h * 0.3)), (max(w // 6, 1), max(h // 8, 1)), 0, 0, 360, 1.0, -1
@@ -403,8 +420,14 @@ def _emblem(
     with a script name, linked rings or a letter in a rounded frame; chrome on the car's paint."""
     cx, cy, r = int(center[0]), int(center[1]), max(int(size / 2), 3)
     thick = max(r // 6, 1)
-    kind = int(rng.integers(5))
-    if kind == 0:  # concentric ovals
+    kind = int(rng.integers(6))
+    if kind == 5:  # a bowtie
+        pts = np.array([[-1, -0.2], [-0.3, -0.2], [-0.2, -0.45], [0.3, -0.45], [0.3, -0.2], [1, -0.2],
+                        [1, 0.2], [0.3, 0.2], [0.2, 0.45], [-0.3, 0.45], [-0.3, 0.2], [-1, 0.2]])  # fmt: skip
+        poly = (pts * r + [cx, cy]).astype(np.int32)
+        cv2.fillPoly(image, [poly], (40, 170, 210), cv2.LINE_AA)
+        cv2.polylines(image, [poly], True, chrome, thick, cv2.LINE_AA)
+    elif kind == 0:  # concentric ovals
         cv2.ellipse(image, (cx, cy), (r, int(r * 0.7)), 0, 0, 360, chrome, thick, cv2.LINE_AA)
         cv2.ellipse(image, (cx, cy - r // 5), (r // 2, int(r * 0.3)), 0, 0, 360, chrome, thick, cv2.LINE_AA)
         cv2.ellipse(image, (cx, cy + r // 8), (r // 5, int(r * 0.5)), 0, 0, 360, chrome, thick, cv2.LINE_AA)
