@@ -282,7 +282,7 @@ def test_whole_plate_detectors_get_a_line_cropping_reader() -> None:
 
 def test_the_line_margin_grows_or_shrinks_the_cut(plates: list[tuple[np.ndarray, str]]) -> None:
     crop = _on_car(plates[0][0], 0)
-    shapes = {m: PlateLineFinder(margin=m).line_crop(crop).shape[:2] for m in ((0.0, -0.1), (0.0, 0.0), (0.1, 0.2))}  # type: ignore[union-attr]
+    shapes = {m: PlateLineFinder(margin=m).line_crops(crop)[0].shape[:2] for m in ((0.0, -0.1), (0.0, 0.0), (0.1, 0.2))}
     (h_in, w_in), (h0, w0), (h_out, w_out) = shapes.values()
     assert h_in < h0 < h_out and w_in == w0 < w_out < crop.shape[1]
 

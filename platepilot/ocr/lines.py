@@ -27,7 +27,7 @@ LINES_TRIED = 3
 """Text lines of a whole-plate crop a reader tries, tallest first, until one reads like a serial."""
 
 LINE_MARGIN = (0.04, -0.05)
-"""Growth of each side of the plate line's box when a whole-plate crop is cut to it (`line_crop`), as
+"""Growth of each side of the plate line's box when a whole-plate crop is cut to it (`line_crops`), as
 shares of the line's width and height; negative shrinks. The text detector's box already stands
 above and below the characters, and on small plates a taller cut takes in the state script and the
 dealer frame's text. On the detector's crops of the 246 UCSD plates (reader v10, 2026-12-04, folded)
@@ -80,7 +80,7 @@ class PlateLineFinder:
     Args:
         max_side: the crop's longest side as the detector sees it (pixels, multiple of 32); crops are
             small, and PaddleOCR's default (shortest side to 736) is 20-50x slower for no gain here.
-        margin: how `line_crop` grows the plate line (`LINE_MARGIN`; `benchmarks/line_margin.py`).
+        margin: how `line_crops` grows the plate line (`LINE_MARGIN`; `benchmarks/line_margin.py`).
     """
 
     def __init__(
@@ -99,20 +99,16 @@ class PlateLineFinder:
     def plate_rows(self, image: np.ndarray) -> Rows | None:
         return pick_plate_rows(self.lines(image), image.shape[0])
 
-    def line_crop(self, image: np.ndarray) -> np.ndarray | None:
-        """A whole-plate crop (a plate detector's box: frame, caption, a bit of car) cut to its plate
-        line, or None when it holds no text line at all (not a plate, or unreadable).
+    def line_crops(self, image: np.ndarray) -> list[np.ndarray]:
+        """A whole-plate crop (a plate detector's box: frame, caption, a bit of car) cut to each of its
+        text lines, tallest first (at most `LINES_TRIED`): the plate line first, then the others, for
+        a reader whose read of the tallest line is no serial (a sticker's "17" or a slogan such as
+        FIRSTINFLIGHT set in large type). Empty when the crop holds no text line (not a plate, or
+        unreadable).
 
         Readers tuned on tight crops misread such crops read whole, and the members' views of them
         (the line, the whole crop) disagree so much that the vote picks fragments: on the bundled
         detector's UCSD crops PlateOCR read 66.7% of plates whole and 86% cut to the line."""
-        crops = self.line_crops(image)
-        return crops[0] if crops else None
-
-    def line_crops(self, image: np.ndarray) -> list[np.ndarray]:
-        """The crop cut to each of its text lines, tallest first (at most `LINES_TRIED`): the plate
-        line first, then the others, for a reader whose read of the tallest line is no serial (a
-        sticker's "17" or a slogan such as FIRSTINFLIGHT set in large type)."""
         found = self.lines(image)
         order = np.argsort(found[:, 1] - found[:, 3], kind="stable")[:LINES_TRIED]
         crops = [cut_line(image, found[i], self.margin) for i in order]

@@ -148,7 +148,7 @@ def make_engine(engine_name: str, model_path: Path | None, settings: Settings, w
     """Build the engine called `engine_name`; PlatepilotError for an unknown name.
 
     `whole_plates`: the crops come from a detector that boxes whole plates (`PlateDetector.whole_plates`),
-    so PlateOCR and the CRNN cut each to its plate line first (`PlateLineFinder.line_crop`); `paddle`
+    so PlateOCR and the CRNN cut each to its plate line first (`PlateLineFinder.line_crops`); `paddle`
     and `easyocr` read the plate line's rows of the crop, as with any crop."""
     if engine_name in _CROP_AWARE_ENGINES:
         return _CROP_AWARE_ENGINES[engine_name](model_path, settings, whole_plates)

@@ -101,7 +101,7 @@ class PlateOCR:
         lines: finds the plate line in multi-line crops; None reads every crop whole.
         format_prior: among near-equal texts prefer one that matches a plate format.
         line_crop: the crops are whole plates with surroundings (a plate detector's boxes): cut each
-            to its plate line before the members read it (`PlateLineFinder.line_crop`); needs `lines`.
+            to its plate line before the members read it (`PlateLineFinder.line_crops`); needs `lines`.
     """
 
     name = "plateocr"
