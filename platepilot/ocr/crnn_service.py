@@ -97,17 +97,18 @@ class CRNNOCRService:
         crops = [as_bgr(i, image) for i, image in enumerate(images)]
         if self._lines is None:
             return self._read_crops(crops)
-        # Each crop's text lines, tallest first, then the whole crop (as PlateOCR tries them), in one batch
+        # Each crop's text lines, tallest first, then the whole crop (as PlateOCR tries them): the
+        # tallest lines in one batch, the other choices only of crops whose tallest line is no serial
         options = [self._lines.line_crops(crop) for crop in crops]
         options = [[*lines, crop] if lines else [] for lines, crop in zip(options, crops, strict=True)]
-        reads = iter(self._read_crops([option for choices in options for option in choices]))
-        return [self._first_serial([next(reads) for _ in choices]) for choices in options]
-
-    def _first_serial(self, reads: list[PlateRead]) -> PlateRead:
-        """The first read that looks like a serial, else the tallest line's; an empty read for no lines."""
-        if not reads:
-            return PlateRead("", 0.0, engine=self.name)
-        return next((read for read in reads if looks_like_serial(read.text)), reads[0])
+        firsts = iter(self._read_crops([choices[0] for choices in options if choices]))
+        reads = [next(firsts) if choices else PlateRead("", 0.0, engine=self.name) for choices in options]
+        retry = [i for i, choices in enumerate(options) if choices and not looks_like_serial(reads[i].text)]
+        rest = iter(self._read_crops([choice for i in retry for choice in options[i][1:]]))
+        for i in retry:
+            others = [next(rest) for _ in options[i][1:]]
+            reads[i] = next((read for read in others if looks_like_serial(read.text)), reads[i])
+        return reads
 
     def _read_crops(self, crops: list[np.ndarray]) -> list[PlateRead]:
         reads: list[PlateRead] = []

@@ -274,8 +274,7 @@ def _distractor(image: np.ndarray, box: Box, rng: np.random.Generator) -> None:
         if kind < 0.15:
             _lamp(image, (x1 + (x2 - x1) // 10, y1 + (y2 - y1) // 8, x2, y2), _lamp_style(rng), rng.random() < 0.5, rng)
         else:
-            chrome = (60, 60, 60) if sum(paint) > 450 else (200, 200, 205)
-            _emblem(image, ((x1 + x2) / 2, (y1 + y2) / 2), min(x2 - x1, 2 * (y2 - y1)) * 0.8, chrome, rng)
+            _emblem(image, ((x1 + x2) / 2, (y1 + y2) / 2), min(x2 - x1, 2 * (y2 - y1)) * 0.8, _chrome(paint), rng)
         return
     kind = (kind - 0.25) / 0.75
     if kind < 0.5:  # a sign on a post
@@ -344,7 +343,7 @@ def _vehicle(
     if rng.random() < 0.4:  # not every car has a dark recess: it must not be the cue
         shade = float(rng.uniform(0.4, 0.9))
         cv2.rectangle(image, recess[:2], recess[2:], tuple(int(c * shade) for c in car), -1)
-    chrome = (60, 60, 60) if sum(car) > 450 else (200, 200, 205)
+    chrome = _chrome(car)
     if rng.random() < 0.6:  # the maker's emblem above the plate
         size = plate_w * float(rng.uniform(0.3, 0.7))
         _emblem(image, (cx, cy - plate_w * float(rng.uniform(0.45, 0.8))), size, chrome, rng)
@@ -359,6 +358,11 @@ def _vehicle(
             _draw_text(image, badge, BADGE_TEXTS[int(rng.integers(len(BADGE_TEXTS)))], chrome, rng)
             return badge
     return None
+
+
+def _chrome(paint: tuple[int, ...]) -> tuple[int, int, int]:
+    """Chrome as it shows on `paint`: dark on light cars, bright on dark ones."""
+    return (60, 60, 60) if sum(paint) > 450 else (200, 200, 205)
 
 
 def _lamp_style(rng: np.random.Generator) -> tuple[tuple[int, int, int], int, float]:
@@ -388,7 +392,7 @@ def _lamp(
         cv2.rectangle(mask, (0, 0), (w - 1, h - 1), 255, -1)
     else:
         wedge = np.array([[0, 0], [w - 1, h // 3], [w - 1, h - 1], [0, h - 1]], np.int32)
-        cv2.fillConvexPoly(mask, wedge[:, ::1] if not mirror else np.c_[w - 1 - wedge[:, 0], wedge[:, 1]], 255)
+        cv2.fillConvexPoly(mask, np.c_[w - 1 - wedge[:, 0], wedge[:, 1]] if mirror else wedge, 255)
     shade = np.linspace(1.25, 0.6, w, dtype=np.float32)[None, :, None]
     lamp = np.ones((h, w, 3), np.float32) * np.array(lens, np.float32) * (shade[:, ::-1] if mirror else shade)
     seg = int(w * inner)
