@@ -328,7 +328,16 @@ def detector_train(
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
     arch: str = typer.Option(
-        "ppocr", "--arch", help="ppocr: a head on PP-OCRv6 det's frozen first stages (default); scratch: PlateNet."
+        "ppocr",
+        "--arch",
+        help="ppocr: a head on PP-OCRv6 det's frozen first stages (default); student: a small, fast backbone "
+        "taught by a ppocr detector (--teacher) to give its features, under its head; scratch: the old PlateNet.",
+    ),
+    teacher: Path | None = typer.Option(
+        None, "--teacher", help="--arch student: the ppocr detector's weights (.pt) to learn from (default: bundled)."
+    ),
+    distill: float = typer.Option(
+        1.0, "--distill", min=0.0, help="--arch student: weight of matching the teacher's features."
     ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
 ) -> None:
@@ -342,13 +351,16 @@ def detector_train(
         raise PlatepilotError(f"--crop must be a multiple of 32, got {crop}")
     if input_size % 32:
         raise PlatepilotError(f"--input-size must be a multiple of 32, got {input_size}")
-    if arch not in ("ppocr", "scratch"):
-        raise PlatepilotError(f"--arch must be ppocr or scratch, got {arch!r}")
+    if arch not in ("ppocr", "scratch", "student"):
+        raise PlatepilotError(f"--arch must be ppocr, student or scratch, got {arch!r}")
+    if teacher is not None and not teacher.is_file():
+        raise PlatepilotError(f"{teacher}: no such teacher weights file")
     start = BUNDLED_WEIGHTS if init_from == Path("bundled") else init_from
     opts = DetectorTrainOptions(
         data=data, output_dir=output_dir, epochs=epochs, samples_per_epoch=samples, batch_size=batch_size,
         crop=crop, input_size=input_size, lr=lr, init_from=start, resume=resume, seed=seed, workers=workers,
-        sources=source, arch="ppocr" if arch == "ppocr" else "scratch",
+        sources=source, arch="ppocr" if arch == "ppocr" else "student" if arch == "student" else "scratch",
+        teacher=teacher, distill=distill,
     )  # fmt: skip
     result = train_detector(opts, console)
     from platepilot.registry.tracking import log_detector_run

@@ -169,3 +169,58 @@ def test_detector_train_names_a_folder_without_labels(tmp_path: Path) -> None:
     args = ["detector", "train", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "no labelled images" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_a_student_learns_the_teachers_features_and_exports_alone(tmp_path: Path) -> None:
+    import torch
+
+    from platepilot.training.datasets import write_scenes
+    from platepilot.training.detector.model import StudentPlateNet
+    from platepilot.training.detector.train import DetectorTrainOptions, build_teacher, feature_loss
+
+    write_scenes(tmp_path / "scenes", 4, seed=5)
+    opts = DetectorTrainOptions(data=[tmp_path / "scenes"], output_dir=tmp_path / "run", arch="student")
+    teacher = build_teacher(opts)  # the bundled detector's frozen backbone and head
+    images = []
+    for path in sorted((tmp_path / "scenes").rglob("*.jpg")):
+        frame = cv2.resize(cv2.imread(str(path)), (192, 128))
+        images.append(torch.from_numpy(((frame.astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1).copy()))
+    batch = torch.stack(images)
+    t8, t16 = teacher.backbone(batch)
+    torch.manual_seed(0)
+    student = StudentPlateNet()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
+
+    def distance() -> float:
+        with torch.no_grad():
+            s8, s16 = student.features(batch)
+            return float(feature_loss(s8, t8) + feature_loss(s16, t16))
+
+    before = distance()
+    for _ in range(60):
+        s8, s16 = student.features(batch)
+        loss = feature_loss(s8, t8) + feature_loss(s16, t16)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    student.eval()
+    assert distance() < 0.5 * before
+
+    # the CLI trains one under the teacher's head and exports it as one ONNX file, no PP-OCR graph inside
+    out = tmp_path / "student"
+    args = ["detector", "train", "--data", str(tmp_path / "scenes"), "--output-dir", str(out), "--epochs", "1",
+            "--samples", "16", "--batch-size", "8", "--crop", "128", "--workers", "0", "--arch", "student"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model = out / "plate_detector.onnx"
+    card = load_card(model)
+    assert card.output_stride == 8 and card.channel_order == "BGR" and card.training["export_parity_max_abs"] < 1e-3
+    assert (
+        card.training["teacher"]["weights"].endswith("plate_detector.pt")
+        and card.training["options"]["arch"] == "student"
+    )
+    assert model.stat().st_size < BUNDLED_MODEL.stat().st_size / 2
+    assert isinstance(make_detector(DetectorConfig(model_path=model)), PlateNetDetector)
+    result = CliRunner().invoke(app, [*args, "--teacher", str(tmp_path / "nope.pt")])
+    assert result.exit_code != 0 and "no such teacher weights file" in str(result.exception)

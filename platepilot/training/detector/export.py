@@ -10,14 +10,14 @@ import torch
 from platepilot.detect.platenet import DetectorCard, save_card, sidecar_path
 from platepilot.errors import PlatepilotError
 from platepilot.training.detector.backbone import CHANNELS, FEATURES, OrtBackbone
-from platepilot.training.detector.model import PlateNet, PretrainedPlateNet
+from platepilot.training.detector.model import DetectorNet, PretrainedPlateNet
 from platepilot.training.onnx_merge import merge_behind
 from platepilot.training.parity import max_abs_difference, random_batches, replace_if_close
 
 PARITY_SHAPES = ((1, 3, 352, 640), (1, 3, 480, 640), (1, 3, 640, 384))
 
 
-def export_detector(model: PlateNet | PretrainedPlateNet, card: DetectorCard, path: Path) -> float:
+def export_detector(model: DetectorNet, card: DetectorCard, path: Path) -> float:
     """Write `path` + sidecar via temp files; returns the max abs parity difference.
 
     A difference above PARITY_TOLERANCE fails the export and leaves any previous model in place.

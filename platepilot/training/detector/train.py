@@ -29,14 +29,22 @@ from platepilot.errors import PlatepilotError
 from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbone_source, build_backbone
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
 from platepilot.training.detector.export import export_detector
-from platepilot.training.detector.model import NECK, WIDTHS, PlateNet, PretrainedPlateNet
+from platepilot.training.detector.model import (
+    NECK,
+    WIDTHS,
+    DetectorNet,
+    PlateNet,
+    PretrainedPlateNet,
+    StudentPlateNet,
+)
 from platepilot.training.plots import plot_curves
 
 MODEL_FILE = "plate_detector.onnx"
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "plate_detector.pt"
 CHECKPOINT = "checkpoint.pt"
 BACKBONE_FILE = "backbone.onnx"
-Arch = Literal["ppocr", "scratch"]
+Arch = Literal["ppocr", "scratch", "student"]
+HEAD_LR_SHARE = 0.1  # a student's head starts as its teacher's and moves slower than the new backbone
 VAL_EVERY = 50  # one frame in this many is held out
 MATCH_IOU = 0.5
 
@@ -61,6 +69,8 @@ class DetectorTrainOptions:
     widths: tuple[int, ...] = WIDTHS
     neck: int = NECK
     arch: Arch = "ppocr"
+    teacher: Path | None = None  # --arch student: a ppocr detector's weights (default: the bundled one)
+    distill: float = 1.0  # --arch student: weight of the feature-matching loss
     sources: list[str] = field(default_factory=list)
 
 
@@ -96,17 +106,51 @@ def detection_loss(output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torc
     return focal_loss(output[:, :1], batch["heat"]) + geometry
 
 
+def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference to the teacher's features, in units of their variance."""
+    return F.mse_loss(student, teacher) / teacher.var().clamp(min=1e-6)
+
+
 def card_for(opts: DetectorTrainOptions) -> DetectorCard:
-    if opts.arch == "ppocr":
+    if opts.arch in ("ppocr", "student"):
         return DetectorCard(input_size=opts.input_size, output_stride=8, channel_order="BGR", mean=MEAN, std=STD)
     return DetectorCard(input_size=opts.input_size)
 
 
-def build_model(opts: DetectorTrainOptions) -> PlateNet | PretrainedPlateNet:
-    """`ppocr`: a head on PP-OCRv6 det's frozen stages (written to the run folder); `scratch`: PlateNet."""
+def build_model(opts: DetectorTrainOptions) -> DetectorNet:
+    """`ppocr`: a head on PP-OCRv6 det's frozen stages (written to the run folder); `scratch`: PlateNet;
+    `student`: a small backbone under the teacher's head."""
     if opts.arch == "ppocr":
         return PretrainedPlateNet(OrtBackbone(build_backbone(opts.output_dir / BACKBONE_FILE)))
+    if opts.arch == "student":
+        return StudentPlateNet()
     return PlateNet(tuple(opts.widths), opts.neck)
+
+
+def build_teacher(opts: DetectorTrainOptions) -> PretrainedPlateNet:
+    """The `ppocr` detector a student learns from: the frozen backbone and the head of `opts.teacher`."""
+    teacher = PretrainedPlateNet(OrtBackbone(build_backbone(opts.output_dir / BACKBONE_FILE)))
+    teacher.load_state_dict(_load_weights(opts.teacher or BUNDLED_WEIGHTS, "ppocr"))
+    return teacher.eval()
+
+
+def _teacher_source(opts: DetectorTrainOptions) -> dict[str, Any]:
+    """What a student learnt from, for its model card."""
+    weights = opts.teacher or BUNDLED_WEIGHTS
+    card = weights.with_suffix(".json")
+    sources = json.loads(card.read_text()).get("training", {}).get("sources", []) if card.is_file() else []
+    return {"weights": str(weights), "backbone": backbone_source(), "teacher_sources": sources}
+
+
+def _optimizer(model: DetectorNet, lr: float) -> tuple[torch.optim.Optimizer, list[float]]:
+    """AdamW and each parameter group's peak learning rate (a student's head slower than the rest)."""
+    if not isinstance(model, StudentPlateNet):
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4), [lr]
+    head = list(model.head.parameters())
+    rest = [p for name, p in model.named_parameters() if not name.startswith("head.")]
+    peaks = [lr, lr * HEAD_LR_SHARE]
+    groups = [{"params": rest, "lr": peaks[0]}, {"params": head, "lr": peaks[1]}]
+    return torch.optim.AdamW(groups, weight_decay=1e-4), peaks
 
 
 def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -> DetectorTrainResult:
@@ -117,13 +161,16 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     card = card_for(opts)
     model = build_model(opts)
+    teacher = build_teacher(opts) if opts.arch == "student" else None
     if opts.init_from is not None:
         model.load_state_dict(_load_weights(opts.init_from, opts.arch))
+    elif isinstance(model, StudentPlateNet) and teacher is not None:
+        model.head.load_state_dict(teacher.head.state_dict())
     model = model.to(memory_format=torch.channels_last)  # oneDNN's fast layout for CPU convolutions
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
+    optimizer, peaks = _optimizer(model, opts.lr)
     steps_per_epoch = max(opts.samples_per_epoch // opts.batch_size, 1)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, opts.lr, total_steps=opts.epochs * steps_per_epoch, pct_start=0.05
+        optimizer, peaks, total_steps=opts.epochs * steps_per_epoch, pct_start=0.05
     )
     state: dict[str, Any] = {"epoch": 0, "history": [], "best": {}, "best_key": -math.inf}
     checkpoint = opts.output_dir / CHECKPOINT
@@ -142,7 +189,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         console.print(f"resuming after epoch {state['epoch']}")
     for epoch in range(state["epoch"] + 1, opts.epochs + 1):
         train_frames, val_frames = split_frames(opts.data)
-        loss = _train_epoch(model, optimizer, scheduler, train_frames, card, opts, epoch, steps_per_epoch)
+        loss = _train_epoch(model, teacher, optimizer, scheduler, train_frames, card, opts, epoch, steps_per_epoch)
         metrics = evaluate_frames(model, val_frames[: opts.max_val], card)
         record = {"epoch": epoch, "loss": loss, **metrics, "train_frames": len(train_frames)}
         state["history"].append(record)
@@ -171,6 +218,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     training = {
         "data": [str(p) for p in opts.data], "sources": opts.sources, "options": _jsonable(asdict(opts)),
         **({"backbone": backbone_source()} if opts.arch == "ppocr" else {}),
+        **({"teacher": _teacher_source(opts)} if opts.arch == "student" else {}),
         "epochs_run": state["epoch"], "best_held_out_epoch": state["best"].get("epoch"),
         "seconds_last_session": round(time.monotonic() - started, 1),
     }  # fmt: skip
@@ -183,8 +231,8 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
 
 
 def _train_epoch(
-    model: PlateNet | PretrainedPlateNet, optimizer: torch.optim.Optimizer, scheduler: Any, frames: list[Frame],
-    card: DetectorCard, opts: DetectorTrainOptions, epoch: int, steps: int,
+    model: DetectorNet, teacher: PretrainedPlateNet | None, optimizer: torch.optim.Optimizer, scheduler: Any,
+    frames: list[Frame], card: DetectorCard, opts: DetectorTrainOptions, epoch: int, steps: int,
 ) -> float:  # fmt: skip
     dataset = SceneCrops(frames, card, opts.crop, augment=True, seed=opts.seed)
     dataset.epoch = epoch
@@ -200,7 +248,11 @@ def _train_epoch(
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("train", total=steps, loss=0.0)
         for step, batch in enumerate(loader, 1):
-            loss = detection_loss(model(batch["image"].to(memory_format=torch.channels_last)), batch)
+            images = batch["image"].to(memory_format=torch.channels_last)
+            if isinstance(model, StudentPlateNet) and teacher is not None:
+                loss = _student_loss(model, teacher, images, batch, opts.distill)
+            else:
+                loss = detection_loss(model(images), batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -211,8 +263,20 @@ def _train_epoch(
     return total / max(steps, 1)
 
 
+def _student_loss(
+    model: StudentPlateNet, teacher: PretrainedPlateNet, images: torch.Tensor, batch: dict[str, torch.Tensor],
+    distill: float,
+) -> torch.Tensor:  # fmt: skip
+    """The detection loss plus `distill` x how far the student's features are from the teacher's."""
+    s8, s16 = model.features(images)
+    with torch.no_grad():
+        t8, t16 = teacher.backbone(images)
+    matching = feature_loss(s8, t8) + feature_loss(s16, t16)
+    return detection_loss(model.head(s8, s16), batch) + distill * matching
+
+
 @torch.no_grad()
-def evaluate_frames(model: PlateNet | PretrainedPlateNet, frames: list[Frame], card: DetectorCard) -> dict[str, float]:
+def evaluate_frames(model: DetectorNet, frames: list[Frame], card: DetectorCard) -> dict[str, float]:
     """Recall (IoU >= 0.5) and unmatched detections per frame on whole held-out frames."""
     model.eval()
     dataset = SceneCrops(frames, card, 0, augment=False)
@@ -243,7 +307,7 @@ def _truth_boxes(sample: dict[str, torch.Tensor], card: DetectorCard) -> np.ndar
     ).astype(np.float32)
 
 
-def _weights(model: PlateNet | PretrainedPlateNet, opts: DetectorTrainOptions) -> dict[str, Any]:
+def _weights(model: DetectorNet, opts: DetectorTrainOptions) -> dict[str, Any]:
     return {"model": model.state_dict(), "arch": opts.arch, "widths": opts.widths, "neck": opts.neck}
 
 
