@@ -51,25 +51,40 @@ def state_train(
     height: int | None = typer.Option(None, "--height", min=32, max=256, help="Input height (64; 96 with --backbone)."),
     width: int | None = typer.Option(None, "--width", min=32, max=512, help="Input width (128; 192 with --backbone)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT_DIR after its last epoch."),
+    teacher: Path | None = typer.Option(
+        None,
+        "--teacher",
+        help="Distil a small, fast student from this state classifier ONNX ('bundled' for the shipped one); "
+        "the student takes its input size and normalisation.",
+    ),
+    distill: float = typer.Option(1.0, "--distill", min=0.0, help="With --teacher: weight of its soft scores."),
 ) -> None:
     """Train the state classifier (CPU) and export it to OUTPUT_DIR/plate_state.onnx with its sidecar.
 
     With --backbone, PaddleOCR's text detector (from the rapidocr wheel) is cut, converted to torch and
-    fine-tuned together with a new head: the bundled model's recipe (docs/states.md).
+    fine-tuned together with a new head: the bundled model's recipe (docs/states.md). With --teacher,
+    a network about ten times faster learns to score crops as the teacher does, beside the labels.
     Use it with `state.model_path: OUTPUT_DIR/plate_state.onnx` in platepilot.yaml.
     """
     import torch
 
+    from platepilot.ocr.state import BUNDLED_STATE_MODEL
     from platepilot.registry.tracking import log_detector_run
     from platepilot.training.state.train import StateTrainOptions, train_state
 
     console, _ = _consoles()
+    if teacher is not None and str(teacher) == "bundled":
+        teacher = BUNDLED_STATE_MODEL
+    if teacher is not None and backbone is not None:
+        raise PlatepilotError("--teacher trains the small student network; drop --backbone")
+    if teacher is not None and not teacher.is_file():
+        raise PlatepilotError(f"{teacher}: no such teacher model")
     torch.set_num_threads(threads)
     opts = StateTrainOptions(
         data=data, output_dir=output_dir, designs=designs, cache_dir=cache_dir, epochs=epochs,
         batch_size=batch_size, lr=lr, rendered=rendered, seed=seed, workers=workers, sources=source,
         backbone=backbone, backbone_lr=backbone_lr, height=height or (96 if backbone else 64),
-        width=width or (192 if backbone else 128), resume=resume,
+        width=width or (192 if backbone else 128), resume=resume, teacher=teacher, distill=distill,
     )  # fmt: skip
     result = train_state(opts, console)
     try:

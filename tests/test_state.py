@@ -313,6 +313,54 @@ def test_an_interrupted_state_train_resumes_where_it_stopped(tmp_path: Path, mon
         train.train_state(opts("never", resume=True))
 
 
+def test_a_student_learns_its_teachers_scores(tmp_path: Path) -> None:
+    import torch
+
+    from platepilot.ocr.state import state_input
+    from platepilot.training.state.model import StudentStateNet
+    from platepilot.training.state.train import distillation_loss
+
+    manifest = _rendered_manifest(tmp_path, 16)
+    teacher = StateClassifier()  # the bundled classifier
+    crops = [cv2.imread(str(tmp_path / f"p{i}.jpg")) for i in range(16)]
+    batch = state_input(crops, teacher.card)
+    taught = torch.from_numpy(teacher.logits(batch))
+    assert float(distillation_loss(taught, taught)) == pytest.approx(0, abs=1e-5)
+    torch.manual_seed(0)
+    student = StudentStateNet(len(teacher.card.classes), teacher.card.height, teacher.card.width)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=3e-3)
+    images = torch.from_numpy(batch)
+
+    def distance() -> float:
+        student.eval()
+        with torch.no_grad():
+            return float(distillation_loss(student(images), taught))
+
+    before = distance()
+    for _ in range(40):
+        student.train()
+        loss = distillation_loss(student(images), taught)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert distance() < 0.5 * before
+    # the CLI distils one from a teacher, with its input size and normalisation, in one ONNX file
+    out = tmp_path / "run"
+    manifest.write_text(manifest.read_text().replace("\tvalid\n", "\ttrain\n"))
+    args = ["state", "train", "--data", str(manifest), "--teacher", "bundled", "--output-dir", str(out),
+            "--epochs", "1", "--batch-size", "4", "--rendered", "0", "--workers", "0",
+            "--cache-dir", str(tmp_path / "c")]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    card = load_state_card(out / "plate_state.onnx")
+    assert (card.height, card.width, card.channel_order) == (teacher.card.height, teacher.card.width, "BGR")
+    assert "distilled from" in card.training["teacher"] and card.training["export_parity_max_abs"] < 1e-3
+    assert (out / "plate_state.onnx").stat().st_size < BUNDLED_STATE_MODEL.stat().st_size / 3
+    assert len(StateClassifier(out / "plate_state.onnx").classify([np.zeros((30, 70, 3), np.uint8)])) == 1
+    done = CliRunner().invoke(app, [*args[:4], "--teacher", str(tmp_path / "nope.onnx"), *args[6:]])
+    assert done.exit_code != 0 and "no such teacher model" in str(done.exception)
+
+
 def test_state_train_with_an_unknown_backbone_says_so_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -137,11 +137,15 @@ class StateClassifier:
             )
         self._input = inputs[0].name
 
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(N, len(classes)) logits of a batch already made network input (`state_input`)."""
+        logits: np.ndarray = self._session.run(None, {self._input: batch})[0]
+        return logits
+
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
         """(N, len(classes)) softmax probabilities for BGR crops, in batches of BATCH."""
         chunks = [
-            softmax(self._session.run(None, {self._input: state_input(images[i : i + BATCH], self.card)})[0])
-            for i in range(0, len(images), BATCH)
+            softmax(self.logits(state_input(images[i : i + BATCH], self.card))) for i in range(0, len(images), BATCH)
         ]
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.card.classes)), np.float32)
 

@@ -35,12 +35,13 @@ from platepilot.training.plots import plot_curves
 from platepilot.training.state.backbones import pretrained_state_net
 from platepilot.training.state.data import Pool, Sources, StateCrops, training_sources
 from platepilot.training.state.export import export_state_model
-from platepilot.training.state.model import WIDTHS, StateNet
+from platepilot.training.state.model import WIDTHS, StateNet, StudentStateNet
 
 MODEL_FILE = "plate_state.onnx"
 CHECKPOINT = "checkpoint.pt"  # the last finished epoch, for --resume
 EVAL_SPLITS = ("valid", "test")
 EVAL_REPORT = "valid_test"  # folder of the valid+test errors: report.json, worst_errors.png
+TEMPERATURE = 2.0  # softens a teacher's scores so the student learns its second and third choices too
 CURVES = [("loss (logit-adjusted)", ("loss",), False), ("top-1", ("train_top1", "holdout_top1"), False),
           ("held-out top-3", ("holdout_top3",), False)]  # fmt: skip
 
@@ -68,6 +69,8 @@ class StateTrainOptions:
     backbone: str | None = None  # a BACKBONES key: fine-tune that pretrained backbone + a head, not StateNet
     backbone_lr: float = 3e-4  # its peak learning rate (the head's is `lr`)
     resume: bool = False  # continue the run in output_dir from its last finished epoch
+    teacher: Path | None = None  # a state classifier's ONNX file: train a StudentStateNet to score as it does
+    distill: float = 1.0  # with a teacher: weight of matching its softened scores
 
 
 @dataclass
@@ -85,6 +88,7 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     started = time.monotonic()
     torch.manual_seed(opts.seed)
     model, card, groups = _model(opts)  # first: a bad --backbone fails before the photos are decoded
+    teacher = StateClassifier(opts.teacher, threads=torch.get_num_threads()) if opts.teacher else None
     sources = training_sources(opts.data, opts.designs, opts.rendered, opts.seed, opts.cache_dir)
     console.print(f"{sources.describe()}; classes {len(card.classes)}")
     optimizer = torch.optim.AdamW(groups, weight_decay=5e-4)
@@ -99,7 +103,7 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
         items = _epoch_items(rng, opts, sources)
         prior = _log_prior(sources.pool, items, card)
         data = StateCrops(sources.pool, items, card, augment=True, seed=opts.seed * 10_000 + epoch)
-        loss, acc = _train_epoch(model, optimizer, scheduler, data, prior, opts, epoch, steps)
+        loss, acc = _train_epoch(model, teacher, optimizer, scheduler, data, prior, opts, epoch, steps)
         held_top1, held_top3 = _score(model, StateCrops(sources.pool, sources.held, card, augment=False, seed=0))
         history.append({"epoch": epoch, "loss": loss, "train_top1": acc, "holdout_top1": held_top1,
                         "holdout_top3": held_top3})  # fmt: skip
@@ -143,6 +147,14 @@ def _resume(
 def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str, Any]]]:
     """The network to train, its sidecar (input size, normalisation) and its optimizer's parameter groups."""
     classes = (*STATE_NAMES, UNKNOWN)
+    if opts.teacher is not None:
+        taught = load_state_card(opts.teacher)  # the student sees the crops exactly as its teacher does
+        student = StudentStateNet(len(taught.classes), taught.height, taught.width)
+        teacher = f"distilled from {opts.teacher} (sha256 {taught.onnx_sha256[:12]})"
+        card = StateCard(classes=taught.classes, height=taught.height, width=taught.width,
+                         channel_order=taught.channel_order, mean=taught.mean, std=taught.std,
+                         training={"teacher": teacher})  # fmt: skip
+        return student, card, [{"params": list(student.parameters()), "lr": opts.lr}]
     if opts.backbone is None:
         net = StateNet(len(classes), WIDTHS)
         return (
@@ -181,9 +193,17 @@ def _log_prior(pool: Pool, items: np.ndarray, card: StateCard) -> torch.Tensor:
     return torch.from_numpy(np.log(counts / counts.sum())).float()
 
 
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Hinton's soft-target loss: KL from the teacher's to the student's scores, both softened by
+    TEMPERATURE, scaled by its square so its gradients keep their size."""
+    soft = F.log_softmax(teacher / TEMPERATURE, dim=1)
+    kl = F.kl_div(F.log_softmax(student / TEMPERATURE, dim=1), soft, log_target=True, reduction="batchmean")
+    return kl * TEMPERATURE**2
+
+
 def _train_epoch(
-    model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, data: StateCrops, prior: torch.Tensor,
-    opts: StateTrainOptions, epoch: int, steps: int,
+    model: nn.Module, teacher: StateClassifier | None, optimizer: torch.optim.Optimizer, scheduler: Any,
+    data: StateCrops, prior: torch.Tensor, opts: StateTrainOptions, epoch: int, steps: int,
 ) -> tuple[float, float]:  # fmt: skip
     loader = DataLoader(data, opts.batch_size, shuffle=False, num_workers=opts.workers, drop_last=True)
     model.train()
@@ -197,6 +217,9 @@ def _train_epoch(
                 break
             logits = model(images)
             loss = F.cross_entropy(logits + prior, labels, label_smoothing=0.05)
+            if teacher is not None:
+                taught = torch.from_numpy(teacher.logits(images.numpy()))
+                loss = loss + opts.distill * distillation_loss(logits, taught)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
