@@ -224,3 +224,18 @@ def test_a_student_learns_the_teachers_features_and_exports_alone(tmp_path: Path
     assert isinstance(make_detector(DetectorConfig(model_path=model)), PlateNetDetector)
     result = CliRunner().invoke(app, [*args, "--teacher", str(tmp_path / "nope.pt")])
     assert result.exit_code != 0 and "no such teacher weights file" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    "card",
+    [DetectorCard(input_size=640), DetectorCard(input_size=640, channel_order="BGR", mean=(0.5,) * 3, std=(0.5,) * 3)],
+)
+def test_normalise_orders_channels_and_scales_as_the_card_says(card: DetectorCard) -> None:
+    from platepilot.detect.platenet import normalise
+
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    ordered = image[:, :, ::-1] if card.channel_order == "RGB" else image
+    expected = ((ordered / 255.0 - np.array(card.mean)) / np.array(card.std)).transpose(2, 0, 1)
+    blob = normalise(image, card)
+    assert blob.shape == (3, 37, 53) and blob.dtype == np.float32
+    assert np.abs(blob - expected).max() < 1e-5
