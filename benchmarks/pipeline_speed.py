@@ -42,11 +42,18 @@ def decode_fps(video: Path) -> float:
     return count / (time.perf_counter() - start)
 
 
+def detector_config(spec: str) -> DetectorConfig:
+    """A detector kind (auto, platenet, textdet), or the path of an ONNX detector."""
+    if spec in ("auto", "platenet", "textdet"):
+        return DetectorConfig(kind=spec)  # type: ignore[arg-type]
+    return DetectorConfig(model_path=Path(spec))
+
+
 def pipeline_fps(video: Path, engine: str, detector: str, workdir: Path) -> tuple[float, int]:
-    """(processed frames per second, events) of one whole run over the video with detector kind `detector`."""
+    """(processed frames per second, events) of one whole run over the video with detector `detector`."""
     settings = Settings(
         cameras=[CameraConfig(id="CAM1", source=str(video))],
-        detector=DetectorConfig(kind=detector),  # type: ignore[arg-type]
+        detector=detector_config(detector),
         ocr=OCRConfig(engine=engine, model_path=workdir / "none.onnx"),  # no trained model: `auto` = PlateOCR
         output=OutputConfig(crops_dir=workdir / "crops", events_db_url=f"sqlite:///{workdir}/ev.db", events_jsonl=None),
     )
@@ -60,7 +67,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engine", default="auto")
-    parser.add_argument("--detectors", nargs="+", default=["platenet", "textdet"], help="detector kinds, in turns")
+    parser.add_argument(
+        "--detectors", nargs="+", default=["platenet", "textdet"], help="detector kinds or ONNX paths, in turns"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "demo_720p.mp4"
@@ -71,7 +80,8 @@ def main() -> None:
         for round_ in range(args.rounds):
             decode.append(decode_fps(video))
             for detector in args.detectors:
-                fps, events[detector] = pipeline_fps(video, args.engine, detector, Path(tmp) / f"{detector}{round_}")
+                work = Path(tmp) / f"{args.detectors.index(detector)}-{round_}"
+                fps, events[detector] = pipeline_fps(video, args.engine, detector, work)
                 pipeline[detector].append(fps)
     medians = {d: statistics.median(v) for d, v in pipeline.items()}
     first = args.detectors[0]
@@ -89,7 +99,8 @@ def main() -> None:
     print(f"{'detector':>10} {'end-to-end fps':>15} {'x ' + first:>12} {'events':>7}")
     for row in rows:
         ratio = row[f"fps_ratio_vs_{first}"]
-        print(f"{row['detector']:>10} {row['pipeline_fps_median']:>15.1f} {ratio:>12.2f} {row['events_per_run']:>7}")
+        name = Path(row["detector"]).name
+        print(f"{name:>10} {row['pipeline_fps_median']:>15.1f} {ratio:>12.2f} {row['events_per_run']:>7}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 

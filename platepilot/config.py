@@ -58,8 +58,8 @@ class DetectorConfig(_Model):
 
     kind: Literal["auto", "platenet", "textdet"] = Field(
         default="auto",
-        description="auto: model_path when set, else the best measured built-in detector (today textdet: the "
-        "bundled platenet still finds fewer real plates, docs/detector.md); platenet: the bundled plate "
+        description="auto: model_path when set, else the best measured built-in detector (today the bundled "
+        "platenet, which finds and reads more real plates than textdet, docs/detector.md); platenet: the bundled plate "
         "detector (whole plates, trained by `platepilot detector train`), or model_path's; textdet: PP-OCRv6 "
         "text detection + a plate-shape filter (serial lines).",
     )
