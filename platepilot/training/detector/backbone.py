@@ -48,15 +48,16 @@ def backbone_source() -> dict[str, str]:
 
 
 class OrtBackbone:
-    """The frozen backbone through onnxruntime: (N, 3, H, W) float tensor -> [s8, s16] float tensors."""
+    """A frozen, cut PP-OCR graph through onnxruntime: (N, 3, H, W) float tensor -> its `outputs` as float
+    tensors (the detector's: [s8, s16])."""
 
-    def __init__(self, path: Path, threads: int = 2) -> None:
+    def __init__(self, path: Path, threads: int = 2, outputs: tuple[str, ...] = tuple(FEATURES.values())) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.path = path
+        self.path, self.outputs = path, list(outputs)
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
         batch = np.ascontiguousarray(images.detach().numpy(), dtype=np.float32)
-        outputs = self._session.run(list(FEATURES.values()), {INPUT: batch})
+        outputs = self._session.run(self.outputs, {INPUT: batch})
         return [torch.from_numpy(o) for o in outputs]

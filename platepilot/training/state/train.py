@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -30,9 +31,11 @@ from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, sa
 from platepilot.ocr.state_eval import evaluate_states, write_state_report
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
-from platepilot.training.detector.train import _jsonable, _save_atomic
+from platepilot.sessions import rapidocr_model
+from platepilot.training.detector.backbone import OrtBackbone
+from platepilot.training.detector.train import _jsonable, _save_atomic, feature_loss
 from platepilot.training.plots import plot_curves
-from platepilot.training.state.backbones import pretrained_state_net
+from platepilot.training.state.backbones import BACKBONES, cut_backbone, pretrained_state_net
 from platepilot.training.state.data import Pool, Sources, StateCrops, training_sources
 from platepilot.training.state.export import export_state_model
 from platepilot.training.state.model import WIDTHS, StateNet, StudentStateNet
@@ -70,7 +73,7 @@ class StateTrainOptions:
     backbone_lr: float = 3e-4  # its peak learning rate (the head's is `lr`)
     resume: bool = False  # continue the run in output_dir from its last finished epoch
     teacher: Path | None = None  # a state classifier's ONNX file: train a StudentStateNet to score as it does
-    distill: float = 1.0  # with a teacher: weight of matching its softened scores
+    distill: float = 1.0  # with a teacher: weight of matching its softened scores and the backbone's map
 
 
 @dataclass
@@ -88,7 +91,7 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     started = time.monotonic()
     torch.manual_seed(opts.seed)
     model, card, groups = _model(opts)  # first: a bad --backbone fails before the photos are decoded
-    teacher = StateClassifier(opts.teacher, threads=torch.get_num_threads()) if opts.teacher else None
+    teacher = _teacher(opts, card) if opts.teacher else None
     sources = training_sources(opts.data, opts.designs, opts.rendered, opts.seed, opts.cache_dir)
     console.print(f"{sources.describe()}; classes {len(card.classes)}")
     optimizer = torch.optim.AdamW(groups, weight_decay=5e-4)
@@ -193,6 +196,38 @@ def _log_prior(pool: Pool, items: np.ndarray, card: StateCard) -> torch.Tensor:
     return torch.from_numpy(np.log(counts / counts.sum())).float()
 
 
+@dataclass
+class Teacher:
+    """What a student learns from: a classifier's scores, and the stride-16 map of the PP-OCR det
+    backbone that the fine-tuned classifiers start from (a dense signal: 192 x 8 x 14 numbers a crop
+    at 128 x 224 against 57 scores; a student taught the scores alone did not learn in 5 epochs)."""
+
+    scores: StateClassifier
+    backbone: OrtBackbone
+
+    def student_loss(
+        self, model: StudentStateNet, images: torch.Tensor, weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The student's logits, and `weight` x (its distance to the teacher's scores + to the map)."""
+        features = model.features(images)
+        logits = model.head(features)
+        with torch.no_grad():
+            taught = torch.from_numpy(self.scores.logits(images.numpy()))
+            (target,) = self.backbone(images)
+        return logits, weight * (distillation_loss(logits, taught) + feature_loss(features, target))
+
+
+def _teacher(opts: StateTrainOptions, card: StateCard) -> Teacher:
+    """The classifier at `opts.teacher` and the PP-OCR det backbone cut at stride 16 for the card's size
+    (written to the run folder)."""
+    spec = BACKBONES["ppocr-det"]
+    path = opts.output_dir / "backbone.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(cut_backbone(rapidocr_model(spec.file), spec.outputs, card.height, card.width), str(path))
+    threads = torch.get_num_threads()
+    return Teacher(StateClassifier(opts.teacher, threads=threads), OrtBackbone(path, threads, spec.outputs))
+
+
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Hinton's soft-target loss: KL from the teacher's to the student's scores, both softened by
     TEMPERATURE, scaled by its square so its gradients keep their size."""
@@ -202,7 +237,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Ten
 
 
 def _train_epoch(
-    model: nn.Module, teacher: StateClassifier | None, optimizer: torch.optim.Optimizer, scheduler: Any,
+    model: nn.Module, teacher: Teacher | None, optimizer: torch.optim.Optimizer, scheduler: Any,
     data: StateCrops, prior: torch.Tensor, opts: StateTrainOptions, epoch: int, steps: int,
 ) -> tuple[float, float]:  # fmt: skip
     loader = DataLoader(data, opts.batch_size, shuffle=False, num_workers=opts.workers, drop_last=True)
@@ -215,11 +250,11 @@ def _train_epoch(
         for step, (images, labels) in enumerate(loader, 1):
             if step > steps:
                 break
-            logits = model(images)
-            loss = F.cross_entropy(logits + prior, labels, label_smoothing=0.05)
-            if teacher is not None:
-                taught = torch.from_numpy(teacher.logits(images.numpy()))
-                loss = loss + opts.distill * distillation_loss(logits, taught)
+            if isinstance(model, StudentStateNet) and teacher is not None:
+                logits, taught = teacher.student_loss(model, images, opts.distill)
+            else:
+                logits, taught = model(images), torch.zeros(())
+            loss = F.cross_entropy(logits + prior, labels, label_smoothing=0.05) + taught
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
