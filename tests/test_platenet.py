@@ -221,6 +221,9 @@ def test_a_student_learns_the_teachers_features_and_exports_alone(tmp_path: Path
         and card.training["options"]["arch"] == "student"
     )
     assert model.stat().st_size < BUNDLED_MODEL.stat().st_size / 2
+    bundled_card = load_card(BUNDLED_MODEL)  # it reads boxes as its teacher does
+    assert (card.box_margin, card.min_width, card.score_threshold) == (
+        bundled_card.box_margin, bundled_card.min_width, bundled_card.score_threshold)  # fmt: skip
     assert isinstance(make_detector(DetectorConfig(model_path=model)), PlateNetDetector)
     result = CliRunner().invoke(app, [*args, "--teacher", str(tmp_path / "nope.pt")])
     assert result.exit_code != 0 and "no such teacher weights file" in str(result.exception)

@@ -111,10 +111,19 @@ def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(student, teacher) / teacher.var().clamp(min=1e-6)
 
 
+RUNTIME_FIELDS = ("score_threshold", "nms_iou", "contained_share", "box_margin", "max_detections", "min_width")
+
+
 def card_for(opts: DetectorTrainOptions) -> DetectorCard:
-    if opts.arch in ("ppocr", "student"):
-        return DetectorCard(input_size=opts.input_size, output_stride=8, channel_order="BGR", mean=MEAN, std=STD)
-    return DetectorCard(input_size=opts.input_size)
+    """The new model's sidecar; a student reads its boxes as its teacher does (the teacher's runtime fields)."""
+    if opts.arch == "scratch":
+        return DetectorCard(input_size=opts.input_size)
+    card = DetectorCard(input_size=opts.input_size, output_stride=8, channel_order="BGR", mean=MEAN, std=STD)
+    taught = (opts.teacher or BUNDLED_WEIGHTS).with_suffix(".json")
+    if opts.arch == "ppocr" or not taught.is_file():
+        return card
+    fields = json.loads(taught.read_text(encoding="utf-8"))
+    return DetectorCard.model_validate({**card.model_dump(), **{k: fields[k] for k in RUNTIME_FIELDS if k in fields}})
 
 
 def build_model(opts: DetectorTrainOptions) -> DetectorNet:
