@@ -44,7 +44,7 @@ def decode_fps(video: Path) -> float:
 
 def detector_config(spec: str) -> DetectorConfig:
     """A detector kind (auto, platenet, textdet), or the path of an ONNX detector."""
-    if spec in ("auto", "platenet", "textdet"):
+    if spec in ("auto", "platenet", "fast", "textdet"):
         return DetectorConfig(kind=spec)  # type: ignore[arg-type]
     return DetectorConfig(model_path=Path(spec))
 

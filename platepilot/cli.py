@@ -105,7 +105,8 @@ def ocr_command(
 
 
 _DETECTOR_HELP = (
-    "With --scenes: auto (the config's detector), platenet (the bundled one), textdet, or the path of an ONNX detector."
+    "With --scenes: auto (the config's detector), platenet (the bundled one), fast (its faster student), textdet, "
+    "or the path of an ONNX detector."
 )
 
 
@@ -321,7 +322,7 @@ def detector_train(
     input_size: int = typer.Option(640, "--input-size", min=128, max=2048, help="Longer frame side the model sees."),
     lr: float = typer.Option(3e-3, "--lr", min=1e-6, max=1.0, help="Peak learning rate (one-cycle)."),
     init_from: Path | None = typer.Option(
-        None, "--init-from", help="Start from these weights (a run's best.pt, or 'bundled')."
+        None, "--init-from", help="Start from these weights (a run's .pt, or 'bundled': the bundled model of --arch)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output-dir after its last epoch."),
     seed: int = typer.Option(0, "--seed"),
@@ -345,7 +346,12 @@ def detector_train(
 
     Use it with `detector.model_path: OUTPUT_DIR/plate_detector.onnx` in platepilot.yaml.
     """
-    from platepilot.training.detector.train import BUNDLED_WEIGHTS, DetectorTrainOptions, train_detector
+    from platepilot.training.detector.train import (
+        BUNDLED_WEIGHTS,
+        FAST_WEIGHTS,
+        DetectorTrainOptions,
+        train_detector,
+    )
 
     if crop % 32:
         raise PlatepilotError(f"--crop must be a multiple of 32, got {crop}")
@@ -355,7 +361,8 @@ def detector_train(
         raise PlatepilotError(f"--arch must be ppocr, student or scratch, got {arch!r}")
     if teacher is not None and not teacher.is_file():
         raise PlatepilotError(f"{teacher}: no such teacher weights file")
-    start = BUNDLED_WEIGHTS if init_from == Path("bundled") else init_from
+    bundled = FAST_WEIGHTS if arch == "student" else BUNDLED_WEIGHTS
+    start = bundled if init_from == Path("bundled") else init_from
     opts = DetectorTrainOptions(
         data=data, output_dir=output_dir, epochs=epochs, samples_per_epoch=samples, batch_size=batch_size,
         crop=crop, input_size=input_size, lr=lr, init_from=start, resume=resume, seed=seed, workers=workers,

@@ -15,14 +15,24 @@ from platepilot.cli import app
 from platepilot.config import DetectorConfig
 from platepilot.detect import make_detector
 from platepilot.detect.base import box_iou
-from platepilot.detect.platenet import BUNDLED_MODEL, DetectorCard, PlateNetDetector, load_card, sidecar_path
+from platepilot.detect.platenet import (
+    BUNDLED_MODEL,
+    FAST_MODEL,
+    DetectorCard,
+    PlateNetDetector,
+    load_card,
+    sidecar_path,
+)
 from platepilot.errors import PlatepilotError
 from platepilot.plates.scenes import render_scene
 
 
-@pytest.fixture(scope="module")
-def bundled() -> PlateNetDetector:
-    return PlateNetDetector()
+@pytest.fixture(scope="module", params=["platenet", "fast"])
+def bundled(request: pytest.FixtureRequest) -> PlateNetDetector:
+    """The bundled detector, then its bundled student."""
+    detector = make_detector(DetectorConfig(kind=request.param))
+    assert isinstance(detector, PlateNetDetector)
+    return detector
 
 
 def _copy_bundled(tmp_path: Path) -> Path:
@@ -32,13 +42,15 @@ def _copy_bundled(tmp_path: Path) -> Path:
     return model
 
 
-def test_platenet_is_the_bundled_detector_and_its_card_is_complete() -> None:
-    detector = make_detector(DetectorConfig(kind="platenet"))
-    assert isinstance(detector, PlateNetDetector) and detector.model_path == BUNDLED_MODEL
-    card = load_card(BUNDLED_MODEL)  # the sha256 in the sidecar matches the shipped file
+@pytest.mark.parametrize(("kind", "model"), [("platenet", BUNDLED_MODEL), ("fast", FAST_MODEL)])
+def test_platenet_is_the_bundled_detector_and_its_card_is_complete(kind: str, model: Path) -> None:
+    detector = make_detector(DetectorConfig(kind=kind))  # type: ignore[arg-type]
+    assert isinstance(detector, PlateNetDetector) and detector.model_path == model
+    card = load_card(model)  # the sha256 in the sidecar matches the shipped file
     assert card.onnx_sha256 and card.input_size % 32 == 0
     assert card.training["sources"] and card.metrics and card.training["export_parity_max_abs"] < 1e-3
-    assert BUNDLED_MODEL.stat().st_size < 10 * 1024 * 1024
+    assert model.stat().st_size < 10 * 1024 * 1024
+    assert make_detector(DetectorConfig()).model_path == BUNDLED_MODEL  # type: ignore[attr-defined]
 
 
 def _without_margin(boxes: np.ndarray, margin: tuple[float, float]) -> np.ndarray:

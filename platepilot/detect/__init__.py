@@ -13,15 +13,19 @@ AUTO_KIND = "platenet"
 def make_detector(config: DetectorConfig, threads: int | None = None, still: bool = False) -> PlateDetector:
     """The configured detector. `model_path` (with `kind` auto or platenet) is a detector trained by
     `platepilot detector train`, known by its sidecar, or else a YOLO export; `platenet` without it is
-    the bundled plate detector; `textdet` is PP-OCRv6 text detection + a plate-shape filter at the
-    video or, with `still`, the still-image size. `auto` without a model_path is AUTO_KIND."""
+    the bundled plate detector; `fast` its bundled student (FAST_MODEL); `textdet` is PP-OCRv6 text
+    detection + a plate-shape filter at the video or, with `still`, the still-image size. `auto`
+    without a model_path is AUTO_KIND."""
     kind = resolved_kind(config)
     if kind == "textdet":
         from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 
         max_side = config.textdet_still_max_side if still else config.textdet_max_side
         return TextDetPlateDetector(params=TextDetParams(max_side=max_side), threads=threads)
-    from platepilot.detect.platenet import PlateNetDetector, is_platenet
+    from platepilot.detect.platenet import FAST_MODEL, PlateNetDetector, is_platenet
+
+    if kind == "fast":
+        return PlateNetDetector(FAST_MODEL, config.confidence_threshold, threads)
 
     if config.model_path is not None and not is_platenet(config.model_path):
         from platepilot.detect.yolo import YoloOnnxDetector

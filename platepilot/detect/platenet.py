@@ -28,6 +28,7 @@ from platepilot.types import Detection
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BUNDLED_MODEL = ASSETS / "plate_detector.onnx"
+FAST_MODEL = ASSETS / "plate_detector_fast.onnx"  # a student of BUNDLED_MODEL: ~3x faster, fewer plates read
 OUTPUT_CHANNELS = 5  # heat, offset x, offset y, log w, log h
 
 

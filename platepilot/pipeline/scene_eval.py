@@ -34,7 +34,7 @@ from platepilot.types import BoxXYXY, Detection
 COVER_SHARE = 0.5
 """Share of a plate's box a detection must cover for that plate to count as found."""
 
-DETECTOR_NAMES = ("auto", "platenet", "textdet")
+DETECTOR_NAMES = ("auto", "platenet", "fast", "textdet")
 
 
 def covers(box: BoxXYXY, plate_xywh: tuple[float, float, float, float], share: float = COVER_SHARE) -> bool:
@@ -60,14 +60,14 @@ def named_detector(
     name: str, config: DetectorConfig, textdet_side: int | None = None, threads: int | None = None
 ) -> PlateDetector:
     """The detector `name` means: `auto` is the configured one (`config`), `platenet` the bundled plate
-    detector, `textdet` the text detector
+    detector, `fast` its bundled student, `textdet` the text detector
     at `textdet_side` (default: the config's video size), anything else the path of an ONNX detector."""
     if textdet_side is not None and name != "textdet":
         raise PlatepilotError(f"a text detector side ({textdet_side}) goes with detector textdet, not {name!r}")
     if name == "auto":
         return make_detector(config, threads)
-    if name == "platenet":
-        return make_detector(config.model_copy(update={"kind": "platenet", "model_path": None}), threads)
+    if name in ("platenet", "fast"):
+        return make_detector(config.model_copy(update={"kind": name, "model_path": None}), threads)
     if name == "textdet":
         side = config.textdet_max_side if textdet_side is None else textdet_side
         return make_detector(config.model_copy(update={"kind": "textdet", "textdet_max_side": side}), threads)

@@ -41,6 +41,7 @@ from platepilot.training.plots import plot_curves
 
 MODEL_FILE = "plate_detector.onnx"
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "plate_detector.pt"
+FAST_WEIGHTS = BUNDLED_WEIGHTS.with_name("plate_detector_fast.pt")  # the bundled student
 CHECKPOINT = "checkpoint.pt"
 BACKBONE_FILE = "backbone.onnx"
 Arch = Literal["ppocr", "scratch", "student"]
