@@ -174,7 +174,7 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, keyed_manifest: Path, capsys:
     assert _cli_error(["eval", "--labels", str(bad), "--scenes", str(bad)], capsys) == neither
     model = tmp_path / "x.onnx"
     err = _cli_error(["eval", "--scenes", str(keyed_manifest), "--detector", str(model)], capsys)
-    assert err.strip() == f"error: detector '{model}': not auto or platenet or textdet, and no such model file"
+    assert err.strip() == f"error: detector '{model}': not auto, platenet, fast or textdet, and no such model file"
     err = _cli_error(["eval", "--scenes", str(keyed_manifest), "--textdet-side", "960"], capsys)
     assert err.strip() == "error: a text detector side (960) goes with detector textdet, not 'auto'"
     err = _cli_error(["eval", "--scenes", str(keyed_manifest), "--report", str(tmp_path / "r")], capsys)

@@ -73,7 +73,8 @@ def named_detector(
         return make_detector(config.model_copy(update={"kind": "textdet", "textdet_max_side": side}), threads)
     path = Path(name)
     if not path.is_file():
-        raise PlatepilotError(f"detector {name!r}: not {' or '.join(DETECTOR_NAMES)}, and no such model file")
+        names = f"{', '.join(DETECTOR_NAMES[:-1])} or {DETECTOR_NAMES[-1]}"
+        raise PlatepilotError(f"detector {name!r}: not {names}, and no such model file")
     return make_detector(config.model_copy(update={"kind": "auto", "model_path": path}), threads)
 
 
