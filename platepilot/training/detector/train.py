@@ -45,6 +45,8 @@ FAST_WEIGHTS = BUNDLED_WEIGHTS.with_name("plate_detector_fast.pt")  # the bundle
 CHECKPOINT = "checkpoint.pt"
 BACKBONE_FILE = "backbone.onnx"
 Arch = Literal["ppocr", "scratch", "student"]
+# The card fields that say how to read the network's output: a student takes them from its teacher.
+RUNTIME_FIELDS = ("score_threshold", "nms_iou", "contained_share", "box_margin", "max_detections", "min_width")
 HEAD_LR_SHARE = 0.1  # a student's head starts as its teacher's and moves slower than the new backbone
 VAL_EVERY = 50  # one frame in this many is held out
 MATCH_IOU = 0.5
@@ -110,9 +112,6 @@ def detection_loss(output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torc
 def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Mean squared difference to the teacher's features, in units of their variance."""
     return F.mse_loss(student, teacher) / teacher.var().clamp(min=1e-6)
-
-
-RUNTIME_FIELDS = ("score_threshold", "nms_iou", "contained_share", "box_margin", "max_detections", "min_width")
 
 
 def card_for(opts: DetectorTrainOptions) -> DetectorCard:
