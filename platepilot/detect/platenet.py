@@ -30,6 +30,10 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 BUNDLED_MODEL = ASSETS / "plate_detector.onnx"
 FAST_MODEL = ASSETS / "plate_detector_fast.onnx"  # a student of BUNDLED_MODEL: ~3x faster, fewer plates read
 OUTPUT_CHANNELS = 5  # heat, offset x, offset y, log w, log h
+# Shrinking by at most 2x, bilinear sampling still sees every source pixel, and OpenCV's area
+# averaging at a fractional factor (720p -> 800 px) cost 5 ms against bilinear's 0.8, more than
+# half the fast detector's network.
+AREA_BELOW = 0.5
 
 
 class DetectorCard(BaseModel):
@@ -91,8 +95,9 @@ def network_input(image: np.ndarray, card: DetectorCard) -> tuple[np.ndarray, fl
     height, width = image.shape[:2]
     scale = card.input_size / max(height, width)
     new_w, new_h = max(round(width * scale), 1), max(round(height * scale), 1)
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    resized = cv2.resize(
+        image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale <= AREA_BELOW else cv2.INTER_LINEAR
+    )
     m = card.pad_multiple
     padded_h, padded_w = -(-new_h // m) * m, -(-new_w // m) * m
     padded = cv2.copyMakeBorder(resized, 0, padded_h - new_h, 0, padded_w - new_w, cv2.BORDER_CONSTANT, value=0)
