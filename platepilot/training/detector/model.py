@@ -109,6 +109,11 @@ class Residual(nn.Module):
         return x + self.block(x)
 
 
+def residual_stage(cin: int, cout: int, blocks: int) -> nn.Sequential:
+    """A stride-2 separable convolution to `cout` channels, then `blocks` residual blocks."""
+    return nn.Sequential(separable(cin, cout, 2), *(Residual(cout) for _ in range(blocks)))
+
+
 class StudentPlateNet(nn.Module):
     """A small torch-native backbone taught to give the PP-OCR backbone's stride-8 and stride-16 features
     (`platepilot detector train --arch student`), under the same PlateHead: about a sixth of the frozen
@@ -118,9 +123,11 @@ class StudentPlateNet(nn.Module):
         super().__init__()
         w2, w4, w8, w16 = widths
         self.stem = conv_bn(3, w2, 3, 2)
-        self.stage4 = nn.Sequential(separable(w2, w4, 2), Residual(w4))
-        self.stage8 = nn.Sequential(separable(w4, w8, 2), *(Residual(w8) for _ in range(3)))
-        self.stage16 = nn.Sequential(separable(w8, w16, 2), *(Residual(w16) for _ in range(5)))
+        self.stage4, self.stage8, self.stage16 = (
+            residual_stage(w2, w4, 1),
+            residual_stage(w4, w8, 3),
+            residual_stage(w8, w16, 5),
+        )
         self.to_s8, self.to_s16 = nn.Conv2d(w8, s8, 1), nn.Conv2d(w16, s16, 1)
         self.head = PlateHead(s8, s16)
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from platepilot.errors import PlatepilotError
-from platepilot.training.detector.model import Residual, conv_bn, separable
+from platepilot.training.detector.model import STUDENT_WIDTHS, conv_bn, residual_stage
 from platepilot.training.state.backbones import FeatureHead
 
 WIDTHS = (24, 32, 64, 128)
@@ -35,7 +35,6 @@ class StateNet(nn.Module):
         return self.head(pooled)
 
 
-STUDENT_WIDTHS = (16, 32, 64, 128)  # channels at strides 2, 4, 8, 16
 FEATURE_CHANNELS = 192  # the PP-OCR det backbone's stride-16 map, which the student learns to give
 
 
@@ -52,11 +51,11 @@ class StudentStateNet(nn.Module):
         w2, w4, w8, w16 = widths
         self.stages = nn.Sequential(
             conv_bn(3, w2, 3, 2),
-            separable(w2, w4, 2), Residual(w4),
-            separable(w4, w8, 2), Residual(w8), Residual(w8),
-            separable(w8, w16, 2), Residual(w16), Residual(w16),
+            residual_stage(w2, w4, 1),
+            residual_stage(w4, w8, 2),
+            residual_stage(w8, w16, 2),
             nn.Conv2d(w16, FEATURE_CHANNELS, 1),
-        )  # fmt: skip
+        )
         shape = (FEATURE_CHANNELS, height // 16, width // 16)
         self.head = FeatureHead([shape], num_classes, reduce=96, hidden=512, grid=(height // 32, width // 32))
 
