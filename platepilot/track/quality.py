@@ -2,7 +2,10 @@
 
 The score multiplies five factors in [0, 1], so one bad factor sinks a crop:
 - size: plate width in pixels, saturating at `full_width` (a reader gains little above it);
-- sharpness: variance of the Laplacian of the grey crop, saturating at `full_sharpness`;
+- sharpness: variance of the Laplacian of the grey crop scaled to `SHARPNESS_HEIGHT`, saturating at
+  `full_sharpness`. Measured at the crop's own size it falls as a plate grows (the same blur in pixels
+  spreads over fewer pixels per stroke), so a tracker ranked an approaching plate's far, tiny crops
+  above its near ones and never read the near ones. At a fixed height it measures what a reader sees;
 - detector score;
 - not clipped: a box touching the frame edge likely cuts characters off (x0.3);
 - frontal aspect: plates are ~2:1; a box far from that is seen at an angle or is not a plate.
@@ -20,6 +23,7 @@ from platepilot.types import BoxXYXY
 FRONTAL_ASPECT = 2.0
 _EDGE_MARGIN = 2.0  # pixels: a box this close to the frame edge counts as clipped
 _CLIPPED_FACTOR = 0.3
+SHARPNESS_HEIGHT = 48  # pixels: about the height a reader scales a plate crop to (PP-OCR's recogniser: 48)
 
 
 def cut_crop(image: np.ndarray, box: BoxXYXY, pad: float = 0.05) -> np.ndarray:
@@ -33,8 +37,11 @@ def cut_crop(image: np.ndarray, box: BoxXYXY, pad: float = 0.05) -> np.ndarray:
 
 
 def sharpness(crop: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey crop (higher is sharper)."""
+    """Variance of the Laplacian of the grey crop scaled to SHARPNESS_HEIGHT (higher is sharper)."""
     grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    scale = SHARPNESS_HEIGHT / grey.shape[0]
+    size = (max(round(grey.shape[1] * scale), 1), SHARPNESS_HEIGHT)
+    grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     return float(cv2.Laplacian(grey, cv2.CV_32F).var())
 
 
@@ -51,7 +58,7 @@ def crop_quality(
     score: float,
     frame_size: tuple[int, int],
     full_width: float = 160.0,
-    full_sharpness: float = 400.0,
+    full_sharpness: float = 1000.0,
 ) -> float:
     """The quality in [0, 1] of `crop` cut at `box` from a (width, height) frame (see module doc)."""
     if crop.size == 0:
