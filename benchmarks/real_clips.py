@@ -12,10 +12,13 @@ runtime as `platepilot run --source clip.mp4` runs it: detector, tracker, best c
 fusion, one event per vehicle (one `Pilot` per clip; the detector and the reader are loaded once).
 
 A vehicle (a labelled plate) is read when an event of its clip has its text, strict and O/0 I/1
-folded; an event matches no plate when its folded text is none of its clip's labels.
+folded; an event matches no plate when its folded text is none of its clip's labels. `--ceiling`
+also runs the detector and the reader on every frame of every clip, with no tracker: the share of
+vehicles that at least one frame reads (folded) is what a perfect choice of crops would reach, so
+the gap to it is the runtime's (tracking, crop choice, fusion), the rest the detector's and reader's.
 Prints a table and writes benchmarks/results/real_clips.json.
 Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|textdet:SIDE|PATH]
-    [--engine auto] [--config platepilot.yaml] [--limit N] [--keep-clips DIR]
+    [--engine auto] [--config platepilot.yaml] [--limit N] [--keep-clips DIR] [--ceiling]
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from rich.table import Table
 from platepilot.config import CameraConfig, Settings, load_config
 from platepilot.detect import PlateDetector
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import read_image
+from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import ReaderSlot, model_version
@@ -49,6 +52,7 @@ from platepilot.plates.manifest import LabelledScene, read_manifest
 from platepilot.sources.files import VideoFileSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
+from platepilot.track.quality import cut_crop
 
 RESULTS = Path(__file__).parent / "results" / "real_clips.json"
 CAMERA = "CLIP"
@@ -169,10 +173,20 @@ class ClipResult:
     read_folded: tuple[bool, ...]
     events: tuple[tuple[str, int], ...]  # (text, reads)
     false_events: int
+    any_frame: tuple[bool, ...] | None = None  # with --ceiling: whether some frame alone reads each label
 
 
-def score_clip(scene: LabelledScene, events: Sequence[PlateEvent]) -> ClipResult:
-    """Match a clip's events to its labelled plates (see the module doc)."""
+def frame_reads(frames: Sequence[np.ndarray], detector: PlateDetector, engine: OCREngine) -> set[str]:
+    """The folded texts the reader reads from every detection of every frame, each frame on its own."""
+    texts = set()
+    for frame in frames:
+        crops = [cut_crop(frame, d.box_xyxy) for d in detector.detect(frame)]
+        texts |= {fold(r.text) for r in (engine.read(crops) if crops else []) if r is not None}
+    return texts
+
+
+def score_clip(scene: LabelledScene, events: Sequence[PlateEvent], any_frame: set[str] | None = None) -> ClipResult:
+    """Match a clip's events (and, with --ceiling, its frames' own reads) to its labelled plates."""
     labels = tuple(p.text for p in scene.plates)
     texts = {e.text for e in events}
     folded = {fold(t) for t in texts}
@@ -180,6 +194,7 @@ def score_clip(scene: LabelledScene, events: Sequence[PlateEvent]) -> ClipResult
     return ClipResult(
         str(scene.image), labels, tuple(label in texts for label in labels),
         tuple(fold(label) in folded for label in labels), tuple((e.text, e.reads) for e in events), false,
+        None if any_frame is None else tuple(fold(label) in any_frame for label in labels),
     )  # fmt: skip
 
 
@@ -187,6 +202,7 @@ def summary(clips: Sequence[ClipResult], seconds: float) -> dict[str, Any]:
     """Vehicles read (strict, folded), events, mean reads per event, events that match no plate."""
     vehicles = sum(len(c.labels) for c in clips)
     events = [reads for c in clips for _, reads in c.events]
+    ceiling = [c.any_frame for c in clips if c.any_frame is not None]
     return {
         "clips": len(clips),
         "vehicles": vehicles,
@@ -196,6 +212,7 @@ def summary(clips: Sequence[ClipResult], seconds: float) -> dict[str, Any]:
         "reads_per_event": round(float(np.mean(events)), 2) if events else 0.0,
         "false_events": sum(c.false_events for c in clips),
         "clips_without_event": sum(1 for c in clips if not c.events),
+        "read_any_frame": round(sum(sum(a) for a in ceiling) / vehicles, 4) if ceiling and vehicles else None,
         "seconds": round(seconds, 1),
     }
 
@@ -219,7 +236,8 @@ def run_all(
             video = workdir / f"clip{index:05d}_{scene.image.stem}.mp4"
             write_clip(frames, video, style.fps)
             events = run_clip(video, settings, detector, reader, workdir / f"run{index:05d}")
-            results.append(score_clip(scene, events))
+            ceiling = frame_reads(frames, detector, engine) if args.ceiling else None
+            results.append(score_clip(scene, events, ceiling))
             bar.advance(task)
     console.print(f"detector {args.detector}, reader {engine.name}", highlight=False)
     return results
@@ -228,11 +246,13 @@ def run_all(
 def table(row: dict[str, Any], title: str) -> Table:
     out = Table(title=title)
     columns = ("clips", "vehicles", "read", "read folded", "events", "reads/event", "no-plate events", "no event")
-    for column in columns:
+    ceiling = row["read_any_frame"] is not None
+    for column in columns + (("any frame (folded)",) if ceiling else ()):
         out.add_column(column, justify="right")
     out.add_row(
         str(row["clips"]), str(row["vehicles"]), f"{row['read']:.1%}", f"{row['read_folded']:.1%}", str(row["events"]),
         f"{row['reads_per_event']:.2f}", str(row["false_events"]), str(row["clips_without_event"]),
+        *([f"{row['read_any_frame']:.1%}"] if ceiling else []),
     )  # fmt: skip
     return out
 
@@ -253,6 +273,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=DEFAULT_STYLE.frames, help="frames per clip")
     parser.add_argument("--fps", type=float, default=DEFAULT_STYLE.fps, help="clip frame rate")
     parser.add_argument("--seed", type=int, default=0, help="pan, blur, noise and JPEG draws")
+    parser.add_argument(
+        "--ceiling", action="store_true", help="also read every frame alone: what a perfect crop choice would reach"
+    )
     parser.add_argument("--keep-clips", type=Path, default=None, help="write the clips here instead of a temp folder")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 110))
