@@ -340,6 +340,12 @@ def detector_train(
     distill: float = typer.Option(
         1.0, "--distill", min=0.0, help="--arch student: weight of matching the teacher's features."
     ),
+    distill_output: float = typer.Option(
+        0.0,
+        "--distill-output",
+        min=0.0,
+        help="--arch student: weight of matching the teacher's output maps (its heat as soft targets).",
+    ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_URI_HELP),
 ) -> None:
     """Train a plate detector (CenterNet-style, CPU) and export it to OUTPUT_DIR/plate_detector.onnx.
@@ -367,7 +373,7 @@ def detector_train(
         data=data, output_dir=output_dir, epochs=epochs, samples_per_epoch=samples, batch_size=batch_size,
         crop=crop, input_size=input_size, lr=lr, init_from=start, resume=resume, seed=seed, workers=workers,
         sources=source, arch="ppocr" if arch == "ppocr" else "student" if arch == "student" else "scratch",
-        teacher=teacher, distill=distill,
+        teacher=teacher, distill=distill, distill_output=distill_output,
     )  # fmt: skip
     result = train_detector(opts, console)
     from platepilot.registry.tracking import log_detector_run

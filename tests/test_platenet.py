@@ -222,7 +222,8 @@ def test_a_student_learns_the_teachers_features_and_exports_alone(tmp_path: Path
     # the CLI trains one under the teacher's head and exports it as one ONNX file, no PP-OCR graph inside
     out = tmp_path / "student"
     args = ["detector", "train", "--data", str(tmp_path / "scenes"), "--output-dir", str(out), "--epochs", "1",
-            "--samples", "16", "--batch-size", "8", "--crop", "128", "--workers", "0", "--arch", "student"]  # fmt: skip
+            "--samples", "16", "--batch-size", "8", "--crop", "128", "--workers", "0", "--arch", "student",
+            "--distill-output", "0.5"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     model = out / "plate_detector.onnx"
@@ -231,6 +232,7 @@ def test_a_student_learns_the_teachers_features_and_exports_alone(tmp_path: Path
     assert (
         card.training["teacher"]["weights"].endswith("plate_detector.pt")
         and card.training["options"]["arch"] == "student"
+        and card.training["options"]["distill_output"] == 0.5
     )
     assert model.stat().st_size < BUNDLED_MODEL.stat().st_size / 2
     bundled_card = load_card(BUNDLED_MODEL)  # it reads boxes as its teacher does
@@ -239,6 +241,21 @@ def test_a_student_learns_the_teachers_features_and_exports_alone(tmp_path: Path
     assert isinstance(make_detector(DetectorConfig(model_path=model)), PlateNetDetector)
     result = CliRunner().invoke(app, [*args, "--teacher", str(tmp_path / "nope.pt")])
     assert result.exit_code != 0 and "no such teacher weights file" in str(result.exception)
+
+
+def test_output_loss_is_least_on_the_teachers_own_maps() -> None:
+    import torch
+
+    from platepilot.training.detector.train import output_loss
+
+    torch.manual_seed(0)
+    teacher = torch.cat([torch.rand(2, 3, 12, 16) ** 8, torch.randn(2, 2, 12, 16)], dim=1)  # sparse heat
+    heat_off = teacher.clone()
+    heat_off[:, 0] = heat_off[:, 0].roll(3, dims=-1)
+    geometry_off = teacher.clone()
+    geometry_off[:, 1:] += 0.3
+    own = float(output_loss(teacher, teacher))
+    assert own < float(output_loss(heat_off, teacher)) and own < float(output_loss(geometry_off, teacher))
 
 
 @pytest.mark.parametrize(

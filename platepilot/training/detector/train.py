@@ -74,6 +74,7 @@ class DetectorTrainOptions:
     arch: Arch = "ppocr"
     teacher: Path | None = None  # --arch student: a ppocr detector's weights (default: the bundled one)
     distill: float = 1.0  # --arch student: weight of the feature-matching loss
+    distill_output: float = 0.0  # --arch student: weight of matching the teacher's output maps
     sources: list[str] = field(default_factory=list)
 
 
@@ -112,6 +113,16 @@ def detection_loss(output: torch.Tensor, batch: dict[str, torch.Tensor]) -> torc
 def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Mean squared difference to the teacher's features, in units of their variance."""
     return F.mse_loss(student, teacher) / teacher.var().clamp(min=1e-6)
+
+
+def output_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """How far the student's output maps are from the teacher's, per plate the teacher sees: the
+    teacher's heat as soft targets (binary cross-entropy) and the geometry (L1) weighted by it."""
+    heat = teacher[:, :1]
+    plates = heat.sum().clamp(min=1)
+    soft = F.binary_cross_entropy(student[:, :1].clamp(1e-4, 1 - 1e-4), heat, reduction="sum")
+    geometry = ((student[:, 1:] - teacher[:, 1:]).abs() * heat).sum()
+    return (soft + geometry) / plates
 
 
 def card_for(opts: DetectorTrainOptions) -> DetectorCard:
@@ -259,7 +270,7 @@ def _train_epoch(
         for step, batch in enumerate(loader, 1):
             images = batch["image"].to(memory_format=torch.channels_last)
             if isinstance(model, StudentPlateNet) and teacher is not None:
-                loss = _student_loss(model, teacher, images, batch, opts.distill)
+                loss = _student_loss(model, teacher, images, batch, opts.distill, opts.distill_output)
             else:
                 loss = detection_loss(model(images), batch)
             optimizer.zero_grad(set_to_none=True)
@@ -274,14 +285,18 @@ def _train_epoch(
 
 def _student_loss(
     model: StudentPlateNet, teacher: PretrainedPlateNet, images: torch.Tensor, batch: dict[str, torch.Tensor],
-    distill: float,
+    distill: float, distill_output: float,
 ) -> torch.Tensor:  # fmt: skip
-    """The detection loss plus `distill` x how far the student's features are from the teacher's."""
+    """The detection loss plus `distill` x how far the student's features are from the teacher's, plus
+    `distill_output` x how far its output maps are from the teacher head's on the teacher's features."""
     s8, s16 = model.features(images)
     with torch.no_grad():
         t8, t16 = teacher.backbone(images)
+        taught = teacher.head(t8, t16) if distill_output > 0 else None
     matching = feature_loss(s8, t8) + feature_loss(s16, t16)
-    return detection_loss(model.head(s8, s16), batch) + distill * matching
+    output = model.head(s8, s16)
+    loss = detection_loss(output, batch) + distill * matching
+    return loss if taught is None else loss + distill_output * output_loss(output, taught)
 
 
 @torch.no_grad()
