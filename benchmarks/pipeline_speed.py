@@ -22,6 +22,7 @@ import cv2
 
 from platepilot.config import CameraConfig, DetectorConfig, OCRConfig, OutputConfig, Settings
 from platepilot.pipeline.run import run_pilot
+from platepilot.pipeline.scene_eval import DETECTOR_NAMES
 from platepilot.sources.demo import HEIGHT, WIDTH, DemoScene
 from platepilot.sources.files import VideoFileSource
 
@@ -43,8 +44,8 @@ def decode_fps(video: Path) -> float:
 
 
 def detector_config(spec: str) -> DetectorConfig:
-    """A detector kind (auto, platenet, textdet), or the path of an ONNX detector."""
-    if spec in ("auto", "platenet", "fast", "textdet"):
+    """A detector kind (DETECTOR_NAMES: auto, platenet, fast, textdet), or the path of an ONNX detector."""
+    if spec in DETECTOR_NAMES:
         return DetectorConfig(kind=spec)  # type: ignore[arg-type]
     return DetectorConfig(model_path=Path(spec))
 

@@ -17,7 +17,7 @@ also runs the detector and the reader on every frame of every clip, with no trac
 vehicles that at least one frame reads (folded) is what a perfect choice of crops would reach, so
 the gap to it is the runtime's (tracking, crop choice, fusion), the rest the detector's and reader's.
 Prints a table and writes benchmarks/results/real_clips.json.
-Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|textdet:SIDE|PATH]
+Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|fast|textdet:SIDE|PATH]
     [--engine auto] [--config platepilot.yaml] [--limit N] [--keep-clips DIR] [--ceiling]
 """
 
@@ -263,7 +263,7 @@ def main() -> None:
     parser.add_argument(
         "--detector",
         default="auto",
-        help="auto (the configured detector), platenet (the bundled one), textdet:SIDE or an ONNX path",
+        help="auto (the configured detector), platenet (the bundled one), fast (its student), textdet:SIDE or a path",
     )
     parser.add_argument("--engine", default="auto", help="reader: auto, plateocr, paddle, easyocr or crnn")
     parser.add_argument(

@@ -178,7 +178,7 @@ class _BrightnessReader:
     [("CUT123", ["WHOLE1", "CUT123"]), ("RIDACOM", ["WHOLE1"])],  # a caption is no plate
 )
 def test_crops_cut_off_by_the_frame_edge_are_read_only_as_a_last_resort(
-    tmp_path: Path, cut_text: str, expected: list[tuple[str, int]]
+    tmp_path: Path, cut_text: str, expected: list[str]
 ) -> None:
     scene, reader = _EdgeScene(), _BrightnessReader(cut_text)
     settings = pipeline_settings(tmp_path)
