@@ -47,6 +47,19 @@ def test_fuse(reads: list[PlateRead], expected: str | None) -> None:
     assert (fused.text if fused else None) == expected
 
 
+def test_fuse_shapes_the_vote_to_a_plate_format_from_characters_the_reads_gave() -> None:
+    # most frames read a blurred California 4 as L (LRAR512 fits no US format), one reads 4
+    reads = [_read("LRAR512", 0.8), _read("LRAR512", 0.8), _read("LRAR512", 0.8), _read("4RAR512", 0.8)]
+    assert fuse(reads).text == "4RAR512"  # type: ignore[union-attr]
+    assert fuse(reads, format_prior=False).text == "LRAR512"  # type: ignore[union-attr]
+    assert fuse(reads[:3]).text == "LRAR512"  # type: ignore[union-attr]  # no read gave a 4: never invented
+    # each position from the reads that fit it: a text no single read produced
+    mixed = [_read("5A0G2Q0", 0.9), _read("5A0G2Q0", 0.9), _read("5AOG2Q0", 0.5), _read("5A0G200", 0.5)]
+    fused = fuse(mixed)
+    assert fused is not None and fused.text == "5AOG200" and fused.format_match == "us-1abc234"
+    assert 0.5 < fused.confidence < 0.9
+
+
 def test_fuse_weighs_reads_by_crop_quality() -> None:
     reads = [_read("FAR123", 0.9), _read("FAR123", 0.9), _read("NEAR12", 0.97)]
     assert fuse(reads).text == "FAR123"  # type: ignore[union-attr]

@@ -3,9 +3,10 @@
 Reads are grouped by text length and the length with the most confidence wins (a read that
 dropped or doubled a character cannot vote position by position with the others). Within it, each
 position votes its character weighted by that character's confidence. The voted text, and every
-read's own text, become candidates scored by their support; with the format prior, a candidate
-matching a plate format wins among near-equal ones (`apply_format_prior`). Only a text some read
-or the vote produced is ever returned.
+read's own text, become candidates scored by their support; with the format prior, so does the
+best-voted text that fits a named plate format (`shaped_vote`), and a candidate matching a plate
+format wins among near-equal ones (`apply_format_prior`). Only a text some read or the vote
+produced is ever returned.
 
 The state is fused the same way, by confidence: each state's support is the sum of the reads'
 confidences in it over the number of reads (a read that said `unknown` supports none), and the
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from platepilot.ocr.base import apply_format_prior
-from platepilot.plates.formats import match_format
+from platepilot.plates.formats import match_format, region_formats
 from platepilot.plates.states import UNKNOWN, format_regions
 from platepilot.types import PlateRead
 
@@ -34,16 +35,54 @@ def _char_weights(read: PlateRead) -> tuple[float, ...]:
     return (read.confidence,) * len(read.text)
 
 
-def vote(reads: Sequence[PlateRead]) -> tuple[str, float]:
-    """Character-level vote over reads of one length: (text, share of the weight the winners got)."""
-    by_position: list[dict[str, float]] = [defaultdict(float) for _ in reads[0].text]
+Votes = list[dict[str, float]]
+"""Per position of a text length, each character's summed weight."""
+
+
+def position_votes(reads: Sequence[PlateRead]) -> Votes:
+    """The character votes of reads of one length, each weighted by its confidence."""
+    by_position: Votes = [defaultdict(float) for _ in reads[0].text]
     for read in reads:
         for pos, (char, weight) in enumerate(zip(read.text, _char_weights(read), strict=True)):
             by_position[pos][char] += weight
-    text = "".join(max(votes, key=lambda c: votes[c]) for votes in by_position)
-    won = sum(max(votes.values()) for votes in by_position)
+    return by_position
+
+
+def _share(by_position: Votes, text: str) -> float:
+    """The share of all the votes that `text`'s characters got."""
     total = sum(sum(votes.values()) for votes in by_position)
-    return text, won / total if total else 0.0
+    return sum(votes.get(char, 0.0) for votes, char in zip(by_position, text, strict=True)) / total if total else 0.0
+
+
+def vote(reads: Sequence[PlateRead]) -> tuple[str, float]:
+    """Character-level vote over reads of one length: (text, share of the weight the winners got)."""
+    by_position = position_votes(reads)
+    text = "".join(max(votes, key=lambda c: votes[c]) for votes in by_position)
+    return text, _share(by_position, text)
+
+
+def shaped_vote(by_position: Votes, regions: tuple[str, ...] | None) -> tuple[str, float] | None:
+    """The best-voted text that matches a named plate format of `regions`, built only from characters
+    some read gave at each position: (text, share of the votes), or None when no format can be built.
+
+    As OpenALPR's post-processing does: when most frames read a blurred California `4` as `L`, but some
+    read `4`, `LRAR512` (no US format) loses to `4RAR512` (`#@@@###`) if that is near-equal."""
+    best: tuple[str, float] | None = None
+    for plate_format in region_formats(regions):
+        if len(plate_format.position_chars) != len(by_position):
+            continue
+        chars = []
+        for votes, allowed in zip(by_position, plate_format.position_chars, strict=True):
+            voted = [c for c in votes if c in allowed]
+            if not voted:
+                break
+            chars.append(max(voted, key=lambda c: votes[c]))
+        else:
+            text = "".join(chars)
+            share = _share(by_position, text)
+            if best is None or share > best[1]:
+                best = (text, share)
+    return best
 
 
 def fuse_state(reads: Sequence[PlateRead], min_confidence: float) -> tuple[str, float]:
@@ -92,18 +131,23 @@ def fuse(
     for read in voters:
         by_length[len(read.text)].append(read)
     group = max(by_length.values(), key=lambda g: (sum(r.confidence for r in g), len(g[0].text)))
-    voted, agreement = vote(group)
+    state, state_confidence = fuse_state(reads, state_min_confidence)
+    regions = format_regions(state)
     support: dict[str, float] = defaultdict(float)
     for read in voters:
         support[read.text] += read.confidence
     group_conf = sum(r.confidence for r in group) / len(group)
-    support[voted] = max(support[voted], agreement * group_conf * len(group))
+    voted = dict([vote(group)])  # text -> share of the character votes
+    shaped = shaped_vote(position_votes(group), regions) if format_prior else None
+    if shaped:
+        voted.setdefault(*shaped)
+    for text, share in voted.items():
+        support[text] = max(support[text], share * group_conf * len(group))
     total = sum(r.confidence for r in voters)
     candidates = sorted(((t, s / total) for t, s in support.items()), key=lambda c: -c[1])[:TOP_CANDIDATES]
-    state, state_confidence = fuse_state(reads, state_min_confidence)
-    text, _ = apply_format_prior(candidates, regions=format_regions(state)) if format_prior else candidates[0]
+    text, _ = apply_format_prior(candidates, regions=regions) if format_prior else candidates[0]
     agreeing = [r.confidence for r in reads if r.text == text]
-    confidence = max(agreeing) if agreeing else group_conf * agreement
+    confidence = max(agreeing) if agreeing else group_conf * voted[text]
     return PlateRead(
         text=text,
         confidence=min(max(confidence, 0.0), 1.0),

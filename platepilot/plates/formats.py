@@ -49,6 +49,11 @@ class PlateFormat:
     def matches(self, text: str) -> bool:
         return self.regex.match(text) is not None
 
+    @cached_property
+    def position_chars(self) -> tuple[str, ...]:
+        """The characters each position allows, e.g. ("A..Z", "0..9") for `@#`."""
+        return tuple(_token_chars(tok) for tok in _tokens(self.pattern))
+
     def sample(self, rng: np.random.Generator) -> str:
         """A random text of this format (no gaps), drawn uniformly per position."""
         return "".join(_sample_token(tok, rng) for tok in _tokens(self.pattern))
@@ -134,7 +139,12 @@ GENERIC_US = re.compile(rf"^(?=.*\d)[A-Z0-9]{{1,{MAX_PLATE_CHARS}}}$")
 
 def matching_formats(text: str, regions: tuple[str, ...] | None = None) -> list[PlateFormat]:
     """Every named format that `text` (normalised) matches, Florida first, optionally region-filtered."""
-    return [f for f in FORMATS if (regions is None or f.region in regions) and f.matches(text)]
+    return [f for f in region_formats(regions) if f.matches(text)]
+
+
+def region_formats(regions: tuple[str, ...] | None = None) -> list[PlateFormat]:
+    """The named formats of `regions` (every one for None), Florida first."""
+    return [f for f in FORMATS if regions is None or f.region in regions]
 
 
 def match_format(text: str) -> str | None:
