@@ -18,7 +18,7 @@ vehicles that at least one frame reads (folded) is what a perfect choice of crop
 the gap to it is the runtime's (tracking, crop choice, fusion), the rest the detector's and reader's.
 Prints a table and writes benchmarks/results/real_clips.json.
 Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|fast|textdet:SIDE|PATH]
-    [--engine auto] [--config platepilot.yaml] [--limit N] [--keep-clips DIR] [--ceiling]
+    [--engine auto] [--config platepilot.yaml] [--limit N] [--keep-clips DIR] [--ceiling] [--out JSON]
 """
 
 from __future__ import annotations
@@ -277,6 +277,7 @@ def main() -> None:
         "--ceiling", action="store_true", help="also read every frame alone: what a perfect crop choice would reach"
     )
     parser.add_argument("--keep-clips", type=Path, default=None, help="write the clips here instead of a temp folder")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON to write (default: %(default)s)")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 110))
     try:
@@ -293,12 +294,12 @@ def main() -> None:
         sys.exit(1)
     row = summary(clips, time.monotonic() - start)
     console.print(table(row, f"{args.scenes}: one clip per scene, {args.frames} frames at {args.fps:g} fps"))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "detector": args.detector, "engine": args.engine, "limit": args.limit,
             "seed": args.seed, "config": str(args.config or ""), **row,
             "per_clip": [asdict(c) for c in clips]}  # fmt: skip
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
-    console.print(f"written to {RESULTS}")
+    args.out.write_text(json.dumps(data, indent=2) + "\n")
+    console.print(f"written to {args.out}")
 
 
 if __name__ == "__main__":
