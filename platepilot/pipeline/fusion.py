@@ -54,11 +54,15 @@ def _share(by_position: Votes, text: str) -> float:
     return sum(votes.get(char, 0.0) for votes, char in zip(by_position, text, strict=True)) / total if total else 0.0
 
 
-def vote(reads: Sequence[PlateRead]) -> tuple[str, float]:
-    """Character-level vote over reads of one length: (text, share of the weight the winners got)."""
-    by_position = position_votes(reads)
+def _winners(by_position: Votes) -> tuple[str, float]:
+    """Each position's most-voted character: (text, share of the votes)."""
     text = "".join(max(votes, key=lambda c: votes[c]) for votes in by_position)
     return text, _share(by_position, text)
+
+
+def vote(reads: Sequence[PlateRead]) -> tuple[str, float]:
+    """Character-level vote over reads of one length: (text, share of the weight the winners got)."""
+    return _winners(position_votes(reads))
 
 
 def shaped_vote(by_position: Votes, regions: tuple[str, ...] | None) -> tuple[str, float] | None:
@@ -137,8 +141,9 @@ def fuse(
     for read in voters:
         support[read.text] += read.confidence
     group_conf = sum(r.confidence for r in group) / len(group)
-    voted = dict([vote(group)])  # text -> share of the character votes
-    shaped = shaped_vote(position_votes(group), regions) if format_prior else None
+    by_position = position_votes(group)
+    voted = dict([_winners(by_position)])  # text -> share of the character votes
+    shaped = shaped_vote(by_position, regions) if format_prior else None
     if shaped:
         voted.setdefault(*shaped)
     for text, share in voted.items():

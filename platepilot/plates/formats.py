@@ -56,7 +56,7 @@ class PlateFormat:
 
     def sample(self, rng: np.random.Generator) -> str:
         """A random text of this format (no gaps), drawn uniformly per position."""
-        return "".join(_sample_token(tok, rng) for tok in _tokens(self.pattern))
+        return "".join(chars[int(rng.integers(len(chars)))] for chars in self.position_chars)
 
 
 def _tokens(pattern: str) -> list[str]:
@@ -82,11 +82,6 @@ def _token_chars(token: str) -> str:
 
 def _regex_token(token: str) -> str:
     return "[" + re.escape(_token_chars(token)) + "]"
-
-
-def _sample_token(token: str, rng: np.random.Generator) -> str:
-    chars = _token_chars(token)
-    return chars[int(rng.integers(len(chars)))]
 
 
 _WIKI_FL = "Wikipedia, 'Vehicle registration plates of Florida' (serial formats, era not stated)"
