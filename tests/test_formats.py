@@ -15,6 +15,7 @@ from platepilot.plates.formats import (
     match_format,
     matching_formats,
 )
+from platepilot.plates.states import format_regions
 
 FLORIDA_PLATES = ["7164HF", "W772UQ", "I404MY", "615KPI", "H507VU", "707YCC", "981XXH", "N788BY"]
 OUT_OF_STATE_PLATES = ["4YTD483", "ABC1234", "1AB2345"]
@@ -87,7 +88,17 @@ def test_sampled_texts_match_their_format(plate_format: PlateFormat) -> None:
         assert plate_format.matches(text), text
         assert len(text) == sum(plate_format.groups)
         assert is_valid_text(text)
-        assert plate_format in matching_formats(text)
+        assert plate_format in matching_formats(text, (plate_format.region,))
+
+
+def test_a_states_own_formats_apply_only_to_its_plates() -> None:
+    # California's commercial plates (#@#####): no default format, so an unknown plate's prior ignores them
+    assert matching_formats("6F55687") == []
+    assert [f.name for f in matching_formats("6F55687", format_regions("CA"))] == ["ca-#@#####"]
+    assert matching_formats("6F55687", format_regions("FL")) == []
+    assert match_format("6F55687") == "us-generic"
+    # loose state formats (Delaware's ###) stay out of the default set
+    assert matching_formats("123") == [] and matching_formats("123", format_regions("DE"))
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,6 +59,16 @@ def test_fuse_shapes_the_vote_to_a_plate_format_from_characters_the_reads_gave()
     fused = fuse(mixed)
     assert fused is not None and fused.text == "5AOG200" and fused.format_match == "us-1abc234"
     assert 0.5 < fused.confidence < 0.9
+
+
+def test_fuse_shapes_the_vote_to_the_plates_state() -> None:
+    # a California commercial plate (#@#####): of unknown state, the one frame's K makes the only text
+    # fitting a default format; known as Californian, the majority read fits one of the state's own
+    reads = [_read("6F55687", 0.8), _read("6F55687", 0.8), _read("KF55687", 0.8)]
+    assert fuse(reads).text == "KF55687"  # type: ignore[union-attr]
+    californian = [replace(r, state="CA", state_confidence=0.9) for r in reads]
+    fused = fuse(californian)
+    assert fused is not None and (fused.text, fused.state, fused.format_match) == ("6F55687", "CA", "ca-#@#####")
 
 
 def test_fuse_weighs_reads_by_crop_quality() -> None:

@@ -476,6 +476,16 @@ def test_florida_formats_win_when_the_state_is_florida() -> None:
     assert format_regions(FLORIDA) == ("us-fl",) and format_regions(UNKNOWN) is None
 
 
+def test_a_states_own_formats_fix_characters_in_place_only() -> None:
+    # Rhode Island's @@###: the 0 the reader preferred becomes the near-equal O
+    read = _read("V0820", UNKNOWN, 0.0, (("V0820", 0.63), ("VO820", 0.35)))
+    assert with_state(read, StateGuess("RI", 0.95)).text == "VO820"
+    assert with_state(read, StateGuess(UNKNOWN, 0.2)).text == "V0820"
+    # Idaho's loose ##### never drops a character the reader saw
+    read = _read("164081", UNKNOWN, 0.0, (("164081", 0.40), ("16408", 0.26)))
+    assert with_state(read, StateGuess("ID", 0.95)).text == "164081"
+
+
 _OLD_SCHEMA = """CREATE TABLE plate_events (id INTEGER PRIMARY KEY AUTOINCREMENT, camera_id VARCHAR(32) NOT NULL,
 track_id INTEGER NOT NULL, first_seen FLOAT NOT NULL, last_seen FLOAT NOT NULL, text VARCHAR(16) NOT NULL,
 confidence FLOAT NOT NULL, candidates TEXT NOT NULL, crop_path TEXT NOT NULL, engine VARCHAR(32) NOT NULL,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
-from platepilot.plates.formats import matching_formats
+from platepilot.plates.formats import DEFAULT_REGIONS, matching_formats
 from platepilot.types import PlateRead
 
 
@@ -51,6 +51,18 @@ def apply_format_prior(
         if matching_formats(text, regions):
             return text, prob
     return ranked[0]
+
+
+def prior_candidates(
+    candidates: Sequence[tuple[str, float]], length: int, regions: tuple[str, ...] | None
+) -> list[tuple[str, float]]:
+    """The candidates the format prior may pick for a read of `length` characters of a plate of `regions`:
+    every one of that length, and of another length only those fitting Florida's or the generic US
+    formats. A state's own formats (`us-xx`) only fix characters in place: some are loose (Idaho's
+    `#####`, Wyoming's `###@@`), and on real crops they let in a dropped or an added character
+    (`164081` -> `16408`)."""
+    default = tuple(r for r in regions or DEFAULT_REGIONS if r in DEFAULT_REGIONS)
+    return [c for c in candidates if len(c[0]) == length or matching_formats(c[0], default)]
 
 
 def as_bgr(index: int, image: np.ndarray) -> np.ndarray:

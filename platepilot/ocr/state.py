@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from platepilot.detect.platenet import normalise
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import apply_format_prior
+from platepilot.ocr.base import apply_format_prior, prior_candidates
 from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.formats import match_format, matching_formats
 from platepilot.plates.states import STATE_NAMES, UNKNOWN, format_regions
@@ -188,12 +188,13 @@ def with_name(guess: StateGuess, named: tuple[str, float]) -> StateGuess:
 
 def with_state(read: PlateRead, guess: StateGuess, format_prior: bool = True) -> PlateRead:
     """`read` with the state of `guess`; with the format prior, a read whose text fits none of its
-    state's formats becomes the near-equal candidate that does, if one does (Florida's formats for FL)."""
+    state's formats becomes the near-equal candidate that does, if one does (Florida's formats for FL;
+    a state's own formats only in place: `prior_candidates`)."""
     read = replace(read, state=guess.state, state_confidence=round(guess.confidence, 4))
     regions = format_regions(guess.state)
     if not format_prior or regions is None or not read.candidates or matching_formats(read.text, regions):
         return read
-    text, prob = apply_format_prior(read.candidates, regions=regions)
+    text, prob = apply_format_prior(prior_candidates(read.candidates, len(read.text), regions), regions=regions)
     if text == read.text or not matching_formats(text, regions):
         return read
-    return replace(read, text=text, confidence=prob, char_confidences=(), format_match=match_format(text))
+    return replace(read, text=text, confidence=prob, char_confidences=(), format_match=match_format(text, regions))

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from platepilot.ocr.base import apply_format_prior
+from platepilot.ocr.base import apply_format_prior, prior_candidates
 from platepilot.plates.formats import match_format, region_formats
 from platepilot.plates.states import UNKNOWN, format_regions
 from platepilot.types import PlateRead
@@ -150,7 +150,10 @@ def fuse(
         support[text] = max(support[text], share * group_conf * len(group))
     total = sum(r.confidence for r in voters)
     candidates = sorted(((t, s / total) for t, s in support.items()), key=lambda c: -c[1])[:TOP_CANDIDATES]
-    text, _ = apply_format_prior(candidates, regions=regions) if format_prior else candidates[0]
+    if format_prior:
+        text, _ = apply_format_prior(prior_candidates(candidates, len(candidates[0][0]), regions), regions=regions)
+    else:
+        text = candidates[0][0]
     agreeing = [r.confidence for r in reads if r.text == text]
     confidence = max(agreeing) if agreeing else group_conf * voted[text]
     return PlateRead(
@@ -158,7 +161,7 @@ def fuse(
         confidence=min(max(confidence, 0.0), 1.0),
         engine=engine or reads[0].engine,
         candidates=tuple((t, round(c, 4)) for t, c in candidates),
-        format_match=match_format(text),
+        format_match=match_format(text, regions),
         state=state,
         state_confidence=round(state_confidence, 4),
     )

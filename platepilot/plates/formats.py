@@ -90,7 +90,7 @@ _OPENALPR_US = "openalpr runtime_data/postprocess/us.patterns (us catch-alls)"
 _FLORIDA_MD = "shared/FLORIDA.md, 'Common other-state shapes'"
 _ASSUMED = "assumed layout: no published serial format found (FLORIDA.md); keep loose"
 
-FORMATS: tuple[PlateFormat, ...] = (
+_DEFAULT_FORMATS: tuple[PlateFormat, ...] = (
     # Florida passenger plates, current and legacy (six characters in two groups around the graphic).
     PlateFormat("fl-abc-d12", "@@@ @##", "us-fl", PlateKind.STANDARD, _WIKI_FL + "; " + _OPENALPR),
     PlateFormat("fl-a12-3bc", "@## #@@", "us-fl", PlateKind.STANDARD, _WIKI_FL),
@@ -122,6 +122,86 @@ FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("us-abc-123", "@@@ ###", "us", PlateKind.STANDARD, _OPENALPR_US),
     PlateFormat("us-123-abc", "### @@@", "us", PlateKind.STANDARD, _OPENALPR_US),
 )
+
+# Other states' own serial layouts, from OpenALPR's per-state list (Florida's are above, curated; its
+# patterns with a `?` wildcard are left out). They apply only to a plate whose state is known
+# (`plates.states.format_regions`): many are loose (Delaware's `###`), so they are not in the default set.
+_OPENALPR_STATES = "openalpr runtime_data/postprocess/us.patterns (per state)"
+_STATE_PATTERNS = """
+al #@##@## ##@##@# @@##### #####@@ #@####@ ##@###@ ##@#@#@
+ak @@@###
+as ####
+az @@@#### ###@@@
+ar ###@@@ @@@###
+ca #@@@### #@##### #####@# ###@@@
+co ###@@@ @@#### @@@### @@@####
+ct #@@@@# ###@@@ ##### ###### @### @@### @@####
+de ###### ##### #### ###
+dc @@#### ######
+ga @@@#### ####@@@ ####@@ #####[Q]@ ###@@@
+gu @@#### @@@#### @@@###@
+hi [A-HJKNMPR-Z]@@###
+id @###### #@##### #@@#### #@@@### [A]#####[T] [A]@####[T] #[A]####[T] #[A]@###[T] [BU]####
+id ####[BEFGHIJKLMNPRSTUXYZ] ##[S][A][S] #@@#[S] [J]@### #####[BCS] ###@[E] ##@@[E] #####
+il @###### ##### ###### @@#### @@@### @##### ####### ####@ #####@
+in ###@ ###@@ ###@@@ ####
+ia @@@### ###@@@ ####@@
+ks ###@@@ @@@###
+ky ###@@@
+la @@@###
+me ####@@ ###@@ ##@@ ###@@@
+ms @@@@@# @@@### ##[W]##
+md #@@@## #[AB]#### @@@### ###[AB][A-N][A-MY] [AB][A-E][A-Y]##@ #####[ABCY] @#####
+ma ###@@# #@@### #@@@## ###### ###@@@ ####@@ ##@@##
+mi @@@#### #@@@##
+mn ###@@@ @@@###
+mo @@#@#@ ###@@@ #@@##@
+mt ######[A] #####@ ####@
+ne #@#### #@@### ##@### ##@@##
+nv ###@@@ @##### @@#### @@@###
+nh ###### ####### @@@###
+nj @##@@@ @@@##@ @@###@ @@@####
+nm @@@### ###@@@ @@### @###
+ny @@@#### @@@### #@@### @#@### @###@@ @@###@
+nc @@@####
+nd @@@###
+mp @@@###
+oh @@@#### @@##@@
+ok ###@@@
+or ###@@@ @@@###
+pa @@@####
+pr @@@###
+ri @@### ###### #####
+sc @@@### ####@@
+sd #@@### ##@### ##@@## ##@@@#
+tn ###@@@
+tx @@@#### @##@@@ ###@@@ @@@### @@#@###
+ut @###@@ ###@# ###@@@ @@@###
+vt @@@### ###@### ##[B]##
+vi @@@###
+va @@@#### [J-Z]@@#### @@@### @@#### ####@@ #####[JY]
+wa ###@@@ @@@####
+wv [1-9DON]@@### [1-9DON]@####
+wy ###### ####### ##### ####@ ###@@ ##@@@
+"""
+
+
+def _state_formats(table: str) -> tuple[PlateFormat, ...]:
+    """One format per (state, pattern) line entry of `table`, named `xx-<pattern>` (`ca-#@#####`)."""
+    formats: dict[str, PlateFormat] = {}
+    for line in table.split("\n"):
+        if line.strip():
+            state, *patterns = line.split()
+            for pattern in patterns:
+                name = f"{state}-{pattern}"
+                formats[name] = PlateFormat(name, pattern, f"us-{state}", PlateKind.STANDARD, _OPENALPR_STATES)
+    return tuple(formats.values())
+
+
+DEFAULT_REGIONS = ("us-fl", "us")
+"""The formats that apply to a plate of unknown state: Florida's and the common out-of-state shapes."""
+
+FORMATS: tuple[PlateFormat, ...] = _DEFAULT_FORMATS + _state_formats(_STATE_PATTERNS)
 FORMATS_BY_NAME: dict[str, PlateFormat] = {f.name: f for f in FORMATS}
 
 # FLORIDA.md: personalised plates hold 2-7 characters; the generic US rule allows up to 8, and no US
@@ -133,22 +213,24 @@ GENERIC_US = re.compile(rf"^(?=.*\d)[A-Z0-9]{{1,{MAX_PLATE_CHARS}}}$")
 
 
 def matching_formats(text: str, regions: tuple[str, ...] | None = None) -> list[PlateFormat]:
-    """Every named format that `text` (normalised) matches, Florida first, optionally region-filtered."""
+    """Every named format of `regions` (`DEFAULT_REGIONS` for None) that `text` (normalised) matches,
+    Florida first."""
     return [f for f in region_formats(regions) if f.matches(text)]
 
 
 def region_formats(regions: tuple[str, ...] | None = None) -> list[PlateFormat]:
-    """The named formats of `regions` (every one for None), Florida first."""
-    return [f for f in FORMATS if regions is None or f.region in regions]
+    """The named formats of `regions` (`DEFAULT_REGIONS` for None: a plate of unknown state), Florida first."""
+    return [f for f in FORMATS if f.region in (regions or DEFAULT_REGIONS)]
 
 
-def match_format(text: str) -> str | None:
-    """The name of the first format `text` matches: a named format, else `us-generic`, else None.
+def match_format(text: str, regions: tuple[str, ...] | None = None) -> str | None:
+    """The name of the first format of `regions` (`DEFAULT_REGIONS` for None) `text` matches, else
+    `us-generic`, else None.
 
     `us-generic` is the generic US rule: 1-8 characters with at least one digit. Texts with no digit
     (RESERVED, EXIT) match nothing, which is how sign text is told from plates.
     """
-    named = matching_formats(text)
+    named = matching_formats(text, regions)
     if named:
         return named[0].name
     if GENERIC_US.match(text):

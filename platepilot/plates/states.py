@@ -66,8 +66,8 @@ def state_code(name: str) -> str:
 
 def format_regions(state: str) -> tuple[str, ...] | None:
     """The `plates.formats` regions whose formats the format prior prefers for a plate of `state`:
-    Florida's own for FL, the generic US ones plus the state's own (`us-xx`, where formats.py has them)
-    for another state, every format (None) for unknown."""
+    Florida's own for FL, the generic US ones plus the state's own (`us-xx`) for another state, the
+    default ones (None: Florida's and the generic US ones) for unknown."""
     if state == FLORIDA:
         return ("us-fl",)
     if state in STATE_NAMES:
