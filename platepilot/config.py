@@ -173,6 +173,14 @@ class StateConfig(_Model):
     min_confidence: float = Field(
         default=0.5, description="Reads whose best state is less likely than this say `unknown`.", ge=0, le=1
     )
+    min_sharpness: float = Field(
+        default=1500.0,
+        description="Crops softer than this (variance of the Laplacian at 48 px high, as the crop quality measures "
+        "it) get no state from the classifier, only from a name read on the plate: it learnt sharp photos (99% of "
+        "its training photos are sharper than 1,700) and named wrong states on soft camera crops (docs/states.md). "
+        "0 trusts it on every crop.",
+        ge=0,
+    )
     read_names: bool = Field(
         default=True,
         description="Also read the state name printed on the plate (PaddleOCR det + rec, fuzzy-matched) where "

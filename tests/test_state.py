@@ -17,7 +17,7 @@ from test_mqtt import Subscriber
 from typer.testing import CliRunner
 
 from platepilot.cli import app, main
-from platepilot.config import MQTTConfig
+from platepilot.config import MQTTConfig, StateConfig
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import BUNDLED_STATE_MODEL, StateClassifier, StateGuess, load_state_card, with_state
 from platepilot.ocr.state_name import StateNameReader
@@ -34,6 +34,7 @@ from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent, query_events
 from platepilot.store.mqtt import MQTTPublisher
 from platepilot.store.schema import current_revision, head_revision
+from platepilot.track.quality import sharpness
 from platepilot.types import PlateRead
 
 FL_FLOOR = 0.90  # FL vs out-of-state on rendered standard plates; the bundled model measures 0.97 (400 plates)
@@ -96,6 +97,21 @@ def test_a_crop_that_is_not_a_plate_is_unknown(classifier: StateClassifier) -> N
              np.zeros((0, 0, 3), np.uint8)]  # fmt: skip
     for guess in classifier.classify(crops):
         assert guess.state == UNKNOWN and guess.confidence < classifier.min_confidence
+
+
+def test_a_soft_crop_gets_no_state_from_the_classifier(
+    classifier: StateClassifier, rendered: tuple[list[np.ndarray], list[bool]]
+) -> None:
+    # as a parking-lot camera's crops: a far plate, small and soft (the classifier learnt sharp photos)
+    floor = StateConfig().min_sharpness
+    strict = StateClassifier(min_sharpness=floor)
+    sharp = rendered[0][:24]
+    soft = [cv2.GaussianBlur(cv2.resize(im, None, fx=0.3, fy=0.3), (0, 0), 1.5) for im in sharp]
+    assert min(sharpness(im) for im in sharp) >= floor > max(sharpness(im) for im in soft)
+    assert strict.classify(sharp) == classifier.classify(sharp)  # sharp crops: as before
+    assert any(g.state != UNKNOWN for g in classifier.classify(soft))  # what the floor guards against
+    for guess, plain in zip(strict.classify(soft), classifier.classify(soft), strict=True):
+        assert (guess.state, guess.confidence, guess.top) == (UNKNOWN, 0.0, plain.top)
 
 
 @pytest.mark.parametrize("damage", ["missing_sidecar", "garbage_onnx", "wrong_sha", "bad_classes"])

@@ -25,6 +25,7 @@ from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.formats import match_format, matching_formats
 from platepilot.plates.states import STATE_NAMES, UNKNOWN, format_regions
 from platepilot.sessions import load_sidecar, open_session, save_sidecar
+from platepilot.track.quality import sharpness
 from platepilot.types import PlateRead
 
 if TYPE_CHECKING:
@@ -121,10 +122,12 @@ class StateClassifier:
         threads: int | None = None,
         names: StateNameReader | None = None,
         names_below: float = 1.0,
+        min_sharpness: float = 0.0,
     ) -> None:
         self.model_path = model_path or BUNDLED_STATE_MODEL
         self.names = names
         self.names_below = names_below
+        self.min_sharpness = min_sharpness
         self.card = load_state_card(self.model_path)
         self.min_confidence = min_confidence
         self._session = open_session(self.model_path, "state classifier", threads=threads)
@@ -152,11 +155,15 @@ class StateClassifier:
     def classify(self, images: list[np.ndarray], read_names: bool = True) -> list[StateGuess]:
         """One guess per crop (empty or degenerate crops give `unknown` with confidence 0); with a name
         reader (and `read_names`), a state name read on the plate overrides the classifier
-        (`with_name`), read only where the classifier is less sure than `names_below` (all crops at 1)."""
+        (`with_name`), read only where the classifier is less sure than `names_below` (all crops at 1).
+        A crop softer than `min_sharpness` gets `unknown` with confidence 0 from the classifier (its
+        ranking stays in `top`), so only a name read on it can give it a state."""
         usable = [i for i, im in enumerate(images) if im.ndim in (2, 3) and im.shape[0] >= 2 and im.shape[1] >= 2]
         found = guesses(self.probabilities([images[i] for i in usable]), self.card.classes, self.min_confidence)
         out = [StateGuess(UNKNOWN, 0.0)] * len(images)
         for i, guess in zip(usable, found, strict=True):
+            if self.min_sharpness > 0 and sharpness(images[i]) < self.min_sharpness:
+                guess = StateGuess(UNKNOWN, 0.0, guess.top)
             named = None
             if read_names and self.names is not None and self.unsure(guess.confidence):
                 named = self.names.read(images[i])
@@ -174,7 +181,7 @@ def state_classifier(
     """The classifier `state:` settings describe (`model_path` overrides theirs), with its name reader if asked."""
     names = StateNameReader(config.name_min_score) if config.read_names else None
     return StateClassifier(model_path or config.model_path, config.min_confidence, threads=threads, names=names,
-                           names_below=config.read_names_below)  # fmt: skip
+                           names_below=config.read_names_below, min_sharpness=config.min_sharpness)  # fmt: skip
 
 
 def with_name(guess: StateGuess, named: tuple[str, float]) -> StateGuess:
