@@ -12,6 +12,8 @@ from platepilot.plates.formats import (
     PlateFormat,
     is_caption,
     is_plausible_plate,
+    is_vehicle_make,
+    looks_like_serial,
     match_format,
     matching_formats,
 )
@@ -120,3 +122,14 @@ def test_a_states_own_formats_apply_only_to_its_plates() -> None:
 )
 def test_caption_runs_are_told_from_plates(text: str, caption: bool) -> None:
     assert is_caption(text) is caption
+
+
+@pytest.mark.parametrize(
+    ("text", "make"),
+    [("TOYOTA", True), ("TOVOTA", True), ("KIA", True), ("KIB", False), ("HONDA", True), ("HOND4", False),
+     ("T0YOTA", False), ("ABC123", False)],
+)  # fmt: skip
+def test_vehicle_makes_are_not_serials(text: str, make: bool) -> None:
+    # a badge or a dealer frame's make; from six letters on, one misread letter (short vanity plates stay)
+    assert is_vehicle_make(text) is make
+    assert looks_like_serial(text) is not make

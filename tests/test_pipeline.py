@@ -102,8 +102,9 @@ def test_demo_run_stores_one_crop_and_one_event_per_vehicle(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("text", "conf"), [("ABC1234", 0.3), ("MYFLORIDACOM", 0.99), ("E", 0.99), ("EB", 0.99)]
-)  # low confidence, too long for a plate, fragments shorter than ocr.min_plate_chars (3)
+    ("text", "conf"),
+    [("ABC1234", 0.3), ("MYFLORIDACOM", 0.99), ("E", 0.99), ("EB", 0.99), ("TOYOTA", 0.99), ("NEWYORK", 0.99)],
+)  # low confidence, too long for a plate, fragments shorter than ocr.min_plate_chars (3), a badge, a state name
 def test_low_confidence_too_long_or_fragment_reads_make_no_event(tmp_path: Path, text: str, conf: float) -> None:
     settings = pipeline_settings(tmp_path)
     source = DemoSource("CAM1", seed=0, realtime=False, max_frames=120)

@@ -326,7 +326,7 @@ def test_a_whole_plate_crop_reads_the_first_line_that_reads_like_a_serial(
 
 def test_what_reads_like_a_serial() -> None:
     assert all(map(looks_like_serial, ["ABC123", "FHT65W", "4XEK968", "ABC"]))
-    assert not any(map(looks_like_serial, ["17", "NEWYORK", "FLORIDA", "MYFLOR", "FIRSTINFLIGHT", ""]))
+    assert not any(map(looks_like_serial, ["17", "NEWYORK", "FLORIDA", "MYFLOR", "FIRSTINFLIGHT", "TOYOTA", ""]))
 
 
 def test_behind_a_whole_plate_detector_both_readers_skip_a_sticker_taller_than_the_serial() -> None:

@@ -32,7 +32,7 @@ from platepilot.ocr.state import StateClassifier, with_state
 from platepilot.pipeline.fusion import fuse
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
-from platepilot.plates.formats import MAX_PLATE_CHARS, is_caption
+from platepilot.plates.formats import MAX_PLATE_CHARS, is_plate_surround
 from platepilot.sources.base import FrameSource
 from platepilot.store.crops import CropStore, StoredCrop
 from platepilot.store.events import EventStore, PlateEvent
@@ -282,7 +282,7 @@ class Pilot:
             if (
                 read is not None
                 and len(read.text) >= ocr.min_plate_chars
-                and not is_caption(read.text)
+                and not is_plate_surround(read.text)
                 and read.confidence >= ocr.ocr_min_confidence
             ):
                 state.reads.append(read)

@@ -270,7 +270,31 @@ MIN_SERIAL_CHARS = 3
 """Fewer characters read from a line are taken for a fragment (a sticker's number, a badge)."""
 
 
+VEHICLE_MAKES = frozenset({
+    "ACURA", "AUDI", "BMW", "BUICK", "CADILLAC", "CHEVY", "CHRYSLER", "DODGE", "FIAT", "FORD", "GENESIS", "GMC",
+    "HONDA", "HYUNDAI", "INFINITI", "JAGUAR", "JEEP", "KIA", "LEXUS", "LINCOLN", "MAZDA", "MERCEDES", "MINI",
+    "NISSAN", "PORSCHE", "RAM", "SCION", "SUBARU", "TESLA", "TOYOTA", "VOLVO",
+})  # fmt: skip
+"""Makes a dealer frame or a trunk badge beside the plate spells (`TOYOTA` made events on real approach
+clips); a vanity plate spelling one is rarer than those."""
+
+
+def is_vehicle_make(text: str) -> bool:
+    """Whether a read (normalised) is a make in `VEHICLE_MAKES`; from `CAPTION_FUZZY_RUN` letters on,
+    one letter may differ (a badge read `TOVOTA`)."""
+    if text in VEHICLE_MAKES:
+        return True
+    if len(text) < CAPTION_FUZZY_RUN or not text.isalpha():
+        return False
+    return any(len(make) == len(text) and Hamming.distance(text, make, score_cutoff=1) <= 1 for make in VEHICLE_MAKES)
+
+
+def is_plate_surround(text: str) -> bool:
+    """Whether a read (normalised) is text around a serial, not a serial: a caption run, a state's name
+    or a vehicle make."""
+    return is_caption(text) or is_state_name(text) or is_vehicle_make(text)
+
+
 def looks_like_serial(text: str) -> bool:
-    """Whether a line's read (normalised) could be a plate's serial: 3-8 characters, neither a caption
-    run nor a state's name."""
-    return MIN_SERIAL_CHARS <= len(text) <= MAX_PLATE_CHARS and not is_caption(text) and not is_state_name(text)
+    """Whether a line's read (normalised) could be a plate's serial: 3-8 characters, not text around one."""
+    return MIN_SERIAL_CHARS <= len(text) <= MAX_PLATE_CHARS and not is_plate_surround(text)
