@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 from rapidfuzz.distance import Hamming
@@ -218,9 +218,11 @@ def matching_formats(text: str, regions: tuple[str, ...] | None = None) -> list[
     return [f for f in region_formats(regions) if f.matches(text)]
 
 
-def region_formats(regions: tuple[str, ...] | None = None) -> list[PlateFormat]:
-    """The named formats of `regions` (`DEFAULT_REGIONS` for None: a plate of unknown state), Florida first."""
-    return [f for f in FORMATS if f.region in (regions or DEFAULT_REGIONS)]
+@cache
+def region_formats(regions: tuple[str, ...] | None = None) -> tuple[PlateFormat, ...]:
+    """The named formats of `regions` (`DEFAULT_REGIONS` for None: a plate of unknown state), Florida first.
+    Cached: every read's format prior asks, and FORMATS holds every state's."""
+    return tuple(f for f in FORMATS if f.region in (regions or DEFAULT_REGIONS))
 
 
 def match_format(text: str, regions: tuple[str, ...] | None = None) -> str | None:
