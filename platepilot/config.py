@@ -134,6 +134,13 @@ class OCRConfig(_Model):
     )
     workers: int = Field(default=2, description="OCR worker threads shared by all cameras.", ge=1, le=64)
     format_prior: bool = Field(default=True, description="Prefer candidate texts that match a known plate format.")
+    site_state: str | None = Field(
+        default=None,
+        description="The state nearly all of this site's plates come from (a postal code or name). The format "
+        "prior then takes a plate whose state was not identified for one of its, and may change one character the "
+        "reader was unsure of to fit that state's formats (LVAH764 -> 4VAH764 in California). null: Florida's and "
+        "the common US formats, no such change.",
+    )
     plateocr_members: tuple[PlateOCRMember, ...] = Field(
         default=("paddle", "crnn"),
         description="PlateOCR ensemble members: paddle (PP-OCRv6), easyocr (needs the ensemble extra), crnn "
@@ -143,6 +150,11 @@ class OCRConfig(_Model):
     plateocr_lines: bool = Field(
         default=True, description="PlateOCR: in crops with several lines of text, read only the plate line."
     )
+
+    @field_validator("site_state")
+    @classmethod
+    def _postal_code(cls, state: str | None) -> str | None:
+        return None if state is None else state_code(state)
 
     @field_validator("plateocr_members")
     @classmethod

@@ -172,7 +172,8 @@ def with_states(reads: list[PlateRead], images: list[np.ndarray], settings: Sett
 
     classifier = state_classifier(settings.state)
     guesses = classifier.classify(images)
-    return [with_state(r, g, settings.ocr.format_prior) for r, g in zip(reads, guesses, strict=True)]
+    ocr = settings.ocr
+    return [with_state(r, g, ocr.format_prior, ocr.site_state) for r, g in zip(reads, guesses, strict=True)]
 
 
 def eval_states(

@@ -81,6 +81,10 @@ def test_settings_are_frozen() -> None:
         ("cameras: []\n", "cameras: List should have at least 1 item"),
         ("detector:\n  input_size: 500\n", "detector.input_size: Input should be a multiple of 32 (got 500)"),
         ("- a\n- b\n", "the top level must be a mapping of keys, not list"),
+        (
+            "ocr:\n  site_state: Narnia\n",
+            "ocr.site_state: 'Narnia' is not a US state, DC or territory name or postal code",
+        ),
     ],
 )
 def test_invalid_values_give_one_line_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:

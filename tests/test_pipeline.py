@@ -71,6 +71,14 @@ def test_fuse_shapes_the_vote_to_the_plates_state() -> None:
     assert fused is not None and (fused.text, fused.state, fused.format_match) == ("6F55687", "CA", "ca-#@#####")
 
 
+def test_fuse_shapes_a_plate_of_unknown_state_to_the_sites_formats() -> None:
+    # the California commercial plate above, its state not identified, at a site set to California
+    reads = [_read("6F55687", 0.8), _read("6F55687", 0.8), _read("KF55687", 0.8)]
+    fused = fuse(reads, site_state="CA")
+    assert fused is not None and (fused.text, fused.state, fused.format_match) == ("6F55687", "unknown", "ca-#@#####")
+    assert fuse(reads, site_state="FL").text == "KF55687"  # type: ignore[union-attr]
+
+
 def test_fuse_weighs_reads_by_crop_quality() -> None:
     reads = [_read("FAR123", 0.9), _read("FAR123", 0.9), _read("NEAR12", 0.97)]
     assert fuse(reads).text == "FAR123"  # type: ignore[union-attr]

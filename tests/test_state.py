@@ -27,7 +27,7 @@ from platepilot.pipeline.reload import ReaderSlot
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.render import render_plate
 from platepilot.plates.state_manifest import read_state_manifest
-from platepilot.plates.states import FLORIDA, UNKNOWN, format_regions, state_code
+from platepilot.plates.states import FLORIDA, UNKNOWN, format_regions, site_regions, state_code
 from platepilot.sessions import sidecar_path
 from platepilot.sources.demo import DemoSource
 from platepilot.store.crops import CropStore
@@ -500,6 +500,27 @@ def test_a_states_own_formats_fix_characters_in_place_only() -> None:
     # Idaho's loose ##### never drops a character the reader saw
     read = _read("164081", UNKNOWN, 0.0, (("164081", 0.40), ("16408", 0.26)))
     assert with_state(read, StateGuess("ID", 0.95)).text == "164081"
+
+
+def test_a_site_that_names_its_state_reads_unknown_plates_as_its_own() -> None:
+    # a blurred California 4 read as L: LVAH764 fits no format; 4VAH764 (ca-#@@@###) is a candidate the
+    # reader was unsure of, one character away, at a third of the probability
+    read = _read("LVAH764", UNKNOWN, 0.0, (("LVAH764", 0.6), ("4VAH764", 0.2), ("LVAH76", 0.1)))
+    assert with_state(read, StateGuess(UNKNOWN, 0.1), site="CA").text == "4VAH764"
+    assert with_state(read, StateGuess(UNKNOWN, 0.1)).text == "LVAH764"  # no site: no swap
+    assert with_state(read, StateGuess(UNKNOWN, 0.1), format_prior=False, site="CA").text == "LVAH764"
+    assert with_state(read, StateGuess("AZ", 0.9), site="CA").text == "LVAH764"  # another state's plate
+    # too unsure a candidate, or two characters away, is not taken
+    far = _read("LVAH764", UNKNOWN, 0.0, (("LVAH764", 0.6), ("4VAH764", 0.1)))
+    assert with_state(far, StateGuess(UNKNOWN, 0.1), site="CA").text == "LVAH764"
+    two = _read("LVAH76A", UNKNOWN, 0.0, (("LVAH76A", 0.6), ("4VAH764", 0.25)))
+    assert with_state(two, StateGuess(UNKNOWN, 0.1), site="CA").text == "LVAH76A"
+    # a California commercial plate (#@#####) fits the site's own formats: left alone
+    commercial = _read("5N30048", UNKNOWN, 0.0, (("5N30048", 0.6), ("EN30048", 0.3)))
+    assert with_state(commercial, StateGuess(UNKNOWN, 0.1), site="CA").text == "5N30048"
+    assert format_regions(UNKNOWN, "CA") == ("us", "us-ca") and format_regions(UNKNOWN, "FL") == ("us-fl", "us")
+    assert site_regions(UNKNOWN, "CA") == site_regions("CA", "CA") == ("us-ca",)
+    assert site_regions("AZ", "CA") == site_regions(UNKNOWN, None) == ()
 
 
 _OLD_SCHEMA = """CREATE TABLE plate_events (id INTEGER PRIMARY KEY AUTOINCREMENT, camera_id VARCHAR(32) NOT NULL,

@@ -31,26 +31,49 @@ PRIOR_RATIO = 0.5
 """Candidates at least this fraction of the best one's probability count as near-equal for the format prior."""
 
 
+SWAP_RATIO = 0.2
+"""A candidate one character away from the best read may win on a site state's format at this fraction of
+its probability (`apply_format_prior`'s `swap_into`): on blurred California plates the right `4` of an `L`
+read was the second candidate at 0.1-0.5 of its probability."""
+
+
 def apply_format_prior(
-    candidates: Sequence[tuple[str, float]], ratio: float = PRIOR_RATIO, regions: tuple[str, ...] | None = None
+    candidates: Sequence[tuple[str, float]],
+    ratio: float = PRIOR_RATIO,
+    regions: tuple[str, ...] | None = None,
+    swap_into: tuple[str, ...] = (),
 ) -> tuple[str, float]:
     """Pick among (text, probability) candidates, preferring plate-shaped texts among near-equal ones.
 
     Candidates at least `ratio` x the best probability are near-equal; of those the most probable
     that matches a named Florida/US format (only those of `regions`, when given: the plate's state,
-    `plates.states.format_regions`) wins, else the most probable overall. Only a given candidate is
-    ever returned (the text is never edited); no candidates gives ("", 0.0).
+    `plates.states.format_regions`) wins. Failing that, with `swap_into` (the site state's region,
+    `plates.states.site_regions`), the most probable candidate at least `SWAP_RATIO` x the best that
+    differs from it in one character and matches one of that region's formats; else the most probable
+    overall. Only a given candidate is ever returned (the text is never edited); no candidates gives
+    ("", 0.0).
     """
     if not candidates:
         return "", 0.0
     ranked = sorted(candidates, key=lambda c: c[1], reverse=True)
-    floor = ranked[0][1] * ratio
+    best = ranked[0]
     for text, prob in ranked:
-        if prob < floor:
+        if prob < best[1] * ratio:
             break
         if matching_formats(text, regions):
             return text, prob
-    return ranked[0]
+    if swap_into:
+        for text, prob in ranked:
+            if prob < best[1] * SWAP_RATIO:
+                break
+            if _one_swap(text, best[0]) and matching_formats(text, swap_into):
+                return text, prob
+    return best
+
+
+def _one_swap(a: str, b: str) -> bool:
+    """Whether `a` and `b` have the same length and differ in exactly one character."""
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
 
 def prior_candidates(

@@ -23,7 +23,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import apply_format_prior, prior_candidates
 from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.formats import match_format, matching_formats
-from platepilot.plates.states import STATE_NAMES, UNKNOWN, format_regions
+from platepilot.plates.states import STATE_NAMES, UNKNOWN, format_regions, site_regions
 from platepilot.sessions import load_sidecar, open_session, save_sidecar
 from platepilot.track.quality import sharpness
 from platepilot.types import PlateRead
@@ -193,15 +193,18 @@ def with_name(guess: StateGuess, named: tuple[str, float]) -> StateGuess:
     return StateGuess(code, confidence, top)
 
 
-def with_state(read: PlateRead, guess: StateGuess, format_prior: bool = True) -> PlateRead:
+def with_state(read: PlateRead, guess: StateGuess, format_prior: bool = True, site: str | None = None) -> PlateRead:
     """`read` with the state of `guess`; with the format prior, a read whose text fits none of its
     state's formats becomes the near-equal candidate that does, if one does (Florida's formats for FL;
-    a state's own formats only in place: `prior_candidates`)."""
+    a state's own formats only in place: `prior_candidates`). A plate of unknown state at a site that
+    names its state (`site`, `ocr.site_state`) is taken for one of the site's, whose formats a read may
+    also be turned into by one unsure character (`format_regions`, `site_regions`)."""
     read = replace(read, state=guess.state, state_confidence=round(guess.confidence, 4))
-    regions = format_regions(guess.state)
+    regions = format_regions(guess.state, site)
     if not format_prior or regions is None or not read.candidates or matching_formats(read.text, regions):
         return read
-    text, prob = apply_format_prior(prior_candidates(read.candidates, len(read.text), regions), regions=regions)
+    candidates = prior_candidates(read.candidates, len(read.text), regions)
+    text, prob = apply_format_prior(candidates, regions=regions, swap_into=site_regions(guess.state, site))
     if text == read.text or not matching_formats(text, regions):
         return read
     return replace(read, text=text, confidence=prob, char_confidences=(), format_match=match_format(text, regions))

@@ -119,12 +119,16 @@ def fuse(
     engine: str = "",
     state_min_confidence: float = 0.5,
     weights: Sequence[float] | None = None,
+    site_state: str | None = None,
 ) -> PlateRead | None:
     """The fused read of one track's accepted reads (text and state); None when there is none with text.
 
     `weights` (one per read: its crop's quality) scale each read's say in the text vote, relative to
     the best crop's (floored at MIN_WEIGHT): a plate seen twice as large and sharp counts twice as much,
-    so two confident reads of the far plate cannot out-vote the read of the near one."""
+    so two confident reads of the far plate cannot out-vote the read of the near one. A track of unknown
+    state at a site that names its state (`site_state`, `ocr.site_state`) is shaped to the site's formats
+    (`format_regions`); the one-character swap into them happens per read (`ocr.state.with_state`), where
+    the reader's own candidates are."""
     kept = [(r, w) for r, w in zip(reads, weights or [1.0] * len(reads), strict=True) if r.text]
     if not kept:
         return None
@@ -136,7 +140,7 @@ def fuse(
         by_length[len(read.text)].append(read)
     group = max(by_length.values(), key=lambda g: (sum(r.confidence for r in g), len(g[0].text)))
     state, state_confidence = fuse_state(reads, state_min_confidence)
-    regions = format_regions(state)
+    regions = format_regions(state, site_state)
     support: dict[str, float] = defaultdict(float)
     for read in voters:
         support[read.text] += read.confidence

@@ -270,7 +270,7 @@ class Pilot:
             read: PlateRead | None = reader.engine.read([crop.image])[0]
             if read is not None and self.states is not None:
                 guess = self.states.classify([crop.image], read_names=not self._state_sure(key))[0]
-                read = with_state(read, guess, ocr.format_prior)
+                read = with_state(read, guess, ocr.format_prior, ocr.site_state)
         except Exception:
             log.exception("%s track %d: OCR failed", *key)
             read = None
@@ -343,8 +343,9 @@ class Pilot:
         if state is None or state.ended is None or state.reader is None:
             return
         engine = state.reader.engine.name
+        ocr = self.settings.ocr
         fused = fuse(
-            state.reads, self.settings.ocr.format_prior, engine, self.settings.state.min_confidence, state.qualities
+            state.reads, ocr.format_prior, engine, self.settings.state.min_confidence, state.qualities, ocr.site_state
         )
         if fused is None or len(fused.text) > MAX_PLATE_CHARS or (state.edge_only and not fused.format_match):
             return

@@ -64,12 +64,25 @@ def state_code(name: str) -> str:
     return code
 
 
-def format_regions(state: str) -> tuple[str, ...] | None:
+def format_regions(state: str, site: str | None = None) -> tuple[str, ...] | None:
     """The `plates.formats` regions whose formats the format prior prefers for a plate of `state`:
-    Florida's own for FL, the generic US ones plus the state's own (`us-xx`) for another state, the
-    default ones (None: Florida's and the generic US ones) for unknown."""
+    Florida's own for FL, the generic US ones plus the state's own (`us-xx`) for another state. A plate
+    of unknown state is taken for one of the `site` state's (`ocr.site_state`), with the generic US
+    ones; with no site, the default ones (None: Florida's and the generic US ones)."""
     if state == FLORIDA:
         return ("us-fl",)
     if state in STATE_NAMES:
         return ("us", f"us-{state.lower()}")
-    return None
+    if site is None:
+        return None
+    return tuple(dict.fromkeys((*(format_regions(site) or ()), "us")))
+
+
+def site_regions(state: str, site: str | None) -> tuple[str, ...]:
+    """The site state's own region (`us-ca`) for a plate of that state or of unknown state, else ():
+    the formats a read may be turned into by one character its reader was unsure of
+    (`ocr.base.apply_format_prior`). Only where a site names its state are all of its plates' formats
+    taken as known; elsewhere a swap turned plates of a format the list lacks into one it has."""
+    if site is None or state not in (site, UNKNOWN):
+        return ()
+    return (f"us-{site.lower()}",)
