@@ -78,6 +78,17 @@ class DetectorConfig(_Model):
     iou_threshold: float = Field(
         default=0.45, description="IoU above which non-max suppression merges boxes.", ge=0, le=1
     )
+    text_check_below: float = Field(
+        default=0.5,
+        description="Plate detectors (not textdet): a box scoring below this counts only if the bundled CRNN reads "
+        "at least text_check_chars characters in it (0: every box counts). Most false boxes on real scenes were "
+        "lamps, emblems and foliage scored below 0.5, with no text.",
+        ge=0,
+        le=1,
+    )
+    text_check_chars: int = Field(
+        default=3, description="Characters a box scoring below text_check_below must hold.", ge=1, le=8
+    )
     input_size: int = Field(
         default=640, description="YOLO models: square input side in pixels.", ge=32, le=4096, multiple_of=32
     )

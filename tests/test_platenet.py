@@ -30,7 +30,7 @@ from platepilot.plates.scenes import render_scene
 @pytest.fixture(scope="module", params=["platenet", "fast"])
 def bundled(request: pytest.FixtureRequest) -> PlateNetDetector:
     """The bundled detector, then its bundled student."""
-    detector = make_detector(DetectorConfig(kind=request.param))
+    detector = make_detector(DetectorConfig(kind=request.param, text_check_below=0))
     assert isinstance(detector, PlateNetDetector)
     return detector
 
@@ -44,7 +44,7 @@ def _copy_bundled(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(("kind", "model"), [("platenet", BUNDLED_MODEL), ("fast", FAST_MODEL)])
 def test_platenet_is_the_bundled_detector_and_its_card_is_complete(kind: str, model: Path) -> None:
-    detector = make_detector(DetectorConfig(kind=kind))  # type: ignore[arg-type]
+    detector = make_detector(DetectorConfig(kind=kind, text_check_below=0))  # type: ignore[arg-type]
     assert isinstance(detector, PlateNetDetector) and detector.model_path == model
     card = load_card(model)  # the sha256 in the sidecar matches the shipped file
     assert card.onnx_sha256 and card.input_size % 32 == 0
@@ -144,7 +144,7 @@ def test_detector_train_exports_a_model_that_runs_and_resumes(tmp_path: Path, mo
     assert card.training["epochs_run"] == 2 and card.training["export_parity_max_abs"] < 1e-3
     assert card.output_stride == 8 and card.training["backbone"]["licence"] == "Apache-2.0"  # --arch ppocr
     assert (out / "training_curves.png").is_file() and (out / "plate_detector.pt").is_file()
-    detector = make_detector(DetectorConfig(model_path=model))  # a trained detector is known by its sidecar
+    detector = make_detector(DetectorConfig(model_path=model, text_check_below=0))  # known by its sidecar
     assert isinstance(detector, PlateNetDetector)
     detector.detect(render_scene(3, 0).image)
     # a run interrupted in its second epoch picks up where it stopped
@@ -238,7 +238,7 @@ def test_a_student_learns_the_teachers_features_and_exports_alone(tmp_path: Path
     bundled_card = load_card(BUNDLED_MODEL)  # it reads boxes as its teacher does
     assert (card.box_margin, card.min_width, card.score_threshold) == (
         bundled_card.box_margin, bundled_card.min_width, bundled_card.score_threshold)  # fmt: skip
-    assert isinstance(make_detector(DetectorConfig(model_path=model)), PlateNetDetector)
+    assert isinstance(make_detector(DetectorConfig(model_path=model, text_check_below=0)), PlateNetDetector)
     result = CliRunner().invoke(app, [*args, "--teacher", str(tmp_path / "nope.pt")])
     assert result.exit_code != 0 and "no such teacher weights file" in str(result.exception)
 

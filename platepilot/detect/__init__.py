@@ -15,8 +15,17 @@ def make_detector(config: DetectorConfig, threads: int | None = None, still: boo
     `platepilot detector train`, known by its sidecar, or else a YOLO export; `platenet` without it is
     the bundled plate detector; `fast` its bundled student (FAST_MODEL); `textdet` is PP-OCRv6 text
     detection + a plate-shape filter at the video or, with `still`, the still-image size. `auto`
-    without a model_path is AUTO_KIND."""
+    without a model_path is AUTO_KIND. Every kind but textdet drops boxes it is unsure of that hold
+    no text (`text_check_below`, `detect.text_check`)."""
     kind = resolved_kind(config)
+    if kind != "textdet" and config.text_check_below > 0:
+        from platepilot.detect.text_check import TextCheckedDetector
+        from platepilot.ocr.crnn_service import CRNNOCRService
+        from platepilot.ocr.models import BUNDLED_MODEL
+
+        plain = make_detector(config.model_copy(update={"text_check_below": 0.0}), threads, still)
+        reader = CRNNOCRService(BUNDLED_MODEL, format_prior=False, threads=threads)
+        return TextCheckedDetector(plain, reader, config.text_check_below, config.text_check_chars)
     if kind == "textdet":
         from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 
