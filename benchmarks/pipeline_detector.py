@@ -42,7 +42,10 @@ DEFAULT_DETECTORS = ["platenet", REFERENCE, "textdet:960"]
 
 
 def detector_for(spec: str, config: DetectorConfig) -> PlateDetector:
-    """`textdet:SIDE` -> the text detector at SIDE; anything else as `eval --detector` takes it."""
+    """`textdet:SIDE` -> the text detector at SIDE; `NAME:raw` -> NAME without the text check
+    (`detector.text_check_below: 0`); anything else as `eval --detector` takes it."""
+    if spec.endswith(":raw"):
+        return detector_for(spec.removesuffix(":raw"), config.model_copy(update={"text_check_below": 0.0}))
     name, _, side = spec.partition(":") if spec.startswith("textdet:") else (spec, "", "")
     if side and not side.isdigit():
         raise PlatepilotError(f"detector {spec!r}: the side after 'textdet:' must be pixels, e.g. textdet:640")
@@ -90,7 +93,10 @@ def table(rows: list[dict[str, Any]]) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--detectors", nargs="+", default=DEFAULT_DETECTORS, help="platenet, auto, textdet:SIDE or ONNX paths"
+        "--detectors",
+        nargs="+",
+        default=DEFAULT_DETECTORS,
+        help="platenet, fast, auto, textdet:SIDE or ONNX paths; NAME:raw without the text check",
     )
     parser.add_argument("--engine", default="auto", help="reader for the end-to-end columns")
     parser.add_argument("--limit", type=int, default=None, help="only the first N UCSD images (a quick check)")
