@@ -8,6 +8,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+from rapidfuzz.distance import Hamming
 
 from platepilot.errors import PlatepilotError
 from platepilot.plates.formats import DEFAULT_REGIONS, matching_formats
@@ -66,14 +67,10 @@ def apply_format_prior(
         for text, prob in ranked:
             if prob < best[1] * SWAP_RATIO:
                 break
-            if _one_swap(text, best[0]) and matching_formats(text, swap_into):
+            one_swap = len(text) == len(best[0]) and Hamming.distance(text, best[0]) == 1
+            if one_swap and matching_formats(text, swap_into):
                 return text, prob
     return best
-
-
-def _one_swap(a: str, b: str) -> bool:
-    """Whether `a` and `b` have the same length and differ in exactly one character."""
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
 
 def prior_candidates(

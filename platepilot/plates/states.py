@@ -75,7 +75,7 @@ def format_regions(state: str, site: str | None = None) -> tuple[str, ...] | Non
         return ("us", f"us-{state.lower()}")
     if site is None:
         return None
-    return tuple(dict.fromkeys((*(format_regions(site) or ()), "us")))
+    return ("us-fl", "us") if site == FLORIDA else format_regions(site)
 
 
 def site_regions(state: str, site: str | None) -> tuple[str, ...]:
