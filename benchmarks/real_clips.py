@@ -16,7 +16,9 @@ folded; an event matches no plate when its folded text is none of its clip's lab
 also runs the detector and the reader on every frame of every clip, with no tracker: the share of
 vehicles that at least one frame reads (folded) is what a perfect choice of crops would reach, so
 the gap to it is the runtime's (tracking, crop choice, fusion), the rest the detector's and reader's.
-Prints a table and writes benchmarks/results/real_clips.json.
+Each clip draws one motion blur length (1-5 px, 1 meaning none); a second table gives the share read
+per length, which separates what blur costs the reader from the rest.
+Prints the tables and writes benchmarks/results/real_clips.json.
 Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|fast|textdet:SIDE|PATH]
     [--engine auto] [--config platepilot.yaml] [--limit N] [--keep-clips DIR] [--ceiling] [--out JSON]
 """
@@ -118,8 +120,11 @@ def degrade(
     return cv2.imdecode(jpg, cv2.IMREAD_COLOR)
 
 
-def make_clip(photo: np.ndarray, scene: LabelledScene, style: ClipStyle, rng: np.random.Generator) -> list[np.ndarray]:
-    """The frames of one approach clip (see the module doc), each of the photo's size cut to even sides."""
+def make_clip(
+    photo: np.ndarray, scene: LabelledScene, style: ClipStyle, rng: np.random.Generator
+) -> tuple[list[np.ndarray], int]:
+    """The frames of one approach clip (see the module doc), each of the photo's size cut to even sides,
+    and the clip's motion blur length in pixels (1: none)."""
     photo = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]  # mp4v needs even sides
     height, width = photo.shape[:2]
     aim, middle = aim_point(scene, width, height), (width / 2, height / 2)
@@ -134,7 +139,7 @@ def make_clip(photo: np.ndarray, scene: LabelledScene, style: ClipStyle, rng: np
         wobble = np.sin(2 * np.pi * index / period + phase) * style.pan * width * np.array([1.0, 0.5])
         frame = camera_view(photo, float(scale), centre, (float(wobble[0]), float(wobble[1])))
         frames.append(degrade(frame, blur, angle, sigma, quality, rng))
-    return frames
+    return frames, blur
 
 
 def write_clip(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
@@ -173,6 +178,7 @@ class ClipResult:
     read_folded: tuple[bool, ...]
     events: tuple[tuple[str, int], ...]  # (text, reads)
     false_events: int
+    blur_px: int
     any_frame: tuple[bool, ...] | None = None  # with --ceiling: whether some frame alone reads each label
 
 
@@ -185,7 +191,9 @@ def frame_reads(frames: Sequence[np.ndarray], detector: PlateDetector, engine: O
     return texts
 
 
-def score_clip(scene: LabelledScene, events: Sequence[PlateEvent], any_frame: set[str] | None = None) -> ClipResult:
+def score_clip(
+    scene: LabelledScene, events: Sequence[PlateEvent], blur_px: int, any_frame: set[str] | None = None
+) -> ClipResult:
     """Match a clip's events (and, with --ceiling, its frames' own reads) to its labelled plates."""
     labels = tuple(p.text for p in scene.plates)
     texts = {e.text for e in events}
@@ -193,7 +201,7 @@ def score_clip(scene: LabelledScene, events: Sequence[PlateEvent], any_frame: se
     false = sum(1 for e in events if fold(e.text) not in {fold(label) for label in labels})
     return ClipResult(
         str(scene.image), labels, tuple(label in texts for label in labels),
-        tuple(fold(label) in folded for label in labels), tuple((e.text, e.reads) for e in events), false,
+        tuple(fold(label) in folded for label in labels), tuple((e.text, e.reads) for e in events), false, blur_px,
         None if any_frame is None else tuple(fold(label) in any_frame for label in labels),
     )  # fmt: skip
 
@@ -213,8 +221,20 @@ def summary(clips: Sequence[ClipResult], seconds: float) -> dict[str, Any]:
         "false_events": sum(c.false_events for c in clips),
         "clips_without_event": sum(1 for c in clips if not c.events),
         "read_any_frame": round(sum(sum(a) for a in ceiling) / vehicles, 4) if ceiling and vehicles else None,
+        "by_blur": by_blur(clips),
         "seconds": round(seconds, 1),
     }
+
+
+def by_blur(clips: Sequence[ClipResult]) -> dict[str, dict[str, float]]:
+    """Vehicles and the share read (folded) per motion blur length: what the reader loses to blur."""
+    out = {}
+    for blur in sorted({c.blur_px for c in clips}):
+        group = [c for c in clips if c.blur_px == blur]
+        vehicles = sum(len(c.labels) for c in group)
+        read = sum(sum(c.read_folded) for c in group)
+        out[str(blur)] = {"vehicles": vehicles, "read_folded": round(read / vehicles, 4) if vehicles else 0.0}
+    return out
 
 
 def run_all(
@@ -232,12 +252,12 @@ def run_all(
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("clips", total=len(scenes))
         for index, scene in enumerate(scenes):
-            frames = make_clip(read_image(scene.image), scene, style, np.random.default_rng([args.seed, index]))
+            frames, blur = make_clip(read_image(scene.image), scene, style, np.random.default_rng([args.seed, index]))
             video = workdir / f"clip{index:05d}_{scene.image.stem}.mp4"
             write_clip(frames, video, style.fps)
             events = run_clip(video, settings, detector, reader, workdir / f"run{index:05d}")
             ceiling = frame_reads(frames, detector, engine) if args.ceiling else None
-            results.append(score_clip(scene, events, ceiling))
+            results.append(score_clip(scene, events, blur, ceiling))
             bar.advance(task)
     console.print(f"detector {args.detector}, reader {engine.name}", highlight=False)
     return results
@@ -254,6 +274,15 @@ def table(row: dict[str, Any], title: str) -> Table:
         f"{row['reads_per_event']:.2f}", str(row["false_events"]), str(row["clips_without_event"]),
         *([f"{row['read_any_frame']:.1%}"] if ceiling else []),
     )  # fmt: skip
+    return out
+
+
+def blur_table(row: dict[str, Any]) -> Table:
+    out = Table(title="read folded by the clip's motion blur (1 px: none)")
+    for column in ("blur px", "vehicles", "read folded"):
+        out.add_column(column, justify="right")
+    for blur, group in row["by_blur"].items():
+        out.add_row(blur, str(group["vehicles"]), f"{group['read_folded']:.1%}")
     return out
 
 
@@ -294,6 +323,7 @@ def main() -> None:
         sys.exit(1)
     row = summary(clips, time.monotonic() - start)
     console.print(table(row, f"{args.scenes}: one clip per scene, {args.frames} frames at {args.fps:g} fps"))
+    console.print(blur_table(row))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "detector": args.detector, "engine": args.engine, "limit": args.limit,
             "seed": args.seed, "config": str(args.config or ""), **row,
