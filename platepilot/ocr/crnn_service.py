@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # The beam search (pure Python, ~2 ms a crop, more than the network) is then skipped, and the read's
 # only candidate is itself: confident reads pay for no search.
 BEAM_SKIP_PATH_PROB = 1.0 / (1.0 + PRIOR_RATIO)
+# A crop this many times taller than wide holds no plate line: squeezed to the model's 32 x 128 it is
+# noise the reader can still make a character of (a 10000 x 20 strip read as `E`), so it reads as empty.
+MAX_TALL_RATIO = 2.0
 
 
 class CRNNOCRService:
@@ -111,12 +114,13 @@ class CRNNOCRService:
         return reads
 
     def _read_crops(self, crops: list[np.ndarray]) -> list[PlateRead]:
-        reads: list[PlateRead] = []
-        for start in range(0, len(crops), self._batch_size):
-            probs = self.probabilities(crops[start : start + self._batch_size])
-            reads.extend(
-                decode_read(p, self.spec.charset, self._beam_width, self._top_k, self._format_prior) for p in probs
-            )
+        readable = [i for i, crop in enumerate(crops) if not too_tall(crop)]
+        reads = [PlateRead("", 0.0, engine=self.name) for _ in crops]
+        for start in range(0, len(readable), self._batch_size):
+            batch = readable[start : start + self._batch_size]
+            probs = self.probabilities([crops[i] for i in batch])
+            for i, p in zip(batch, probs, strict=True):
+                reads[i] = decode_read(p, self.spec.charset, self._beam_width, self._top_k, self._format_prior)
         return reads
 
     def probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -135,6 +139,11 @@ class CRNNOCRService:
         for _ in range(iterations):
             self.read([blank])
             self.probabilities([blank] * self._batch_size)
+
+
+def too_tall(crop: np.ndarray) -> bool:
+    """Whether `crop` is too tall for its width to hold a plate line (MAX_TALL_RATIO)."""
+    return bool(crop.shape[0] > MAX_TALL_RATIO * crop.shape[1])
 
 
 def decode_read(

@@ -25,7 +25,7 @@ import numpy as np
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import as_bgr
-from platepilot.ocr.crnn_service import CRNNOCRService, decode_read
+from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, too_tall
 from platepilot.ocr.easy import EasyOCRReader
 from platepilot.ocr.ensemble import MemberRead, combine
 from platepilot.ocr.lines import PlateLineFinder, Rows, rows_of
@@ -77,6 +77,8 @@ class CRNNMember:
         self._format_prior = format_prior
 
     def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]:
+        if too_tall(image):
+            return []
         probs = self._service.probabilities([image])[0]
         charset = self._service.spec.charset
         return [MemberRead(decode_read(probs, charset, format_prior=self._format_prior), probs, charset)]
