@@ -237,7 +237,7 @@ def test_sync_command_exits_cleanly_on_sigterm(server: LiveServer, versions: dic
         assert any("deployed" in line for line in seen), seen
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-        assert "SIGTERM received" in proc.stdout.read()
+        assert "stop signal received" in proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()

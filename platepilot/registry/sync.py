@@ -35,6 +35,7 @@ from platepilot.registry.common import CHAMPION, actor, client, first_line, serv
 from platepilot.registry.gate import record_from_tags
 from platepilot.registry.golden import check_golden, read_golden
 from platepilot.registry.models import DEPLOYED_PREFIX, download_version
+from platepilot.signals import stop_on_signals
 
 AGENT_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 """The agent retries on its own schedule: mlflow's 7 exponential retries would stall a poll for minutes."""
@@ -212,8 +213,6 @@ class SyncAgent:
 
 def run_agent(settings: SyncSettings, once: bool = False, log: Callable[[str], None] = print) -> PollOutcome | None:
     """`platepilot sync`: poll once, or until SIGTERM/SIGINT (clean exit between polls)."""
-    import signal
-
     for key, value in AGENT_HTTP_ENV.items():
         os.environ.setdefault(key, value)
     agent = SyncAgent(settings, log=log, retries=not once)
@@ -221,17 +220,16 @@ def run_agent(settings: SyncSettings, once: bool = False, log: Callable[[str], N
         return agent.poll_once()
     stop = threading.Event()
 
-    def _stop(signum: int, frame: object) -> None:
-        log(f"sync: {signal.Signals(signum).name} received, stopping")
+    def _stop() -> None:
+        log("sync: stop signal received, stopping")
         stop.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     running = agent.deployed()
     log(
         f"sync: following {settings.model_name}@{settings.alias} at {settings.tracking_uri} every "
         f"{settings.interval:.0f} s as device {settings.device_id}; running "
         f"{f'v{running.version}' if running else 'no registry model yet'}"
     )
-    agent.run(stop)
+    with stop_on_signals(_stop):
+        agent.run(stop)
     return None
