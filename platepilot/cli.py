@@ -998,6 +998,15 @@ def train_command(
         help="Share of the real crops drawn that also get a camera's degradation (fewer pixels, blur, noise, JPEG), "
         "so sharp photos teach reading blurred plates.",
     ),
+    designs: list[Path] = typer.Option(
+        [],
+        "--designs",
+        help="Folder of real plate design images with sample serials (e.g. florida_dmv); a share of the synthetic "
+        "plates is drawn on them with new serials. Repeatable.",
+    ),
+    designs_share: float = typer.Option(
+        0.2, "--designs-share", min=0.0, max=1.0, help="Share of the synthetic plates drawn on the --designs."
+    ),
     register: bool = typer.Option(
         False, "--register", help="Register the model as a new version in the MLflow model registry."
     ),
@@ -1026,7 +1035,8 @@ def train_command(
         labels=labels, output_dir=folder, epochs=epochs, batch_size=batch_size, val_split=val_split,
         patience=patience, lr=lr, synthetic=synthetic, init_from=init_from, resume=resume, seed=seed, workers=workers,
         holdout_fraction=settings.gate.holdout_fraction, pseudo=pseudo, pseudo_weight=pseudo_weight,
-        degrade_real=degrade_real, arch=DEFAULT_ARCH | shape, grow=shape if init_from is not None else {},
+        degrade_real=degrade_real, designs=designs, designs_share=designs_share, arch=DEFAULT_ARCH | shape,
+        grow=shape if init_from is not None else {},
     )  # fmt: skip
     console.print(escape(f"run folder: {folder}"), highlight=False)
     result = train(opts, console)

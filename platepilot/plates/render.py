@@ -72,7 +72,7 @@ def stroke_glyph_mask(face: FontFace, char: str, variant: int) -> np.ndarray:
     return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
-def _blend(canvas: np.ndarray, mask: np.ndarray, x: int, y: int, color: Color, alpha: float = 1.0) -> None:
+def blend(canvas: np.ndarray, mask: np.ndarray, x: int, y: int, color: Color, alpha: float = 1.0) -> None:
     """Paint `color` through `mask` (0..1) with its top-left at (x, y), clipped to the canvas."""
     h, w = mask.shape
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])
@@ -107,7 +107,7 @@ def _background(design: PlateDesign, rng: np.random.Generator) -> np.ndarray:
         x0, y0 = max(center[0] - reach, 0), max(center[1] - reach, 0)
         window = soft[y0 : center[1] + reach + 1, x0 : center[0] + reach + 1]
         color = tuple(int(v) for v in rng.integers(0, 256, 3))
-        _blend(canvas, window, x0, y0, color, float(rng.uniform(0.3, 0.8)))  # type: ignore[arg-type]
+        blend(canvas, window, x0, y0, color, float(rng.uniform(0.3, 0.8)))  # type: ignore[arg-type]
     return canvas
 
 
@@ -137,7 +137,7 @@ def _caption(canvas: np.ndarray, design: PlateDesign, text: str, y_center: float
         scale = PLATE_W * 0.9 / mask.shape[1]
         mask = cv2.resize(mask, (int(mask.shape[1] * scale), max(int(mask.shape[0] * scale), 1)))
     x = (PLATE_W - mask.shape[1]) // 2
-    _blend(canvas, mask, x, int(y_center - mask.shape[0] / 2), design.caption_ink)
+    blend(canvas, mask, x, int(y_center - mask.shape[0] / 2), design.caption_ink)
 
 
 def _separator(canvas: np.ndarray, design: PlateDesign, cx: float, cy: float, h: float) -> None:
@@ -190,8 +190,8 @@ def _characters(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generato
         glyph = cv2.resize(mask, (w, max(round(cap), 1)), interpolation=cv2.INTER_AREA)
         gx = round(x + (pitch - w) / 2)
         if design.emboss:
-            _blend(canvas, glyph, gx + 1, int(y_top) + 2, (40, 40, 40), 0.35)
-        _blend(canvas, glyph, gx, int(y_top), design.ink)
+            blend(canvas, glyph, gx + 1, int(y_top) + 2, (40, 40, 40), 0.35)
+        blend(canvas, glyph, gx, int(y_top), design.ink)
         x += pitch
     _decoys(canvas, design, x_start, x, y_top, cap, rng)
     return (x_start, y_top, x, y_top + cap)
@@ -212,7 +212,7 @@ def _decoys(
         mask = glyph_mask(face, alphabet[int(rng.integers(len(alphabet)))])
         w = max(round(mask.shape[1] * size / mask.shape[0]), 1)
         glyph = cv2.resize(mask, (w, max(round(size), 1)), interpolation=cv2.INTER_AREA)
-        _blend(canvas, glyph, int(x), int(y_top + k * size * 1.15), ink)
+        blend(canvas, glyph, int(x), int(y_top + k * size * 1.15), ink)
 
 
 def _artwork(canvas: np.ndarray, ax1: float, width: float, y_top: float, cap: float, rng: np.random.Generator) -> None:
@@ -240,7 +240,7 @@ def _artwork(canvas: np.ndarray, ax1: float, width: float, y_top: float, cap: fl
     layer[:, : max(int(ax1), 0)] = 0  # the art stays in its margin, off the serial
     layer[:, max(int(ax1 + width), 0) :] = 0
     color = tuple(int(v) for v in rng.integers(0, 200, 3))
-    _blend(canvas, layer, 0, 0, color)  # type: ignore[arg-type]
+    blend(canvas, layer, 0, 0, color)  # type: ignore[arg-type]
 
 
 def _hardware(canvas: np.ndarray, design: PlateDesign, rng: np.random.Generator) -> None:

@@ -7,7 +7,7 @@ out over processes while staying byte-identical whatever the worker count.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -16,6 +16,7 @@ import numpy as np
 from platepilot.plates.camera import CameraModel
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.render import render_plate
+from platepilot.plates.templates import Template, pick_template, render_template
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,17 @@ def synth_sample(seed: int, index: int, camera: bool = True) -> SynthSample:
     plate = render_plate(design, rng)
     image = _camera().apply(plate, rng) if camera else plate.image
     return SynthSample(image, design.text, design.family)
+
+
+def template_sample(templates: Sequence[Template], seed: int, index: int) -> SynthSample:
+    """Sample `index` of the stream `seed` drawn on a real design (`plates.templates`) instead of a
+    generated one, then through the same camera. A design whose serial the orange splits is Florida's
+    standard plate; the others are its specialty plates."""
+    rng = np.random.default_rng([seed, index])
+    template = pick_template(templates, rng)
+    plate = render_template(template, rng)
+    family = Family.FL_STANDARD if template.orange else Family.FL_SPECIALTY
+    return SynthSample(_camera().apply(plate, rng), plate.text, family)
 
 
 def iter_samples(seed: int, start: int = 0, count: int | None = None) -> Iterator[SynthSample]:

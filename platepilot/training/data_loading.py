@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 
 import cv2
@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from platepilot.ocr.spec import ModelSpec, to_input
 from platepilot.plates.camera import degrade
-from platepilot.plates.synth import synth_sample
+from platepilot.plates.synth import synth_sample, template_sample
+from platepilot.plates.templates import Template
 from platepilot.training.data import encode
 
 
@@ -41,7 +42,8 @@ class MixedPlates(Dataset):
 
     def __init__(
         self, images: np.ndarray, texts: list[str], spec: ModelSpec, synthetic: int, seed: int, augment: bool = True,
-        weights: list[float] | None = None, degrade: float = 0.0,
+        weights: list[float] | None = None, degrade: float = 0.0, templates: Sequence[Template] = (),
+        template_share: float = 0.0,
     ) -> None:  # fmt: skip
         self.images, self.texts, self.spec = images, texts, spec
         self.synthetic, self.seed, self.augment = synthetic, seed, augment
@@ -49,6 +51,8 @@ class MixedPlates(Dataset):
         """Loss weight of each real crop (pseudo-labels below human labels); synthetic plates weigh 1."""
         self.degrade = degrade
         """Share of the real crops drawn that also go through `degrade` (with `augment`)."""
+        self.templates, self.template_share = tuple(templates), template_share
+        """Real designs (`plates.templates`) and the share of synthetic plates drawn on them."""
         wanted = REAL_SHARE / (1 - REAL_SHARE) * synthetic
         self.real = max(len(texts), int(wanted)) if texts else 0
 
@@ -67,7 +71,10 @@ class MixedPlates(Dataset):
                     image = degrade(image, rng)
             return image, self.texts[k], self.weights[k]
         index = epoch * self.synthetic + (i - self.real)
-        sample = synth_sample(self.seed + 7919, index)
+        if self.templates and np.random.default_rng([self.seed, index, 1]).random() < self.template_share:
+            sample = template_sample(self.templates, self.seed + 7919, index)
+        else:
+            sample = synth_sample(self.seed + 7919, index)
         return to_input(sample.image, self.spec), sample.text, 1.0
 
 

@@ -22,6 +22,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.ctc import greedy_decode
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import ModelCard, ModelSpec, file_sha256, load_card
+from platepilot.plates.templates import Template, design_images, load_templates
 from platepilot.store.labels import resolve_crop_path
 from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
@@ -52,6 +53,19 @@ class _State:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def _templates(opts: TrainOptions, console: Console) -> list[Template]:
+    """The real designs of `opts.designs` with their sample serials painted out (none without designs)."""
+    if not opts.designs or not opts.synthetic:
+        return []
+    paths = [path for folder in opts.designs for path in design_images(folder)]
+    with console.status(f"painting the sample serials out of {len(paths)} plate designs"):
+        templates = load_templates(paths)
+    if not templates:
+        raise PlatepilotError(f"{opts.designs[0]}: no design had a serial that could be painted out")
+    console.print(f"{len(templates)} of {len(paths)} designs usable, {opts.designs_share:.0%} of synthetic plates")
+    return templates
+
+
 def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     """Run (or resume) a training run; returns where the exported model is and how it went."""
     console = console or Console()
@@ -65,8 +79,9 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
         model.load_state_dict(init_weights)
     weights = [1.0] * (len(train_set.texts) - summary["pseudo"]) + [opts.pseudo_weight] * summary["pseudo"]
     dataset = MixedPlates(
-        train_set.images, train_set.texts, spec, opts.synthetic, opts.seed, weights=weights, degrade=opts.degrade_real
-    )
+        train_set.images, train_set.texts, spec, opts.synthetic, opts.seed, weights=weights, degrade=opts.degrade_real,
+        templates=_templates(opts, console), template_share=opts.designs_share,
+    )  # fmt: skip
     sampler = EpochSampler(len(dataset), opts.seed)
     loader = make_loader(dataset, spec, opts.batch_size, sampler, opts.workers)
     steps_per_epoch = len(loader)
@@ -231,6 +246,12 @@ def _sources(opts: TrainOptions, labels: int, pseudo: LabelledSet) -> list[str]:
         )
     if opts.synthetic:
         sources.append(f"{opts.synthetic} synthetic plates per epoch (platepilot.plates.synth)")
+    if opts.synthetic and opts.designs:
+        folders = ", ".join(str(folder) for folder in opts.designs)
+        sources.append(
+            f"{opts.designs_share:.0%} of them drawn on the real plate designs in {folders} "
+            "(platepilot.plates.templates)"
+        )
     if opts.init_from is not None:
         grown = f", widened to {opts.grow} (platepilot.training.widen)" if opts.grow else ""
         sources.append(f"initial weights: {opts.init_from}{grown}")

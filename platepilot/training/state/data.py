@@ -21,13 +21,13 @@ import torch
 from rich.progress import track
 from torch.utils.data import Dataset
 
-from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import read_image
 from platepilot.ocr.state import StateCard, state_input
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.render import render_plate
 from platepilot.plates.state_manifest import StatePhoto, read_state_manifest
 from platepilot.plates.states import FLORIDA, UNKNOWN
+from platepilot.plates.templates import design_images
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home (air-gapped sites)
 import itertools
@@ -98,22 +98,6 @@ def cached_pool(images: Sequence[Path], states: Sequence[str], cache_dir: Path, 
     np.save(tmp, array)
     tmp.replace(path)
     return Pool(array, tuple(states))
-
-
-def design_images(folder: Path) -> list[Path]:
-    """The design images of a folder like florida_dmv (its MANIFEST.tsv's image_relpath, else every image)."""
-    manifest = folder / "MANIFEST.tsv"
-    if manifest.is_file():
-        rows = manifest.read_text(encoding="utf-8").splitlines()[1:]
-        paths = [folder / row.split("\t")[0] for row in rows if row.strip()]
-    else:
-        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not paths:
-        raise PlatepilotError(f"{folder}: no design images (a MANIFEST.tsv with image_relpath, or .jpg/.png files)")
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise PlatepilotError(f"{missing[0]}: design image not found ({len(missing)} missing)")
-    return paths
 
 
 def rendered_pool(count: int, seed: int, cache_dir: Path) -> Pool:
