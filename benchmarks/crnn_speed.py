@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from platepilot.config import Settings
 from platepilot.ocr.crnn_service import BEAM_SKIP_PATH_PROB, CRNNOCRService, decode_read
 from platepilot.ocr.spec import preprocess
 from platepilot.plates.synth import synth_sample
@@ -108,11 +109,17 @@ def main(
     calls: int = typer.Option(200, help="Batch-1 calls per round for the latency percentiles."),
     threads: int | None = typer.Option(None, help="onnxruntime intra-op threads (default: per core)."),
     beam_width: int = typer.Option(8, help="Beam width; 0 times greedy decoding only."),
+    deblur_below: float = typer.Option(
+        Settings().ocr.deblur_below, help="Deblur reads less confident than this (ocr.deblur_below; 0: never)."
+    ),
     out: Path = typer.Option(Path("benchmarks/results/crnn_speed.json"), help="JSON results file."),
 ) -> None:
     """Measure every model in turns, print a table, write JSON."""
     console = Console()
-    services = [CRNNOCRService(m, batch_size=BATCH, threads=threads, beam_width=beam_width) for m in model]
+    services = [
+        CRNNOCRService(m, batch_size=BATCH, threads=threads, beam_width=beam_width, deblur_below=deblur_below)
+        for m in model
+    ]
     with console.status(f"rendering {crops} synthetic crops"):
         images = [synth_sample(0, i).image for i in range(crops)]
     for service in services:
@@ -141,6 +148,7 @@ def main(
         "load_1min": os.getloadavg()[0],
         "threads": threads,
         "beam_width": beam_width,
+        "deblur_below": deblur_below,
         "crops": crops,
         "rounds": rounds,
         "targets": {"plates_per_s": TARGET_PLATES_PER_S, "p50_ms": TARGET_P50_MS},

@@ -161,6 +161,13 @@ class OCRConfig(_Model):
     plateocr_lines: bool = Field(
         default=True, description="PlateOCR: in crops with several lines of text, read only the plate line."
     )
+    deblur_below: float = Field(
+        default=0.8,
+        description="A CRNN read (alone, or as PlateOCR's member) less confident than this is read again from "
+        "motion-deblurred versions of its crop, and the most confident read wins (platepilot.ocr.deblur). 0: never.",
+        ge=0,
+        le=1,
+    )
 
     @field_validator("site_state")
     @classmethod

@@ -8,15 +8,17 @@ size, charset and normalisation come from its sidecar (`platepilot.ocr.spec`), n
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax
+from platepilot.ocr.deblur import deblurred
 from platepilot.ocr.lines import PlateLineFinder
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
 from platepilot.plates.formats import looks_like_serial, match_format, matching_formats
@@ -51,6 +53,8 @@ class CRNNOCRService:
             whichever first looks like a serial (as PlateOCR does); a crop with no text line reads as
             nothing. On the bundled plate detector's UCSD crops the CRNN read 9.3% of plates whole
             and 85.4% cut to the line (2026-12-02).
+        deblur_below: a read less confident than this is read again from motion-deblurred versions of
+            its crop (`platepilot.ocr.deblur`), and the most confident read wins; 0 never deblurs.
 
     Each crop's read follows `decode_read`.
     """
@@ -67,6 +71,7 @@ class CRNNOCRService:
         top_k: int = 5,
         threads: int | None = None,
         lines: PlateLineFinder | None = None,
+        deblur_below: float = 0.0,
     ) -> None:
         if batch_size < 1 or top_k < 1 or beam_width < 0:
             raise PlatepilotError(
@@ -82,6 +87,7 @@ class CRNNOCRService:
         self._beam_width = beam_width
         self._top_k = top_k
         self._lines = lines
+        self._deblur_below = deblur_below
 
     @property
     def spec(self) -> ModelSpec:
@@ -118,10 +124,46 @@ class CRNNOCRService:
         reads = [PlateRead("", 0.0, engine=self.name) for _ in crops]
         for start in range(0, len(readable), self._batch_size):
             batch = readable[start : start + self._batch_size]
-            probs = self.probabilities([crops[i] for i in batch])
-            for i, p in zip(batch, probs, strict=True):
-                reads[i] = decode_read(p, self.spec.charset, self._beam_width, self._top_k, self._format_prior)
+            batch_crops = [crops[i] for i in batch]
+            sharpest = self.sharpest(batch_crops, self.probabilities(batch_crops), self._decode)
+            for i, (_, read) in zip(batch, sharpest, strict=True):
+                reads[i] = read
         return reads
+
+    def _deblur_view(self, crop: np.ndarray) -> np.ndarray:
+        """The crop to deconvolve: grey for a grey model, and at most twice the model's input width
+        (the blur lengths tried are of plates about that size; a larger crop only costs more FFT)."""
+        image = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if self.spec.channels == 1 and crop.ndim == 3 else crop
+        scale = 2 * self.spec.width / image.shape[1]
+        if scale < 1:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return image
+
+    def _decode(self, probs: np.ndarray) -> PlateRead:
+        return decode_read(probs, self.spec.charset, self._beam_width, self._top_k, self._format_prior)
+
+    def sharpest(
+        self, crops: Sequence[np.ndarray], probs: np.ndarray, decode: Callable[[np.ndarray], PlateRead]
+    ) -> list[tuple[np.ndarray, PlateRead]]:
+        """(probabilities, read) of each crop given its `probs`: a read less confident than `deblur_below`
+        becomes that of whichever of the crop and its deblurred versions the network reads most surely
+        (greedy path: only the winner pays for the beam search). All unsure crops' versions are read
+        in full batches."""
+        out = [(p, decode(p)) for p in probs]
+        unsure = [i for i, (_, read) in enumerate(out) if read.confidence < self._deblur_below]
+        if not unsure:
+            return out
+        versions = [v for i in unsure for v in deblurred(self._deblur_view(crops[i]))]
+        step = self._batch_size
+        version_probs = np.concatenate(
+            [self.probabilities(versions[k : k + step]) for k in range(0, len(versions), step)]
+        )
+        for group, i in zip(np.split(version_probs, len(unsure)), unsure, strict=True):
+            sureness = [_greedy_confidence(p, self.spec.charset) for p in group]
+            best = int(np.argmax(sureness))
+            if sureness[best] > _greedy_confidence(out[i][0], self.spec.charset):
+                out[i] = group[best], decode(group[best])
+        return out
 
     def probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
         """One batch of crops -> softmax probabilities (N, T, classes), class 0 the CTC blank."""
@@ -139,6 +181,11 @@ class CRNNOCRService:
         for _ in range(iterations):
             self.read([blank])
             self.probabilities([blank] * self._batch_size)
+
+
+def _greedy_confidence(probs: np.ndarray, charset: str) -> float:
+    """The mean per-character probability of the greedy read (0 for an empty read)."""
+    return float(np.mean(greedy_decode(probs, charset)[1] or (0.0,)))
 
 
 def too_tall(crop: np.ndarray) -> bool:

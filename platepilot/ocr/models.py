@@ -98,7 +98,10 @@ def _member_note(settings: Settings, deployed: bool) -> str:
 
 def _crnn(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
     lines = PlateLineFinder(threads=MODEL_THREADS) if whole_plates else None
-    return CRNNOCRService(resolve_model(model_path, settings), format_prior=settings.ocr.format_prior, lines=lines)
+    o = settings.ocr
+    return CRNNOCRService(
+        resolve_model(model_path, settings), format_prior=o.format_prior, lines=lines, deblur_below=o.deblur_below
+    )
 
 
 def _lines(settings: Settings) -> PlateLineFinder | None:
@@ -122,7 +125,9 @@ def _plateocr(model_path: Path | None, settings: Settings, whole_plates: bool = 
 
     o = settings.ocr
     crnn = resolve_model(model_path, settings) if "crnn" in o.plateocr_members else None
-    return build_plate_ocr(o.plateocr_members, crnn, o.plateocr_lines, o.format_prior, line_crop=whole_plates)
+    return build_plate_ocr(
+        o.plateocr_members, crnn, o.plateocr_lines, o.format_prior, line_crop=whole_plates, deblur_below=o.deblur_below
+    )
 
 
 def _auto(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:

@@ -18,6 +18,7 @@ device at one plate at a time, and per-thread copies multiply every model's memo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -79,9 +80,10 @@ class CRNNMember:
     def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]:
         if too_tall(image):
             return []
-        probs = self._service.probabilities([image])[0]
         charset = self._service.spec.charset
-        return [MemberRead(decode_read(probs, charset, format_prior=self._format_prior), probs, charset)]
+        decode = partial(decode_read, charset=charset, format_prior=self._format_prior)
+        [(probs, read)] = self._service.sharpest([image], self._service.probabilities([image]), decode)
+        return [MemberRead(read, probs, charset)]
 
 
 class EasyMember:
@@ -184,12 +186,13 @@ def build_plate_ocr(
     format_prior: bool = True,
     threads: int | None = MODEL_THREADS,
     line_crop: bool = False,
+    deblur_below: float = 0.0,
 ) -> PlateOCR:
     """PlateOCR with the named members (MEMBERS); `crnn_model` is required when "crnn" is one of them.
 
     `threads`: intra-op threads of every model (None: one per core). `line_crop` (see PlateOCR)
-    applies only with `lines`. A member whose package is missing raises PlatepilotError naming the
-    extra to install.
+    applies only with `lines`; `deblur_below` as in CRNNOCRService (the crnn member). A member whose
+    package is missing raises PlatepilotError naming the extra to install.
     """
     unknown = [m for m in members if m not in MEMBERS]
     if unknown:
@@ -203,6 +206,6 @@ def build_plate_ocr(
         elif crnn_model is None:
             raise PlatepilotError("PlateOCR member 'crnn' needs a CRNN model path")
         else:
-            service = CRNNOCRService(crnn_model, format_prior=format_prior, threads=threads)
+            service = CRNNOCRService(crnn_model, format_prior=format_prior, threads=threads, deblur_below=deblur_below)
             built.append(CRNNMember(service, format_prior))
     return PlateOCR(built, PlateLineFinder(threads=threads) if lines else None, format_prior, line_crop and lines)

@@ -110,8 +110,9 @@ def build_contender(contender: Contender, settings: Settings) -> OCREngine:
 
     o = settings.ocr
     if contender.model is not None and not contender.member:
-        return CRNNOCRService(contender.model, format_prior=o.format_prior)
-    return build_plate_ocr(o.plateocr_members, contender.model or BUNDLED_MODEL, o.plateocr_lines, o.format_prior)
+        return CRNNOCRService(contender.model, format_prior=o.format_prior, deblur_below=o.deblur_below)
+    crnn = contender.model or BUNDLED_MODEL
+    return build_plate_ocr(o.plateocr_members, crnn, o.plateocr_lines, o.format_prior, deblur_below=o.deblur_below)
 
 
 def run_gate(
