@@ -49,18 +49,24 @@ def test_blurred_plates_read_better_with_deblurring() -> None:
     assert right_deblur >= right_plain + 10, (right_plain, right_deblur)
 
 
-def test_sure_reads_are_never_deblurred(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sure_reads_and_reads_of_no_serial_are_never_deblurred(monkeypatch: pytest.MonkeyPatch) -> None:
     crops, _ = _plates(20, 160, 1)
     expected = CRNNOCRService(BUNDLED_MODEL, deblur_below=0.0).read(crops)
     sure = [crop for crop, read in zip(crops, expected, strict=True) if read.confidence >= 0.8]
     assert len(sure) >= 15
+    # A caption's or a badge's read (here: a blank crop's) is unsure and no serial: deconvolution
+    # would sharpen its noise into one.
+    blank = np.full((40, 120, 3), 128, np.uint8)
+    assert CRNNOCRService(BUNDLED_MODEL, deblur_below=0.0).read([blank])[0].text == ""
+    sure.append(blank)
+    expected.append(CRNNOCRService(BUNDLED_MODEL, deblur_below=0.0).read([blank])[0])
 
     def refuse(_: np.ndarray) -> list[np.ndarray]:
         raise AssertionError("a sure read was deblurred")
 
     monkeypatch.setattr(crnn_service, "deblurred", refuse)
     reads = CRNNOCRService(BUNDLED_MODEL, deblur_below=0.8).read(sure)
-    assert [r.text for r in reads] == [r.text for r in expected if r.confidence >= 0.8]
+    assert [r.text for r in reads] == [r.text for r in expected if r.confidence >= 0.8 or not r.text]
 
 
 def test_plateocr_crnn_member_deblurs_too() -> None:

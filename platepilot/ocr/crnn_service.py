@@ -145,12 +145,19 @@ class CRNNOCRService:
     def sharpest(
         self, crops: Sequence[np.ndarray], probs: np.ndarray, decode: Callable[[np.ndarray], PlateRead]
     ) -> list[tuple[np.ndarray, PlateRead]]:
-        """(probabilities, read) of each crop given its `probs`: a read less confident than `deblur_below`
-        becomes that of whichever of the crop and its deblurred versions the network reads most surely
-        (greedy path: only the winner pays for the beam search). All unsure crops' versions are read
-        in full batches."""
+        """(probabilities, read) of each crop given its `probs`: a serial-like read (`looks_like_serial`)
+        less confident than `deblur_below` becomes that of whichever of the crop and its deblurred
+        versions with a serial-like read the network reads most surely (greedy path: only the winner
+        pays for the beam search). All unsure crops' versions are read in full batches.
+
+        Only serials are deblurred: deconvolution sharpens noise too, and a caption or a badge read as
+        `F` came back as `X4993`, a serial the plate-line fallback then took instead of the plate."""
         out = [(p, decode(p)) for p in probs]
-        unsure = [i for i, (_, read) in enumerate(out) if read.confidence < self._deblur_below]
+        unsure = [
+            i
+            for i, (_, read) in enumerate(out)
+            if read.confidence < self._deblur_below and looks_like_serial(read.text)
+        ]
         if not unsure:
             return out
         versions = [v for i in unsure for v in deblurred(self._deblur_view(crops[i]))]
@@ -159,7 +166,7 @@ class CRNNOCRService:
             [self.probabilities(versions[k : k + step]) for k in range(0, len(versions), step)]
         )
         for group, i in zip(np.split(version_probs, len(unsure)), unsure, strict=True):
-            sureness = [_greedy_confidence(p, self.spec.charset) for p in group]
+            sureness = [_serial_confidence(p, self.spec.charset) for p in group]
             best = int(np.argmax(sureness))
             if sureness[best] > _greedy_confidence(out[i][0], self.spec.charset):
                 out[i] = group[best], decode(group[best])
@@ -186,6 +193,12 @@ class CRNNOCRService:
 def _greedy_confidence(probs: np.ndarray, charset: str) -> float:
     """The mean per-character probability of the greedy read (0 for an empty read)."""
     return float(np.mean(greedy_decode(probs, charset)[1] or (0.0,)))
+
+
+def _serial_confidence(probs: np.ndarray, charset: str) -> float:
+    """`_greedy_confidence`, or 0 when the greedy read does not look like a serial."""
+    text, confidences = greedy_decode(probs, charset)
+    return float(np.mean(confidences)) if looks_like_serial(text) else 0.0
 
 
 def too_tall(crop: np.ndarray) -> bool:
