@@ -142,7 +142,8 @@ def open_engine(url: str) -> Engine:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
         raise PlatepilotError(f"events database URL {url!r} is not a SQLAlchemy URL") from None
-    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+    uri = parsed.query.get("uri") == "true"  # `file:...?mode=ro`: SQLite opens it as a URI, not a path
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:") and not uri:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # a server that does not answer (PostgreSQL) is an error within seconds, not a hang
     timeout = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
