@@ -18,8 +18,9 @@ from platepilot.ocr.models import BUNDLED_MODEL
 from platepilot.ocr.spec import load_card
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.render import render_plate
-from platepilot.plates.synth import template_sample
+from platepilot.plates.synth import synth_sample, template_sample
 from platepilot.plates.templates import Template, load_templates, orange_mask, render_template
+from platepilot.store.labels import append_labels
 
 COUNT = 12
 
@@ -115,3 +116,20 @@ def test_a_designs_folder_without_images_is_one_clear_error(tmp_path: Path, caps
     assert exited.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {empty}: no design images") and len(err.splitlines()) == 1
+
+
+def test_designs_without_synthetic_plates_is_one_clear_error(
+    designs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = []
+    for i in range(12):
+        sample = synth_sample(5, i)
+        cv2.imwrite(str(tmp_path / f"{i}.jpg"), sample.image)
+        rows.append((str(tmp_path / f"{i}.jpg"), sample.text))
+    append_labels(tmp_path / "labels.txt", rows)
+    args = ["train", "--labels", str(tmp_path / "labels.txt"), "--epochs", "1", "--output-dir", str(tmp_path / "run")]
+    args += ["--designs", str(designs)]
+    with pytest.raises(SystemExit) as exited:
+        main(args, prog_name="platepilot")
+    assert exited.value.code == 1
+    assert "add --synthetic N" in capsys.readouterr().err

@@ -55,8 +55,10 @@ class _State:
 
 def _templates(opts: TrainOptions, console: Console) -> list[Template]:
     """The real designs of `opts.designs` with their sample serials painted out (none without designs)."""
-    if not opts.designs or not opts.synthetic:
+    if not opts.designs:
         return []
+    if not opts.synthetic:
+        raise PlatepilotError("--designs draws a share of the synthetic plates on the designs: add --synthetic N")
     paths = [path for folder in opts.designs for path in design_images(folder)]
     with console.status(f"painting the sample serials out of {len(paths)} plate designs"):
         templates = load_templates(paths)
