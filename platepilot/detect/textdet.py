@@ -70,10 +70,14 @@ class TextDetPlateDetector:
         self._input = self._session.get_inputs()[0].name
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        return plates_from_lines(self.lines(image), image.shape[1], image.shape[0], self.params)
+
+    def lines(self, image: np.ndarray) -> np.ndarray:
+        """(N, 6) text lines (x1, y1, x2, y2, score, tilt_deg) of `image`, in its pixels (`text_lines`)."""
         prob, scale = self.probability_map(image)
         lines = text_lines(prob, self.params)
         lines[:, :4] /= scale
-        return plates_from_lines(lines, image.shape[1], image.shape[0], self.params)
+        return lines
 
     def probability_map(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The DB text probability map (h, w) of the downscaled frame, and the scale frame -> map."""

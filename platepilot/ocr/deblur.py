@@ -35,17 +35,13 @@ def motion_kernel(length: int, angle: float) -> np.ndarray:
     return np.asarray(kernel / float(kernel.sum()), np.float32)
 
 
-def wiener(image: np.ndarray, kernel: np.ndarray, noise_to_signal: float = NOISE_TO_SIGNAL) -> np.ndarray:
-    """`image` (uint8, grey or BGR) deconvolved by `kernel`; edges replicated first, so they ring less."""
-    return _deconvolve(image, [kernel], noise_to_signal)[0]
-
-
 def deblurred(image: np.ndarray) -> list[np.ndarray]:
     """`image` deconvolved with each of `KERNELS`, in that order (one forward FFT for them all)."""
     return _deconvolve(image, [motion_kernel(length, angle) for length, angle in KERNELS], NOISE_TO_SIGNAL)
 
 
 def _deconvolve(image: np.ndarray, kernels: list[np.ndarray], noise_to_signal: float) -> list[np.ndarray]:
+    """`image` (uint8, grey or BGR) Wiener-deconvolved by each kernel; edges replicated first, so they ring less."""
     pad = 2 * max(k.shape[0] for k in kernels)
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE).astype(np.float32)
     planes = padded[..., None] if padded.ndim == 2 else padded

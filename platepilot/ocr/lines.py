@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector, merge_side_by_side, text_lines
+from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector, merge_side_by_side
 from platepilot.ocr.base import as_bgr
 from platepilot.types import PlateRead
 
@@ -91,10 +91,7 @@ class PlateLineFinder:
 
     def lines(self, image: np.ndarray) -> np.ndarray:
         """(N, 6) text lines (x1, y1, x2, y2, score, tilt_deg) in crop pixels, side-by-side pieces merged."""
-        prob, scale = self._detector.probability_map(image)
-        found = text_lines(prob, self._detector.params)
-        found[:, :4] /= scale
-        return merge_side_by_side(found)
+        return merge_side_by_side(self._detector.lines(image))
 
     def plate_rows(self, image: np.ndarray) -> Rows | None:
         return pick_plate_rows(self.lines(image), image.shape[0])

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector, text_lines
+from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.plates.fonts import PLATE_FACES
 from platepilot.plates.render import PLATE_H, PLATE_W, RenderedPlate, blend, glyph_mask
@@ -79,21 +79,14 @@ def load_templates(paths: Sequence[Path], max_side: int = 480) -> list[Template]
     # A small unclip: the boxes stay close to the characters instead of DB's 1.6x growth.
     params = TextDetParams(max_side=max_side, aspect=(0.3, 20.0), min_height=4, unclip=1.1)
     detector = TextDetPlateDetector(params=params)
-
-    def lines_of(image: np.ndarray) -> np.ndarray:
-        prob, scale = detector.probability_map(image)
-        lines = text_lines(prob, params)
-        lines[:, :4] /= scale
-        return lines
-
     templates = []
     for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             continue
         image = cv2.resize(image, (PLATE_W, PLATE_H), interpolation=cv2.INTER_AREA)
-        template = make_template(image, lines_of(image), path.name)
-        if template is not None and not _ghost(template, lines_of(template.image)):
+        template = make_template(image, detector.lines(image), path.name)
+        if template is not None and not _ghost(template, detector.lines(template.image)):
             templates.append(template)
     return templates
 
