@@ -194,11 +194,22 @@ def _eval_labels(
         f"{result.plates_per_s:,.0f}",
     )  # fmt: skip
     console.print(table)
+    if result.as_labelled is not None:
+        a = result.as_labelled
+        _print_errata(result.corrected, labels, f"exact {a.exact:.1%}, folded {a.exact_folded:.1%}")
     if result.confusions:
         pairs = ", ".join(f"{t or '∅'}→{r or '∅'} {c}" for t, r, c in result.confusions)
         console.print(f"confusions (true→read): {escape(pairs)}", highlight=False)
     if report is not None:
         console.print(f"report written to {escape(str(report))}/ (report.json, worst_errors.png)")
+
+
+def _print_errata(count: int, labelled: Path, as_labelled: str) -> None:
+    """Say that the scores above count `count` plates by the errata beside `labelled`, and the score as labelled."""
+    from platepilot.plates.label_errors import ERRATA_FILE
+
+    where = escape(str(labelled.parent / ERRATA_FILE))
+    console.print(f"{count} label(s) corrected by {where}; scored as labelled: {as_labelled}", highlight=False)
 
 
 def _eval_scenes(
@@ -229,6 +240,8 @@ def _eval_scenes(
         f"{result.read_e2e_folded:.1%}", f"{result.fp_per_image:.2f}", f"{result.ms_per_image:.0f}",
     )  # fmt: skip
     console.print(table)
+    if result.corrected:
+        _print_errata(result.corrected, manifest, f"read e2e {result.read_e2e_as_labelled:.1%}")
 
 
 synth_app = typer.Typer(

@@ -17,6 +17,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.imagegrid import contact_sheet
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.metrics import Scores, confusions, score
+from platepilot.plates.label_errors import corrected, read_label_errors
 from platepilot.store.labels import latest_labels, resolve_crop_path, why_no_labels
 from platepilot.types import PlateRead
 
@@ -51,15 +52,23 @@ class EvalResult:
     confusions: tuple[tuple[str, str, int], ...]
     errors: tuple[EvalError, ...]
     model: str | None = None
+    corrected: int = 0  # labels a known label error corrected (plates.label_errors)
+    as_labelled: Scores | None = None  # the scores against the labels as written, when any was corrected
 
     def to_json(self) -> dict[str, Any]:
-        """Summary: n, exact, exact_folded, cer, cer_folded, plates_per_s, unreadable, model, confusions."""
+        """Summary: n, exact, exact_folded, cer, cer_folded, plates_per_s, unreadable, model, confusions;
+        with known label errors corrected, labels_corrected, exact_as_labelled and exact_folded_as_labelled."""
+        errata = {}
+        if self.as_labelled is not None:
+            errata = {"labels_corrected": self.corrected, "exact_as_labelled": self.as_labelled.exact,
+                      "exact_folded_as_labelled": self.as_labelled.exact_folded}  # fmt: skip
         return {
             **asdict(self.scores),
             "plates_per_s": round(self.plates_per_s, 1),
             "unreadable": len(self.unreadable),
             "model": self.model,
             "confusions": [{"true": t, "read": r, "count": c} for t, r, c in self.confusions],
+            **errata,
         }
 
 
@@ -70,12 +79,18 @@ def evaluate(
     model: str | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> EvalResult:
-    """Read every labelled crop of `labels_file` (latest label per path, `__SKIP__` left out).
+    """Read every labelled crop of `labels_file` (latest label per path, `__SKIP__` left out), against
+    the plate's real text where a KNOWN_LABEL_ERRORS.tsv beside it names the label wrong.
 
     Crops that cannot be read from disk are counted in `unreadable`, not fatal; `limit` keeps the first
     N labelled crops. Speed is wall-clock over `engine.read` calls of BATCH_SIZE crops (loading excluded).
     """
-    labels = [(path, label.text) for path, label in latest_labels(labels_file).items() if not label.skipped]
+    errata = read_label_errors(labels_file.parent)
+    labels = [
+        (path, corrected(errata, path, label.text) or label.text, label.text)
+        for path, label in latest_labels(labels_file).items()
+        if not label.skipped
+    ]
     if limit is not None:
         labels = labels[: max(limit, 0)]
     if not labels:
@@ -83,14 +98,16 @@ def evaluate(
     unreadable: list[Path] = []
     paths: list[Path] = []
     truths: list[str] = []
+    written: list[str] = []
     reads: list[PlateRead] = []
     elapsed = 0.0
     for batch in _batches(labels, labels_file, unreadable):
         start = clock()
-        reads.extend(engine.read([image for _, _, image in batch]))
+        reads.extend(engine.read([image for _, _, _, image in batch]))
         elapsed += clock() - start
-        paths.extend(path for path, _, _ in batch)
-        truths.extend(truth for _, truth, _ in batch)
+        paths.extend(path for path, _, _, _ in batch)
+        truths.extend(truth for _, truth, _, _ in batch)
+        written.extend(label for _, _, label, _ in batch)
     if not reads:
         raise PlatepilotError(f"{labels_file}: none of its {len(labels)} crops could be read (first: {unreadable[0]})")
     preds = [r.text for r in reads]
@@ -100,6 +117,7 @@ def evaluate(
         if read.text != truth
     ]
     errors.sort(key=lambda e: (-e.distance, -e.confidence))
+    fixed = sum(t != w for t, w in zip(truths, written, strict=True))
     return EvalResult(
         scores=score(preds, truths),
         plates_per_s=len(reads) / elapsed if elapsed > 0 else 0.0,
@@ -107,18 +125,21 @@ def evaluate(
         confusions=tuple((t, r, c) for (t, r), c in confusions(preds, truths).most_common(TOP_CONFUSIONS)),
         errors=tuple(errors),
         model=model,
+        corrected=fixed,
+        as_labelled=score(preds, written) if fixed else None,
     )
 
 
 def _batches(
-    labels: list[tuple[str, str]], labels_file: Path, unreadable: list[Path]
-) -> Iterator[list[tuple[Path, str, np.ndarray]]]:
-    """Full batches of readable crops (path, truth, image); unreadable paths are appended to `unreadable`."""
-    batch: list[tuple[Path, str, np.ndarray]] = []
-    for written, truth in labels:
+    labels: list[tuple[str, str, str]], labels_file: Path, unreadable: list[Path]
+) -> Iterator[list[tuple[Path, str, str, np.ndarray]]]:
+    """Full batches of readable crops (path, truth, label as written, image) from (written path, truth, label);
+    unreadable paths are appended to `unreadable`."""
+    batch: list[tuple[Path, str, str, np.ndarray]] = []
+    for written, truth, label in labels:
         path = resolve_crop_path(written, labels_file)
         try:
-            batch.append((path, truth, read_image(path)))
+            batch.append((path, truth, label, read_image(path)))
         except PlatepilotError:
             unreadable.append(path)
             continue

@@ -87,6 +87,8 @@ class SceneCounts:
     read: int
     read_folded: int
     false_detections: int
+    corrected: int  # plates whose label a known label error corrected
+    read_as_labelled: int  # reads that match the label as written
 
 
 def score_scene(
@@ -97,13 +99,16 @@ def score_scene(
     useful = list({id(d): d for hits in covering for d in hits}.values())
     reads = reader.read([cut_crop(image, d.box_xyxy) for d in useful]) if useful else []
     text_of = {id(d): r.text for d, r in zip(useful, reads, strict=True)}
-    read = read_folded = 0
+    read = read_folded = read_as_labelled = 0
     for plate, hits in zip(plates, covering, strict=True):
         texts = {text_of[id(d)] for d in hits}
         read += plate.text in texts
         read_folded += fold(plate.text) in {fold(t) for t in texts}
+        read_as_labelled += plate.label in texts
     false = sum(1 for d in detections if not any(covers(d.box_xyxy, p.box_xywh) for p in plates))
-    return SceneCounts(len(plates), sum(1 for hits in covering if hits), read, read_folded, false)
+    corrected = sum(1 for p in plates if p.as_labelled is not None)
+    found = sum(1 for hits in covering if hits)
+    return SceneCounts(len(plates), found, read, read_folded, false, corrected, read_as_labelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,8 @@ class SceneEval:
     read: int
     read_folded: int
     false_detections: int
+    corrected: int
+    read_as_labelled: int
     seconds: float
 
     @property
@@ -133,6 +140,11 @@ class SceneEval:
         return self.read_folded / self.plates if self.plates else 0.0
 
     @property
+    def read_e2e_as_labelled(self) -> float:
+        """Strict reads against the manifest's labels as written (known label errors not corrected)."""
+        return self.read_as_labelled / self.plates if self.plates else 0.0
+
+    @property
     def fp_per_image(self) -> float:
         return self.false_detections / self.images if self.images else 0.0
 
@@ -142,7 +154,8 @@ class SceneEval:
 
     def to_json(self) -> dict[str, Any]:
         """`n` (plates), `recall`, `read_e2e`, `read_e2e_folded`, `fp_per_image`, `ms_per_image`, then
-        `images`, `detector`, `engine`."""
+        `images`, `detector`, `engine`, and with known label errors corrected, `labels_corrected` and
+        `read_e2e_as_labelled`."""
         return {
             "n": self.plates,
             "recall": round(self.recall, 4),
@@ -153,7 +166,13 @@ class SceneEval:
             "images": self.images,
             "detector": self.detector,
             "engine": self.engine,
+            **self._errata_json(),
         }
+
+    def _errata_json(self) -> dict[str, Any]:
+        if not self.corrected:
+            return {}
+        return {"labels_corrected": self.corrected, "read_e2e_as_labelled": round(self.read_e2e_as_labelled, 4)}
 
 
 def evaluate_scenes(

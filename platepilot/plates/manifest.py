@@ -5,17 +5,20 @@ order; extra columns such as `region` or `split` are ignored). One row per plate
 relative to the manifest's folder, the plate's box in that image's pixels (x, y = top-left corner;
 w, h > 0) and its text. An image may have several rows (several plates). A row whose box and text
 are all empty lists an image with no plate (a negative, where every detection is false).
+A KNOWN_LABEL_ERRORS.tsv beside the manifest (`plates.label_errors`) corrects the labels it names;
+each corrected plate keeps its label as written in `as_labelled`, so evals can report both scores.
 """
 
 from __future__ import annotations
 
-import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import is_valid_text
+from platepilot.plates.label_errors import corrected, read_label_errors
+from platepilot.plates.tsv import read_tsv
 
 COLUMNS = ("image_relpath", "x", "y", "w", "h", "plate_text")
 _PLATE_FIELDS = COLUMNS[1:]
@@ -23,10 +26,17 @@ _PLATE_FIELDS = COLUMNS[1:]
 
 @dataclass(frozen=True, slots=True)
 class LabelledPlate:
-    """One plate of a scene: its box (x, y, w, h) in image pixels and its text (A-Z0-9)."""
+    """One plate of a scene: its box (x, y, w, h) in image pixels and its text (A-Z0-9); `as_labelled`
+    is the manifest's text when a known label error corrected it."""
 
     box_xywh: tuple[float, float, float, float]
     text: str
+    as_labelled: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The text as the manifest writes it."""
+        return self.as_labelled or self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +47,8 @@ class LabelledScene:
     plates: tuple[LabelledPlate, ...]
 
 
-def read_tsv(path: Path) -> csv.DictReader[str]:
-    """The rows of a tab-separated manifest with a header; PlatepilotError naming a missing or unreadable file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlatepilotError(f"{path}: manifest not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlatepilotError(f"{path}: cannot read manifest: {exc}") from None
-    reader = csv.DictReader(text.splitlines(), delimiter="\t")
-    return reader
-
-
 def read_manifest(path: Path, check_images: bool = True) -> tuple[LabelledScene, ...]:
-    """The scenes of MANIFEST.tsv at `path`, in file order of their first row.
+    """The scenes of MANIFEST.tsv at `path`, in file order of their first row, known label errors corrected.
 
     PlatepilotError naming the file and line for: a missing or unreadable file, a header without the
     required columns, a row with a bad box or text, and (with `check_images`) an image that is missing.
@@ -62,9 +60,12 @@ def read_manifest(path: Path, check_images: bool = True) -> tuple[LabelledScene,
             f"{path}: bad header, missing column(s) {', '.join(missing)}; "
             f"the first line must name the tab-separated columns {' '.join(COLUMNS)}"
         )
+    errata = read_label_errors(path.parent)
     scenes: dict[Path, list[LabelledPlate]] = {}
     for line, row in enumerate(reader, start=2):
         relpath, plate = _parse_row(row, f"{path}:{line}")
+        if plate is not None and (truth := corrected(errata, relpath, plate.text)) is not None:
+            plate = replace(plate, text=truth, as_labelled=plate.text)
         image = path.parent / relpath
         if check_images and image not in scenes and not image.is_file():
             raise PlatepilotError(f"{path}:{line}: image {image} not found")

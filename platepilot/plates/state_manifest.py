@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from platepilot.errors import PlatepilotError
-from platepilot.plates.manifest import read_tsv
 from platepilot.plates.states import state_code
+from platepilot.plates.tsv import read_tsv
 
 IMAGE_COLUMNS = ("image_relpath", "crop_relpath")
 STATE_COLUMNS = ("state", "region")
