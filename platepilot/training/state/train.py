@@ -107,7 +107,7 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
         prior = _log_prior(sources.pool, items, card)
         crops = teacher.card if teacher is not None else card  # a teacher reads them at its own size
         data = StateCrops(sources.pool, items, crops, augment=True, seed=opts.seed * 10_000 + epoch)
-        loss, acc = _train_epoch(model, teacher, optimizer, scheduler, data, prior, opts, epoch, steps, card)
+        loss, acc = _train_epoch(model, teacher, optimizer, scheduler, data, prior, card, opts, epoch, steps)
         held_top1, held_top3 = _score(model, StateCrops(sources.pool, sources.held, card, augment=False, seed=0))
         history.append({"epoch": epoch, "loss": loss, "train_top1": acc, "holdout_top1": held_top1,
                         "holdout_top3": held_top3})  # fmt: skip
@@ -264,7 +264,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Ten
 
 def _train_epoch(
     model: nn.Module, teacher: Teacher | None, optimizer: torch.optim.Optimizer, scheduler: Any,
-    data: StateCrops, prior: torch.Tensor, opts: StateTrainOptions, epoch: int, steps: int, card: StateCard,
+    data: StateCrops, prior: torch.Tensor, card: StateCard, opts: StateTrainOptions, epoch: int, steps: int,
 ) -> tuple[float, float]:  # fmt: skip
     loader = DataLoader(data, opts.batch_size, shuffle=False, num_workers=opts.workers, drop_last=True)
     model.train()
