@@ -154,11 +154,9 @@ def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str
     if opts.backbone is not None:
         pretrained, spec = pretrained_state_net(opts.backbone, opts.height, opts.width, len(classes))
         taught = load_state_card(opts.teacher) if opts.teacher is not None else None
-        if taught is not None and (taught.channel_order, taught.mean, taught.std) != (spec.channel_order, spec.mean,
-                                                                                      spec.std):  # fmt: skip
-            raise PlatepilotError(
-                f"--teacher {opts.teacher} normalises its crops otherwise than --backbone {opts.backbone}"
-            )
+        wanted = (spec.channel_order, spec.mean, spec.std)
+        if taught is not None and (taught.channel_order, taught.mean, taught.std) != wanted:
+            raise PlatepilotError(f"--teacher {opts.teacher}: crops normalised otherwise than {opts.backbone}'s")
         training = {"backbone_source": f"{spec.source}, fine-tuned end to end", **_taught_by(opts)}
         card = StateCard(classes=classes, height=opts.height, width=opts.width, channel_order=spec.channel_order,
                          mean=spec.mean, std=spec.std, training=training)  # fmt: skip
