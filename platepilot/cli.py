@@ -134,7 +134,11 @@ def eval_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
     """Score a reader on a labels file (exact and CER, strict and O/I-folded, confusions, speed), or a
-    detector and reader on whole scenes (recall, end-to-end reads, false detections, speed)."""
+    detector and reader on whole scenes (recall, end-to-end reads, false detections, speed).
+
+    A KNOWN_LABEL_ERRORS.tsv beside the labels file or manifest (image_relpath, label, observed) lists
+    labels found to be wrong: those plates are scored against what they read, and the score as
+    labelled is printed beside it (docs/ocr_training.md)."""
     if sum(x is not None for x in (labels, scenes, states)) != 1:
         raise PlatepilotError(
             "eval needs exactly one of --labels (plate crops), --scenes (a MANIFEST.tsv) or --states (a state manifest)"
