@@ -201,6 +201,13 @@ def _eval_labels(
     if result.as_labelled is not None:
         a = result.as_labelled
         _print_errata(result.corrected, labels, f"exact {a.exact:.1%}, folded {a.exact_folded:.1%}")
+    if result.standard is not None:
+        st = result.standard
+        console.print(
+            f"standard serials ({st.n} of {s.n}; vanity words, placeholders and fragments left out): "
+            f"exact {st.exact:.1%}, folded {st.exact_folded:.1%}",
+            highlight=False,
+        )
     if result.confusions:
         pairs = ", ".join(f"{t or '∅'}→{r or '∅'} {c}" for t, r, c in result.confusions)
         console.print(f"confusions (true→read): {escape(pairs)}", highlight=False)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from platepilot.cli import app
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.evaluate import evaluate, write_report
+from platepilot.plates.formats import is_standard_label
 from platepilot.types import PlateRead
 
 SUMMARY_KEYS = {"n", "exact", "exact_folded", "cer", "cer_folded", "plates_per_s"}
@@ -59,6 +60,25 @@ def test_scores_are_counted_right(tmp_path: Path) -> None:
     assert result.confusions == (("0", "O", 1),)
     assert [(e.truth, e.pred, e.distance) for e in result.errors] == [("GH0123", "GHO123", 1)]
     assert result.plates_per_s > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "standard"),
+    [("ABC1234", True), ("800002", True), ("2368", True), ("NTGUILTY", False), ("0", False), ("548", False)],
+)
+def test_standard_labels_are_serials_with_a_digit(text: str, standard: bool) -> None:
+    assert is_standard_label(text) is standard
+
+
+def test_standard_serials_are_scored_apart_when_some_labels_are_not(tmp_path: Path) -> None:
+    labels = _write_set(tmp_path, [(1, "ABC123"), (2, "XYZ789"), (3, "NTGUILTY"), (4, "0")])
+    engine = ScriptedEngine({1: "ABC123", 2: "XYZ780", 3: "NTGUILTY", 4: "0"})
+    result = evaluate(engine, labels)
+    assert result.scores.exact == 0.75
+    assert result.standard is not None and (result.standard.n, result.standard.exact) == (2, 0.5)
+    assert (result.to_json()["n_standard"], result.to_json()["exact_standard"]) == (2, 0.5)
+    every = evaluate(engine, _write_set(tmp_path / "std", [(1, "ABC123"), (2, "XYZ789")]))
+    assert every.standard is None and "n_standard" not in every.to_json()  # nothing left out: one score
 
 
 def test_batches_of_64_skip_and_latest_label(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.imagegrid import contact_sheet
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.metrics import Scores, confusions, score
+from platepilot.plates.formats import is_standard_label
 from platepilot.plates.label_errors import corrected, read_label_errors
 from platepilot.store.labels import latest_labels, resolve_crop_path, why_no_labels
 from platepilot.types import PlateRead
@@ -54,21 +55,27 @@ class EvalResult:
     model: str | None = None
     corrected: int = 0  # labels a known label error corrected (plates.label_errors)
     as_labelled: Scores | None = None  # the scores against the labels as written, when any was corrected
+    standard: Scores | None = None  # the scores on standard serials alone, when some labels are not
 
     def to_json(self) -> dict[str, Any]:
         """Summary: n, exact, exact_folded, cer, cer_folded, plates_per_s, unreadable, model, confusions;
-        with known label errors corrected, labels_corrected, exact_as_labelled and exact_folded_as_labelled."""
-        errata = {}
+        with known label errors corrected, labels_corrected, exact_as_labelled and exact_folded_as_labelled;
+        when some labels are no standard serial (`is_standard_label`), n_standard, exact_standard and
+        exact_folded_standard."""
+        extra: dict[str, Any] = {}
         if self.as_labelled is not None:
-            errata = {"labels_corrected": self.corrected, "exact_as_labelled": self.as_labelled.exact,
+            extra |= {"labels_corrected": self.corrected, "exact_as_labelled": self.as_labelled.exact,
                       "exact_folded_as_labelled": self.as_labelled.exact_folded}  # fmt: skip
+        if self.standard is not None:
+            extra |= {"n_standard": self.standard.n, "exact_standard": self.standard.exact,
+                      "exact_folded_standard": self.standard.exact_folded}  # fmt: skip
         return {
             **asdict(self.scores),
             "plates_per_s": round(self.plates_per_s, 1),
             "unreadable": len(self.unreadable),
             "model": self.model,
             "confusions": [{"true": t, "read": r, "count": c} for t, r, c in self.confusions],
-            **errata,
+            **extra,
         }
 
 
@@ -118,6 +125,7 @@ def evaluate(
     ]
     errors.sort(key=lambda e: (-e.distance, -e.confidence))
     fixed = sum(t != w for t, w in zip(truths, written, strict=True))
+    standard = [(p, t) for p, t in zip(preds, truths, strict=True) if is_standard_label(t)]
     return EvalResult(
         scores=score(preds, truths),
         plates_per_s=len(reads) / elapsed if elapsed > 0 else 0.0,
@@ -127,6 +135,7 @@ def evaluate(
         model=model,
         corrected=fixed,
         as_labelled=score(preds, written) if fixed else None,
+        standard=score(*zip(*standard, strict=True)) if standard and len(standard) < len(truths) else None,
     )
 
 

@@ -297,6 +297,17 @@ def is_plate_surround(text: str) -> bool:
     return is_caption(text) or is_state_name(text) or is_vehicle_make(text)
 
 
+STANDARD_MIN_CHARS = 4
+
+
+def is_standard_label(text: str) -> bool:
+    """Whether a label is a standard-issue serial for scoring: at least STANDARD_MIN_CHARS characters
+    with a digit. Vanity words (`NTGUILTY`), placeholders (`0`, `SAMPLE`) and short fragments (`548`)
+    are not; the data sets keep them, and their README asks for standard-plate accuracy beside the
+    overall one. Some vanity plates carry a digit (`GR8DAY`) and count as standard here."""
+    return len(text) >= STANDARD_MIN_CHARS and any(ch.isdigit() for ch in text)
+
+
 def looks_like_serial(text: str) -> bool:
     """Whether a line's read (normalised) could be a plate's serial: 3-8 characters, not text around one."""
     return MIN_SERIAL_CHARS <= len(text) <= MAX_PLATE_CHARS and not is_plate_surround(text)
