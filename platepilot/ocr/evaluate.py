@@ -125,7 +125,10 @@ def evaluate(
     ]
     errors.sort(key=lambda e: (-e.distance, -e.confidence))
     fixed = sum(t != w for t, w in zip(truths, written, strict=True))
-    standard = [(p, t) for p, t in zip(preds, truths, strict=True) if is_standard_label(t)]
+    standard = [i for i, truth in enumerate(truths) if is_standard_label(truth)]
+    standard_scores = None  # only when some labels are not standard serials: else it is `scores` again
+    if standard and len(standard) < len(truths):
+        standard_scores = score([preds[i] for i in standard], [truths[i] for i in standard])
     return EvalResult(
         scores=score(preds, truths),
         plates_per_s=len(reads) / elapsed if elapsed > 0 else 0.0,
@@ -135,7 +138,7 @@ def evaluate(
         model=model,
         corrected=fixed,
         as_labelled=score(preds, written) if fixed else None,
-        standard=score(*zip(*standard, strict=True)) if standard and len(standard) < len(truths) else None,
+        standard=standard_scores,
     )
 
 
