@@ -43,10 +43,7 @@ def read_label_errors(folder: Path) -> tuple[LabelError, ...]:
     path = folder / ERRATA_FILE
     if not path.is_file():
         return ()
-    reader = read_tsv(path)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise PlatepilotError(f"{path}: bad header, missing column(s) {', '.join(missing)}; want {' '.join(COLUMNS)}")
+    reader = read_tsv(path, COLUMNS)
     errors = []
     for line, row in enumerate(reader, start=2):
         relpath = (row.get("image_relpath") or "").strip()

@@ -53,13 +53,7 @@ def read_manifest(path: Path, check_images: bool = True) -> tuple[LabelledScene,
     PlatepilotError naming the file and line for: a missing or unreadable file, a header without the
     required columns, a row with a bad box or text, and (with `check_images`) an image that is missing.
     """
-    reader = read_tsv(path)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise PlatepilotError(
-            f"{path}: bad header, missing column(s) {', '.join(missing)}; "
-            f"the first line must name the tab-separated columns {' '.join(COLUMNS)}"
-        )
+    reader = read_tsv(path, COLUMNS)
     errata = read_label_errors(path.parent)
     scenes: dict[Path, list[LabelledPlate]] = {}
     for line, row in enumerate(reader, start=2):

@@ -8,8 +8,9 @@ from pathlib import Path
 from platepilot.errors import PlatepilotError
 
 
-def read_tsv(path: Path) -> csv.DictReader[str]:
-    """The rows of a tab-separated manifest with a header; PlatepilotError naming a missing or unreadable file."""
+def read_tsv(path: Path, required: tuple[str, ...] = ()) -> csv.DictReader[str]:
+    """The rows of a tab-separated manifest with a header; PlatepilotError naming a missing or unreadable
+    file, or a header without every `required` column."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -17,4 +18,10 @@ def read_tsv(path: Path) -> csv.DictReader[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PlatepilotError(f"{path}: cannot read manifest: {exc}") from None
     reader = csv.DictReader(text.splitlines(), delimiter="\t")
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        raise PlatepilotError(
+            f"{path}: bad header, missing column(s) {', '.join(missing)}; "
+            f"the first line must name the tab-separated columns {' '.join(required)}"
+        )
     return reader

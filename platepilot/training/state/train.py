@@ -151,13 +151,14 @@ def _resume(
 def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str, Any]]]:
     """The network to train, its sidecar (input size, normalisation) and its optimizer's parameter groups."""
     classes = (*STATE_NAMES, UNKNOWN)
+    taught = load_state_card(opts.teacher) if opts.teacher is not None else None
+    taught_by = {"teacher": f"distilled from {opts.teacher} (sha256 {taught.onnx_sha256[:12]})"} if taught else {}
     if opts.backbone is not None:
         pretrained, spec = pretrained_state_net(opts.backbone, opts.height, opts.width, len(classes))
-        taught = load_state_card(opts.teacher) if opts.teacher is not None else None
         wanted = (spec.channel_order, spec.mean, spec.std)
         if taught is not None and (taught.channel_order, taught.mean, taught.std) != wanted:
             raise PlatepilotError(f"--teacher {opts.teacher}: crops normalised otherwise than {opts.backbone}'s")
-        training = {"backbone_source": f"{spec.source}, fine-tuned end to end", **_taught_by(opts)}
+        training = {"backbone_source": f"{spec.source}, fine-tuned end to end", **taught_by}
         card = StateCard(classes=classes, height=opts.height, width=opts.width, channel_order=spec.channel_order,
                          mean=spec.mean, std=spec.std, training=training)  # fmt: skip
         groups = [
@@ -165,12 +166,11 @@ def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str
             {"params": list(pretrained.head.parameters()), "lr": opts.lr},
         ]
         return pretrained, card, groups
-    if opts.teacher is not None:
-        taught = load_state_card(opts.teacher)  # the student sees the crops exactly as its teacher does
+    if taught is not None:  # the student sees the crops exactly as its teacher does
         student = StudentStateNet(len(taught.classes), taught.height, taught.width)
         card = StateCard(classes=taught.classes, height=taught.height, width=taught.width,
                          channel_order=taught.channel_order, mean=taught.mean, std=taught.std,
-                         training=_taught_by(opts))  # fmt: skip
+                         training=taught_by)  # fmt: skip
         return student, card, [{"params": list(student.parameters()), "lr": opts.lr}]
     net = StateNet(len(classes), WIDTHS)
     return (
@@ -178,13 +178,6 @@ def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str
         StateCard(classes=classes, height=opts.height, width=opts.width),
         [{"params": list(net.parameters()), "lr": opts.lr}],
     )
-
-
-def _taught_by(opts: StateTrainOptions) -> dict[str, str]:
-    """The model card's note on the teacher, if the run has one."""
-    if opts.teacher is None:
-        return {}
-    return {"teacher": f"distilled from {opts.teacher} (sha256 {load_state_card(opts.teacher).onnx_sha256[:12]})"}
 
 
 def _epoch_items(rng: np.random.Generator, opts: StateTrainOptions, sources: Sources) -> np.ndarray:
