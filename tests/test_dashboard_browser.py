@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from pageserver import PageServer, chromium, started
 from pg import PgCluster, new_database
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import APIResponse, Browser, Page, Route, expect
 
 from platepilot.pipeline.stats import CameraStats
 from platepilot.pipeline.stats_file import StatsFile
@@ -242,6 +242,40 @@ def test_editing_the_watchlist_takes_effect(
     expect(page.locator("#wl-error")).to_contain_text("changed since this page loaded it")
     assert [e.plate for e in load_watchlists(work / "watchlists.yaml", ["CAM1"]).lists["stolen"].entries] == [
         "ABC1234", "LATE1"]  # fmt: skip
+
+
+def test_a_reload_answered_after_a_save_does_not_undo_it(
+    work: Path, road: Road, start: Callable[..., Dashboard], page: Page
+) -> None:
+    """Opening the watchlists tab reloads them; a removal clicked before that reload answers must stay
+    removed on the page (the stale answer once re-drew the old list over it)."""
+    server = start()
+    page.goto(server.url + "#/watchlists")
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 1 entries")
+    page.goto(server.url + "#/live")
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold_loads(route: Route) -> None:  # the server answers the reload now; the page gets it later
+        if route.request.method == "GET":
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    page.route("**/api/watchlists", hold_loads)
+    page.goto(server.url + "#/watchlists")
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 1 entries")  # drawn before the reload
+    for _ in range(100):  # until the server has answered the reload, before the removal
+        if held:
+            break
+        page.wait_for_timeout(50)
+    page.locator("#lists tr", has_text="ABC1234").get_by_role("button", name="remove").click()
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 0 entries")
+    assert not load_watchlists(work / "watchlists.yaml", ["CAM1"]).lists["stolen"].entries
+    ((route, stale),) = held
+    with page.expect_response(lambda r: r.request.method == "GET" and "/api/watchlists" in r.url):
+        route.fulfill(response=stale)  # the reload, answered before the removal, lands after it
+    page.wait_for_timeout(300)  # time to draw it: `expect` alone could pass before a stale draw
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 0 entries")
 
 
 def test_hostile_crop_names_and_texts_stay_text(road: Road, start: Callable[..., Dashboard], page: Page) -> None:

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const FEED_MAX = 200;
 let meta = { cameras: [], match_distance: 1 };
 let watch = null;      // the watchlists document as loaded: {lists, version, file, error}
+let watchRequest = 0;  // the latest watchlists request: an older answer landing later is not shown
 let feed = null;       // the EventSource
 let statsTimer = null;
 
@@ -137,7 +138,10 @@ async function showVehicle(id) {
 
 // watchlists ----------------------------------------------------------------------------------------
 async function loadWatchlists() {
-  watch = await api("/api/watchlists");
+  const request = ++watchRequest;
+  const loaded = await api("/api/watchlists");
+  if (request !== watchRequest) return;  // a save started meanwhile: its answer is newer than this one
+  watch = loaded;
   renderWatchlists();
 }
 
@@ -176,9 +180,13 @@ function renderWatchlists() {
 async function saveWatchlists(change) {
   const lists = structuredClone(watch.lists);
   change(lists);
+  const request = ++watchRequest;
   try {
-    watch = await api("/api/watchlists", { lists, version: watch.version });
-    renderWatchlists();
+    const saved = await api("/api/watchlists", { lists, version: watch.version });
+    if (request === watchRequest) {
+      watch = saved;
+      renderWatchlists();
+    }
     status("watchlists saved");
     return true;
   } catch (err) {
