@@ -128,7 +128,9 @@ def eval_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     report: Path | None = typer.Option(
-        None, "--report", help="With --labels or --states: write report.json + worst_errors.png to this folder."
+        None,
+        "--report",
+        help="Write report.json + worst_errors.png (the errors; with --scenes, the plates not read) to this folder.",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate the first N crops (or scene images)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
@@ -150,13 +152,11 @@ def eval_command(
         return
     if split:
         raise PlatepilotError("--split goes with --states")
-    if scenes is not None and report is not None:
-        raise PlatepilotError("--report goes with --labels; --scenes prints its summary only")
     if labels is not None and (detector != "auto" or textdet_side is not None):
         raise PlatepilotError("--detector and --textdet-side go with --scenes, not --labels")
     settings = load_config(config)
     if scenes is not None:
-        _eval_scenes(scenes, settings, model, engine, detector, textdet_side, as_json, limit)
+        _eval_scenes(scenes, settings, model, engine, detector, textdet_side, as_json, limit, report)
     elif labels is not None:
         _eval_labels(labels, settings, model, engine, as_json, report, limit)
 
@@ -212,7 +212,11 @@ def _eval_labels(
         pairs = ", ".join(f"{t or '∅'}→{r or '∅'} {c}" for t, r, c in result.confusions)
         console.print(f"confusions (true→read): {escape(pairs)}", highlight=False)
     if report is not None:
-        console.print(f"report written to {escape(str(report))}/ (report.json, worst_errors.png)")
+        _print_report_written(report)
+
+
+def _print_report_written(folder: Path) -> None:
+    console.print(f"report written to {escape(str(folder))}/ (report.json, worst_errors.png)")
 
 
 def _print_errata(count: int, labelled: Path, as_labelled: str) -> None:
@@ -225,7 +229,7 @@ def _print_errata(count: int, labelled: Path, as_labelled: str) -> None:
 
 def _eval_scenes(
     manifest: Path, settings: Settings, model: Path | None, engine: str | None, detector_name: str,
-    textdet_side: int | None, as_json: bool, limit: int | None,
+    textdet_side: int | None, as_json: bool, limit: int | None, report: Path | None,
 ) -> None:  # fmt: skip
     """`eval --scenes`: detector + reader on labelled photos (platepilot.pipeline.scene_eval)."""
     import json
@@ -233,13 +237,15 @@ def _eval_scenes(
     from rich.table import Table
 
     from platepilot.ocr.models import make_engine
-    from platepilot.pipeline.scene_eval import evaluate_scenes, named_detector
+    from platepilot.pipeline.scene_eval import evaluate_scenes, named_detector, write_scene_report
     from platepilot.plates.manifest import read_manifest
 
     scenes = read_manifest(manifest)[:limit]
     detector = named_detector(detector_name, settings.detector, textdet_side)
     reader = make_engine(engine or settings.ocr.engine, model, settings, whole_plates=detector.whole_plates)
     result = evaluate_scenes(scenes, detector, reader, console=err_console)
+    if report is not None:
+        write_scene_report(result, report)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -253,6 +259,8 @@ def _eval_scenes(
     console.print(table)
     if result.corrected:
         _print_errata(result.corrected, manifest, f"read e2e {result.read_e2e_as_labelled:.1%}")
+    if report is not None:
+        _print_report_written(report)
 
 
 synth_app = typer.Typer(

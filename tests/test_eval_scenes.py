@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from platepilot.cli import app, main
 from platepilot.errors import PlatepilotError
-from platepilot.pipeline.scene_eval import covers, evaluate_scenes
+from platepilot.pipeline.scene_eval import covers, evaluate_scenes, write_scene_report
 from platepilot.plates.manifest import LabelledPlate, read_manifest
 from platepilot.plates.scenes import render_scene
 from platepilot.types import BoxXYXY, Detection, PlateRead
@@ -177,8 +177,6 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, keyed_manifest: Path, capsys:
     assert err.strip() == f"error: detector '{model}': not auto, platenet, fast or textdet, and no such model file"
     err = _cli_error(["eval", "--scenes", str(keyed_manifest), "--textdet-side", "960"], capsys)
     assert err.strip() == "error: a text detector side (960) goes with detector textdet, not 'auto'"
-    err = _cli_error(["eval", "--scenes", str(keyed_manifest), "--report", str(tmp_path / "r")], capsys)
-    assert err.strip() == "error: --report goes with --labels; --scenes prints its summary only"
 
 
 def _synthetic_manifest(folder: Path) -> Path:
@@ -232,3 +230,35 @@ def test_an_unreadable_image_is_named(keyed_manifest: Path) -> None:
     scenes = read_manifest(keyed_manifest)
     with pytest.raises(PlatepilotError, match=r"b\.png: image file is empty \(0 bytes\)"):
         evaluate_scenes(scenes, KeyedDetector({10: [], 20: [], 30: []}), PixelReader({}))
+
+
+def test_the_report_shows_every_plate_not_read(keyed_manifest: Path, tmp_path: Path) -> None:
+    detector = KeyedDetector({10: [(20, 20, 80, 40), (144, 50, 180, 70)], 20: [(10, 10, 30, 30)], 30: []})
+    reader = PixelReader({1: "ABC123", 2: "XYO123", 3: "DEF456"})
+    result = evaluate_scenes(read_manifest(keyed_manifest), detector, reader)
+    write_scene_report(result, tmp_path / "report")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["n"] == 3 and report["read_e2e"] == pytest.approx(1 / 3, abs=1e-4)
+    not_found, misread = report["misses"]  # the plate not found comes first
+    assert not_found == {
+        "image": str(keyed_manifest.parent / "img" / "b.png"), "box_xywh": [10, 10, 50, 20], "text": "DEF456",
+        "found": False, "reads": [], "boxes_xyxy": [[10, 10, 30, 30]],
+    }  # fmt: skip
+    assert (misread["text"], misread["found"], misread["reads"]) == ("XY0123", True, ["XYO123"])
+    sheet = cv2.imread(str(tmp_path / "report" / "worst_errors.png"))
+    assert sheet.shape == (160 + 18, 2 * 240, 3)  # one row of two captioned misses
+    left = sheet[:160, :240]
+    assert (left == (0, 0, 255)).all(axis=2).any() and (left == (0, 200, 0)).all(axis=2).any()  # both boxes drawn
+
+
+def test_cli_scenes_report(tmp_path: Path) -> None:
+    manifest = _synthetic_manifest(tmp_path)
+    args = ["eval", "--scenes", str(manifest), "--detector", "textdet", "--engine", "crnn"]
+    result = CliRunner().invoke(app, [*args, "--report", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert f"report written to {tmp_path / 'r'}/" in result.stdout.replace("\n", "")
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    wrong = [m for m in report["misses"] if m["text"] == "WRONG1"]
+    assert wrong and not wrong[0]["found"]  # the wrongly placed plate is never found
+    assert len(report["misses"]) == report["n"] - round(report["read_e2e"] * report["n"])
+    assert cv2.imread(str(tmp_path / "r" / "worst_errors.png")) is not None

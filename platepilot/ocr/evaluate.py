@@ -178,12 +178,7 @@ def write_report(result: EvalResult, folder: Path) -> None:
 
 def write_report_files(folder: Path, report: dict[str, Any], errors: list[tuple[Path, str]]) -> None:
     """`folder/report.json` and `folder/worst_errors.png`: a contact sheet of the errors' images, each
-    captioned (images deleted since the evaluation are left out; one blank tile when there are none)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PlatepilotError(f"{folder}: cannot create report folder: {exc.strerror}") from None
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    captioned (images deleted since the evaluation are left out)."""
     images, captions = [], []
     for path, caption in errors:
         try:
@@ -191,10 +186,24 @@ def write_report_files(folder: Path, report: dict[str, Any], errors: list[tuple[
         except PlatepilotError:  # deleted or replaced since the evaluation
             continue
         captions.append(caption)
+    write_report_tiles(folder, report, images, captions)
+
+
+def write_report_tiles(
+    folder: Path, report: dict[str, Any], images: list[np.ndarray], captions: list[str],
+    cell: tuple[int, int] = (192, 64),
+) -> None:  # fmt: skip
+    """`folder/report.json` and `folder/worst_errors.png`, a contact sheet of `images` resized to `cell`
+    and captioned (one blank tile when there are none)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlatepilotError(f"{folder}: cannot create report folder: {exc.strerror}") from None
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if images:
-        picture = contact_sheet(images, captions, columns=min(6, len(images)))
+        picture = contact_sheet(images, captions, columns=min(6, len(images)), cell=cell)
     else:
-        picture = contact_sheet([np.full((64, 192, 3), 255, np.uint8)], ["no errors"], columns=1)
+        picture = contact_sheet([np.full((cell[1], cell[0], 3), 255, np.uint8)], ["no errors"], columns=1, cell=cell)
     sheet = folder / "worst_errors.png"
     if not cv2.imwrite(str(sheet), picture):
         raise PlatepilotError(f"{sheet}: cannot write image")

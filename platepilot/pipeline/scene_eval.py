@@ -7,6 +7,7 @@ as the pilot cuts it (`cut_crop`), read. The rules:
   exactly, `read_folded` after folding O->0 and I->1 on both sides (`plates.charset.fold`);
 - a *false detection* covers no labelled plate of its image by that rule.
 `ms_per_image` is the detector's time alone (the reader's time depends on how many boxes it gets).
+Every plate not read exactly is kept as a `PlateMiss`; `write_scene_report` shows them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
@@ -26,6 +28,7 @@ from platepilot.detect import PlateDetector, make_detector
 from platepilot.detect.textdet import TextDetPlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine, read_image
+from platepilot.ocr.evaluate import write_report_tiles
 from platepilot.plates.charset import fold
 from platepilot.plates.manifest import LabelledPlate, LabelledScene
 from platepilot.track.quality import cut_crop
@@ -42,10 +45,15 @@ def covers(box: BoxXYXY, plate_xywh: tuple[float, float, float, float], share: f
 
     Covering, not IoU: a whole-plate box and a serial-line box both cover the plate they found, and a
     box much larger than the plate still counts (the reader then has to cope with it)."""
+    return covered_share(box, plate_xywh) >= share
+
+
+def covered_share(box: BoxXYXY, plate_xywh: tuple[float, float, float, float]) -> float:
+    """The share of the plate's (x, y, w, h) box that the box (x1, y1, x2, y2) covers, 0 to 1."""
     x, y, w, h = plate_xywh
     iw = max(0.0, min(box[2], x + w) - max(box[0], x))
     ih = max(0.0, min(box[3], y + h) - max(box[1], y))
-    return iw * ih >= share * w * h
+    return iw * ih / (w * h)
 
 
 def detector_label(detector: PlateDetector) -> str:
@@ -79,6 +87,26 @@ def named_detector(
 
 
 @dataclass(frozen=True, slots=True)
+class PlateMiss:
+    """A labelled plate the chain did not read exactly: the texts read from the detections covering it
+    (`reads`, none when it was not found) and the boxes of every detection touching it (`boxes`)."""
+
+    image: Path
+    box_xywh: tuple[float, float, float, float]
+    text: str
+    reads: tuple[str, ...]
+    boxes: tuple[BoxXYXY, ...]
+
+    @property
+    def found(self) -> bool:
+        return bool(self.reads)
+
+    def caption(self) -> str:
+        """`LABEL / read` (several reads joined by commas; `not found` when none)."""
+        return f"{self.text} / {', '.join(r or '-' for r in self.reads) if self.reads else 'not found'}"
+
+
+@dataclass(frozen=True, slots=True)
 class SceneCounts:
     """What one image adds up to (see the module doc for the rules)."""
 
@@ -92,23 +120,28 @@ class SceneCounts:
 
 
 def score_scene(
-    image: np.ndarray, plates: Sequence[LabelledPlate], detections: Sequence[Detection], reader: OCREngine
-) -> SceneCounts:
-    """Count one image: `reader` reads the crop of every detection that covers a plate, in one batch."""
+    image: np.ndarray, path: Path, plates: Sequence[LabelledPlate], detections: Sequence[Detection], reader: OCREngine
+) -> tuple[SceneCounts, list[PlateMiss]]:
+    """Count one image (at `path`) and list its misses: `reader` reads the crop of every detection that
+    covers a plate, in one batch."""
     covering = [[d for d in detections if covers(d.box_xyxy, p.box_xywh)] for p in plates]
     useful = list({id(d): d for hits in covering for d in hits}.values())
     reads = reader.read([cut_crop(image, d.box_xyxy) for d in useful]) if useful else []
     text_of = {id(d): r.text for d, r in zip(useful, reads, strict=True)}
     read = read_folded = read_as_labelled = 0
+    misses = []
     for plate, hits in zip(plates, covering, strict=True):
         texts = {text_of[id(d)] for d in hits}
         read += plate.text in texts
+        if plate.text not in texts:
+            touching = tuple(d.box_xyxy for d in detections if covered_share(d.box_xyxy, plate.box_xywh) > 0)
+            misses.append(PlateMiss(path, plate.box_xywh, plate.text, tuple(text_of[id(d)] for d in hits), touching))
         read_folded += fold(plate.text) in {fold(t) for t in texts}
         read_as_labelled += plate.label in texts
     false = sum(1 for d in detections if not any(covers(d.box_xyxy, p.box_xywh) for p in plates))
     corrected = sum(1 for p in plates if p.as_labelled is not None)
     found = sum(1 for hits in covering if hits)
-    return SceneCounts(len(plates), found, read, read_folded, false, corrected, read_as_labelled)
+    return SceneCounts(len(plates), found, read, read_folded, false, corrected, read_as_labelled), misses
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +159,7 @@ class SceneEval:
     corrected: int
     read_as_labelled: int
     seconds: float
+    misses: tuple[PlateMiss, ...] = ()
 
     @property
     def recall(self) -> float:
@@ -189,6 +223,7 @@ def evaluate_scenes(
     if scenes:
         detector.detect(read_image(scenes[0].image))
     counts = []
+    misses: list[PlateMiss] = []
     seconds = 0.0
     with Progress(console=console, transient=True, disable=console is None) as bar:
         task = bar.add_task(f"{detector_label(detector)} + {reader.name}", total=len(scenes))
@@ -197,7 +232,47 @@ def evaluate_scenes(
             start = timer()
             detections = detector.detect(image)
             seconds += timer() - start
-            counts.append(score_scene(image, scene.plates, detections, reader))
+            scored, missed = score_scene(image, scene.image, scene.plates, detections, reader)
+            counts.append(scored)
+            misses.extend(missed)
             bar.advance(task)
     total = {f.name: sum(getattr(c, f.name) for c in counts) for f in fields(SceneCounts)}
-    return SceneEval(detector_label(detector), reader.name, len(scenes), seconds=seconds, **total)
+    return SceneEval(detector_label(detector), reader.name, len(scenes), seconds=seconds, misses=tuple(misses), **total)
+
+
+def write_scene_report(result: SceneEval, folder: Path) -> None:
+    """`folder/report.json` (the summary and every plate not read exactly: label, box, reads, touching
+    boxes) and `folder/worst_errors.png`: each miss in its surroundings, its labelled box in green and
+    the detections touching it in red, captioned `LABEL / read` (plates not found first)."""
+    misses = sorted(result.misses, key=lambda m: m.found)
+    report = {
+        **result.to_json(),
+        "misses": [
+            {
+                "image": str(m.image), "box_xywh": list(m.box_xywh), "text": m.text, "found": m.found,
+                "reads": list(m.reads), "boxes_xyxy": [[round(v, 1) for v in b] for b in m.boxes],
+            }
+            for m in misses
+        ],
+    }  # fmt: skip
+    shown = misses[:SHEET_MISSES]
+    write_report_tiles(folder, report, [_surroundings(m) for m in shown], [m.caption() for m in shown], SHEET_CELL)
+
+
+SHEET_MISSES = 36
+SHEET_CELL = (240, 160)  # (w, h) of one miss on the sheet
+
+
+def _surroundings(miss: PlateMiss) -> np.ndarray:
+    """The miss's image around its plate (a plate width each side, 1.5 heights above, 2.5 below: the
+    aspect of SHEET_CELL for a 2:1 plate), the labelled box in green, touching detections in red."""
+    image = read_image(miss.image).copy()
+    for box in miss.boxes:
+        cv2.rectangle(image, _corner(box[:2]), _corner(box[2:]), (0, 0, 255), 2)
+    x, y, w, h = miss.box_xywh
+    cv2.rectangle(image, _corner((x, y)), _corner((x + w, y + h)), (0, 200, 0), 1)
+    return cut_crop(image, (x - w, y - 1.5 * h, x + 2 * w, y + 2.5 * h))
+
+
+def _corner(point: Sequence[float]) -> tuple[int, int]:
+    return round(point[0]), round(point[1])
