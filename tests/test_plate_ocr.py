@@ -14,7 +14,7 @@ from platepilot.config import OCRConfig, Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.ctc import text_probability
 from platepilot.ocr.ensemble import MemberRead, char_vote, combine
-from platepilot.ocr.lines import PlateLineFinder, pick_plate_rows
+from platepilot.ocr.lines import SECOND_LOOK_SIDE, PlateLineFinder, pick_plate_rows
 from platepilot.ocr.models import BUNDLED_MODEL, make_engine
 from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
 from platepilot.plates.charset import CHARSET, fold
@@ -322,6 +322,66 @@ def test_a_whole_plate_crop_reads_the_first_line_that_reads_like_a_serial(
     assert len(finder.lines(crop)) == 3
     engine = PlateOCR([_ByRegion(crop.shape, lines, whole)], finder, line_crop=True)
     assert engine.read([crop])[0].text == expected
+
+
+class _TwoScales:
+    """A line finder whose lines are `first` at its own scale and `second` at its second look's."""
+
+    def __init__(self, first: list[np.ndarray], second: list[np.ndarray], second_side: int | None = 256) -> None:
+        self.first, self.second, self.second_side = first, second, second_side
+        self.sides: list[int | None] = []
+
+    def line_crops(self, image: np.ndarray, max_side: int | None = None) -> list[np.ndarray]:
+        self.sides.append(max_side)
+        return self.first if max_side is None else self.second
+
+
+class _ByValue:
+    """A member that reads a crop by its top-left pixel value: value -> (text, confidence)."""
+
+    name = "v"
+
+    def __init__(self, reads: dict[int, tuple[str, float]]) -> None:
+        self.reads = reads
+
+    def read_member(self, image: np.ndarray, rows: tuple[int, int] | None) -> list[MemberRead]:
+        text, confidence = self.reads.get(int(image[0, 0, 0]), ("", 0.0))
+        return [MemberRead(_read(text, confidence, (confidence,) * len(text), self.name))]
+
+
+def _tile(value: int) -> np.ndarray:
+    return np.full((20, 80, 3), value, np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected", "looks"),
+    [
+        ([1], [2], "ABC123", [None]),  # sure at the first look: no second look
+        ([3], [2], "XYZ789", [None, 256]),  # unsure: the surer second look wins
+        ([], [2], "XYZ789", [None, 256]),  # no line at the first look
+        ([3], [4], "LMN456", [None, 256]),  # the second look is less sure: the first stays
+    ],
+)
+def test_an_unsure_whole_plate_crop_gets_a_second_look_at_another_scale(
+    first: list[int], second: list[int], expected: str, looks: list[int | None]
+) -> None:
+    reads = {1: ("ABC123", 0.99), 2: ("XYZ789", 0.97), 3: ("LMN456", 0.6), 4: ("QRS321", 0.5)}
+    finder = _TwoScales([_tile(v) for v in first], [_tile(v) for v in second])
+    engine = PlateOCR([_ByValue(reads)], finder, line_crop=True)  # type: ignore[arg-type]
+    assert engine.read([_tile(9)])[0].text == expected
+    assert finder.sides == looks
+    once = _TwoScales([_tile(3)], [_tile(2)], second_side=None)
+    assert PlateOCR([_ByValue(reads)], once, line_crop=True).read([_tile(9)])[0].text == "LMN456"  # type: ignore[arg-type]
+    assert once.sides == [None]
+
+
+def test_the_line_finder_looks_at_another_scale(plates: list[tuple[np.ndarray, str]]) -> None:
+    crop = _on_car(plates[0][0], 0)
+    finder = PlateLineFinder()
+    assert finder.second_side == SECOND_LOOK_SIDE != 320
+    at_320, at_second = finder.line_crops(crop), finder.line_crops(crop, finder.second_side)
+    assert at_320 and at_second  # the plate line is found at both scales, cut from the crop's own pixels
+    assert abs(at_320[0].shape[0] - at_second[0].shape[0]) <= 0.25 * at_320[0].shape[0]
 
 
 def test_what_reads_like_a_serial() -> None:

@@ -72,17 +72,19 @@ class TextDetPlateDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         return plates_from_lines(self.lines(image), image.shape[1], image.shape[0], self.params)
 
-    def lines(self, image: np.ndarray) -> np.ndarray:
-        """(N, 6) text lines (x1, y1, x2, y2, score, tilt_deg) of `image`, in its pixels (`text_lines`)."""
-        prob, scale = self.probability_map(image)
+    def lines(self, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
+        """(N, 6) text lines (x1, y1, x2, y2, score, tilt_deg) of `image`, in its pixels (`text_lines`),
+        found at `max_side` (default: the params')."""
+        prob, scale = self.probability_map(image, max_side)
         lines = text_lines(prob, self.params)
         lines[:, :4] /= scale
         return lines
 
-    def probability_map(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """The DB text probability map (h, w) of the downscaled frame, and the scale frame -> map."""
+    def probability_map(self, image: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, float]:
+        """The DB text probability map (h, w) of the frame scaled to `max_side` (default: the params'),
+        and the scale frame -> map."""
         height, width = image.shape[:2]
-        scale = self.params.max_side / max(height, width)
+        scale = (max_side or self.params.max_side) / max(height, width)
         new_w = max(round(width * scale / 32) * 32, 32)
         new_h = max(round(height * scale / 32) * 32, 32)
         resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)

@@ -36,6 +36,18 @@ PlateOCR read 217 with (0.04, 0.1), 218 with (0.04, 0), 224 with (0.04, -0.05) a
 (`benchmarks/line_margin.py`)."""
 
 
+SECOND_LOOK_SIDE = 256
+"""The crop's longest side for `PlateLineFinder`'s second look (its first is `max_side`, 320). The
+text detector's lines on a small crop change with the scale it sees it at: on the bundled detector's
+crops of the 246 UCSD plates, at 320 it found no line on a clean `5HZW063` and only fragments of
+`4FJX849`, both found at 256. Reading each crop at 224-384 gave 223-231 plates (folded); either of
+320 and 256 235 (2026-12-05, reader v11)."""
+
+SECOND_LOOK_BELOW = 0.9
+"""PlateOCR looks again at `SECOND_LOOK_SIDE` when its read of a whole-plate crop's lines is less sure
+than this, and keeps the surer read: 230 -> 233 of those 246 plates (232 at 0.5-0.8)."""
+
+
 def pick_plate_rows(lines: np.ndarray, height: int) -> Rows | None:
     """(N, >=4) text lines (x1, y1, x2, y2, ...) in crop pixels -> the plate line's band, or None.
 
@@ -80,23 +92,31 @@ class PlateLineFinder:
     Args:
         max_side: the crop's longest side as the detector sees it (pixels, multiple of 32); crops are
             small, and PaddleOCR's default (shortest side to 736) is 20-50x slower for no gain here.
+        second_side: the scale of a reader's second look at an unsure crop (`SECOND_LOOK_SIDE`); None
+            for none.
         margin: how `line_crops` grows the plate line (`LINE_MARGIN`; `benchmarks/line_margin.py`).
     """
 
     def __init__(
-        self, max_side: int = 320, threads: int | None = None, margin: tuple[float, float] = LINE_MARGIN
+        self,
+        max_side: int = 320,
+        threads: int | None = None,
+        margin: tuple[float, float] = LINE_MARGIN,
+        second_side: int | None = SECOND_LOOK_SIDE,
     ) -> None:
         self._detector = TextDetPlateDetector(params=TextDetParams(max_side=max_side), threads=threads)
         self.margin = margin
+        self.second_side = second_side
 
-    def lines(self, image: np.ndarray) -> np.ndarray:
-        """(N, 6) text lines (x1, y1, x2, y2, score, tilt_deg) in crop pixels, side-by-side pieces merged."""
-        return merge_side_by_side(self._detector.lines(image))
+    def lines(self, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
+        """(N, 6) text lines (x1, y1, x2, y2, score, tilt_deg) in crop pixels, side-by-side pieces merged;
+        found at `max_side` (default: the finder's own)."""
+        return merge_side_by_side(self._detector.lines(image, max_side))
 
     def plate_rows(self, image: np.ndarray) -> Rows | None:
         return pick_plate_rows(self.lines(image), image.shape[0])
 
-    def line_crops(self, image: np.ndarray) -> list[np.ndarray]:
+    def line_crops(self, image: np.ndarray, max_side: int | None = None) -> list[np.ndarray]:
         """A whole-plate crop (a plate detector's box: frame, caption, a bit of car) cut to each of its
         text lines, tallest first (at most `LINES_TRIED`): the plate line first, then the others, for
         a reader whose read of the tallest line is no serial (a sticker's "17" or a slogan such as
@@ -105,8 +125,9 @@ class PlateLineFinder:
 
         Readers tuned on tight crops misread such crops read whole, and the members' views of them
         (the line, the whole crop) disagree so much that the vote picks fragments: on the bundled
-        detector's UCSD crops PlateOCR read 66.7% of plates whole and 86% cut to the line."""
-        found = self.lines(image)
+        detector's UCSD crops PlateOCR read 66.7% of plates whole and 86% cut to the line.
+        `max_side`: the scale the lines are found at (default: the finder's own; see `second_side`)."""
+        found = self.lines(image, max_side)
         order = np.argsort(found[:, 1] - found[:, 3], kind="stable")[:LINES_TRIED]
         crops = [cut_line(image, found[i], self.margin) for i in order]
         return [crop for crop in crops if min(crop.shape[:2]) >= 4]

@@ -29,7 +29,7 @@ from platepilot.ocr.base import as_bgr
 from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, too_tall
 from platepilot.ocr.easy import EasyOCRReader
 from platepilot.ocr.ensemble import MemberRead, combine
-from platepilot.ocr.lines import PlateLineFinder, Rows, rows_of
+from platepilot.ocr.lines import SECOND_LOOK_BELOW, PlateLineFinder, Rows, rows_of
 from platepilot.ocr.paddle import PaddleRecognizer
 from platepilot.plates.formats import looks_like_serial
 from platepilot.types import PlateRead
@@ -149,11 +149,20 @@ class PlateOCR:
         return [(member.name, member.read_member(image, rows)) for member in self.members]
 
     def _reads_of_plate_line(self, image: np.ndarray, lines: PlateLineFinder) -> list[tuple[str, list[MemberRead]]]:
-        """A whole-plate crop's reads: of its tallest text line, or of the next line when that one's
+        """A whole-plate crop's reads (`_reads_of_lines`); when they are unsure (`SECOND_LOOK_BELOW`),
+        also those of the lines found at the finder's `second_side`, and the surer of the two."""
+        first = self._reads_of_lines(image, lines.line_crops(image))
+        if lines.second_side is None or self._confidence(first) >= SECOND_LOOK_BELOW:
+            return first
+        second = self._reads_of_lines(image, lines.line_crops(image, lines.second_side))
+        return second if self._confidence(second) > self._confidence(first) else first
+
+    def _reads_of_lines(self, image: np.ndarray, line_crops: list[np.ndarray]) -> list[tuple[str, list[MemberRead]]]:
+        """The reads of a whole-plate crop's tallest text line, or of the next line when that one's
         read is no serial (a sticker, a slogan), or of the whole crop when no line's is (the text
         detector can miss a widely spaced serial); nothing for a crop with no text line at all."""
         first: list[tuple[str, list[MemberRead]]] = []
-        for line in lines.line_crops(image):
+        for line in line_crops:
             by_member = [(member.name, member.read_member(line, None)) for member in self.members]
             if self._reads_a_serial(by_member):
                 return by_member
@@ -163,8 +172,14 @@ class PlateOCR:
         whole = [(member.name, member.read_member(image, None)) for member in self.members]
         return whole if self._reads_a_serial(whole) else first
 
+    def _confidence(self, by_member: list[tuple[str, list[MemberRead]]]) -> float:
+        return self._combined(by_member).confidence
+
     def _reads_a_serial(self, by_member: list[tuple[str, list[MemberRead]]]) -> bool:
-        return looks_like_serial(combine([r for _, reads in by_member for r in reads], self._format_prior).text)
+        return looks_like_serial(self._combined(by_member).text)
+
+    def _combined(self, by_member: list[tuple[str, list[MemberRead]]]) -> PlateRead:
+        return combine([r for _, reads in by_member for r in reads], self._format_prior)
 
     def _read_one(self, image: np.ndarray) -> PlateRead:
         return combine(self.member_reads(image), self._format_prior, engine=self.name)
