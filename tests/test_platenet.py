@@ -20,7 +20,9 @@ from platepilot.detect.platenet import (
     FAST_MODEL,
     DetectorCard,
     PlateNetDetector,
+    input_side,
     load_card,
+    network_input,
     sidecar_path,
 )
 from platepilot.errors import PlatepilotError
@@ -93,6 +95,21 @@ def test_no_plate_no_box_and_any_frame_size_works(bundled: PlateNetDetector) -> 
         for det in bundled.detect(image):
             x1, y1, x2, y2 = det.box_xyxy
             assert 0 <= x1 < x2 <= size[0] and 0 <= y1 < y2 <= size[1] and 0 < det.score <= 1
+
+
+@pytest.mark.parametrize(
+    ("frame", "side"),
+    [((320, 240), 640), ((640, 480), 640), ((1280, 720), 640), ((1920, 1080), 960), ((3840, 2160), 1280)],
+)
+def test_a_large_frame_is_seen_at_half_its_size(frame: tuple[int, int], side: int) -> None:
+    """Up to twice the card's input size a frame is seen at that size; above, at half its own (capped at
+    twice the card's), so a 1080p camera's plates reach the network as large as a 720p camera's."""
+    card = load_card(BUNDLED_MODEL)
+    assert card.input_size == 640
+    assert input_side(max(frame), card) == side
+    blob, scale = network_input(np.zeros((frame[1], frame[0], 3), np.uint8), card)
+    assert scale == pytest.approx(side / max(frame))
+    assert blob.shape[3] == -(-side // 32) * 32 and blob.shape[2] == -(-round(frame[1] * scale) // 32) * 32
 
 
 def test_loader_refuses_bad_models_with_one_line(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from platepilot.detect.platenet import DetectorCard, normalise
+from platepilot.detect.platenet import DetectorCard, input_side, normalise
 from platepilot.errors import PlatepilotError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -103,7 +103,7 @@ class SceneCrops(Dataset[dict[str, torch.Tensor]]):
             raise PlatepilotError(f"{frame.image}: unreadable image")
         height, width = image.shape[:2]
         boxes = frame.boxes * np.array([width, height, width, height], np.float32)
-        scale = self.card.input_size / max(height, width)
+        scale = input_side(max(height, width), self.card) / max(height, width)  # as the runtime scales it
         if self.augment:
             scale *= float(np.exp(rng.uniform(np.log(0.6), np.log(1.7))))
             image, boxes = self._crop(image, boxes, scale, rng)
