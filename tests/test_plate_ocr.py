@@ -254,14 +254,20 @@ def _on_car(plate: np.ndarray, seed: int) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_line_crop_reads_whole_plate_crops_with_surroundings(plates: list[tuple[np.ndarray, str]]) -> None:
+def test_line_crop_reads_whole_plate_crops_with_surroundings(
+    plates: list[tuple[np.ndarray, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     loose = [_on_car(image, i) for i, (image, _) in enumerate(plates)]
     truths = [text for _, text in plates]
     whole = build_plate_ocr(Settings().ocr.plateocr_members, BUNDLED_MODEL)
     cut = build_plate_ocr(Settings().ocr.plateocr_members, BUNDLED_MODEL, line_crop=True)
     read_whole, read_cut = whole.read(loose), cut.read(loose)
     assert _right(read_cut, truths) >= 7, [r.text for r in read_cut]
-    assert _right(read_cut, truths) > _right(read_whole, truths), [r.text for r in read_whole]
+    # a reader of tight crops looks at an unsure crop cut to its line too, so it reads these as well ...
+    assert _right(read_whole, truths) >= 7, [r.text for r in read_whole]
+    monkeypatch.setattr("platepilot.ocr.plate_ocr.LINE_LOOK_BELOW", 0.0)
+    band_only = whole.read(loose)  # ... which it did not, reading them in the plate line's band only
+    assert _right(read_cut, truths) > _right(band_only, truths), [r.text for r in band_only]
     bumper = np.full((90, 176, 3), 70, np.uint8)  # a false box: no text line, so no read at all
     assert cut.read([bumper])[0].text == "" and cut.read([bumper])[0].confidence == 0.0
     crnn_whole, crnn_cut = (make_engine("crnn", None, Settings(), whole_plates=w) for w in (False, True))
@@ -373,6 +379,31 @@ def test_an_unsure_whole_plate_crop_gets_a_second_look_at_another_scale(
     once = _TwoScales([_tile(3)], [_tile(2)], second_side=None)
     assert PlateOCR([_ByValue(reads)], once, line_crop=True).read([_tile(9)])[0].text == "LMN456"  # type: ignore[arg-type]
     assert once.sides == [None]
+
+
+class _Banded(_TwoScales):
+    """A line finder that also gives a plate line's band (rows) for reading a crop across its width."""
+
+    def plate_rows(self, image: np.ndarray) -> tuple[int, int]:
+        return (0, image.shape[0])
+
+
+@pytest.mark.parametrize(
+    ("crop", "expected", "line_looks"),
+    [
+        (1, "ABC123", []),  # sure in the band: no look at the line
+        (3, "XYZ789", [None]),  # unsure in the band: the line, surer, wins
+        (4, "QRS321", [None, 256]),  # the line is read less surely (both of its looks): the band's read stays
+    ],
+)
+def test_an_unsure_tight_crop_is_also_read_cut_to_its_line(
+    crop: int, expected: str, line_looks: list[int | None]
+) -> None:
+    reads = {1: ("ABC123", 0.999), 2: ("XYZ789", 0.97), 3: ("LMN456", 0.6), 4: ("QRS321", 0.5), 5: ("KLM987", 0.4)}
+    finder = _Banded([_tile(2 if crop == 3 else 5)], [_tile(5)])
+    engine = PlateOCR([_ByValue(reads)], finder)  # type: ignore[arg-type]
+    assert engine.read([_tile(crop)])[0].text == expected
+    assert finder.sides == line_looks
 
 
 def test_the_line_finder_looks_at_another_scale(plates: list[tuple[np.ndarray, str]]) -> None:
