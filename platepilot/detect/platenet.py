@@ -98,7 +98,7 @@ network at the size a 720p camera's do with the same view. UCSD's photos set in 
 their own size (the plates 3x smaller at a 640 input than in the photo) were found 90.2% and read
 85.8% end to end at 640, 98.4% and 92.7% at 960 (docs/detector.md)."""
 
-MAX_INPUT_FACTOR = 2
+MAX_INPUT_FACTOR = 2  # a 4K frame is seen at 1280, not 1920: the detector's time grows with the square
 
 
 def input_side(long_side: int, card: DetectorCard) -> int:

@@ -40,8 +40,8 @@ SECOND_LOOK_SIDE = 256
 """The crop's longest side for `PlateLineFinder`'s second look (its first is `max_side`, 320). The
 text detector's lines on a small crop change with the scale it sees it at: on the bundled detector's
 crops of the 246 UCSD plates, at 320 it found no line on a clean `5HZW063` and only fragments of
-`4FJX849`, both found at 256. Reading each crop at 224-384 gave 223-231 plates (folded); either of
-320 and 256 235 (2026-12-05, reader v11)."""
+`4FJX849`, both found at 256. Reading each crop at one of 224-384 gave 223-231 plates (folded; 320:
+230); a plate read right at 320 or at 256 (an oracle), 235 (2026-12-05, reader v11)."""
 
 SECOND_LOOK_BELOW = 0.9
 """PlateOCR looks again at `SECOND_LOOK_SIDE` when its read of a whole-plate crop's lines is less sure
