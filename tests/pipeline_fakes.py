@@ -54,6 +54,7 @@ class TruthDetector:
 
     name = "truth"
     whole_plates = False
+    box_margin = (0.0, 0.0)
 
     def __init__(self, scene: DemoScene) -> None:
         self.scene, self.index = scene, 0

@@ -43,6 +43,7 @@ class KeyedDetector:
 
     name = "keyed"
     whole_plates = False
+    box_margin = (0.0, 0.0)
 
     def __init__(self, boxes: dict[int, list[BoxXYXY]]) -> None:
         self.boxes = boxes

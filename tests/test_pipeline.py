@@ -228,6 +228,7 @@ class _ApproachScene:
     """A 320x240 camera: one plate drives towards it, from 40 to 184 px wide, over 16 frames."""
 
     camera_id, live = "CAM1", False
+    box_margin = (0.0, 0.0)
 
     def __init__(self) -> None:
         self.boxes = [(160 - w / 2, 120 - w / 4, 160 + w / 2, 120 + w / 4) for w in range(40, 200, 9)]

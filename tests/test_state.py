@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -498,7 +499,9 @@ def test_the_pipeline_reads_a_vehicles_state_name_until_one_read_is_sure(tmp_pat
                 break
     settings = pipeline_settings(tmp_path)
     store, events = CropStore(settings.output.crops_dir), EventStore(settings.output.events_db_url)
-    pilot = Pilot(settings, [], {}, ReaderSlot(ScriptedEngine("ABC1234", [0.7]), "t"), store, events, states=states)
+    detectors = {"CAM1": SimpleNamespace(box_margin=(0.0, 0.0))}  # the crop is the plate
+    pilot = Pilot(settings, [], detectors, ReaderSlot(ScriptedEngine("ABC1234", [0.7]), "t"), store, events,  # type: ignore[arg-type]
+                  states=states)  # fmt: skip
     key, stats, names.asked = ("CAM1", 1), CameraStats("CAM1"), 0
     pilot._tracks[key] = _TrackReads()
     crop = PlateCrop("CAM1", 1, 0, 0.0, image, 0.5, (0.0, 0.0, float(image.shape[1]), float(image.shape[0])))
@@ -507,6 +510,49 @@ def test_the_pipeline_reads_a_vehicles_state_name_until_one_read_is_sure(tmp_pat
     reads = pilot._tracks[key].reads
     assert len(reads) == 3 and names.asked == 1  # the first read named the state; the others did not ask
     assert reads[0].state == design.state and fuse_state(reads, 0.5)[0] == design.state
+
+
+class _ShapeRecorder:
+    """A state classifier that records the shape of every crop it is given and calls each FL."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def classify(self, images: list[np.ndarray], read_names: bool = True) -> list[StateGuess]:
+        self.shapes += [im.shape for im in images]
+        return [StateGuess(FLORIDA, 0.9)] * len(images)
+
+    def unsure(self, confidence: float) -> bool:
+        return False
+
+
+def test_the_pipeline_classifies_the_plate_without_the_detectors_margin(tmp_path: Path) -> None:
+    """A whole-plate detector's box is the plate grown by its margin (car, bumper, dealer frame): the state
+    is told from the plate itself, as the classifier was trained (the grown crop read 18 of UCSD's 244
+    California plates as CA, the plate itself 81; docs/states.md)."""
+    from platepilot.pipeline.pilot import _TrackReads
+    from platepilot.pipeline.stats import CameraStats
+    from platepilot.track.quality import cut_crop
+    from platepilot.types import PlateCrop
+
+    frame = np.full((240, 320, 3), 60, np.uint8)
+    frame[100:140, 100:180] = 255  # the plate: 80 x 40
+    margin = (0.12, 0.2)
+    box = (100 - 0.12 * 80, 100 - 0.2 * 40, 180 + 0.12 * 80, 140 + 0.2 * 40)
+    settings = pipeline_settings(tmp_path)
+    store, events, states = (
+        CropStore(settings.output.crops_dir),
+        EventStore(settings.output.events_db_url),
+        _ShapeRecorder(),
+    )
+    pilot = Pilot(settings, [], {"CAM1": SimpleNamespace(box_margin=margin)},  # type: ignore[dict-item]
+                  ReaderSlot(ScriptedEngine("ABC1234", [0.9]), "t"), store, events, states=states)  # type: ignore[arg-type]  # fmt: skip
+    pilot._tracks[("CAM1", 1)] = _TrackReads()
+    crop = PlateCrop("CAM1", 1, 0, 0.0, cut_crop(frame, box), 0.5, box)
+    pilot._read(("CAM1", 1), crop, CameraStats("CAM1"))
+    assert crop.image.shape[:2] == (62, 110)  # the grown box and cut_crop's pad
+    assert states.shapes == [(40, 80, 3)]
+    assert pilot._tracks[("CAM1", 1)].reads[0].state == FLORIDA
 
 
 def test_state_fusion_over_a_tracks_reads() -> None:

@@ -21,6 +21,7 @@ class ScriptedBoxes:
 
     name = "scripted"
     whole_plates = True
+    box_margin = (0.0, 0.0)
 
     def __init__(self, detections: list[Detection]) -> None:
         self.detections = detections

@@ -9,7 +9,7 @@ import pytest
 from platepilot.config import TrackerConfig
 from platepilot.plates.designs import sample_design
 from platepilot.plates.render import render_plate
-from platepilot.track.quality import crop_quality, cut_crop
+from platepilot.track.quality import crop_quality, cut_crop, plate_within
 from platepilot.track.tracker import PlateTracker
 from platepilot.types import Detection, Track, TrackState
 
@@ -114,3 +114,21 @@ def test_quality_prefers_an_approaching_plates_near_crop(seed: int) -> None:
 def test_cut_crop_clips_to_the_frame() -> None:
     frame = np.zeros((100, 100, 3), np.uint8)
     assert cut_crop(frame, (-10.0, 90.0, 20.0, 120.0), pad=0.0).shape == (10, 20, 3)
+
+
+@pytest.mark.parametrize("box", [(40.0, 30.0, 160.0, 90.0), (1.0, 2.0, 121.0, 62.0), (215.5, 151.25, 299.5, 199.75)])
+def test_the_plate_is_cut_out_of_a_whole_plate_crop_again(box: tuple[float, float, float, float]) -> None:
+    """A detector's box grown by its margin, cut by the pilot: `plate_within` gives back the plate."""
+    frame = np.zeros((200, 300, 3), np.uint8)
+    margin = (0.12, 0.2)
+    x1, y1, x2, y2 = box
+    inset_x, inset_y = (x2 - x1) * 0.12 / 1.24, (y2 - y1) * 0.2 / 1.4
+    plate = (round(x1 + inset_x), round(y1 + inset_y), round(x2 - inset_x), round(y2 - inset_y))
+    frame[plate[1] : plate[3], plate[0] : plate[2]] = 255  # the plate white, the rest (margin, car) black
+    inner = plate_within(cut_crop(frame, box), box, margin)
+    assert inner.shape[:2] == (plate[3] - plate[1], plate[2] - plate[0])
+    assert (inner == 255).all()
+    assert plate_within(cut_crop(frame, box), box, (0.0, 0.0)).shape[:2] == (
+        round(y2) - round(y1),
+        round(x2) - round(x1),
+    )

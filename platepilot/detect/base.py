@@ -16,11 +16,14 @@ class PlateDetector(Protocol):
 
     `detect` must be safe to call from several threads at once. `whole_plates`: the boxes are whole
     plates (frame and caption, a plate detector's) rather than the serial line (the text detector's);
-    the runtime's reader then cuts each crop to its plate line (`PlateOCR.line_crop`).
+    the runtime's reader then cuts each crop to its plate line (`PlateOCR.line_crop`). `box_margin`:
+    the share of the plate's width and height each box is grown by on every side ((0, 0): the box is
+    the plate), so the runtime can cut the plate itself out again for the state classifier.
     """
 
     name: str
     whole_plates: bool
+    box_margin: tuple[float, float]
 
     def detect(self, image: np.ndarray) -> list[Detection]: ...
 

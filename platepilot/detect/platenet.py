@@ -179,6 +179,7 @@ class PlateNetDetector:
     ) -> None:
         self.model_path = model_path or BUNDLED_MODEL
         self.card = load_card(self.model_path)
+        self.box_margin = self.card.box_margin
         self._session = open_session(self.model_path, "detector", threads=threads)
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 1:

@@ -30,6 +30,7 @@ class TextCheckedDetector:
         self.min_chars = min_chars
         self.name = detector.name
         self.whole_plates = detector.whole_plates
+        self.box_margin = detector.box_margin
         self.model_path: Path | None = getattr(detector, "model_path", None)
 
     def detect(self, image: np.ndarray) -> list[Detection]:

@@ -58,6 +58,7 @@ class TextDetPlateDetector:
 
     name = "ppocr-textdet"
     whole_plates = False
+    box_margin = (0.0, 0.0)  # serial-line boxes: no plate box to cut out
 
     def __init__(
         self, model_path: Path | None = None, params: TextDetParams | None = None, threads: int | None = None

@@ -64,6 +64,7 @@ class YoloOnnxDetector:
 
     name = "yolo-onnx"
     whole_plates = True
+    box_margin = (0.0, 0.0)
 
     def __init__(
         self,

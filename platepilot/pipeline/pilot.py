@@ -36,7 +36,7 @@ from platepilot.plates.formats import MAX_PLATE_CHARS, is_plate_surround
 from platepilot.sources.base import FrameSource
 from platepilot.store.crops import CropStore, StoredCrop
 from platepilot.store.events import EventStore, PlateEvent
-from platepilot.track.quality import crop_quality, cut_crop, touches_edge
+from platepilot.track.quality import crop_quality, cut_crop, plate_within, touches_edge
 from platepilot.track.tracker import PlateTracker
 from platepilot.types import Frame, PlateCrop, PlateRead, Track, TrackState
 
@@ -269,7 +269,8 @@ class Pilot:
         try:
             read: PlateRead | None = reader.engine.read([crop.image])[0]
             if read is not None and self.states is not None:
-                guess = self.states.classify([crop.image], read_names=not self._state_sure(key))[0]
+                plate = plate_within(crop.image, crop.box, self.detectors[crop.camera_id].box_margin)
+                guess = self.states.classify([plate], read_names=not self._state_sure(key))[0]
                 read = with_state(read, guess, ocr.format_prior, ocr.site_state)
         except Exception:
             log.exception("%s track %d: OCR failed", *key)

@@ -26,7 +26,10 @@ _CLIPPED_FACTOR = 0.3
 SHARPNESS_HEIGHT = 48  # pixels: about the height a reader scales a plate crop to (PP-OCR's recogniser: 48)
 
 
-def cut_crop(image: np.ndarray, box: BoxXYXY, pad: float = 0.05) -> np.ndarray:
+CROP_PAD = 0.05  # share of a box's size `cut_crop` adds on each side
+
+
+def cut_crop(image: np.ndarray, box: BoxXYXY, pad: float = CROP_PAD) -> np.ndarray:
     """The box grown by `pad` of its size on each side, clipped to the frame; a copy (frames are reused)."""
     x1, y1, x2, y2 = box
     dx, dy = (x2 - x1) * pad, (y2 - y1) * pad
@@ -34,6 +37,18 @@ def cut_crop(image: np.ndarray, box: BoxXYXY, pad: float = 0.05) -> np.ndarray:
     xa, ya = max(int(x1 - dx), 0), max(int(y1 - dy), 0)
     xb, yb = min(math.ceil(x2 + dx), w), min(math.ceil(y2 + dy), h)
     return image[ya:yb, xa:xb].copy()
+
+
+def plate_within(crop: np.ndarray, box: BoxXYXY, margin: tuple[float, float], pad: float = CROP_PAD) -> np.ndarray:
+    """The plate itself in `crop`, which `cut_crop(frame, box, pad)` cut from a box grown by `margin` (shares
+    of the plate's width and height on every side, `PlateDetector.box_margin`); a view, clipped to the crop."""
+    x1, y1, x2, y2 = box
+    left, top = max(int(x1 - (x2 - x1) * pad), 0), max(int(y1 - (y2 - y1) * pad), 0)  # cut_crop's corner
+    inset_x = (x2 - x1) * margin[0] / (1 + 2 * margin[0])
+    inset_y = (y2 - y1) * margin[1] / (1 + 2 * margin[1])
+    xa, ya = max(round(x1 + inset_x) - left, 0), max(round(y1 + inset_y) - top, 0)
+    xb, yb = round(x2 - inset_x) - left, round(y2 - inset_y) - top
+    return crop[ya:yb, xa:xb]
 
 
 def sharpness(crop: np.ndarray) -> float:
