@@ -34,16 +34,22 @@ def cut_crop(image: np.ndarray, box: BoxXYXY, pad: float = CROP_PAD) -> np.ndarr
     x1, y1, x2, y2 = box
     dx, dy = (x2 - x1) * pad, (y2 - y1) * pad
     h, w = image.shape[:2]
-    xa, ya = max(int(x1 - dx), 0), max(int(y1 - dy), 0)
+    xa, ya = _crop_corner(box, pad)
     xb, yb = min(math.ceil(x2 + dx), w), min(math.ceil(y2 + dy), h)
     return image[ya:yb, xa:xb].copy()
+
+
+def _crop_corner(box: BoxXYXY, pad: float) -> tuple[int, int]:
+    """The frame pixel `cut_crop` starts its crop at (top-left)."""
+    x1, y1, x2, y2 = box
+    return max(int(x1 - (x2 - x1) * pad), 0), max(int(y1 - (y2 - y1) * pad), 0)
 
 
 def plate_within(crop: np.ndarray, box: BoxXYXY, margin: tuple[float, float], pad: float = CROP_PAD) -> np.ndarray:
     """The plate itself in `crop`, which `cut_crop(frame, box, pad)` cut from a box grown by `margin` (shares
     of the plate's width and height on every side, `PlateDetector.box_margin`); a view, clipped to the crop."""
     x1, y1, x2, y2 = box
-    left, top = max(int(x1 - (x2 - x1) * pad), 0), max(int(y1 - (y2 - y1) * pad), 0)  # cut_crop's corner
+    left, top = _crop_corner(box, pad)
     inset_x = (x2 - x1) * margin[0] / (1 + 2 * margin[0])
     inset_y = (y2 - y1) * margin[1] / (1 + 2 * margin[1])
     xa, ya = max(round(x1 + inset_x) - left, 0), max(round(y1 + inset_y) - top, 0)
