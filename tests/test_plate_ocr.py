@@ -337,9 +337,17 @@ class _TwoScales:
         self.first, self.second, self.second_side = first, second, second_side
         self.sides: list[int | None] = []
 
+    def lines(self, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
+        """One stand-in line whose score says the scale it was found at (0: the finder's own)."""
+        return np.array([[0, 0, image.shape[1], image.shape[0], max_side or 0, 0]], np.float32)
+
+    def cut_lines(self, image: np.ndarray, found: np.ndarray) -> list[np.ndarray]:
+        side = int(found[0, 4]) or None
+        self.sides.append(side)
+        return self.first if side is None else self.second
+
     def line_crops(self, image: np.ndarray, max_side: int | None = None) -> list[np.ndarray]:
-        self.sides.append(max_side)
-        return self.first if max_side is None else self.second
+        return self.cut_lines(image, self.lines(image, max_side))
 
 
 class _ByValue:
@@ -381,13 +389,6 @@ def test_an_unsure_whole_plate_crop_gets_a_second_look_at_another_scale(
     assert once.sides == [None]
 
 
-class _Banded(_TwoScales):
-    """A line finder that also gives a plate line's band (rows) for reading a crop across its width."""
-
-    def plate_rows(self, image: np.ndarray) -> tuple[int, int]:
-        return (0, image.shape[0])
-
-
 @pytest.mark.parametrize(
     ("crop", "expected", "line_looks"),
     [
@@ -400,7 +401,7 @@ def test_an_unsure_tight_crop_is_also_read_cut_to_its_line(
     crop: int, expected: str, line_looks: list[int | None]
 ) -> None:
     reads = {1: ("ABC123", 0.999), 2: ("XYZ789", 0.97), 3: ("LMN456", 0.6), 4: ("QRS321", 0.5), 5: ("KLM987", 0.4)}
-    finder = _Banded([_tile(2 if crop == 3 else 5)], [_tile(5)])
+    finder = _TwoScales([_tile(2 if crop == 3 else 5)], [_tile(5)])
     engine = PlateOCR([_ByValue(reads)], finder)  # type: ignore[arg-type]
     assert engine.read([_tile(crop)])[0].text == expected
     assert finder.sides == line_looks

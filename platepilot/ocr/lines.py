@@ -127,7 +127,10 @@ class PlateLineFinder:
         (the line, the whole crop) disagree so much that the vote picks fragments: on the bundled
         detector's UCSD crops PlateOCR read 66.7% of plates whole and 86% cut to the line.
         `max_side`: the scale the lines are found at (default: the finder's own; see `second_side`)."""
-        found = self.lines(image, max_side)
+        return self.cut_lines(image, self.lines(image, max_side))
+
+    def cut_lines(self, image: np.ndarray, found: np.ndarray) -> list[np.ndarray]:
+        """`line_crops` of lines already found (`lines`), for a caller that also needs the lines themselves."""
         order = np.argsort(found[:, 1] - found[:, 3], kind="stable")[:LINES_TRIED]
         crops = [cut_line(image, found[i], self.margin) for i in order]
         return [crop for crop in crops if min(crop.shape[:2]) >= 4]

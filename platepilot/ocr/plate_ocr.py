@@ -29,7 +29,7 @@ from platepilot.ocr.base import as_bgr
 from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, too_tall
 from platepilot.ocr.easy import EasyOCRReader
 from platepilot.ocr.ensemble import MemberRead, combine
-from platepilot.ocr.lines import SECOND_LOOK_BELOW, PlateLineFinder, Rows, rows_of
+from platepilot.ocr.lines import SECOND_LOOK_BELOW, PlateLineFinder, Rows, pick_plate_rows, rows_of
 from platepilot.ocr.paddle import PaddleRecognizer
 from platepilot.plates.formats import looks_like_serial
 from platepilot.types import PlateRead
@@ -155,19 +155,25 @@ class PlateOCR:
     def _reads_by_member(self, image: np.ndarray) -> list[tuple[str, list[MemberRead]]]:
         """Cut to the plate line (`line_crop`), or read in the plate line's band; a crop read in its band
         with less than `LINE_LOOK_BELOW` confidence is also read cut to its line, and the surer read
-        kept: a crop may be a whole plate with its surroundings after all."""
-        if self.line_crop and self._lines is not None:
-            return self._reads_of_plate_line(image, self._lines)
-        rows = rows_of(self._lines, image)
+        kept: a crop may be a whole plate with its surroundings after all. The text lines are found
+        once for both."""
+        if self._lines is None:
+            return [(member.name, member.read_member(image, None)) for member in self.members]
+        found = self._lines.lines(image)
+        if self.line_crop:
+            return self._reads_of_plate_line(image, self._lines, found)
+        rows = pick_plate_rows(found, image.shape[0])
         by_rows = [(member.name, member.read_member(image, rows)) for member in self.members]
-        if self._lines is None or self._confidence(by_rows) >= LINE_LOOK_BELOW:
+        if self._confidence(by_rows) >= LINE_LOOK_BELOW:
             return by_rows
-        return self._surer(by_rows, self._reads_of_plate_line(image, self._lines))
+        return self._surer(by_rows, self._reads_of_plate_line(image, self._lines, found))
 
-    def _reads_of_plate_line(self, image: np.ndarray, lines: PlateLineFinder) -> list[tuple[str, list[MemberRead]]]:
-        """A whole-plate crop's reads (`_reads_of_lines`); when they are unsure (`SECOND_LOOK_BELOW`),
-        also those of the lines found at the finder's `second_side`, and the surer of the two."""
-        first = self._reads_of_lines(image, lines.line_crops(image))
+    def _reads_of_plate_line(
+        self, image: np.ndarray, lines: PlateLineFinder, found: np.ndarray
+    ) -> list[tuple[str, list[MemberRead]]]:
+        """A whole-plate crop's reads of its text lines `found` (`_reads_of_lines`); when they are unsure
+        (`SECOND_LOOK_BELOW`), also those of the lines found at the finder's `second_side`, and the surer."""
+        first = self._reads_of_lines(image, lines.cut_lines(image, found))
         if lines.second_side is None or self._confidence(first) >= SECOND_LOOK_BELOW:
             return first
         return self._surer(first, self._reads_of_lines(image, lines.line_crops(image, lines.second_side)))
