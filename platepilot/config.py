@@ -62,7 +62,7 @@ class DetectorConfig(_Model):
         "platenet, which finds and reads more real plates than textdet, docs/detector.md); platenet: the bundled plate "
         "detector (whole plates, trained by `platepilot detector train`), or model_path's; fast: the bundled "
         "student of platenet, 2-3x faster, finding about one plate in a hundred fewer in close-ups but far fewer where "
-        "plates are small in the frame (60% of UCSD's plates set in 720p frames); textdet: PP-OCRv6 "
+        "plates are small in the frame (68% of UCSD's plates set in 720p frames); textdet: PP-OCRv6 "
         "text detection + a plate-shape filter (serial lines).",
     )
     model_path: Path | None = Field(

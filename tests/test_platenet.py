@@ -288,3 +288,57 @@ def test_normalise_orders_channels_and_scales_as_the_card_says(card: DetectorCar
     blob = normalise(image, card)
     assert blob.shape == (3, 37, 53) and blob.dtype == np.float32
     assert np.abs(blob - expected).max() < 1e-5
+
+
+def _far_scene(index: int, share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A rendered scene shrunk to `share` in the middle of a 1280x720 frame (edges replicated), as a far
+    camera sees it, and its plates' boxes in that frame."""
+    scene = render_scene(123, index)
+    small = cv2.resize(scene.image, None, fx=share, fy=share, interpolation=cv2.INTER_AREA)
+    top, left = (720 - small.shape[0]) // 2, (1280 - small.shape[1]) // 2
+    frame = cv2.copyMakeBorder(
+        small, top, 720 - small.shape[0] - top, left, 1280 - small.shape[1] - left, cv2.BORDER_REPLICATE
+    )
+    boxes = np.array(scene.boxes_xyxy, np.float32).reshape(-1, 4) * share + np.array([left, top, left, top])
+    return frame, boxes
+
+
+def test_small_plates_of_a_large_frame_get_a_second_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a 720p frame (seen at half size) the boxes under `zoom_below` input px are looked at again,
+    zoomed; the plates 30-60 px wide are found with boxes that fit them. A frame seen at its own size
+    gets no second look."""
+    detector = PlateNetDetector()
+    looks: list[int] = []
+    zoomed = detector._zoomed
+    monkeypatch.setattr(detector, "_zoomed", lambda image, boxes: looks.append(len(boxes)) or zoomed(image, boxes))
+    found = plates = 0
+    for index in range(16):
+        frame, truth = _far_scene(index)
+        truth = truth[(truth[:, 2] - truth[:, 0] >= 30) & (truth[:, 2] - truth[:, 0] < 60)]
+        boxes = np.array([d.box_xyxy for d in detector.detect(frame)], np.float32).reshape(-1, 4)
+        plates += len(truth)
+        if len(truth) and len(boxes):
+            found += int((box_iou(truth, _without_margin(boxes, detector.card.box_margin)).max(axis=1) >= 0.5).sum())
+    assert sum(looks) > 0 and max(looks) <= 8
+    assert plates >= 5 and found >= 0.8 * plates, (found, plates)
+    looks.clear()
+    detector.detect(cv2.resize(render_scene(123, 0).image, (640, 360)))
+    assert looks == []
+
+
+def test_the_second_look_keeps_the_surer_of_its_two_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small unsure box the zoomed view confirms becomes the zoomed box; a small sure box the zoomed
+    view scores lower stays; a small unsure box it does not confirm, and a large unsure one, go."""
+    detector = PlateNetDetector()
+    tight = np.array([105, 52, 135, 68], np.float32)
+    zoomed = {100: (tight, 0.8), 300: (np.array([310, 55, 320, 60], np.float32), 0.4), 500: None}
+    monkeypatch.setattr(detector, "_zoomed", lambda image, boxes: [zoomed[int(b[0])] for b in boxes])
+    boxes = np.array(
+        [[100, 50, 140, 70], [300, 50, 340, 70], [500, 50, 540, 70], [700, 50, 900, 150], [900, 300, 1100, 400]],
+        np.float32,
+    )
+    scores = np.array([0.25, 0.9, 0.25, 0.6, 0.25], np.float32)
+    small = np.array([True, True, True, False, False])
+    kept, kept_scores = detector.second_look(np.zeros((720, 1280, 3), np.uint8), boxes, scores, small)
+    assert kept_scores.tolist() == pytest.approx([0.9, 0.8, 0.6])
+    assert np.array_equal(kept, np.stack([boxes[1], tight, boxes[3]]))

@@ -46,7 +46,10 @@ CHECKPOINT = "checkpoint.pt"
 BACKBONE_FILE = "backbone.onnx"
 Arch = Literal["ppocr", "scratch", "student"]
 # The card fields that say how to read the network's output: a student takes them from its teacher.
-RUNTIME_FIELDS = ("score_threshold", "nms_iou", "contained_share", "box_margin", "max_detections", "min_width")
+RUNTIME_FIELDS = (
+    "score_threshold", "nms_iou", "contained_share", "box_margin", "max_detections", "min_width", "zoom_below",
+    "zoom_threshold", "zoom_box", "zoom_window",
+)  # fmt: skip
 HEAD_LR_SHARE = 0.1  # a student's head starts as its teacher's and moves slower than the new backbone
 VAL_EVERY = 50  # one frame in this many is held out
 MATCH_IOU = 0.5

@@ -1,0 +1,137 @@
+"""Plates far from the camera: every scene of a MANIFEST shrunk and set in a video frame, detectors side by side.
+
+Road cameras see plates smaller than close-up photos show them: a plate 40 px wide in a 1280x720
+frame reaches a detector with a 640 px input 20 px wide. Each photo is scaled by each `--shares`
+value (INTER_AREA, as a farther camera sees it) and set in the middle of a `--frame` frame (1280x720)
+with its edge pixels replicated (no mirrored copies of plates); the labelled boxes move with it. Then
+each `--detectors` entry is scored by `platepilot eval --scenes`' rules (recall, end-to-end reads
+strict and folded, false boxes per image, ms per image; `pipeline_detector.py`). The labels are the
+manifest's own (a KNOWN_LABEL_ERRORS.tsv beside it is applied). Share 1 is the photo at its own size
+in the frame. Prints a table and writes benchmarks/results/far_scenes.json.
+Usage: python benchmarks/far_scenes.py --scenes MANIFEST.tsv [--shares 1 0.7 0.5] [--frame 1280x720]
+    [--detectors platenet fast] [--engine auto] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import cache, partial
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pipeline_detector import detector_for
+from rich.console import Console
+from rich.table import Table
+
+from platepilot.config import DetectorConfig, Settings
+from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import read_image
+from platepilot.ocr.models import make_engine
+from platepilot.pipeline.scene_eval import evaluate_scenes
+from platepilot.plates.manifest import LabelledScene, read_manifest
+
+RESULTS = Path(__file__).parent / "results" / "far_scenes.json"
+
+
+def parse_frame(text: str) -> tuple[int, int]:
+    """`1280x720` -> (1280, 720)."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()) or int(width) < 16 or int(height) < 16:
+        raise argparse.ArgumentTypeError(f"frame size must be WIDTHxHEIGHT, e.g. 1280x720, got {text!r}")
+    return int(width), int(height)
+
+
+def far_scene(scene: LabelledScene, share: float, frame: tuple[int, int], folder: Path) -> LabelledScene:
+    """`scene`'s photo scaled by `share`, set in the middle of a `frame` (width, height) frame, written
+    under `folder`; its plates' boxes moved with it. A photo larger than the frame is cut to it."""
+    photo = read_image(scene.image)
+    small = cv2.resize(photo, None, fx=share, fy=share, interpolation=cv2.INTER_AREA)
+    width, height = frame
+    left, top = (width - small.shape[1]) // 2, (height - small.shape[0]) // 2
+    image = cv2.warpAffine(
+        small,
+        np.array([[1, 0, left], [0, 1, top]], np.float32),
+        frame,
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    path = folder / f"{share:g}" / scene.image.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+        raise PlatepilotError(f"{path}: cannot write the shrunk scene")
+    plates = tuple(
+        replace(p, box_xywh=(p.box_xywh[0] * share + left, p.box_xywh[1] * share + top,
+                             p.box_xywh[2] * share, p.box_xywh[3] * share))
+        for p in scene.plates
+    )  # fmt: skip
+    return LabelledScene(path, plates)
+
+
+def table(rows: Sequence[dict[str, Any]], frame: tuple[int, int]) -> Table:
+    out = Table(title=f"Scenes shrunk into {frame[0]}x{frame[1]} frames")
+    columns = ("share", "median plate px", "detector", "recall", "read e2e", "folded", "false/img", "ms/img")
+    for column in columns:
+        out.add_column(column, justify="left" if column == "detector" else "right")
+    for row in rows:
+        out.add_row(
+            f"{row['share']:g}", f"{row['median_plate_width']:.0f}", Path(row["spec"]).name, f"{row['recall']:.1%}",
+            f"{row['read_e2e']:.1%}", f"{row['read_e2e_folded']:.1%}", f"{row['fp_per_image']:.2f}",
+            f"{row['ms_per_image']:.0f}",
+        )  # fmt: skip
+    return out
+
+
+def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[dict[str, Any]]:
+    """One row per share and detector; each detector and reader is loaded once."""
+    scenes = read_manifest(args.scenes)[: args.limit]
+    readers = cache(partial(make_engine, args.engine, None, Settings()))
+    detectors = {spec: detector_for(spec, DetectorConfig()) for spec in args.detectors}
+    rows = []
+    for share in args.shares:
+        far = [far_scene(scene, share, args.frame, folder) for scene in scenes]
+        widths = [p.box_xywh[2] for scene in far for p in scene.plates]
+        for spec, detector in detectors.items():
+            result = evaluate_scenes(far, detector, readers(detector.whole_plates), console=console)
+            rows.append({"share": share, "median_plate_width": float(np.median(widths)) if widths else 0.0,
+                         **result.to_json(), "spec": spec})  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=Path, required=True, help="MANIFEST.tsv (image_relpath x y w h plate_text)")
+    parser.add_argument("--shares", type=float, nargs="+", default=[1.0, 0.7, 0.5], help="photo scale factors")
+    parser.add_argument("--frame", type=parse_frame, default=(1280, 720), help="frame size WIDTHxHEIGHT")
+    parser.add_argument(
+        "--detectors", nargs="+", default=["platenet"], help="platenet, fast, auto, textdet:SIDE or ONNX paths"
+    )
+    parser.add_argument("--engine", default="auto", help="reader for the end-to-end columns")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N scenes (a quick check)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON to write (default: %(default)s)")
+    args = parser.parse_args()
+    if any(not 0 < share <= 4 for share in args.shares):
+        parser.error("--shares must be in (0, 4]")
+    console = Console(width=max(Console().width, 110))
+    try:
+        with tempfile.TemporaryDirectory(prefix="far_scenes_") as tmp:
+            rows = measure(args, Path(tmp), console)
+    except PlatepilotError as exc:
+        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False, emoji=False, soft_wrap=True)
+        sys.exit(1)
+    console.print(table(rows, args.frame))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    data = {"manifest": str(args.scenes), "frame": list(args.frame), "engine": args.engine, "limit": args.limit,
+            "results": rows}  # fmt: skip
+    args.out.write_text(json.dumps(data, indent=2) + "\n")
+    console.print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
