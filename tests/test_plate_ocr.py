@@ -16,7 +16,7 @@ from platepilot.ocr.ctc import text_probability
 from platepilot.ocr.ensemble import MemberRead, char_vote, combine
 from platepilot.ocr.lines import SECOND_LOOK_SIDE, PlateLineFinder, pick_plate_rows
 from platepilot.ocr.models import BUNDLED_MODEL, make_engine
-from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
+from platepilot.ocr.plate_ocr import ENLARGED_HEIGHT, SMALL_CROP_HEIGHT, PlateOCR, build_plate_ocr, enlarged
 from platepilot.plates.charset import CHARSET, fold
 from platepilot.plates.formats import looks_like_serial
 from platepilot.plates.synth import synth_sample
@@ -429,3 +429,23 @@ def test_behind_a_whole_plate_detector_both_readers_skip_a_sticker_taller_than_t
     assert make_engine("crnn", None, Settings(), whole_plates=False).read([crop])[0].text.startswith("17")
     for engine in ("crnn", "plateocr"):
         assert make_engine(engine, None, Settings(), whole_plates=True).read([crop])[0].text == "KDX492", engine
+
+
+def test_a_small_whole_plate_crop_is_enlarged_before_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole-plate crops 36 and 42 px tall (a plate about 30 px wide in the frame) read better enlarged,
+    bicubic, than read at their own pixels; a crop already tall enough is left as it is."""
+    tall = np.zeros((SMALL_CROP_HEIGHT, 90, 3), np.uint8)
+    assert enlarged(tall) is tall and enlarged(tall[:24]).shape == (ENLARGED_HEIGHT, 300, 3)
+    samples = [synth_sample(7, i, camera=False) for i in range(16)]
+    small = []
+    for height in (36, 42):
+        for i, sample in enumerate(samples):
+            crop = _on_car(sample.image, i)
+            scale = height / crop.shape[0]
+            small.append(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    truths = [s.text for s in samples] * 2
+    cut = build_plate_ocr(Settings().ocr.plateocr_members, BUNDLED_MODEL, line_crop=True)
+    read_enlarged = _right(cut.read(small), truths)
+    monkeypatch.setattr("platepilot.ocr.plate_ocr.SMALL_CROP_HEIGHT", 0)
+    read_plain = _right(cut.read(small), truths)
+    assert read_enlarged > read_plain and read_enlarged >= 0.85 * len(small), (read_enlarged, read_plain)

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
@@ -41,6 +42,25 @@ MODEL_THREADS = 1
 inside one model call; and multi-threaded inference spins when cores are busy: on the 2-core dev box
 under load, 1 thread read a plate 3x faster (PP-OCRv6, onnxruntime) and 12x faster (EasyOCR, torch)
 than one per core."""
+
+
+SMALL_CROP_HEIGHT = 48
+"""Whole-plate crops (`line_crop`) shorter than this (plates under about 40 px wide in the frame) are
+enlarged, bicubic, to `ENLARGED_HEIGHT` before their lines are found and read (`enlarged`): the members
+and the line finder resize bilinearly, and the plate line is cut from the crop at its own pixels. On
+UCSD's photos set at half size in 720p frames (plates 39 px wide), PlateOCR read 190 of the 223
+plates the detector found against 169, with no change on larger plates. Tight crops of the plate line
+(UCSD's labelled crops, 21-27 px tall) read 2 fewer of 246 so enlarged, so they are left as they are."""
+ENLARGED_HEIGHT = 80
+
+
+def enlarged(image: np.ndarray) -> np.ndarray:
+    """`image`, enlarged (bicubic) to `ENLARGED_HEIGHT` px tall when shorter than `SMALL_CROP_HEIGHT`."""
+    height = image.shape[0]
+    if height >= SMALL_CROP_HEIGHT:
+        return image
+    scale = ENLARGED_HEIGHT / height
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
 
 
 class Member(Protocol):
@@ -156,12 +176,13 @@ class PlateOCR:
         """Cut to the plate line (`line_crop`), or read in the plate line's band; a crop read in its band
         with less than `LINE_LOOK_BELOW` confidence is also read cut to its line, and the surer read
         kept: a crop may be a whole plate with its surroundings after all. The text lines are found
-        once for both."""
+        once for both. A small whole-plate crop is enlarged first (`enlarged`)."""
         if self._lines is None:
             return [(member.name, member.read_member(image, None)) for member in self.members]
-        found = self._lines.lines(image)
         if self.line_crop:
-            return self._reads_of_plate_line(image, self._lines, found)
+            image = enlarged(image)
+            return self._reads_of_plate_line(image, self._lines, self._lines.lines(image))
+        found = self._lines.lines(image)
         rows = pick_plate_rows(found, image.shape[0])
         by_rows = [(member.name, member.read_member(image, rows)) for member in self.members]
         if self._confidence(by_rows) >= LINE_LOOK_BELOW:
