@@ -122,6 +122,11 @@ def test_loader_refuses_bad_models_with_one_line(tmp_path: Path) -> None:
     sidecar_path(model).write_text("{not json")
     with pytest.raises(PlatepilotError, match="not a valid detector sidecar"):
         PlateNetDetector(model)
+    model = _copy_bundled(tmp_path)  # a zoomed view the network's strides cannot take
+    sidecar = json.loads(sidecar_path(model).read_text())
+    sidecar_path(model).write_text(json.dumps({**sidecar, "zoom_window": [100, 64]}))
+    with pytest.raises(PlatepilotError, match=r"zoom_window \(100, 64\): each side must be a multiple of 32"):
+        PlateNetDetector(model)
     model = _copy_bundled(tmp_path)
     with model.open("ab") as f:
         f.write(b"\0")
