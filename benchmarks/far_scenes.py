@@ -35,7 +35,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import read_image
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.scene_eval import evaluate_scenes
-from platepilot.plates.manifest import LabelledScene, read_manifest
+from platepilot.plates.manifest import LabelledPlate, LabelledScene, read_manifest
 
 RESULTS = Path(__file__).parent / "results" / "far_scenes.json"
 
@@ -48,29 +48,33 @@ def parse_frame(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def far_scene(scene: LabelledScene, share: float, frame: tuple[int, int], folder: Path) -> LabelledScene:
-    """`scene`'s photo scaled by `share`, set in the middle of a `frame` (width, height) frame, written
-    under `folder`; its plates' boxes moved with it. A photo larger than the frame is cut to it."""
-    photo = read_image(scene.image)
+def far_view(
+    photo: np.ndarray, plates: Sequence[LabelledPlate], share: float, frame: tuple[int, int]
+) -> tuple[np.ndarray, tuple[LabelledPlate, ...]]:
+    """`photo` scaled by `share` and set in the middle of a `frame` (width, height) frame, edge pixels
+    replicated (a photo larger than the frame is cut to it), and its `plates` moved with it."""
     small = cv2.resize(photo, None, fx=share, fy=share, interpolation=cv2.INTER_AREA)
     width, height = frame
     left, top = (width - small.shape[1]) // 2, (height - small.shape[0]) // 2
     image = cv2.warpAffine(
-        small,
-        np.array([[1, 0, left], [0, 1, top]], np.float32),
-        frame,
-        flags=cv2.INTER_NEAREST,
+        small, np.array([[1, 0, left], [0, 1, top]], np.float32), frame, flags=cv2.INTER_NEAREST,
         borderMode=cv2.BORDER_REPLICATE,
-    )
+    )  # fmt: skip
+    moved = tuple(
+        replace(p, box_xywh=(p.box_xywh[0] * share + left, p.box_xywh[1] * share + top,
+                             p.box_xywh[2] * share, p.box_xywh[3] * share))
+        for p in plates
+    )  # fmt: skip
+    return image, moved
+
+
+def far_scene(scene: LabelledScene, share: float, frame: tuple[int, int], folder: Path) -> LabelledScene:
+    """`scene` as `far_view` sets it, its image written under `folder`."""
+    image, plates = far_view(read_image(scene.image), scene.plates, share, frame)
     path = folder / f"{share:g}" / scene.image.name
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
         raise PlatepilotError(f"{path}: cannot write the shrunk scene")
-    plates = tuple(
-        replace(p, box_xywh=(p.box_xywh[0] * share + left, p.box_xywh[1] * share + top,
-                             p.box_xywh[2] * share, p.box_xywh[3] * share))
-        for p in scene.plates
-    )  # fmt: skip
     return LabelledScene(path, plates)
 
 

@@ -18,9 +18,11 @@ vehicles that at least one frame reads (folded) is what a perfect choice of crop
 the gap to it is the runtime's (tracking, crop choice, fusion), the rest the detector's and reader's.
 Each clip draws one motion blur length (1-5 px, 1 meaning none); a second table gives the share read
 per length, which separates what blur costs the reader from the rest.
+`--frame 1280x720` first sets each photo at its own size in the middle of a frame that large (edge
+pixels replicated, `far_scenes.py`), so the clips are a 720p road camera's view of the same plates.
 Prints the tables and writes benchmarks/results/real_clips.json.
 Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|fast|textdet:SIDE|PATH]
-    [--engine auto] [--config platepilot.yaml] [--limit N] [--keep-clips DIR] [--ceiling] [--out JSON]
+    [--engine auto] [--config platepilot.yaml] [--limit N] [--frame WxH] [--keep-clips DIR] [--ceiling] [--out JSON]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from far_scenes import far_view, parse_frame
 from pipeline_detector import detector_for
 from rich.console import Console
 from rich.progress import Progress
@@ -252,7 +255,11 @@ def run_all(
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("clips", total=len(scenes))
         for index, scene in enumerate(scenes):
-            frames, blur = make_clip(read_image(scene.image), scene, style, np.random.default_rng([args.seed, index]))
+            photo = read_image(scene.image)
+            if args.frame is not None:  # the photo at its own size in a larger camera frame
+                photo, plates = far_view(photo, scene.plates, 1.0, args.frame)
+                scene = LabelledScene(scene.image, plates)
+            frames, blur = make_clip(photo, scene, style, np.random.default_rng([args.seed, index]))
             video = workdir / f"clip{index:05d}_{scene.image.stem}.mp4"
             write_clip(frames, video, style.fps)
             events = run_clip(video, settings, detector, reader, workdir / f"run{index:05d}")
@@ -299,6 +306,10 @@ def main() -> None:
         "--config", type=Path, default=None, help="a platepilot.yaml (tracker, reader policy); defaults without it"
     )
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes (a quick check)")
+    parser.add_argument(
+        "--frame", type=parse_frame, default=None, help="WIDTHxHEIGHT: set each photo in a frame this large (edges "
+        "replicated) before the approach, as a wider camera sees it (default: the photo's own size)",
+    )  # fmt: skip
     parser.add_argument("--frames", type=int, default=DEFAULT_STYLE.frames, help="frames per clip")
     parser.add_argument("--fps", type=float, default=DEFAULT_STYLE.fps, help="clip frame rate")
     parser.add_argument("--seed", type=int, default=0, help="pan, blur, noise and JPEG draws")
@@ -326,7 +337,7 @@ def main() -> None:
     console.print(blur_table(row))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "detector": args.detector, "engine": args.engine, "limit": args.limit,
-            "seed": args.seed, "config": str(args.config or ""), **row,
+            "seed": args.seed, "config": str(args.config or ""), "frame": args.frame, **row,
             "per_clip": [asdict(c) for c in clips]}  # fmt: skip
     args.out.write_text(json.dumps(data, indent=2) + "\n")
     console.print(f"written to {args.out}")
