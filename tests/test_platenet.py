@@ -347,3 +347,14 @@ def test_the_second_look_keeps_the_surer_of_its_two_looks(monkeypatch: pytest.Mo
     kept, kept_scores = detector.second_look(np.zeros((720, 1280, 3), np.uint8), boxes, scores, small)
     assert kept_scores.tolist() == pytest.approx([0.9, 0.8, 0.6])
     assert np.array_equal(kept, np.stack([boxes[1], tight, boxes[3]]))
+
+
+def test_small_boxes_past_the_looks_per_frame_keep_their_first_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy frame: small boxes past `MAX_SECOND_LOOKS` are not looked at, and stay if they scored the threshold."""
+    detector = PlateNetDetector()
+    monkeypatch.setattr("platepilot.detect.platenet.MAX_SECOND_LOOKS", 1)
+    monkeypatch.setattr(detector, "_zoomed", lambda image, boxes: [None] * len(boxes))
+    boxes = np.array([[100, 50, 140, 70], [300, 50, 340, 70], [500, 50, 540, 70]], np.float32)
+    scores = np.array([0.3, 0.8, 0.25], np.float32)  # looked at first: the first (best first in real use)
+    kept, kept_scores = detector.second_look(np.zeros((720, 1280, 3), np.uint8), boxes, scores, np.ones(3, bool))
+    assert kept_scores.tolist() == pytest.approx([0.8]) and np.array_equal(kept, boxes[1:2])

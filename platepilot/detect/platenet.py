@@ -246,17 +246,20 @@ class PlateNetDetector:
         """Frame boxes (best first) and scores after the small ones (`small`, scored from the card's
         `zoom_threshold`) are looked at again, zoomed: each is replaced by the best plate the zoomed view
         finds with its centre inside it, if that scores at least `ZOOM_SCORE_SHARE` of it; else it is kept
-        if it scored the threshold.
+        if it scored the threshold. Boxes not looked at (large ones, and small ones past
+        `MAX_SECOND_LOOKS`) are kept if they scored the threshold.
 
         Why: a plate 40 px wide in a 720p frame is 20 px wide at a 640 input, where the network scores it
         low and draws its box two or three times too large (the reader then finds no line in the crop);
         at 96 px it scores and fits it as it does a near plate. Of UCSD's photos scaled to half in 720p
         frames, 70% of the plates were found without it and 91% with it (docs/detector.md)."""
         looked = np.nonzero(small)[0][:MAX_SECOND_LOOKS]
+        unlooked = np.ones(len(boxes), bool)
+        unlooked[looked] = False
         kept = [
-            (box, score)
-            for box, score, tiny in zip(boxes, scores, small, strict=True)
-            if not tiny and score >= self.score_threshold
+            (box, float(score))
+            for box, score in zip(boxes[unlooked], scores[unlooked], strict=True)
+            if score >= self.score_threshold
         ]
         for index, hit in zip(looked, self._zoomed(image, boxes[looked]), strict=True):
             first = (boxes[index], float(scores[index]))
