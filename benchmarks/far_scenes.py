@@ -36,6 +36,7 @@ from platepilot.ocr.base import read_image
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.scene_eval import evaluate_scenes
 from platepilot.plates.manifest import LabelledPlate, LabelledScene, read_manifest
+from platepilot.plates.scenes import seen_farther
 
 RESULTS = Path(__file__).parent / "results" / "far_scenes.json"
 
@@ -51,20 +52,13 @@ def parse_frame(text: str) -> tuple[int, int]:
 def far_view(
     photo: np.ndarray, plates: Sequence[LabelledPlate], share: float, frame: tuple[int, int]
 ) -> tuple[np.ndarray, tuple[LabelledPlate, ...]]:
-    """`photo` scaled by `share` and set in the middle of a `frame` (width, height) frame, edge pixels
-    replicated (a photo larger than the frame is cut to it), and its `plates` moved with it."""
-    small = cv2.resize(photo, None, fx=share, fy=share, interpolation=cv2.INTER_AREA)
-    width, height = frame
-    left, top = (width - small.shape[1]) // 2, (height - small.shape[0]) // 2
-    image = cv2.warpAffine(
-        small, np.array([[1, 0, left], [0, 1, top]], np.float32), frame, flags=cv2.INTER_NEAREST,
-        borderMode=cv2.BORDER_REPLICATE,
-    )  # fmt: skip
+    """`photo` as `seen_farther` sets it in a `frame` (width, height) frame, and its `plates` moved with it."""
+    xyxy = [(x, y, x + w, y + h) for x, y, w, h in (p.box_xywh for p in plates)]
+    image, boxes = seen_farther(photo, np.array(xyxy, np.float32), share, frame)
     moved = tuple(
-        replace(p, box_xywh=(p.box_xywh[0] * share + left, p.box_xywh[1] * share + top,
-                             p.box_xywh[2] * share, p.box_xywh[3] * share))
-        for p in plates
-    )  # fmt: skip
+        replace(p, box_xywh=(float(x1), float(y1), float(x2 - x1), float(y2 - y1)))
+        for p, (x1, y1, x2, y2) in zip(plates, boxes, strict=True)
+    )
     return image, moved
 
 

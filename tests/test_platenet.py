@@ -26,7 +26,7 @@ from platepilot.detect.platenet import (
     sidecar_path,
 )
 from platepilot.errors import PlatepilotError
-from platepilot.plates.scenes import render_scene
+from platepilot.plates.scenes import render_scene, seen_farther
 
 
 @pytest.fixture(scope="module", params=["platenet", "fast"])
@@ -296,16 +296,9 @@ def test_normalise_orders_channels_and_scales_as_the_card_says(card: DetectorCar
 
 
 def _far_scene(index: int, share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """A rendered scene shrunk to `share` in the middle of a 1280x720 frame (edges replicated), as a far
-    camera sees it, and its plates' boxes in that frame."""
+    """A rendered scene as a camera twice as far away sees it in a 1280x720 frame, and its plates' boxes."""
     scene = render_scene(123, index)
-    small = cv2.resize(scene.image, None, fx=share, fy=share, interpolation=cv2.INTER_AREA)
-    top, left = (720 - small.shape[0]) // 2, (1280 - small.shape[1]) // 2
-    frame = cv2.copyMakeBorder(
-        small, top, 720 - small.shape[0] - top, left, 1280 - small.shape[1] - left, cv2.BORDER_REPLICATE
-    )
-    boxes = np.array(scene.boxes_xyxy, np.float32).reshape(-1, 4) * share + np.array([left, top, left, top])
-    return frame, boxes
+    return seen_farther(scene.image, np.array(scene.boxes_xyxy, np.float32), share, (1280, 720))
 
 
 def test_small_plates_of_a_large_frame_get_a_second_look(monkeypatch: pytest.MonkeyPatch) -> None:

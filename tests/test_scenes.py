@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from platepilot.cli import app
 from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import is_valid_text
-from platepilot.plates.scenes import Scene, real_plate_photos, render_scene, scene_size
+from platepilot.plates.scenes import Scene, real_plate_photos, render_scene, scene_size, seen_farther
 from platepilot.training.datasets import write_scenes, yolo_lines
 
 SIZE = (1280, 720)
@@ -162,3 +162,13 @@ def test_real_plate_photos_are_pasted_as_unlabelled_plates(tmp_path: Path) -> No
 def test_real_plate_photos_name_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(PlatepilotError, match="no such folder"):
         real_plate_photos([tmp_path / "nope"])
+
+
+def test_a_scene_seen_farther_keeps_its_boxes_on_its_plates() -> None:
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[100:140, 200:300] = 255  # a white "plate"
+    frame, boxes = seen_farther(image, np.array([[200, 100, 300, 140]], np.float32), 0.5, (1280, 720))
+    assert frame.shape == (720, 1280, 3)
+    x1, y1, x2, y2 = boxes[0].round().astype(int)
+    assert (x1, y1, x2, y2) == (480 + 100, 240 + 50, 480 + 150, 240 + 70)
+    assert frame[y1:y2, x1:x2].min() == 255 and frame[y1 - 3 : y2 + 3, x1 - 3].max() == 0

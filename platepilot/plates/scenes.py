@@ -115,6 +115,19 @@ def render_scene(seed: int, index: int, size: tuple[int, int] = (1280, 720), rea
     return Scene(image, boxes, texts, distractors)
 
 
+def seen_farther(
+    image: np.ndarray, boxes_xyxy: np.ndarray, share: float, frame: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`image` scaled by `share` (INTER_AREA) and set in the middle of a `frame` (width, height) frame with
+    its edge pixels replicated, as a farther or wider camera sees it (an image larger than the frame is
+    cut to it), and its (N, 4) xyxy boxes moved with it."""
+    small = cv2.resize(image, None, fx=share, fy=share, interpolation=cv2.INTER_AREA)
+    left, top = (frame[0] - small.shape[1]) // 2, (frame[1] - small.shape[0]) // 2
+    shift = np.array([[1, 0, left], [0, 1, top]], np.float32)
+    out = cv2.warpAffine(small, shift, frame, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    return out, np.asarray(boxes_xyxy, np.float32).reshape(-1, 4) * share + np.array([left, top, left, top], np.float32)
+
+
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """Sky-to-ground gradient, buildings and trees as flat shapes, asphalt with painted lines."""
     top, bottom = rng.integers(40, 230, 3), rng.integers(20, 160, 3)
