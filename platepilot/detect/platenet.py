@@ -190,9 +190,15 @@ def decode(output: np.ndarray, card: DetectorCard, score_threshold: float) -> tu
     grow_w, grow_h = card.box_margin
     half_w, half_h = w * (0.5 + grow_w), h * (0.5 + grow_h)
     boxes = np.column_stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h]).astype(np.float32)
-    keep = nms(boxes, scores, score_threshold, card.nms_iou)
-    keep = keep[suppress_contained(boxes[keep], card.contained_share)][: card.max_detections]
+    keep = suppressed(boxes, scores, card, score_threshold)
     return boxes[keep], scores[keep]
+
+
+def suppressed(boxes: np.ndarray, scores: np.ndarray, card: DetectorCard, score_threshold: float) -> np.ndarray:
+    """Indices of the (N, 4) xyxy boxes kept, best first: scoring `score_threshold`, then NMS at the card's
+    `nms_iou`, then no box mostly inside a better one (`contained_share`), at most `max_detections`."""
+    keep = nms(boxes, scores, score_threshold, card.nms_iou)
+    return keep[suppress_contained(boxes[keep], card.contained_share)][: card.max_detections]
 
 
 class PlateNetDetector:
@@ -271,8 +277,7 @@ class PlateNetDetector:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         merged = np.array([box for box, _ in kept], np.float32)
         merged_scores = np.array([score for _, score in kept], np.float32)
-        order = nms(merged, merged_scores, 0.0, self.card.nms_iou)
-        order = order[suppress_contained(merged[order], self.card.contained_share)]
+        order = suppressed(merged, merged_scores, self.card, 0.0)
         return merged[order], merged_scores[order]
 
     def _zoomed(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray, float] | None]:
