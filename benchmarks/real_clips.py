@@ -52,6 +52,7 @@ from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import ReaderSlot, model_version
+from platepilot.plates.blur import motion_blur
 from platepilot.plates.charset import fold
 from platepilot.plates.manifest import LabelledScene, read_manifest
 from platepilot.sources.files import VideoFileSource
@@ -110,12 +111,7 @@ def degrade(
     frame: np.ndarray, blur: int, angle: float, sigma: float, quality: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Motion blur (a `blur` px line at `angle` degrees), Gaussian noise of `sigma`, then JPEG at `quality`."""
-    if blur > 1:
-        kernel = np.zeros((blur, blur), np.float32)
-        kernel[blur // 2, :] = 1.0
-        rotation = cv2.getRotationMatrix2D(((blur - 1) / 2, (blur - 1) / 2), angle, 1.0)
-        kernel = cv2.warpAffine(kernel, rotation, (blur, blur))
-        frame = cv2.filter2D(frame, -1, kernel / max(float(kernel.sum()), 1e-6))
+    frame = motion_blur(frame, blur, angle)
     noisy = frame.astype(np.float32) + rng.normal(0.0, sigma, frame.shape).astype(np.float32)
     ok, jpg = cv2.imencode(".jpg", noisy.clip(0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:

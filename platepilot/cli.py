@@ -1032,6 +1032,14 @@ def train_command(
         help="Share of the real crops drawn that also get a camera's degradation (fewer pixels, blur, noise, JPEG), "
         "so sharp photos teach reading blurred plates.",
     ),
+    motion_blur: float = typer.Option(
+        0.0,
+        "--motion-blur",
+        min=0.0,
+        max=1.0,
+        help="Share of all crops drawn (real and synthetic) that get a camera's motion blur (3-9 px at the input, "
+        "within 30 degrees of horizontal), so the reader learns plates moving across the frame.",
+    ),
     designs: list[Path] = typer.Option(
         [],
         "--designs",
@@ -1069,7 +1077,8 @@ def train_command(
         labels=labels, output_dir=folder, epochs=epochs, batch_size=batch_size, val_split=val_split,
         patience=patience, lr=lr, synthetic=synthetic, init_from=init_from, resume=resume, seed=seed, workers=workers,
         holdout_fraction=settings.gate.holdout_fraction, pseudo=pseudo, pseudo_weight=pseudo_weight,
-        degrade_real=degrade_real, designs=designs, designs_share=designs_share, arch=DEFAULT_ARCH | shape,
+        degrade_real=degrade_real, motion_blur=motion_blur, designs=designs, designs_share=designs_share,
+        arch=DEFAULT_ARCH | shape,
         grow=shape if init_from is not None else {},
     )  # fmt: skip
     console.print(escape(f"run folder: {folder}"), highlight=False)

@@ -11,9 +11,10 @@ from pydantic import ValidationError
 from platepilot.config import OCRConfig, Settings
 from platepilot.ocr import crnn_service
 from platepilot.ocr.crnn_service import CRNNOCRService
-from platepilot.ocr.deblur import KERNELS, deblurred, motion_kernel
+from platepilot.ocr.deblur import KERNELS, deblurred
 from platepilot.ocr.models import BUNDLED_MODEL
 from platepilot.ocr.plate_ocr import build_plate_ocr
+from platepilot.plates.blur import motion_kernel
 from platepilot.plates.synth import synth_sample
 
 

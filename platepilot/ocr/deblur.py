@@ -11,10 +11,10 @@ lines and reads under 0.8 confidence retried, and 41.9% when deconvolved with ea
 
 from __future__ import annotations
 
-from functools import cache
-
 import cv2
 import numpy as np
+
+from platepilot.plates.blur import motion_kernel
 
 KERNELS: tuple[tuple[int, float], ...] = tuple((length, angle) for length in (3, 5, 7) for angle in (0.0, 90.0))
 """(length px, angle degrees) of the blur lines tried: horizontal smears (a vehicle crossing the view, a
@@ -23,16 +23,6 @@ same lengths at -20, 0, 20 and 90 degrees) read the blurred frames above a point
 as much time again, and kept the CRNN under the 1,500 plates/s of `benchmarks/crnn_speed.py`."""
 NOISE_TO_SIGNAL = 0.01
 """Wiener's K: higher keeps the sensor noise and JPEG blocks down, lower undoes more of the blur."""
-
-
-@cache
-def motion_kernel(length: int, angle: float) -> np.ndarray:
-    """A normalised `length` px line at `angle` degrees (0: horizontal), as a (length, length) kernel."""
-    line = np.zeros((length, length), np.float32)
-    line[length // 2, :] = 1.0
-    rotation = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle, 1.0)
-    kernel = cv2.warpAffine(line, rotation, (length, length))
-    return np.asarray(kernel / float(kernel.sum()), np.float32)
 
 
 def deblurred(image: np.ndarray) -> list[np.ndarray]:

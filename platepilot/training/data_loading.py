@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from platepilot.ocr.spec import ModelSpec, to_input
+from platepilot.plates.blur import camera_motion
 from platepilot.plates.camera import degrade
 from platepilot.plates.synth import synth_sample, template_sample
 from platepilot.plates.templates import Template
@@ -43,7 +44,7 @@ class MixedPlates(Dataset):
     def __init__(
         self, images: np.ndarray, texts: list[str], spec: ModelSpec, synthetic: int, seed: int, augment: bool = True,
         weights: list[float] | None = None, degrade: float = 0.0, templates: Sequence[Template] = (),
-        template_share: float = 0.0,
+        template_share: float = 0.0, motion: float = 0.0,
     ) -> None:  # fmt: skip
         self.images, self.texts, self.spec = images, texts, spec
         self.synthetic, self.seed, self.augment = synthetic, seed, augment
@@ -53,6 +54,8 @@ class MixedPlates(Dataset):
         """Share of the real crops drawn that also go through `degrade` (with `augment`)."""
         self.templates, self.template_share = tuple(templates), template_share
         """Real designs (`plates.templates`) and the share of synthetic plates drawn on them."""
+        self.motion = motion
+        """Share of all crops, real and synthetic, given a camera's motion blur (`camera_motion`, with `augment`)."""
         wanted = REAL_SHARE / (1 - REAL_SHARE) * synthetic
         self.real = max(len(texts), int(wanted)) if texts else 0
 
@@ -69,13 +72,19 @@ class MixedPlates(Dataset):
                 image = jitter(image, rng)
                 if rng.random() < self.degrade:
                     image = degrade(image, rng)
+                if rng.random() < self.motion:
+                    image = camera_motion(image, rng)
             return image, self.texts[k], self.weights[k]
         index = epoch * self.synthetic + (i - self.real)
         if self.templates and np.random.default_rng([self.seed, index, 1]).random() < self.template_share:
             sample = template_sample(self.templates, self.seed + 7919, index)
         else:
             sample = synth_sample(self.seed + 7919, index)
-        return to_input(sample.image, self.spec), sample.text, 1.0
+        image = to_input(sample.image, self.spec)
+        rng = np.random.default_rng([self.seed, index, 2])
+        if self.augment and rng.random() < self.motion:
+            image = camera_motion(image, rng)
+        return image, sample.text, 1.0
 
 
 def collate(

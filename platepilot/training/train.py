@@ -82,7 +82,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     weights = [1.0] * (len(train_set.texts) - summary["pseudo"]) + [opts.pseudo_weight] * summary["pseudo"]
     dataset = MixedPlates(
         train_set.images, train_set.texts, spec, opts.synthetic, opts.seed, weights=weights, degrade=opts.degrade_real,
-        templates=_templates(opts, console), template_share=opts.designs_share,
+        templates=_templates(opts, console), template_share=opts.designs_share, motion=opts.motion_blur,
     )  # fmt: skip
     sampler = EpochSampler(len(dataset), opts.seed)
     loader = make_loader(dataset, spec, opts.batch_size, sampler, opts.workers)
@@ -422,7 +422,7 @@ def _finish(
         **summary, "synthetic_per_epoch": opts.synthetic, "epochs_run": state.epoch, "seed": opts.seed,
         "lr": opts.lr, "batch_size": opts.batch_size, "init_from": str(opts.init_from or ""),
         "seconds": round(seconds, 1), "pseudo_weight": opts.pseudo_weight if opts.pseudo else 0.0,
-        "degrade_real": opts.degrade_real,
+        "degrade_real": opts.degrade_real, "motion_blur": opts.motion_blur,
     }  # fmt: skip
     model_path = out / f"{MODEL_NAME}.onnx"
     weights = model_path.with_suffix(".pt")
