@@ -52,7 +52,7 @@ from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import ReaderSlot, model_version
-from platepilot.plates.blur import motion_blur
+from platepilot.plates.blur import CAMERA_JPEG_QUALITY, CAMERA_NOISE_SIGMA, exposed
 from platepilot.plates.charset import fold
 from platepilot.plates.manifest import LabelledScene, read_manifest
 from platepilot.sources.files import VideoFileSource
@@ -75,8 +75,8 @@ class ClipStyle:
     start_scale: float = 0.3
     pan: float = 0.015
     blur_px: tuple[int, int] = (1, 5)
-    noise_sigma: tuple[float, float] = (1.0, 4.0)
-    jpeg_quality: tuple[int, int] = (55, 90)
+    noise_sigma: tuple[float, float] = CAMERA_NOISE_SIGMA
+    jpeg_quality: tuple[int, int] = CAMERA_JPEG_QUALITY
 
 
 DEFAULT_STYLE = ClipStyle()
@@ -107,18 +107,6 @@ def camera_view(photo: np.ndarray, scale: float, centre: tuple[float, float], sh
     return cv2.warpAffine(small, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def degrade(
-    frame: np.ndarray, blur: int, angle: float, sigma: float, quality: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Motion blur (a `blur` px line at `angle` degrees), Gaussian noise of `sigma`, then JPEG at `quality`."""
-    frame = motion_blur(frame, blur, angle)
-    noisy = frame.astype(np.float32) + rng.normal(0.0, sigma, frame.shape).astype(np.float32)
-    ok, jpg = cv2.imencode(".jpg", noisy.clip(0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise PlatepilotError("JPEG encoding failed")
-    return cv2.imdecode(jpg, cv2.IMREAD_COLOR)
-
-
 def make_clip(
     photo: np.ndarray, scene: LabelledScene, style: ClipStyle, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], int]:
@@ -137,7 +125,7 @@ def make_clip(
         centre = (aim[0] + (middle[0] - aim[0]) * done, aim[1] + (middle[1] - aim[1]) * done)
         wobble = np.sin(2 * np.pi * index / period + phase) * style.pan * width * np.array([1.0, 0.5])
         frame = camera_view(photo, float(scale), centre, (float(wobble[0]), float(wobble[1])))
-        frames.append(degrade(frame, blur, angle, sigma, quality, rng))
+        frames.append(exposed(frame, blur, angle, sigma, quality, rng))
     return frames, blur
 
 
