@@ -56,6 +56,9 @@ def test_training_crops_get_motion_blur_at_the_share_asked_keep_their_text_and_r
     real, synthetic = keys[: len(texts)], keys[len(texts) :]
     for part in (real, synthetic):
         assert max(detail(moving[k][0]) / detail(sharp[k][0]) for k in part) < 0.9
+    half = MixedPlates(images, texts, spec, synthetic=24, seed=3, motion=0.5)
+    blurred = sum(not np.array_equal(half[(e, i)][0], sharp[(e, i)][0]) for e in range(4) for i in range(len(sharp)))
+    assert 0.3 < blurred / (4 * len(sharp)) < 0.7
     plain = MixedPlates(images, texts, spec, synthetic=24, seed=3, augment=False)
     still = MixedPlates(images, texts, spec, synthetic=24, seed=3, augment=False, motion=1.0)
     assert all(np.array_equal(still[k][0], plain[k][0]) for k in keys)  # validation crops are never blurred

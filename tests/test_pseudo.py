@@ -139,17 +139,8 @@ def test_train_pseudo_uses_the_pseudo_labels_and_names_them_in_the_model_card(
     assert isinstance(missing.exception, PlatepilotError)  # `main` prints it as one line, exit 1
     assert "no pseudo-labels" in str(missing.exception) and "labels auto" in str(missing.exception)
     kept = pseudo_label_crops(crops, labels, plateocr).kept
-    run = [
-        *args,
-        "--pseudo-weight",
-        "0.3",
-        "--degrade-real",
-        "0.5",
-        "--motion-blur",
-        "0.4",
-        "--output-dir",
-        str(tmp_path / "run"),
-    ]
+    options = ["--pseudo-weight", "0.3", "--degrade-real", "0.5", "--motion-blur", "0.4"]
+    run = [*args, *options, "--output-dir", str(tmp_path / "run")]
     result = runner.invoke(app, run)
     assert result.exit_code == 0, result.output
     assert f"{kept} pseudo-labels, weight 0.3" in result.output

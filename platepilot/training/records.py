@@ -29,7 +29,7 @@ class TrainOptions:
     pseudo: bool = False  # also train on the pseudo-labels of `labels`' sidecar (`platepilot labels auto`)
     pseudo_weight: float = 0.5  # their loss weight; human labels and synthetic plates weigh 1
     degrade_real: float = 0.0  # share of real crops drawn that also get a camera degradation (plates.camera.degrade)
-    motion_blur: float = 0.0  # share of all crops drawn that get a camera's motion blur (plates.camera.camera_motion)
+    motion_blur: float = 0.0  # share of all crops drawn that get a camera's motion blur (plates.blur.camera_motion)
     designs: list[Path] = field(default_factory=list)  # folders of real plate designs (`plates.templates`)
     designs_share: float = 0.2  # share of the synthetic plates drawn on those designs
     seed: int = 0
