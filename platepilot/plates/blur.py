@@ -39,9 +39,10 @@ def exposed(
     smeared = motion_blur(image, length, angle).astype(np.float32)
     noisy = (smeared + rng.normal(0.0, sigma, image.shape).astype(np.float32)).clip(0, 255).astype(np.uint8)
     ok, jpg = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
+    recorded = cv2.imdecode(jpg, cv2.IMREAD_UNCHANGED) if ok else None
+    if recorded is None:
         raise PlatepilotError("JPEG encoding failed")
-    return cv2.imdecode(jpg, cv2.IMREAD_UNCHANGED)
+    return recorded
 
 
 CAMERA_MOTION_PX = (3, 9)
