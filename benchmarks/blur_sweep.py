@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 from pipeline_detector import detector_for
+from realdata import in_temp_folder
 from rich.console import Console
 from rich.table import Table
 
@@ -119,12 +118,7 @@ def main() -> None:
     if any(not 1 <= blur <= 31 for blur in args.blur):
         parser.error("--blur lengths must be 1-31 px")
     console = Console(width=max(Console().width, 110))
-    try:
-        with tempfile.TemporaryDirectory(prefix="blur_sweep_") as tmp:
-            rows = measure(args, Path(tmp), console)
-    except PlatepilotError as exc:
-        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False, emoji=False, soft_wrap=True)
-        sys.exit(1)
+    rows = in_temp_folder("blur_sweep_", lambda folder: measure(args, folder, console))
     console.print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "seed": args.seed, "limit": args.limit, "results": rows}

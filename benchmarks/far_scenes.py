@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cache, partial
@@ -27,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 from pipeline_detector import detector_for
+from realdata import in_temp_folder
 from rich.console import Console
 from rich.table import Table
 
@@ -117,12 +116,7 @@ def main() -> None:
     if any(not 0 < share <= 4 for share in args.shares):
         parser.error("--shares must be in (0, 4]")
     console = Console(width=max(Console().width, 110))
-    try:
-        with tempfile.TemporaryDirectory(prefix="far_scenes_") as tmp:
-            rows = measure(args, Path(tmp), console)
-    except PlatepilotError as exc:
-        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False, emoji=False, soft_wrap=True)
-        sys.exit(1)
+    rows = in_temp_folder("far_scenes_", lambda folder: measure(args, folder, console))
     console.print(table(rows, args.frame))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "frame": list(args.frame), "engine": args.engine, "limit": args.limit,

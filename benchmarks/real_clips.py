@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ import cv2
 import numpy as np
 from far_scenes import far_view, parse_frame
 from pipeline_detector import detector_for
+from realdata import fail
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -314,8 +314,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="real_clips_") as tmp:
                 clips = run_all(scenes, args, Path(tmp), console)
     except PlatepilotError as exc:
-        Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False, emoji=False, soft_wrap=True)
-        sys.exit(1)
+        fail(exc)
     row = summary(clips, time.monotonic() - start)
     console.print(table(row, f"{args.scenes}: one clip per scene, {args.frames} frames at {args.fps:g} fps"))
     console.print(blur_table(row))

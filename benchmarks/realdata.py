@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 from rich.console import Console
+
+from platepilot.errors import PlatepilotError
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("PLATEPILOT_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
@@ -17,3 +25,19 @@ def label_sets(data: Path, console: Console) -> list[Path]:
     if not sets:
         console.print(f"no real data at {data}: nothing to measure (set PLATEPILOT_REAL_DATA)")
     return sets
+
+
+def fail(exc: PlatepilotError) -> NoReturn:
+    """Bad input: one error line on stderr and exit 1, never a traceback."""
+    Console(stderr=True).print(f"error: {exc}", highlight=False, markup=False, emoji=False, soft_wrap=True)
+    sys.exit(1)
+
+
+def in_temp_folder(prefix: str, work: Callable[[Path], T]) -> T:
+    """`work(folder)` in a temporary folder removed afterwards (written scenes, clips); a PlatepilotError
+    from it ends the benchmark with one error line (`fail`)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            return work(Path(tmp))
+    except PlatepilotError as exc:
+        fail(exc)
