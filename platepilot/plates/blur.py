@@ -7,17 +7,15 @@ runtime's deblurring (`platepilot.ocr.deblur`, which undoes it) and the approach
 
 from __future__ import annotations
 
-from functools import cache
-
 import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
 
 
-@cache
 def motion_kernel(length: int, angle: float) -> np.ndarray:
-    """A normalised `length` px line at `angle` degrees (0: horizontal), as a (length, length) kernel."""
+    """A normalised `length` px line at `angle` degrees (0: horizontal), as a (length, length) kernel.
+    Not cached here: training and the clips draw a new angle for every crop."""
     line = np.zeros((length, length), np.float32)
     line[length // 2, :] = 1.0
     rotation = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle, 1.0)
