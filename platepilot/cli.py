@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from platepilot.blur_cli import blur_app
 from platepilot.config import Settings, dump_config, load_config
 from platepilot.errors import PlatepilotError, missing_module
 from platepilot.redact import RedactingFormatter, redact
@@ -337,6 +338,7 @@ def synth_scenes(
 detector_app = typer.Typer(help="The plate detector: train your own, or retrain the bundled one.", no_args_is_help=True)
 app.add_typer(detector_app, name="detector")
 app.add_typer(state_app, name="state")
+app.add_typer(blur_app, name="blur")
 
 
 @detector_app.command("train")
