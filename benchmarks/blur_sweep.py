@@ -8,8 +8,9 @@ clips' ranges; one draw per scene and length, the same for every reader), then:
 - true box: the labelled plate box (grown 5%, as the runtime cuts) read by PlateOCR and by the CRNN alone.
 All reads are folded (O/0, I/1). The approach clips (`real_clips.py`) report the same blur lengths per
 vehicle; this separates the reader from tracking and fusion.
-Usage: python benchmarks/blur_sweep.py --scenes MANIFEST.tsv [--blur 1 3 5] [--model PATH ...] [--limit N]
-    [--seed S] [--out JSON]
+Every (model, `--deblur-below` value) pair is a reader, so deblurring is measured side by side too.
+Usage: python benchmarks/blur_sweep.py --scenes MANIFEST.tsv [--blur 1 3 5] [--model PATH ...]
+    [--deblur-below 0 0.99] [--limit N] [--seed S] [--out JSON]
 """
 
 from __future__ import annotations
@@ -66,23 +67,25 @@ def true_box_reads(scenes: Sequence[LabelledScene], reader: OCREngine) -> float:
 def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[dict[str, Any]]:
     """One row per blur length and model; the detector is loaded once, each model's readers once."""
     scenes = read_manifest(args.scenes)[: args.limit]
-    settings = Settings()
     detector = detector_for("auto", DetectorConfig())
-    readers = {
-        model: {
-            "e2e": make_engine("plateocr", model, settings, whole_plates=detector.whole_plates),
-            "plateocr": make_engine("plateocr", model, settings),
-            "crnn": make_engine("crnn", model, settings),
-        }
-        for model in args.model
-    }
+    readers = {}
+    for model in args.model:
+        for below in args.deblur_below:
+            settings = Settings()
+            settings = settings.model_copy(update={"ocr": settings.ocr.model_copy(update={"deblur_below": below})})
+            readers[model, below] = {
+                "e2e": make_engine("plateocr", model, settings, whole_plates=detector.whole_plates),
+                "plateocr": make_engine("plateocr", model, settings),
+                "crnn": make_engine("crnn", model, settings),
+            }
     rows = []
     for blur in args.blur:
         blurred = [blurred_scene(scene, i, blur, args.seed, folder) for i, scene in enumerate(scenes)]
-        for model, reader in readers.items():
+        for (model, below), reader in readers.items():
             result = evaluate_scenes(blurred, detector, reader["e2e"], console=console).to_json()
             rows.append({
-                "blur_px": blur, "model": str(model), "n": result["n"], "found": result["recall"],
+                "blur_px": blur, "model": str(model), "deblur_below": below, "n": result["n"],
+                "found": result["recall"],
                 "read_e2e_folded": result["read_e2e_folded"],
                 "true_box_plateocr": round(true_box_reads(blurred, reader["plateocr"]), 4),
                 "true_box_crnn": round(true_box_reads(blurred, reader["crnn"]), 4),
@@ -92,11 +95,14 @@ def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[di
 
 def table(rows: Sequence[dict[str, Any]]) -> Table:
     out = Table(title="Motion blur: plates found and read (folded)")
-    for column in ("blur px", "CRNN model", "plates", "found", "read e2e", "true box: PlateOCR", "true box: CRNN"):
+    columns = ("blur px", "CRNN model", "deblur below", "plates", "found", "read e2e", "true box: PlateOCR",
+               "true box: CRNN")  # fmt: skip
+    for column in columns:
         out.add_column(column, justify="left" if column == "CRNN model" else "right")
     for row in rows:
         out.add_row(
-            str(row["blur_px"]), Path(row["model"]).parent.name + "/" + Path(row["model"]).name, str(row["n"]),
+            str(row["blur_px"]), Path(row["model"]).parent.name + "/" + Path(row["model"]).name,
+            str(row["deblur_below"]), str(row["n"]),
             f"{row['found']:.1%}", f"{row['read_e2e_folded']:.1%}", f"{row['true_box_plateocr']:.1%}",
             f"{row['true_box_crnn']:.1%}",
         )  # fmt: skip
@@ -110,6 +116,10 @@ def main() -> None:
     parser.add_argument(
         "--model", type=Path, action="append", default=None, help="CRNN ONNX model (repeatable; default: bundled)"
     )
+    parser.add_argument(
+        "--deblur-below", type=float, nargs="+", default=[Settings().ocr.deblur_below],
+        help="ocr.deblur_below values read side by side (0: no deblurring; default: the default setting)",
+    )  # fmt: skip
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes (a quick check)")
     parser.add_argument("--seed", type=int, default=0, help="blur angle, noise and JPEG draws")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON to write (default: %(default)s)")
@@ -117,6 +127,8 @@ def main() -> None:
     args.model = args.model or [BUNDLED_MODEL]
     if any(not 1 <= blur <= 31 for blur in args.blur):
         parser.error("--blur lengths must be 1-31 px")
+    if any(not 0 <= below <= 1 for below in args.deblur_below):
+        parser.error("--deblur-below values must be 0-1")
     console = Console(width=max(Console().width, 110))
     rows = in_temp_folder("blur_sweep_", lambda folder: measure(args, folder, console))
     console.print(table(rows))

@@ -1,6 +1,7 @@
 """CRNN serving speed: plates/s at batch 64 and latency at batch 1, with preprocessing timed apart.
 
     python benchmarks/crnn_speed.py --model platepilot/assets/florida_plate_ocr.onnx [--model OTHER.onnx ...]
+        [--deblur-below 0 --deblur-below 0.99]
 
 Reads synthetic crops (`platepilot.plates.synth`, stream 0) with `CRNNOCRService` exactly as the
 edge runtime does, prints a table and writes benchmarks/results/crnn_speed.json. Several models take
@@ -109,16 +110,19 @@ def main(
     calls: int = typer.Option(200, help="Batch-1 calls per round for the latency percentiles."),
     threads: int | None = typer.Option(None, help="onnxruntime intra-op threads (default: per core)."),
     beam_width: int = typer.Option(8, help="Beam width; 0 times greedy decoding only."),
-    deblur_below: float = typer.Option(
-        Settings().ocr.deblur_below, help="Deblur reads less confident than this (ocr.deblur_below; 0: never)."
+    deblur_below: list[float] = typer.Option(
+        [Settings().ocr.deblur_below],
+        help="Deblur reads less confident than this (ocr.deblur_below; 0: never); repeat to time several settings "
+        "side by side (each model with each).",
     ),
     out: Path = typer.Option(Path("benchmarks/results/crnn_speed.json"), help="JSON results file."),
 ) -> None:
-    """Measure every model in turns, print a table, write JSON."""
+    """Measure every model (with every deblurring setting) in turns, print a table, write JSON."""
     console = Console()
+    variants = [(m, below) for m in model for below in deblur_below]
     services = [
-        CRNNOCRService(m, batch_size=BATCH, threads=threads, beam_width=beam_width, deblur_below=deblur_below)
-        for m in model
+        CRNNOCRService(m, batch_size=BATCH, threads=threads, beam_width=beam_width, deblur_below=below)
+        for m, below in variants
     ]
     with console.status(f"rendering {crops} synthetic crops"):
         images = [synth_sample(0, i).image for i in range(crops)]
@@ -134,6 +138,7 @@ def main(
     entries = [
         {
             "model": str(m),
+            "deblur_below": below,
             "architecture": service.card.architecture,
             "beam_fraction": beam_fraction(service, images),
             "rounds_plates_per_s": [round(r["plates_per_s"], 1) for r in results],
@@ -141,14 +146,13 @@ def main(
             "ratio_to_first": round(med["plates_per_s"] / base, 3),
             "met": med["plates_per_s"] >= TARGET_PLATES_PER_S and med["p50_ms"] < TARGET_P50_MS,
         }
-        for m, service, results, med in zip(model, services, per_model, medians, strict=True)
+        for (m, below), service, results, med in zip(variants, services, per_model, medians, strict=True)
     ]
     result = {
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "load_1min": os.getloadavg()[0],
         "threads": threads,
         "beam_width": beam_width,
-        "deblur_below": deblur_below,
         "crops": crops,
         "rounds": rounds,
         "targets": {"plates_per_s": TARGET_PLATES_PER_S, "p50_ms": TARGET_P50_MS},
@@ -165,7 +169,8 @@ def _table(entries: list[dict[str, Any]]) -> Table:
     table = Table(title="CRNN speed (medians over alternating rounds)")
     table.add_column("measure")
     for entry in entries:
-        table.add_column(Path(entry["model"]).parent.name + "/" + Path(entry["model"]).name, justify="right")
+        name = Path(entry["model"]).parent.name + "/" + Path(entry["model"]).name
+        table.add_column(f"{name}\ndeblur below {entry['deblur_below']:g}", justify="right")
     table.add_column("target", justify="right")
     rows: list[tuple[str, str, str]] = [
         ("batch 64: plates/s (end to end)", "plates_per_s", f">= {TARGET_PLATES_PER_S:,.0f}"),

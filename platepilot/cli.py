@@ -542,7 +542,13 @@ def labels_auto(
     crnn = resolve_model(model, settings) if "crnn" in o.plateocr_members else None
     cut = _line_crop(line_crop, crops_dir, settings)
     reader = build_plate_ocr(
-        o.plateocr_members, crnn, o.plateocr_lines, o.format_prior, line_crop=cut, deblur_below=o.deblur_below
+        o.plateocr_members,
+        crnn,
+        o.plateocr_lines,
+        o.format_prior,
+        line_crop=cut,
+        deblur_below=o.deblur_below,
+        blur_model=o.blur_model_path,
     )
     rules = PseudoFilter(min_agree, min_confidence)
     result = pseudo_label_crops(crops_dir or settings.output.crops_dir, labels, reader, rules, console=err_console)

@@ -163,11 +163,16 @@ class OCRConfig(_Model):
         default=True, description="PlateOCR: in crops with several lines of text, read only the plate line."
     )
     deblur_below: float = Field(
-        default=0.8,
-        description="A CRNN read (alone, or as PlateOCR's member) less confident than this is read again from "
-        "motion-deblurred versions of its crop, and the most confident read wins (platepilot.ocr.deblur). 0: never.",
+        default=0.95,
+        description="A CRNN read (alone, or as PlateOCR's member) less confident than this has its crop's motion "
+        "smear estimated (blur_model_path); a crop smeared 3 px or more is read again deconvolved along it, and "
+        "the most confident read wins (platepilot.ocr.deblur). 0: never.",
         ge=0,
         le=1,
+    )
+    blur_model_path: Path | None = Field(
+        default=None,
+        description="The blur estimator deblurring uses (`platepilot blur train`); null: the bundled one.",
     )
 
     @field_validator("site_state")

@@ -92,9 +92,10 @@ class BlurEstimator:
         self._input = self._session.get_inputs()[0].name
 
     def estimate(self, images: list[np.ndarray]) -> list[Smear]:
-        """Grey uint8 crops of any size (at the scale they will be deconvolved at) -> their smears."""
+        """Grey (or BGR) uint8 crops of any size, at the scale they will be deconvolved at -> their smears."""
         if not images:
             return []
-        batch = blur_input([window(image, self.card.height, self.card.width) for image in images])
+        greys = [cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image for image in images]
+        batch = blur_input([window(grey, self.card.height, self.card.width) for grey in greys])
         (outputs,) = self._session.run(None, {self._input: batch})
         return smears(np.asarray(outputs), self.card.max_length)

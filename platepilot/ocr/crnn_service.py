@@ -18,7 +18,7 @@ import onnxruntime as ort
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax
-from platepilot.ocr.deblur import deblurred
+from platepilot.ocr.deblur import deblurrer
 from platepilot.ocr.lines import PlateLineFinder
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
 from platepilot.plates.formats import looks_like_serial, match_format, matching_formats
@@ -53,8 +53,10 @@ class CRNNOCRService:
             whichever first looks like a serial (as PlateOCR does); a crop with no text line reads as
             nothing. On the bundled plate detector's UCSD crops the CRNN read 9.3% of plates whole
             and 85.4% cut to the line (2026-12-02).
-        deblur_below: a read less confident than this is read again from motion-deblurred versions of
-            its crop (`platepilot.ocr.deblur`), and the most confident read wins; 0 never deblurs.
+        deblur_below: a read less confident than this has its crop's motion smear estimated, and a
+            smeared crop is read again from versions deconvolved along it (`platepilot.ocr.deblur`);
+            the most confident read wins; 0 never deblurs.
+        blur_model: the blur estimator deblurring uses (None: the bundled one).
 
     Each crop's read follows `decode_read`.
     """
@@ -72,6 +74,7 @@ class CRNNOCRService:
         threads: int | None = None,
         lines: PlateLineFinder | None = None,
         deblur_below: float = 0.0,
+        blur_model: Path | None = None,
     ) -> None:
         if batch_size < 1 or top_k < 1 or beam_width < 0:
             raise PlatepilotError(
@@ -87,7 +90,7 @@ class CRNNOCRService:
         self._beam_width = beam_width
         self._top_k = top_k
         self._lines = lines
-        self._deblur_below = deblur_below
+        self._deblur = deblurrer(deblur_below, blur_model)
 
     @property
     def spec(self) -> ModelSpec:
@@ -146,30 +149,37 @@ class CRNNOCRService:
         self, crops: Sequence[np.ndarray], probs: np.ndarray, decode: Callable[[np.ndarray], PlateRead]
     ) -> list[tuple[np.ndarray, PlateRead]]:
         """(probabilities, read) of each crop given its `probs`: a serial-like read (`looks_like_serial`)
-        less confident than `deblur_below` becomes that of whichever of the crop and its deblurred
-        versions with a serial-like read the network reads most surely (greedy path: only the winner
-        pays for the beam search). All unsure crops' versions are read in full batches.
+        less confident than the deblurrer's `below`, of a crop smeared by motion, becomes that of
+        whichever of the crop and its deblurred versions with a serial-like read the network reads most
+        surely (greedy path: only the winner pays for the beam search). All versions are read in full
+        batches.
 
         Only serials are deblurred: deconvolution sharpens noise too, and a caption or a badge read as
         `F` came back as `X4993`, a serial the plate-line fallback then took instead of the plate."""
         out = [(p, decode(p)) for p in probs]
+        if self._deblur is None:
+            return out
         unsure = [
             i
             for i, (_, read) in enumerate(out)
-            if read.confidence < self._deblur_below and looks_like_serial(read.text)
+            if read.confidence < self._deblur.below and looks_like_serial(read.text)
         ]
         if not unsure:
             return out
-        versions = [v for i in unsure for v in deblurred(self._deblur_view(crops[i]))]
+        versions = self._deblur.versions([self._deblur_view(crops[i]) for i in unsure])
+        flat = [v for group in versions for v in group]
+        if not flat:
+            return out
         step = self._batch_size
-        version_probs = np.concatenate(
-            [self.probabilities(versions[k : k + step]) for k in range(0, len(versions), step)]
-        )
-        for group, i in zip(np.split(version_probs, len(unsure)), unsure, strict=True):
-            sureness = [_serial_confidence(p, self.spec.charset) for p in group]
+        flat_probs = iter(np.concatenate([self.probabilities(flat[k : k + step]) for k in range(0, len(flat), step)]))
+        for i, group in zip(unsure, versions, strict=True):
+            group_probs = [next(flat_probs) for _ in group]
+            if not group_probs:
+                continue
+            sureness = [_serial_confidence(p, self.spec.charset) for p in group_probs]
             best = int(np.argmax(sureness))
             if sureness[best] > _greedy_confidence(out[i][0], self.spec.charset):
-                out[i] = group[best], decode(group[best])
+                out[i] = group_probs[best], decode(group_probs[best])
         return out
 
     def probabilities(self, crops: list[np.ndarray]) -> np.ndarray:

@@ -1,49 +1,75 @@
-"""Motion deblurring of unsure crops: Wiener deconvolution with a few guessed blur lines.
+"""Motion deblurring of unsure crops: Wiener deconvolution along the smear the blur estimator names.
 
 A plate moving during the exposure is smeared along a line; a reader trained on sharp and mildly
-blurred plates misreads it. The blur's length and direction are unknown, so a crop whose read is unsure
-is deconvolved with each of a few short lines (`KERNELS`), every version is read, and the version the
-network reads most surely wins (the plain crop among them); a crop the reader is sure of is never
-touched (`CRNNOCRService.sharpest`). On the true plate boxes of the approach clips' frames blurred 4-5 px
-(`benchmarks/real_clips.py`, 320 frames, 2026-12-05) the CRNN read 21.6% plain, 26.9% with these six
-lines and reads under 0.8 confidence retried, and 41.9% when deconvolved with each clip's true blur.
+blurred plates misreads it. Deconvolution undoes it only with the right line (within a pixel of its
+length and a few degrees of its angle; `platepilot.ocr.blur_estimate`), so the line is estimated from
+the crop itself. A crop whose read is unsure and whose smear is at least MIN_SMEAR_PX long is
+deconvolved along it, once at the estimated length rounded down and once a pixel longer (the
+estimate runs a little long on soft camera crops, and one pixel too long undoes the deconvolution),
+and the version the network reads most surely wins, the plain crop among them
+(`CRNNOCRService.sharpest`). Before the estimator, six guessed lines (3, 5, 7 px, horizontal and
+vertical) read 26.9% of 320 true plate boxes of approach-clip frames blurred 4-5 px, against 21.6%
+plain and 41.9% with each clip's true line.
 """
 
 from __future__ import annotations
 
-from functools import cache
+import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from platepilot.ocr.blur_estimate import BlurEstimator, Smear
 from platepilot.plates.blur import motion_kernel
 
-KERNELS: tuple[tuple[int, float], ...] = tuple((length, angle) for length in (3, 5, 7) for angle in (0.0, 90.0))
-"""(length px, angle degrees) of the blur lines tried: horizontal smears (a vehicle crossing the view, a
-panning camera) and vertical ones (a vehicle driving at the camera), short to long. Twelve lines (the
-same lengths at -20, 0, 20 and 90 degrees) read the blurred frames above a point better (28.1%) for half
-as much time again, and kept the CRNN under the 1,500 plates/s of `benchmarks/crnn_speed.py`."""
+MIN_SMEAR_PX = 3.0
+"""Smears shorter than this are left alone: they cost a read little, and deconvolving them sharpens
+the noise more than the plate."""
 NOISE_TO_SIGNAL = 0.01
 """Wiener's K: higher keeps the sensor noise and JPEG blocks down, lower undoes more of the blur."""
+VERSIONS = 2  # lengths tried per smeared crop: the estimate rounded down, and one pixel longer
 
 
-def deblurred(image: np.ndarray) -> list[np.ndarray]:
-    """`image` deconvolved with each of `KERNELS`, in that order (one forward FFT for them all)."""
-    return _deconvolve(image, _kernels(), NOISE_TO_SIGNAL)
+@dataclass(frozen=True)
+class Deblurrer:
+    """Reads less confident than `below` get their crop's smear estimated by `estimator`."""
+
+    estimator: BlurEstimator
+    below: float
+
+    def versions(self, views: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Per grey view: its deconvolved versions (VERSIONS of them), or none when it is not smeared."""
+        return [
+            deblurred(view, smear) if smear.length >= MIN_SMEAR_PX else []
+            for view, smear in zip(views, self.estimator.estimate(views), strict=True)
+        ]
 
 
-@cache
-def _kernels() -> list[np.ndarray]:
-    """`KERNELS` as kernels, made once: the runtime deblurs with the same few lines every time."""
-    return [motion_kernel(length, angle) for length, angle in KERNELS]
+def deblurrer(below: float, model_path: Path | None = None) -> Deblurrer | None:
+    """The deblurring of reads under `below` confidence with the estimator at `model_path` (None: the
+    bundled one); None when `below` is 0 (never deblur). The estimator runs on one thread: a thread pool
+    of its own would spin between its runs and the reader's, and took a fifth of the reader's throughput."""
+    return Deblurrer(BlurEstimator(model_path, threads=1), below) if below > 0 else None
+
+
+def deblurred(image: np.ndarray, smear: Smear) -> list[np.ndarray]:
+    """`image` (uint8, grey or BGR) deconvolved along `smear`, at its length rounded down (at least 2 px)
+    and one pixel longer, in that order (one forward FFT for both)."""
+    shortest = max(2, math.floor(smear.length))
+    kernels = [motion_kernel(length, smear.angle) for length in range(shortest, shortest + VERSIONS)]
+    return _deconvolve(image, kernels, NOISE_TO_SIGNAL)
 
 
 def _deconvolve(image: np.ndarray, kernels: list[np.ndarray], noise_to_signal: float) -> list[np.ndarray]:
-    """`image` (uint8, grey or BGR) Wiener-deconvolved by each kernel; edges replicated first, so they ring less."""
+    """`image` (uint8, grey or BGR) Wiener-deconvolved by each kernel; edges replicated first, so they ring
+    less, and on to a size the FFT is fast at (`cv2.getOptimalDFTSize`: 4-5 times faster on crops)."""
     pad = 2 * max(k.shape[0] for k in kernels)
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE).astype(np.float32)
-    planes = padded[..., None] if padded.ndim == 2 else padded
-    height, width = planes.shape[:2]
+    h, w = image.shape[:2]
+    height, width = cv2.getOptimalDFTSize(h + 2 * pad), cv2.getOptimalDFTSize(w + 2 * pad)
+    padded = cv2.copyMakeBorder(image, pad, height - h - pad, pad, width - w - pad, cv2.BORDER_REPLICATE)
+    planes = padded.astype(np.float32)[..., None] if padded.ndim == 2 else padded.astype(np.float32)
     spectrum = np.fft.rfft2(planes, axes=(0, 1))  # (H, W/2+1, C)
     psfs = np.zeros((len(kernels), height, width), np.float32)
     for i, kernel in enumerate(kernels):  # each kernel's centre at the origin: no shift in the output
@@ -53,5 +79,5 @@ def _deconvolve(image: np.ndarray, kernels: list[np.ndarray], noise_to_signal: f
     transfer = np.fft.rfft2(psfs, axes=(1, 2))  # (K, H, W/2+1)
     inverse = np.conj(transfer) / (np.abs(transfer) ** 2 + noise_to_signal)
     out = np.fft.irfft2(spectrum[None] * inverse[..., None], s=(height, width), axes=(1, 2))
-    out = np.clip(out[:, pad : height - pad, pad : width - pad], 0, 255).astype(np.uint8)
+    out = np.clip(out[:, pad : pad + h, pad : pad + w], 0, 255).astype(np.uint8)
     return [o.reshape(image.shape) for o in out]

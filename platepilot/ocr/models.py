@@ -100,7 +100,11 @@ def _crnn(model_path: Path | None, settings: Settings, whole_plates: bool = Fals
     lines = PlateLineFinder(threads=MODEL_THREADS) if whole_plates else None
     o = settings.ocr
     return CRNNOCRService(
-        resolve_model(model_path, settings), format_prior=o.format_prior, lines=lines, deblur_below=o.deblur_below
+        resolve_model(model_path, settings),
+        format_prior=o.format_prior,
+        lines=lines,
+        deblur_below=o.deblur_below,
+        blur_model=o.blur_model_path,
     )
 
 
@@ -126,7 +130,13 @@ def _plateocr(model_path: Path | None, settings: Settings, whole_plates: bool = 
     o = settings.ocr
     crnn = resolve_model(model_path, settings) if "crnn" in o.plateocr_members else None
     return build_plate_ocr(
-        o.plateocr_members, crnn, o.plateocr_lines, o.format_prior, line_crop=whole_plates, deblur_below=o.deblur_below
+        o.plateocr_members,
+        crnn,
+        o.plateocr_lines,
+        o.format_prior,
+        line_crop=whole_plates,
+        deblur_below=o.deblur_below,
+        blur_model=o.blur_model_path,
     )
 
 

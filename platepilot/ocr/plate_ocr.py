@@ -250,11 +250,12 @@ def build_plate_ocr(
     threads: int | None = MODEL_THREADS,
     line_crop: bool = False,
     deblur_below: float = 0.0,
+    blur_model: Path | None = None,
 ) -> PlateOCR:
     """PlateOCR with the named members (MEMBERS); `crnn_model` is required when "crnn" is one of them.
 
     `threads`: intra-op threads of every model (None: one per core). `line_crop` (see PlateOCR)
-    applies only with `lines`; `deblur_below` as in CRNNOCRService (the crnn member). A member whose
+    applies only with `lines`; `deblur_below` and `blur_model` as in CRNNOCRService (the crnn member). A member whose
     package is missing raises PlatepilotError naming the extra to install.
     """
     unknown = [m for m in members if m not in MEMBERS]
@@ -269,6 +270,8 @@ def build_plate_ocr(
         elif crnn_model is None:
             raise PlatepilotError("PlateOCR member 'crnn' needs a CRNN model path")
         else:
-            service = CRNNOCRService(crnn_model, format_prior=format_prior, threads=threads, deblur_below=deblur_below)
+            service = CRNNOCRService(
+                crnn_model, format_prior=format_prior, threads=threads, deblur_below=deblur_below, blur_model=blur_model
+            )
             built.append(CRNNMember(service, format_prior))
     return PlateOCR(built, PlateLineFinder(threads=threads) if lines else None, format_prior, line_crop and lines)

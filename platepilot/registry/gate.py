@@ -110,9 +110,18 @@ def build_contender(contender: Contender, settings: Settings) -> OCREngine:
 
     o = settings.ocr
     if contender.model is not None and not contender.member:
-        return CRNNOCRService(contender.model, format_prior=o.format_prior, deblur_below=o.deblur_below)
+        return CRNNOCRService(
+            contender.model, format_prior=o.format_prior, deblur_below=o.deblur_below, blur_model=o.blur_model_path
+        )
     crnn = contender.model or BUNDLED_MODEL
-    return build_plate_ocr(o.plateocr_members, crnn, o.plateocr_lines, o.format_prior, deblur_below=o.deblur_below)
+    return build_plate_ocr(
+        o.plateocr_members,
+        crnn,
+        o.plateocr_lines,
+        o.format_prior,
+        deblur_below=o.deblur_below,
+        blur_model=o.blur_model_path,
+    )
 
 
 def run_gate(
