@@ -18,7 +18,7 @@ import onnxruntime as ort
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax
-from platepilot.ocr.deblur import deblurrer
+from platepilot.ocr.deblur import deblurrer, surest
 from platepilot.ocr.lines import PlateLineFinder
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
 from platepilot.plates.formats import looks_like_serial, match_format, matching_formats
@@ -174,11 +174,8 @@ class CRNNOCRService:
         flat_probs = iter(np.concatenate([self.probabilities(flat[k : k + step]) for k in range(0, len(flat), step)]))
         for i, group in zip(unsure, versions, strict=True):
             group_probs = [next(flat_probs) for _ in group]
-            if not group_probs:
-                continue
-            sureness = [_serial_confidence(p, self.spec.charset) for p in group_probs]
-            best = int(np.argmax(sureness))
-            if sureness[best] > _greedy_confidence(out[i][0], self.spec.charset):
+            best = surest(out[i][0], group_probs, self.spec.charset)
+            if best is not None:
                 out[i] = group_probs[best], decode(group_probs[best])
         return out
 
@@ -198,17 +195,6 @@ class CRNNOCRService:
         for _ in range(iterations):
             self.read([blank])
             self.probabilities([blank] * self._batch_size)
-
-
-def _greedy_confidence(probs: np.ndarray, charset: str) -> float:
-    """The mean per-character probability of the greedy read (0 for an empty read)."""
-    return float(np.mean(greedy_decode(probs, charset)[1] or (0.0,)))
-
-
-def _serial_confidence(probs: np.ndarray, charset: str) -> float:
-    """`_greedy_confidence`, or 0 when the greedy read does not look like a serial."""
-    text, confidences = greedy_decode(probs, charset)
-    return float(np.mean(confidences)) if looks_like_serial(text) else 0.0
 
 
 def too_tall(crop: np.ndarray) -> bool:

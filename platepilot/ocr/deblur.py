@@ -15,6 +15,7 @@ plain and 41.9% with each clip's true line.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,9 @@ import cv2
 import numpy as np
 
 from platepilot.ocr.blur_estimate import BlurEstimator, Smear
+from platepilot.ocr.ctc import greedy_decode
 from platepilot.plates.blur import motion_kernel
+from platepilot.plates.formats import looks_like_serial
 
 MIN_SMEAR_PX = 3.0
 """Smears shorter than this are left alone: they cost a read little, and deconvolving them sharpens
@@ -52,6 +55,23 @@ def deblurrer(below: float, model_path: Path | None = None) -> Deblurrer | None:
     bundled one); None when `below` is 0 (never deblur). The estimator runs on one thread: a thread pool
     of its own would spin between its runs and the reader's, and took a fifth of the reader's throughput."""
     return Deblurrer(BlurEstimator(model_path, threads=1), below) if below > 0 else None
+
+
+def surest(plain: np.ndarray, versions: Sequence[np.ndarray], charset: str) -> int | None:
+    """The index of the version (CTC probabilities (T, C) of a deblurred crop) read most surely, when it
+    is read more surely than the `plain` crop; else None. Sureness: the greedy read's mean character
+    probability, and 0 for a version whose read is no serial."""
+    if not versions:
+        return None
+    sureness = [_greedy_confidence(p, charset) if looks_like_serial(greedy_decode(p, charset)[0]) else 0.0
+                for p in versions]  # fmt: skip
+    best = int(np.argmax(sureness))
+    return best if sureness[best] > _greedy_confidence(plain, charset) else None
+
+
+def _greedy_confidence(probs: np.ndarray, charset: str) -> float:
+    """The mean per-character probability of the greedy read (0 for an empty read)."""
+    return float(np.mean(greedy_decode(probs, charset)[1] or (0.0,)))
 
 
 def deblurred(image: np.ndarray, smear: Smear) -> list[np.ndarray]:

@@ -28,10 +28,12 @@ import numpy as np
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import as_bgr
 from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, too_tall
+from platepilot.ocr.deblur import Deblurrer, deblurrer, surest
 from platepilot.ocr.easy import EasyOCRReader
 from platepilot.ocr.ensemble import MemberRead, combine
 from platepilot.ocr.lines import SECOND_LOOK_BELOW, PlateLineFinder, Rows, pick_plate_rows, rows_of
 from platepilot.ocr.paddle import PaddleRecognizer
+from platepilot.plates.charset import CHARSET
 from platepilot.plates.formats import looks_like_serial
 from platepilot.types import PlateRead
 
@@ -73,18 +75,31 @@ class Member(Protocol):
 
 class PaddleMember:
     """Reads the plate line, and the whole crop too when it holds several lines: if the line was picked
-    wrongly (a big state name), the whole-crop read still offers and scores the serial."""
+    wrongly (a big state name), the whole-crop read still offers and scores the serial. With `deblur`, an
+    unsure serial-like read of a smeared crop is read again deconvolved, as the CRNN member's is
+    (`platepilot.ocr.deblur`): the ensemble scores each text by both members, so a right text that only
+    the deblurred CRNN finds plausible would still lose to the blurred crop's paddle read."""
 
-    def __init__(self, recognizer: PaddleRecognizer) -> None:
+    def __init__(self, recognizer: PaddleRecognizer, deblur: Deblurrer | None = None) -> None:
         self.name = recognizer.name
         self._recognizer = recognizer
+        self._deblur = deblur
 
     def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]:
         views = [None] if rows is None else [rows, None]
+        versions: list[np.ndarray] | None = None  # the crop's deblurred versions, made once if needed
         reads = []
         for view in views:
             probs = self._recognizer.probabilities(image, view)
-            reads.append(MemberRead(self._recognizer.decode(probs), probs))
+            read = self._recognizer.decode(probs)
+            if self._deblur is not None and read.confidence < self._deblur.below and looks_like_serial(read.text):
+                versions = self._deblur.versions([image])[0] if versions is None else versions
+                version_probs = [self._recognizer.probabilities(version, view) for version in versions]
+                best = surest(probs, version_probs, CHARSET)
+                if best is not None:
+                    probs = version_probs[best]
+                    read = self._recognizer.decode(probs)
+            reads.append(MemberRead(read, probs))
         return reads
 
 
@@ -255,8 +270,8 @@ def build_plate_ocr(
     """PlateOCR with the named members (MEMBERS); `crnn_model` is required when "crnn" is one of them.
 
     `threads`: intra-op threads of every model (None: one per core). `line_crop` (see PlateOCR)
-    applies only with `lines`; `deblur_below` and `blur_model` as in CRNNOCRService (the crnn member). A member whose
-    package is missing raises PlatepilotError naming the extra to install.
+    applies only with `lines`; `deblur_below` and `blur_model` as in CRNNOCRService (for the crnn and paddle
+    members). A member whose package is missing raises PlatepilotError naming the extra to install.
     """
     unknown = [m for m in members if m not in MEMBERS]
     if unknown:
@@ -264,7 +279,8 @@ def build_plate_ocr(
     built: list[Member] = []
     for name in members:
         if name == "paddle":
-            built.append(PaddleMember(PaddleRecognizer(format_prior=format_prior, threads=threads)))
+            recognizer = PaddleRecognizer(format_prior=format_prior, threads=threads)
+            built.append(PaddleMember(recognizer, deblurrer(deblur_below, blur_model)))
         elif name == "easyocr":
             built.append(EasyMember(EasyOCRReader(threads=threads)))
         elif crnn_model is None:
