@@ -129,12 +129,12 @@ def test_unsure_sharp_crops_are_not_deconvolved(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize("member", ["crnn", "paddle"])
 def test_plateocr_members_deblur_too(member: str) -> None:
     """Both CTC members: the ensemble scores every text by both, so one deblurred member is not enough."""
-    crops, texts = _plates(12, 96, 7, angle=15.0)
+    crops, texts = _plates(24, 96, 7, angle=15.0)
     reader = build_plate_ocr((member,), BUNDLED_MODEL, lines=False, deblur_below=Settings().ocr.deblur_below)
     plain = build_plate_ocr((member,), BUNDLED_MODEL, lines=False, deblur_below=0.0)
     with_deblur = sum(r.text == t for r, t in zip(reader.read(crops), texts, strict=True))
     without = sum(r.text == t for r, t in zip(plain.read(crops), texts, strict=True))
-    assert with_deblur >= without + 3, (without, with_deblur)
+    assert with_deblur >= without + 4, (without, with_deblur)  # 11 -> 17 and 6 -> 13 here
 
 
 def test_the_settings_are_validated_and_on_by_default(tmp_path: Path) -> None:
