@@ -6,10 +6,10 @@ length and a few degrees of its angle; `platepilot.ocr.blur_estimate`), so the l
 the crop itself. A crop whose read is unsure and whose smear is at least MIN_SMEAR_PX long is
 deconvolved along it, once at the estimated length rounded down and once a pixel longer (the
 estimate runs a little long on soft camera crops, and one pixel too long undoes the deconvolution),
-and the version the network reads most surely wins, the plain crop among them
-(`CRNNOCRService.sharpest`). Before the estimator, six guessed lines (3, 5, 7 px, horizontal and
-vertical) read 26.9% of 320 true plate boxes of approach-clip frames blurred 4-5 px, against 21.6%
-plain and 41.9% with each clip's true line.
+and the version the reader reads most surely wins, the plain crop among them (`surest`; the CRNN in
+`CRNNOCRService.sharpest`, PlateOCR's paddle member in `PaddleMember.read_member`). Before the
+estimator, six guessed lines (3, 5, 7 px, horizontal and vertical) read 26.9% of 320 true plate boxes
+of approach-clip frames blurred 4-5 px, against 21.6% plain and 41.9% with each clip's true line.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class Deblurrer:
     below: float
 
     def versions(self, views: list[np.ndarray]) -> list[list[np.ndarray]]:
-        """Per grey view: its deconvolved versions (VERSIONS of them), or none when it is not smeared."""
+        """Per view (grey or BGR, at the scale it is read at): its deconvolved versions (VERSIONS of them),
+        or none when it is not smeared."""
         return [
             deblurred(view, smear) if smear.length >= MIN_SMEAR_PX else []
             for view, smear in zip(views, self.estimator.estimate(views), strict=True)
@@ -53,7 +54,7 @@ class Deblurrer:
 def deblurrer(below: float, model_path: Path | None = None) -> Deblurrer | None:
     """The deblurring of reads under `below` confidence with the estimator at `model_path` (None: the
     bundled one); None when `below` is 0 (never deblur). The estimator runs on one thread: a thread pool
-    of its own would spin between its runs and the reader's, and took a fifth of the reader's throughput."""
+    of its own spun between its runs and the reader's, and cost the CRNN a further tenth of its throughput."""
     return Deblurrer(BlurEstimator(model_path, threads=1), below) if below > 0 else None
 
 
