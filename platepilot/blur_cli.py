@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from platepilot.errors import PlatepilotError
-from platepilot.state_cli import _consoles, _tracking_uri
+from platepilot.state_cli import _consoles, log_training_run
 from platepilot.training.blur import WIDTHS
 
 blur_app = typer.Typer(
@@ -44,7 +44,6 @@ def blur_train(
     """
     import torch
 
-    from platepilot.registry.tracking import log_detector_run
     from platepilot.training.blur.train import BlurTrainOptions, train_blur
 
     console, _ = _consoles()
@@ -54,12 +53,7 @@ def blur_train(
         batch_size=batch_size, lr=lr, widths=_widths(widths), seed=seed, workers=workers, sources=source, resume=resume,
     )  # fmt: skip
     result = train_blur(opts, console)
-    try:
-        log_detector_run(
-            opts, result, _tracking_uri(tracking_uri), lambda line: console.print(escape(line)), "plate_blur", "blur"
-        )
-    except PlatepilotError as exc:
-        console.print(escape(f"run not logged to MLflow: {exc}"), highlight=False)
+    log_training_run(console, opts, result, tracking_uri, "plate_blur", "blur")
     held = result.history[-1]
     line = (
         f"model: {result.model_path}  held-out smears of 3 px or more: length off by "

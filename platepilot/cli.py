@@ -533,23 +533,11 @@ def labels_auto(
     """Pseudo-label crops that have no human label: PlateOCR reads them, and a format-valid read its
     members agree on goes to <labels>.meta.jsonl (never to labels.txt) for `train --pseudo`. Resumable."""
     from platepilot.labeling.pseudo import PseudoFilter, pseudo_label_crops
-    from platepilot.ocr.models import resolve_model
-    from platepilot.ocr.plate_ocr import build_plate_ocr
+    from platepilot.ocr.models import plate_ocr_for
     from platepilot.store.provenance import sidecar_path
 
     settings = load_config(config)
-    o = settings.ocr
-    crnn = resolve_model(model, settings) if "crnn" in o.plateocr_members else None
-    cut = _line_crop(line_crop, crops_dir, settings)
-    reader = build_plate_ocr(
-        o.plateocr_members,
-        crnn,
-        o.plateocr_lines,
-        o.format_prior,
-        line_crop=cut,
-        deblur_below=o.deblur_below,
-        blur_model=o.blur_model_path,
-    )
+    reader = plate_ocr_for(model, settings, _line_crop(line_crop, crops_dir, settings))
     rules = PseudoFilter(min_agree, min_confidence)
     result = pseudo_label_crops(crops_dir or settings.output.crops_dir, labels, reader, rules, console=err_console)
     console.print(escape(

@@ -70,7 +70,6 @@ def state_train(
     import torch
 
     from platepilot.ocr.state import BUNDLED_STATE_MODEL
-    from platepilot.registry.tracking import log_detector_run
     from platepilot.training.state.train import StateTrainOptions, train_state
 
     console, _ = _consoles()
@@ -86,12 +85,7 @@ def state_train(
         width=width or (192 if backbone else 128), resume=resume, teacher=teacher, distill=distill,
     )  # fmt: skip
     result = train_state(opts, console)
-    try:
-        log_detector_run(
-            opts, result, _tracking_uri(tracking_uri), lambda line: console.print(escape(line)), "plate_state", "state"
-        )
-    except PlatepilotError as exc:
-        console.print(escape(f"run not logged to MLflow: {exc}"), highlight=False)
+    log_training_run(console, opts, result, tracking_uri, "plate_state", "state")
     _print_run(console, result.model_path, result.evaluation, result.seconds)
 
 
@@ -143,6 +137,20 @@ def _print_run(console: Console, model_path: Path, scores: dict[str, Any] | None
         else "no valid/test rows to score"
     )
     console.print(escape(f"{model_path} ({summary}; {seconds:.0f} s)"), soft_wrap=True)
+
+
+def log_training_run(
+    console: Console, opts: Any, result: Any, tracking_uri: str | None, experiment: str, task: str
+) -> None:
+    """Log a finished run to MLflow (`log_detector_run`); a failure to log is one line, the model stays on disk."""
+    from platepilot.registry.tracking import log_detector_run
+
+    try:
+        log_detector_run(
+            opts, result, _tracking_uri(tracking_uri), lambda line: console.print(escape(line)), experiment, task
+        )
+    except PlatepilotError as exc:
+        console.print(escape(f"run not logged to MLflow: {exc}"), highlight=False)
 
 
 def _tracking_uri(tracking_uri: str | None) -> str:

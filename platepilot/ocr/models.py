@@ -13,7 +13,7 @@ from platepilot.ocr.base import OCREngine
 from platepilot.ocr.crnn_service import CRNNOCRService
 from platepilot.ocr.gate_record import read_gate_record
 from platepilot.ocr.lines import PlateLineFinder
-from platepilot.ocr.plate_ocr import MODEL_THREADS
+from platepilot.ocr.plate_ocr import MODEL_THREADS, PlateOCR, build_plate_ocr
 from platepilot.ocr.spec import load_card
 
 BUNDLED_MODEL = Path(platepilot.__file__).parent / "assets" / "florida_plate_ocr.onnx"
@@ -125,8 +125,11 @@ def _easyocr(model_path: Path | None, settings: Settings) -> OCREngine:
 
 
 def _plateocr(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
-    from platepilot.ocr.plate_ocr import build_plate_ocr
+    return plate_ocr_for(model_path, settings, whole_plates)
 
+
+def plate_ocr_for(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> PlateOCR:
+    """PlateOCR as `settings.ocr` configures it, with the CRNN at `model_path` (None: the configured one)."""
     o = settings.ocr
     crnn = resolve_model(model_path, settings) if "crnn" in o.plateocr_members else None
     return build_plate_ocr(

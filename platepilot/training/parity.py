@@ -42,3 +42,20 @@ def replace_if_close(tmp: Path, path: Path, diff: float, what: str) -> None:
         tmp.unlink(missing_ok=True)
         raise PlatepilotError(f"ONNX export disagrees with torch: max abs {what} {diff:.2e}")
     tmp.replace(path)
+
+
+def export_checked(
+    model: nn.Module, shape: tuple[int, ...], path: Path, names: tuple[str, str], batch_sizes: Sequence[int]
+) -> float:
+    """Export `model` (input `shape` with any batch size; `names` its input and output) to `path` through a
+    temp file, checked on random batches of `batch_sizes` (`replace_if_close`); the max abs difference."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.onnx")
+    model = model.eval()
+    torch.onnx.export(
+        model, (torch.zeros(1, *shape[1:]),), str(tmp), input_names=[names[0]], output_names=[names[1]],
+        dynamic_axes={names[0]: {0: "batch"}, names[1]: {0: "batch"}}, opset_version=17, dynamo=False,
+    )  # fmt: skip
+    diff = max_abs_difference(model, tmp, random_batches((n, *shape[1:]) for n in batch_sizes))
+    replace_if_close(tmp, path, diff, "output difference")
+    return diff

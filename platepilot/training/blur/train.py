@@ -29,8 +29,9 @@ from platepilot.sessions import sidecar_path
 from platepilot.training.blur import WIDTHS
 from platepilot.training.blur.data import SmearedPlates, plate_pool
 from platepilot.training.blur.model import BlurNet
-from platepilot.training.detector.train import _jsonable, _save_atomic
-from platepilot.training.parity import max_abs_difference, random_batches, replace_if_close
+from platepilot.training.checkpoints import resume_checkpoint, save_checkpoint
+from platepilot.training.detector.train import _jsonable
+from platepilot.training.parity import export_checked
 from platepilot.training.plots import plot_curves
 
 MODEL_FILE = "plate_blur.onnx"
@@ -83,41 +84,16 @@ def train_blur(opts: BlurTrainOptions, console: Console | None = None) -> BlurTr
     steps = opts.samples_per_epoch // opts.batch_size
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
     checkpoint = opts.output_dir / CHECKPOINT
-    history = _resume(checkpoint, model, optimizer, scheduler, opts, console) if opts.resume else []
+    history = resume_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, console) if opts.resume else []
     held = SmearedPlates(pool, pool.held, HELD_OUT_SAMPLES if len(pool.held) else 0, card, seed=opts.seed + 1)
     for epoch in range(len(history) + 1, opts.epochs + 1):
         data = SmearedPlates(pool, pool.train, steps * opts.batch_size, card, seed=opts.seed * 10_000 + epoch)
         loss = _train_epoch(model, optimizer, scheduler, data, opts, epoch, steps)
         history.append({"epoch": epoch, "loss": loss, **score(model, held, card)})
-        opts.output_dir.mkdir(parents=True, exist_ok=True)
-        _save_atomic(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "torch_rng": torch.get_rng_state(), "epochs": opts.epochs, "history": history},
-            checkpoint,
-        )  # fmt: skip
+        save_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, history)
         console.print("  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in history[-1].items()))
         plot_curves(history, CURVES, opts.output_dir / "training_curves.png")
     return _finish(model, card, opts, history, started)
-
-
-def _resume(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, opts: BlurTrainOptions,
-    console: Console,
-) -> list[dict[str, float]]:  # fmt: skip
-    if not path.is_file():
-        raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    if saved["epochs"] != opts.epochs or saved["scheduler"]["total_steps"] != scheduler.total_steps:
-        raise PlatepilotError(
-            f"{path}: this run was planned for {saved['epochs']} epochs of other sizes; resume it with the options "
-            "it started with, or start a new run in another --output-dir"
-        )
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["torch_rng"])
-    console.print(f"resuming after epoch {len(saved['history'])}")
-    return list(saved["history"])
 
 
 def smear_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -194,16 +170,7 @@ def _finish(
 
 def export_blur_model(model: nn.Module, card: BlurCard, path: Path) -> float:
     """Write `path` + sidecar via temp files; returns the max abs output difference torch vs onnxruntime."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.onnx")
-    model = model.eval()
-    torch.onnx.export(
-        model, (torch.zeros(1, 1, card.height, card.width),), str(tmp), input_names=["window"],
-        output_names=["smear"], dynamic_axes={"window": {0: "batch"}, "smear": {0: "batch"}},
-        opset_version=17, dynamo=False,
-    )  # fmt: skip
-    diff = max_abs_difference(model, tmp, random_batches((n, 1, card.height, card.width) for n in (1, 7)))
-    replace_if_close(tmp, path, diff, "output difference")
+    diff = export_checked(model, (1, 1, card.height, card.width), path, ("window", "smear"), (1, 7))
     sidecar_path(path).unlink(missing_ok=True)
     save_blur_card(path, card.model_copy(update={"training": {**card.training, "export_parity_max_abs": diff}}))
     return diff

@@ -32,8 +32,9 @@ from platepilot.ocr.state_eval import evaluate_states, write_state_report
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model
+from platepilot.training.checkpoints import resume_checkpoint, save_checkpoint
 from platepilot.training.detector.backbone import OrtBackbone
-from platepilot.training.detector.train import _jsonable, _save_atomic, feature_loss
+from platepilot.training.detector.train import _jsonable, feature_loss
 from platepilot.training.plots import plot_curves
 from platepilot.training.state.backbones import BACKBONES, cut_backbone, pretrained_state_net
 from platepilot.training.state.data import Pool, Sources, StateCrops, training_sources
@@ -101,7 +102,9 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
         optimizer, [g["lr"] for g in groups], total_steps=opts.epochs * steps, pct_start=0.1
     )
     checkpoint = opts.output_dir / CHECKPOINT
-    history = _resume(checkpoint, model, optimizer, scheduler, rng, opts, console) if opts.resume else []
+    history = (
+        resume_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, console, rng) if opts.resume else []
+    )
     for epoch in range(len(history) + 1, opts.epochs + 1):
         items = _epoch_items(rng, opts, sources)
         prior = _log_prior(sources.pool, items, card)
@@ -111,41 +114,13 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
         held_top1, held_top3 = _score(model, StateCrops(sources.pool, sources.held, card, augment=False, seed=0))
         history.append({"epoch": epoch, "loss": loss, "train_top1": acc, "holdout_top1": held_top1,
                         "holdout_top3": held_top3})  # fmt: skip
-        opts.output_dir.mkdir(parents=True, exist_ok=True)
-        _save_atomic(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "epochs": opts.epochs,
-             "history": history},
-            checkpoint,
-        )  # fmt: skip
+        save_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, history, rng)
         console.print(
             f"epoch {epoch}/{opts.epochs}  loss {loss:.3f}  train top1 {acc:.3f}  "
             f"held-out top1 {held_top1:.3f} top3 {held_top3:.3f}"
         )
         plot_curves(history, CURVES, opts.output_dir / "training_curves.png")
     return _finish(model, card, opts, history, started, console)
-
-
-def _resume(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, rng: np.random.Generator,
-    opts: StateTrainOptions, console: Console,
-) -> list[dict[str, float]]:  # fmt: skip
-    """Restore an interrupted run's last finished epoch (weights, optimizer, schedule, random streams); its history."""
-    if not path.is_file():
-        raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    if saved["epochs"] != opts.epochs or saved["scheduler"]["total_steps"] != scheduler.total_steps:
-        raise PlatepilotError(
-            f"{path}: this run was planned for {saved['epochs']} epochs with other data or batch size; resume it "
-            "with the options it started with, or start a new run in another --output-dir"
-        )
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    rng.bit_generator.state = saved["rng"]
-    torch.set_rng_state(saved["torch_rng"])
-    console.print(f"resuming after epoch {len(saved['history'])}")
-    return list(saved["history"])
 
 
 def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str, Any]]]:
