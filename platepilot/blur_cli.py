@@ -57,7 +57,7 @@ def blur_train(
     held = result.history[-1]
     line = (
         f"model: {result.model_path}  held-out smears of 3 px or more: length off by "
-        f"{held.get('length_mae_3px_up', 0):.2f} px, angle by {held.get('angle_median_3px_up', 0):.1f} degrees "
+        f"{held['length_mae_3px_up']:.2f} px, angle by {held['angle_median_3px_up']:.1f} degrees "
         f"(median)  ({result.seconds / 60:.1f} min)"
     )
     console.print(escape(line), highlight=False)

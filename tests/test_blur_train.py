@@ -110,4 +110,12 @@ def test_blur_train_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert error(["--images", str(tmp_path / "none")]) == f"error: --images {tmp_path / 'none'}: no such folder"
     (tmp_path / "empty").mkdir()
     assert "no images" in error(["--images", str(tmp_path / "empty")])
-    assert error(["--rendered", "0"]) == "error: no plate images to train on: pass --images DIR or --rendered N"
+    too_few = "error: too few plate images to train on (one is held out): pass --images DIR or --rendered N"
+    assert error(["--rendered", "0"]) == too_few
+    assert error(["--rendered", "1"]) == too_few
+    run = tmp_path / "three"  # the smallest pool trains: one image held out, two trained on
+    main_args = ["blur", "train", "--rendered", "3", "--epochs", "1", "--samples-per-epoch", "64", "--workers", "0",
+                 "--output-dir", str(run), "--tracking-uri", "http://127.0.0.1:9"]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main(main_args)
+    assert done.value.code == 0 and (run / "plate_blur.onnx").is_file()

@@ -72,10 +72,10 @@ def plate_pool(folders: Sequence[Path], rendered: int, seed: int) -> Pool:
     rng = np.random.default_rng(seed)
     for _ in track(range(rendered), description="rendering plates", transient=True):
         images.append(_fit(cv2.cvtColor(render_plate(sample_design(rng), rng).image, cv2.COLOR_BGR2GRAY)))
-    if not images:
-        raise PlatepilotError("no plate images to train on: pass --images DIR or --rendered N")
+    if len(images) < 2:
+        raise PlatepilotError("too few plate images to train on (one is held out): pass --images DIR or --rendered N")
     ids = np.arange(len(images))
-    held = ids[::HOLDOUT_EVERY] if len(images) >= HOLDOUT_EVERY else ids[:0]
+    held = ids[::HOLDOUT_EVERY]  # the first of every HOLDOUT_EVERY: at least one image
     return Pool(tuple(images), np.setdiff1d(ids, held), held)
 
 

@@ -85,7 +85,7 @@ def train_blur(opts: BlurTrainOptions, console: Console | None = None) -> BlurTr
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
     checkpoint = opts.output_dir / CHECKPOINT
     history = resume_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, console) if opts.resume else []
-    held = SmearedPlates(pool, pool.held, HELD_OUT_SAMPLES if len(pool.held) else 0, card, seed=opts.seed + 1)
+    held = SmearedPlates(pool, pool.held, HELD_OUT_SAMPLES, card, seed=opts.seed + 1)
     for epoch in range(len(history) + 1, opts.epochs + 1):
         data = SmearedPlates(pool, pool.train, steps * opts.batch_size, card, seed=opts.seed * 10_000 + epoch)
         loss = _train_epoch(model, optimizer, scheduler, data, opts, epoch, steps)
@@ -129,8 +129,6 @@ def _train_epoch(
 def score(model: nn.Module, data: SmearedPlates, card: BlurCard) -> dict[str, float]:
     """Length error (all smears, and those of MEASURED_FROM px or more), the share of the latter within
     half a pixel, and their median angle error in degrees."""
-    if not len(data):
-        return {}
     model.eval()
     outputs, targets = zip(*[(model(x), y) for x, y in DataLoader(data, 256)], strict=True)
     truth = torch.cat(targets).numpy()
@@ -164,7 +162,7 @@ def _finish(
     export_blur_model(model, card, model_path)
     torch.save({"model": model.state_dict(), "widths": opts.widths}, model_path.with_suffix(".pt"))
     (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    best = min(history, key=lambda h: h.get("length_mae_3px_up", h["loss"]))
+    best = min(history, key=lambda h: h["length_mae_3px_up"])
     return BlurTrainResult(model_path, best, history, time.monotonic() - started)
 
 
