@@ -64,8 +64,7 @@ def surest(plain: np.ndarray, versions: Sequence[np.ndarray], charset: str) -> i
     probability, and 0 for a version whose read is no serial."""
     if not versions:
         return None
-    sureness = [_greedy_confidence(p, charset) if looks_like_serial(greedy_decode(p, charset)[0]) else 0.0
-                for p in versions]  # fmt: skip
+    sureness = [_serial_confidence(p, charset) for p in versions]
     best = int(np.argmax(sureness))
     return best if sureness[best] > _greedy_confidence(plain, charset) else None
 
@@ -73,6 +72,12 @@ def surest(plain: np.ndarray, versions: Sequence[np.ndarray], charset: str) -> i
 def _greedy_confidence(probs: np.ndarray, charset: str) -> float:
     """The mean per-character probability of the greedy read (0 for an empty read)."""
     return float(np.mean(greedy_decode(probs, charset)[1] or (0.0,)))
+
+
+def _serial_confidence(probs: np.ndarray, charset: str) -> float:
+    """`_greedy_confidence`, or 0 when the greedy read does not look like a serial (one decode)."""
+    text, confidences = greedy_decode(probs, charset)
+    return float(np.mean(confidences)) if looks_like_serial(text) else 0.0
 
 
 def deblurred(image: np.ndarray, smear: Smear) -> list[np.ndarray]:

@@ -16,20 +16,26 @@ from rich.console import Console
 from torch import nn
 
 from platepilot.errors import PlatepilotError
-from platepilot.training.detector.train import _save_atomic
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """`torch.save` via a temp file: an interrupted write never leaves half a file at `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
 
 
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, epochs: int,
     history: list[dict[str, float]], rng: np.random.Generator | None = None,
 ) -> None:  # fmt: skip
-    """Write the run's state after an epoch (via a temp file: an interruption never leaves half a file)."""
+    """Write the run's state after an epoch (`save_atomic`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "torch_rng": torch.get_rng_state(), "epochs": epochs, "history": history}  # fmt: skip
     if rng is not None:
         state["rng"] = rng.bit_generator.state
-    _save_atomic(state, path)
+    save_atomic(state, path)
 
 
 def resume_checkpoint(

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from platepilot.detect.base import box_iou
 from platepilot.detect.platenet import DetectorCard, decode
 from platepilot.errors import PlatepilotError
+from platepilot.training.checkpoints import save_atomic
 from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbone_source, build_backbone
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
 from platepilot.training.detector.export import export_detector
@@ -218,12 +219,12 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         state["history"].append(record)
         weights = _weights(model, opts)
         (opts.output_dir / "epochs").mkdir(exist_ok=True)
-        _save_atomic(weights, opts.output_dir / "epochs" / f"epoch_{epoch:03d}.pt")  # for later comparisons
+        save_atomic(weights, opts.output_dir / "epochs" / f"epoch_{epoch:03d}.pt")  # for later comparisons
         key = metrics["recall"] - 0.1 * metrics["fp_per_image"]
         if key > state["best_key"]:
             state["best_key"], state["best"] = key, record
         state["epoch"] = epoch
-        _save_atomic(
+        save_atomic(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "state": state},
             checkpoint,
@@ -248,7 +249,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     last = state["history"][-1] if state["history"] else {}
     card = card.model_copy(update={"training": training, "metrics": {"val_synthetic": last}})
     export_detector(model, card, model_path)
-    _save_atomic(_weights(model, opts), model_path.with_suffix(".pt"))
+    save_atomic(_weights(model, opts), model_path.with_suffix(".pt"))
     (opts.output_dir / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
     return DetectorTrainResult(model_path, state["best"], state["history"], time.monotonic() - started)
 
@@ -349,12 +350,6 @@ def _load_weights(path: Path, arch: Arch) -> dict[str, torch.Tensor]:
         raise PlatepilotError(f"{path}: weights of a --arch {saved_arch} detector; train with --arch {saved_arch}")
     weights: dict[str, torch.Tensor] = saved["model"]
     return weights
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
