@@ -73,8 +73,11 @@ def test_beam_merges_paths_of_the_same_text() -> None:
     [
         # Best is no plate format; a near-equal Florida plate wins.
         ([("ABCD1Z", 0.40), ("ABCD12", 0.35)], ("ABCD12", 0.35)),
-        # Far worse (below half the best): the best stays.
-        ([("ABCD1Z", 0.60), ("ABCD12", 0.20)], ("ABCD1Z", 0.60)),
+        # Far worse (below half the best): the best stays when some state issues it (Mississippi's @@@@@#)...
+        ([("ABCDE1", 0.60), ("ABCD51", 0.20)], ("ABCDE1", 0.60)),
+        # ...while a text no state issues gives way to a format one character away from a twentieth of it.
+        ([("ABCD1Z", 0.60), ("ABCD12", 0.04)], ("ABCD12", 0.04)),
+        ([("ABCD1Z", 0.60), ("ABCD12", 0.02)], ("ABCD1Z", 0.60)),
         # The best already matches: kept, though another format matches too.
         ([("ABC123", 0.50), ("ABC1234", 0.45)], ("ABC123", 0.50)),
         # Nothing matches: the best, never an edited text.
@@ -89,6 +92,6 @@ def test_format_prior(candidates: list[tuple[str, float]], expected: tuple[str, 
 
 
 def test_format_prior_ratio_is_the_cut() -> None:
-    candidates = [("ABCD1Z", 0.50), ("ABCD12", 0.30)]
-    assert apply_format_prior(candidates, ratio=0.5)[0] == "ABCD12"
-    assert apply_format_prior(candidates, ratio=0.7)[0] == "ABCD1Z"
+    candidates = [("ABCDE1", 0.50), ("ABCD51", 0.30)]
+    assert apply_format_prior(candidates, ratio=0.5)[0] == "ABCD51"
+    assert apply_format_prior(candidates, ratio=0.7)[0] == "ABCDE1"

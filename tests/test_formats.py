@@ -10,6 +10,8 @@ from platepilot.plates.formats import (
     FORMATS,
     FORMATS_BY_NAME,
     PlateFormat,
+    fits_some_state,
+    format_variants,
     is_caption,
     is_plausible_plate,
     is_vehicle_make,
@@ -133,3 +135,15 @@ def test_vehicle_makes_are_not_serials(text: str, make: bool) -> None:
     # a badge or a dealer frame's make; from six letters on, one misread letter (short vanity plates stay)
     assert is_vehicle_make(text) is make
     assert looks_like_serial(text) is not make
+
+
+def test_a_text_no_state_issues_has_format_variants_one_character_away() -> None:
+    # a blurred California 4 read as L: no US plate starts with four letters
+    assert not fits_some_state("LRAR512") and fits_some_state("4RAR512") and fits_some_state("5N30048")
+    assert fits_some_state("3U0A792") and not fits_some_state("5A0G2Q0")  # O and 0 are one glyph; Q is not
+    variants = format_variants("LRAR512")
+    assert "4RAR512" in variants and "LRA1512" in variants  # #@@@### and @@@####
+    assert all(matching_formats(v) and sum(a != b for a, b in zip(v, "LRAR512", strict=True)) == 1 for v in variants)
+    assert format_variants("ONEOFME") == []  # a personalised plate is several characters from any format
+    assert "4VAH764" in format_variants("LVAH764", ("us-ca",))
+    assert "4VAH764" not in format_variants("LVAH764", ("us-fl",))

@@ -61,11 +61,21 @@ def test_fuse_shapes_the_vote_to_a_plate_format_from_characters_the_reads_gave()
     assert 0.5 < fused.confidence < 0.9
 
 
+def test_fuse_never_reshapes_a_vote_that_fits_a_states_format() -> None:
+    # three sure near reads of a California commercial plate (#@#####, no default format) and one far
+    # read with an L: the shaped #@@#### text `6ML8575` would take the L from the far read alone
+    reads = [_read("6KL9575", 0.7), _read("6M28575", 0.98), _read("6M28575", 1.0), _read("6M28575", 1.0)]
+    fused = fuse(reads, weights=[0.08, 0.12, 0.2, 0.38])
+    assert fused is not None and fused.text == "6M28575"
+    assert "6ML8575" not in dict(fused.candidates)
+
+
 def test_fuse_shapes_the_vote_to_the_plates_state() -> None:
-    # a California commercial plate (#@#####): of unknown state, the one frame's K makes the only text
-    # fitting a default format; known as Californian, the majority read fits one of the state's own
+    # a California commercial plate (#@#####): of unknown state, the vote stands (the one frame's K
+    # would make the only text fitting a default format); known as Californian, it is named the state's
     reads = [_read("6F55687", 0.8), _read("6F55687", 0.8), _read("KF55687", 0.8)]
-    assert fuse(reads).text == "KF55687"  # type: ignore[union-attr]
+    unknown = fuse(reads)
+    assert unknown is not None and (unknown.text, unknown.format_match) == ("6F55687", "us-generic")
     californian = [replace(r, state="CA", state_confidence=0.9) for r in reads]
     fused = fuse(californian)
     assert fused is not None and (fused.text, fused.state, fused.format_match) == ("6F55687", "CA", "ca-#@#####")
@@ -76,7 +86,7 @@ def test_fuse_shapes_a_plate_of_unknown_state_to_the_sites_formats() -> None:
     reads = [_read("6F55687", 0.8), _read("6F55687", 0.8), _read("KF55687", 0.8)]
     fused = fuse(reads, site_state="CA")
     assert fused is not None and (fused.text, fused.state, fused.format_match) == ("6F55687", "unknown", "ca-#@#####")
-    assert fuse(reads, site_state="FL").text == "KF55687"  # type: ignore[union-attr]
+    assert fuse(reads, site_state="FL").format_match == "us-generic"  # type: ignore[union-attr]
 
 
 def test_fuse_weighs_reads_by_crop_quality() -> None:

@@ -83,6 +83,24 @@ def test_ctc_members_score_each_others_reads_and_the_vote_can_win() -> None:
     assert read.char_confidences == (0.9, 0.9, 0.9, 0.9, 0.9, 0.9)
 
 
+def test_a_read_no_state_issues_gives_way_to_a_format_no_member_offered() -> None:
+    # Both members take a blurred California 4 for an L; at the first character each still gives the 4 two
+    # thirds of the L's probability. LRAR512 fits no state's format, 4RAR512 (#@@@###) does.
+    def blurred() -> np.ndarray:
+        probs = _ctc("LRAR512")
+        probs[0:2, :] = 0.0
+        probs[0:2, [CHARSET.index("L") + 1, CHARSET.index("4") + 1]] = [0.6, 0.4]
+        return probs
+
+    members = [MemberRead(_read("LRAR512", 0.8), blurred()), MemberRead(_read("LRAR512", 0.8), blurred())]
+    read = combine(members)
+    assert read.text == "4RAR512" and read.format_match == "us-1abc234"
+    assert combine(members, format_prior=False).text == "LRAR512"
+    # a text some state issues is kept: Mississippi's @@@@@#
+    sure = [MemberRead(_read("LRARE5", 0.8), _ctc("LRARE5")), MemberRead(_read("LRARE5", 0.8), _ctc("LRARE5"))]
+    assert combine(sure).text == "LRARE5"
+
+
 def test_empty_reads_give_an_empty_read() -> None:
     read = combine([MemberRead(_read("", 0.0)), MemberRead(_read("", 0.0))])
     assert (read.text, read.confidence, read.candidates) == ("", 0.0, ())

@@ -590,11 +590,15 @@ def test_a_site_that_names_its_state_reads_unknown_plates_as_its_own() -> None:
     # reader was unsure of, one character away, at a third of the probability
     read = _read("LVAH764", UNKNOWN, 0.0, (("LVAH764", 0.6), ("4VAH764", 0.2), ("LVAH76", 0.1)))
     assert with_state(read, StateGuess(UNKNOWN, 0.1), site="CA").text == "4VAH764"
-    assert with_state(read, StateGuess(UNKNOWN, 0.1)).text == "LVAH764"  # no site: no swap
+    assert with_state(read, StateGuess(UNKNOWN, 0.1)).text == "LVAH764"  # no site, no state: the reader's call
     assert with_state(read, StateGuess(UNKNOWN, 0.1), format_prior=False, site="CA").text == "LVAH764"
-    assert with_state(read, StateGuess("AZ", 0.9), site="CA").text == "LVAH764"  # another state's plate
+    # another state's plate gets no swap into the site's formats: a commercial #@##### stays...
+    commercial = _read("5N30048", UNKNOWN, 0.0, (("5N30048", 0.6), ("EN30048", 0.2)))
+    assert with_state(commercial, StateGuess("AZ", 0.9), site="CA").text == "5N30048"
+    # ...but a text no state issues is no plate anywhere: it takes the common format one character away
+    assert with_state(read, StateGuess("AZ", 0.9), site="CA").text == "4VAH764"
     # too unsure a candidate, or two characters away, is not taken
-    far = _read("LVAH764", UNKNOWN, 0.0, (("LVAH764", 0.6), ("4VAH764", 0.1)))
+    far = _read("LVAH764", UNKNOWN, 0.0, (("LVAH764", 0.6), ("4VAH764", 0.02)))
     assert with_state(far, StateGuess(UNKNOWN, 0.1), site="CA").text == "LVAH764"
     two = _read("LVAH76A", UNKNOWN, 0.0, (("LVAH76A", 0.6), ("4VAH764", 0.25)))
     assert with_state(two, StateGuess(UNKNOWN, 0.1), site="CA").text == "LVAH76A"

@@ -11,7 +11,7 @@ import numpy as np
 from rapidfuzz.distance import Hamming
 
 from platepilot.errors import PlatepilotError
-from platepilot.plates.formats import DEFAULT_REGIONS, matching_formats
+from platepilot.plates.formats import DEFAULT_REGIONS, fits_some_state, matching_formats
 from platepilot.types import PlateRead
 
 
@@ -33,9 +33,16 @@ PRIOR_RATIO = 0.5
 
 
 SWAP_RATIO = 0.2
-"""A candidate one character away from the best read may win on a site state's format at this fraction of
-its probability (`apply_format_prior`'s `swap_into`): on blurred California plates the right `4` of an `L`
-read was the second candidate at 0.1-0.5 of its probability."""
+"""A candidate one character away from the best read may win on a format at this fraction of its probability
+(`apply_format_prior`: where the best read fits no state's format, or into a site state's): on blurred
+California plates the right `4` of an `L` read was the second candidate at 0.1-0.5 of its probability."""
+
+
+IMPOSSIBLE_SWAP_RATIO = 0.05
+"""The same, where the best read fits no format of any state (`LRAR512`): such a text is a plate only if it is a
+personalised one, a few percent of US plates, so a format-shaped text one character away wins from a
+twentieth of its probability. Paddle reads a blurred California open-top `4` as `L` so surely that the
+right text often scored 0.05-0.2 of it (docs/plateocr.md)."""
 
 
 def apply_format_prior(
@@ -48,11 +55,15 @@ def apply_format_prior(
 
     Candidates at least `ratio` x the best probability are near-equal; of those the most probable
     that matches a named Florida/US format (only those of `regions`, when given: the plate's state,
-    `plates.states.format_regions`) wins. Failing that, with `swap_into` (the site state's region,
-    `plates.states.site_regions`), the most probable candidate at least `SWAP_RATIO` x the best that
-    differs from it in one character and matches one of that region's formats; else the most probable
-    overall. Only a given candidate is ever returned (the text is never edited); no candidates gives
-    ("", 0.0).
+    `plates.states.format_regions`) wins. Failing that, the most probable candidate at least `SWAP_RATIO`
+    x the best that differs from it in one character and matches a format: one of `swap_into`'s (the
+    site state's region, `plates.states.site_regions`), or, where the best fits no format of any state
+    (`LRAR512` for a blurred California `4RAR512`: no plate anywhere starts with four letters), one of
+    `regions`'. Else the most probable overall. Only a given candidate is ever returned (the text is
+    never edited); no candidates gives ("", 0.0).
+
+    Why only then: swapped into the default formats whatever the best read, California commercial plates
+    (`5N30048`, `#@#####`, a format only California's list has) became `EN30048` (docs/plateocr.md).
     """
     if not candidates:
         return "", 0.0
@@ -63,12 +74,13 @@ def apply_format_prior(
             break
         if matching_formats(text, regions):
             return text, prob
-    if swap_into:
+    if swap_into or not fits_some_state(best[0]):
+        floor = SWAP_RATIO if fits_some_state(best[0]) else IMPOSSIBLE_SWAP_RATIO
         for text, prob in ranked:
-            if prob < best[1] * SWAP_RATIO:
+            if prob < best[1] * floor:
                 break
             one_swap = len(text) == len(best[0]) and Hamming.distance(text, best[0]) == 1
-            if one_swap and matching_formats(text, swap_into):
+            if one_swap and matching_formats(text, swap_into or regions):
                 return text, prob
     return best
 

@@ -5,8 +5,11 @@ any text, not only its own read: P_m(text) by the forward algorithm. The ensembl
 member's candidates (EasyOCR's read included) and scores each text by the members' geometric mean
 probability (a product of experts: a text only wins if every CTC member finds it plausible), times
 AGREEMENT_BONUS for each member whose own read it is (agreement raises confidence). Among near-equal
-texts the plate-format prior prefers one that matches a plate format (`apply_format_prior`). With
-no CTC member at all (EasyOCR alone) the members' own reads are voted with their confidences.
+texts the plate-format prior prefers one that matches a plate format (`apply_format_prior`). A best
+text that fits no state's format (`LRAR512`: a blurred California `4` read as `L` by PP-OCRv6) also
+brings in the texts one character from a format (`format_variants`), scored the same way, so the
+prior's one-character swap can find `4RAR512` when no member offered it. With no CTC member at all
+(EasyOCR alone) the members' own reads are voted with their confidences.
 
 Character-level voting comes out of the scoring: where two members read the same length and
 disagree on a character, the mixed text (each position from the member surer of it) is added as a
@@ -24,7 +27,7 @@ import numpy as np
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior
 from platepilot.ocr.ctc import text_probability
 from platepilot.plates.charset import CHARSET
-from platepilot.plates.formats import match_format
+from platepilot.plates.formats import fits_some_state, format_variants, match_format
 from platepilot.types import PlateRead
 
 AGREEMENT_BONUS = 2.0
@@ -55,6 +58,10 @@ def combine(members: Sequence[MemberRead], format_prior: bool = True, engine: st
         return PlateRead(text="", confidence=0.0, engine=engine)
     scorers = [(m.probs, m.charset) for m in members if m.probs is not None]
     scores = {t: _score(t, members, scorers) for t in texts}
+    if format_prior and scorers:
+        best = max(scores, key=lambda t: scores[t])
+        if not fits_some_state(best):  # no plate anywhere: also score the texts one character from a format
+            scores.update((v, _score(v, members, scorers)) for v in format_variants(best) if v not in scores)
     total = sum(scores.values())
     ranked = sorted(((t, s / total) for t, s in scores.items()), key=lambda c: -c[1])
     text, share = apply_format_prior(ranked, PRIOR_RATIO) if format_prior else ranked[0]

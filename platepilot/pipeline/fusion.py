@@ -3,9 +3,10 @@
 Reads are grouped by text length and the length with the most confidence wins (a read that
 dropped or doubled a character cannot vote position by position with the others). Within it, each
 position votes its character weighted by that character's confidence. The voted text, and every
-read's own text, become candidates scored by their support; with the format prior, so does the
-best-voted text that fits a named plate format (`shaped_vote`), and a candidate matching a plate
-format wins among near-equal ones (`apply_format_prior`). Only a text some read or the vote
+read's own text, become candidates scored by their support; with the format prior, when the voted
+text fits no state's format, so does the best-voted text that fits a named plate format
+(`shaped_vote`), and a candidate matching a plate format wins among near-equal ones
+(`apply_format_prior`). Only a text some read or the vote
 produced is ever returned.
 
 The state is fused the same way, by confidence: each state's support is the sum of the reads'
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from platepilot.ocr.base import apply_format_prior, prior_candidates
-from platepilot.plates.formats import match_format, region_formats
+from platepilot.plates.formats import fits_some_state, match_format, region_formats
 from platepilot.plates.states import UNKNOWN, format_regions
 from platepilot.types import PlateRead
 
@@ -146,8 +147,11 @@ def fuse(
         support[read.text] += read.confidence
     group_conf = sum(r.confidence for r in group) / len(group)
     by_position = position_votes(group)
-    voted = dict([_winners(by_position)])  # text -> share of the character votes
-    shaped = shaped_vote(by_position, regions) if format_prior else None
+    winner, winner_share = _winners(by_position)
+    voted = {winner: winner_share}  # text -> share of the character votes
+    # Only a vote no plate can carry is reshaped: three sure reads of a California commercial `6M28575`
+    # (`#@#####`, a state's own format) lost to `6ML8575` (`#@@####`) built from one far read's `L`.
+    shaped = shaped_vote(by_position, regions) if format_prior and not fits_some_state(winner) else None
     if shaped:
         voted.setdefault(*shaped)
     for text, share in voted.items():

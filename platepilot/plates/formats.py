@@ -15,7 +15,7 @@ from functools import cache, cached_property
 import numpy as np
 from rapidfuzz.distance import Hamming
 
-from platepilot.plates.charset import DIGITS, LETTERS
+from platepilot.plates.charset import DIGITS, LETTERS, fold
 from platepilot.plates.states import is_state_name
 
 
@@ -53,6 +53,11 @@ class PlateFormat:
     def position_chars(self) -> tuple[str, ...]:
         """The characters each position allows, e.g. ("A..Z", "0..9") for `@#`."""
         return tuple(_token_chars(tok) for tok in _tokens(self.pattern))
+
+    @cached_property
+    def folded_position_chars(self) -> tuple[frozenset[str], ...]:
+        """`position_chars` with O read as 0 and I as 1 (`fold`)."""
+        return tuple(frozenset(fold(chars)) for chars in self.position_chars)
 
     def sample(self, rng: np.random.Generator) -> str:
         """A random text of this format (no gaps), drawn uniformly per position."""
@@ -223,6 +228,35 @@ def region_formats(regions: tuple[str, ...] | None = None) -> tuple[PlateFormat,
     """The named formats of `regions` (`DEFAULT_REGIONS` for None: a plate of unknown state), Florida first.
     Cached: every read's format prior asks, and FORMATS holds every state's."""
     return tuple(f for f in FORMATS if f.region in (regions or DEFAULT_REGIONS))
+
+
+def fits_some_state(text: str) -> bool:
+    """Whether `text` fits a named format of any region (Florida's, the common US shapes or any state's own,
+    such as California's commercial `#@#####`), O and 0, I and 1 read as one character (`fold`: many
+    plates print them alike, so `3U0A792` is California's `3UOA792`). A text that fits none cannot be a
+    standard plate anywhere."""
+    folded = fold(text)
+    return any(
+        len(f.folded_position_chars) == len(folded)
+        and all(char in chars for char, chars in zip(folded, f.folded_position_chars, strict=True))
+        for f in FORMATS
+    )
+
+
+def format_variants(text: str, regions: tuple[str, ...] | None = None) -> list[str]:
+    """Every text one character from `text` that fits a named format of `regions` (`DEFAULT_REGIONS` for
+    None) where `text` breaks it at that one position: `4RAR512`, `8RAR512`, ... for `LRAR512` (`#@@@###`).
+    The readers score them; which one, if any, is likely is theirs to say."""
+    variants: dict[str, None] = {}
+    for plate_format in region_formats(regions):
+        allowed = plate_format.position_chars
+        if len(allowed) != len(text):
+            continue
+        wrong = [i for i, (char, chars) in enumerate(zip(text, allowed, strict=True)) if char not in chars]
+        if len(wrong) == 1:
+            i = wrong[0]
+            variants.update((text[:i] + char + text[i + 1 :], None) for char in allowed[i])
+    return list(variants)
 
 
 def match_format(text: str, regions: tuple[str, ...] | None = None) -> str | None:
