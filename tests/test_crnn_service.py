@@ -126,8 +126,10 @@ def _plate(last: dict[str, float]) -> np.ndarray:
         # Last char Z 0.5 vs 2 0.45: ABCD1Z matches no format, ABCD12 (fl-abc-d12) is near-equal.
         (_plate({"Z": 0.5, "2": 0.45}), True, "ABCD12", None),
         (_plate({"Z": 0.5, "2": 0.45}), False, "ABCD1Z", (5 * _SURE + 0.5) / 6),
-        # ABCD12 far worse (0.2 < 0.5 x 0.7): greedy stays.
-        (_plate({"Z": 0.7, "2": 0.2}), True, "ABCD1Z", (5 * _SURE + 0.7) / 6),
+        # ABCD12 far worse (0.2 < 0.5 x 0.7), but ABCD1Z fits no state's format: from a twentieth, ABCD12.
+        (_plate({"Z": 0.7, "2": 0.2}), True, "ABCD12", None),
+        # Under a twentieth: greedy stays.
+        (_plate({"Z": 0.7, "2": 0.02}), True, "ABCD1Z", (5 * _SURE + 0.7) / 6),
         # All blank: empty read, confidence 0.
         (_probs([{"-": _SURE}] * 4), True, "", 0.0),
     ],
@@ -146,12 +148,21 @@ def test_decode_read(probs: np.ndarray, prior: bool, text: str, confidence: floa
         assert read.confidence == pytest.approx(confidence, abs=1e-6)
 
 
+def test_a_read_no_state_issues_takes_a_format_variant_the_beam_missed() -> None:
+    # a blurred California 4 read as L: the beam (width 1) offers only LRAR512, which fits no format
+    probs = _probs([{"L": 0.7, "4": 0.3}, *({ch: _SURE} for ch in "RAR512"), {"-": _SURE}])
+    read = decode_read(probs, CHARSET, beam_width=1, top_k=3)
+    assert read.text == "4RAR512" and read.format_match == "us-1abc234"
+    assert {"LRAR512", "4RAR512"} <= set(dict(read.candidates)) and len(read.candidates) <= 3
+    assert decode_read(probs, CHARSET, beam_width=1, format_prior=False).text == "LRAR512"
+
+
 def test_decode_read_skips_the_beam_only_when_confident() -> None:
     sure = decode_read(_probs([{ch: _SURE} for ch in "ABC123"]), CHARSET)
     assert len(sure.candidates) == 1
     unsure = decode_read(_plate({"Z": 0.5, "2": 0.45}), CHARSET, top_k=3)
     assert len(unsure.candidates) == 3
-    assert decode_read(_plate({"Z": 0.5, "2": 0.45}), CHARSET, beam_width=0).candidates == (
+    assert decode_read(_plate({"Z": 0.5, "2": 0.45}), CHARSET, beam_width=0, format_prior=False).candidates == (
         ("ABCD1Z", pytest.approx(0.5 * _SURE**6)),
     )
 

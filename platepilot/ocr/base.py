@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -11,7 +11,7 @@ import numpy as np
 from rapidfuzz.distance import Hamming
 
 from platepilot.errors import PlatepilotError
-from platepilot.plates.formats import DEFAULT_REGIONS, fits_some_state, matching_formats
+from platepilot.plates.formats import DEFAULT_REGIONS, fits_some_state, format_variants, matching_formats
 from platepilot.types import PlateRead
 
 
@@ -83,6 +83,15 @@ def apply_format_prior(
             if one_swap and matching_formats(text, swap_into or regions):
                 return text, prob
     return best
+
+
+def variant_scores(best: str, score: Callable[[str], float], known: Container[str]) -> dict[str, float]:
+    """Where the best read `best` fits no state's format (`LRAR512`), the texts one character from a format
+    (`format_variants`: `4RAR512`, ...) that are not `known` yet, each scored by the reader(s) (`score`):
+    candidates for `apply_format_prior`'s swap that no beam or member may have offered. Else nothing."""
+    if fits_some_state(best):
+        return {}
+    return {variant: score(variant) for variant in format_variants(best) if variant not in known}
 
 
 def prior_candidates(

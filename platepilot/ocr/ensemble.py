@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior
+from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, variant_scores
 from platepilot.ocr.ctc import text_probability
 from platepilot.plates.charset import CHARSET
-from platepilot.plates.formats import fits_some_state, format_variants, match_format
+from platepilot.plates.formats import match_format
 from platepilot.types import PlateRead
 
 AGREEMENT_BONUS = 2.0
@@ -60,8 +60,7 @@ def combine(members: Sequence[MemberRead], format_prior: bool = True, engine: st
     scores = {t: _score(t, members, scorers) for t in texts}
     if format_prior and scorers:
         best = max(scores, key=lambda t: scores[t])
-        if not fits_some_state(best):  # no plate anywhere: also score the texts one character from a format
-            scores.update((v, _score(v, members, scorers)) for v in format_variants(best) if v not in scores)
+        scores.update(variant_scores(best, lambda text: _score(text, members, scorers), scores))
     total = sum(scores.values())
     ranked = sorted(((t, s / total) for t, s in scores.items()), key=lambda c: -c[1])
     text, share = apply_format_prior(ranked, PRIOR_RATIO) if format_prior else ranked[0]
