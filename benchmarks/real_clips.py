@@ -22,7 +22,8 @@ per length, which separates what blur costs the reader from the rest.
 pixels replicated, `far_scenes.py`), so the clips are a 720p road camera's view of the same plates.
 Prints the tables and writes benchmarks/results/real_clips.json.
 Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|fast|textdet:SIDE|PATH]
-    [--engine auto] [--config platepilot.yaml] [--limit N] [--frame WxH] [--keep-clips DIR] [--ceiling] [--out JSON]
+    [--engine auto] [--config platepilot.yaml] [--limit N] [--frame WxH] [--blur N ...] [--keep-clips DIR] [--ceiling]
+    [--out JSON]
 """
 
 from __future__ import annotations
@@ -107,6 +108,11 @@ def camera_view(photo: np.ndarray, scale: float, centre: tuple[float, float], sh
     return cv2.warpAffine(small, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def drawn_blur(style: ClipStyle, rng: np.random.Generator) -> int:
+    """The motion blur length, px, a clip draws first from its generator (1: none)."""
+    return int(rng.integers(style.blur_px[0], style.blur_px[1] + 1))
+
+
 def make_clip(
     photo: np.ndarray, scene: LabelledScene, style: ClipStyle, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], int]:
@@ -115,7 +121,7 @@ def make_clip(
     photo = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]  # mp4v needs even sides
     height, width = photo.shape[:2]
     aim, middle = aim_point(scene, width, height), (width / 2, height / 2)
-    blur = int(rng.integers(style.blur_px[0], style.blur_px[1] + 1))
+    blur = drawn_blur(style, rng)
     angle, sigma = float(rng.uniform(-30, 30)), float(rng.uniform(*style.noise_sigma))
     quality = int(rng.integers(style.jpeg_quality[0], style.jpeg_quality[1] + 1))
     phase, period = rng.uniform(0, 2 * np.pi, 2), rng.uniform(0.8, 1.6, 2) * style.frames
@@ -239,6 +245,9 @@ def run_all(
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("clips", total=len(scenes))
         for index, scene in enumerate(scenes):
+            if args.blur and drawn_blur(style, np.random.default_rng([args.seed, index])) not in args.blur:
+                bar.advance(task)
+                continue
             photo = read_image(scene.image)
             if args.frame is not None:  # the photo at its own size in a larger camera frame
                 photo, plates = far_view(photo, scene.plates, 1.0, args.frame)
@@ -298,6 +307,10 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=DEFAULT_STYLE.fps, help="clip frame rate")
     parser.add_argument("--seed", type=int, default=0, help="pan, blur, noise and JPEG draws")
     parser.add_argument(
+        "--blur", type=int, nargs="+", default=None, help="only the clips that draw these blur lengths (px, 1-5): "
+        "the same clips as in a full run, for a quicker look at the blurred ones",
+    )  # fmt: skip
+    parser.add_argument(
         "--ceiling", action="store_true", help="also read every frame alone: what a perfect crop choice would reach"
     )
     parser.add_argument("--keep-clips", type=Path, default=None, help="write the clips here instead of a temp folder")
@@ -320,7 +333,7 @@ def main() -> None:
     console.print(blur_table(row))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "detector": args.detector, "engine": args.engine, "limit": args.limit,
-            "seed": args.seed, "config": str(args.config or ""), "frame": args.frame, **row,
+            "seed": args.seed, "config": str(args.config or ""), "frame": args.frame, "blur": args.blur, **row,
             "per_clip": [asdict(c) for c in clips]}  # fmt: skip
     args.out.write_text(json.dumps(data, indent=2) + "\n")
     console.print(f"written to {args.out}")

@@ -230,17 +230,21 @@ def region_formats(regions: tuple[str, ...] | None = None) -> tuple[PlateFormat,
     return tuple(f for f in FORMATS if f.region in (regions or DEFAULT_REGIONS))
 
 
+def _folded_alternatives(formats: tuple[PlateFormat, ...]) -> re.Pattern[str]:
+    """One regex for every format's layout, O/I folded to 0/1: a single match instead of one per format."""
+    layouts = {"".join(f"[{re.escape(''.join(sorted(chars)))}]" for chars in f.folded_position_chars) for f in formats}
+    return re.compile("^(?:" + "|".join(sorted(layouts)) + ")$")
+
+
+_ANY_FORMAT_FOLDED = _folded_alternatives(FORMATS)
+
+
 def fits_some_state(text: str) -> bool:
     """Whether `text` fits a named format of any region (Florida's, the common US shapes or any state's own,
     such as California's commercial `#@#####`), O and 0, I and 1 read as one character (`fold`: many
     plates print them alike, so `3U0A792` is California's `3UOA792`). A text that fits none cannot be a
     standard plate anywhere."""
-    folded = fold(text)
-    return any(
-        len(f.folded_position_chars) == len(folded)
-        and all(char in chars for char, chars in zip(folded, f.folded_position_chars, strict=True))
-        for f in FORMATS
-    )
+    return _ANY_FORMAT_FOLDED.match(fold(text)) is not None
 
 
 def format_variants(text: str, regions: tuple[str, ...] | None = None) -> list[str]:
