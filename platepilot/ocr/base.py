@@ -74,8 +74,9 @@ def apply_format_prior(
             break
         if matching_formats(text, regions):
             return text, prob
-    if swap_into or not fits_some_state(best[0]):
-        floor = SWAP_RATIO if fits_some_state(best[0]) else IMPOSSIBLE_SWAP_RATIO
+    impossible = not fits_some_state(best[0])
+    if swap_into or impossible:
+        floor = IMPOSSIBLE_SWAP_RATIO if impossible else SWAP_RATIO
         for text, prob in ranked:
             if prob < best[1] * floor:
                 break
