@@ -285,6 +285,34 @@ def test_a_satisfied_track_reads_its_much_better_last_crop_once_more(tmp_path: P
     assert reader.widths[-1] >= 150
 
 
+class _TrunkReader:
+    """Finds no text in a wide crop (a far plate boxed with the whole trunk around it) and reads the
+    plate in a narrower one."""
+
+    name = "trunk"
+
+    def __init__(self) -> None:
+        self.widths: list[int] = []
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        self.widths += [i.shape[1] for i in images]
+        return [_read("", 0.0) if i.shape[1] >= 150 else _read("ABC1234", 0.97) for i in images]
+
+    def warmup(self, iterations: int = 1) -> None:
+        pass
+
+
+def test_a_crop_whose_read_failed_no_longer_blocks_the_tracks_later_crops(tmp_path: Path) -> None:
+    scene, reader = _ApproachScene(), _TrunkReader()
+    scene.boxes.reverse()  # the best-looking box comes first, and reads nothing
+    settings = pipeline_settings(tmp_path)
+    pilot = make_pilot(settings, [scene], SimpleNamespace(name="trunk", detect=scene.detect), reader)  # type: ignore[arg-type]
+    pilot.run()
+    [event] = query_events(settings.output.events_db_url)
+    assert event.text == "ABC1234"
+    assert reader.widths[0] >= 150 and min(reader.widths) < 150  # read narrower crops after the failed one
+
+
 @pytest.mark.slow
 def test_the_runtime_imports_neither_torch_nor_mlflow(tmp_path: Path) -> None:
     """An edge device installs onnxruntime and OpenCV only: a whole run must not need the training stack."""

@@ -48,6 +48,11 @@ _END = object()  # end-of-stream marker in a camera queue
 # Quality ratio over every crop read that earns a satisfied track one more read at its end (a plate
 # seen at twice the width scores about twice the quality; see track/quality.py).
 FINAL_READ_GAIN = 1.5
+# Share of its quality a crop keeps once its read gave nothing usable. Quality is judged from the box
+# (its size, the crop's sharpness, the detector's score), and a far plate's box can hold the whole
+# trunk: a large, sharp box with a plate too small to read in it, which no later crop of the real plate
+# would otherwise beat (approach clips ended with no read at all). Each failed read halves the bar.
+FAILED_READ_DISCOUNT = 0.5
 
 
 def _reconnect_counter(source: FrameSource) -> Callable[[], int]:
@@ -290,6 +295,8 @@ class Pilot:
                 state.qualities.append(crop.quality)
                 state.reader = reader
                 state.satisfied = state.agreed(read.text, ocr.agree_reads, ocr.ocr_max_confidence_target)
+            else:
+                self.crops.discount(crop, FAILED_READ_DISCOUNT)
             follow = self._next_crop(state)
             finished = follow is None and state.ended is not None
         if follow is not None:

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -98,6 +98,15 @@ class CropStore:
                 stored = StoredCrop(kept, crop.quality, crop.frame_index, note)
             self._best[key] = stored
             return stored
+
+    def discount(self, crop: PlateCrop, factor: float) -> None:
+        """Lower the quality of the track's stored crop to `factor` of its own when it is `crop`, so later
+        crops compete with it again (the pipeline calls this when `crop`'s read gave nothing usable)."""
+        key = (crop.camera_id, crop.track_id)
+        with self._lock:
+            current = self._best.get(key)
+            if current is not None and current.frame_index == crop.frame_index:
+                self._best[key] = replace(current, quality=current.quality * factor)
 
     def line(self) -> str:
         return f"crops {self.crops_dir}: {self.writes} written, {self.failed} crops_failed"
