@@ -255,16 +255,20 @@ class _ApproachScene:
 
 
 class _WidthReader:
-    """Reads a far (narrow) plate confidently wrong and a near one right, as small crops do."""
+    """Reads a crop narrower than `width` as `narrow`, a wider one as `wide`; records the widths read.
+    By default a far (narrow) plate reads confidently wrong and a near one right, as small crops do."""
 
     name = "width"
 
-    def __init__(self) -> None:
+    def __init__(
+        self, width: int = 100, narrow: PlateRead = _read("FAR123", 0.9), wide: PlateRead = _read("NEAR12", 0.97)
+    ) -> None:
+        self.width, self.narrow, self.wide = width, narrow, wide
         self.widths: list[int] = []
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         self.widths += [i.shape[1] for i in images]
-        return [_read("FAR123", 0.9) if i.shape[1] < 100 else _read("NEAR12", 0.97) for i in images]
+        return [self.narrow if i.shape[1] < self.width else self.wide for i in images]
 
     def warmup(self, iterations: int = 1) -> None:
         pass
@@ -285,25 +289,9 @@ def test_a_satisfied_track_reads_its_much_better_last_crop_once_more(tmp_path: P
     assert reader.widths[-1] >= 150
 
 
-class _TrunkReader:
-    """Finds no text in a wide crop (a far plate boxed with the whole trunk around it) and reads the
-    plate in a narrower one."""
-
-    name = "trunk"
-
-    def __init__(self) -> None:
-        self.widths: list[int] = []
-
-    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
-        self.widths += [i.shape[1] for i in images]
-        return [_read("", 0.0) if i.shape[1] >= 150 else _read("ABC1234", 0.97) for i in images]
-
-    def warmup(self, iterations: int = 1) -> None:
-        pass
-
-
 def test_a_crop_whose_read_failed_no_longer_blocks_the_tracks_later_crops(tmp_path: Path) -> None:
-    scene, reader = _ApproachScene(), _TrunkReader()
+    # a wide crop (a far plate boxed with the whole trunk around it) reads nothing, a narrower one the plate
+    scene, reader = _ApproachScene(), _WidthReader(150, narrow=_read("ABC1234", 0.97), wide=_read("", 0.0))
     scene.boxes.reverse()  # the best-looking box comes first, and reads nothing
     settings = pipeline_settings(tmp_path)
     pilot = make_pilot(settings, [scene], SimpleNamespace(name="trunk", detect=scene.detect), reader)  # type: ignore[arg-type]
