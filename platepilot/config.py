@@ -174,6 +174,14 @@ class OCRConfig(_Model):
         default=None,
         description="The blur estimator deblurring uses (`platepilot blur train`); null: the bundled one.",
     )
+    views_below: float = Field(
+        default=0.99,
+        description="A read of the CRNN alone (engine crnn, or auto with a deployed CRNN that beat PlateOCR) less "
+        "confident than this is read again from the crop grown and cut by a few percent, and the three reads vote "
+        "(platepilot.ocr.views). 0: never.",
+        ge=0,
+        le=1,
+    )
 
     @field_validator("site_state")
     @classmethod

@@ -12,11 +12,13 @@ import pytest
 
 from platepilot.config import OCRConfig, Settings
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.ctc import text_probability
+from platepilot.ocr.crnn_service import CRNNOCRService
+from platepilot.ocr.ctc import text_probabilities, text_probability
 from platepilot.ocr.ensemble import MemberRead, char_vote, combine
 from platepilot.ocr.lines import SECOND_LOOK_SIDE, PlateLineFinder, pick_plate_rows
 from platepilot.ocr.models import BUNDLED_MODEL, make_engine
 from platepilot.ocr.plate_ocr import ENLARGED_HEIGHT, SMALL_CROP_HEIGHT, PlateOCR, build_plate_ocr, enlarged
+from platepilot.ocr.views import GROW, margin_views, vote_views
 from platepilot.plates.charset import CHARSET, fold
 from platepilot.plates.formats import looks_like_serial
 from platepilot.plates.synth import synth_sample
@@ -125,6 +127,62 @@ def test_text_probability_matches_the_spelled_text() -> None:
 )
 def test_the_plate_line_is_the_tallest_of_several_rows(lines: np.ndarray, expected: tuple[int, int] | None) -> None:
     assert pick_plate_rows(lines, 80) == expected
+
+
+# --- the CRNN alone: two more framings of an unsure read ----------------------------------------------
+
+
+def test_scored_together_a_stack_of_views_gives_each_views_own_probability() -> None:
+    stack = np.stack([_ctc("4COV126", 0.9), _ctc("4CQV126", 0.6), _ctc("4COV126", 0.5)])
+    together = text_probabilities(stack, CHARSET, "4COV126")
+    assert together == pytest.approx([text_probability(p, CHARSET, "4COV126") for p in stack], rel=1e-12)
+    assert together[0] > 0.9**21 and together[0] > together[2] > together[1]  # the sure spelling first
+
+
+def test_margin_views_grow_and_cut_every_side_and_are_never_empty() -> None:
+    crop = np.random.default_rng(0).integers(0, 255, (50, 100, 3), np.uint8)
+    grown, cut = margin_views(crop)
+    dx, dy = round(GROW[0] * 100), round(GROW[1] * 50)
+    assert grown.shape == (50 + 2 * dy, 100 + 2 * dx, 3)
+    assert np.array_equal(grown[dy:-dy, dx:-dx], crop)
+    assert np.array_equal(cut, crop[dy // 2 : 50 - dy // 2, dx // 2 : 100 - dx // 2])
+    for h, w in [(1, 1), (2, 3), (40, 1)]:
+        assert all(view.size for view in margin_views(np.zeros((h, w, 3), np.uint8)))
+
+
+def test_the_views_vote_out_a_character_one_framing_misread() -> None:
+    first = MemberRead(_read("4CQV126", 0.8), _ctc("4CQV126", 0.6))
+    others = [MemberRead(_read("4COV126", 0.9), _ctc("4COV126", 0.9)) for _ in range(2)]
+    voted = vote_views([first, *others], format_prior=True, engine="crnn")
+    assert voted.text == "4COV126" and voted.engine == "crnn"
+    # three framings by one network are not independent readers: no noisy-or above the surest view
+    assert 0.0 < voted.confidence <= 0.9
+    assert voted.char_confidences == (voted.confidence,) * 7
+
+
+def test_views_that_agree_leave_the_read_as_it_was() -> None:
+    first = MemberRead(_read("ABC1234", 0.7, (0.7,) * 7), _ctc("ABC1234", 0.7))
+    others = [MemberRead(_read("ABC1234", 0.95), _ctc("ABC1234", 0.95)) for _ in range(2)]
+    assert vote_views([first, *others], format_prior=True, engine="crnn") is first.read
+
+
+def test_only_unsure_reads_of_the_crnn_alone_are_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    crops = [cv2.GaussianBlur(synth_sample(5, i).image, (0, 0), 1.0 + 0.3 * i) for i in range(12)]
+    plain = CRNNOCRService(BUNDLED_MODEL, views_below=0.0).read(crops)
+    below = 0.99
+    unsure = [i for i, read in enumerate(plain) if read.text and read.confidence < below]
+    assert unsure and len(unsure) < len(crops)  # the blur ladder gives both kinds
+    service = CRNNOCRService(BUNDLED_MODEL, views_below=below)
+    read_crops: list[int] = []
+    probabilities = service.probabilities
+    monkeypatch.setattr(service, "probabilities", lambda batch: read_crops.append(len(batch)) or probabilities(batch))
+    reads = service.read(crops)
+    assert sum(read_crops) == len(crops) + 2 * len(unsure)
+    sure = [i for i in range(len(crops)) if i not in unsure]
+    assert [reads[i] for i in sure] == [plain[i] for i in sure]
+    assert Settings().ocr.views_below == below
+    with pytest.raises(ValueError, match="views_below"):
+        OCRConfig(views_below=1.5)
 
 
 # --- configuration --------------------------------------------------------------------------------

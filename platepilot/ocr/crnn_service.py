@@ -19,8 +19,10 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr, variant_scores
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax, text_probability
 from platepilot.ocr.deblur import deblurrer, surest
+from platepilot.ocr.ensemble import MemberRead
 from platepilot.ocr.lines import PlateLineFinder
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
+from platepilot.ocr.views import margin_views, vote_views
 from platepilot.plates.formats import looks_like_serial, match_format, matching_formats
 from platepilot.sessions import open_session
 from platepilot.types import PlateRead
@@ -57,6 +59,8 @@ class CRNNOCRService:
             smeared crop is read again from versions deconvolved along it (`platepilot.ocr.deblur`);
             the most confident read wins; 0 never deblurs.
         blur_model: the blur estimator deblurring uses (None: the bundled one).
+        views_below: a read (after deblurring) less confident than this is read again from the crop
+            grown and cut by a few percent, and the three reads vote (`platepilot.ocr.views`); 0 never.
 
     Each crop's read follows `decode_read`.
     """
@@ -75,6 +79,7 @@ class CRNNOCRService:
         lines: PlateLineFinder | None = None,
         deblur_below: float = 0.0,
         blur_model: Path | None = None,
+        views_below: float = 0.0,
     ) -> None:
         if batch_size < 1 or top_k < 1 or beam_width < 0:
             raise PlatepilotError(
@@ -91,6 +96,7 @@ class CRNNOCRService:
         self._top_k = top_k
         self._lines = lines
         self._deblur = deblurrer(deblur_below, blur_model)
+        self._views_below = views_below
 
     @property
     def spec(self) -> ModelSpec:
@@ -129,8 +135,25 @@ class CRNNOCRService:
             batch = readable[start : start + self._batch_size]
             batch_crops = [crops[i] for i in batch]
             sharpest = self.sharpest(batch_crops, self.probabilities(batch_crops), self._decode)
-            for i, (_, read) in zip(batch, sharpest, strict=True):
+            for i, read in zip(batch, self._with_views(batch_crops, sharpest), strict=True):
                 reads[i] = read
+        return reads
+
+    def _with_views(self, crops: Sequence[np.ndarray], out: list[tuple[np.ndarray, PlateRead]]) -> list[PlateRead]:
+        """Each crop's read; one less confident than `views_below` is the vote of the crop's read and of its
+        two `margin_views` (greedy reads: the vote scores every text by all three views anyway)."""
+        unsure = [i for i, (_, read) in enumerate(out) if read.text and read.confidence < self._views_below]
+        reads = [read for _, read in out]
+        if not unsure:
+            return reads
+        charset = self.spec.charset
+        views = iter(self._probabilities_batched([view for i in unsure for view in margin_views(crops[i])]))
+        for i in unsure:
+            probs, read = out[i]
+            others = [next(views) for _ in range(2)]
+            members = [MemberRead(read, probs, charset)]
+            members += [MemberRead(self._greedy(p), p, charset) for p in others]
+            reads[i] = vote_views(members, self._format_prior, self.name)
         return reads
 
     def _deblur_view(self, crop: np.ndarray) -> np.ndarray:
@@ -141,6 +164,9 @@ class CRNNOCRService:
         if scale < 1:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         return image
+
+    def _greedy(self, probs: np.ndarray) -> PlateRead:
+        return decode_read(probs, self.spec.charset, beam_width=0, format_prior=False)
 
     def _decode(self, probs: np.ndarray) -> PlateRead:
         return decode_read(probs, self.spec.charset, self._beam_width, self._top_k, self._format_prior)
@@ -170,14 +196,18 @@ class CRNNOCRService:
         flat = [v for group in versions for v in group]
         if not flat:
             return out
-        step = self._batch_size
-        flat_probs = iter(np.concatenate([self.probabilities(flat[k : k + step]) for k in range(0, len(flat), step)]))
+        flat_probs = iter(self._probabilities_batched(flat))
         for i, group in zip(unsure, versions, strict=True):
             group_probs = [next(flat_probs) for _ in group]
             best = surest(out[i][0], group_probs, self.spec.charset)
             if best is not None:
                 out[i] = group_probs[best], decode(group_probs[best])
         return out
+
+    def _probabilities_batched(self, crops: list[np.ndarray]) -> np.ndarray:
+        """`probabilities` of any number of crops, batch_size at a time."""
+        step = self._batch_size
+        return np.concatenate([self.probabilities(crops[k : k + step]) for k in range(0, len(crops), step)])
 
     def probabilities(self, crops: list[np.ndarray]) -> np.ndarray:
         """One batch of crops -> softmax probabilities (N, T, classes), class 0 the CTC blank."""

@@ -65,23 +65,29 @@ def text_probability(probs: np.ndarray, charset: str, text: str) -> float:
     Lets one recogniser score a text another recogniser read; 0.0 when `text` holds a character
     outside `charset` or needs more steps than the (T, C) matrix has.
     """
+    return float(text_probabilities(probs[None], charset, text)[0])
+
+
+def text_probabilities(probs: np.ndarray, charset: str, text: str) -> np.ndarray:
+    """`text_probability` under each of a stack of (N, T, C) probability matrices, at the cost of one:
+    the forward algorithm's steps are a few small array operations each, so N matrices of one shape
+    (views of one crop read by one network, `ocr.views`) are scored together."""
     if any(ch not in charset for ch in text):
-        return 0.0
+        return np.zeros(len(probs))
     labels = [charset.index(ch) + 1 for ch in text]
     states = [0]
     for k in labels:
         states += [k, 0]  # blank, l1, blank, l2, ..., blank
     ext = np.array(states)
     # A transition may skip the blank between two different characters, never between repeats.
-    skip = np.zeros(len(ext), bool)
+    skip = np.zeros(len(ext))
     skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
-    alpha = np.zeros(len(ext))
-    alpha[0] = probs[0, 0]
-    if len(ext) > 1:
-        alpha[1] = probs[0, ext[1]]
-    for step in probs[1:]:
+    steps = probs[:, :, ext]  # (N, T, states): each state's probability at each step
+    alpha = np.zeros((len(probs), len(ext)))
+    alpha[:, :2] = steps[:, 0, :2]
+    for t in range(1, probs.shape[1]):
         moved = alpha.copy()
-        moved[1:] += alpha[:-1]
-        moved[2:] += np.where(skip[2:], alpha[:-2], 0.0)
-        alpha = moved * step[ext]
-    return float(alpha[-1] + (alpha[-2] if len(ext) > 1 else 0.0))
+        moved[:, 1:] += alpha[:, :-1]
+        moved[:, 2:] += alpha[:, :-2] * skip[2:]
+        alpha = moved * steps[:, t]
+    return alpha[:, -1] + (alpha[:, -2] if len(ext) > 1 else 0.0)

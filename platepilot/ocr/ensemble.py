@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, variant_scores
-from platepilot.ocr.ctc import text_probability
+from platepilot.ocr.ctc import text_probabilities
 from platepilot.plates.charset import CHARSET
 from platepilot.plates.formats import match_format
 from platepilot.types import PlateRead
@@ -56,7 +56,7 @@ def combine(members: Sequence[MemberRead], format_prior: bool = True, engine: st
     texts = candidate_texts([m.read for m in members])
     if not texts:
         return PlateRead(text="", confidence=0.0, engine=engine)
-    scorers = [(m.probs, m.charset) for m in members if m.probs is not None]
+    scorers = stacked(members)
     scores = {t: _score(t, members, scorers) for t in texts}
     if format_prior and scorers:
         best = max(scores, key=lambda t: scores[t])
@@ -102,11 +102,26 @@ def char_vote(a: PlateRead, b: PlateRead) -> str | None:
     return "".join(x if cx >= cy else y for x, y, cx, cy in zip(a.text, b.text, conf_a, conf_b, strict=True))
 
 
+def stacked(members: Sequence[MemberRead]) -> list[tuple[np.ndarray, str]]:
+    """The CTC members' probabilities, stacked (N, T, C) where they share a shape and a charset, so
+    `geometric_probability` scores each stack at once."""
+    groups: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
+    for m in members:
+        if m.probs is not None:
+            groups.setdefault((m.probs.shape, m.charset), []).append(m.probs)
+    return [(np.stack(group), charset) for (_, charset), group in groups.items()]
+
+
+def geometric_probability(text: str, scorers: Sequence[tuple[np.ndarray, str]]) -> float:
+    """The geometric mean of P(text) over every matrix of the `stacked` scorers (a product of experts)."""
+    logs = np.concatenate([np.log(np.maximum(text_probabilities(s, charset, text), _FLOOR)) for s, charset in scorers])
+    return math.exp(float(logs.mean()))
+
+
 def _score(text: str, members: Sequence[MemberRead], scorers: Sequence[tuple[np.ndarray, str]]) -> float:
     agreeing = sum(m.read.text == text for m in members)
     if scorers:
-        logs = [math.log(max(text_probability(p, charset, text), _FLOOR)) for p, charset in scorers]
-        base = math.exp(sum(logs) / len(logs))
+        base = geometric_probability(text, scorers)
     else:
         base = max((m.read.confidence for m in members if m.read.text == text), default=_FLOOR)
     return base * AGREEMENT_BONUS**agreeing

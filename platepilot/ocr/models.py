@@ -98,13 +98,19 @@ def _member_note(settings: Settings, deployed: bool) -> str:
 
 def _crnn(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
     lines = PlateLineFinder(threads=MODEL_THREADS) if whole_plates else None
+    return crnn_alone(resolve_model(model_path, settings), settings, lines)
+
+
+def crnn_alone(model_path: Path, settings: Settings, lines: PlateLineFinder | None = None) -> CRNNOCRService:
+    """The CRNN at `model_path` reading alone, as `settings.ocr` configures it."""
     o = settings.ocr
     return CRNNOCRService(
-        resolve_model(model_path, settings),
+        model_path,
         format_prior=o.format_prior,
         lines=lines,
         deblur_below=o.deblur_below,
         blur_model=o.blur_model_path,
+        views_below=o.views_below,
     )
 
 

@@ -104,15 +104,12 @@ def measure(reader: OCREngine, name: str, sets: Sequence[LabelSet]) -> ReaderSco
 def build_contender(contender: Contender, settings: Settings) -> OCREngine:
     """A CRNN alone, or PlateOCR with that CRNN as its crnn member, or the built-in default reader:
     PlateOCR with the bundled CRNN as its crnn member."""
-    from platepilot.ocr.crnn_service import CRNNOCRService
-    from platepilot.ocr.models import BUNDLED_MODEL
+    from platepilot.ocr.models import BUNDLED_MODEL, crnn_alone
     from platepilot.ocr.plate_ocr import build_plate_ocr
 
     o = settings.ocr
     if contender.model is not None and not contender.member:
-        return CRNNOCRService(
-            contender.model, format_prior=o.format_prior, deblur_below=o.deblur_below, blur_model=o.blur_model_path
-        )
+        return crnn_alone(contender.model, settings)
     crnn = contender.model or BUNDLED_MODEL
     return build_plate_ocr(
         o.plateocr_members,
