@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -137,6 +138,17 @@ def test_scored_together_a_stack_of_views_gives_each_views_own_probability() -> 
     together = text_probabilities(stack, CHARSET, "4COV126")
     assert together == pytest.approx([text_probability(p, CHARSET, "4COV126") for p in stack], rel=1e-12)
     assert together[0] > 0.9**21 and together[0] > together[2] > together[1]  # the sure spelling first
+
+
+def test_the_forward_algorithm_sums_every_path_that_spells_the_text() -> None:
+    probs = np.random.default_rng(1).dirichlet(np.full(1 + len(CHARSET), 0.3), size=3)  # T = 3 steps
+    for text in ("", "A", "AA", "AB", "ABC"):
+        total = 0.0
+        for path in itertools.product(range(1 + len(CHARSET)), repeat=3):
+            kept = [c for i, c in enumerate(path) if c and (i == 0 or c != path[i - 1])]
+            if "".join(CHARSET[c - 1] for c in kept) == text:
+                total += float(np.prod(probs[np.arange(3), list(path)]))
+        assert text_probability(probs, CHARSET, text) == pytest.approx(total, rel=1e-9)
 
 
 def test_margin_views_grow_and_cut_every_side_and_are_never_empty() -> None:

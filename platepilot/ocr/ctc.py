@@ -79,15 +79,14 @@ def text_probabilities(probs: np.ndarray, charset: str, text: str) -> np.ndarray
     for k in labels:
         states += [k, 0]  # blank, l1, blank, l2, ..., blank
     ext = np.array(states)
-    # A transition may skip the blank between two different characters, never between repeats.
-    skip = np.zeros(len(ext))
-    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
+    # From a state the path stays, moves to the next, or skips the blank between two different
+    # characters (never between repeats): one (states x states) transition matrix for every step.
+    moves = np.eye(len(ext)) + np.eye(len(ext), k=1)
+    skips = np.nonzero((ext[2:] != 0) & (ext[2:] != ext[:-2]))[0]
+    moves[skips, skips + 2] = 1.0
     steps = probs[:, :, ext]  # (N, T, states): each state's probability at each step
     alpha = np.zeros((len(probs), len(ext)))
     alpha[:, :2] = steps[:, 0, :2]
     for t in range(1, probs.shape[1]):
-        moved = alpha.copy()
-        moved[:, 1:] += alpha[:, :-1]
-        moved[:, 2:] += alpha[:, :-2] * skip[2:]
-        alpha = moved * steps[:, t]
+        alpha = (alpha @ moves) * steps[:, t]
     return alpha[:, -1] + (alpha[:, -2] if len(ext) > 1 else 0.0)
