@@ -147,10 +147,10 @@ class CRNNOCRService:
         if not unsure:
             return reads
         charset = self.spec.charset
-        views = iter(self._probabilities_batched([view for i in unsure for view in margin_views(crops[i])]))
+        view_probs = iter(self._probabilities_batched([view for i in unsure for view in margin_views(crops[i])]))
         for i in unsure:
-            probs, read = out[i]
-            others = [next(views) for _ in range(2)]
+            probs, read = out[i]  # of the deblurred version, where deblurring won
+            others = [next(view_probs) for _ in range(2)]
             members = [MemberRead(read, probs, charset)]
             members += [MemberRead(self._greedy(p), p, charset) for p in others]
             reads[i] = vote_views(members, self._format_prior, self.name)

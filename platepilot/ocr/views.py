@@ -8,7 +8,7 @@ replicated) and cut by half as much. The three reads vote as PlateOCR's members 
 every text any of them offers, scored by the geometric mean of the three views' CTC probabilities, the
 format prior among near-equal texts), so a text wins when all three framings find it plausible.
 
-Measured on the dev sets' crops with the bundled CRNN (docs/ocr_training.md): the framings that move
+Measured on the dev sets' crops with the bundled CRNN (docs/plateocr.md): the framings that move
 the serial sideways (cut on the left or the right) lost plates; grown and cut at both ends gained.
 """
 
