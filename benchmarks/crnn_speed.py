@@ -24,11 +24,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 import typer
+from realdata import fail
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
 from platepilot.config import Settings
+from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import read_image
 from platepilot.ocr.crnn_service import BEAM_SKIP_PATH_PROB, CRNNOCRService, decode_read
 from platepilot.ocr.spec import preprocess
@@ -139,8 +141,11 @@ def main(
         with console.status(f"rendering {crops} synthetic crops"):
             images = [synth_sample(0, i).image for i in range(crops)]
     else:
-        usable = [label for label in read_labels(labels) if not label.skipped][:crops]
-        images = [read_image(resolve_crop_path(str(label.path), labels)) for label in usable]
+        try:
+            usable = [label for label in read_labels(labels) if not label.skipped][:crops]
+            images = [read_image(resolve_crop_path(str(label.path), labels)) for label in usable]
+        except PlatepilotError as exc:
+            fail(exc)
     for service in services:
         service.warmup(iterations=3)
     # Alternating rounds, so a busy spell on this noisy machine slows every model alike.
