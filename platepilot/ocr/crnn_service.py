@@ -147,10 +147,11 @@ class CRNNOCRService:
         if not unsure:
             return reads
         charset = self.spec.charset
-        view_probs = iter(self._probabilities_batched([view for i in unsure for view in margin_views(crops[i])]))
-        for i in unsure:
+        views = [margin_views(crops[i]) for i in unsure]
+        view_probs = iter(self._probabilities_batched([view for group in views for view in group]))
+        for i, group in zip(unsure, views, strict=True):
             probs, read = out[i]  # of the deblurred version, where deblurring won
-            others = [next(view_probs) for _ in range(2)]
+            others = [next(view_probs) for _ in group]
             members = [MemberRead(read, probs, charset)]
             members += [MemberRead(self._greedy(p), p, charset) for p in others]
             reads[i] = vote_views(members, self._format_prior, self.name)
