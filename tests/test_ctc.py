@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from platepilot.ocr.base import apply_format_prior
-from platepilot.ocr.ctc import beam_search, greedy_decode, softmax
+from platepilot.ocr.ctc import beam_search, greedy_decode, softmax, text_probability
 
 CHARSET = "ABC"  # classes: 0 blank, 1 A, 2 B, 3 C
 
@@ -66,6 +66,23 @@ def test_beam_merges_paths_of_the_same_text() -> None:
     results = dict(beam_search(probs, CHARSET, beam_width=4, top_k=2))
     assert results["A"] == pytest.approx(0.64)
     assert results[""] == pytest.approx(0.36)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_beam_probabilities_are_the_forward_algorithms_when_nothing_is_pruned(seed: int) -> None:
+    # Random steps (every class above the prune floor) with steps sure of the blank (exactly 1.0, as a
+    # float32 softmax gives) between them: the search's fast path for those must keep repeats apart.
+    rng = np.random.default_rng(seed)
+    steps = 0.96 * rng.dirichlet(np.ones(len(CHARSET) + 1), size=4) + 0.01
+    probs = np.insert(steps, [1, 2, 2, 4], [1.0, 0.0, 0.0, 0.0], axis=0)
+    results = beam_search(probs, CHARSET, beam_width=500, top_k=500)
+    assert len(results) == sum(len(CHARSET) ** n for n in range(5))  # every text of up to 4 characters
+    for text, p in results:
+        assert p == pytest.approx(text_probability(probs, CHARSET, text), rel=1e-9)
+
+
+def test_beam_keeps_a_repeat_split_by_a_certain_blank() -> None:
+    assert beam_search(peaked("A-A", peak=1.0), CHARSET)[0] == ("AA", 1.0)
 
 
 @pytest.mark.parametrize(

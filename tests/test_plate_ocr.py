@@ -135,9 +135,21 @@ def test_the_plate_line_is_the_tallest_of_several_rows(lines: np.ndarray, expect
 
 def test_scored_together_a_stack_of_views_gives_each_views_own_probability() -> None:
     stack = np.stack([_ctc("4COV126", 0.9), _ctc("4CQV126", 0.6), _ctc("4COV126", 0.5)])
-    together = text_probabilities(stack, CHARSET, "4COV126")
+    together = text_probabilities(stack, CHARSET, ["4COV126"])[0]
     assert together == pytest.approx([text_probability(p, CHARSET, "4COV126") for p in stack], rel=1e-12)
     assert together[0] > 0.9**21 and together[0] > together[2] > together[1]  # the sure spelling first
+
+
+def test_texts_scored_together_each_get_their_own_probability() -> None:
+    stack = np.stack([_ctc("4COV126", 0.9), _ctc("4CQV126", 0.6)])
+    # every kind of text side by side: the read, near misses, a repeat, one char, empty, unspellable, too long
+    texts = ["4COV126", "4CQV126", "4COV12", "4COOV126", "4", "", "4cov126", "4COV126" * 5]
+    together = text_probabilities(stack, CHARSET, texts)
+    assert together.shape == (len(texts), 2)
+    for text, row in zip(texts, together, strict=True):
+        assert row == pytest.approx([text_probability(p, CHARSET, text) for p in stack], rel=1e-12, abs=1e-300)
+    assert together[0, 0] > together[1, 0] and together[1, 1] > together[0, 1]
+    assert not together[6:].any()  # a lower-case or a too-long text cannot be spelled
 
 
 def test_the_forward_algorithm_sums_every_path_that_spells_the_text() -> None:

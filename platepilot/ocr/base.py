@@ -86,13 +86,14 @@ def apply_format_prior(
     return best
 
 
-def variant_scores(best: str, score: Callable[[str], float], known: Container[str]) -> dict[str, float]:
+def variant_scores(best: str, score: Callable[[list[str]], Sequence[float]], known: Container[str]) -> dict[str, float]:
     """Where the best read `best` fits no state's format (`LRAR512`), the texts one character from a format
-    (`format_variants`: `4RAR512`, ...) that are not `known` yet, each scored by the reader(s) (`score`):
-    candidates for `apply_format_prior`'s swap that no beam or member may have offered. Else nothing."""
+    (`format_variants`: `4RAR512`, ...) that are not `known` yet, scored by the reader(s) (`score`, all at
+    once): candidates for `apply_format_prior`'s swap that no beam or member may have offered. Else nothing."""
     if fits_some_state(best):
         return {}
-    return {variant: score(variant) for variant in format_variants(best) if variant not in known}
+    variants = [variant for variant in format_variants(best) if variant not in known]
+    return dict(zip(variants, score(variants), strict=True)) if variants else {}
 
 
 def prior_candidates(

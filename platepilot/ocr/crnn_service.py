@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr, variant_scores
-from platepilot.ocr.ctc import beam_search, greedy_decode, softmax, text_probability
+from platepilot.ocr.ctc import beam_search, greedy_decode, softmax, text_probabilities
 from platepilot.ocr.deblur import deblurrer, surest
 from platepilot.ocr.ensemble import MemberRead
 from platepilot.ocr.lines import PlateLineFinder
@@ -283,17 +283,19 @@ def decode_read(
 
 VARIANT_MIN_STEP_PROB = 0.01
 """A format variant is scored only if each of its characters reaches this probability at some CTC step:
-the forward algorithm costs about 0.15 ms a text here, and a one-character variant of a plate holds
-mostly characters the crop plainly does not show."""
+a one-character variant of a plate mostly holds a character the crop plainly does not show, and every
+text scored widens the forward algorithm's transition matrix, whose cost grows as its square."""
 
 
-def _spelled_scorer(probs: np.ndarray, charset: str) -> Callable[[str], float]:
-    """P(text | probs) by the forward algorithm, or 0.0 at once for a text with a character no step of
-    `probs` gives `VARIANT_MIN_STEP_PROB`."""
+def _spelled_scorer(probs: np.ndarray, charset: str) -> Callable[[list[str]], list[float]]:
+    """P(text | probs) of each of a list of texts by the forward algorithm, or 0.0 at once for a text
+    with a character no step of `probs` gives `VARIANT_MIN_STEP_PROB`."""
     seen = {charset[i] for i in np.nonzero(probs[:, 1:].max(axis=0) >= VARIANT_MIN_STEP_PROB)[0]}
 
-    def score(text: str) -> float:
-        return text_probability(probs, charset, text) if set(text) <= seen else 0.0
+    def score(texts: list[str]) -> list[float]:
+        plausible = [text for text in texts if set(text) <= seen]
+        scored = dict(zip(plausible, text_probabilities(probs[None], charset, plausible)[:, 0], strict=True))
+        return [float(scored.get(text, 0.0)) for text in texts]
 
     return score
 

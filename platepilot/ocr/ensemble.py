@@ -57,10 +57,10 @@ def combine(members: Sequence[MemberRead], format_prior: bool = True, engine: st
     if not texts:
         return PlateRead(text="", confidence=0.0, engine=engine)
     scorers = stacked(members)
-    scores = {t: _score(t, members, scorers) for t in texts}
+    scores = _scores(texts, members, scorers)
     if format_prior and scorers:
         best = max(scores, key=lambda t: scores[t])
-        scores.update(variant_scores(best, lambda text: _score(text, members, scorers), scores))
+        scores.update(variant_scores(best, lambda variants: list(_scores(variants, members, scorers).values()), scores))
     total = sum(scores.values())
     ranked = sorted(((t, s / total) for t, s in scores.items()), key=lambda c: -c[1])
     text, share = apply_format_prior(ranked, PRIOR_RATIO) if format_prior else ranked[0]
@@ -104,7 +104,7 @@ def char_vote(a: PlateRead, b: PlateRead) -> str | None:
 
 def stacked(members: Sequence[MemberRead]) -> list[tuple[np.ndarray, str]]:
     """The CTC members' probabilities, stacked (N, T, C) where they share a shape and a charset, so
-    `geometric_probability` scores each stack at once."""
+    `geometric_probabilities` scores each stack at once."""
     groups: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
     for m in members:
         if m.probs is not None:
@@ -112,19 +112,24 @@ def stacked(members: Sequence[MemberRead]) -> list[tuple[np.ndarray, str]]:
     return [(np.stack(group), charset) for (_, charset), group in groups.items()]
 
 
-def geometric_probability(text: str, scorers: Sequence[tuple[np.ndarray, str]]) -> float:
-    """The geometric mean of P(text) over every matrix of the `stacked` scorers (a product of experts)."""
-    logs = np.concatenate([np.log(np.maximum(text_probabilities(s, charset, text), _FLOOR)) for s, charset in scorers])
-    return math.exp(float(logs.mean()))
+def geometric_probabilities(texts: Sequence[str], scorers: Sequence[tuple[np.ndarray, str]]) -> np.ndarray:
+    """Each text's geometric mean of P(text) over every matrix of the `stacked` scorers (a product of
+    experts), all texts scored together."""
+    logs = np.hstack([np.log(np.maximum(text_probabilities(s, charset, texts), _FLOOR)) for s, charset in scorers])
+    return np.exp(logs.mean(axis=1))
 
 
-def _score(text: str, members: Sequence[MemberRead], scorers: Sequence[tuple[np.ndarray, str]]) -> float:
-    agreeing = sum(m.read.text == text for m in members)
+def _scores(
+    texts: Sequence[str], members: Sequence[MemberRead], scorers: Sequence[tuple[np.ndarray, str]]
+) -> dict[str, float]:
     if scorers:
-        base = geometric_probability(text, scorers)
+        bases = [float(p) for p in geometric_probabilities(texts, scorers)]
     else:
-        base = max((m.read.confidence for m in members if m.read.text == text), default=_FLOOR)
-    return base * AGREEMENT_BONUS**agreeing
+        bases = [max((m.read.confidence for m in members if m.read.text == t), default=_FLOOR) for t in texts]
+    return {
+        text: base * AGREEMENT_BONUS ** sum(m.read.text == text for m in members)
+        for text, base in zip(texts, bases, strict=True)
+    }
 
 
 def _confidence(text: str, members: Sequence[MemberRead]) -> float:

@@ -20,7 +20,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from platepilot.ocr.ensemble import MemberRead, combine, geometric_probability, stacked
+from platepilot.ocr.ensemble import MemberRead, combine, geometric_probabilities, stacked
 from platepilot.types import PlateRead
 
 GROW = (0.04, 0.06)
@@ -49,5 +49,5 @@ def vote_views(views: Sequence[MemberRead], format_prior: bool, engine: str) -> 
     voted = combine(views, format_prior, engine)
     if voted.text == first.text or not voted.text:
         return first
-    confidence = geometric_probability(voted.text, stacked(views)) ** (1.0 / len(voted.text))
+    confidence = float(geometric_probabilities([voted.text], stacked(views))[0]) ** (1.0 / len(voted.text))
     return replace(voted, confidence=confidence, char_confidences=(confidence,) * len(voted.text))
