@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 
 import numpy as np
 from rapidfuzz.distance import Hamming
@@ -220,7 +220,14 @@ GENERIC_US = re.compile(rf"^(?=.*\d)[A-Z0-9]{{1,{MAX_PLATE_CHARS}}}$")
 def matching_formats(text: str, regions: tuple[str, ...] | None = None) -> list[PlateFormat]:
     """Every named format of `regions` (`DEFAULT_REGIONS` for None) that `text` (normalised) matches,
     Florida first."""
-    return [f for f in region_formats(regions) if f.matches(text)]
+    return list(_matching_formats(text, regions))
+
+
+@lru_cache(maxsize=1 << 14)
+def _matching_formats(text: str, regions: tuple[str, ...] | None) -> tuple[PlateFormat, ...]:
+    """Cached: a reader asks of every candidate text of every crop, a vote of the same texts again, and
+    each ask tries every state's format (a twentieth of the CRNN's decoding time before the cache)."""
+    return tuple(f for f in region_formats(regions) if f.matches(text))
 
 
 @cache
