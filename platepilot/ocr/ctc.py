@@ -37,8 +37,8 @@ def beam_search(probs: np.ndarray, charset: str, beam_width: int = 8, top_k: int
     """Prefix beam search; returns up to `top_k` (text, probability) pairs, most probable first."""
     beams: dict[str, tuple[float, float]] = {"": (1.0, 0.0)}  # prefix -> (p ending in blank, p in char)
     # Each step's classes, surest first; those under PRUNE cannot lift a prefix into the top k: skip
-    # them (2x faster). Sorted for all steps at once, and walked as Python lists (numpy indexing one
-    # step at a time cost more than the search).
+    # them (2x faster). Sorted for all steps at once, and walked as Python lists (indexing the numpy
+    # arrays step by step was slower).
     order = np.argsort(probs, axis=1)[:, ::-1][:, : beam_width + 1]
     top = np.take_along_axis(probs, order, axis=1)
     kept = (top >= PRUNE) | (order == 0)
