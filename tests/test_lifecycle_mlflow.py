@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from platepilot.cli import app
 from platepilot.config import load_config
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.gate_record import read_gate_record
 from platepilot.ocr.models import BUNDLED_MODEL, choose_reader, make_engine
 from platepilot.ocr.plate_ocr import CRNNMember, PlateOCR
@@ -88,16 +89,17 @@ def test_gate_refuses_worse_accepts_better_and_auto_keeps_plateocr(
     assert agent.poll_once().status == "deployed"
     assert read_gate_record(target, file_sha256(target)) is not None
     choice = choose_reader("auto", None, settings)
-    assert choice.engine == "plateocr" and "did not beat PlateOCR" in choice.reason
+    assert choice.engine == "cascade" and "did not beat PlateOCR" in choice.reason
     engine = make_engine("auto", None, settings)
-    assert isinstance(engine, PlateOCR)
-    members = [m for m in engine.members if isinstance(m, CRNNMember)]
+    assert isinstance(engine, CascadeOCR) and isinstance(engine.then, PlateOCR)
+    assert engine.first.model_path == BUNDLED_MODEL  # type: ignore[attr-defined]
+    members = [m for m in engine.then.members if isinstance(m, CRNNMember)]
     # PlateOCR read worse with it as its member at the gate, so the bundled member stays
     assert "made it read worse as its crnn member" in choice.reason
     assert c.get_model_version(NAME, str(worse)).tags["gate.member_helps"] == "false"
     assert [m._service.model_path for m in members] == [BUNDLED_MODEL]
     shown = _cli("config", "show", "--config", str(site))
-    assert "# live reader: plateocr (the deployed CRNN did not beat PlateOCR" in shown.output
+    assert "# live reader: cascade (the deployed CRNN did not beat PlateOCR" in shown.output
     assert "PlateOCR with the bundled CRNN as its crnn member)" in shown.output
 
     accepted = _cli("models", "promote", "--version", str(better), *cfg)

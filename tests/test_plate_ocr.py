@@ -13,12 +13,20 @@ import pytest
 
 from platepilot.config import OCRConfig, Settings
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.crnn_service import CRNNOCRService
 from platepilot.ocr.ctc import text_probabilities, text_probability
 from platepilot.ocr.ensemble import MemberRead, char_vote, combine
-from platepilot.ocr.lines import SECOND_LOOK_SIDE, PlateLineFinder, pick_plate_rows
+from platepilot.ocr.lines import (
+    ENLARGED_HEIGHT,
+    SECOND_LOOK_SIDE,
+    SMALL_CROP_HEIGHT,
+    PlateLineFinder,
+    enlarged,
+    pick_plate_rows,
+)
 from platepilot.ocr.models import BUNDLED_MODEL, make_engine
-from platepilot.ocr.plate_ocr import ENLARGED_HEIGHT, SMALL_CROP_HEIGHT, PlateOCR, build_plate_ocr, enlarged
+from platepilot.ocr.plate_ocr import PlateOCR, build_plate_ocr
 from platepilot.ocr.views import GROW, margin_views, vote_views
 from platepilot.plates.charset import CHARSET, fold
 from platepilot.plates.formats import looks_like_serial
@@ -330,6 +338,62 @@ def test_four_threads_read_what_one_thread_reads(ensemble: PlateOCR, plates: lis
     assert len({r.text for r in sequential}) == len(plates)  # really different crops
 
 
+@pytest.mark.slow
+def test_the_cascade_sends_only_the_crnns_unsure_reads_to_plateocr(
+    ensemble: PlateOCR, plates: list[tuple[np.ndarray, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crnn = make_engine("crnn", None, Settings())
+    noise = np.random.default_rng(3).integers(0, 255, (40, 120, 3), np.uint8)
+    images = [image for image, _ in plates] + [cv2.blur(image, (9, 1)) for image, _ in plates[:4]] + [noise]
+    alone = crnn.read(images)
+    sure = float(np.median([r.confidence for r in alone]))
+    unsure = [i for i, r in enumerate(alone) if not r.text or r.confidence < sure]
+    asked: list[np.ndarray] = []
+    plate_ocr_read = ensemble.read
+    monkeypatch.setattr(ensemble, "read", lambda crops: asked.extend(crops) or plate_ocr_read(crops))
+    reads = CascadeOCR(crnn, ensemble, sure).read(images)
+    assert 0 < len(asked) == len(unsure) < len(images)
+    assert all(a is images[i] for a, i in zip(asked, unsure, strict=True))
+    by_plate_ocr = plate_ocr_read([images[i] for i in unsure])
+    for i, (read, first) in enumerate(zip(reads, alone, strict=True)):
+        assert read == (by_plate_ocr[unsure.index(i)] if i in unsure else first)
+        assert read.engine == ("plateocr" if i in unsure else "crnn")
+    asked.clear()
+    CascadeOCR(crnn, ensemble, 0.0).read(images)  # only reads with no text at all still go on
+    assert len(asked) == sum(not r.text for r in alone)
+
+
+def test_the_line_finder_finds_a_crops_lines_once_and_the_cascades_readers_share_it(
+    plates: list[tuple[np.ndarray, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine("cascade", None, Settings(), whole_plates=True)
+    assert isinstance(engine, CascadeOCR)
+    finder = engine.first._lines  # type: ignore[attr-defined]
+    assert finder is not None and engine.then._lines is finder  # type: ignore[attr-defined]
+    runs: list[int] = []
+    detect = finder._detector.lines
+    monkeypatch.setattr(finder._detector, "lines", lambda image, side=None: runs.append(1) or detect(image, side))
+    crop = _on_car(plates[0][0], 0)
+    first = finder.lines(crop)
+    assert len(first) >= 2 and not first.flags.writeable  # handed out again, so nobody may change it
+    assert finder.lines(crop.copy()) is first and len(runs) == 1  # the same pixels: found once
+    assert len(finder.lines(crop, 256)) and len(runs) == 2  # another scale is another search
+    other = crop.copy()
+    other[0, 0] ^= 1  # one pixel differs
+    finder.lines(other)
+    assert len(runs) == 3
+
+
+def test_auto_reads_with_the_cascade_of_the_bundled_crnn_unless_a_crnn_is_deployed() -> None:
+    settings = Settings(ocr=OCRConfig(cascade_sure=0.95))
+    engine = make_engine("auto", None, settings)
+    assert isinstance(engine, CascadeOCR) and engine.sure == 0.95 and isinstance(engine.then, PlateOCR)
+    assert isinstance(engine.first, CRNNOCRService) and engine.first.model_path == BUNDLED_MODEL
+    assert isinstance(make_engine("cascade", None, settings), CascadeOCR)
+    with pytest.raises(ValueError, match="cascade_sure"):
+        OCRConfig(cascade_sure=1.5)
+
+
 def _key(read: PlateRead) -> tuple[str, float, tuple[tuple[str, float], ...]]:
     return read.text, round(read.confidence, 6), tuple((t, round(c, 6)) for t, c in read.candidates)
 
@@ -379,7 +443,9 @@ def test_line_crop_reads_whole_plate_crops_with_surroundings(
 def test_whole_plate_detectors_get_a_line_cropping_reader() -> None:
     settings = Settings(ocr=OCRConfig(engine="plateocr"))
     assert make_engine("plateocr", None, settings, whole_plates=True).line_crop is True  # type: ignore[attr-defined]
-    assert make_engine("auto", None, settings, whole_plates=False).line_crop is False  # type: ignore[attr-defined]
+    auto = make_engine("auto", None, settings, whole_plates=True)
+    assert isinstance(auto, CascadeOCR) and auto.then.line_crop is True  # type: ignore[attr-defined]
+    assert make_engine("plateocr", None, settings, whole_plates=False).line_crop is False  # type: ignore[attr-defined]
     no_lines = Settings(ocr=OCRConfig(engine="plateocr", plateocr_lines=False))
     assert make_engine("plateocr", None, no_lines, whole_plates=True).line_crop is False  # type: ignore[attr-defined]
     with pytest.raises(PlatepilotError, match="only with a line finder"):
@@ -533,7 +599,8 @@ def test_behind_a_whole_plate_detector_both_readers_skip_a_sticker_taller_than_t
 
 def test_a_small_whole_plate_crop_is_enlarged_before_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whole-plate crops 36 and 42 px tall (a plate about 30 px wide in the frame) read better enlarged,
-    bicubic, than read at their own pixels; a crop already tall enough is left as it is."""
+    bicubic, than read at their own pixels, by PlateOCR and by the CRNN alone; a crop already tall enough
+    is left as it is."""
     tall = np.zeros((SMALL_CROP_HEIGHT, 90, 3), np.uint8)
     assert enlarged(tall) is tall and enlarged(tall[:24]).shape == (ENLARGED_HEIGHT, 300, 3)
     samples = [synth_sample(7, i, camera=False) for i in range(16)]
@@ -545,7 +612,10 @@ def test_a_small_whole_plate_crop_is_enlarged_before_it_is_read(monkeypatch: pyt
             small.append(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     truths = [s.text for s in samples] * 2
     cut = build_plate_ocr(Settings().ocr.plateocr_members, BUNDLED_MODEL, line_crop=True)
+    crnn = make_engine("crnn", None, Settings(), whole_plates=True)
     read_enlarged = _right(cut.read(small), truths)
-    monkeypatch.setattr("platepilot.ocr.plate_ocr.SMALL_CROP_HEIGHT", 0)
+    crnn_enlarged = _right(crnn.read(small), truths)
+    monkeypatch.setattr("platepilot.ocr.lines.SMALL_CROP_HEIGHT", 0)
     read_plain = _right(cut.read(small), truths)
     assert read_enlarged > read_plain and read_enlarged >= 0.85 * len(small), (read_enlarged, read_plain)
+    assert crnn_enlarged > _right(crnn.read(small), truths), crnn_enlarged

@@ -20,7 +20,7 @@ from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr, variant
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax, text_probabilities
 from platepilot.ocr.deblur import deblurrer, surest
 from platepilot.ocr.ensemble import MemberRead
-from platepilot.ocr.lines import PlateLineFinder
+from platepilot.ocr.lines import PlateLineFinder, enlarged
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
 from platepilot.ocr.views import margin_views, vote_views
 from platepilot.plates.formats import looks_like_serial, match_format, matching_formats
@@ -115,8 +115,10 @@ class CRNNOCRService:
         crops = [as_bgr(i, image) for i, image in enumerate(images)]
         if self._lines is None:
             return self._read_crops(crops)
-        # Each crop's text lines, tallest first, then the whole crop (as PlateOCR tries them): the
-        # tallest lines in one batch, the other choices only of crops whose tallest line is no serial
+        # Each crop's text lines (found on a small crop enlarged), tallest first, then the whole crop (as
+        # PlateOCR tries them): the tallest lines in one batch, the other choices only of crops whose
+        # tallest line is no serial
+        crops = [enlarged(crop) for crop in crops]
         options = [self._lines.line_crops(crop) for crop in crops]
         options = [[*lines, crop] if lines else [] for lines, crop in zip(options, crops, strict=True)]
         firsts = iter(self._read_crops([choices[0] for choices in options if choices]))

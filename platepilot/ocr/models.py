@@ -10,6 +10,7 @@ import platepilot
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine
+from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.crnn_service import CRNNOCRService
 from platepilot.ocr.gate_record import read_gate_record
 from platepilot.ocr.lines import PlateLineFinder
@@ -59,12 +60,13 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
     """A CRNN named with --model is read alone. A deployed CRNN (at `ocr.model_path`) replaces PlateOCR
     only if its recorded gate result beats PlateOCR's on the same plates; otherwise it joins PlateOCR
     as its `crnn` member (in place of the bundled one) if PlateOCR read no worse with it at the gate,
-    else PlateOCR keeps the bundled CRNN. Nothing deployed: PlateOCR."""
+    else the bundled CRNN's cascade reads. Nothing deployed: the cascade of the bundled CRNN and PlateOCR
+    (`CascadeOCR`; its threshold was measured with the bundled CRNN, so a deployed member is not cascaded)."""
     if model_path is not None:
         return ReaderChoice("crnn", f"--model {model_path} names a CRNN")
     deployed = settings.ocr.model_path
     if not deployed.is_file():
-        return ReaderChoice("plateocr", f"no CRNN deployed at {deployed}: PlateOCR{_member_note(settings, False)}")
+        return ReaderChoice("cascade", f"no CRNN deployed at {deployed}: {_cascade_note(settings)}", BUNDLED_MODEL)
     try:
         card = load_card(deployed, verify=False)
     except PlatepilotError as exc:
@@ -80,8 +82,8 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
         versus += f"; {record.member.summary()}"
     if not record.member_helps:
         return ReaderChoice(
-            "plateocr", f"the deployed CRNN did not beat PlateOCR at its gate and made it read worse as its crnn "
-            f"member ({versus}): PlateOCR{_member_note(settings, False)}",
+            "cascade", f"the deployed CRNN did not beat PlateOCR at its gate and made it read worse as its crnn "
+            f"member ({versus}): {_cascade_note(settings)}",
             member=BUNDLED_MODEL,
         )  # fmt: skip
     return ReaderChoice(
@@ -90,14 +92,23 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
     )  # fmt: skip
 
 
+def _cascade_note(settings: Settings) -> str:
+    return (
+        f"the bundled CRNN, and PlateOCR{_member_note(settings, False)} for the reads it is less sure of than "
+        f"{settings.ocr.cascade_sure:g} (ocr.cascade_sure)"
+    )
+
+
 def _member_note(settings: Settings, deployed: bool) -> str:
     if "crnn" not in settings.ocr.plateocr_members:
         return " (ocr.plateocr_members has no crnn member)"
     return " with the deployed CRNN as its crnn member" if deployed else " with the bundled CRNN as its crnn member"
 
 
-def _crnn(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
-    lines = PlateLineFinder(threads=MODEL_THREADS) if whole_plates else None
+def _crnn(
+    model_path: Path | None, settings: Settings, whole_plates: bool = False, finder: PlateLineFinder | None = None
+) -> OCREngine:
+    lines = (finder or PlateLineFinder(threads=MODEL_THREADS)) if whole_plates else None
     return crnn_alone(resolve_model(model_path, settings), settings, lines)
 
 
@@ -134,8 +145,11 @@ def _plateocr(model_path: Path | None, settings: Settings, whole_plates: bool = 
     return plate_ocr_for(model_path, settings, whole_plates)
 
 
-def plate_ocr_for(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> PlateOCR:
-    """PlateOCR as `settings.ocr` configures it, with the CRNN at `model_path` (None: the configured one)."""
+def plate_ocr_for(
+    model_path: Path | None, settings: Settings, whole_plates: bool = False, finder: PlateLineFinder | None = None
+) -> PlateOCR:
+    """PlateOCR as `settings.ocr` configures it, with the CRNN at `model_path` (None: the configured one), and
+    `finder` as its line finder (None: its own)."""
     o = settings.ocr
     crnn = resolve_model(model_path, settings) if "crnn" in o.plateocr_members else None
     return build_plate_ocr(
@@ -146,7 +160,17 @@ def plate_ocr_for(model_path: Path | None, settings: Settings, whole_plates: boo
         line_crop=whole_plates,
         deblur_below=o.deblur_below,
         blur_model=o.blur_model_path,
+        finder=finder,
     )
+
+
+def _cascade(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
+    """The CRNN alone, then PlateOCR (with the same CRNN as its member) where it is unsure; one line finder
+    for both, so a crop's lines are found once."""
+    finder = PlateLineFinder(threads=MODEL_THREADS)
+    first = _crnn(model_path, settings, whole_plates, finder)
+    then = plate_ocr_for(model_path, settings, whole_plates, finder)
+    return CascadeOCR(first, then, settings.ocr.cascade_sure)
 
 
 def _auto(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
@@ -154,11 +178,14 @@ def _auto(model_path: Path | None, settings: Settings, whole_plates: bool = Fals
     choice = _auto_choice(model_path, settings)
     if choice.engine == "crnn":
         return _crnn(model_path, settings, whole_plates)
+    if choice.engine == "cascade":
+        return _cascade(choice.member, settings, whole_plates)
     return _plateocr(choice.member or model_path, settings, whole_plates)
 
 
 _CROP_AWARE_ENGINES: dict[str, Callable[[Path | None, Settings, bool], OCREngine]] = {
     "auto": _auto,
+    "cascade": _cascade,
     "plateocr": _plateocr,
     "crnn": _crnn,
 }

@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
@@ -31,7 +30,7 @@ from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, too_tall
 from platepilot.ocr.deblur import Deblurrer, deblurrer, surest
 from platepilot.ocr.easy import EasyOCRReader
 from platepilot.ocr.ensemble import MemberRead, combine
-from platepilot.ocr.lines import SECOND_LOOK_BELOW, PlateLineFinder, Rows, pick_plate_rows, rows_of
+from platepilot.ocr.lines import SECOND_LOOK_BELOW, PlateLineFinder, Rows, enlarged, pick_plate_rows, rows_of
 from platepilot.ocr.paddle import PaddleRecognizer
 from platepilot.plates.charset import CHARSET
 from platepilot.plates.formats import looks_like_serial
@@ -44,25 +43,6 @@ MODEL_THREADS = 1
 inside one model call; and multi-threaded inference spins when cores are busy: on the 2-core dev box
 under load, 1 thread read a plate 3x faster (PP-OCRv6, onnxruntime) and 12x faster (EasyOCR, torch)
 than one per core."""
-
-
-SMALL_CROP_HEIGHT = 48
-"""Whole-plate crops (`line_crop`) shorter than this (plates under about 40 px wide in the frame) are
-enlarged, bicubic, to `ENLARGED_HEIGHT` before their lines are found and read (`enlarged`): the members
-and the line finder resize bilinearly, and the plate line is cut from the crop at its own pixels. On
-UCSD's photos set at half size in 720p frames (plates 39 px wide), PlateOCR read 190 of the 223
-plates the detector found against 169, with no change on larger plates. Tight crops of the plate line
-(UCSD's labelled crops, 21-27 px tall) read 2 fewer of 246 so enlarged, so they are left as they are."""
-ENLARGED_HEIGHT = 80
-
-
-def enlarged(image: np.ndarray) -> np.ndarray:
-    """`image`, enlarged (bicubic) to `ENLARGED_HEIGHT` px tall when shorter than `SMALL_CROP_HEIGHT`."""
-    height = image.shape[0]
-    if height >= SMALL_CROP_HEIGHT:
-        return image
-    scale = ENLARGED_HEIGHT / height
-    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
 
 
 class Member(Protocol):
@@ -266,12 +246,14 @@ def build_plate_ocr(
     line_crop: bool = False,
     deblur_below: float = 0.0,
     blur_model: Path | None = None,
+    finder: PlateLineFinder | None = None,
 ) -> PlateOCR:
     """PlateOCR with the named members (MEMBERS); `crnn_model` is required when "crnn" is one of them.
 
     `threads`: intra-op threads of every model (None: one per core). `line_crop` (see PlateOCR)
     applies only with `lines`; `deblur_below` and `blur_model` as in CRNNOCRService (for the crnn and paddle
-    members). A member whose package is missing raises PlatepilotError naming the extra to install.
+    members); `finder`: the line finder to use with `lines` (None: its own, shared with nothing).
+    A member whose package is missing raises PlatepilotError naming the extra to install.
     """
     unknown = [m for m in members if m not in MEMBERS]
     if unknown:
@@ -290,4 +272,5 @@ def build_plate_ocr(
                 crnn_model, format_prior=format_prior, threads=threads, deblur_below=deblur_below, blur_model=blur_model
             )
             built.append(CRNNMember(service, format_prior))
-    return PlateOCR(built, PlateLineFinder(threads=threads) if lines else None, format_prior, line_crop and lines)
+    finder = (finder or PlateLineFinder(threads=threads)) if lines else None
+    return PlateOCR(built, finder, format_prior, line_crop and lines)
