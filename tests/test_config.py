@@ -74,7 +74,7 @@ def test_settings_are_frozen() -> None:
             "ocr:\n  ocr_min_confidence: 1.5\n",
             "config.yaml: ocr.ocr_min_confidence: Input should be less than or equal to 1 (got 1.5)",
         ),
-        ("ocr:\n  engine: tesseract\n", "ocr.engine: Input should be 'auto', 'crnn',"),
+        ("ocr:\n  engine: tesseract\n", "ocr.engine: Input should be 'auto', 'cascade', 'crnn',"),
         ("ocr:\n  ocr_min_confidence: 0.9\n", "ocr: ocr_min_confidence (0.9) must not exceed"),
         ("cameras:\n  - {id: CAM1}\n  - {id: CAM1}\n", "cameras: camera ids must be unique: CAM1"),
         ("cameras:\n  - {id: 'CAM 1'}\n", "cameras[0].id: String should match pattern"),
