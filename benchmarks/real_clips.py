@@ -294,7 +294,7 @@ def main() -> None:
         default="auto",
         help="auto (the configured detector), platenet (the bundled one), fast (its student), textdet:SIDE or a path",
     )
-    parser.add_argument("--engine", default="auto", help="reader: auto, plateocr, paddle, easyocr or crnn")
+    parser.add_argument("--engine", default="auto", help="reader: auto, cascade, plateocr, paddle, easyocr or crnn")
     parser.add_argument(
         "--config", type=Path, default=None, help="a platepilot.yaml (tracker, reader policy); defaults without it"
     )

@@ -58,7 +58,7 @@ def config_show(
 
 _URI_HELP = "MLflow tracking URI (default: the config's mlflow.tracking_uri, http://localhost:5000)."
 _MODEL_HELP = "CRNN ONNX model (default: ocr.model_path if trained, else the bundled model)."
-_ENGINE_HELP = "OCR engine: auto, plateocr, paddle, easyocr or crnn (default: the config's ocr.engine)."
+_ENGINE_HELP = "OCR engine: auto, cascade, plateocr, paddle, easyocr or crnn (default: the config's ocr.engine)."
 
 
 @app.command("ocr")
@@ -449,7 +449,8 @@ def _line_crop(flag: bool | None, crops_dir: Path | None, settings: Settings) ->
 _LABELS_OUT_HELP = "labels.txt to append to (<crop path>\\t<TEXT> lines; created if missing)."
 _ACCEPT_HELP = "Also write reads at least this confident to labels.txt (unverified; training sees them)."
 _PRELABEL_ENGINE_HELP = (
-    "OCR engine for pre-labels: auto, plateocr (the PlateOCR ensemble), paddle, easyocr or crnn. "
+    "OCR engine for pre-labels: auto, cascade (the CRNN, then PlateOCR where unsure), plateocr (the PlateOCR "
+    "ensemble), paddle, easyocr or crnn. "
     "'auto' is the best measured reader (see `platepilot config show`)."
 )
 
