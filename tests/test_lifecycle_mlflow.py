@@ -73,7 +73,7 @@ def test_gate_refuses_worse_accepts_better_and_auto_keeps_the_bundled_cascade(
     refused = _cli("models", "promote", "--version", str(worse), *cfg)
     assert refused.exit_code == 1 and isinstance(refused.exception, PlatepilotError)
     message = str(refused.exception)
-    assert "not promoted" in message and "exact (folded)" in message and "plateocr (built-in)" in message
+    assert "not promoted" in message and "exact (folded)" in message and "cascade (built-in)" in message
     assert "golden 0/32" in message and "\n" not in message
     tags = c.get_model_version(NAME, str(worse)).tags
     assert tags["gate.decision"] == "refused" and tags["gate.beats_default"] == "false"

@@ -1,8 +1,9 @@
 """The promotion gate: a candidate reader goes live only if it reads no worse than what runs now.
 
 The candidate CRNN, the incumbent (the champion, or the CRNN deployed here, or else the built-in
-default reader), the built-in default reader (PlateOCR with the bundled CRNN member) and PlateOCR with
-the candidate as its crnn member read the same plates side by side:
+default reader), the built-in default reader (the cascade: the bundled CRNN, then PlateOCR with it as
+its crnn member where it is unsure) and PlateOCR with the candidate as its crnn member read the same
+plates side by side:
 
 - the site's held-out labels (`gate.labels`, the split training never sees: `store/splits.py`);
 - the golden synthetic plates (`registry/golden.py`), the same on every machine;
@@ -34,7 +35,7 @@ from platepilot.registry.golden import golden_plates
 from platepilot.store.labels import latest_labels, resolve_crop_path
 from platepilot.store.splits import held_out_labels
 
-DEFAULT_READER = "plateocr (built-in)"
+DEFAULT_READER = "cascade (built-in)"
 _BATCH = 64
 
 
@@ -102,18 +103,19 @@ def measure(reader: OCREngine, name: str, sets: Sequence[LabelSet]) -> ReaderSco
 
 
 def build_contender(contender: Contender, settings: Settings) -> OCREngine:
-    """A CRNN alone, or PlateOCR with that CRNN as its crnn member, or the built-in default reader:
-    PlateOCR with the bundled CRNN as its crnn member."""
-    from platepilot.ocr.models import BUNDLED_MODEL, crnn_alone
+    """A CRNN alone, or PlateOCR with that CRNN as its crnn member, or the built-in default reader (what
+    `auto` runs with nothing deployed): the cascade of the bundled CRNN and PlateOCR."""
+    from platepilot.ocr.models import BUNDLED_MODEL, crnn_alone, make_engine
     from platepilot.ocr.plate_ocr import build_plate_ocr
 
     o = settings.ocr
-    if contender.model is not None and not contender.member:
+    if contender.model is None:
+        return make_engine("cascade", BUNDLED_MODEL, settings)
+    if not contender.member:
         return crnn_alone(contender.model, settings)
-    crnn = contender.model or BUNDLED_MODEL
     return build_plate_ocr(
         o.plateocr_members,
-        crnn,
+        contender.model,
         o.plateocr_lines,
         o.format_prior,
         deblur_below=o.deblur_below,
