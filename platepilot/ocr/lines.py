@@ -56,10 +56,10 @@ SMALL_CROP_HEIGHT = 48
 """Whole-plate crops (`PlateOCR.line_crop`, the CRNN with a line finder) shorter than this (plates under
 about 40 px wide in the frame) are enlarged, bicubic, to `ENLARGED_HEIGHT` before their lines are found
 and read (`enlarged`): the members and the line finder resize bilinearly, and the plate line is cut
-from the crop at its own pixels. On
-UCSD's photos set at half size in 720p frames (plates 39 px wide), PlateOCR read 190 of the 223
-plates the detector found against 169, with no change on larger plates. Tight crops of the plate line
-(UCSD's labelled crops, 21-27 px tall) read 2 fewer of 246 so enlarged, so they are left as they are."""
+from the crop at its own pixels. On UCSD's photos set at half size in 720p frames (plates 39 px wide),
+PlateOCR read 190 of the 223 plates the detector found against 169, with no change on larger plates.
+Tight crops of the plate line (UCSD's labelled crops, 21-27 px tall) read 2 fewer of 246 so enlarged,
+so they are left as they are."""
 ENLARGED_HEIGHT = 80
 
 
@@ -113,7 +113,7 @@ def _same_row(line: np.ndarray, t1: float, t2: float) -> bool:
 LINES_REMEMBERED = 256
 """Crops whose lines a finder remembers (by their pixels): the cascade's second reader (`CascadeOCR`)
 asks again for the lines of the crops the first was unsure of, and finding them is most of the cost of
-reading a whole-plate crop (PP-OCRv6's detector: about 70 ms a crop here, its recogniser a few)."""
+reading a whole-plate crop (PP-OCRv6's detector: 60-70 ms a crop here)."""
 
 
 class PlateLineFinder:

@@ -167,7 +167,7 @@ def plate_ocr_for(
 def _cascade(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
     """The CRNN alone, then PlateOCR (with the same CRNN as its member) where it is unsure; one line finder
     for both, so a crop's lines are found once."""
-    finder = PlateLineFinder(threads=MODEL_THREADS)
+    finder = PlateLineFinder(threads=MODEL_THREADS) if whole_plates or settings.ocr.plateocr_lines else None
     first = _crnn(model_path, settings, whole_plates, finder)
     then = plate_ocr_for(model_path, settings, whole_plates, finder)
     return CascadeOCR(first, then, settings.ocr.cascade_sure)
