@@ -180,7 +180,8 @@ class OCRConfig(_Model):
         default=0.999,
         description="engine cascade (and auto without a deployed CRNN): a read of the CRNN alone at least this "
         "confident is final; the others are read by PlateOCR. On the dev sets 0.999 read as many plates as PlateOCR "
-        "with 42-45% of the crops sent to it, 0.995 one crop fewer with 26-27%.",
+        "with 42-45% of the crops sent to it, 0.995 one crop fewer with 26-27% (benchmarks/cascade_sweep.py "
+        "--labels measures your own).",
         ge=0,
         le=1,
     )
