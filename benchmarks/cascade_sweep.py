@@ -13,7 +13,6 @@ benchmarks/results/cascade_sweep.json. Pick the threshold on labels of your own 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,25 +26,22 @@ from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.evaluate import evaluate
+from platepilot.ocr.lines import PixelKey, pixel_key
 from platepilot.ocr.models import make_engine
 from platepilot.types import PlateRead
 
 DEFAULT_SURE = (0.0, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999)
 
 
-def _key(image: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + str(image.shape).encode()
-
-
 class _Replay:
     """An engine that hands back the reads recorded for each crop (by its pixels)."""
 
-    def __init__(self, name: str, reads: dict[bytes, PlateRead]) -> None:
+    def __init__(self, name: str, reads: dict[PixelKey, PlateRead]) -> None:
         self.name = name
         self.reads = reads
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
-        return [self.reads[_key(image)] for image in images]
+        return [self.reads[pixel_key(image)] for image in images]
 
     def warmup(self, iterations: int = 1) -> None:
         pass
@@ -58,13 +54,13 @@ class _Recorder:
 
     def __init__(self, cascade: CascadeOCR) -> None:
         self.cascade = cascade
-        self.first: dict[bytes, PlateRead] = {}
-        self.then: dict[bytes, PlateRead] = {}
+        self.first: dict[PixelKey, PlateRead] = {}
+        self.then: dict[PixelKey, PlateRead] = {}
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         first, then = self.cascade.first.read(images), self.cascade.then.read(images)
         for image, a, b in zip(images, first, then, strict=True):
-            self.first[_key(image)], self.then[_key(image)] = a, b
+            self.first[pixel_key(image)], self.then[pixel_key(image)] = a, b
         return then
 
     def warmup(self, iterations: int = 1) -> None:

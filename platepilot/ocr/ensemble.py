@@ -59,8 +59,13 @@ def combine(members: Sequence[MemberRead], format_prior: bool = True, engine: st
     scorers = stacked(members)
     scores = _scores(texts, members, scorers)
     if format_prior and scorers:
+
+        def score_variants(variants: list[str]) -> list[float]:
+            scored = _scores(variants, members, scorers)
+            return [scored[variant] for variant in variants]
+
         best = max(scores, key=lambda t: scores[t])
-        scores.update(variant_scores(best, lambda variants: list(_scores(variants, members, scorers).values()), scores))
+        scores.update(variant_scores(best, score_variants, scores))
     total = sum(scores.values())
     ranked = sorted(((t, s / total) for t, s in scores.items()), key=lambda c: -c[1])
     text, share = apply_format_prior(ranked, PRIOR_RATIO) if format_prior else ranked[0]

@@ -72,6 +72,15 @@ def enlarged(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
 
 
+PixelKey = tuple[tuple[int, ...], str, bytes]
+
+
+def pixel_key(image: np.ndarray) -> PixelKey:
+    """A key equal for two arrays of the same shape, dtype and pixels (a 16-byte hash of the pixels)."""
+    pixels = np.ascontiguousarray(image)
+    return pixels.shape, pixels.dtype.str, hashlib.blake2b(pixels.data, digest_size=16).digest()
+
+
 def pick_plate_rows(lines: np.ndarray, height: int) -> Rows | None:
     """(N, >=4) text lines (x1, y1, x2, y2, ...) in crop pixels -> the plate line's band, or None.
 
@@ -144,8 +153,7 @@ class PlateLineFinder:
         """(N, 6) text lines (x1, y1, x2, y2, score, tilt_deg) in crop pixels, side-by-side pieces merged;
         found at `max_side` (default: the finder's own). Read-only: the lines of the last LINES_REMEMBERED
         crops are remembered and handed out again."""
-        pixels = np.ascontiguousarray(image)
-        key = (max_side, pixels.shape, pixels.dtype.str, hashlib.blake2b(pixels.data, digest_size=16).digest())
+        key = (max_side, pixel_key(image))
         with self._lock:
             found = self._remembered.get(key)
             if found is not None:
