@@ -31,7 +31,7 @@ from rich.table import Table
 from platepilot.config import DetectorConfig, Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine, read_image
-from platepilot.ocr.models import BUNDLED_MODEL, make_engine
+from platepilot.ocr.models import BUNDLED_MODEL, engine_for, make_engine
 from platepilot.pipeline.scene_eval import evaluate_scenes
 from platepilot.plates.blur import CAMERA_JPEG_QUALITY, CAMERA_NOISE_SIGMA, exposed
 from platepilot.plates.charset import fold
@@ -74,7 +74,7 @@ def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[di
             settings = Settings()
             settings = settings.model_copy(update={"ocr": settings.ocr.model_copy(update={"deblur_below": below})})
             readers[model, below] = {
-                "e2e": make_engine("plateocr", model, settings, whole_plates=detector.whole_plates),
+                "e2e": engine_for("plateocr", model, settings, detector),
                 "plateocr": make_engine("plateocr", model, settings),
                 "crnn": make_engine("crnn", model, settings),
             }

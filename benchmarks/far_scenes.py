@@ -95,7 +95,8 @@ def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[di
         far = [far_scene(scene, share, args.frame, folder) for scene in scenes]
         widths = [p.box_xywh[2] for scene in far for p in scene.plates]
         for spec, detector in detectors.items():
-            result = evaluate_scenes(far, detector, readers(detector.whole_plates), console=console)
+            reader = readers(detector.whole_plates, detector.box_margin)
+            result = evaluate_scenes(far, detector, reader, console=console)
             rows.append({"share": share, "median_plate_width": float(np.median(widths)) if widths else 0.0,
                          **result.to_json(), "spec": spec})  # fmt: skip
     return rows

@@ -64,12 +64,15 @@ def speed_720p(detector: PlateDetector, frames: int = 20) -> float:
 
 
 def measure(
-    spec: str, scenes: Sequence[LabelledScene], readers: Callable[[bool], OCREngine], console: Console
+    spec: str,
+    scenes: Sequence[LabelledScene],
+    readers: Callable[[bool, tuple[float, float]], OCREngine],
+    console: Console,
 ) -> dict[str, Any]:
     """One detector's row: its `eval --scenes` summary on the scenes plus ms per 720p frame; `readers`
     gives the reader for the detector's crops (whole plates or serial lines), as the runtime builds it."""
     detector = detector_for(spec, DetectorConfig())
-    result = evaluate_scenes(scenes, detector, readers(detector.whole_plates), console=console)
+    result = evaluate_scenes(scenes, detector, readers(detector.whole_plates, detector.box_margin), console=console)
     return {"spec": spec, **result.to_json(), "ms_per_720p_frame": round(speed_720p(detector), 1)}
 
 

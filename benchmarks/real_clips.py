@@ -50,7 +50,7 @@ from platepilot.config import CameraConfig, Settings, load_config
 from platepilot.detect import PlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine, read_image
-from platepilot.ocr.models import make_engine
+from platepilot.ocr.models import engine_for
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import ReaderSlot, model_version
 from platepilot.plates.blur import CAMERA_JPEG_QUALITY, CAMERA_NOISE_SIGMA, exposed
@@ -237,7 +237,7 @@ def run_all(
     base = load_config(args.config) if args.config else Settings()
     settings = base.model_copy(update={"ocr": base.ocr.model_copy(update={"engine": args.engine})})
     detector = detector_for(args.detector, settings.detector)
-    engine = make_engine(args.engine, None, settings, whole_plates=detector.whole_plates)
+    engine = engine_for(args.engine, None, settings, detector)
     engine.warmup(1)
     reader = ReaderSlot(engine, model_version(engine))
     style = ClipStyle(frames=args.frames, fps=args.fps)

@@ -237,13 +237,13 @@ def _eval_scenes(
 
     from rich.table import Table
 
-    from platepilot.ocr.models import make_engine
+    from platepilot.ocr.models import engine_for
     from platepilot.pipeline.scene_eval import evaluate_scenes, named_detector, write_scene_report
     from platepilot.plates.manifest import read_manifest
 
     scenes = read_manifest(manifest)[:limit]
     detector = named_detector(detector_name, settings.detector, textdet_side)
-    reader = make_engine(engine or settings.ocr.engine, model, settings, whole_plates=detector.whole_plates)
+    reader = engine_for(engine or settings.ocr.engine, model, settings, detector)
     result = evaluate_scenes(scenes, detector, reader, console=err_console)
     if report is not None:
         write_scene_report(result, report)

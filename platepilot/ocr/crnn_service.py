@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.band import Band, agreed, band_cuts
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr, variant_scores
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax, text_probabilities
 from platepilot.ocr.deblur import deblurrer, surest
@@ -61,6 +62,8 @@ class CRNNOCRService:
         blur_model: the blur estimator deblurring uses (None: the bundled one).
         views_below: a read (after deblurring) less confident than this is read again from the crop
             grown and cut by a few percent, and the three reads vote (`platepilot.ocr.views`); 0 never.
+        band: with `lines`, read each crop's middle band first and search the lines only of crops whose
+            band reads do not agree surely (`platepilot.ocr.band`); None: search every crop's lines.
 
     Each crop's read follows `decode_read`.
     """
@@ -80,6 +83,7 @@ class CRNNOCRService:
         deblur_below: float = 0.0,
         blur_model: Path | None = None,
         views_below: float = 0.0,
+        band: Band | None = None,
     ) -> None:
         if batch_size < 1 or top_k < 1 or beam_width < 0:
             raise PlatepilotError(
@@ -97,6 +101,7 @@ class CRNNOCRService:
         self._lines = lines
         self._deblur = deblurrer(deblur_below, blur_model)
         self._views_below = views_below
+        self._band = band if lines is not None else None
 
     @property
     def spec(self) -> ModelSpec:
@@ -115,11 +120,24 @@ class CRNNOCRService:
         crops = [as_bgr(i, image) for i, image in enumerate(images)]
         if self._lines is None:
             return self._read_crops(crops)
+        banded = self._band_reads(crops, self._band) if self._band is not None else [None] * len(crops)
+        unread = [crop for crop, read in zip(crops, banded, strict=True) if read is None]
+        searched = iter(self._read_lines(self._lines, unread))
+        return [read if read is not None else next(searched) for read in banded]
+
+    def _band_reads(self, crops: list[np.ndarray], band: Band) -> list[PlateRead | None]:
+        """Each crop's read of its middle band where its two cuts agree surely, else None (`ocr.band`)."""
+        cuts = [band_cuts(crop, band.margin) for crop in crops]
+        flat = iter(self._read_crops([cut for group in cuts for cut in group]))
+        return [agreed([next(flat) for _ in group], band.sure) if group else None for group in cuts]
+
+    def _read_lines(self, finder: PlateLineFinder, crops: list[np.ndarray]) -> list[PlateRead]:
+        """Whole-plate crops read by their lines (see `lines` in the class doc)."""
         # Each crop's text lines (found on a small crop enlarged), tallest first, then the whole crop (as
         # PlateOCR tries them): the tallest lines in one batch, the other choices only of crops whose
         # tallest line is no serial
         crops = [enlarged(crop) for crop in crops]
-        options = [self._lines.line_crops(crop) for crop in crops]
+        options = [finder.line_crops(crop) for crop in crops]
         options = [[*lines, crop] if lines else [] for lines, crop in zip(options, crops, strict=True)]
         firsts = iter(self._read_crops([choices[0] for choices in options if choices]))
         reads = [next(firsts) if choices else PlateRead("", 0.0, engine=self.name) for choices in options]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import platepilot
 from platepilot.config import Settings
+from platepilot.detect.base import PlateDetector
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.band import Band
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.crnn_service import CRNNOCRService
@@ -16,6 +18,9 @@ from platepilot.ocr.gate_record import read_gate_record
 from platepilot.ocr.lines import PlateLineFinder
 from platepilot.ocr.plate_ocr import MODEL_THREADS, PlateOCR, build_plate_ocr
 from platepilot.ocr.spec import load_card
+
+Margin = tuple[float, float]
+"""A detector's box margin (`PlateDetector.box_margin`): shares of the plate's width and height per side."""
 
 BUNDLED_MODEL = Path(platepilot.__file__).parent / "assets" / "florida_plate_ocr.onnx"
 """The default CRNN shipped in the package: synthetic plates, then pseudo-labelled real photos (its model card)."""
@@ -106,13 +111,21 @@ def _member_note(settings: Settings, deployed: bool) -> str:
 
 
 def _crnn(
-    model_path: Path | None, settings: Settings, whole_plates: bool = False, finder: PlateLineFinder | None = None
+    model_path: Path | None,
+    settings: Settings,
+    whole_plates: bool = False,
+    plate_margin: Margin | None = None,
+    finder: PlateLineFinder | None = None,
 ) -> OCREngine:
     lines = (finder or PlateLineFinder(threads=MODEL_THREADS)) if whole_plates else None
-    return crnn_alone(resolve_model(model_path, settings), settings, lines)
+    sure = settings.ocr.band_sure
+    band = Band(plate_margin, sure) if lines is not None and plate_margin is not None and sure is not None else None
+    return crnn_alone(resolve_model(model_path, settings), settings, lines, band)
 
 
-def crnn_alone(model_path: Path, settings: Settings, lines: PlateLineFinder | None = None) -> CRNNOCRService:
+def crnn_alone(
+    model_path: Path, settings: Settings, lines: PlateLineFinder | None = None, band: Band | None = None
+) -> CRNNOCRService:
     """The CRNN at `model_path` reading alone, as `settings.ocr` configures it."""
     o = settings.ocr
     return CRNNOCRService(
@@ -122,6 +135,7 @@ def crnn_alone(model_path: Path, settings: Settings, lines: PlateLineFinder | No
         deblur_below=o.deblur_below,
         blur_model=o.blur_model_path,
         views_below=o.views_below,
+        band=band,
     )
 
 
@@ -141,7 +155,9 @@ def _easyocr(model_path: Path | None, settings: Settings) -> OCREngine:
     return EasyOCRReader(_lines(settings), threads=MODEL_THREADS)
 
 
-def _plateocr(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
+def _plateocr(
+    model_path: Path | None, settings: Settings, whole_plates: bool = False, plate_margin: Margin | None = None
+) -> OCREngine:
     return plate_ocr_for(model_path, settings, whole_plates)
 
 
@@ -164,26 +180,35 @@ def plate_ocr_for(
     )
 
 
-def _cascade(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
+def _cascade(
+    model_path: Path | None, settings: Settings, whole_plates: bool = False, plate_margin: Margin | None = None
+) -> OCREngine:
     """The CRNN alone, then PlateOCR (with the same CRNN as its member) where it is unsure; one line finder
     for both, so a crop's lines are found once."""
     finder = PlateLineFinder(threads=MODEL_THREADS) if whole_plates or settings.ocr.plateocr_lines else None
-    first = _crnn(model_path, settings, whole_plates, finder)
+    first = _crnn(model_path, settings, whole_plates, plate_margin, finder)
     then = plate_ocr_for(model_path, settings, whole_plates, finder)
     return CascadeOCR(first, then, settings.ocr.cascade_sure)
 
 
-def _auto(model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
+def _auto(
+    model_path: Path | None, settings: Settings, whole_plates: bool = False, plate_margin: Margin | None = None
+) -> OCREngine:
     """The best measured reader (`choose_reader`)."""
     choice = _auto_choice(model_path, settings)
     if choice.engine == "crnn":
-        return _crnn(model_path, settings, whole_plates)
+        return _crnn(model_path, settings, whole_plates, plate_margin)
     if choice.engine == "cascade":
-        return _cascade(choice.member, settings, whole_plates)
+        return _cascade(choice.member, settings, whole_plates, plate_margin)
     return _plateocr(choice.member or model_path, settings, whole_plates)
 
 
-_CROP_AWARE_ENGINES: dict[str, Callable[[Path | None, Settings, bool], OCREngine]] = {
+def engine_for(engine_name: str, model_path: Path | None, settings: Settings, detector: PlateDetector) -> OCREngine:
+    """`make_engine` for the crops `detector` cuts (whole plates or not, and where the plate lies in them)."""
+    return make_engine(engine_name, model_path, settings, detector.whole_plates, detector.box_margin)
+
+
+_CROP_AWARE_ENGINES: dict[str, Callable[[Path | None, Settings, bool, Margin | None], OCREngine]] = {
     "auto": _auto,
     "cascade": _cascade,
     "plateocr": _plateocr,
@@ -195,14 +220,22 @@ _ENGINES: dict[str, Callable[[Path | None, Settings], OCREngine]] = {
 }
 
 
-def make_engine(engine_name: str, model_path: Path | None, settings: Settings, whole_plates: bool = False) -> OCREngine:
+def make_engine(
+    engine_name: str,
+    model_path: Path | None,
+    settings: Settings,
+    whole_plates: bool = False,
+    plate_margin: Margin | None = None,
+) -> OCREngine:
     """Build the engine called `engine_name`; PlatepilotError for an unknown name.
 
     `whole_plates`: the crops come from a detector that boxes whole plates (`PlateDetector.whole_plates`),
     so PlateOCR and the CRNN cut each to its plate line first (`PlateLineFinder.line_crops`); `paddle`
-    and `easyocr` read the plate line's rows of the crop, as with any crop."""
+    and `easyocr` read the plate line's rows of the crop, as with any crop. `plate_margin`: that
+    detector's `box_margin`, which places the plate in its crops, so the CRNN (alone or first in the
+    cascade) can read their middle band before searching their lines (`ocr.band_sure`); None: it cannot."""
     if engine_name in _CROP_AWARE_ENGINES:
-        return _CROP_AWARE_ENGINES[engine_name](model_path, settings, whole_plates)
+        return _CROP_AWARE_ENGINES[engine_name](model_path, settings, whole_plates, plate_margin)
     factory = _ENGINES.get(engine_name)
     if factory is None:
         names = [*_CROP_AWARE_ENGINES, *_ENGINES]

@@ -127,15 +127,17 @@ def run_pilot(
     sources = [open_source(camera, clock, realtime_demo) for camera in settings.cameras]
     detectors = camera_detectors(settings.detector, sources)
     baseline = model_signature(settings.ocr.model_path)  # before loading: a swap meanwhile is seen
-    whole_plates = any(detector.whole_plates for detector in detectors.values())
-    engine = make_engine(settings.ocr.engine, None, settings, whole_plates)
+    whole = [detector for detector in detectors.values() if detector.whole_plates]
+    whole_plates, margin = bool(whole), whole[0].box_margin if whole else None  # one detector config: one margin
+    engine = make_engine(settings.ocr.engine, None, settings, whole_plates, margin)
     engine.warmup(1)
     slot = ReaderSlot(engine, model_version(engine))
     state = settings.state
     states = state_classifier(state, threads=1) if state.enabled else None
     watcher = None
     if settings.ocr.engine in HOT_RELOAD_ENGINES:
-        load = partial(load_verified, build=partial(reloaded_reader, settings, whole_plates=whole_plates))
+        build = partial(reloaded_reader, settings, whole_plates=whole_plates, plate_margin=margin)
+        load = partial(load_verified, build=build)
         watcher = ModelWatcher(settings.ocr.model_path, slot, load, reload_seconds, baseline)
     publisher = MQTTPublisher(settings.output.mqtt) if settings.output.mqtt.enabled else None
     alerter = Alerter(watchlists, settings.watch, publisher)
@@ -186,12 +188,14 @@ def run_pilot(
     return RunResult(pilot, scores, time.monotonic() - started, watcher, publisher, alerter)
 
 
-def reloaded_reader(settings: Settings, path: Path, whole_plates: bool = False) -> OCREngine:
+def reloaded_reader(
+    settings: Settings, path: Path, whole_plates: bool = False, plate_margin: tuple[float, float] | None = None
+) -> OCREngine:
     """The reader once the model at `path` (`ocr.model_path`) was replaced: `crnn` reads it alone;
     `auto` chooses again from its gate record, so a CRNN that did not beat PlateOCR only joins it.
-    `whole_plates` as for `make_engine`."""
+    `whole_plates` and `plate_margin` as for `make_engine`."""
     model = None if settings.ocr.engine == "auto" else path
-    return make_engine(settings.ocr.engine, model, settings, whole_plates)
+    return make_engine(settings.ocr.engine, model, settings, whole_plates, plate_margin)
 
 
 def camera_detectors(config: DetectorConfig, sources: Sequence[FrameSource]) -> dict[str, PlateDetector]:

@@ -91,3 +91,12 @@ def crop_quality(
     edge = _CLIPPED_FACTOR if touches_edge(box, frame_size) else 1.0
     aspect = math.exp(-abs(math.log(width / height / FRONTAL_ASPECT)))
     return float(np.clip(size * sharp * min(max(score, 0.0), 1.0) * edge * aspect, 0.0, 1.0))
+
+
+def plate_in_crop(shape: tuple[int, ...], margin: tuple[float, float], pad: float = CROP_PAD) -> BoxXYXY:
+    """Where the plate lies in a crop of this `shape` that `cut_crop(frame, box, pad)` cut from a box grown
+    by `margin` (as `plate_within`, from the crop's size alone: exact unless the frame's edge clipped it)."""
+    height, width = shape[:2]
+    inset_x = (pad + margin[0] / (1 + 2 * margin[0])) / (1 + 2 * pad)
+    inset_y = (pad + margin[1] / (1 + 2 * margin[1])) / (1 + 2 * pad)
+    return inset_x * width, inset_y * height, (1 - inset_x) * width, (1 - inset_y) * height

@@ -1,0 +1,55 @@
+"""Reading a whole-plate crop before searching its lines: the plate's middle band.
+
+On a US plate the serial fills the middle of the plate, between the state name and the caption. Finding
+the plate line (PP-OCRv6's text detector, `PlateLineFinder`) is most of the cost of reading a detector's
+whole-plate crop (60-70 ms a crop here), while the CRNN reads a cut of the crop in about a millisecond.
+So the CRNN first reads the plate's middle band, cut twice (`BAND_ROWS`); when both reads have the same
+text and are both at least `ocr.band_sure` confident, that is the crop's read and its lines are never
+searched. Anything else (a disagreement, an unsure or empty read) goes on to the line search as before.
+
+The band keeps the plate's full width: cutting a plate's sides made the CRNN read confident partial
+serials (`94NK` for `094NKC`), while two cuts of its height that agree were wrong only where the line
+search was wrong too (docs/plateocr.md has the measurements). The plate's place in the crop comes from
+the detector's box margin (`PlateDetector.box_margin`), so the band needs the detector that cut the crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from platepilot.track.quality import plate_in_crop
+from platepilot.types import PlateRead
+
+BAND_ROWS = ((0.2, 0.85), (0.25, 0.8))
+"""The two cuts of the band, as shares of the plate's height (top, bottom)."""
+
+MIN_BAND_HEIGHT = 8
+"""Pixels: a band thinner than this is not read (the crop goes to the line search)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Read the middle band first: `margin` is the detector's box margin, `sure` the confidence both cuts'
+    reads must reach."""
+
+    margin: tuple[float, float]
+    sure: float
+
+
+def band_cuts(crop: np.ndarray, margin: tuple[float, float]) -> list[np.ndarray]:
+    """The `BAND_ROWS` cuts of the plate in `crop` (a detector's box grown by `margin`, cut by `cut_crop`);
+    empty when the plate is too small for them."""
+    x1, y1, x2, y2 = plate_in_crop(crop.shape, margin)
+    left, right = round(x1), round(x2)
+    cuts = [crop[round(y1 + top * (y2 - y1)) : round(y1 + bottom * (y2 - y1)), left:right] for top, bottom in BAND_ROWS]
+    return cuts if all(min(cut.shape[:2]) >= MIN_BAND_HEIGHT for cut in cuts) else []
+
+
+def agreed(reads: list[PlateRead], sure: float) -> PlateRead | None:
+    """The first read when every read has its text and is at least `sure` confident, else None."""
+    first = reads[0]
+    if first.text and all(read.text == first.text and read.confidence >= sure for read in reads):
+        return first
+    return None

@@ -1,0 +1,98 @@
+"""Reading a whole-plate crop's middle band before searching its lines (`platepilot.ocr.band`)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from platepilot.config import OCRConfig, Settings
+from platepilot.ocr.band import BAND_ROWS, Band, agreed, band_cuts
+from platepilot.ocr.cascade import CascadeOCR
+from platepilot.ocr.crnn_service import CRNNOCRService
+from platepilot.ocr.lines import PlateLineFinder
+from platepilot.ocr.models import BUNDLED_MODEL, engine_for, make_engine
+from platepilot.plates.synth import synth_sample
+from platepilot.track.quality import cut_crop, plate_in_crop, plate_within
+from platepilot.types import PlateRead
+
+MARGIN = (0.12, 0.2)
+
+
+def _detected(plate: np.ndarray, seed: int) -> np.ndarray:
+    """`plate` on a car in a frame, cut as the runtime cuts a whole-plate detector's box grown by MARGIN."""
+    rng = np.random.default_rng(seed)
+    frame = np.full((240, 320, 3), rng.integers(40, 90, 3), np.uint8)
+    h, w = plate.shape[:2]
+    x, y = int(rng.integers(60, 320 - w - 60)), int(rng.integers(60, 240 - h - 60))
+    frame[y : y + h, x : x + w] = plate
+    grow_x, grow_y = MARGIN[0] * w, MARGIN[1] * h
+    return cut_crop(frame, (x - grow_x, y - grow_y, x + w + grow_x, y + h + grow_y))
+
+
+def test_the_plate_is_found_in_the_crop_the_runtime_cut() -> None:
+    frame = np.zeros((300, 400, 3), np.uint8)
+    plate = (100.0, 120.0, 220.0, 180.0)
+    box = (100 - 0.12 * 120, 120 - 0.2 * 60, 220 + 0.12 * 120, 180 + 0.2 * 60)
+    crop = cut_crop(frame, box)
+    left, top = int(box[0] - 0.05 * (box[2] - box[0])), int(box[1] - 0.05 * (box[3] - box[1]))
+    expected = (plate[0] - left, plate[1] - top, plate[2] - left, plate[3] - top)
+    assert np.allclose(plate_in_crop(crop.shape, MARGIN), expected, atol=1.5)
+    within = plate_within(crop, box, MARGIN)  # the frame-box version agrees
+    x1, y1, x2, y2 = plate_in_crop(crop.shape, MARGIN)
+    assert abs(within.shape[1] - (x2 - x1)) <= 2 and abs(within.shape[0] - (y2 - y1)) <= 2
+
+
+def test_the_band_keeps_the_plates_width_and_cuts_its_height() -> None:
+    crop = np.zeros((100, 200, 3), np.uint8)
+    wide, narrow = band_cuts(crop, (0.0, 0.0))
+    x1, y1, x2, y2 = plate_in_crop(crop.shape, (0.0, 0.0))
+    assert wide.shape[1] == narrow.shape[1] == round(x2) - round(x1)
+    assert wide.shape[0] == pytest.approx((BAND_ROWS[0][1] - BAND_ROWS[0][0]) * (y2 - y1), abs=1)
+    assert narrow.shape[0] < wide.shape[0]
+    assert band_cuts(crop[:12], (0.0, 0.0)) == []  # too thin to read: the lines are searched
+
+
+def test_only_reads_that_agree_surely_are_taken() -> None:
+    sure, unsure = PlateRead("ABC123", 0.9995), PlateRead("ABC123", 0.99)
+    assert agreed([sure, PlateRead("ABC123", 0.9999)], 0.999) is sure
+    assert agreed([sure, unsure], 0.999) is None
+    assert agreed([sure, PlateRead("ABC128", 0.9999)], 0.999) is None
+    assert agreed([PlateRead("", 1.0), PlateRead("", 1.0)], 0.0) is None
+
+
+@pytest.mark.slow
+def test_crops_whose_band_reads_surely_skip_the_line_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = [synth_sample(11, i, camera=False) for i in range(24)]
+    crops = [_detected(cv2.resize(s.image, (120, 60), interpolation=cv2.INTER_AREA), i) for i, s in enumerate(samples)]
+    noise = np.random.default_rng(5).integers(0, 255, (80, 160, 3), np.uint8)
+    images = [*crops, noise]
+    finder = PlateLineFinder(threads=1)
+    searched: list[np.ndarray] = []
+    line_crops = finder.line_crops
+    monkeypatch.setattr(finder, "line_crops", lambda crop, side=None: searched.append(crop) or line_crops(crop, side))
+    reads = CRNNOCRService(BUNDLED_MODEL, lines=finder, band=Band(MARGIN, 0.999), views_below=0.99).read(images)
+    was_searched = [any(s is image for s in searched) for image in images]  # crops >= 48 px: never enlarged
+    by_band = [i for i, hit in enumerate(was_searched) if not hit]
+    assert len(by_band) >= len(crops) // 4, by_band  # many crops are read from their band alone ...
+    assert all(reads[i].text == samples[i].text and reads[i].confidence >= 0.999 for i in by_band)  # ... rightly
+    assert was_searched[-1] and (reads[-1].text == "" or reads[-1].confidence < 0.999)  # no plate: searched
+    searched.clear()
+    plain = CRNNOCRService(BUNDLED_MODEL, lines=finder, views_below=0.99).read(images)
+    assert len(searched) == len(images)  # without the band every crop's lines are searched
+    assert all(reads[i] == plain[i] for i, hit in enumerate(was_searched) if hit)  # the others read as before
+
+
+def test_the_band_is_built_for_a_whole_plate_detector_with_a_known_margin() -> None:
+    detector = SimpleNamespace(whole_plates=True, box_margin=(0.1, 0.15))
+    engine = engine_for("cascade", None, Settings(), detector)  # type: ignore[arg-type]
+    assert isinstance(engine, CascadeOCR) and engine.first._band == Band((0.1, 0.15), 0.999)  # type: ignore[attr-defined]
+    assert make_engine("crnn", None, Settings(), True, MARGIN)._band == Band(MARGIN, 0.999)  # type: ignore[attr-defined]
+    assert make_engine("crnn", None, Settings(), True)._band is None  # type: ignore[attr-defined]
+    assert make_engine("crnn", None, Settings(), False, MARGIN)._band is None  # type: ignore[attr-defined]
+    off = Settings(ocr=OCRConfig(band_sure=None))
+    assert make_engine("crnn", None, off, True, MARGIN)._band is None  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="band_sure"):
+        OCRConfig(band_sure=1.5)
