@@ -115,6 +115,10 @@ class CRNNOCRService:
     def model_path(self) -> Path:
         return self._path
 
+    @property
+    def line_finder(self) -> PlateLineFinder | None:
+        return self._lines
+
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3), or grey (H, W), any size -> one PlateRead per crop, in order."""
         crops = [as_bgr(i, image) for i, image in enumerate(images)]
