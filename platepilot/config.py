@@ -122,7 +122,8 @@ class OCRConfig(_Model):
         description="auto, cascade, crnn, plateocr, paddle or easyocr. cascade: the CRNN reads every crop and "
         "PlateOCR only those it reads less surely than cascade_sure. auto: the cascade with the bundled CRNN, unless "
         "the CRNN deployed at model_path beat PlateOCR at its promotion gate (then it reads alone); a deployed CRNN "
-        "that did not becomes PlateOCR's crnn member, and PlateOCR reads every crop.",
+        "that did not but helped PlateOCR there becomes its crnn member, and reads first in their cascade if that "
+        "cascade read as well at the gate (else PlateOCR reads every crop).",
     )
     model_path: Path = Field(
         default=Path("models/crnn_florida/florida_plate_ocr.onnx"),
@@ -178,7 +179,8 @@ class OCRConfig(_Model):
     )
     cascade_sure: float = Field(
         default=0.999,
-        description="engine cascade (and auto without a deployed CRNN): a read of the CRNN alone at least this "
+        description="engine cascade (and auto, but for a deployed CRNN that reads alone or only as PlateOCR's "
+        "member): a read of the CRNN alone at least this "
         "confident is final; the others are read by PlateOCR. On the dev sets 0.999 read as many plates as PlateOCR "
         "with 42-45% of the crops sent to it, 0.995 one crop fewer with 26-27% (benchmarks/cascade_sweep.py "
         "--labels measures your own).",

@@ -16,8 +16,10 @@ from rich.console import Console
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.labeling.checks import check_labels
+from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore, read_gate_record, write_gate_record
-from platepilot.ocr.models import BUNDLED_MODEL, choose_reader
+from platepilot.ocr.models import BUNDLED_MODEL, choose_reader, make_engine
+from platepilot.ocr.plate_ocr import CRNNMember
 from platepilot.ocr.spec import load_card
 from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import append_labels, latest_labels
@@ -152,6 +154,30 @@ def test_a_losing_crnn_joins_plateocr_only_where_it_helps(tmp_path: Path, tiny_m
     assert (choice.member is None) is joins
     if not joins:  # the default reader, as if nothing were deployed
         assert choice.member == BUNDLED_MODEL and "bundled CRNN as its crnn member" in choice.reason
+
+
+@pytest.mark.parametrize(("cascade", "first"), [(0.9, True), (0.92, True), (0.88, False), (None, False)])
+def test_a_crnn_that_helps_plateocr_reads_first_where_its_cascade_read_as_well(
+    tmp_path: Path, tiny_model: Path, cascade: float | None, first: bool
+) -> None:
+    deployed = tmp_path / "live" / tiny_model.name
+    deployed.parent.mkdir()
+    for suffix in (".onnx", ".json"):
+        deployed.with_suffix(suffix).write_bytes(tiny_model.with_suffix(suffix).read_bytes())
+    settings = Settings.model_validate({"ocr": {"model_path": str(deployed), "cascade_sure": 0.99}})
+    measured = None if cascade is None else _scores("cascade of v1", cascade)
+    record = GateRecord(_scores("v1", 0.5), _scores("plateocr", 0.9), _scores("plateocr", 0.9), "accepted",
+                        load_card(deployed).sha256, _scores("plateocr with v1", 0.9), measured)  # fmt: skip
+    write_gate_record(deployed, record)
+    assert read_gate_record(deployed, record.sha256) == record  # the cascade's numbers survive the file
+    choice = choose_reader("auto", None, settings)
+    assert choice.engine == ("cascade" if first else "plateocr") and choice.member is None
+    if first:  # the deployed CRNN reads first and is PlateOCR's member: nothing bundled is read
+        assert "the deployed CRNN, and PlateOCR with the deployed CRNN as its crnn member" in choice.reason
+        engine = make_engine("auto", None, settings)
+        assert isinstance(engine, CascadeOCR) and engine.sure == 0.99
+        assert engine.first.model_path == deployed  # type: ignore[attr-defined]
+        assert [m._service.model_path for m in engine.then.members if isinstance(m, CRNNMember)] == [deployed]  # type: ignore[attr-defined]
 
 
 def _script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -22,6 +22,7 @@ from platepilot.ocr.models import BUNDLED_MODEL, choose_reader, make_engine
 from platepilot.ocr.plate_ocr import CRNNMember, PlateOCR
 from platepilot.ocr.spec import file_sha256, load_card
 from platepilot.registry.common import client
+from platepilot.registry.gate import record_from_tags
 from platepilot.registry.sync import SyncAgent, SyncSettings
 from platepilot.registry.tracking import log_training_run
 from platepilot.training.train import TrainOptions
@@ -106,6 +107,11 @@ def test_gate_refuses_worse_accepts_better_and_auto_keeps_the_bundled_cascade(
     assert accepted.exit_code == 0 and "accepted:" in accepted.output, accepted.output
     assert f"champion: v{worse} -> v{better}" in accepted.output
     assert c.get_model_version(NAME, str(better)).tags["gate.decision"] == "accepted"
+    record = record_from_tags(c.get_model_version(NAME, str(better)).tags, load_card(BUNDLED_MODEL).sha256)
+    assert record is not None and record.cascade is not None and "cascade of" in accepted.output
+    # the bundled CRNN's cascade is the built-in default reader, built the other way: the same reads
+    assert [s.exact_folded for s in record.cascade.sets] == [s.exact_folded for s in record.default.sets]
+    assert record.cascade.n == record.default.n > 0
 
 
 def test_models_deploy_a_run_folder_through_the_gate(tmp_path: Path, tiny_model: Path, site: Path) -> None:

@@ -2,7 +2,8 @@
 
 The gate (`platepilot models promote`, `models deploy`) reads the same label sets with the candidate
 CRNN, with what runs now (the champion, or the built-in default reader), with the built-in default
-reader (PlateOCR) and with PlateOCR holding the candidate as its crnn member, and records the numbers.
+reader, with PlateOCR holding the candidate as its crnn member and with the cascade of the two (the
+candidate first, that PlateOCR where it is unsure), and records the numbers.
 Whoever deploys a model writes them beside it as `gate.json` (format: `GateRecord.to_json`), naming the
 sha256 of the ONNX they were measured on; the runtime's `auto` engine reads them to decide whether the
 CRNN replaces PlateOCR, joins it, or is left out.
@@ -84,6 +85,8 @@ class GateRecord:
     """sha256 of the candidate ONNX these numbers were measured on."""
     member: ReaderScores | None = None
     """PlateOCR with the candidate as its crnn member (None: not measured, as in older records)."""
+    cascade: ReaderScores | None = None
+    """The cascade of the candidate and that PlateOCR, at the gate's `ocr.cascade_sure` (None: not measured)."""
 
     @property
     def beats_default(self) -> bool:
@@ -95,6 +98,12 @@ class GateRecord:
         """Whether PlateOCR reads no worse with the candidate as its crnn member than with the bundled
         one; a record without the member's numbers (older gates) counts as helping, as it was trusted then."""
         return self.member is None or not self.default.beats(self.member)
+
+    @property
+    def cascade_holds(self) -> bool:
+        """Whether the candidate's cascade read no worse than PlateOCR with the candidate as its member, so
+        PlateOCR need not read every crop (False when either was not measured)."""
+        return self.member is not None and self.cascade is not None and not self.member.beats(self.cascade)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +117,7 @@ class GateRecord:
             decision=data["decision"],
             sha256=str(data["sha256"]),
             member=ReaderScores.from_json(data["member"]) if data.get("member") else None,
+            cascade=ReaderScores.from_json(data["cascade"]) if data.get("cascade") else None,
         )
 
 

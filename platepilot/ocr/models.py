@@ -65,8 +65,9 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
     """A CRNN named with --model is read alone. A deployed CRNN (at `ocr.model_path`) replaces PlateOCR
     only if its recorded gate result beats PlateOCR's on the same plates; otherwise it joins PlateOCR
     as its `crnn` member (in place of the bundled one) if PlateOCR read no worse with it at the gate,
-    else the bundled CRNN's cascade reads. Nothing deployed: the cascade of the bundled CRNN and PlateOCR
-    (`CascadeOCR`; its threshold was measured with the bundled CRNN, so a deployed member is not cascaded)."""
+    and reads first in their cascade if that cascade read no worse than PlateOCR with it at the gate
+    (measured at the gate's `ocr.cascade_sure`); else the bundled CRNN's cascade reads. Nothing deployed:
+    the cascade of the bundled CRNN and PlateOCR (`CascadeOCR`)."""
     if model_path is not None:
         return ReaderChoice("crnn", f"--model {model_path} names a CRNN")
     deployed = settings.ocr.model_path
@@ -91,16 +92,21 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
             f"member ({versus}): {_cascade_note(settings)}",
             member=BUNDLED_MODEL,
         )  # fmt: skip
+    if record.cascade_holds and record.cascade is not None:
+        return ReaderChoice(
+            "cascade", f"the deployed CRNN did not beat PlateOCR at its gate, and its cascade read as well as PlateOCR "
+            f"with it as its crnn member ({versus}; {record.cascade.summary()}): {_cascade_note(settings, True)}",
+        )  # fmt: skip
     return ReaderChoice(
         "plateocr", f"the deployed CRNN did not beat PlateOCR at its gate ({versus}): PlateOCR"
         f"{_member_note(settings, True)}"
     )  # fmt: skip
 
 
-def _cascade_note(settings: Settings) -> str:
+def _cascade_note(settings: Settings, deployed: bool = False) -> str:
     return (
-        f"the bundled CRNN, and PlateOCR{_member_note(settings, False)} for the reads it is less sure of than "
-        f"{settings.ocr.cascade_sure:g} (ocr.cascade_sure)"
+        f"the {'deployed' if deployed else 'bundled'} CRNN, and PlateOCR{_member_note(settings, deployed)} for the "
+        f"reads it is less sure of than {settings.ocr.cascade_sure:g} (ocr.cascade_sure)"
     )
 
 

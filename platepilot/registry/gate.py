@@ -2,8 +2,8 @@
 
 The candidate CRNN, the incumbent (the champion, or the CRNN deployed here, or else the built-in
 default reader), the built-in default reader (the cascade: the bundled CRNN, then PlateOCR with it as
-its crnn member where it is unsure) and PlateOCR with the candidate as its crnn member read the same
-plates side by side:
+its crnn member where it is unsure), PlateOCR with the candidate as its crnn member and the cascade of
+the candidate and that PlateOCR read the same plates side by side:
 
 - the site's held-out labels (`gate.labels`, the split training never sees: `store/splits.py`);
 - the golden synthetic plates (`registry/golden.py`), the same on every machine;
@@ -11,7 +11,8 @@ plates side by side:
 
 "Worse" is `ReaderScores.key` over all those plates pooled: fewer exact (O/I-folded) reads, or as
 many with more character errors. The decision compares the candidate with the incumbent; the member's
-numbers tell `auto` whether a CRNN that loses to PlateOCR may still join it.
+numbers tell `auto` whether a CRNN that loses to PlateOCR may still join it, and the cascade's whether
+it may then read first, PlateOCR only reading the crops it is unsure of.
 The numbers travel with the model: version tags `gate.*` in MLflow and `gate.json` beside the deployed
 model, where `auto` reads them.
 """
@@ -57,6 +58,8 @@ class Contender:
     """A CRNN ONNX; None is the built-in default reader."""
     member: bool = False
     """Read by PlateOCR with `model` as its crnn member, not by `model` alone."""
+    cascade: bool = False
+    """With `member`: `model` reads first, and that PlateOCR only the reads less sure than `ocr.cascade_sure`."""
 
 
 def gate_sets(settings: Settings, extra: Sequence[Path] = ()) -> list[LabelSet]:
@@ -103,8 +106,9 @@ def measure(reader: OCREngine, name: str, sets: Sequence[LabelSet]) -> ReaderSco
 
 
 def build_contender(contender: Contender, settings: Settings) -> OCREngine:
-    """A CRNN alone, or PlateOCR with that CRNN as its crnn member, or the built-in default reader (what
-    `auto` runs with nothing deployed): the cascade of the bundled CRNN and PlateOCR."""
+    """A CRNN alone, or PlateOCR with that CRNN as its crnn member, or the cascade of the two, or the
+    built-in default reader (what `auto` runs with nothing deployed): the cascade of the bundled CRNN and
+    PlateOCR."""
     from platepilot.ocr.models import BUNDLED_MODEL, crnn_alone, make_engine
     from platepilot.ocr.plate_ocr import build_plate_ocr
 
@@ -113,6 +117,8 @@ def build_contender(contender: Contender, settings: Settings) -> OCREngine:
         return make_engine("cascade", BUNDLED_MODEL, settings)
     if not contender.member:
         return crnn_alone(contender.model, settings)
+    if contender.cascade:
+        return make_engine("cascade", contender.model, settings)
     return build_plate_ocr(
         o.plateocr_members,
         contender.model,
@@ -128,20 +134,22 @@ def run_gate(
     extra: Sequence[Path] = (),
 ) -> GateRecord:  # fmt: skip
     """Measure the candidate, the incumbent (None: the default reader), the default reader and, when
-    PlateOCR has a crnn member, PlateOCR with the candidate as that member; decide on the first two."""
+    PlateOCR has a crnn member, PlateOCR with the candidate as that member and the candidate's cascade;
+    decide on the first two."""
     if candidate.model is None:
         raise PlatepilotError("the gate's candidate must be a CRNN model")
     sets = gate_sets(settings, extra)
     default = _measure(Contender(DEFAULT_READER, None), settings, sets)
     measured = _measure(candidate, settings, sets)
     before = default if incumbent is None else _measure(incumbent, settings, sets)
-    member = None
+    member = cascade = None
     if "crnn" in settings.ocr.plateocr_members:
         member = _measure(Contender(f"plateocr with {candidate.name}", candidate.model, member=True), settings, sets)
+        cascade = _measure(Contender(f"cascade of {candidate.name}", candidate.model, True, True), settings, sets)
     decision: Decision = "accepted"
     if before.beats(measured):
         decision = "forced" if force else "refused"
-    return GateRecord(measured, before, default, decision, load_card(candidate.model).sha256, member)
+    return GateRecord(measured, before, default, decision, load_card(candidate.model).sha256, member, cascade)
 
 
 def _measure(contender: Contender, settings: Settings, sets: Sequence[LabelSet]) -> ReaderScores:
@@ -153,8 +161,9 @@ def verdict_line(record: GateRecord) -> str:
     numbers = f"{record.candidate.summary()}; {record.incumbent.summary()}"
     if record.incumbent.reader != record.default.reader:
         numbers += f"; {record.default.summary()}"
-    if record.member is not None:
-        numbers += f"; {record.member.summary()}"
+    for extra in (record.member, record.cascade):
+        if extra is not None:
+            numbers += f"; {extra.summary()}"
     if record.decision == "refused":
         worse = f"{record.candidate.reader} reads worse than {record.incumbent.reader}"
         return f"refused: {worse} ({numbers}); --force overrides"
@@ -172,6 +181,7 @@ def gate_tags(record: GateRecord, who: str, when: str) -> dict[str, str]:
         "gate.default": record.default.summary(),
         "gate.beats_default": str(record.beats_default).lower(),
         "gate.member_helps": str(record.member_helps).lower(),
+        "gate.cascade_holds": str(record.cascade_holds).lower(),
         "gate.result": json.dumps(record.to_json(), separators=(",", ":")),
         "gate.by": who,
         "gate.at": when,
