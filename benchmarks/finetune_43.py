@@ -5,9 +5,10 @@
 Takes 43 UCSD crops (fixed seed) as the user's labels, fine-tunes the bundled synthetic-only model with
 the project's own training run (`--init-from bundled --synthetic N`), then reads the other UCSD crops
 and all seg_ocr crops with the bundled model, the fine-tuned one, PlateOCR with each of them as its
-member (the default reader, the bar the fine-tuned CRNN should clear) and PP-OCRv6 (on the whole crop,
-and on the plate line the `paddle` engine picks), side by side. Prints a
-table and writes benchmarks/results/finetune_43.json. Real data stays outside the repository.
+member (the default reader, the bar the fine-tuned CRNN should clear), the cascade of the fine-tuned
+CRNN and PlateOCR with it (what `auto` runs once it is deployed, if that cascade holds at the gate)
+and PP-OCRv6 (on the whole crop, and on the plate line the `paddle` engine picks), side by side. Prints
+a table and writes benchmarks/results/finetune_43.json. Real data stays outside the repository.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def main() -> None:
         "fine-tuned": make_engine("crnn", result.model_path, settings),
         "PlateOCR (bundled member)": make_engine("plateocr", BUNDLED_MODEL, settings),  # the issue's bar
         "PlateOCR (fine-tuned member)": make_engine("plateocr", result.model_path, settings),
+        "cascade (fine-tuned first and member)": make_engine("cascade", result.model_path, settings),  # what auto
+        # runs for a deployed CRNN that helps PlateOCR, if its cascade read as well at the gate
         "PP-OCRv6 whole crop": build_reader("paddle-whole"),  # the issue's reference
         "PP-OCRv6 line": build_reader("paddle"),  # the `paddle` engine: plate line picked, then read
     }
