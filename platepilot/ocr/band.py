@@ -22,6 +22,9 @@ import numpy as np
 from platepilot.track.quality import plate_in_crop
 from platepilot.types import PlateRead
 
+Margin = tuple[float, float]
+"""A detector's box margin (`PlateDetector.box_margin`): shares of the plate's width and height per side."""
+
 BAND_ROWS = ((0.2, 0.85), (0.25, 0.8))
 """The two cuts of the band, as shares of the plate's height (top, bottom)."""
 
@@ -34,11 +37,11 @@ class Band:
     """Read the middle band first: `margin` is the detector's box margin, `sure` the confidence both cuts'
     reads must reach."""
 
-    margin: tuple[float, float]
+    margin: Margin
     sure: float
 
 
-def band_cuts(crop: np.ndarray, margin: tuple[float, float]) -> list[np.ndarray]:
+def band_cuts(crop: np.ndarray, margin: Margin) -> list[np.ndarray]:
     """The `BAND_ROWS` cuts of the plate in `crop` (a detector's box grown by `margin`, cut by `cut_crop`);
     empty when the plate is too small for them."""
     x1, y1, x2, y2 = plate_in_crop(crop.shape, margin)

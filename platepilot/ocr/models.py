@@ -10,7 +10,7 @@ import platepilot
 from platepilot.config import Settings
 from platepilot.detect.base import PlateDetector
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.band import Band
+from platepilot.ocr.band import Band, Margin
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.crnn_service import CRNNOCRService
@@ -18,9 +18,6 @@ from platepilot.ocr.gate_record import read_gate_record
 from platepilot.ocr.lines import PlateLineFinder
 from platepilot.ocr.plate_ocr import MODEL_THREADS, PlateOCR, build_plate_ocr
 from platepilot.ocr.spec import load_card
-
-Margin = tuple[float, float]
-"""A detector's box margin (`PlateDetector.box_margin`): shares of the plate's width and height per side."""
 
 BUNDLED_MODEL = Path(platepilot.__file__).parent / "assets" / "florida_plate_ocr.onnx"
 """The default CRNN shipped in the package: synthetic plates, then pseudo-labelled real photos (its model card)."""

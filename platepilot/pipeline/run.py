@@ -12,6 +12,7 @@ from rapidfuzz.distance import Levenshtein
 
 from platepilot.config import CameraConfig, DetectorConfig, Settings
 from platepilot.detect import PlateDetector, make_detector
+from platepilot.ocr.band import Margin
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import make_engine
 from platepilot.ocr.state import state_classifier
@@ -189,7 +190,7 @@ def run_pilot(
 
 
 def reloaded_reader(
-    settings: Settings, path: Path, whole_plates: bool = False, plate_margin: tuple[float, float] | None = None
+    settings: Settings, path: Path, whole_plates: bool = False, plate_margin: Margin | None = None
 ) -> OCREngine:
     """The reader once the model at `path` (`ocr.model_path`) was replaced: `crnn` reads it alone;
     `auto` chooses again from its gate record, so a CRNN that did not beat PlateOCR only joins it.
