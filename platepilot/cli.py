@@ -251,11 +251,12 @@ def _eval_scenes(
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
     table = Table(title=f"{manifest} ({result.detector}, {result.engine})")
-    for column in ("images", "plates", "recall", "read e2e", "folded", "false/image", "ms/image"):
+    for column in ("images", "plates", "recall", "read e2e", "folded", "false/image", "ms/image", "ms/read"):
         table.add_column(column, justify="right")
     table.add_row(
         str(result.images), str(result.plates), f"{result.recall:.1%}", f"{result.read_e2e:.1%}",
         f"{result.read_e2e_folded:.1%}", f"{result.fp_per_image:.2f}", f"{result.ms_per_image:.0f}",
+        f"{result.ms_per_read:.0f}",
     )  # fmt: skip
     console.print(table)
     if result.corrected:

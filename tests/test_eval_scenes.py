@@ -20,7 +20,8 @@ from platepilot.plates.scenes import render_scene
 from platepilot.types import BoxXYXY, Detection, PlateRead
 
 HEADER = "image_relpath\tx\ty\tw\th\tplate_text\tregion\n"
-JSON_KEYS = {"n", "recall", "read_e2e", "read_e2e_folded", "fp_per_image", "ms_per_image", "detector", "engine"}
+JSON_KEYS = {"n", "recall", "read_e2e", "read_e2e_folded", "fp_per_image", "ms_per_image", "ms_per_read", "detector",
+             "engine"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -123,6 +124,7 @@ def test_scores_are_counted_right(keyed_manifest: Path) -> None:
     assert result.fp_per_image == 1.0
     assert result.ms_per_image == pytest.approx(10.0)  # each timed detect is one 0.01 s tick
     assert reader.batches == [2]  # only covering boxes are read, one batch per image
+    assert result.crops_read == 2 and result.ms_per_read == pytest.approx(3 * 10.0 / 2)  # 3 timed reads, 2 crops
     summary = result.to_json()
     assert summary.keys() >= JSON_KEYS
     assert (summary["n"], summary["detector"], summary["engine"]) == (3, "keyed", "pixel")

@@ -117,6 +117,7 @@ class SceneCounts:
     false_detections: int
     corrected: int  # plates whose label a known label error corrected
     read_as_labelled: int  # reads that match the label as written
+    crops_read: int  # detections read (those covering a plate)
 
 
 def score_scene(
@@ -141,12 +142,14 @@ def score_scene(
     false = sum(1 for d in detections if not any(covers(d.box_xyxy, p.box_xywh) for p in plates))
     corrected = sum(1 for p in plates if p.as_labelled is not None)
     found = sum(1 for hits in covering if hits)
-    return SceneCounts(len(plates), found, read, read_folded, false, corrected, read_as_labelled), misses
+    counts = SceneCounts(len(plates), found, read, read_folded, false, corrected, read_as_labelled, len(useful))
+    return counts, misses
 
 
 @dataclass(frozen=True, slots=True)
 class SceneEval:
-    """Totals over a manifest; `seconds` is the detector's time over all `images`."""
+    """Totals over a manifest; `seconds` is the detector's time over all `images`, `read_seconds` the
+    reader's over all `crops_read` (cutting the crops included)."""
 
     detector: str
     engine: str
@@ -158,7 +161,9 @@ class SceneEval:
     false_detections: int
     corrected: int
     read_as_labelled: int
+    crops_read: int
     seconds: float
+    read_seconds: float = 0.0
     misses: tuple[PlateMiss, ...] = ()
 
     @property
@@ -186,10 +191,14 @@ class SceneEval:
     def ms_per_image(self) -> float:
         return 1000 * self.seconds / self.images if self.images else 0.0
 
+    @property
+    def ms_per_read(self) -> float:
+        return 1000 * self.read_seconds / self.crops_read if self.crops_read else 0.0
+
     def to_json(self) -> dict[str, Any]:
         """`n` (plates), `recall`, `read_e2e`, `read_e2e_folded`, `fp_per_image`, `ms_per_image`, then
-        `images`, `detector`, `engine`, and with known label errors corrected, `labels_corrected` and
-        `read_e2e_as_labelled`."""
+        `ms_per_read` (the reader's time per crop it read), `images`, `detector`, `engine`, and with known
+        label errors corrected, `labels_corrected` and `read_e2e_as_labelled`."""
         return {
             "n": self.plates,
             "recall": round(self.recall, 4),
@@ -197,6 +206,7 @@ class SceneEval:
             "read_e2e_folded": round(self.read_e2e_folded, 4),
             "fp_per_image": round(self.fp_per_image, 4),
             "ms_per_image": round(self.ms_per_image, 1),
+            "ms_per_read": round(self.ms_per_read, 1),
             "images": self.images,
             "detector": self.detector,
             "engine": self.engine,
@@ -224,7 +234,7 @@ def evaluate_scenes(
         detector.detect(read_image(scenes[0].image))
     counts = []
     misses: list[PlateMiss] = []
-    seconds = 0.0
+    seconds = read_seconds = 0.0
     with Progress(console=console, transient=True, disable=console is None) as bar:
         task = bar.add_task(f"{detector_label(detector)} + {reader.name}", total=len(scenes))
         for scene in scenes:
@@ -232,12 +242,17 @@ def evaluate_scenes(
             start = timer()
             detections = detector.detect(image)
             seconds += timer() - start
+            start = timer()
             scored, missed = score_scene(image, scene.image, scene.plates, detections, reader)
+            read_seconds += timer() - start
             counts.append(scored)
             misses.extend(missed)
             bar.advance(task)
     total = {f.name: sum(getattr(c, f.name) for c in counts) for f in fields(SceneCounts)}
-    return SceneEval(detector_label(detector), reader.name, len(scenes), seconds=seconds, misses=tuple(misses), **total)
+    return SceneEval(
+        detector_label(detector), reader.name, len(scenes), seconds=seconds, read_seconds=read_seconds,
+        misses=tuple(misses), **total,
+    )  # fmt: skip
 
 
 def write_scene_report(result: SceneEval, folder: Path) -> None:
