@@ -55,12 +55,14 @@ def test_the_band_keeps_the_plates_width_and_cuts_its_height() -> None:
     assert band_cuts(crop[:12], (0.0, 0.0)) == []  # too thin to read: the lines are searched
 
 
-def test_only_reads_that_agree_surely_are_taken() -> None:
+def test_only_reads_that_agree_surely_on_a_plate_format_are_taken() -> None:
     sure, unsure = PlateRead("ABC123", 0.9995), PlateRead("ABC123", 0.99)
     assert agreed([sure, PlateRead("ABC123", 0.9999)], 0.999) is sure
     assert agreed([sure, unsure], 0.999) is None
     assert agreed([sure, PlateRead("ABC128", 0.9999)], 0.999) is None
     assert agreed([PlateRead("", 1.0), PlateRead("", 1.0)], 0.0) is None
+    clipped = PlateRead("DRM13", 0.9999)  # a partial serial, read surely from a band the box clipped
+    assert agreed([clipped, clipped], 0.999) is None
 
 
 @pytest.mark.slow

@@ -4,13 +4,16 @@ On a US plate the serial fills the middle of the plate, between the state name a
 the plate line (PP-OCRv6's text detector, `PlateLineFinder`) is most of the cost of reading a detector's
 whole-plate crop (60-70 ms a crop here), while the CRNN reads a cut of the crop in about a millisecond.
 So the CRNN first reads the plate's middle band, cut twice (`BAND_ROWS`); when both reads have the same
-text and are both at least `ocr.band_sure` confident, that is the crop's read and its lines are never
-searched. Anything else (a disagreement, an unsure or empty read) goes on to the line search as before.
+text, are both at least `ocr.band_sure` confident and the text fits a named plate format, that is the
+crop's read and its lines are never searched. Anything else (a disagreement, an unsure or empty read, a
+text no format names) goes on to the line search as before.
 
 The band keeps the plate's full width: cutting a plate's sides made the CRNN read confident partial
 serials (`94NK` for `094NKC`), while two cuts of its height that agree were wrong only where the line
 search was wrong too (docs/plateocr.md has the measurements). The plate's place in the crop comes from
 the detector's box margin (`PlateDetector.box_margin`), so the band needs the detector that cut the crop.
+A box narrower than its plate still clips the serial (`DRM13`, read surely from a `5DRM137` whose first
+and last characters the detector's box cut in half); such partial serials rarely fit a named format.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from platepilot.plates.formats import matching_formats
 from platepilot.track.quality import plate_in_crop
 from platepilot.types import PlateRead
 
@@ -51,8 +55,9 @@ def band_cuts(crop: np.ndarray, margin: Margin) -> list[np.ndarray]:
 
 
 def agreed(reads: list[PlateRead], sure: float) -> PlateRead | None:
-    """The first read when every read has its text and is at least `sure` confident, else None."""
+    """The first read when every read has its text, at least `sure` confident, and that text fits a named
+    plate format (`matching_formats`); else None."""
     first = reads[0]
-    if first.text and all(read.text == first.text and read.confidence >= sure for read in reads):
-        return first
-    return None
+    if not all(read.text == first.text and read.confidence >= sure for read in reads):
+        return None
+    return first if matching_formats(first.text) else None
