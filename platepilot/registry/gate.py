@@ -145,7 +145,8 @@ def run_gate(
     member = cascade = None
     if "crnn" in settings.ocr.plateocr_members:
         member = _measure(Contender(f"plateocr with {candidate.name}", candidate.model, member=True), settings, sets)
-        cascade = _measure(Contender(f"cascade of {candidate.name}", candidate.model, True, True), settings, sets)
+        first = Contender(f"cascade of {candidate.name}", candidate.model, member=True, cascade=True)
+        cascade = _measure(first, settings, sets)
     decision: Decision = "accepted"
     if before.beats(measured):
         decision = "forced" if force else "refused"

@@ -45,13 +45,18 @@ def _crop_corner(box: BoxXYXY, pad: float) -> tuple[int, int]:
     return max(int(x1 - (x2 - x1) * pad), 0), max(int(y1 - (y2 - y1) * pad), 0)
 
 
+def margin_share(margin: float) -> float:
+    """The share of a box, grown by `margin` of its plate's size on each side, that one side's margin takes."""
+    return margin / (1 + 2 * margin)
+
+
 def plate_within(crop: np.ndarray, box: BoxXYXY, margin: tuple[float, float], pad: float = CROP_PAD) -> np.ndarray:
     """The plate itself in `crop`, which `cut_crop(frame, box, pad)` cut from a box grown by `margin` (shares
     of the plate's width and height on every side, `PlateDetector.box_margin`); a view, clipped to the crop."""
     x1, y1, x2, y2 = box
     left, top = _crop_corner(box, pad)
-    inset_x = (x2 - x1) * margin[0] / (1 + 2 * margin[0])
-    inset_y = (y2 - y1) * margin[1] / (1 + 2 * margin[1])
+    inset_x = (x2 - x1) * margin_share(margin[0])
+    inset_y = (y2 - y1) * margin_share(margin[1])
     xa, ya = max(round(x1 + inset_x) - left, 0), max(round(y1 + inset_y) - top, 0)
     xb, yb = round(x2 - inset_x) - left, round(y2 - inset_y) - top
     return crop[ya:yb, xa:xb]
@@ -97,6 +102,6 @@ def plate_in_crop(shape: tuple[int, ...], margin: tuple[float, float], pad: floa
     """Where the plate lies in a crop of this `shape` that `cut_crop(frame, box, pad)` cut from a box grown
     by `margin` (as `plate_within`, from the crop's size alone: exact unless the frame's edge clipped it)."""
     height, width = shape[:2]
-    inset_x = (pad + margin[0] / (1 + 2 * margin[0])) / (1 + 2 * pad)
-    inset_y = (pad + margin[1] / (1 + 2 * margin[1])) / (1 + 2 * pad)
+    inset_x = (pad + margin_share(margin[0])) / (1 + 2 * pad)
+    inset_y = (pad + margin_share(margin[1])) / (1 + 2 * pad)
     return inset_x * width, inset_y * height, (1 - inset_x) * width, (1 - inset_y) * height
