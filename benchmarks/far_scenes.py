@@ -9,7 +9,7 @@ strict and folded, false boxes per image, ms per image; `pipeline_detector.py`).
 manifest's own (a KNOWN_LABEL_ERRORS.tsv beside it is applied). Share 1 is the photo at its own size
 in the frame. Prints a table and writes benchmarks/results/far_scenes.json.
 Usage: python benchmarks/far_scenes.py --scenes MANIFEST.tsv [--shares 1 0.7 0.5] [--frame 1280x720]
-    [--detectors platenet fast] [--engine auto] [--limit N]
+    [--detectors platenet fast] [--engine auto] [--config platepilot.yaml] [--limit N]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from realdata import in_temp_folder
 from rich.console import Console
 from rich.table import Table
 
-from platepilot.config import DetectorConfig, Settings
+from platepilot.config import DetectorConfig, Settings, load_config
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import read_image
 from platepilot.ocr.models import make_engine
@@ -88,7 +88,7 @@ def table(rows: Sequence[dict[str, Any]], frame: tuple[int, int]) -> Table:
 def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[dict[str, Any]]:
     """One row per share and detector; each detector and reader is loaded once."""
     scenes = read_manifest(args.scenes)[: args.limit]
-    readers = cache(partial(make_engine, args.engine, None, Settings()))
+    readers = cache(partial(make_engine, args.engine, None, load_config(args.config) if args.config else Settings()))
     detectors = {spec: detector_for(spec, DetectorConfig()) for spec in args.detectors}
     rows = []
     for share in args.shares:
@@ -111,6 +111,7 @@ def main() -> None:
         "--detectors", nargs="+", default=["platenet"], help="platenet, fast, auto, textdet:SIDE or ONNX paths"
     )
     parser.add_argument("--engine", default="auto", help="reader for the end-to-end columns")
+    parser.add_argument("--config", type=Path, default=None, help="a platepilot.yaml (its reader settings)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N scenes (a quick check)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON to write (default: %(default)s)")
     args = parser.parse_args()
@@ -121,7 +122,7 @@ def main() -> None:
     console.print(table(rows, args.frame))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "frame": list(args.frame), "engine": args.engine, "limit": args.limit,
-            "results": rows}  # fmt: skip
+            "config": str(args.config or ""), "results": rows}  # fmt: skip
     args.out.write_text(json.dumps(data, indent=2) + "\n")
     console.print(f"written to {args.out}")
 

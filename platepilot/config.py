@@ -191,9 +191,9 @@ class OCRConfig(_Model):
         default=0.999,
         description="Whole-plate crops from a plate detector: the CRNN first reads the plate's middle band, cut "
         "twice, and two reads of the same text at least this confident are final; only the other crops have their "
-        "text lines searched (PP-OCRv6's text detector, most of a read's cost). With the cascade, keep it at or "
-        "above cascade_sure, or the cascade sends those reads on to PlateOCR anyway (platepilot.ocr.band). null: "
-        "search every crop's lines.",
+        "text lines searched (PP-OCRv6's text detector, most of a read's cost). In the cascade such a read is final "
+        "too, even below cascade_sure: it never reaches PlateOCR (platepilot.ocr.band). null: search every crop's "
+        "lines.",
         ge=0,
         le=1,
     )

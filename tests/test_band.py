@@ -87,6 +87,24 @@ def test_crops_whose_band_reads_surely_skip_the_line_search(monkeypatch: pytest.
     assert all(reads[i] == plain[i] for i, hit in enumerate(was_searched) if hit)  # the others read as before
 
 
+@pytest.mark.slow
+def test_the_cascade_keeps_agreed_band_reads_below_its_own_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = [synth_sample(12, i, camera=False) for i in range(16)]
+    crops = [_detected(cv2.resize(s.image, (120, 60), interpolation=cv2.INTER_AREA), i) for i, s in enumerate(samples)]
+    engine = engine_for("cascade", None, Settings(ocr=OCRConfig(band_sure=0.99, cascade_sure=1.0)),
+                        SimpleNamespace(whole_plates=True, box_margin=MARGIN))  # type: ignore[arg-type]  # fmt: skip
+    assert isinstance(engine, CascadeOCR) and isinstance(engine.first, CRNNOCRService)
+    first, final = engine.first.read_noting_band(crops)
+    asked: list[np.ndarray] = []
+    then_read = engine.then.read
+    monkeypatch.setattr(engine.then, "read", lambda images: asked.extend(images) or then_read(images))
+    reads = engine.read(crops)
+    assert sum(final) >= len(crops) // 4  # sure enough for the band, never for a threshold of 1.0 ...
+    assert all(first[i].confidence < 1.0 and reads[i] == first[i] for i in range(len(crops)) if final[i])
+    assert all(reads[i].text == samples[i].text for i in range(len(crops)) if final[i])  # ... and right
+    assert [id(a) for a in asked] == [id(c) for c, f in zip(crops, final, strict=True) if not f]  # only the rest
+
+
 def test_the_band_is_built_for_a_whole_plate_detector_with_a_known_margin() -> None:
     detector = SimpleNamespace(whole_plates=True, box_margin=(0.1, 0.15))
     engine = engine_for("cascade", None, Settings(), detector)  # type: ignore[arg-type]

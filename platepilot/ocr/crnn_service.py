@@ -121,13 +121,19 @@ class CRNNOCRService:
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3), or grey (H, W), any size -> one PlateRead per crop, in order."""
+        return self.read_noting_band(images)[0]
+
+    def read_noting_band(self, images: Sequence[np.ndarray]) -> tuple[list[PlateRead], list[bool]]:
+        """`read`, and for each crop whether its read is its middle band's agreed read (`band`): a read final
+        by the band's own rule, which the cascade keeps however sure it is."""
         crops = [as_bgr(i, image) for i, image in enumerate(images)]
         if self._lines is None:
-            return self._read_crops(crops)
+            return self._read_crops(crops), [False] * len(crops)
         banded = self._band_reads(crops, self._band) if self._band is not None else [None] * len(crops)
         unread = [crop for crop, read in zip(crops, banded, strict=True) if read is None]
         searched = iter(self._read_lines(self._lines, unread))
-        return [read if read is not None else next(searched) for read in banded]
+        reads = [read if read is not None else next(searched) for read in banded]
+        return reads, [read is not None for read in banded]
 
     def _band_reads(self, crops: list[np.ndarray], band: Band) -> list[PlateRead | None]:
         """Each crop's read of its middle band where its two cuts agree surely, else None (`ocr.band`)."""
