@@ -188,7 +188,7 @@ class OCRConfig(_Model):
         le=1,
     )
     band_sure: float | None = Field(
-        default=0.999,
+        default=0.99,
         description="Whole-plate crops from a plate detector: the CRNN first reads the plate's middle band, cut "
         "twice, and two reads of the same text at least this confident are final; only the other crops have their "
         "text lines searched (PP-OCRv6's text detector, most of a read's cost). In the cascade such a read is final "

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from platepilot.config import OCRConfig, Settings
-from platepilot.ocr.band import BAND_ROWS, Band, agreed, band_cuts
+from platepilot.ocr.band import BAND_ROWS, BAND_WIDEN, Band, agreed, band_cuts
 from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.crnn_service import CRNNOCRService
 from platepilot.ocr.lines import PlateLineFinder
@@ -47,12 +47,24 @@ def test_the_plate_is_found_in_the_crop_the_runtime_cut() -> None:
 
 def test_the_band_keeps_the_plates_width_and_cuts_its_height() -> None:
     crop = np.zeros((100, 200, 3), np.uint8)
-    wide, narrow = band_cuts(crop, (0.0, 0.0))
-    x1, y1, x2, y2 = plate_in_crop(crop.shape, (0.0, 0.0))
-    assert wide.shape[1] == narrow.shape[1] == round(x2) - round(x1)
-    assert wide.shape[0] == pytest.approx((BAND_ROWS[0][1] - BAND_ROWS[0][0]) * (y2 - y1), abs=1)
-    assert narrow.shape[0] < wide.shape[0]
-    assert band_cuts(crop[:12], (0.0, 0.0)) == []  # too thin to read: the lines are searched
+    plate, wider = band_cuts(crop, MARGIN)
+    x1, y1, x2, y2 = plate_in_crop(crop.shape, MARGIN)
+    assert plate.shape[1] == pytest.approx(x2 - x1, abs=1)
+    assert wider.shape[1] == pytest.approx((1 + 2 * BAND_WIDEN[1]) * (x2 - x1), abs=1)  # past the plate's sides
+    assert plate.shape[0] == pytest.approx((BAND_ROWS[0][1] - BAND_ROWS[0][0]) * (y2 - y1), abs=1)
+    assert wider.shape[0] < plate.shape[0]
+    assert band_cuts(crop[:12], MARGIN) == []  # too thin to read: the lines are searched
+
+
+def test_a_cut_that_clips_the_first_character_disagrees_with_the_wider_one() -> None:
+    sample = synth_sample(13, 0, camera=False)
+    crop = _detected(cv2.resize(sample.image, (160, 80), interpolation=cv2.INTER_AREA), 0)
+    crnn = CRNNOCRService(BUNDLED_MODEL)
+    shift = round(0.09 * crop.shape[1])  # the detector's box a little right of its plate
+    off = np.concatenate([crop[:, shift:], np.repeat(crop[:, -1:], shift, axis=1)], axis=1)
+    plate, wider = crnn.read(band_cuts(off, MARGIN))
+    assert plate.text != sample.text and wider.text == sample.text, (sample.text, plate.text, wider.text)
+    assert agreed([plate, wider], 0.0) is None  # so the crop goes to the line search
 
 
 def test_only_reads_that_agree_surely_on_a_plate_format_are_taken() -> None:
@@ -108,8 +120,8 @@ def test_the_cascade_keeps_agreed_band_reads_below_its_own_threshold(monkeypatch
 def test_the_band_is_built_for_a_whole_plate_detector_with_a_known_margin() -> None:
     detector = SimpleNamespace(whole_plates=True, box_margin=(0.1, 0.15))
     engine = engine_for("cascade", None, Settings(), detector)  # type: ignore[arg-type]
-    assert isinstance(engine, CascadeOCR) and engine.first._band == Band((0.1, 0.15), 0.999)  # type: ignore[attr-defined]
-    assert make_engine("crnn", None, Settings(), True, MARGIN)._band == Band(MARGIN, 0.999)  # type: ignore[attr-defined]
+    assert isinstance(engine, CascadeOCR) and engine.first._band == Band((0.1, 0.15), 0.99)  # type: ignore[attr-defined]
+    assert make_engine("crnn", None, Settings(), True, MARGIN)._band == Band(MARGIN, 0.99)  # type: ignore[attr-defined]
     assert make_engine("crnn", None, Settings(), True)._band is None  # type: ignore[attr-defined]
     assert make_engine("crnn", None, Settings(), False, MARGIN)._band is None  # type: ignore[attr-defined]
     off = Settings(ocr=OCRConfig(band_sure=None))

@@ -136,9 +136,11 @@ class CRNNOCRService:
         return reads, [read is not None for read in banded]
 
     def _band_reads(self, crops: list[np.ndarray], band: Band) -> list[PlateRead | None]:
-        """Each crop's read of its middle band where its two cuts agree surely, else None (`ocr.band`)."""
+        """Each crop's read of its middle band where its two cuts, read plainly, agree surely, else None
+        (`ocr.band`)."""
         cuts = [band_cuts(crop, band.margin) for crop in crops]
-        flat = iter(self._read_crops([cut for group in cuts for cut in group]))
+        flat_cuts = [cut for group in cuts for cut in group]
+        flat = iter([self._decode(p) for p in self._probabilities_batched(flat_cuts)] if flat_cuts else [])
         return [agreed([next(flat) for _ in group], band.sure) if group else None for group in cuts]
 
     def _read_lines(self, finder: PlateLineFinder, crops: list[np.ndarray]) -> list[PlateRead]:
