@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -13,7 +14,7 @@ from platepilot.ocr.band import BAND_ROWS, BAND_WIDEN, Band, agreed, band_cuts
 from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.crnn_service import CRNNOCRService
 from platepilot.ocr.lines import PlateLineFinder
-from platepilot.ocr.models import BUNDLED_MODEL, engine_for, make_engine
+from platepilot.ocr.models import BUNDLED_MODEL, choose_reader, engine_for, make_engine
 from platepilot.plates.synth import synth_sample
 from platepilot.track.quality import cut_crop, plate_in_crop, plate_within
 from platepilot.types import PlateRead
@@ -126,5 +127,10 @@ def test_the_band_is_built_for_a_whole_plate_detector_with_a_known_margin() -> N
     assert make_engine("crnn", None, Settings(), False, MARGIN)._band is None  # type: ignore[attr-defined]
     off = Settings(ocr=OCRConfig(band_sure=None))
     assert make_engine("crnn", None, off, True, MARGIN)._band is None  # type: ignore[attr-defined]
+    nothing_deployed = {"model_path": Path("no/such/model.onnx")}
+    on = Settings(ocr=OCRConfig(**nothing_deployed))
+    assert "band it reads 0.99 sure (ocr.band_sure)" in choose_reader("auto", None, on).reason
+    off = Settings(ocr=OCRConfig(band_sure=None, **nothing_deployed))
+    assert "ocr.band_sure" not in choose_reader("auto", None, off).reason  # config show says which
     with pytest.raises(ValueError, match="band_sure"):
         OCRConfig(band_sure=1.5)

@@ -101,9 +101,15 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
 
 
 def _cascade_note(settings: Settings, deployed: bool = False) -> str:
+    band = settings.ocr.band_sure
     return (
         f"the {'deployed' if deployed else 'bundled'} CRNN, and PlateOCR{_member_note(settings, deployed)} for the "
         f"reads it is less sure of than {settings.ocr.cascade_sure:g} (ocr.cascade_sure)"
+        + (
+            ""
+            if band is None
+            else f", but not for whole plates whose middle band it reads {band:g} sure (ocr.band_sure)"
+        )
     )
 
 
