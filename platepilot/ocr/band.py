@@ -51,8 +51,8 @@ class Band:
 
 
 def band_cuts(crop: np.ndarray, margin: Margin) -> list[np.ndarray]:
-    """The `BAND_ROWS` cuts of the plate in `crop` (a detector's box grown by `margin`, cut by `cut_crop`);
-    empty when the plate is too small for them."""
+    """The two cuts of the plate in `crop` (a detector's box grown by `margin`, cut by `cut_crop`): its
+    `BAND_ROWS`, each `BAND_WIDEN` wider than the plate; empty when the plate is too small for them."""
     x1, y1, x2, y2 = plate_in_crop(crop.shape, margin)
     cuts = [
         crop[
