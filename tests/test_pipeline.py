@@ -61,6 +61,15 @@ def test_fuse_shapes_the_vote_to_a_plate_format_from_characters_the_reads_gave()
     assert 0.5 < fused.confidence < 0.9
 
 
+def test_fuse_keeps_sure_reads_of_a_vanity_plate_against_a_shape_from_a_far_reads_characters() -> None:
+    # two sure reads of a vanity plate (no digit: no named format) and a far, unsure read giving digits
+    # where the plate has letters: `MAR59A` fits a format but borrows two characters from that read alone
+    reads = [_read("UM1591", 0.5), _read("MARETA", 0.999), _read("MARETA", 0.994)]
+    fused = fuse(reads, weights=[0.035, 0.272, 0.348])
+    assert fused is not None and fused.text == "MARETA"
+    assert "MAR59A" not in dict(fused.candidates)
+
+
 def test_fuse_never_reshapes_a_vote_that_fits_a_states_format() -> None:
     # three sure near reads of a California commercial plate (#@#####, no default format) and one far
     # read with an L: the shaped #@@#### text `6ML8575` would take the L from the far read alone

@@ -21,7 +21,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from platepilot.ocr.base import apply_format_prior, prior_candidates
+from platepilot.ocr.base import IMPOSSIBLE_SWAP_RATIO, apply_format_prior, prior_candidates
+from platepilot.plates.charset import fold
 from platepilot.plates.formats import fits_some_state, match_format, region_formats
 from platepilot.plates.states import UNKNOWN, format_regions
 from platepilot.types import PlateRead
@@ -55,6 +56,18 @@ def _share(by_position: Votes, text: str) -> float:
     return sum(votes.get(char, 0.0) for votes, char in zip(by_position, text, strict=True)) / total if total else 0.0
 
 
+def _odds(by_position: Votes, text: str) -> float:
+    """How `text` fares against each position's most-voted character: the product of its characters'
+    votes over the winners' (1.0 for the winners' own text), O and 0, I and 1 counting as one (`fold`:
+    plates print them alike, the formats tell them apart)."""
+    odds = 1.0
+    for votes, char in zip(by_position, text, strict=True):
+        top = max(votes, key=lambda c: votes[c])
+        if fold(char) != fold(top):
+            odds *= votes.get(char, 0.0) / votes[top]
+    return odds
+
+
 def _winners(by_position: Votes) -> tuple[str, float]:
     """Each position's most-voted character: (text, share of the votes)."""
     text = "".join(max(votes, key=lambda c: votes[c]) for votes in by_position)
@@ -71,7 +84,10 @@ def shaped_vote(by_position: Votes, regions: tuple[str, ...] | None) -> tuple[st
     some read gave at each position: (text, share of the votes), or None when no format can be built.
 
     As OpenALPR's post-processing does: when most frames read a blurred California `4` as `L`, but some
-    read `4`, `LRAR512` (no US format) loses to `4RAR512` (`#@@@###`) if that is near-equal."""
+    read `4`, `LRAR512` (no US format) loses to `4RAR512` (`#@@@###`) if that is near-equal. A text whose
+    characters together got less than `IMPOSSIBLE_SWAP_RATIO` of the winners' odds is no candidate, as a
+    single read's swap into a format is not (`apply_format_prior`): two sure reads of the vanity plate
+    `MARETA` (no digit: no named format) lost to `MAR59A`, its 5 and 9 from one far read of `UM1591`."""
     best: tuple[str, float] | None = None
     for plate_format in region_formats(regions):
         if len(plate_format.position_chars) != len(by_position):
@@ -84,6 +100,8 @@ def shaped_vote(by_position: Votes, regions: tuple[str, ...] | None) -> tuple[st
             chars.append(max(voted, key=lambda c: votes[c]))
         else:
             text = "".join(chars)
+            if _odds(by_position, text) < IMPOSSIBLE_SWAP_RATIO:
+                continue
             share = _share(by_position, text)
             if best is None or share > best[1]:
                 best = (text, share)
