@@ -9,7 +9,8 @@ size, the plate centred at first, the whole photo filling the frame at the end; 
 are replicated around it (no mirrored copies of plates), with a slight pan, a motion blur, sensor
 noise and JPEG. The clip is written as an mp4 (OpenCV, mp4v) in a temp folder and run through the
 runtime as `platepilot run --source clip.mp4` runs it: detector, tracker, best crops, async OCR,
-fusion, one event per vehicle (one `Pilot` per clip; the detector and the reader are loaded once).
+the state classifier (when `state.enabled`, as by default), fusion, one event per vehicle (one `Pilot`
+per clip; the detector, the reader and the state classifier are loaded once).
 
 A vehicle (a labelled plate) is read when an event of its clip has its text, strict and O/0 I/1
 folded; an event matches no plate when its folded text is none of its clip's labels. `--ceiling`
@@ -51,6 +52,7 @@ from platepilot.detect import PlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.models import engine_for
+from platepilot.ocr.state import StateClassifier, state_classifier
 from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.reload import ReaderSlot, model_version
 from platepilot.plates.blur import CAMERA_JPEG_QUALITY, CAMERA_NOISE_SIGMA, exposed
@@ -147,13 +149,19 @@ def write_clip(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
 
 
 def run_clip(
-    video: Path, settings: Settings, detector: PlateDetector, reader: ReaderSlot, workdir: Path
+    video: Path,
+    settings: Settings,
+    detector: PlateDetector,
+    reader: ReaderSlot,
+    workdir: Path,
+    states: StateClassifier | None = None,
 ) -> list[PlateEvent]:
-    """Every event of one whole pipeline run over `video` (crops and events written under `workdir`)."""
+    """Every event of one whole pipeline run over `video` (crops and events written under `workdir`),
+    each read's state from `states` as `platepilot run` classifies it."""
     settings = settings.model_copy(update={"cameras": [CameraConfig(id=CAMERA, source=str(video))]})
     events = EventStore(f"sqlite:///{workdir / 'events.db'}")
     pilot = Pilot(settings, [VideoFileSource(video, CAMERA)], {CAMERA: detector}, reader, CropStore(workdir / "crops"),
-                  events)  # fmt: skip
+                  events, states=states)  # fmt: skip
     try:
         pilot.run()
     finally:
@@ -240,6 +248,7 @@ def run_all(
     engine = engine_for(args.engine, None, settings, detector)
     engine.warmup(1)
     reader = ReaderSlot(engine, model_version(engine))
+    states = state_classifier(settings.state, threads=1) if settings.state.enabled else None
     style = ClipStyle(frames=args.frames, fps=args.fps)
     results = []
     with Progress(console=console, transient=True) as bar:
@@ -255,7 +264,7 @@ def run_all(
             frames, blur = make_clip(photo, scene, style, np.random.default_rng([args.seed, index]))
             video = workdir / f"clip{index:05d}_{scene.image.stem}.mp4"
             write_clip(frames, video, style.fps)
-            events = run_clip(video, settings, detector, reader, workdir / f"run{index:05d}")
+            events = run_clip(video, settings, detector, reader, workdir / f"run{index:05d}", states)
             ceiling = frame_reads(frames, detector, engine) if args.ceiling else None
             results.append(score_clip(scene, events, blur, ceiling))
             bar.advance(task)
