@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -296,6 +297,47 @@ def test_a_satisfied_track_reads_its_much_better_last_crop_once_more(tmp_path: P
     assert (event.text, event.reads) == ("NEAR12", agree_reads + 1)
     assert all(w < 100 for w in reader.widths[:agree_reads]) and reader.widths[agree_reads:] == [max(reader.widths)]
     assert reader.widths[-1] >= 150
+
+
+class _SlowReader:
+    """Takes 0.2 s a crop, so that better crops come while a read is in flight; reads each crop as the next
+    of `texts` (the last one from then on) and records the widths read."""
+
+    name = "slow"
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = list(texts)
+        self.widths: list[int] = []
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        time.sleep(0.2)
+        out = [_read(self.texts[min(len(self.widths) + i, len(self.texts) - 1)], 0.97) for i in range(len(images))]
+        self.widths += [i.shape[1] for i in images]
+        return out
+
+    def warmup(self, iterations: int = 1) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("texts", "reads"),
+    [(["ABC1234", "ABC1284", "ABC1234"], 3), (["ABC1234", "ABC1284", "ABD1234", "ABC1234"], 4), (["ABC1234"], 2)],
+)
+def test_a_track_whose_reads_disagree_reads_the_crops_it_passed_over(
+    tmp_path: Path, texts: list[str], reads: int
+) -> None:
+    # every frame comes while the first crop is read: the track reads that crop, then the best one; its
+    # reads disagree, so when it ends it reads the next best crops it passed over until two agree
+    # (END_READS at most); a track whose two reads agree reads no more
+    scene, reader = _ApproachScene(), _SlowReader(texts)
+    settings = pipeline_settings(tmp_path)
+    pilot = make_pilot(settings, [scene], SimpleNamespace(name="approach", detect=scene.detect), reader)  # type: ignore[arg-type]
+    pilot.run()
+    [event] = query_events(settings.output.events_db_url)
+    assert (event.text, event.reads) == ("ABC1234", reads)
+    best = max(reader.widths)
+    assert reader.widths[1] == best and reader.widths[2:] == sorted(reader.widths[2:], reverse=True)
+    assert all(reader.widths[0] < w < best for w in reader.widths[2:])
 
 
 def test_a_crop_whose_read_failed_no_longer_blocks_the_tracks_later_crops(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ accepted reads agree on its text and one of them reaches `ocr_max_confidence_tar
 blurred plate can read confidently wrong once: on real approach clips, single confident reads such as
 LXEK968 for 4XEK968 made most misread events); reads under `ocr_min_confidence`, caption runs
 (MYFLOR) and fragments shorter than `ocr.min_plate_chars` are not accepted. When the track ends its
-best crop is read once more if it is much better (`FINAL_READ_GAIN`) than any crop read. Then its
-reads are fused into one event, each weighed by its crop's quality. A camera that fails is
+best crop is read once more if it is much better (`FINAL_READ_GAIN`) than any crop read; a track whose
+reads never agreed also reads the best crops it passed over while a read was in flight (`END_READS`).
+Then its reads are fused into one event, each weighed by its crop's quality. A camera that fails is
 reported in its stats; the others go on. `stop()` (SIGINT/SIGTERM) ends capture, flushes every
 track, waits for in-flight reads and writes the last events.
 """
@@ -53,6 +54,9 @@ FINAL_READ_GAIN = 1.5
 # trunk: a large, sharp box with a plate too small to read in it, which no later crop of the real plate
 # would otherwise beat (approach clips ended with no read at all). Each failed read halves the bar.
 FAILED_READ_DISCOUNT = 0.5
+# Crops a track passed over (a better one came while a read was in flight) that are read when it ends with
+# no two reads agreeing: more votes where the reads disagree, at no cost to tracks that were satisfied.
+END_READS = 2
 
 
 def _reconnect_counter(source: FrameSource) -> Callable[[], int]:
@@ -76,6 +80,7 @@ class _TrackReads:
     edge_only: bool = False
     in_flight: bool = False
     pending: PlateCrop | None = None
+    passed: list[PlateCrop] = field(default_factory=list)  # the END_READS best crops replaced before read
     satisfied: bool = False
     ended: Track | None = None
     stored: StoredCrop | None = None  # what the crop store holds of the track (its file, or why none)
@@ -85,6 +90,10 @@ class _TrackReads:
         """Whether `count` reads say `text` and one of them reaches the confidence `target`."""
         same = [r.confidence for r in self.reads if r.text == text]
         return len(same) >= count and max(same) >= target
+
+    def pass_over(self, crop: PlateCrop) -> None:
+        """Keep `crop`, replaced by a better one before it was read, if it is among the best passed over."""
+        self.passed = sorted([*self.passed, crop], key=lambda c: -c.quality)[:END_READS]
 
     def keep_if_much_better(self, crop: PlateCrop) -> None:
         """Keep a crop that came after the track was satisfied, to read at its end, if it is much better."""
@@ -262,6 +271,8 @@ class Pilot:
                 state.edge_crop = crop
                 return
             if state.in_flight:
+                if state.pending is not None:
+                    state.pass_over(state.pending)
                 state.pending = crop
                 return
             state.in_flight = True
@@ -329,8 +340,8 @@ class Pilot:
     @staticmethod
     def _next_crop(state: _TrackReads) -> PlateCrop | None:
         """The crop to read next (marking it in flight), or None: the pending better crop while the
-        track is unsatisfied; once it has ended, its much better final crop, or with no accepted read
-        its best edge crop."""
+        track is unsatisfied; once it has ended, its much better final crop, or while unsatisfied the
+        best crop it passed over, or with no accepted read its best edge crop."""
         follow = None if state.satisfied else state.pending
         if state.satisfied and state.pending is not None:
             state.keep_if_much_better(state.pending)
@@ -338,6 +349,8 @@ class Pilot:
         if follow is None and state.ended is not None:
             if state.final is not None:
                 follow, state.final = state.final, None
+            elif not state.satisfied and state.passed:
+                follow = state.passed.pop(0)
             elif not state.reads:
                 follow, state.edge_crop = state.edge_crop, None
                 state.edge_only = follow is not None
