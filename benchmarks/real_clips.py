@@ -13,7 +13,9 @@ the state classifier (when `state.enabled`, as by default), fusion, one event pe
 per clip; the detector, the reader and the state classifier are loaded once).
 
 A vehicle (a labelled plate) is read when an event of its clip has its text, strict and O/0 I/1
-folded; an event matches no plate when its folded text is none of its clip's labels. `--ceiling`
+folded; an event matches no plate when its folded text is none of its clip's labels; a vehicle is fused
+away when no event reads it but one of its events holds its text among its candidates (the texts its
+reads gave, up to five): the fusion, not the reader, lost it. `--ceiling`
 also runs the detector and the reader on every frame of every clip, with no tracker: the share of
 vehicles that at least one frame reads (folded) is what a perfect choice of crops would reach, so
 the gap to it is the runtime's (tracking, crop choice, fusion), the rest the detector's and reader's.
@@ -180,6 +182,7 @@ class ClipResult:
     events: tuple[tuple[str, int], ...]  # (text, reads)
     false_events: int
     blur_px: int
+    fused_away: tuple[bool, ...]  # each label: not read, yet among an event's candidates (folded)
     any_frame: tuple[bool, ...] | None = None  # with --ceiling: whether some frame alone reads each label
 
 
@@ -200,15 +203,18 @@ def score_clip(
     texts = {e.text for e in events}
     folded = {fold(t) for t in texts}
     false = sum(1 for e in events if fold(e.text) not in {fold(label) for label in labels})
+    offered = {fold(text) for e in events for text, _ in e.candidates} - folded
     return ClipResult(
         str(scene.image), labels, tuple(label in texts for label in labels),
         tuple(fold(label) in folded for label in labels), tuple((e.text, e.reads) for e in events), false, blur_px,
+        tuple(fold(label) in offered for label in labels),
         None if any_frame is None else tuple(fold(label) in any_frame for label in labels),
     )  # fmt: skip
 
 
 def summary(clips: Sequence[ClipResult], seconds: float) -> dict[str, Any]:
-    """Vehicles read (strict, folded), events, mean reads per event, events that match no plate."""
+    """Vehicles read (strict, folded), events, mean reads per event, events that match no plate, vehicles
+    fused away."""
     vehicles = sum(len(c.labels) for c in clips)
     events = [reads for c in clips for _, reads in c.events]
     ceiling = [c.any_frame for c in clips if c.any_frame is not None]
@@ -221,6 +227,7 @@ def summary(clips: Sequence[ClipResult], seconds: float) -> dict[str, Any]:
         "reads_per_event": round(float(np.mean(events)), 2) if events else 0.0,
         "false_events": sum(c.false_events for c in clips),
         "clips_without_event": sum(1 for c in clips if not c.events),
+        "fused_away": sum(sum(c.fused_away) for c in clips),
         "read_any_frame": round(sum(sum(a) for a in ceiling) / vehicles, 4) if ceiling and vehicles else None,
         "by_blur": by_blur(clips),
         "seconds": round(seconds, 1),
@@ -274,14 +281,15 @@ def run_all(
 
 def table(row: dict[str, Any], title: str) -> Table:
     out = Table(title=title)
-    columns = ("clips", "vehicles", "read", "read folded", "events", "reads/event", "no-plate events", "no event")
+    columns = ("clips", "vehicles", "read", "read folded", "events", "reads/event", "no-plate events", "no event",
+               "fused away")  # fmt: skip
     ceiling = row["read_any_frame"] is not None
     for column in columns + (("any frame (folded)",) if ceiling else ()):
         out.add_column(column, justify="right")
     out.add_row(
         str(row["clips"]), str(row["vehicles"]), f"{row['read']:.1%}", f"{row['read_folded']:.1%}", str(row["events"]),
         f"{row['reads_per_event']:.2f}", str(row["false_events"]), str(row["clips_without_event"]),
-        *([f"{row['read_any_frame']:.1%}"] if ceiling else []),
+        str(row["fused_away"]), *([f"{row['read_any_frame']:.1%}"] if ceiling else []),
     )  # fmt: skip
     return out
 
