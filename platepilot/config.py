@@ -51,6 +51,12 @@ class CameraConfig(_Model):
     queue_size: int = Field(
         default=4, description="Frames buffered between capture and detection; older ones are dropped.", ge=1, le=1000
     )
+    stills: bool = Field(
+        default=True,
+        description="An image folder holds separate photos (gate or lot snapshots, one car after another at the "
+        "same spot): each plate of each image is read on its own and makes its own event. false: the images are "
+        "consecutive frames of one camera, tracked across images as video is. Other sources ignore it.",
+    )
 
 
 class DetectorConfig(_Model):

@@ -11,14 +11,17 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from pipeline_fakes import ScriptedEngine, TruthDetector, make_pilot, pipeline_settings, write_demo_video
 from pipeline_fakes import plate_read as _read
 
+from platepilot.config import CameraConfig
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 from platepilot.pipeline.fusion import fuse, vote
 from platepilot.pipeline.run import score_demo
+from platepilot.sources import open_source
 from platepilot.sources.demo import DemoSource
 from platepilot.sources.files import VideoFileSource
 from platepilot.store.events import query_events
@@ -194,7 +197,7 @@ class _EdgeScene:
     """A 320x240 camera: plate 1 slides in over the left edge (dark while cut off, bright once whole);
     plate 2 stays parked against the right edge (always cut off). Reads say which crop was read."""
 
-    camera_id, live = "CAM1", False
+    camera_id, live, stills = "CAM1", False, False
     dark, bright = 60, 200
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
@@ -247,7 +250,7 @@ def test_crops_cut_off_by_the_frame_edge_are_read_only_as_a_last_resort(
 class _ApproachScene:
     """A 320x240 camera: one plate drives towards it, from 40 to 184 px wide, over 16 frames."""
 
-    camera_id, live = "CAM1", False
+    camera_id, live, stills = "CAM1", False, False
     box_margin = (0.0, 0.0)
 
     def __init__(self) -> None:
@@ -367,3 +370,35 @@ def test_the_runtime_imports_neither_torch_nor_mlflow(tmp_path: Path) -> None:
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True
     )
     assert "heavy: []" in done.stdout, done.stdout + done.stderr
+
+
+class _GrayLevelReader:
+    """Reads a crop as the plate its grey level stands for (`PLATE1` for level 1, ...)."""
+
+    name = "grey-level"
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        return [_read(f"PLATE{round(float(i.mean()) / 40)}", 0.95) for i in images]
+
+    def warmup(self, iterations: int = 1) -> None:
+        pass
+
+
+@pytest.mark.parametrize("stills", [True, False])
+def test_a_folder_of_snapshots_reads_every_car_though_each_stops_at_the_same_spot(tmp_path: Path, stills: bool) -> None:
+    """A gate camera's snapshots: four cars, one photo each, their plates in the same place. As stills
+    (the default) each photo's plate makes its own event; tracked as video frames they would be one car."""
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    for car in range(1, 5):
+        image = 40 * car + np.random.default_rng(car).integers(0, 3, (240, 320, 3), np.uint8)  # texture: sharpness
+        assert cv2.imwrite(str(folder / f"gate_{car:03d}.png"), image)
+    settings = pipeline_settings(tmp_path)
+    source = open_source(CameraConfig(source=str(folder), stills=stills))
+    detector = SimpleNamespace(name="gate", detect=lambda image: [Detection((110.0, 100.0, 210.0, 140.0), 0.9)])
+    make_pilot(settings, [source], detector, _GrayLevelReader()).run()  # type: ignore[arg-type]
+    events = query_events(settings.output.events_db_url)
+    if stills:
+        assert sorted((e.text, e.reads) for e in events) == [(f"PLATE{car}", 1) for car in range(1, 5)]
+    else:  # one track through the four photos: one event for four cars
+        assert len(events) == 1

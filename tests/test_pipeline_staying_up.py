@@ -32,6 +32,7 @@ class _UnpluggedCamera:
     """A live camera that delivers `good` blank frames, then fails the way a pulled USB cable does."""
 
     live = True
+    stills = False
 
     def __init__(self, camera_id: str, good: int) -> None:
         self.camera_id, self.good = camera_id, good

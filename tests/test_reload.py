@@ -127,6 +127,7 @@ class _ScriptedSource:
     """A demo camera that runs `actions[i]` before handing out frame i (and waits for each to return)."""
 
     live = False
+    stills = False
 
     def __init__(self, inner: DemoSource, actions: dict[int, Callable[[], None]]) -> None:
         self.inner, self.actions, self.camera_id = inner, actions, inner.camera_id

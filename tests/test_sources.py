@@ -147,3 +147,20 @@ def test_open_source_dispatch(tmp_path: Path) -> None:
     assert isinstance(open_source(CameraConfig(source="rtsp://10.0.0.2/stream")), StreamSource)
     with pytest.raises(PlatepilotError, match="not a file"):
         open_source(CameraConfig(source=str(tmp_path / "missing.mp4")))
+
+
+@pytest.mark.parametrize(("name", "content", "why"), [
+    ("broken.jpg", b"\xff\xd8 not a jpeg", "no frame of this video can be decoded"),
+    ("random.mp4", bytes(range(256)) * 40, "cannot open this video|no frame of this video can be decoded"),
+    ("empty.mp4", b"", "empty"),
+])  # fmt: skip
+def test_a_file_no_frame_decodes_from_is_refused_before_the_run(
+    tmp_path: Path, name: str, content: bytes, why: str
+) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    with pytest.raises(PlatepilotError, match=why):
+        open_source(CameraConfig(source=str(bad)))
+    photo = tmp_path / "photo.jpg"  # a whole image file is a one-frame video
+    assert cv2.imwrite(str(photo), np.full((48, 64, 3), 90, np.uint8))
+    assert isinstance(open_source(CameraConfig(source=str(photo))), VideoFileSource)

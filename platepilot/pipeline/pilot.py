@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from platepilot.config import Settings
+from platepilot.config import Settings, TrackerConfig
 from platepilot.detect.base import PlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import StateClassifier, with_state
@@ -223,13 +223,21 @@ class Pilot:
             assert isinstance(item, Frame)
             if tracker is None:
                 first = self.crops.next_track_id(camera, item.timestamp)
-                tracker = PlateTracker(camera, self.settings.tracker, first_id=first)
+                tracker = PlateTracker(camera, self._tracking(source), first_id=first)
             try:
                 self._process_frame(item, tracker, stats)
             except Exception as exc:  # a bad frame is skipped, the camera goes on
                 log.exception("%s: frame %d failed: %s", camera, item.index, exc)
+            if source.stills:  # the next photo may show another car at the same spot: no track goes on
+                for track in tracker.flush():
+                    self._track_ended(track)
         for track in tracker.flush() if tracker is not None else []:
             self._track_ended(track)
+
+    def _tracking(self, source: FrameSource) -> TrackerConfig:
+        """The tracker's settings for `source`: a plate in a still photo is seen once, so one sighting confirms it."""
+        config = self.settings.tracker
+        return config.model_copy(update={"min_hits": 1}) if source.stills else config
 
     def _process_frame(self, frame: Frame, tracker: PlateTracker, stats: CameraStats) -> None:
         started = time.perf_counter()

@@ -19,10 +19,12 @@ class FrameSource(Protocol):
     `live` sources (cameras, streams, the paced demo) produce frames whether or not anyone reads
     them, so a slow consumer must drop frames; recorded sources (files, folders) wait for it.
     `frames` ends at the end of the recording, or when `stop` is set (checked between frames).
+    The frames of a `stills` source are separate photos, not a video: nothing is tracked from one to the next.
     """
 
     camera_id: str
     live: bool
+    stills: bool
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]: ...
 

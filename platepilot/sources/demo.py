@@ -199,7 +199,7 @@ class DemoSource:
         max_frames: int | None = None,
         clock: Clock = time.time,
     ) -> None:
-        self.camera_id, self.live = camera_id, realtime
+        self.camera_id, self.live, self.stills = camera_id, realtime, False
         self.scene = DemoScene(seed, fps)
         self.max_frames = max_frames
         self._clock = clock

@@ -34,6 +34,13 @@ def check_video(path: Path) -> None:
     try:
         if not capture.isOpened():
             raise PlatepilotError(f"{path}: OpenCV cannot open this video (format or codec)")
+        # A corrupt file can still open (a broken JPEG through FFMPEG's image demuxer): the run would then
+        # end at once, having read nothing, with only FFMPEG's own complaints on stderr.
+        ok, image = capture.read()
+        if not ok or not usable(image):
+            raise PlatepilotError(
+                f"{path}: no frame of this video can be decoded (corrupt file, or a codec OpenCV lacks)"
+            )
     finally:
         capture.release()
 
@@ -42,6 +49,7 @@ class VideoFileSource:
     """Every frame of a video file; timestamp = `clock()` at open + the frame's stream time."""
 
     live = False
+    stills = False
 
     def __init__(self, path: Path, camera_id: str, clock: Clock = time.time) -> None:
         if not path.is_file():
@@ -73,15 +81,18 @@ class VideoFileSource:
 
 
 class ImageFolderSource:
-    """The images of a folder in name order, `fps` apart in time; unreadable files are skipped."""
+    """The images of a folder in name order, `fps` apart in time; unreadable files are skipped. `stills`:
+    they are separate photos (the camera's `stills`), else frames of one video."""
 
     live = False
 
-    def __init__(self, folder: Path, camera_id: str, fps: float = 10.0, clock: Clock = time.time) -> None:
+    def __init__(
+        self, folder: Path, camera_id: str, fps: float = 10.0, clock: Clock = time.time, stills: bool = True
+    ) -> None:
         self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
             raise PlatepilotError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        self.camera_id, self.fps, self._clock = camera_id, fps, clock
+        self.camera_id, self.fps, self._clock, self.stills = camera_id, fps, clock, stills
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         start = self._clock()

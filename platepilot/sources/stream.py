@@ -42,6 +42,7 @@ class StreamSource:
     after `backoff`, until `stop` is set. `reconnects` counts reopen attempts."""
 
     live = True
+    stills = False
 
     def __init__(
         self,
