@@ -144,7 +144,7 @@ def test_default_detector_finds_demo_plates() -> None:
     assert total >= 4 and found >= 0.8 * total
 
 
-def test_textdet_gives_image_folders_the_still_image_size_and_cameras_of_a_kind_share_it(tmp_path: Path) -> None:
+def test_textdet_gives_folders_of_photos_the_still_image_size_and_cameras_of_a_kind_share_it(tmp_path: Path) -> None:
     import cv2
 
     from platepilot.config import DetectorConfig
@@ -158,8 +158,9 @@ def test_textdet_gives_image_folders_the_still_image_size_and_cameras_of_a_kind_
         ImageFolderSource(tmp_path, "CAM2"),
         DemoSource("CAM3"),
         ImageFolderSource(tmp_path, "CAM4"),
+        ImageFolderSource(tmp_path, "CAM5", stills=False),  # a video's frames: the video size
     ]
     config = DetectorConfig(kind="textdet", textdet_max_side=512, textdet_still_max_side=1024)
     detectors = camera_detectors(config, sources)
-    assert [d.params.max_side for d in detectors.values()] == [512, 1024, 512, 1024]  # type: ignore[attr-defined]
-    assert detectors["CAM1"] is detectors["CAM3"] and detectors["CAM2"] is detectors["CAM4"]
+    assert [d.params.max_side for d in detectors.values()] == [512, 1024, 512, 1024, 512]  # type: ignore[attr-defined]
+    assert detectors["CAM1"] is detectors["CAM3"] is detectors["CAM5"] and detectors["CAM2"] is detectors["CAM4"]

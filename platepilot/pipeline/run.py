@@ -30,7 +30,6 @@ from platepilot.plates.states import UNKNOWN
 from platepilot.signals import stop_on_signals
 from platepilot.sources import FrameSource, open_source
 from platepilot.sources.demo import DemoSource
-from platepilot.sources.files import ImageFolderSource
 from platepilot.store.backlog import Backlog
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventIds, EventStore, PlateEvent
@@ -200,12 +199,12 @@ def reloaded_reader(
 
 
 def camera_detectors(config: DetectorConfig, sources: Sequence[FrameSource]) -> dict[str, PlateDetector]:
-    """Each camera's detector: image folders get the still-image size, everything else the video size;
-    cameras of one kind share one detector (and its onnxruntime session)."""
+    """Each camera's detector: folders of photos (`stills`) get the still-image size, everything else the
+    video size; cameras of one kind share one detector (and its onnxruntime session)."""
     by_kind: dict[bool, PlateDetector] = {}
     detectors = {}
     for source in sources:
-        still = isinstance(source, ImageFolderSource)
+        still = source.stills
         if still not in by_kind:
             by_kind[still] = make_detector(config, still=still)
         detectors[source.camera_id] = by_kind[still]
