@@ -112,8 +112,8 @@ class DetectorConfig(_Model):
     )
     textdet_still_max_side: int = Field(
         default=960,
-        description="kind textdet, on folders of photos (cameras[].stills), which have no frame rate to keep: small plates need "
-        "the larger view (UCSD scenes: 98% found at 960, 91% at 640).",
+        description="kind textdet, on folders of photos (cameras[].stills), which have no frame rate to keep: "
+        "small plates need the larger view (UCSD scenes: 98% found at 960, 91% at 640).",
         ge=128,
         le=4096,
         multiple_of=32,
