@@ -44,7 +44,8 @@ class CameraConfig(_Model):
     )
     fps_limit: float | None = Field(
         default=None,
-        description="Frames per second to process at most; null processes every frame.",
+        description="Frames per second to process at most, by frame time (the others are skipped before "
+        "detection, to spare the CPU); null processes every frame. A folder of photos (stills) is always read whole.",
         gt=0,
         le=240,
     )

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+from pipeline_fakes import ScriptedEngine, make_pilot, pipeline_settings
 
 from platepilot.config import CameraConfig
 from platepilot.errors import PlatepilotError
 from platepilot.sources import open_source
+from platepilot.sources.base import RateLimit
 from platepilot.sources.demo import LANES, DemoScene, DemoSource
 from platepilot.sources.files import ImageFolderSource, VideoFileSource
 from platepilot.sources.stream import Backoff, StreamSource
@@ -171,3 +174,30 @@ def test_a_file_no_frame_decodes_from_is_refused_before_the_run(
     photo = tmp_path / "photo.jpg"  # a whole image file is a one-frame video
     assert cv2.imwrite(str(photo), np.full((48, 64, 3), 90, np.uint8))
     assert isinstance(open_source(CameraConfig(source=str(photo))), VideoFileSource)
+
+
+@pytest.mark.parametrize(
+    ("fps", "limit", "kept"), [(30, 10, 10), (25, 10, 10), (15, 5, 5), (10, 30, 10), (30, None, 30)]
+)
+def test_rate_limit_keeps_at_most_its_frames_a_second(fps: int, limit: float | None, kept: int) -> None:
+    rate = RateLimit(limit)
+    start = 1_764_000_000.0  # a live camera's epoch stamps
+    passed = [t for t in (start + i / fps for i in range(fps)) if rate.passes(t)]
+    assert len(passed) == kept and passed[0] == start
+    if limit is not None:  # the clock set back an hour: limited again from there
+        assert rate.passes(start - 3600) and not rate.passes(start - 3600 + 0.001)
+
+
+def test_fps_limit_skips_a_videos_frames_before_detection(tmp_path: Path) -> None:
+    video = tmp_path / "road.mp4"
+    _write_video(video, frames=30)  # 3 s at 10 fps
+    seen: list[int] = []
+    settings = pipeline_settings(tmp_path)
+    settings = settings.model_copy(update={"cameras": [CameraConfig(id="CAM1", fps_limit=5)]})
+    detector = SimpleNamespace(name="count", detect=lambda image: seen.append(1) or [])
+    pilot = make_pilot(settings, [VideoFileSource(video, "CAM1")], detector, ScriptedEngine("ABC123", [0.9]))  # type: ignore[arg-type]
+    pilot.run()
+    stats = pilot.stats["CAM1"]
+    assert stats.captured == 30 and stats.processed == len(seen) and stats.skipped == 30 - len(seen)
+    assert len(seen) == 15  # 3 s, 5 frames a second
+    assert "skipped (fps_limit)" in stats.line()

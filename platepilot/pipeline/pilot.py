@@ -34,7 +34,7 @@ from platepilot.pipeline.fusion import fuse
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
 from platepilot.plates.formats import MAX_PLATE_CHARS, is_plate_surround
-from platepilot.sources.base import FrameSource
+from platepilot.sources.base import FrameSource, RateLimit
 from platepilot.store.crops import CropStore, StoredCrop
 from platepilot.store.events import EventStore, PlateEvent
 from platepilot.track.quality import crop_quality, cut_crop, plate_within, touches_edge
@@ -214,6 +214,8 @@ class Pilot:
         camera = source.camera_id
         stats = self.stats[camera]
         tracker: PlateTracker | None = None
+        limit = {c.id: c.fps_limit for c in self.settings.cameras}.get(camera)
+        rate = RateLimit(None if source.stills else limit)  # every photo of a folder is another car
         while True:
             item = frames.get()
             if item is _END:
@@ -221,6 +223,9 @@ class Pilot:
             if self._stop.is_set():
                 continue  # drain without work: the frames after a stop are not processed
             assert isinstance(item, Frame)
+            if not rate.passes(item.timestamp):
+                stats.skipped += 1
+                continue
             if tracker is None:
                 first = self.crops.next_track_id(camera, item.timestamp)
                 tracker = PlateTracker(camera, self._tracking(source), first_id=first)

@@ -14,6 +14,7 @@ class CameraStats:
     camera_id: str
     captured: int = 0
     dropped: int = 0
+    skipped: int = 0  # frames left out by cameras[].fps_limit
     processed: int = 0
     detections: int = 0
     detect_seconds: float = 0.0
@@ -41,5 +42,6 @@ class CameraStats:
         )
         reconnects = self.reconnects()
         text += f", {reconnects} reconnects" if reconnects else ""
+        text += f", {self.skipped} skipped (fps_limit)" if self.skipped else ""
         text += f", {self.crops_failed} crops_failed" if self.crops_failed else ""
         return text + (f", FAILED: {self.error}" if self.error else "")

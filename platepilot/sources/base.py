@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,3 +45,29 @@ class Pacer:
         delay = self._start + index * self._period - now
         if delay > 0:
             stop.wait(delay)
+
+
+class RateLimit:
+    """Passes at most `fps` frames a second of frame time (`cameras[].fps_limit`; None passes every frame).
+
+    Time from the first frame is cut into slots of 1 / fps seconds and the first frame of each slot passes,
+    so a 30 fps video limited to 10 keeps every third frame, and a 25 fps one ten frames a second, unevenly
+    spaced."""
+
+    def __init__(self, fps: float | None) -> None:
+        self._period = 1.0 / fps if fps else None
+        self._origin: float | None = None
+        self._slot = -1
+
+    def passes(self, timestamp: float) -> bool:
+        if self._period is None:
+            return True
+        if self._origin is None:
+            self._origin = timestamp
+        slot = math.floor((timestamp - self._origin) / self._period + 0.01)  # a hair early stays in its slot
+        if slot < self._slot - 1:  # the clock went back (a stream reopened, the clock was set): start over here
+            self._origin, slot = timestamp, 0
+        elif slot <= self._slot:
+            return False
+        self._slot = slot
+        return True
