@@ -814,6 +814,11 @@ def run_command(
     source: str | None = typer.Option(
         None, "--source", "-s", help="Video file, image folder, RTSP URL, USB index or demo[:SEED] (default: config)."
     ),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        help="An image folder: after its photos, keep reading those that arrive (an FTP upload folder), until stopped.",
+    ),
     duration: float | None = typer.Option(None, "--duration", "-d", min=0.1, help="Stop after this many seconds."),
     stats: bool = typer.Option(False, "--stats", help="Print per-camera stats every 5 s and at the end."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
@@ -823,7 +828,7 @@ def run_command(
     from platepilot.pipeline.run import run_pilot, settings_for_source
     from platepilot.store.events import PlateEvent
 
-    settings = settings_for_source(load_config(config), source)
+    settings = settings_for_source(load_config(config), source, follow)
     _log_runtime_to_stderr()
     if stats:
         _print_reader(settings)

@@ -58,6 +58,11 @@ class CameraConfig(_Model):
         "same spot): each plate of each image is read on its own and makes its own event. false: the images are "
         "consecutive frames of one camera, tracked across images as video is. Other sources ignore it.",
     )
+    follow: bool = Field(
+        default=False,
+        description="An image folder is a camera's upload folder (snapshots sent by FTP): after the photos in it, "
+        "keep watching it and read each photo that arrives, until the run stops. Other sources ignore it.",
+    )
 
 
 class DetectorConfig(_Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -402,3 +403,38 @@ def test_a_folder_of_snapshots_reads_every_car_though_each_stops_at_the_same_spo
         assert sorted((e.text, e.reads) for e in events) == [(f"PLATE{car}", 1) for car in range(1, 5)]
     else:  # one track through the four photos: one event for four cars
         assert len(events) == 1
+
+
+def test_a_gate_cameras_upload_folder_is_read_as_photos_arrive(tmp_path: Path) -> None:
+    folder = tmp_path / "ftp"
+    folder.mkdir()
+    settings = pipeline_settings(tmp_path)
+    source = open_source(CameraConfig(source=str(folder), follow=True))
+    detector = SimpleNamespace(name="gate", detect=lambda image: [Detection((110.0, 100.0, 210.0, 140.0), 0.9)])
+    pilot = make_pilot(settings, [source], detector, _GrayLevelReader())  # type: ignore[arg-type]
+    pilot.start()
+    try:
+        for car in range(1, 4):  # one snapshot uploaded at a time, each read before the next arrives
+            image = 40 * car + np.random.default_rng(car).integers(0, 3, (240, 320, 3), np.uint8)
+            assert cv2.imwrite(str(folder / f"gate_{car:03d}.jpg"), image)
+            os.utime(folder / f"gate_{car:03d}.jpg", (time.time() - 5, time.time() - 5))  # the upload is done
+            deadline = time.monotonic() + 10
+            while len(pilot.emitted) < car and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert [e.text for e in pilot.emitted] == ["PLATE1", "PLATE2", "PLATE3"]
+        assert not pilot.wait(0.1)  # still watching the folder
+    finally:
+        pilot.close()
+
+
+def test_run_source_keeps_the_cameras_settings_and_follow_watches_its_folder(tmp_path: Path) -> None:
+    from platepilot.config import Settings
+    from platepilot.pipeline.run import settings_for_source
+
+    settings = Settings(cameras=[CameraConfig(id="GATE", source="demo", fps_limit=5, stills=False)])
+    assert settings_for_source(settings, None) is settings
+    [camera] = settings_for_source(settings, str(tmp_path)).cameras
+    assert (camera.id, camera.source, camera.fps_limit, camera.stills, camera.follow) == (
+        "GATE", str(tmp_path), 5, False, False
+    )  # fmt: skip
+    assert settings_for_source(settings, str(tmp_path), follow=True).cameras[0].follow

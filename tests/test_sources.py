@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -194,3 +196,29 @@ def test_fps_limit_skips_a_videos_frames_before_detection(tmp_path: Path) -> Non
     assert stats.captured == 30 and stats.processed == len(seen) and stats.skipped == 30 - len(seen)
     assert len(seen) == 15  # 3 s, 5 frames a second
     assert "skipped (fps_limit)" in stats.line()
+
+
+def test_a_followed_folder_reads_each_photo_once_its_upload_has_settled(tmp_path: Path) -> None:
+    def photo(name: str, age: float) -> None:  # written `age` seconds ago (negative: still being written)
+        assert cv2.imwrite(str(tmp_path / name), np.full((32, 48, 3), 100, np.uint8))
+        os.utime(tmp_path / name, (time.time() - age, time.time() - age))
+
+    ticks = iter(range(100, 200))
+    source = ImageFolderSource(tmp_path, "GATE", clock=lambda: float(next(ticks)), follow=True)  # empty: waits
+    stop = threading.Event()
+    frames = source.frames(stop)
+    photo("a.jpg", 60)
+    assert next(frames).index == 0
+    photo("b.jpg", -60)  # an upload in progress
+    photo("c.jpg", 60)
+    later = next(frames)  # after a poll: c, not b
+    photo("b.jpg", 60)
+    last = next(frames)
+    assert (later.index, last.index) == (1, 2) and later.timestamp < last.timestamp  # stamped when read
+    assert last.image.shape == (32, 48, 3)
+    stop.set()
+    assert next(frames, None) is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PlatepilotError, match="no images"):  # a folder read once, not followed, needs photos
+        ImageFolderSource(empty, "GATE")

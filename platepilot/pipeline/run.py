@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rapidfuzz.distance import Levenshtein
 
-from platepilot.config import CameraConfig, DetectorConfig, Settings
+from platepilot.config import DetectorConfig, Settings
 from platepilot.detect import PlateDetector, make_detector
 from platepilot.ocr.band import Margin
 from platepilot.ocr.base import OCREngine
@@ -228,9 +228,11 @@ def _emit(
         on_event(event)
 
 
-def settings_for_source(settings: Settings, source: str | None) -> Settings:
-    """`settings` with its cameras replaced by one camera reading `source` (None keeps the config)."""
-    if source is None:
+def settings_for_source(settings: Settings, source: str | None, follow: bool = False) -> Settings:
+    """`settings` with its cameras replaced by its first camera reading `source` (None keeps the config), its
+    other settings kept (`stills`, `fps_limit`, ...); `follow` also makes it follow its folder."""
+    if source is None and not follow:
         return settings
-    camera = CameraConfig(id=settings.cameras[0].id, source=source)
-    return settings.model_copy(update={"cameras": [camera]})
+    camera = settings.cameras[0]
+    changes = {"source": source or camera.source} | ({"follow": True} if follow else {})
+    return settings.model_copy(update={"cameras": [camera.model_copy(update=changes)]})

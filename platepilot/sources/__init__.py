@@ -29,7 +29,7 @@ def open_source(camera: CameraConfig, clock: Clock = time.time, realtime_demo: b
         return StreamSource(text, camera.id, clock)
     path = Path(text)
     if path.is_dir():
-        return ImageFolderSource(path, camera.id, clock=clock, stills=camera.stills)
+        return ImageFolderSource(path, camera.id, clock=clock, stills=camera.stills, follow=camera.follow)
     if path.is_file():
         check_video(path)
         return VideoFileSource(path, camera.id, clock)

@@ -82,25 +82,65 @@ class VideoFileSource:
 
 class ImageFolderSource:
     """The images of a folder in name order, `fps` apart in time; unreadable files are skipped. `stills`:
-    they are separate photos (the camera's `stills`), else frames of one video."""
+    they are separate photos (the camera's `stills`), else frames of one video. `follow`: the folder is a
+    camera's upload folder; after the photos already in it, each photo that arrives is read, stamped with
+    the time it is read, until `stop` (a photo is read once its file has stopped changing for
+    SETTLE_SECONDS: an upload in progress is not a photo yet)."""
 
     live = False
 
     def __init__(
-        self, folder: Path, camera_id: str, fps: float = 10.0, clock: Clock = time.time, stills: bool = True
+        self,
+        folder: Path,
+        camera_id: str,
+        fps: float = 10.0,
+        clock: Clock = time.time,
+        stills: bool = True,
+        follow: bool = False,
     ) -> None:
-        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.paths:
+        self.folder, self.follow = folder, follow
+        self.paths = _images(folder)
+        if not self.paths and not follow:
             raise PlatepilotError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         self.camera_id, self.fps, self._clock, self.stills = camera_id, fps, clock, stills
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         start = self._clock()
-        for index, path in enumerate(self.paths):
-            if stop.is_set():
+        seen: set[Path] = set()
+        index = 0
+        batch = [path for path in self.paths if _settled(path)] if self.follow else self.paths
+        while not stop.is_set():
+            for path in batch:
+                if stop.is_set():
+                    return
+                seen.add(path)
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if image is None or not usable(image):
+                    log.warning("%s: unreadable image, skipped", path)
+                else:
+                    taken = self._clock() if self.follow else start + index / self.fps
+                    yield Frame(self.camera_id, index, taken, image)
+                index += 1
+            if not self.follow:
                 return
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None or not usable(image):
-                log.warning("%s: unreadable image, skipped", path)
-                continue
-            yield Frame(self.camera_id, index, start + index / self.fps, image)
+            stop.wait(POLL_SECONDS)
+            batch = [path for path in _images(self.folder) if path not in seen and _settled(path)]
+
+
+POLL_SECONDS = 0.5
+"""How often a followed folder is listed for new photos."""
+SETTLE_SECONDS = 1.0
+"""A file in a followed folder is read once this long has passed since it last changed."""
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _settled(path: Path) -> bool:
+    """Whether `path` holds data and has not changed for SETTLE_SECONDS (False when it is gone)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return info.st_size > 0 and time.time() - info.st_mtime >= SETTLE_SECONDS
