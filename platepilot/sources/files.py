@@ -124,7 +124,9 @@ class ImageFolderSource:
             if not self.follow:
                 return
             stop.wait(POLL_SECONDS)
-            batch = [path for path in _images(self.folder) if path not in seen and _settled(path)]
+            listing = _images(self.folder)
+            seen.intersection_update(listing)  # photos moved away are forgotten: memory stays the folder's size
+            batch = [path for path in listing if path not in seen and _settled(path)]
 
 
 POLL_SECONDS = 0.5
