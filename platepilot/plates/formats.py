@@ -318,12 +318,15 @@ MIN_SERIAL_CHARS = 3
 
 
 VEHICLE_MAKES = frozenset({
-    "ACURA", "AUDI", "BMW", "BUICK", "CADILLAC", "CHEVY", "CHRYSLER", "DODGE", "FIAT", "FORD", "GENESIS", "GMC",
-    "HONDA", "HYUNDAI", "INFINITI", "JAGUAR", "JEEP", "KIA", "LEXUS", "LINCOLN", "MAZDA", "MERCEDES", "MINI",
-    "NISSAN", "PORSCHE", "RAM", "SCION", "SUBARU", "TESLA", "TOYOTA", "VOLVO",
+    "ACURA", "AUDI", "BENTLEY", "BMW", "BUICK", "CADILLAC", "CHEVY", "CHRYSLER", "DODGE", "FERRARI", "FIAT", "FORD",
+    "GENESIS", "GMC", "HONDA", "HUMMER", "HYUNDAI", "INFINITI", "ISUZU", "JAGUAR", "JEEP", "KIA", "LEXUS", "LINCOLN",
+    "MASERATI", "MAZDA", "MERCEDES", "MERCURY", "MINI", "NISSAN", "PLYMOUTH", "PONTIAC", "POLESTAR", "PORSCHE", "RAM",
+    "RIVIAN", "SAAB", "SATURN", "SCION", "SUBARU", "SUZUKI", "TESLA", "TOYOTA", "VOLVO",
 })  # fmt: skip
-"""Makes a dealer frame or a trunk badge beside the plate spells (`TOYOTA` made events on real approach
-clips); a vanity plate spelling one is rarer than those."""
+"""Makes of up to eight letters (a longer text is no plate anyway) sold in the US, the discontinued ones
+still on the road among them, that a dealer frame or a trunk badge beside the plate spells (`TOYOTA` made
+events on real approach clips, a `PLYMOUTH` badge one on a folder of UCSD's photos); a vanity plate
+spelling one is rarer than those."""
 
 
 def is_vehicle_make(text: str) -> bool:
