@@ -332,7 +332,7 @@ def test_off_loopback_the_printed_token_is_needed(road: Road, start: Callable[..
 def test_camera_stats_come_from_the_running_pipeline(work: Path, road: Road, start: Callable[..., Dashboard],
                                                      page: Page) -> None:  # fmt: skip
     stats = CameraStats("CAM1", processed=300, detect_seconds=15.0, ocr_reads=20, ocr_seconds=2.4, queue_depth=3,
-                        dropped=7, events=2, started=time.monotonic() - 20)  # fmt: skip
+                        dropped=7, skipped=40, events=2, started=time.monotonic() - 20)  # fmt: skip
     StatsFile(work / "output" / "stats.json").write([stats, CameraStats("CAM2", error="cannot open rtsp://cam2")],
                                                     time.time())  # fmt: skip
     road.add("ABC1234")
@@ -341,7 +341,7 @@ def test_camera_stats_come_from_the_running_pipeline(work: Path, road: Road, sta
     page.goto(server.url + "#/cameras")
     expect(page.locator("#stats-state")).to_have_text("live")
     cells = page.locator("#stats tr[data-camera='CAM1'] td")
-    expect(cells).to_have_text(["CAM1", "15.0", "1", "3", "50", "120", "7", "2", "running"])
+    expect(cells).to_have_text(["CAM1", "15.0", "1", "3", "50", "120", "7", "40", "2", "running"])
     expect(page.locator("#stats tr[data-camera='CAM2'] td").last).to_have_text("cannot open rtsp://cam2")
 
 

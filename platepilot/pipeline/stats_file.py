@@ -2,7 +2,7 @@
 so another process (`platepilot dashboard`) can show them.
 
 Format: `{"updated": <epoch s>, "cameras": [{"camera_id", "fps", "captured", "processed", "dropped",
-"queue_depth", "detect_ms", "ocr_ms", "ocr_reads", "tracks", "events", "error"}, ...]}`.
+"skipped", "queue_depth", "detect_ms", "ocr_ms", "ocr_reads", "tracks", "events", "error"}, ...]}`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def stats_json(stats: CameraStats) -> dict[str, Any]:
         "captured": stats.captured,
         "processed": stats.processed,
         "dropped": stats.dropped,
+        "skipped": stats.skipped,
         "queue_depth": stats.queue_depth,
         "detect_ms": round(1000 * stats.detect_seconds / stats.processed, 1) if stats.processed else None,
         "ocr_ms": round(1000 * stats.ocr_seconds / stats.ocr_reads, 1) if stats.ocr_reads else None,

@@ -224,7 +224,7 @@ async function loadStats() {
     tr.dataset.camera = c.camera_id;
     tr.append(el("td", "", c.camera_id), el("td", "", fmt(c.fps, 1)), el("td", "", c.reads_last_hour),
       el("td", "", fmt(c.queue_depth)), el("td", "", fmt(c.detect_ms)), el("td", "", fmt(c.ocr_ms)),
-      el("td", "", fmt(c.dropped)), el("td", "", fmt(c.events)), el("td", "", c.error || (data.live ? "running" : "–")));
+      el("td", "", fmt(c.dropped)), el("td", "", fmt(c.skipped)), el("td", "", fmt(c.events)), el("td", "", c.error || (data.live ? "running" : "–")));
     return tr;
   }));
 }
