@@ -61,17 +61,21 @@ def score(scenes: Sequence[LabelledScene], events: Sequence[PlateEvent], seconds
     """Plates read (strict, folded) by an event of their photo, and events matching no plate they span."""
     spans = [(round(e.first_seen * FPS), round(e.last_seen * FPS), e) for e in events]
     plates = read = folded = 0
+    missed = []
     for index, scene in enumerate(scenes):
         texts = [e.text for first, last, e in spans if first <= index <= last]
         for plate in scene.plates:
             plates += 1
             read += plate.text in texts
-            folded += fold(plate.text) in {fold(t) for t in texts}
+            hit = fold(plate.text) in {fold(t) for t in texts}
+            folded += hit
+            if not hit:
+                missed.append({"photo": scene.image.name, "plate": plate.text, "events": texts})
     labels = [{fold(p.text) for s in scenes[first : last + 1] for p in s.plates} for first, last, _ in spans]
     stray = [e.text for (_, _, e), seen in zip(spans, labels, strict=True) if fold(e.text) not in seen]
     return {"photos": len(scenes), "plates": plates, "read": round(read / plates, 4),
             "read_folded": round(folded / plates, 4), "events": len(events), "matching_no_plate": len(stray),
-            "no_plate_texts": stray, "seconds": round(seconds, 1)}  # fmt: skip
+            "no_plate_texts": stray, "missed": missed, "seconds": round(seconds, 1)}  # fmt: skip
 
 
 def measure(scenes: Sequence[LabelledScene], settings: Settings, workdir: Path) -> dict[str, dict[str, Any]]:

@@ -240,9 +240,12 @@ class Pilot:
             self._track_ended(track)
 
     def _tracking(self, source: FrameSource) -> TrackerConfig:
-        """The tracker's settings for `source`: a plate in a still photo is seen once, so one sighting confirms it."""
+        """The tracker's settings for `source`. A plate in a still photo is seen once: one sighting confirms
+        it, and any box the detector reports starts a track (in video, a weak box only extends one, and a
+        plate scores high enough in some frame; in a photo, the one chance is the one box: UCSD photos
+        whose plates scored 0.37 and 0.40 made no event)."""
         config = self.settings.tracker
-        return config.model_copy(update={"min_hits": 1}) if source.stills else config
+        return config.model_copy(update={"min_hits": 1, "start_score": 0.0}) if source.stills else config
 
     def _process_frame(self, frame: Frame, tracker: PlateTracker, stats: CameraStats) -> None:
         started = time.perf_counter()
