@@ -7,7 +7,9 @@ one folder, in manifest order, and `platepilot run` reads the folder as one came
 `cameras[].stills: true` (the default: each photo is its own scene) and `false` (the photos are a
 video's frames, tracked from one to the next). A plate is read when an event of its photo has its
 text (strict, and O/0 I/1 folded); an event of a photo (as video: of any photo it spans) matching none
-of its plates counts against the reader. Prints a table and writes benchmarks/results/photo_folder.json.
+of its plates counts against the reader. Where the manifest has a `region` column (`us-ca`), the state of
+each event that read a plate is right, unknown or wrong. Prints a table and writes
+benchmarks/results/photo_folder.json.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,8 @@ from platepilot.pipeline.reload import ReaderSlot, model_version
 from platepilot.pipeline.run import camera_detectors
 from platepilot.plates.charset import fold
 from platepilot.plates.manifest import LabelledScene, read_manifest
+from platepilot.plates.states import UNKNOWN, state_code
+from platepilot.plates.tsv import read_tsv
 from platepilot.sources.files import ImageFolderSource
 from platepilot.store.crops import CropStore
 from platepilot.store.events import EventStore, PlateEvent
@@ -57,13 +62,33 @@ def run_folder(folder: Path, stills: bool, settings: Settings, workdir: Path) ->
     return list(pilot.emitted)
 
 
-def score(scenes: Sequence[LabelledScene], events: Sequence[PlateEvent], seconds: float) -> dict[str, Any]:
-    """Plates read (strict, folded) by an event of their photo, and events matching no plate they span."""
+def photo_states(manifest: Path) -> dict[Path, str]:
+    """Each photo's state (postal code) from the manifest's `region` column (`us-ca`), where it has one."""
+    rows = read_tsv(manifest, ("image_relpath",))
+    if "region" not in (rows.fieldnames or ()):
+        return {}
+    out = {}
+    for row in rows:
+        try:
+            out[(manifest.parent / row["image_relpath"]).resolve()] = state_code(row["region"])
+        except ValueError:
+            continue
+    return out
+
+
+def score(
+    scenes: Sequence[LabelledScene], events: Sequence[PlateEvent], states: dict[Path, str], seconds: float
+) -> dict[str, Any]:
+    """Plates read (strict, folded) by an event of their photo, events matching no plate they span, and
+    the states of the events that read a plate whose photo's state the manifest gives."""
     spans = [(round(e.first_seen * FPS), round(e.last_seen * FPS), e) for e in events]
     plates = read = folded = 0
     missed = []
+    named = Counter[str]()
     for index, scene in enumerate(scenes):
-        texts = [e.text for first, last, e in spans if first <= index <= last]
+        mine = [e for first, last, e in spans if first <= index <= last]
+        texts = [e.text for e in mine]
+        truth = states.get(scene.image.resolve())
         for plate in scene.plates:
             plates += 1
             read += plate.text in texts
@@ -71,14 +96,19 @@ def score(scenes: Sequence[LabelledScene], events: Sequence[PlateEvent], seconds
             folded += hit
             if not hit:
                 missed.append({"photo": scene.image.name, "plate": plate.text, "events": texts})
+            for e in mine if truth else []:
+                if fold(e.text) == fold(plate.text):
+                    named["unknown" if e.state == UNKNOWN else "right" if e.state == truth else "wrong"] += 1
     labels = [{fold(p.text) for s in scenes[first : last + 1] for p in s.plates} for first, last, _ in spans]
     stray = [e.text for (_, _, e), seen in zip(spans, labels, strict=True) if fold(e.text) not in seen]
     return {"photos": len(scenes), "plates": plates, "read": round(read / plates, 4),
             "read_folded": round(folded / plates, 4), "events": len(events), "matching_no_plate": len(stray),
-            "no_plate_texts": stray, "missed": missed, "seconds": round(seconds, 1)}  # fmt: skip
+            "no_plate_texts": stray, "missed": missed, "states": dict(named), "seconds": round(seconds, 1)}  # fmt: skip
 
 
-def measure(scenes: Sequence[LabelledScene], settings: Settings, workdir: Path) -> dict[str, dict[str, Any]]:
+def measure(
+    scenes: Sequence[LabelledScene], states: dict[Path, str], settings: Settings, workdir: Path
+) -> dict[str, dict[str, Any]]:
     folder = workdir / "photos"
     folder.mkdir()
     for index, scene in enumerate(scenes):  # numbered: the folder reads in name order, the manifest's
@@ -87,17 +117,20 @@ def measure(scenes: Sequence[LabelledScene], settings: Settings, workdir: Path) 
     for stills in (True, False):
         start = time.monotonic()
         events = run_folder(folder, stills, settings, workdir / f"run_{stills}")
-        rows["photos" if stills else "video"] = score(scenes, events, time.monotonic() - start)
+        rows["photos" if stills else "video"] = score(scenes, events, states, time.monotonic() - start)
     return rows
 
 
 def table(rows: dict[str, dict[str, Any]]) -> Table:
     out = Table(title="a folder of photos through `platepilot run`")
-    for column in ("read as", "photos", "plates", "read", "read folded", "events", "matching no plate", "seconds"):
+    columns = ("read as", "photos", "plates", "read", "read folded", "events", "matching no plate",
+               "states right / unknown / wrong", "seconds")  # fmt: skip
+    for column in columns:
         out.add_column(column, justify="right")
     for name, r in rows.items():
+        states = "/".join(str(r["states"].get(k, 0)) for k in ("right", "unknown", "wrong")) if r["states"] else "-"
         out.add_row(name, str(r["photos"]), str(r["plates"]), f"{r['read']:.1%}", f"{r['read_folded']:.1%}",
-                    str(r["events"]), str(r["matching_no_plate"]), f"{r['seconds']:.0f}")  # fmt: skip
+                    str(r["events"]), str(r["matching_no_plate"]), states, f"{r['seconds']:.0f}")  # fmt: skip
     return out
 
 
@@ -112,9 +145,10 @@ def main() -> None:
     settings = load_config(args.config) if args.config else Settings()
     try:
         scenes = read_manifest(args.scenes)[: args.limit]
+        states = photo_states(args.scenes)
     except PlatepilotError as exc:
         fail(exc)
-    rows = in_temp_folder("photo_folder_", lambda workdir: measure(scenes, settings, workdir))
+    rows = in_temp_folder("photo_folder_", lambda workdir: measure(scenes, states, settings, workdir))
     console.print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"manifest": str(args.scenes), "config": str(args.config or ""), **rows}, indent=2))
