@@ -61,7 +61,7 @@ class CameraConfig(_Model):
     follow: bool = Field(
         default=False,
         description="An image folder is a camera's upload folder (snapshots sent by FTP): after the photos in it, "
-        "keep watching it and read each photo that arrives, until the run stops. Other sources ignore it.",
+        "keep watching it and read each photo that arrives, until the run stops. Any other source is refused with it.",
     )
 
 

@@ -222,3 +222,6 @@ def test_a_followed_folder_reads_each_photo_once_its_upload_has_settled(tmp_path
     empty.mkdir()
     with pytest.raises(PlatepilotError, match="no images"):  # a folder read once, not followed, needs photos
         ImageFolderSource(empty, "GATE")
+    for source in ("demo", str(tmp_path / "a.jpg"), str(tmp_path / "not_yet")):
+        with pytest.raises(PlatepilotError, match="follow watches an image folder"):
+            open_source(CameraConfig(source=source, follow=True))

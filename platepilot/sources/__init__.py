@@ -20,6 +20,8 @@ def open_source(camera: CameraConfig, clock: Clock = time.time, realtime_demo: b
     """The source a camera's `source` string names: `demo` or `demo:SEED`, a USB index (`0`), an
     RTSP/HTTP URL, an image folder, or a video file."""
     text = camera.source.strip()
+    if camera.follow and not Path(text).is_dir():
+        raise PlatepilotError(f"camera {camera.id}: follow watches an image folder, and {text!r} is none")
     demo = _DEMO.match(text)
     if demo:
         return DemoSource(camera.id, seed=int(demo.group(1) or 0), realtime=realtime_demo, clock=clock)
