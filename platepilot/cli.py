@@ -63,7 +63,9 @@ _ENGINE_HELP = "OCR engine: auto, cascade, plateocr, paddle, easyocr or crnn (de
 
 @app.command("ocr")
 def ocr_command(
-    images: list[Path] = typer.Argument(..., help="Plate crops (JPEG, PNG, ...)."),
+    images: list[Path] = typer.Argument(
+        ..., help="Plate crops (JPEG, PNG, ...), or folders of them (every image below, e.g. output/crops)."
+    ),
     model: Path | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
     engine: str | None = typer.Option(None, "--engine", "-e", help=_ENGINE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of one line per image."),
@@ -74,10 +76,19 @@ def ocr_command(
 
     from platepilot.ocr.base import read_image
     from platepilot.ocr.models import make_engine
+    from platepilot.sources.files import IMAGE_SUFFIXES
 
     settings = load_config(config)
+    paths = []
+    for arg in images:
+        found = sorted(p for p in arg.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if arg.is_dir() else [arg]
+        if not found:
+            err_console.print(
+                f"[red]error:[/red] {escape(str(arg))}: no images in this folder", highlight=False, soft_wrap=True
+            )
+        paths += found
     crops = []
-    for path in images:
+    for path in paths:
         try:
             crops.append((path, read_image(path)))
         except PlatepilotError as exc:
@@ -101,7 +112,7 @@ def ocr_command(
                 f"{path}\t{read.text or '-'}\t{read.confidence:.3f}\t{read.format_match or '-'}\t"
                 f"{read.state}\t{read.state_confidence:.3f}"
             )
-    if len(crops) < len(images):
+    if len(crops) < len(paths) or len(paths) < len(images):
         raise typer.Exit(1)
 
 

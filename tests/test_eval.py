@@ -199,6 +199,21 @@ def test_cli_ocr(tiny_model: Path, labelled_crops: Path, tmp_path: Path) -> None
     assert lines.stdout.startswith(f"{crops[0]}\t")
 
 
+def test_cli_ocr_reads_every_crop_below_a_folder(tiny_model: Path, labelled_crops: Path, tmp_path: Path) -> None:
+    day = labelled_crops.parent / "2026-12-07"  # output/crops keeps a folder per day
+    day.mkdir()
+    (labelled_crops.parent / "CAM1_track0.jpg").rename(day / "CAM1_track0.jpg")
+    (day / "notes.txt").write_text("not a crop")
+    runner = CliRunner()
+    result = runner.invoke(app, ["ocr", str(labelled_crops.parent), "--model", str(tiny_model), "--json"])
+    assert result.exit_code == 0, result.output
+    expected = sorted([*labelled_crops.parent.glob("*.jpg"), day / "CAM1_track0.jpg"])
+    assert [row["path"] for row in json.loads(result.stdout)] == list(map(str, expected)) and len(expected) == 8
+    (tmp_path / "none").mkdir()
+    empty = runner.invoke(app, ["ocr", str(tmp_path / "none"), "--model", str(tiny_model)])
+    assert empty.exit_code == 1 and empty.stderr.strip() == f"error: {tmp_path / 'none'}: no images in this folder"
+
+
 def test_cli_ocr_bad_image_exits_1_with_one_line(tiny_model: Path, labelled_crops: Path) -> None:
     empty = labelled_crops.parent / "empty.jpg"
     empty.write_bytes(b"")
