@@ -74,14 +74,14 @@ def ocr_command(
     """Read plate crops: one line per image (path, text, confidence, format, state, state confidence)."""
     import json
 
+    from platepilot.labeling.crops import list_crops
     from platepilot.ocr.base import read_image
     from platepilot.ocr.models import make_engine
-    from platepilot.sources.files import IMAGE_SUFFIXES
 
     settings = load_config(config)
     paths = []
     for arg in images:
-        found = sorted(p for p in arg.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if arg.is_dir() else [arg]
+        found = [arg / rel for rel in list_crops(arg)] if arg.is_dir() else [arg]
         if not found:
             err_console.print(
                 f"[red]error:[/red] {escape(str(arg))}: no images in this folder", highlight=False, soft_wrap=True
