@@ -9,7 +9,7 @@ strict and folded, false boxes per image, ms per image; `pipeline_detector.py`).
 manifest's own (a KNOWN_LABEL_ERRORS.tsv beside it is applied). Share 1 is the photo at its own size
 in the frame. Prints a table and writes benchmarks/results/far_scenes.json.
 Usage: python benchmarks/far_scenes.py --scenes MANIFEST.tsv [--shares 1 0.7 0.5] [--frame 1280x720]
-    [--detectors platenet fast] [--engine auto] [--config platepilot.yaml] [--limit N]
+    [--detectors platenet platenet:stills fast] [--engine auto] [--config platepilot.yaml] [--limit N]
 """
 
 from __future__ import annotations
@@ -108,7 +108,10 @@ def main() -> None:
     parser.add_argument("--shares", type=float, nargs="+", default=[1.0, 0.7, 0.5], help="photo scale factors")
     parser.add_argument("--frame", type=parse_frame, default=(1280, 720), help="frame size WIDTHxHEIGHT")
     parser.add_argument(
-        "--detectors", nargs="+", default=["platenet"], help="platenet, fast, auto, textdet:SIDE or ONNX paths"
+        "--detectors",
+        nargs="+",
+        default=["platenet"],
+        help="platenet, fast, auto, textdet:SIDE or ONNX paths; NAME:stills at the still-image size",
     )
     parser.add_argument("--engine", default="auto", help="reader for the end-to-end columns")
     parser.add_argument("--config", type=Path, default=None, help="a platepilot.yaml (its reader settings)")

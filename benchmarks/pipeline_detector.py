@@ -41,15 +41,18 @@ REFERENCE = "textdet:640"
 DEFAULT_DETECTORS = ["platenet", REFERENCE, "textdet:960"]
 
 
-def detector_for(spec: str, config: DetectorConfig) -> PlateDetector:
+def detector_for(spec: str, config: DetectorConfig, still: bool = False) -> PlateDetector:
     """`textdet:SIDE` -> the text detector at SIDE; `NAME:raw` -> NAME without the text check
-    (`detector.text_check_below: 0`); anything else as `eval --detector` takes it."""
+    (`detector.text_check_below: 0`); `NAME:stills` -> NAME at its still-image size (`eval --stills`);
+    anything else as `eval --detector` takes it."""
     if spec.endswith(":raw"):
-        return detector_for(spec.removesuffix(":raw"), config.model_copy(update={"text_check_below": 0.0}))
+        return detector_for(spec.removesuffix(":raw"), config.model_copy(update={"text_check_below": 0.0}), still)
+    if spec.endswith(":stills"):
+        return detector_for(spec.removesuffix(":stills"), config, still=True)
     name, _, side = spec.partition(":") if spec.startswith("textdet:") else (spec, "", "")
     if side and not side.isdigit():
         raise PlatepilotError(f"detector {spec!r}: the side after 'textdet:' must be pixels, e.g. textdet:640")
-    return named_detector(name, config, int(side) if side else None)
+    return named_detector(name, config, int(side) if side else None, still=still)
 
 
 def speed_720p(detector: PlateDetector, frames: int = 20) -> float:
@@ -101,7 +104,8 @@ def main() -> None:
         "--detectors",
         nargs="+",
         default=DEFAULT_DETECTORS,
-        help="platenet, fast, auto, textdet:SIDE or ONNX paths; NAME:raw without the text check",
+        help="platenet, fast, auto, textdet:SIDE or ONNX paths; NAME:raw without the text check, "
+        "NAME:stills at the still-image size",
     )
     parser.add_argument("--engine", default="auto", help="reader for the end-to-end columns")
     parser.add_argument("--limit", type=int, default=None, help="only the first N UCSD images (a quick check)")

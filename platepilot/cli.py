@@ -138,6 +138,12 @@ def eval_command(
     textdet_side: int | None = typer.Option(
         None, "--textdet-side", min=128, help="With --detector textdet: longest side, pixels (default: the video size)."
     ),
+    stills: bool = typer.Option(
+        False,
+        "--stills",
+        help="With --scenes: detect at the still-image size, as `platepilot run` reads a folder of these photos "
+        "(default: the video size, as a camera's stream is read).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     report: Path | None = typer.Option(
         None,
@@ -158,17 +164,17 @@ def eval_command(
             "eval needs exactly one of --labels (plate crops), --scenes (a MANIFEST.tsv) or --states (a state manifest)"
         )
     if states is not None:
-        if engine is not None or detector != "auto" or textdet_side is not None:
+        if engine is not None or detector != "auto" or textdet_side is not None or stills:
             raise PlatepilotError("--states goes with --model, --split, --limit, --report and --json only")
         eval_states(states, load_config(config), model, split, as_json, limit, report)
         return
     if split:
         raise PlatepilotError("--split goes with --states")
-    if labels is not None and (detector != "auto" or textdet_side is not None):
-        raise PlatepilotError("--detector and --textdet-side go with --scenes, not --labels")
+    if labels is not None and (detector != "auto" or textdet_side is not None or stills):
+        raise PlatepilotError("--detector, --textdet-side and --stills go with --scenes, not --labels")
     settings = load_config(config)
     if scenes is not None:
-        _eval_scenes(scenes, settings, model, engine, detector, textdet_side, as_json, limit, report)
+        _eval_scenes(scenes, settings, model, engine, detector, textdet_side, stills, as_json, limit, report)
     elif labels is not None:
         _eval_labels(labels, settings, model, engine, as_json, report, limit)
 
@@ -241,9 +247,10 @@ def _print_errata(count: int, labelled: Path, as_labelled: str) -> None:
 
 def _eval_scenes(
     manifest: Path, settings: Settings, model: Path | None, engine: str | None, detector_name: str,
-    textdet_side: int | None, as_json: bool, limit: int | None, report: Path | None,
+    textdet_side: int | None, stills: bool, as_json: bool, limit: int | None, report: Path | None,
 ) -> None:  # fmt: skip
-    """`eval --scenes`: detector + reader on labelled photos (platepilot.pipeline.scene_eval)."""
+    """`eval --scenes`: detector + reader on labelled photos (platepilot.pipeline.scene_eval), at the video or
+    (`stills`) the still-image size."""
     import json
 
     from rich.table import Table
@@ -253,7 +260,7 @@ def _eval_scenes(
     from platepilot.plates.manifest import read_manifest
 
     scenes = read_manifest(manifest)[:limit]
-    detector = named_detector(detector_name, settings.detector, textdet_side)
+    detector = named_detector(detector_name, settings.detector, textdet_side, still=stills)
     reader = engine_for(engine or settings.ocr.engine, model, settings, detector)
     result = evaluate_scenes(scenes, detector, reader, console=err_console)
     if report is not None:
@@ -261,7 +268,7 @@ def _eval_scenes(
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
-    table = Table(title=f"{manifest} ({result.detector}, {result.engine})")
+    table = Table(title=f"{manifest} ({result.detector}{', stills' if stills else ''}, {result.engine})")
     for column in ("images", "plates", "recall", "read e2e", "folded", "false/image", "ms/image", "ms/read"):
         table.add_column(column, justify="right")
     table.add_row(

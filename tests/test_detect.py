@@ -164,3 +164,26 @@ def test_textdet_gives_folders_of_photos_the_still_image_size_and_cameras_of_a_k
     detectors = camera_detectors(config, sources)
     assert [d.params.max_side for d in detectors.values()] == [512, 1024, 512, 1024, 512]  # type: ignore[attr-defined]
     assert detectors["CAM1"] is detectors["CAM3"] is detectors["CAM5"] and detectors["CAM2"] is detectors["CAM4"]
+
+
+def test_the_plate_detector_sees_folders_of_photos_larger(tmp_path: Path) -> None:
+    import cv2
+
+    from platepilot.config import DetectorConfig
+    from platepilot.detect.platenet import PlateNetDetector
+    from platepilot.pipeline.run import camera_detectors
+    from platepilot.sources.demo import DemoSource
+    from platepilot.sources.files import ImageFolderSource
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((48, 64, 3), np.uint8))
+    sources = [
+        DemoSource("CAM1"),
+        ImageFolderSource(tmp_path, "CAM2"),
+        ImageFolderSource(tmp_path, "CAM3", stills=False),
+    ]
+    detectors = camera_detectors(DetectorConfig(kind="platenet", text_check_below=0), sources)
+    assert all(isinstance(d, PlateNetDetector) for d in detectors.values())
+    assert [d.still for d in detectors.values()] == [False, True, False]  # type: ignore[attr-defined]
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    widths = [d.raw(frame)[0].shape[2] for d in detectors.values()]  # type: ignore[attr-defined]
+    assert widths == [80, 120, 80]  # 640 and 960 input px at stride 8

@@ -226,6 +226,16 @@ def test_cli_scenes_json_with_the_text_detector(tmp_path: Path) -> None:
                                        "crnn", "--limit", "1"])  # fmt: skip
     assert limited.exit_code == 0, limited.output
     assert "ppocr-textdet@640, crnn" in limited.stdout and "│      1 │" in limited.stdout
+    stills = CliRunner().invoke(app, [*args, "--stills", "--limit", "1"])
+    assert stills.exit_code == 0, stills.output
+    assert json.loads(stills.stdout)["detector"] == "ppocr-textdet@960"  # as `run` reads a folder of photos
+
+
+def test_stills_go_with_scenes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a.jpg\tABC123\n")
+    err = _cli_error(["eval", "--labels", str(labels), "--stills"], capsys)
+    assert err.strip() == "error: --detector, --textdet-side and --stills go with --scenes, not --labels"
 
 
 def test_an_unreadable_image_is_named(keyed_manifest: Path) -> None:

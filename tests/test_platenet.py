@@ -112,6 +112,24 @@ def test_a_large_frame_is_seen_at_half_its_size(frame: tuple[int, int], side: in
     assert blob.shape[3] == -(-side // 32) * 32 and blob.shape[2] == -(-round(frame[1] * scale) // 32) * 32
 
 
+@pytest.mark.parametrize(
+    ("frame", "side"),
+    [((320, 240), 640), ((640, 480), 640), ((1280, 720), 960), ((1920, 1080), 1280), ((3840, 2160), 1280)],
+)
+def test_a_photo_is_seen_at_three_quarters_of_its_size(frame: tuple[int, int], side: int) -> None:
+    """A still photo has no frame rate to keep: over the card's input size it is seen at three quarters of
+    its own (capped at twice the card's), so a 720p snapshot's plates reach the network 1.5x as large as a
+    720p video frame's; the network's output grows with it."""
+    card = load_card(BUNDLED_MODEL)
+    assert input_side(max(frame), card, still=True) == side
+    image = np.zeros((frame[1], frame[0], 3), np.uint8)
+    output, scale = PlateNetDetector(still=True).raw(image)
+    assert scale == pytest.approx(side / max(frame))
+    assert output.shape[2] == -(-side // 32) * 32 // card.output_stride
+    video_side = input_side(max(frame), card)
+    assert PlateNetDetector().raw(image)[0].shape[2] == -(-video_side // 32) * 32 // card.output_stride
+
+
 def test_loader_refuses_bad_models_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(PlatepilotError, match="not found"):
         PlateNetDetector(tmp_path / "missing.onnx")

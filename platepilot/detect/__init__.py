@@ -14,9 +14,9 @@ def make_detector(config: DetectorConfig, threads: int | None = None, still: boo
     """The configured detector. `model_path` (with `kind` auto or platenet) is a detector trained by
     `platepilot detector train`, known by its sidecar, or else a YOLO export; `platenet` without it is
     the bundled plate detector; `fast` its bundled student (FAST_MODEL); `textdet` is PP-OCRv6 text
-    detection + a plate-shape filter at the video or, with `still`, the still-image size. `auto`
-    without a model_path is AUTO_KIND. Every kind but textdet drops boxes it is unsure of that hold
-    no text (`text_check_below`, `detect.text_check`)."""
+    detection + a plate-shape filter. Each sees a frame at its video size or, with `still` (a photo), its
+    still-image size (a YOLO export: its fixed input). `auto` without a model_path is AUTO_KIND. Every
+    kind but textdet drops boxes it is unsure of that hold no text (`text_check_below`, `detect.text_check`)."""
     kind = resolved_kind(config)
     if kind != "textdet" and config.text_check_below > 0:
         from platepilot.detect.text_check import TextCheckedDetector
@@ -34,7 +34,7 @@ def make_detector(config: DetectorConfig, threads: int | None = None, still: boo
     from platepilot.detect.platenet import FAST_MODEL, PlateNetDetector, is_platenet
 
     if kind == "fast":
-        return PlateNetDetector(FAST_MODEL, config.confidence_threshold, threads)
+        return PlateNetDetector(FAST_MODEL, config.confidence_threshold, threads, still)
 
     if config.model_path is not None and not is_platenet(config.model_path):
         from platepilot.detect.yolo import YoloOnnxDetector
@@ -43,7 +43,7 @@ def make_detector(config: DetectorConfig, threads: int | None = None, still: boo
         return YoloOnnxDetector(
             config.model_path, config.input_size, threshold, config.iou_threshold, config.yolo_layout, threads
         )
-    return PlateNetDetector(config.model_path, config.confidence_threshold, threads)
+    return PlateNetDetector(config.model_path, config.confidence_threshold, threads, still)
 
 
 def resolved_kind(config: DetectorConfig) -> str:

@@ -1,8 +1,8 @@
 """The bundled plate detector: a small CenterNet-style network trained by `platepilot detector train`.
 
 The network sees the frame resized so its longer side is `input_size` (half the frame's own for
-frames over twice that, `input_side`; keeping its aspect, padded right and bottom to a multiple of
-`pad_multiple`) and outputs, every `output_stride` pixels, a plate
+frames over twice that, three quarters for a photo, `input_side`; keeping its aspect, padded right and
+bottom to a multiple of `pad_multiple`) and outputs, every `output_stride` pixels, a plate
 centre heatmap (sigmoid), the centre's sub-cell offset and the plate's log width and height in input
 pixels: (1, 5, H / stride, W / stride). A plate is a local maximum of the heatmap above the score
 threshold. Boxes are whole plates (frame and caption included), grown by `box_margin` on each side.
@@ -118,6 +118,12 @@ network at the size a 720p camera's do with the same view. UCSD's photos set in 
 their own size (the plates 3x smaller at a 640 input than in the photo) were found 90.2% and read
 85.8% end to end at 640, 98.4% and 92.7% at 960 (docs/detector.md)."""
 
+STILL_FRAME_SHARE = 0.75
+"""A photo (a folder of stills, `eval --scenes --stills`) has no frame rate to keep, so a frame over the card's
+`input_size` is seen at this share of its longer side (capped likewise): UCSD's photos set in 1280x720 frames,
+their plates 55 px wide, were found 99.6% and read 91.9% end to end at 960 against 96.3% and 88.6% at 640, for
+1.6x the detector's time; at 1280, no more (docs/detector.md)."""
+
 MAX_INPUT_FACTOR = 2  # a 4K frame is seen at 1280, not 1920: the detector's time grows with the square
 
 ZOOM_SCORE_SHARE = 0.5
@@ -128,17 +134,19 @@ MAX_SECOND_LOOKS = 8
 had 1.6 on average (at most 3), UCSD's photos set in 720p frames 2.6-5."""
 
 
-def input_side(long_side: int, card: DetectorCard) -> int:
+def input_side(long_side: int, card: DetectorCard, still: bool = False) -> int:
     """The longer side of the network input for a frame whose longer side is `long_side` pixels: the
-    card's `input_size`, or for a large frame `LARGE_FRAME_SHARE` of its side (capped)."""
-    share = round(long_side * LARGE_FRAME_SHARE)
+    card's `input_size`, or for a large frame `LARGE_FRAME_SHARE` (a `still` photo: `STILL_FRAME_SHARE`) of
+    its side (capped)."""
+    share = round(long_side * (STILL_FRAME_SHARE if still else LARGE_FRAME_SHARE))
     return max(card.input_size, min(share, MAX_INPUT_FACTOR * card.input_size))
 
 
-def network_input(image: np.ndarray, card: DetectorCard) -> tuple[np.ndarray, float]:
-    """BGR uint8 frame -> (1, 3, H, W) float32 network input and the scale frame -> input."""
+def network_input(image: np.ndarray, card: DetectorCard, still: bool = False) -> tuple[np.ndarray, float]:
+    """BGR uint8 frame (a `still` photo: `input_side`) -> (1, 3, H, W) float32 network input and the scale
+    frame -> input."""
     height, width = image.shape[:2]
-    scale = input_side(max(height, width), card) / max(height, width)
+    scale = input_side(max(height, width), card, still) / max(height, width)
     new_w, new_h = max(round(width * scale), 1), max(round(height * scale), 1)
     resized = cv2.resize(
         image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale <= AREA_BELOW else cv2.INTER_LINEAR
@@ -202,15 +210,21 @@ def suppressed(boxes: np.ndarray, scores: np.ndarray, card: DetectorCard, score_
 
 
 class PlateNetDetector:
-    """The bundled (or a user-trained) plate detector through onnxruntime. Thread-safe."""
+    """The bundled (or a user-trained) plate detector through onnxruntime, for video frames or `still`
+    photos (`input_side`). Thread-safe."""
 
     name = "platenet"
     whole_plates = True
 
     def __init__(
-        self, model_path: Path | None = None, score_threshold: float | None = None, threads: int | None = None
+        self,
+        model_path: Path | None = None,
+        score_threshold: float | None = None,
+        threads: int | None = None,
+        still: bool = False,
     ) -> None:
         self.model_path = model_path or BUNDLED_MODEL
+        self.still = still
         self.card = load_card(self.model_path)
         self.box_margin = self.card.box_margin
         self._session = open_session(self.model_path, "detector", threads=threads)
@@ -226,7 +240,7 @@ class PlateNetDetector:
 
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The network's output (5, h, w) for a BGR frame, and the scale frame -> input."""
-        blob, scale = network_input(image, self.card)
+        blob, scale = network_input(image, self.card, self.still)
         return self._session.run(None, {self._input: blob})[0][0], scale
 
     def detect(self, image: np.ndarray) -> list[Detection]:

@@ -65,25 +65,32 @@ def detector_label(detector: PlateDetector) -> str:
 
 
 def named_detector(
-    name: str, config: DetectorConfig, textdet_side: int | None = None, threads: int | None = None
+    name: str,
+    config: DetectorConfig,
+    textdet_side: int | None = None,
+    threads: int | None = None,
+    still: bool = False,
 ) -> PlateDetector:
     """The detector `name` means: `auto` is the configured one (`config`), `platenet` the bundled plate
-    detector, `fast` its bundled student, `textdet` the text detector
-    at `textdet_side` (default: the config's video size), anything else the path of an ONNX detector."""
+    detector, `fast` its bundled student, `textdet` the text detector at `textdet_side` (default: the
+    config's size), anything else the path of an ONNX detector; each at its video size or, `still`, at
+    its still-image size, as the runtime reads a folder of photos (`make_detector`)."""
     if textdet_side is not None and name != "textdet":
         raise PlatepilotError(f"a text detector side ({textdet_side}) goes with detector textdet, not {name!r}")
     if name == "auto":
-        return make_detector(config, threads)
+        return make_detector(config, threads, still)
     if name in ("platenet", "fast"):
-        return make_detector(config.model_copy(update={"kind": name, "model_path": None}), threads)
+        return make_detector(config.model_copy(update={"kind": name, "model_path": None}), threads, still)
     if name == "textdet":
-        side = config.textdet_max_side if textdet_side is None else textdet_side
-        return make_detector(config.model_copy(update={"kind": "textdet", "textdet_max_side": side}), threads)
+        sides = (
+            {} if textdet_side is None else {"textdet_max_side": textdet_side, "textdet_still_max_side": textdet_side}
+        )
+        return make_detector(config.model_copy(update={"kind": "textdet", **sides}), threads, still)
     path = Path(name)
     if not path.is_file():
         names = f"{', '.join(DETECTOR_NAMES[:-1])} or {DETECTOR_NAMES[-1]}"
         raise PlatepilotError(f"detector {name!r}: not {names}, and no such model file")
-    return make_detector(config.model_copy(update={"kind": "auto", "model_path": path}), threads)
+    return make_detector(config.model_copy(update={"kind": "auto", "model_path": path}), threads, still)
 
 
 @dataclass(frozen=True, slots=True)
