@@ -20,12 +20,14 @@ BoxXYXY = tuple[float, float, float, float]
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One image from a camera; `timestamp` in seconds (epoch or stream time), `index` counts frames."""
+    """One image from a camera; `timestamp` in seconds (epoch or stream time), `index` counts frames;
+    `source_file` is the photo or video file it was read from ('' for streams and the demo)."""
 
     camera_id: str
     index: int
     timestamp: float
     image: np.ndarray
+    source_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ class Track:
 @dataclass(frozen=True, slots=True)
 class PlateCrop:
     """The image of one plate cut from one frame; `quality` in [0, 1], higher is sharper/larger;
-    `clipped` when its box touches the frame edge (characters may be cut off)."""
+    `clipped` when its box touches the frame edge (characters may be cut off); `source_file` is its frame's."""
 
     camera_id: str
     track_id: int
@@ -68,6 +70,7 @@ class PlateCrop:
     quality: float
     box: BoxXYXY
     clipped: bool = False
+    source_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,9 @@ from platepilot.store.mqtt import MQTTPublisher
 
 def plate_event(track: int, camera: str = "CAM1", text: str = "ABC1234", crop: str = "") -> PlateEvent:
     t = 1_764_000_000.0 + track
-    return PlateEvent(camera, track, t, t + 2, text, 0.9, ((text, 0.9),), crop, "crnn", "v1", 2)
+    return PlateEvent(
+        camera, track, t, t + 2, text, 0.9, ((text, 0.9),), crop, "crnn", "v1", 2, source_file=f"gate/{track}.jpg"
+    )
 
 
 class Device:

@@ -165,6 +165,7 @@ def test_two_devices_with_the_same_camera_and_reads_device(tmp_path: Path, mosqu
         ensure_search_index(engine)
         found = search_events(engine, EventQuery("ABCI234", fuzzy=0, camera="CAM1", limit=None))
         assert len(found) == 100 and {f.event.device_id for f in found} == {"north", "south"}
+        assert {f.event.source_file for f in found} == {f"gate/{track}.jpg" for track in range(1, 51)}  # travelled
         assert len(search_events(engine, EventQuery(camera="CAM1", limit=None, device="north"))) == 50
     finally:
         engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pipeline_fakes import plate_read as _read
 from platepilot.config import CameraConfig
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 from platepilot.pipeline.fusion import fuse, vote
+from platepilot.pipeline.report import event_line
 from platepilot.pipeline.run import score_demo
 from platepilot.sources import open_source
 from platepilot.sources.demo import DemoSource
@@ -404,8 +406,12 @@ def test_a_folder_of_snapshots_reads_every_car_though_each_stops_at_the_same_spo
     )
     make_pilot(settings, [source], detector, _GrayLevelReader()).run()  # type: ignore[arg-type]
     events = query_events(settings.output.events_db_url)
-    if stills:
-        assert sorted((e.text, e.reads) for e in events) == [(f"PLATE{car}", 1) for car in range(1, 5)]
+    if stills:  # each event names its photo, in the database and the JSON lines
+        expected = [(f"PLATE{car}", 1, str(folder / f"gate_{car:03d}.png")) for car in range(1, 5)]
+        assert sorted((e.text, e.reads, e.source_file) for e in events) == expected
+        lines = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+        assert sorted((e["text"], e["source_file"]) for e in lines) == [(t, f) for t, _, f in expected]
+        assert event_line(events[0]).endswith(f"  from gate_{events[0].text[-1].zfill(3)}.png")
     else:  # one track through the four photos: one event for four cars
         assert len(events) == 1
 

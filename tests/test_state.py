@@ -627,16 +627,16 @@ def test_migration_keeps_the_events_of_a_database_from_before_alembic(tmp_path: 
     url = f"sqlite:///{db}"
     store = EventStore(url)
     store.add(PlateEvent("CAM1", 8, 200.0, 201.0, "NEW456", 0.9, (("NEW456", 0.9),), "n.jpg", "crnn", "v1", 2,
-                         state="FL", state_confidence=0.97))  # fmt: skip
+                         state="FL", state_confidence=0.97, source_file="gate/0001.jpg"))  # fmt: skip
     store.close()
     old, new = query_events(url)
-    assert (old.text, old.track_id, old.format, old.state, old.state_confidence) == (
-        "OLD123", 7, "fl-abc-123", UNKNOWN, 0.0,
+    assert (old.text, old.track_id, old.format, old.state, old.state_confidence, old.source_file) == (
+        "OLD123", 7, "fl-abc-123", UNKNOWN, 0.0, "",
     )  # fmt: skip
-    assert (new.text, new.state, new.state_confidence) == ("NEW456", "FL", 0.97)
+    assert (new.text, new.state, new.state_confidence, new.source_file) == ("NEW456", "FL", 0.97, "gate/0001.jpg")
     with sqlite3.connect(db) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(plate_events)")}
-        assert {"state", "state_confidence"} <= columns
+        assert {"state", "state_confidence", "source_file"} <= columns
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head_revision()
     engine = EventStore(url).engine  # opening again is a no-op
     with engine.connect() as conn:

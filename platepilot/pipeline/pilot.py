@@ -85,6 +85,7 @@ class _TrackReads:
     ended: Track | None = None
     stored: StoredCrop | None = None  # what the crop store holds of the track (its file, or why none)
     reader: LoadedReader | None = None  # the reader of the latest accepted read
+    source_file: str = ""  # the photo (or video file) the track was seen in
 
     def agreed(self, text: str, count: int, target: float) -> bool:
         """Whether `count` reads say `text` and one of them reaches the confidence `target`."""
@@ -262,7 +263,15 @@ class Pilot:
             quality = crop_quality(image, det.box_xyxy, det.score, (width, height))
             clipped = touches_edge(det.box_xyxy, (width, height))
             crop = PlateCrop(
-                frame.camera_id, track.track_id, frame.index, frame.timestamp, image, quality, det.box_xyxy, clipped
+                frame.camera_id,
+                track.track_id,
+                frame.index,
+                frame.timestamp,
+                image,
+                quality,
+                det.box_xyxy,
+                clipped,
+                frame.source_file,
             )
             stored = self.crops.offer(crop)
             if stored is not None:
@@ -277,7 +286,7 @@ class Pilot:
         with self._lock:
             state = self._tracks.get(key)
             if state is None:
-                state = self._tracks[key] = _TrackReads()
+                state = self._tracks[key] = _TrackReads(source_file=crop.source_file)
                 stats.tracks += 1
             state.stored = stored
             if state.satisfied:
@@ -403,6 +412,7 @@ class Pilot:
             state=fused.state,
             state_confidence=fused.state_confidence,
             crop_note=state.stored.note if state.stored else "",
+            source_file=state.source_file,
         )
         self.events.add(event)
         self.stats[track.camera_id].events += 1

@@ -7,22 +7,29 @@ import io
 import re
 import time
 from datetime import datetime
+from pathlib import Path
 
 from platepilot.errors import PlatepilotError
+from platepilot.sources.files import IMAGE_SUFFIXES
 from platepilot.store.events import PlateEvent
 
 CSV_FIELDS = ("camera_id", "track_id", "first_seen", "last_seen", "text", "confidence", "format",
-              "reads", "crop_path", "engine", "model_version", "candidates", "state", "state_confidence")  # fmt: skip
+              "reads", "crop_path", "engine", "model_version", "candidates", "state", "state_confidence",
+              "source_file")  # fmt: skip
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def event_line(event: PlateEvent) -> str:
+    """One event as `run` and `reads` print it; the photo it was read from, if any, last (a video file's
+    name would end every line the same)."""
     when = datetime.fromtimestamp(event.first_seen).strftime("%Y-%m-%d %H:%M:%S")
+    photo = Path(event.source_file)
+    seen_in = f"  from {photo.name}" if photo.suffix.lower() in IMAGE_SUFFIXES else ""
     return (
         f"{when}  {event.camera_id} track {event.track_id:<4d} {event.text:<9s} {event.confidence:.2f}  "
         f"{event.state} {event.state_confidence:.2f}  "
-        f"{event.format or '-'}  ({event.reads} reads)  {event.crop_path}"
+        f"{event.format or '-'}  ({event.reads} reads)  {event.crop_path}{seen_in}"
     )
 
 
@@ -45,7 +52,7 @@ def events_csv(events: list[PlateEvent]) -> str:
         row = [e.camera_id, e.track_id, datetime.fromtimestamp(e.first_seen).isoformat(),
                datetime.fromtimestamp(e.last_seen).isoformat(), e.text, f"{e.confidence:.4f}",
                e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates,
-               e.state, f"{e.state_confidence:.4f}"]  # fmt: skip
+               e.state, f"{e.state_confidence:.4f}", e.source_file]  # fmt: skip
         writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
 

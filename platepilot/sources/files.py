@@ -72,7 +72,7 @@ class VideoFileSource:
                 stream_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
                 offset = stream_ms / 1000 if stream_ms > 0 or index == 0 else index / (self.fps or 25.0)
                 if usable(image):
-                    yield Frame(self.camera_id, index, start + offset, image)
+                    yield Frame(self.camera_id, index, start + offset, image, str(self.path))
                 else:
                     log.warning("%s: frame %d unreadable, skipped", self.path, index)
                 index += 1
@@ -119,7 +119,7 @@ class ImageFolderSource:
                     log.warning("%s: unreadable image, skipped", path)
                 else:
                     taken = self._clock() if self.follow else start + index / self.fps
-                    yield Frame(self.camera_id, index, taken, image)
+                    yield Frame(self.camera_id, index, taken, image, str(path))
                 index += 1
             if not self.follow:
                 return

@@ -55,6 +55,7 @@ events_table = sa.Table(
     sa.Column("event_id", sa.String(EVENT_ID_LENGTH), nullable=True, unique=True, index=True),
     sa.Column("device_id", sa.String(64), nullable=False, server_default="", index=True),
     sa.Column("synced_at", sa.Float, nullable=True, index=True),  # the collector acknowledged (edge) / stored it
+    sa.Column("source_file", sa.Text, nullable=False, server_default=""),  # the photo or video file; '' for streams
 )
 # watchlist alerts `platepilot collect` gathered from the devices: one per event (the device raises at most
 # one per event), so the event's id makes the insert idempotent as for events
@@ -97,6 +98,7 @@ class PlateEvent:
     crop_note: str = ""  # why the event has no crop: not written (disk), or pruned; '' when crop_path holds it
     event_id: str | None = None  # globally unique (`EventIds`); None on events from before fleets
     device_id: str = ""
+    source_file: str = ""  # the photo (a folder of photos) or video file it was seen in; '' for streams, the demo
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
