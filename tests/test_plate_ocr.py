@@ -19,9 +19,11 @@ from platepilot.ocr.ctc import text_probabilities, text_probability
 from platepilot.ocr.ensemble import MemberRead, char_vote, combine
 from platepilot.ocr.lines import (
     ENLARGED_HEIGHT,
+    LINE_MARGIN,
     SECOND_LOOK_SIDE,
     SMALL_CROP_HEIGHT,
     PlateLineFinder,
+    cut_line,
     enlarged,
     pick_plate_rows,
 )
@@ -438,6 +440,49 @@ def test_line_crop_reads_whole_plate_crops_with_surroundings(
     reads = crnn_cut.read([*loose, bumper])  # in one batch: the crop with no line keeps its place
     assert _right(reads[:-1], truths) > _right(crnn_whole.read(loose), truths), [r.text for r in reads]
     assert reads[-1].text == "" and reads[-1].engine == "crnn"
+
+
+@pytest.mark.parametrize("tilt", [-12.0, 0.0, 3.0, 12.0])
+def test_a_tilted_line_is_cut_levelled(tilt: float) -> None:
+    """A dark bar 200 x 30 px tilted as the text detector reports it (axis-aligned bounds + tilt) is cut
+    along itself from 5 degrees (all bar, the line's size plus the margin); a near-level one is cut as
+    it lies (its bounds)."""
+    image = np.full((300, 400, 3), 255, np.uint8)
+    corners = cv2.boxPoints(((200.0, 150.0), (200.0, 30.0), tilt))
+    cv2.fillPoly(image, [np.round(corners).astype(np.int32)], (0, 0, 0))
+    line = np.array([*corners.min(axis=0), *corners.max(axis=0), 0.9, tilt], np.float32)
+    cut = cut_line(image, line)
+    if abs(tilt) >= 5:
+        assert cut.shape[:2] == (round(30 * (1 + 2 * LINE_MARGIN[1])), round(200 * (1 + 2 * LINE_MARGIN[0])))
+        assert (cut[:, 12:-12] < 60).mean() > 0.97  # the bar fills it, but for the margin at its ends
+    else:
+        assert abs(cut.shape[1] - (line[2] - line[0]) * (1 + 2 * LINE_MARGIN[0])) <= 2
+
+
+def test_plates_on_a_rolled_camera_are_read_levelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Synthetic plates rotated 12 degrees either way, read by the CRNN through the line finder: levelled,
+    about as many as level ones; cut as they lie (levelling off), far fewer."""
+    samples = [synth_sample(5, i) for i in range(40)]
+    reader = CRNNOCRService(BUNDLED_MODEL, lines=PlateLineFinder())
+
+    def right(angle: float) -> int:
+        reads = reader.read([_rotated(s.image, angle) for s in samples])
+        return sum(r.text == s.text for r, s in zip(reads, samples, strict=True))
+
+    level = right(0.0)
+    levelled = [right(12.0), right(-12.0)]
+    monkeypatch.setattr("platepilot.ocr.lines.LEVEL_FROM_DEG", float("inf"))
+    as_they_lie = [right(12.0), right(-12.0)]
+    assert level >= 26 and min(levelled) >= level - 6, (level, levelled)
+    assert all(a + 8 <= b for a, b in zip(as_they_lie, levelled, strict=True)), (as_they_lie, levelled)
+
+
+def _rotated(image: np.ndarray, angle: float) -> np.ndarray:
+    """`image` on a replicated border a fifth of its width, rotated `angle` degrees about its centre."""
+    pad = image.shape[1] // 5
+    big = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    matrix = cv2.getRotationMatrix2D((big.shape[1] / 2, big.shape[0] / 2), angle, 1.0)
+    return cv2.warpAffine(big, matrix, big.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def test_whole_plate_detectors_get_a_line_cropping_reader() -> None:
