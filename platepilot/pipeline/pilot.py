@@ -31,6 +31,7 @@ from platepilot.detect.base import PlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import StateClassifier, with_state
 from platepilot.pipeline.fusion import fuse
+from platepilot.pipeline.levels import stretched
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
 from platepilot.plates.formats import MAX_PLATE_CHARS, is_plate_surround
@@ -250,16 +251,17 @@ class Pilot:
 
     def _process_frame(self, frame: Frame, tracker: PlateTracker, stats: CameraStats) -> None:
         started = time.perf_counter()
-        detections = self.detectors[frame.camera_id].detect(frame.image)
+        levelled = stretched(frame.image)  # a flat (dusk, haze) frame stretched to the full range
+        detections = self.detectors[frame.camera_id].detect(levelled)
         stats.detect_seconds += time.perf_counter() - started
         stats.processed += 1
         stats.detections += len(detections)
         update = tracker.update(detections, frame.timestamp)
-        height, width = frame.image.shape[:2]
+        height, width = levelled.shape[:2]
         for track, det in update.matched:
             if track.state != TrackState.CONFIRMED:
                 continue
-            image = cut_crop(frame.image, det.box_xyxy)
+            image = cut_crop(levelled, det.box_xyxy)
             quality = crop_quality(image, det.box_xyxy, det.score, (width, height))
             clipped = touches_edge(det.box_xyxy, (width, height))
             crop = PlateCrop(

@@ -29,6 +29,7 @@ from platepilot.detect.textdet import TextDetPlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.evaluate import write_report_tiles
+from platepilot.pipeline.levels import stretched
 from platepilot.plates.charset import fold
 from platepilot.plates.manifest import LabelledPlate, LabelledScene
 from platepilot.track.quality import cut_crop
@@ -245,8 +246,9 @@ def evaluate_scenes(
     with Progress(console=console, transient=True, disable=console is None) as bar:
         task = bar.add_task(f"{detector_label(detector)} + {reader.name}", total=len(scenes))
         for scene in scenes:
-            image = read_image(scene.image)
+            photo = read_image(scene.image)
             start = timer()
+            image = stretched(photo)  # as the runtime levels a flat frame
             detections = detector.detect(image)
             seconds += timer() - start
             start = timer()

@@ -1,0 +1,74 @@
+"""Flat frames stretched to the full range before detection and reading (`pipeline.levels`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+from pipeline_fakes import make_pilot, pipeline_settings
+
+from platepilot.config import CameraConfig
+from platepilot.ocr.base import OCREngine
+from platepilot.pipeline.levels import FLAT_BELOW, MAX_GAIN, levels, stretched
+from platepilot.plates.synth import synth_sample
+from platepilot.sources import open_source
+from platepilot.store.events import query_events
+from platepilot.types import Detection, PlateRead
+
+
+def _scene(dim: float) -> np.ndarray:
+    """A 480x640 street (sunlit wall, shaded asphalt) with a synthetic plate in it, its brightness scaled by `dim`."""
+    frame = np.full((480, 640, 3), 30, np.uint8)  # asphalt in shade
+    frame[:240] = 235  # a sunlit wall
+    plate = cv2.resize(synth_sample(3, 0).image, (200, 50))
+    frame[300:350, 220:420] = plate
+    return (frame.astype(np.float32) * dim).astype(np.uint8)
+
+
+def test_a_full_range_frame_is_left_as_it_is_and_a_flat_one_is_stretched() -> None:
+    day = _scene(1.0)
+    low, high = levels(day)
+    assert high - low >= FLAT_BELOW and stretched(day) is day
+    dusk = _scene(0.4)
+    assert levels(dusk)[1] - levels(dusk)[0] < FLAT_BELOW
+    low, high = levels(stretched(dusk))
+    assert low <= 2 and high >= 250  # the plate's white is the top, not clipped beyond it
+    fog = np.full((120, 160, 3), 120, np.uint8)
+    fog[::2] = 125  # nearly uniform: stretched, but by MAX_GAIN at most
+    out = stretched(fog).astype(int)
+    assert 0 < out.max() - out.min() <= 5 * MAX_GAIN + 1
+
+
+class _RangeReader:
+    """Reads every crop as the span of its grey levels (`R` + the span), so a test can see what was read."""
+
+    name = "range"
+
+    def read(self, images: list[np.ndarray]) -> list[PlateRead]:
+        spans = [int(np.ptp(cv2.cvtColor(i, cv2.COLOR_BGR2GRAY))) for i in images]
+        return [PlateRead(f"R{s}", 0.95, (0.95,) * len(f"R{s}"), "range") for s in spans]
+
+    def warmup(self, iterations: int = 1) -> None:
+        pass
+
+
+def test_the_runtime_detects_and_reads_a_dusk_photo_stretched(tmp_path: Path) -> None:
+    folder = tmp_path / "dusk"
+    folder.mkdir()
+    assert cv2.imwrite(str(folder / "gate.png"), _scene(0.4))
+    seen: list[int] = []
+
+    def detect(image: np.ndarray) -> list[Detection]:
+        seen.append(int(np.ptp(image)))
+        return [Detection((220.0, 300.0, 420.0, 350.0), 0.9)]
+
+    settings = pipeline_settings(tmp_path)
+    reader: OCREngine = _RangeReader()  # type: ignore[assignment]
+    make_pilot(
+        settings, [open_source(CameraConfig(source=str(folder)))], SimpleNamespace(name="d", detect=detect), reader
+    ).run()  # type: ignore[arg-type]
+    assert seen and min(seen) >= 250  # the detector saw the stretched frame
+    [event] = query_events(settings.output.events_db_url)
+    assert int(event.text[1:]) >= 200  # and the reader a crop of it
