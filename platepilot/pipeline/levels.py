@@ -20,7 +20,10 @@ LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.9
 """The levels stretched to 0 and 255: the top is nearly the brightest pixel, so a plate, often the
 brightest thing in a frame, is not clipped white."""
 MAX_GAIN = 4.0
-"""A nearly uniform frame (a lens cap, fog) is stretched at most this much, so its noise is not."""
+"""A flat frame is stretched at most this much, so its noise is not made a texture."""
+BLANK_BELOW = 24
+"""A frame spanning fewer levels than this shows nothing (a lens cap, a wall, black night) and is left as it
+is: stretching would only raise its noise."""
 SAMPLE_SIDE = 320
 """The frame is measured on a copy this wide at most (the levels of a frame need no more)."""
 
@@ -37,9 +40,10 @@ def levels(image: np.ndarray) -> tuple[float, float]:
 
 
 def stretched(image: np.ndarray) -> np.ndarray:
-    """`image` with its levels stretched when it is flat (`FLAT_BELOW`); otherwise `image` itself."""
+    """`image` with its levels stretched when it is flat (`FLAT_BELOW`) but not blank (`BLANK_BELOW`);
+    otherwise `image` itself."""
     low, high = levels(image)
-    if high - low >= FLAT_BELOW:
+    if not BLANK_BELOW <= high - low < FLAT_BELOW:
         return image
     gain = min(255.0 / max(high - low, 1.0), MAX_GAIN)
     table = np.clip((np.arange(256, dtype=np.float32) - low) * gain, 0, 255).astype(np.uint8)
