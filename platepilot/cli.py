@@ -75,7 +75,7 @@ def ocr_command(
     import json
 
     from platepilot.labeling.crops import list_crops
-    from platepilot.ocr.base import read_image
+    from platepilot.levels import read_crop
     from platepilot.ocr.models import make_engine
 
     settings = load_config(config)
@@ -90,7 +90,7 @@ def ocr_command(
     crops = []
     for path in paths:
         try:
-            crops.append((path, read_image(path)))
+            crops.append((path, read_crop(path)))
         except PlatepilotError as exc:
             err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     if not crops:

@@ -1,4 +1,4 @@
-"""Flat frames stretched to the full range before detection and reading (`pipeline.levels`)."""
+"""Flat frames stretched to the full range before detection and reading (`platepilot.levels`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 from pipeline_fakes import make_pilot, pipeline_settings
 
 from platepilot.config import CameraConfig
+from platepilot.levels import FLAT_BELOW, FLAT_CROP_BELOW, MAX_GAIN, levels, read_crop, stretched
 from platepilot.ocr.base import OCREngine
-from platepilot.pipeline.levels import FLAT_BELOW, MAX_GAIN, levels, stretched
 from platepilot.plates.synth import synth_sample
 from platepilot.sources import open_source
 from platepilot.store.events import query_events
@@ -75,3 +75,15 @@ def test_the_runtime_detects_and_reads_a_dusk_photo_stretched(tmp_path: Path) ->
     assert seen and min(seen) >= 250  # the detector saw the stretched frame
     [event] = query_events(settings.output.events_db_url)
     assert int(event.text[1:]) >= 200  # and the reader a crop of it
+
+
+def test_a_flat_crop_file_is_read_stretched_and_a_plain_one_as_it_is(tmp_path: Path) -> None:
+    """`read_crop` (platepilot ocr, eval --labels, labels auto, prelabel) stretches a crop spanning fewer than
+    FLAT_CROP_BELOW levels, such as a plate at a quarter of its contrast, and leaves a plain one."""
+    plate = synth_sample(7, 0).image
+    flat = (128 + (plate.astype(np.float32) - 128) * 0.25).astype(np.uint8)
+    assert cv2.imwrite(str(tmp_path / "plate.png"), plate) and cv2.imwrite(str(tmp_path / "flat.png"), flat)
+    low, high = levels(plate)
+    assert high - low >= FLAT_CROP_BELOW and np.array_equal(read_crop(tmp_path / "plate.png"), plate)
+    low, high = levels(read_crop(tmp_path / "flat.png"))
+    assert high - low >= 240

@@ -18,7 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from platepilot.errors import PlatepilotError
 from platepilot.labeling.crops import label_key, list_crops, relative_to_crops
-from platepilot.ocr.base import OCREngine, read_image
+from platepilot.levels import read_crop
+from platepilot.ocr.base import OCREngine
 from platepilot.plates.charset import is_valid_text
 from platepilot.store.labels import append_labels, latest_labels
 from platepilot.store.provenance import Provenance, append_records, latest_prelabels, make_record
@@ -86,7 +87,7 @@ def prelabel_crops(
             batch = []
             for rel in todo[start : start + batch_size]:
                 try:
-                    batch.append((rel, read_image(crops_dir / rel)))
+                    batch.append((rel, read_crop(crops_dir / rel)))
                 except PlatepilotError as exc:
                     unreadable.append((rel, str(exc)))
             reads = engine.read([image for _, image in batch]) if batch else []

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from platepilot.errors import PlatepilotError
 from platepilot.labeling.crops import label_key
 from platepilot.labeling.prelabel import todo_crops
-from platepilot.ocr.base import read_image
+from platepilot.levels import read_crop
 from platepilot.plates.formats import match_format
 from platepilot.store.provenance import (
     PSEUDO_ENGINE,
@@ -92,7 +92,7 @@ def pseudo_label_crops(
             now = clock()
             for rel in todo[start : start + batch_size]:
                 try:
-                    image = read_image(crops_dir / rel)
+                    image = read_crop(crops_dir / rel)
                 except PlatepilotError:
                     unreadable += 1
                     continue

@@ -15,6 +15,7 @@ from rapidfuzz.distance import Levenshtein
 
 from platepilot.errors import PlatepilotError
 from platepilot.imagegrid import contact_sheet
+from platepilot.levels import read_crop
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.metrics import Scores, confusions, score
 from platepilot.plates.formats import is_standard_label
@@ -151,7 +152,7 @@ def _batches(
     for written, truth, label in labels:
         path = resolve_crop_path(written, labels_file)
         try:
-            batch.append((path, truth, label, read_image(path)))
+            batch.append((path, truth, label, read_crop(path)))
         except PlatepilotError:
             unreadable.append(path)
             continue

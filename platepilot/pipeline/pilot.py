@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from platepilot.config import Settings, TrackerConfig
 from platepilot.detect.base import PlateDetector
 from platepilot.errors import PlatepilotError
+from platepilot.levels import stretched
 from platepilot.ocr.state import StateClassifier, with_state
 from platepilot.pipeline.fusion import fuse
-from platepilot.pipeline.levels import stretched
 from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
 from platepilot.plates.formats import MAX_PLATE_CHARS, is_plate_surround

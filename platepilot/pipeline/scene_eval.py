@@ -27,9 +27,9 @@ from platepilot.config import DetectorConfig
 from platepilot.detect import PlateDetector, make_detector
 from platepilot.detect.textdet import TextDetPlateDetector
 from platepilot.errors import PlatepilotError
+from platepilot.levels import stretched
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.evaluate import write_report_tiles
-from platepilot.pipeline.levels import stretched
 from platepilot.plates.charset import fold
 from platepilot.plates.manifest import LabelledPlate, LabelledScene
 from platepilot.track.quality import cut_crop
