@@ -11,7 +11,7 @@ reader and detector, or the config's) scores the copy as a user would, in a subp
 - photos rotated 10 degrees (their plate boxes' rotated bounds become the labels);
 - photos at dusk (gamma 2, half the light, sensor noise) and in haze (a third of the contrast).
 
-The copies "as they are" go through the same rewrite (JPEG at quality 95), so each set's first row is its
+The copies "as they are" go through the same rewrite (a JPEG at quality 95), so each set's first row is its
 baseline; files keep their names, so a KNOWN_LABEL_ERRORS.tsv beside a set still applies. Prints a table
 (folded exact for crops, read end to end folded for photos) and writes benchmarks/results/perturbed.json.
 docs/plateocr.md (levelled lines) and docs/runtime.md (flat frames) quote it.
@@ -73,7 +73,8 @@ def inside(folder: Path, rel: str, index: int) -> Path:
 
 def write(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    if not cv2.imwrite(str(path), image, jpeg):
         raise PlatepilotError(f"{path}: cannot write the changed copy")
 
 
