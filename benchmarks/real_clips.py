@@ -7,7 +7,9 @@ a plate does when the distance shrinks at constant speed (size ~ 1 / distance). 
 photo scaled down (INTER_AREA, as a far camera sees it) and placed in a frame of the photo's own
 size, the plate centred at first, the whole photo filling the frame at the end; the edge pixels
 are replicated around it (no mirrored copies of plates), with a slight pan, a motion blur, sensor
-noise and JPEG. The clip is written as an mp4 (OpenCV, mp4v) in a temp folder and run through the
+noise and JPEG. The JPEG is the camera's one lossy compression, so the clip is written losslessly
+(FFV1 in .mkv, OpenCV) in a temp folder; `--codec mp4v` writes an .mp4 instead, a second, lossy
+compression on top, which on the clips blurred 5 px costs the reader about ten points. It is run through the
 runtime as `platepilot run --source clip.mp4` runs it: detector, tracker, best crops, async OCR,
 the state classifier (when `state.enabled`, as by default), fusion, one event per vehicle (one `Pilot`
 per clip; the detector, the reader and the state classifier are loaded once).
@@ -25,8 +27,8 @@ per length, which separates what blur costs the reader from the rest.
 pixels replicated, `far_scenes.py`), so the clips are a 720p road camera's view of the same plates.
 Prints the tables and writes benchmarks/results/real_clips.json.
 Usage: python benchmarks/real_clips.py --scenes MANIFEST.tsv [--detector auto|platenet|fast|textdet:SIDE|PATH]
-    [--engine auto] [--config platepilot.yaml] [--limit N] [--frame WxH] [--blur N ...] [--keep-clips DIR] [--ceiling]
-    [--out JSON]
+    [--engine auto] [--config platepilot.yaml] [--limit N] [--frame WxH] [--blur N ...] [--codec ffv1|mp4v]
+    [--keep-clips DIR] [--ceiling] [--out JSON]
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ from platepilot.store.events import EventStore, PlateEvent
 from platepilot.track.quality import cut_crop
 
 RESULTS = Path(__file__).parent / "results" / "real_clips.json"
+CODECS = {"ffv1": ("FFV1", ".mkv"), "mp4v": ("mp4v", ".mp4")}
+"""The clip's video codec (OpenCV fourcc) and file suffix, by `--codec` name."""
 CAMERA = "CLIP"
 
 
@@ -122,7 +126,7 @@ def make_clip(
 ) -> tuple[list[np.ndarray], int]:
     """The frames of one approach clip (see the module doc), each of the photo's size cut to even sides,
     and the clip's motion blur length in pixels (1: none)."""
-    photo = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]  # mp4v needs even sides
+    photo = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]  # video codecs need even sides
     height, width = photo.shape[:2]
     aim, middle = aim_point(scene, width, height), (width / 2, height / 2)
     blur = drawn_blur(style, rng)
@@ -139,15 +143,19 @@ def make_clip(
     return frames, blur
 
 
-def write_clip(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
-    """An mp4 (mp4v) of `frames`; PlatepilotError when OpenCV cannot write one."""
+def write_clip(frames: Sequence[np.ndarray], path: Path, fps: float, codec: str = "ffv1") -> Path:
+    """A video of `frames` at `path` with the suffix of `codec` (`CODECS`), and its path; PlatepilotError
+    when OpenCV cannot write one."""
+    fourcc, suffix = CODECS[codec]
+    path = path.with_suffix(suffix)
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (width, height))
     if not writer.isOpened():
-        raise PlatepilotError(f"{path}: OpenCV cannot write an mp4v video here")
+        raise PlatepilotError(f"{path}: OpenCV cannot write a {codec} video here")
     for frame in frames:
         writer.write(frame)
     writer.release()
+    return path
 
 
 def run_clip(
@@ -269,8 +277,7 @@ def run_all(
                 photo, plates = far_view(photo, scene.plates, 1.0, args.frame)
                 scene = LabelledScene(scene.image, plates)
             frames, blur = make_clip(photo, scene, style, np.random.default_rng([args.seed, index]))
-            video = workdir / f"clip{index:05d}_{scene.image.stem}.mp4"
-            write_clip(frames, video, style.fps)
+            video = write_clip(frames, workdir / f"clip{index:05d}_{scene.image.stem}", style.fps, args.codec)
             events = run_clip(video, settings, detector, reader, workdir / f"run{index:05d}", states)
             ceiling = frame_reads(frames, detector, engine) if args.ceiling else None
             results.append(score_clip(scene, events, blur, ceiling))
@@ -328,6 +335,10 @@ def main() -> None:
         "the same clips as in a full run, for a quicker look at the blurred ones",
     )  # fmt: skip
     parser.add_argument(
+        "--codec", choices=sorted(CODECS), default="ffv1", help="the clips' video: ffv1 (lossless, the default: the "
+        "frames' JPEG is the camera's compression) or mp4v (a second, lossy compression on top)",
+    )  # fmt: skip
+    parser.add_argument(
         "--ceiling", action="store_true", help="also read every frame alone: what a perfect crop choice would reach"
     )
     parser.add_argument("--keep-clips", type=Path, default=None, help="write the clips here instead of a temp folder")
@@ -350,7 +361,8 @@ def main() -> None:
     console.print(blur_table(row))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = {"manifest": str(args.scenes), "detector": args.detector, "engine": args.engine, "limit": args.limit,
-            "seed": args.seed, "config": str(args.config or ""), "frame": args.frame, "blur": args.blur, **row,
+            "seed": args.seed, "config": str(args.config or ""), "frame": args.frame, "blur": args.blur,
+            "codec": args.codec, **row,
             "per_clip": [asdict(c) for c in clips]}  # fmt: skip
     args.out.write_text(json.dumps(data, indent=2) + "\n")
     console.print(f"written to {args.out}")
