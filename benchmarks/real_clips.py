@@ -9,10 +9,11 @@ size, the plate centred at first, the whole photo filling the frame at the end; 
 are replicated around it (no mirrored copies of plates), with a slight pan, a motion blur, sensor
 noise and JPEG. The JPEG is the camera's one lossy compression, so the clip is written losslessly
 (FFV1 in .mkv, OpenCV) in a temp folder; `--codec mp4v` writes an .mp4 instead, a second, lossy
-compression on top, which on the clips blurred 5 px costs the reader about ten points. It is run through the
-runtime as `platepilot run --source clip.mp4` runs it: detector, tracker, best crops, async OCR,
-the state classifier (when `state.enabled`, as by default), fusion, one event per vehicle (one `Pilot`
-per clip; the detector, the reader and the state classifier are loaded once).
+compression on top (all 246 UCSD clips read 80.5% folded with it and 80.9% without, the 5 px blurred
+ones 56.9% and 58.6%; 2026-12-07). It is run through the runtime as `platepilot run --source clip.mkv`
+runs it: detector, tracker, best crops, async OCR, the state classifier (when `state.enabled`, as by
+default), fusion, one event per vehicle (one `Pilot` per clip; the detector, the reader and the state
+classifier are loaded once).
 
 A vehicle (a labelled plate) is read when an event of its clip has its text, strict and O/0 I/1
 folded; an event matches no plate when its folded text is none of its clip's labels; a vehicle is fused
