@@ -115,6 +115,18 @@ def test_a_soft_crop_gets_no_state_from_the_classifier(
         assert (guess.state, guess.confidence, guess.top) == (UNKNOWN, 0.0, plain.top)
 
 
+def test_a_hazy_crop_is_named_as_its_clear_plate(
+    classifier: StateClassifier, rendered: tuple[list[np.ndarray], list[bool]]
+) -> None:
+    # a quarter of the contrast, as in haze: stretched first, the classifier ranks the states as on the clear
+    # plates (0.98 here); fed the flat crops as they are, it ranked 0.86 so
+    images = rendered[0]
+    hazy = [(im.astype(np.float32) * 0.25 + 96).astype(np.uint8) for im in images]
+    clear = classifier.classify(images)
+    agree = np.mean([h.top[0][0] == c.top[0][0] for h, c in zip(classifier.classify(hazy), clear, strict=True)])
+    assert agree >= 0.95, f"hazy crops ranked as their clear plates {agree:.3f} < 0.95"
+
+
 @pytest.mark.parametrize("damage", ["missing_sidecar", "garbage_onnx", "wrong_sha", "bad_classes"])
 def test_loader_rejects_a_bad_model_with_one_clear_line(tmp_path: Path, damage: str) -> None:
     model = tmp_path / "state.onnx"
