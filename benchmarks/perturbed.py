@@ -1,7 +1,7 @@
 """The dev sets as real cameras spoil them: rotated crops and photos, dusky and hazy photos, read end to end.
 
     python benchmarks/perturbed.py --labels UCSD/labels.txt --labels SEG/labels.txt --scenes UCSD/MANIFEST.tsv
-        [--config platepilot.yaml] [--out JSON]
+        [--states STATES/MANIFEST.tsv [--split valid --split test]] [--config platepilot.yaml] [--out JSON]
 
 Each set is copied into a temporary folder changed one way at a time, and `platepilot eval` (the default
 reader and detector, or the config's) scores the copy as a user would, in a subprocess:
@@ -9,12 +9,14 @@ reader and detector, or the config's) scores the copy as a user would, in a subp
 - crops rotated 8, 15 and -10 degrees about their centres (on a replicated border 15% of their longer
   side, then cut to the rotated crop's bounds): a rolled camera or a plate seen at an angle;
 - photos rotated 10 degrees (their plate boxes' rotated bounds become the labels);
-- photos at dusk (gamma 2, half the light, sensor noise) and in haze (a third of the contrast).
+- photos at dusk (gamma 2, half the light, sensor noise) and in haze (a third of the contrast);
+- state photos (`--states`, the rows of `--split`, default valid and test) as they are, at dusk and in haze,
+  scored by `platepilot eval --states` (top-1, top-3, Florida precision and recall).
 
 The copies "as they are" go through the same rewrite (a JPEG at quality 95), so each set's first row is its
 baseline; files keep their names, so a KNOWN_LABEL_ERRORS.tsv beside a set still applies. Prints a table
 (folded exact for crops, read end to end folded for photos) and writes benchmarks/results/perturbed.json.
-docs/plateocr.md (levelled lines) and docs/runtime.md (flat frames) quote it.
+docs/plateocr.md (levelled lines), docs/runtime.md (flat frames) and docs/states.md (flat crops) quote it.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from rich.table import Table
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import read_image
+from platepilot.plates.state_manifest import read_state_manifest
 
 RESULTS = Path(__file__).parent / "results" / "perturbed.json"
 CROP_ANGLES = (0.0, 8.0, 15.0, -10.0)
 SCENE_CHANGES = ("as they are", "rotated 10", "dusk", "haze")
+STATE_CHANGES = ("as they are", "dusk", "haze")
 Change = Callable[[np.ndarray], np.ndarray]
 
 
@@ -93,6 +97,27 @@ def crop_copy(labels: Path, angle: float, folder: Path) -> Path:
     return folder / "labels.txt"
 
 
+def spoiled(image: np.ndarray, change: str, rng: np.random.Generator) -> np.ndarray:
+    """`image` at dusk or in haze (`change`), else as it is."""
+    if change == "dusk":
+        return dusk(image, rng)
+    return haze(image) if change == "haze" else image
+
+
+def state_copy(manifest: Path, change: str, splits: list[str], folder: Path) -> Path:
+    """The state manifest's photos of `splits` changed by `change` (STATE_CHANGES), under `folder`; the new
+    manifest."""
+    rng = np.random.default_rng(0)
+    rows = ["image_relpath\tstate\tsplit"]
+    for index, photo in enumerate(read_state_manifest(manifest, set(splits))):
+        rel = str(photo.image.relative_to(manifest.parent))
+        copy = inside(folder, rel, index)
+        write(copy, spoiled(read_image(photo.image), change, rng))
+        rows.append(f"{copy.relative_to(folder)}\t{photo.state}\t{photo.split}")
+    (folder / "MANIFEST.tsv").write_text("\n".join(rows) + "\n")
+    return folder / "MANIFEST.tsv"
+
+
 def scene_copy(manifest: Path, change: str, folder: Path) -> Path:
     """MANIFEST.tsv's photos changed by `change` (SCENE_CHANGES), under `folder`; the new manifest."""
     rng = np.random.default_rng(0)
@@ -106,10 +131,7 @@ def scene_copy(manifest: Path, change: str, folder: Path) -> Path:
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 10.0 if change == "rotated 10" else 0.0, 1.0)
         if change == "rotated 10":
             image = cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
-        elif change == "dusk":
-            image = dusk(image, rng)
-        elif change == "haze":
-            image = haze(image)
+        image = spoiled(image, change, rng)
         copy = inside(folder, cells[0], index)
         write(copy, image)
         cells[0] = str(copy.relative_to(folder))
@@ -160,6 +182,14 @@ def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[di
             rows.append({"set": f"{manifest.parent.name} photos", "change": change, "n": score["n"],
                          "recall": score["recall"], "exact": score["read_e2e"],
                          "folded": score["read_e2e_folded"]})  # fmt: skip
+    for manifest in args.states:
+        for change in STATE_CHANGES:
+            with console.status(f"{manifest.parent.name}: state photos {change}"):
+                copy = state_copy(manifest, change, args.split, folder / f"{manifest.parent.name}-states" / change)
+                score = evaluate("--states", copy, args.config)
+            rows.append({"set": f"{manifest.parent.name} states", "change": change, "n": score["n"],
+                         "top1": score["top1"], "top3": score["top3"],
+                         "florida": (score["florida_precision"], score["florida_recall"])})  # fmt: skip
     return rows
 
 
@@ -168,8 +198,21 @@ def table(rows: list[dict[str, Any]]) -> Table:
     for column in ("set", "change", "n", "found", "read", "folded"):
         out.add_column(column, justify="left" if column in ("set", "change") else "right")
     for row in rows:
-        found = f"{row['recall']:.1%}" if "recall" in row else "-"
-        out.add_row(row["set"], row["change"], str(row["n"]), found, f"{row['exact']:.1%}", f"{row['folded']:.1%}")
+        if "exact" in row:
+            found = f"{row['recall']:.1%}" if "recall" in row else "-"
+            out.add_row(row["set"], row["change"], str(row["n"]), found, f"{row['exact']:.1%}", f"{row['folded']:.1%}")
+    return out
+
+
+def state_table(rows: list[dict[str, Any]]) -> Table:
+    out = Table(title="State photos as cameras spoil them (the default classifier, names read where unsure)")
+    for column in ("set", "change", "n", "top-1", "top-3", "Florida P / R"):
+        out.add_column(column, justify="left" if column in ("set", "change") else "right")
+    for row in rows:
+        if "top1" in row:
+            precision, recall = row["florida"]
+            out.add_row(row["set"], row["change"], str(row["n"]), f"{row['top1']:.1%}", f"{row['top3']:.1%}",
+                        f"{precision:.0%} / {recall:.0%}")  # fmt: skip
     return out
 
 
@@ -177,14 +220,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, action="append", default=[], help="labels.txt of crops; repeatable")
     parser.add_argument("--scenes", type=Path, action="append", default=[], help="MANIFEST.tsv of photos; repeatable")
+    parser.add_argument(
+        "--states", type=Path, action="append", default=[], help="state MANIFEST.tsv (image_relpath, state, split)"
+    )
+    parser.add_argument(
+        "--split", action="append", default=None, help="with --states: the splits scored (default: valid and test)"
+    )
     parser.add_argument("--config", type=Path, default=None, help="a platepilot.yaml for every eval")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON to write (default: %(default)s)")
     args = parser.parse_args()
-    if not args.labels and not args.scenes:
-        parser.error("give at least one --labels or --scenes")
+    if not args.labels and not args.scenes and not args.states:
+        parser.error("give at least one --labels, --scenes or --states")
+    args.split = args.split or ["valid", "test"]
     console = Console(width=max(Console().width, 100))
     rows = in_temp_folder("perturbed_", lambda folder: measure(args, folder, console))
-    console.print(table(rows))
+    for shown in (table(rows), state_table(rows)):
+        if shown.row_count:
+            console.print(shown)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"config": str(args.config or ""), "results": rows}, indent=2) + "\n")
     console.print(f"written to {args.out}")
