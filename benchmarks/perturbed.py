@@ -193,10 +193,16 @@ def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[di
     return rows
 
 
-def table(rows: list[dict[str, Any]]) -> Table:
-    out = Table(title="The dev sets as cameras spoil them (default reader and detector)")
-    for column in ("set", "change", "n", "found", "read", "folded"):
+def titled(title: str, *numbers: str) -> Table:
+    """An empty table of `title`: the set and its change, then the `numbers` columns."""
+    out = Table(title=title)
+    for column in ("set", "change", *numbers):
         out.add_column(column, justify="left" if column in ("set", "change") else "right")
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> Table:
+    out = titled("The dev sets as cameras spoil them (default reader and detector)", "n", "found", "read", "folded")
     for row in rows:
         if "exact" in row:
             found = f"{row['recall']:.1%}" if "recall" in row else "-"
@@ -205,9 +211,8 @@ def table(rows: list[dict[str, Any]]) -> Table:
 
 
 def state_table(rows: list[dict[str, Any]]) -> Table:
-    out = Table(title="State photos as cameras spoil them (the default classifier, names read where unsure)")
-    for column in ("set", "change", "n", "top-1", "top-3", "Florida P / R"):
-        out.add_column(column, justify="left" if column in ("set", "change") else "right")
+    title = "State photos as cameras spoil them (the default classifier, names read where unsure)"
+    out = titled(title, "n", "top-1", "top-3", "Florida P / R")
     for row in rows:
         if "top1" in row:
             precision, recall = row["florida"]
