@@ -11,7 +11,7 @@ reader and detector, or the config's) scores the copy as a user would, in a subp
 - photos rotated 10 degrees (their plate boxes' rotated bounds become the labels);
 - photos at dusk (gamma 2, half the light, sensor noise) and in haze (a third of the contrast);
 - state photos (`--states`, the rows of `--split`, default valid and test) as they are, at dusk and in haze,
-  scored by `platepilot eval --states` (top-1, top-3, Florida precision and recall).
+  scored by `platepilot eval --states` (top-1, top-3, named right, Florida precision and recall).
 
 The copies "as they are" go through the same rewrite (a JPEG at quality 95), so each set's first row is its
 baseline; files keep their names, so a KNOWN_LABEL_ERRORS.tsv beside a set still applies. Prints a table
@@ -188,7 +188,7 @@ def measure(args: argparse.Namespace, folder: Path, console: Console) -> list[di
                 copy = state_copy(manifest, change, args.split, folder / f"{manifest.parent.name}-states" / change)
                 score = evaluate("--states", copy, args.config)
             rows.append({"set": f"{manifest.parent.name} states", "change": change, "n": score["n"],
-                         "top1": score["top1"], "top3": score["top3"],
+                         "top1": score["top1"], "top3": score["top3"], "named_right": score["named_right"],
                          "florida": (score["florida_precision"], score["florida_recall"])})  # fmt: skip
     return rows
 
@@ -212,12 +212,12 @@ def table(rows: list[dict[str, Any]]) -> Table:
 
 def state_table(rows: list[dict[str, Any]]) -> Table:
     title = "State photos as cameras spoil them (the default classifier, names read where unsure)"
-    out = titled(title, "n", "top-1", "top-3", "Florida P / R")
+    out = titled(title, "n", "top-1", "top-3", "named right", "Florida P / R")
     for row in rows:
         if "top1" in row:
             precision, recall = row["florida"]
             out.add_row(row["set"], row["change"], str(row["n"]), f"{row['top1']:.1%}", f"{row['top3']:.1%}",
-                        f"{precision:.0%} / {recall:.0%}")  # fmt: skip
+                        f"{row['named_right']:.1%}", f"{precision:.0%} / {recall:.0%}")  # fmt: skip
     return out
 
 

@@ -204,11 +204,12 @@ def eval_states(
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
-    table = Table("photos", "top-1", "top-3", "FL precision", "FL recall", "FL photos", "unknown", "ms/plate")
+    table = Table("photos", "top-1", "top-3", "FL precision", "FL recall", "FL photos", "unknown", "named right",
+                  "ms/plate")  # fmt: skip
     table.add_row(
         str(result.n), f"{result.top1:.1%}", f"{result.top3:.1%}", f"{result.florida_precision:.1%}",
         f"{result.florida_recall:.1%}", str(result.florida_n), f"{result.unknown_rate:.1%}",
-        f"{result.ms_per_plate:.3f}",
+        f"{result.named_right:.1%}", f"{result.ms_per_plate:.3f}",
     )  # fmt: skip
     console.print(table)
     if result.confusions:

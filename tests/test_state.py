@@ -180,6 +180,23 @@ def test_eval_states_json_has_the_issue_keys(tmp_path: Path) -> None:
     for key in ("top1", "top3", "florida_precision", "florida_recall", "ms_per_plate", "confusions"):
         assert key in result
     assert 0 <= result["top1"] <= result["top3"] <= 1
+    # the state said: right only where the best state is right and clears the floor
+    assert result["named_right"] <= result["top1"] and result["named_right"] <= 1 - result["unknown_rate"]
+
+
+def test_eval_states_named_right_counts_the_state_a_read_would_carry(tmp_path: Path) -> None:
+    # with a floor no state clears, every read says `unknown`: the ranking still scores, the states said do not
+    manifest = _rendered_manifest(tmp_path, 12)
+    scores = []
+    for floor in (0.5, 1.0):
+        config = tmp_path / f"floor{floor}.yaml"
+        config.write_text(f"state:\n  min_confidence: {floor}\n  read_names: false\n")
+        done = CliRunner().invoke(app, ["eval", "--states", str(manifest), "--json", "--config", str(config)])
+        assert done.exit_code == 0, done.output
+        scores.append(json.loads(done.stdout))
+    plain, floored = scores
+    assert plain["named_right"] > 0 and floored["top1"] == plain["top1"] > 0
+    assert floored["named_right"] == 0 and floored["unknown_rate"] == 1
 
 
 def test_eval_states_report_shows_every_wrong_state_most_confident_first(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 - `top1`, `top3`: the true state is the best state, or among the three best (the `unknown` class and
   the confidence floor are ignored: they are scored by `unknown_rate`);
+- `named_right`: the state a read would carry (`unknown` below the floor) is the true one: what an
+  operator sees in the events, `top1` less the right states the floor turned into `unknown`;
 - `florida_precision`, `florida_recall`: of Florida vs not Florida, with the runtime's decision
   (a read says FL only when FL is the best state and clears the floor);
 - `ms_per_plate`: the classifier's time per photo at batches of 64 (and the name reader's, when the
@@ -51,6 +53,7 @@ class StateEval:
     florida_recall: float
     florida_n: int
     unknown_rate: float
+    named_right: float
     ms_per_plate: float
     confusions: tuple[tuple[str, str, int], ...]  # (true, predicted, count), most frequent first
     worst_states: tuple[tuple[str, float, int], ...]  # (state, top-1 accuracy, photos), worst first
@@ -92,6 +95,7 @@ def evaluate_states(
         florida_recall=hits / max(sum(is_fl), 1),
         florida_n=sum(is_fl),
         unknown_rate=_share(g.state == UNKNOWN for g in found),
+        named_right=_share(g.state == t for g, t in zip(found, truth, strict=True)),
         ms_per_plate=ms,
         confusions=tuple((t, b, c) for (t, b), c in confusions.most_common(top)),
         worst_states=tuple(worst[:top]),
