@@ -280,6 +280,8 @@ def run_all(
             frames, blur = make_clip(photo, scene, style, np.random.default_rng([args.seed, index]))
             video = write_clip(frames, workdir / f"clip{index:05d}_{scene.image.stem}", style.fps, args.codec)
             events = run_clip(video, settings, detector, reader, workdir / f"run{index:05d}", states)
+            if args.keep_clips is None:
+                video.unlink()  # lossless clips take 3 MB each at 640x480: the temp folder need not hold them all
             ceiling = frame_reads(frames, detector, engine) if args.ceiling else None
             results.append(score_clip(scene, events, blur, ceiling))
             bar.advance(task)
