@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from platepilot.config import (
     FleetConfig,
     MQTTConfig,
     OutputConfig,
+    RetentionConfig,
     Settings,
     WatchConfig,
     WatchlistFile,
@@ -44,6 +46,8 @@ from platepilot.config import (
 from platepilot.fleet.collector import Collector, crop_file
 from platepilot.registry.server import free_port
 from platepilot.store.events import EventIds, EventStore, open_engine
+from platepilot.store.partitions import DAY_SECONDS, day_table, partitioned
+from platepilot.store.retention import prune
 from platepilot.store.schema import _config
 from platepilot.store.search import EventQuery, ensure_search_index, search_events
 from platepilot.store.wire import BadMessage, event_message, parse_alert, parse_event
@@ -441,6 +445,78 @@ def test_migration_keeps_rows_and_inserts_are_idempotent(tmp_path: Path, pg_url:
     finally:
         store.close()
     assert [tuple(r) for r in rows] == [("OLD1", None, "", None)] * 2 + [("ABC1234", "box1/CAM1/r/7", "box1", None)]
+
+
+def _day_tables(conn: sa.Connection) -> dict[str, int]:
+    """Each table holding a day of plate_events, with its row count."""
+    names = conn.execute(sa.text(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'plate_events'::regclass ORDER BY c.relname"
+    )).scalars().all()  # fmt: skip
+    return {name: conn.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one() for name in names}
+
+
+def test_postgresql_keeps_each_day_of_events_in_a_table_of_its_own(pg_url: str) -> None:
+    first = plate_event(1)
+    offsets = (0, DAY_SECONDS, DAY_SECONDS + 3600, 3 * DAY_SECONDS)
+    days = [replace(first, track_id=k, first_seen=first.first_seen + dt) for k, dt in enumerate(offsets)]
+    fleet, old = EventStore(pg_url, None, EventIds("box1", "r")), EventStore(pg_url)  # old: events without ids
+    try:
+        assert all(fleet.add(event) for event in [*days, days[0]])  # the replay of the first is skipped
+        assert old.add(replace(first, track_id=9))
+        with fleet.engine.connect() as conn:
+            assert partitioned(conn)
+            tables = _day_tables(conn)
+            total = conn.execute(sa.text("SELECT count(*) FROM plate_events")).scalar_one()
+    finally:
+        fleet.close()
+        old.close()
+    day = int(first.first_seen // DAY_SECONDS)
+    assert tables == {day_table(day): 2, day_table(day + 1): 2, day_table(day + 3): 1}
+    assert total == 5
+
+
+def test_retention_drops_the_days_it_empties(tmp_path: Path, pg_url: str) -> None:
+    now = time.time()
+    store = EventStore(pg_url, None, EventIds("box1", "r"))
+    try:
+        for track, age_days in ((1, 45), (2, 40), (3, 40), (4, 10)):
+            store.add(replace(plate_event(track), first_seen=now - age_days * DAY_SECONDS, last_seen=now))
+        output = OutputConfig(events_db_url=pg_url, crops_dir=tmp_path / "crops", events_jsonl=None,
+                              retention=RetentionConfig(max_age_days=30))  # fmt: skip
+        assert prune(output, tmp_path / "labels.txt", now).events_deleted == 0  # all were last seen now
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE plate_events SET last_seen = first_seen + 2"))
+        assert prune(output, tmp_path / "labels.txt", now).events_deleted == 3
+        with store.engine.connect() as conn:
+            tables = _day_tables(conn)
+            tracks = conn.execute(sa.text("SELECT track_id FROM plate_events")).scalars().all()
+    finally:
+        store.close()
+    assert tables == {day_table(int((now - 10 * DAY_SECONDS) // DAY_SECONDS)): 1} and tracks == [4]
+
+
+def test_migrating_to_days_and_back_keeps_rows_ids_and_idempotence(pg_url: str) -> None:
+    _database_at_0003(pg_url)
+    store = EventStore(pg_url, None, EventIds("box1", "r"))  # migrated to the newest: partitioned by day
+    try:
+        assert store.add(plate_event(7))
+        engine = store.engine
+        with engine.begin() as conn:
+            assert partitioned(conn) and _day_tables(conn) == {day_table(0): 2, day_table(20416): 1}
+            command.downgrade(_config(conn), "0006")
+            assert not partitioned(conn)
+            flat = conn.execute(sa.text("SELECT id, text, event_id FROM plate_events ORDER BY id")).all()
+            command.upgrade(_config(conn), "head")
+        assert store.add(plate_event(7)) and store.add(plate_event(8))  # the replay is skipped, the new one kept
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id, text, event_id FROM plate_events ORDER BY id")).all()
+            assert partitioned(conn)
+    finally:
+        store.close()
+    assert [tuple(r) for r in flat] == [(1, "OLD1", None), (2, "OLD1", None), (3, "ABC1234", "box1/CAM1/r/7")]
+    assert [tuple(r) for r in rows[:3]] == [tuple(r) for r in flat]
+    assert rows[3][0] > 3 and tuple(rows[3][1:]) == ("ABC1234", "box1/CAM1/r/8") and len(rows) == 4
 
 
 def _cli(tmp_path: Path, output: dict[str, object]) -> subprocess.CompletedProcess[str]:

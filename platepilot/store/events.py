@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from platepilot.errors import EXTRA_OF, PlatepilotError
 from platepilot.store.atomic import append_whole, locked
 from platepilot.store.outage import Outage, os_reason
+from platepilot.store.partitions import ensure_days
 from platepilot.store.schema import migrate
 
 _UPSERT: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -128,7 +129,12 @@ def insert_new(conn: Connection, rows: list[dict[str, Any]], table: sa.Table = e
     dialect = conn.dialect.name
     if dialect not in _UPSERT:
         raise PlatepilotError(f"events database {dialect}: only SQLite and PostgreSQL skip known event ids")
-    stmt = _UPSERT[dialect](table).on_conflict_do_nothing(index_elements=["event_id"])
+    conflict = ["event_id"]
+    if table is events_table:
+        ensure_days(conn, [row["first_seen"] for row in rows])
+        if dialect == "postgresql":  # partitioned by day: its unique index holds the partition key
+            conflict.append("first_seen")
+    stmt = _UPSERT[dialect](table).on_conflict_do_nothing(index_elements=conflict)
     return [r[0] for r in conn.execute(stmt.returning(table.c.event_id), rows)]
 
 
@@ -219,6 +225,7 @@ class EventStore:
         try:
             with self.engine.begin() as conn:
                 if event.event_id is None:
+                    ensure_days(conn, [event.first_seen])
                     conn.execute(events_table.insert().values(**event_row(event)))
                 else:
                     insert_new(conn, [event_row(event)])

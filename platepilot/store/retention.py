@@ -27,6 +27,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.store.atomic import locked, replace_atomically
 from platepilot.store.events import events_table, open_engine
 from platepilot.store.labels import latest_labels, resolve_crop_path
+from platepilot.store.partitions import drop_days_before
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def _prune_database(engine: sa.Engine, notes: dict[str, str], cutoff: float | No
             if dry_run:
                 deleted = conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()
             else:
-                deleted = conn.execute(table.delete().where(old)).rowcount
+                deleted = drop_days_before(conn, cutoff) + conn.execute(table.delete().where(old)).rowcount
     return marked, deleted
 
 
