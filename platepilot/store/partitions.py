@@ -12,6 +12,7 @@ conflicts with its row and inserts stay idempotent. A day's table is made when i
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from collections.abc import Iterable
 
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 TABLE = "plate_events"
 DAY_SECONDS = 86_400
+DAY_NAME = re.compile(rf"{TABLE}_(\d{{8}})")
 LOCK_KEY = 0x706C6174  # one advisory lock for making day tables, so racing collectors wait, not fail
 
 
@@ -66,7 +68,10 @@ def drop_days_before(conn: Connection, cutoff: float) -> int:
     dropped = 0
     children = sa.text("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = to_regclass(:table)")
     for name in sorted(conn.execute(children, {"table": TABLE}).scalars()):
-        day = calendar.timegm(time.strptime(name.strip('"').removeprefix(f"{TABLE}_"), "%Y%m%d"))
+        named = DAY_NAME.fullmatch(name)
+        if named is None:  # not one of ours: left alone
+            continue
+        day = calendar.timegm(time.strptime(named[1], "%Y%m%d"))
         if day + DAY_SECONDS > cutoff:
             continue
         rows, latest = conn.execute(sa.text(f"SELECT count(*), max(last_seen) FROM {name}")).one()
