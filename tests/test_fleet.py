@@ -46,7 +46,7 @@ from platepilot.config import (
 from platepilot.fleet.collector import Collector, crop_file
 from platepilot.registry.server import free_port
 from platepilot.store.events import EventIds, EventStore, open_engine
-from platepilot.store.partitions import DAY_SECONDS, day_table, partitioned
+from platepilot.store.partitions import DAY_SECONDS, day_table, drop_days_before, make_days_ahead, partitioned
 from platepilot.store.retention import prune
 from platepilot.store.schema import _config
 from platepilot.store.search import EventQuery, ensure_search_index, search_events
@@ -350,6 +350,8 @@ def test_bad_messages_are_counted_logged_and_never_written(
         ({"camera_id": "C" * 33}, "camera_id: longer than 32"),
         ({"device_id": ""}, "device_id ''"),
         ({"crop_jpeg": "***"}, "crop_jpeg: not base64"),
+        ({"first_seen": float("nan")}, "first_seen, last_seen: an event needs both as epoch seconds"),
+        ({"last_seen": 1e300}, "first_seen, last_seen"),
     ],
 )
 def test_parse_event_rejects_what_cannot_be_stored(change: dict[str, object], error: str) -> None:
@@ -476,6 +478,30 @@ def test_postgresql_keeps_each_day_of_events_in_a_table_of_its_own(pg_url: str) 
     assert total == 5
 
 
+def test_coming_days_are_made_ahead_and_a_busy_table_is_not_waited_for(pg_url: str) -> None:
+    engine = open_engine(pg_url)
+    today = int(time.time() // DAY_SECONDS)
+    try:
+        make_days_ahead(engine, today * DAY_SECONDS)
+        with engine.connect() as conn:
+            assert _day_tables(conn) == {day_table(today + k): 0 for k in range(3)}
+        with engine.connect() as reader:  # a long query holds the table: making a day would wait for it
+            reader.execute(sa.text("SELECT count(*) FROM plate_events"))
+            started = time.monotonic()
+            make_days_ahead(engine, (today + 5) * DAY_SECONDS)  # gives up after LOCK_TIMEOUT, quietly
+            waited = time.monotonic() - started
+            with engine.connect() as conn:
+                while_busy = set(_day_tables(conn))
+            reader.rollback()
+        make_days_ahead(engine, (today + 5) * DAY_SECONDS)
+        with engine.connect() as conn:
+            tables = set(_day_tables(conn))
+    finally:
+        engine.dispose()
+    assert 1 < waited < 10 and day_table(today + 5) not in while_busy
+    assert tables == {day_table(today + k) for k in (0, 1, 2, 5, 6, 7)}
+
+
 def test_retention_drops_the_days_it_empties(tmp_path: Path, pg_url: str) -> None:
     now = time.time()
     store = EventStore(pg_url, None, EventIds("box1", "r"))
@@ -503,7 +529,8 @@ def test_migrating_to_days_and_back_keeps_rows_ids_and_idempotence(pg_url: str) 
         assert store.add(plate_event(7))
         engine = store.engine
         with engine.begin() as conn:
-            assert partitioned(conn) and _day_tables(conn) == {day_table(0): 2, day_table(20416): 1}
+            # the rows from before the migration's day stay in one table, and so does a late one of those days
+            assert partitioned(conn) and _day_tables(conn) == {"plate_events_before": 3}
             command.downgrade(_config(conn), "0006")
             assert not partitioned(conn)
             flat = conn.execute(sa.text("SELECT id, text, event_id FROM plate_events ORDER BY id")).all()
@@ -512,10 +539,14 @@ def test_migrating_to_days_and_back_keeps_rows_ids_and_idempotence(pg_url: str) 
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT id, text, event_id FROM plate_events ORDER BY id")).all()
             assert partitioned(conn)
+        dropped = drop_days_before(engine, time.time())  # every event was last seen long ago
+        with engine.connect() as conn:
+            left = _day_tables(conn)
     finally:
         store.close()
     assert [tuple(r) for r in flat] == [(1, "OLD1", None), (2, "OLD1", None), (3, "ABC1234", "box1/CAM1/r/7")]
     assert [tuple(r) for r in rows[:3]] == [tuple(r) for r in flat]
+    assert dropped == 4 and left == {}  # the one table of the days before the migration went whole
     assert rows[3][0] > 3 and tuple(rows[3][1:]) == ("ABC1234", "box1/CAM1/r/8") and len(rows) == 4
 
 

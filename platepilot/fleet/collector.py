@@ -19,6 +19,7 @@ bounded queue and then at the broker: nothing is dropped.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import re
 import statistics
@@ -43,6 +44,7 @@ from platepilot.store.backlog import ACK_LEAF
 from platepilot.store.events import PlateEvent, alerts_table, event_row, events_table, insert_new, open_engine
 from platepilot.store.mqtt import KEEPALIVE_S, RECONNECT_MAX_S, RECONNECT_MIN_S, authenticate, broker_url
 from platepilot.store.outage import Outage, os_reason
+from platepilot.store.partitions import make_days_ahead
 from platepilot.store.wire import (
     ALERTS_LEAF,
     BadMessage,
@@ -55,6 +57,7 @@ from platepilot.store.wire import (
 
 log = logging.getLogger(__name__)
 RETRY_MAX_S = 30.0
+DAYS_AHEAD_EVERY_S = 600.0  # how often the coming days' tables are made where missing (PostgreSQL)
 _OUTAGE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)  # the server, not the rows
 
 
@@ -101,6 +104,7 @@ class Collector:
         self.subscribed = threading.Event()
         """Set once the broker has acknowledged every subscription: from then on no message is missed."""
         self._pending_subscriptions: set[int | None] = set()
+        self._days_made_at = -math.inf
 
     @property
     def topics(self) -> list[str]:
@@ -172,6 +176,9 @@ class Collector:
     def _write(self, batch: list[mqtt.MQTTMessage], stop: threading.Event) -> None:
         started = time.perf_counter()
         parsed = [p for p in map(self._parse, batch) if p is not None]
+        if self.clock() - self._days_made_at >= DAYS_AHEAD_EVERY_S:
+            self._days_made_at = self.clock()
+            make_days_ahead(self.engine, self._days_made_at)
         delay = 1.0
         while True:
             try:

@@ -169,6 +169,7 @@ def _prune_database(engine: sa.Engine, notes: dict[str, str], cutoff: float | No
     for path, note in notes.items():
         by_note.setdefault(note, []).append(path)
     marked = deleted = 0
+    dropped = drop_days_before(engine, cutoff) if cutoff is not None and not dry_run else 0
     with engine.begin() as conn:
         for note, paths in by_note.items():
             for chunk in _chunks(paths, 500):
@@ -182,7 +183,7 @@ def _prune_database(engine: sa.Engine, notes: dict[str, str], cutoff: float | No
             if dry_run:
                 deleted = conn.execute(sa.select(sa.func.count()).where(old)).scalar_one()
             else:
-                deleted = drop_days_before(conn, cutoff) + conn.execute(table.delete().where(old)).rowcount
+                deleted = dropped + conn.execute(table.delete().where(old)).rowcount
     return marked, deleted
 
 

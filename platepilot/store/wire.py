@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from platepilot.store.events import PlateEvent, alerts_table, events_table
 SCHEMA = 1
 ALERTS_LEAF = "alerts"
 _EVENT = TypeAdapter(PlateEvent)
+MAX_EPOCH_S = 1e11  # the year 5138: a larger time is no time a camera saw
 
 
 def _limits(table: sa.Table) -> dict[str, int]:
@@ -117,6 +119,8 @@ def _event(data: dict[str, Any]) -> PlateEvent:
         raise BadMessage(f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
     if not event.event_id or not re.fullmatch(DEVICE_ID_PATTERN, event.device_id):
         raise BadMessage(f"no event_id, or device_id {event.device_id!r} is not 1-64 letters, digits, '.', '_', '-'")
+    if not all(math.isfinite(t) and abs(t) < MAX_EPOCH_S for t in (event.first_seen, event.last_seen)):
+        raise BadMessage("first_seen, last_seen: an event needs both as epoch seconds")
     _fits({name: getattr(event, name, None) for name in _LIMITS}, _LIMITS)
     return event
 

@@ -6,6 +6,8 @@ Revises: 0006
 
 from __future__ import annotations
 
+import time
+
 from alembic import op
 
 from platepilot.store.partitions import partition_by_day, partitioned, unpartition
@@ -19,7 +21,7 @@ depends_on = None
 def upgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name == "postgresql" and not partitioned(conn):
-        partition_by_day(conn)
+        partition_by_day(conn, time.time())
 
 
 def downgrade() -> None:
