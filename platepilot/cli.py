@@ -1141,6 +1141,11 @@ def main(args: list[str] | None = None, prog_name: str | None = None) -> None:
             raise
         err_console.print(f"[red]error:[/red] {escape(str(missing))}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except OSError as exc:  # a path given that cannot be made, read or written (a file where a folder goes, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        line = f"{where}{exc.strerror or exc}; check the path exists, is the kind it should be, and is writable"
+        err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

@@ -150,3 +150,21 @@ def test_console_entry_bad_file_prints_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert "ocr.ocr_min_confidence" in lines[0]
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["synth", "plates", "-n", "2", "-o", "{file}"],  # a file where the output folder goes
+        ["synth", "scenes", "-n", "1", "-o", "{file}/sub"],  # a folder inside a file
+    ],
+)
+def test_a_path_that_cannot_be_written_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    command = [sys.executable, "-m", "platepilot.cli", *(a.format(file=blocker) for a in args)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {blocker}") and "check the path" in lines[0]
+    assert blocker.read_text() == "not a folder"  # nothing lost
