@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from platepilot.cli import app
 from platepilot.labeling.checks import check_labels, readiness, text_reasons
 from platepilot.labeling.sheet import render_sheet, write_sheet
+from platepilot.store.labels import scan_labels
 from platepilot.store.provenance import append_records, make_record
 from platepilot.types import SKIP
 
@@ -58,7 +59,7 @@ def crafted(tmp_path: Path, synth_crops: Crops) -> Path:
         "c3.jpg\tOLD111",
         "c3.jpg\tXYZ789",  # corrected later: not a conflict
         "./c4.jpg\tDEF456",
-        "c4.jpg\tDEF458",  # the same file under another spelling, labelled differently
+        "c4.jpg\tDEF458",  # the same file under another spelling: corrected later, as c3
         "c5.jpg\t__SKIP__",
         "missing.jpg\tGHI789",
         "broken.jpg\tJKL012",
@@ -79,7 +80,7 @@ def _codes(report_json: dict[str, object]) -> dict[str, set[str]]:
 def test_check_crafted_file(crafted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(crafted.parent.parent)  # paths resolve beside the labels file, not from here
     report = check_labels(crafted)
-    assert (report.lines, report.crops, report.labeled, report.skipped) == (12, 11, 10, 1)
+    assert (report.lines, report.crops, report.labeled, report.skipped) == (12, 10, 9, 1)
     assert len(report.bad_lines) == 1 and "no tab" in report.bad_lines[0]
     codes = _codes(report.to_json())
     assert codes["c1.jpg"] == {"sign_word", "no_digits"}
@@ -88,8 +89,8 @@ def test_check_crafted_file(crafted: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert codes["broken.jpg"] == {"unreadable_image"}
     assert codes["empty.jpg"] == {"unreadable_image"}
     assert codes["c0.jpg"] == codes["copy_of_c0.jpg"] == {"identical_images_different_labels"}
-    assert codes["./c4.jpg"] == codes["c4.jpg"] == {"same_image_different_labels"}
-    assert "c3.jpg" not in codes and "c5.jpg" not in codes
+    assert "c3.jpg" not in codes and "c4.jpg" not in codes and "./c4.jpg" not in codes and "c5.jpg" not in codes
+    assert scan_labels(crafted).latest["./c4.jpg"].text == "DEF458"  # one crop, its later line wins
     assert report.duplicate_images == 1
     assert report.coverage["A"] >= 1 and report.coverage["Q"] == 0
     assert "Q" in report.few_examples
@@ -125,11 +126,11 @@ def test_cli_check_json_strict_and_text(crafted: Path) -> None:
     result = runner.invoke(app, ["labels", "check", str(crafted), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["labeled"] == 10 and data["skipped"] == 1 and data["ok"] is False
+    assert data["labeled"] == 9 and data["skipped"] == 1 and data["ok"] is False
     assert data["flag_counts"]["sign_word"] == 1
     strict = runner.invoke(app, ["labels", "check", str(crafted), "--strict"])
     assert strict.exit_code == 1
-    assert "labeled: 10   skipped: 1" in strict.output
+    assert "labeled: 9   skipped: 1" in strict.output
     assert "readiness: too few" in strict.output
     assert "RESERVED" in strict.output and "looks like sign text" in strict.output
 
@@ -148,7 +149,7 @@ def test_cli_check_missing_file_is_one_line_error(tmp_path: Path) -> None:
 
 def test_sheet_marks_flagged_crops_first(crafted: Path, tmp_path: Path) -> None:
     sheet, shown, flagged = render_sheet(crafted)
-    assert (shown, flagged) == (11, 9)
+    assert (shown, flagged) == (10, 7)
     assert sheet.ndim == 3 and sheet.shape[1] == 6 * (200 + 8)
     first = sheet[: 64 + 38 + 8, : 200 + 8]
     assert tuple(first[1, 1]) == (40, 40, 220)  # red frame on the first (flagged) tile

@@ -32,15 +32,20 @@ def test_round_trip(tmp_path: Path) -> None:
     assert [label.skipped for label in labels] == [False, True]
 
 
-def test_later_lines_win_and_keys_are_paths_as_written(tmp_path: Path) -> None:
+def test_later_lines_win_whatever_the_spelling_and_keys_are_first_spellings(tmp_path: Path) -> None:
     path = tmp_path / "labels.txt"
+    for crop in ("a.jpg", "b.jpg"):
+        (tmp_path / crop).write_bytes(b"")  # the crops, beside the labels file: paths point to them
     path.write_text("a.jpg\tAAA111\n\nb.jpg\tBBB222\n./a.jpg\tDOT000\na.jpg\t__SKIP__\r\na.jpg\tAAA999\n")
     latest = latest_labels(path)
-    assert list(latest) == ["a.jpg", "b.jpg", "./a.jpg"]
+    assert list(latest) == ["a.jpg", "b.jpg"]
     assert latest["a.jpg"] == Label(Path("a.jpg"), "AAA999")
     assert latest["a.jpg"].line_no == 6
-    assert latest["./a.jpg"].text == "DOT000"
-    assert len(read_labels(path)) == 5
+    with path.open("a") as labels:
+        labels.write(f"{tmp_path / 'b.jpg'}\tABS333\n./a.jpg\tDOT000\n")  # the same two crops, spelled otherwise
+    latest = latest_labels(path)
+    assert list(latest) == ["a.jpg", "b.jpg"] and latest["b.jpg"].text == "ABS333" and latest["a.jpg"].text == "DOT000"
+    assert len(read_labels(path)) == 7
 
 
 def test_bad_lines_in_the_middle_are_reported_and_the_rest_read(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ class Reason:
 # Most serious first: flags are listed (and reviewed) in this order; no_format catches vanity and
 # out-of-state plates too, so it comes last.
 SEVERITY = (
-    "missing_image", "unreadable_image", "same_image_different_labels", "identical_images_different_labels",
+    "missing_image", "unreadable_image", "identical_images_different_labels",
     "sign_word", "too_long", "too_short", "no_digits", "empty_read", "no_format",
 )  # fmt: skip
 
@@ -213,7 +213,6 @@ def check_labels(labels_file: Path, check_images: bool = True, holdout_fraction:
 
 def _image_reasons(labels_file: Path, latest: dict[str, str], reasons: dict[str, list[Reason]]) -> int:
     """Add missing/unreadable/conflict reasons in place; returns how many crops duplicate another's bytes."""
-    by_file: dict[str, list[str]] = defaultdict(list)
     by_hash: dict[str, list[str]] = defaultdict(list)
     for path, text in latest.items():
         target = resolve_crop_path(path, labels_file)
@@ -221,14 +220,11 @@ def _image_reasons(labels_file: Path, latest: dict[str, str], reasons: dict[str,
             if text != SKIP:
                 reasons[path].append(Reason("missing_image", f"image not found: {target}"))
             continue
-        by_file[str(target.resolve())].append(path)
         try:
             read_image(target)
             by_hash[hashlib.sha1(target.read_bytes()).hexdigest()].append(path)
         except PlatepilotError as exc:
             reasons[path].append(Reason("unreadable_image", str(exc)))
-    for paths in by_file.values():
-        _conflicts(paths, latest, reasons, "same_image_different_labels", "same file also written as")
     duplicates = 0
     for paths in by_hash.values():
         files = {str(resolve_crop_path(p, labels_file).resolve()) for p in paths}

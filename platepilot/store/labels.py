@@ -55,8 +55,15 @@ class LabelsReport:
 
     @property
     def latest(self) -> dict[str, Label]:
-        """Path as written -> its last label, keyed in order of each path's first appearance."""
-        return dict(self.entries)
+        """Each crop's last label, keyed by its path as first written, in order of first appearance. One
+        crop under several spellings (`crops/a.jpg`, `./crops/a.jpg`, its absolute path) is one crop: its
+        later lines win, as the guide says, whichever spelling they use."""
+        spelling: dict[str, str] = {}  # the file a path points to -> its first spelling
+        latest: dict[str, Label] = {}
+        for written, label in self.entries:
+            crop = os.path.realpath(resolve_crop_path(written, self.path))
+            latest[spelling.setdefault(crop, written)] = label
+        return latest
 
 
 def scan_labels(path: Path) -> LabelsReport:
