@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from platepilot.errors import PlatepilotError, missing_module
 from platepilot.redact import RedactingFormatter, redact
 from platepilot.state_cli import eval_states, parse_state, state_app, with_states
 from platepilot.training.records import DEFAULT_ARCH, TrainOptions, TrainResult
+
+if TYPE_CHECKING:
+    from platepilot.ocr.gate_record import GateRecord
 
 app = typer.Typer(
     name="platepilot",
@@ -739,19 +742,26 @@ def models_deploy(
 ) -> None:
     """Put a model at ocr.model_path on this machine, through the gate against the model deployed here
     (or the built-in reader). A running `platepilot sync` puts the champion back at its next poll."""
-    from platepilot.ocr.models import choose_reader
-    from platepilot.registry.deploy import deploy_model, deploy_version
-    from platepilot.registry.gate import verdict_line
-
     settings = load_config(config)
-    console.print("gate: reading the candidate, what runs now, the default reader and PlateOCR with the candidate ...")
     if source.isdigit() and not Path(source).exists():
         from platepilot.registry.common import connect
+        from platepilot.registry.deploy import deploy_version
 
         uri, name = _registry_target(config, tracking_uri, model_name)
-        record = deploy_version(connect(uri), name, int(source), settings, force=force)
+        _deploy(lambda: deploy_version(connect(uri), name, int(source), settings, force=force), settings)
     else:
-        record = deploy_model(Path(source), settings, force=force)
+        _deploy(Path(source), settings, force)
+
+
+def _deploy(source: Path | Callable[[], GateRecord], settings: Settings, force: bool = False) -> None:
+    """Put a run folder or .onnx (or what `source()` deploys) at ocr.model_path through the gate, saying
+    what the gate found and which reader now runs; PlatepilotError (one line) when the gate refuses it."""
+    from platepilot.ocr.models import choose_reader
+    from platepilot.registry.deploy import deploy_model
+    from platepilot.registry.gate import verdict_line
+
+    console.print("gate: reading the candidate, what runs now, the default reader and PlateOCR with the candidate ...")
+    record = source() if callable(source) else deploy_model(source, settings, force=force)
     console.print(escape(verdict_line(record)), highlight=False, soft_wrap=True)
     choice = choose_reader(settings.ocr.engine, None, settings)
     console.print(escape(f"deployed to {settings.ocr.model_path}; live reader: {choice.engine} ({choice.reason})"),
@@ -1083,14 +1093,18 @@ def train_command(
 ) -> None:
     """Train the CRNN plate reader (CTC) and export it to ONNX with its metadata sidecar, in its own run
     folder. The run is then logged to MLflow (a local store under the run folder when no server answers).
-    It goes live only through the gate: `platepilot models deploy <run folder>`, or --register and promote.
+    It goes live only through the gate: `platepilot models deploy <run folder>`, or --register and promote;
+    with the guide's `--output-dir models/crnn_florida` (ocr.model_path's folder) that deploy follows the run.
     """
     from platepilot.ocr.models import BUNDLED_MODEL
-    from platepilot.training.runs import run_folder
+    from platepilot.training.runs import deploys, run_folder
     from platepilot.training.train import TrainOptions, train
 
     settings = load_config(config)
     folder = run_folder(output_dir, settings, resume)
+    if deploys(output_dir, settings):
+        console.print(escape(f"{output_dir} holds the live model: the run trains in {folder} and goes there "
+                             "only if the gate finds it reads better"), highlight=False, soft_wrap=True)  # fmt: skip
     if init_from is not None and str(init_from) == "bundled":
         init_from = BUNDLED_MODEL
     shape = _network_shape(conv_widths, rnn_hidden)
@@ -1109,7 +1123,10 @@ def train_command(
     if result.model_path is None:
         raise PlatepilotError("training produced no model (no epoch completed)")
     _log_to_mlflow(opts, result, register, tracking_uri, model_name)
-    console.print(escape(f"to put it live (through the gate): platepilot models deploy {folder}"), highlight=False)
+    if deploys(output_dir, settings):
+        _deploy(folder, settings)
+    else:
+        console.print(escape(f"to put it live (through the gate): platepilot models deploy {folder}"), highlight=False)
 
 
 def _network_shape(conv_widths: str | None, rnn_hidden: int | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from platepilot.ocr.spec import load_card
 from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import append_labels, latest_labels
 from platepilot.store.splits import MIN_VALIDATION_LABELS, held_out_labels, validation_plan
-from platepilot.training.runs import run_folder
+from platepilot.training.runs import deploys, run_folder
 from platepilot.training.train import TrainOptions, init_weights_file, train
 
 TINY = {"channels": [8, 8, 16, 16, 16], "hidden": 16}
@@ -53,18 +53,19 @@ def _tiny_run(out: Path, seed: int = 0) -> Path:
     return result.model_path
 
 
-def test_run_folder_defaults_to_a_new_run_and_refuses_the_deployed_folder(tmp_path: Path) -> None:
+def test_run_folder_defaults_to_a_new_run_and_never_is_the_deployed_folder(tmp_path: Path) -> None:
     settings = Settings.model_validate({"ocr": {"model_path": str(tmp_path / "live" / "m.onnx")},
                                         "training": {"runs_dir": str(tmp_path / "runs")}})  # fmt: skip
     when = datetime(2026, 4, 8, 12, 0, 0, tzinfo=UTC)
     assert run_folder(None, settings, now=lambda: when) == tmp_path / "runs" / "20260408T120000Z"
     (tmp_path / "runs" / "20260408T120000Z").mkdir(parents=True)
     assert run_folder(None, settings, now=lambda: when).name == "20260408T120000Z-2"
-    assert run_folder(tmp_path / "mine", settings) == tmp_path / "mine"
-    with pytest.raises(PlatepilotError, match=r"deployed model's folder.*models deploy"):
-        run_folder(tmp_path / "live" / ".", settings)
-    with pytest.raises(PlatepilotError, match="--resume continues a run"):
-        run_folder(None, settings, resume=True)
+    assert run_folder(tmp_path / "mine", settings) == tmp_path / "mine" and not deploys(tmp_path / "mine", settings)
+    live = tmp_path / "live" / "."  # the guide's --output-dir models/crnn_florida: a run folder, then the gate
+    assert deploys(live, settings) and run_folder(live, settings, now=lambda: when).name == "20260408T120000Z-2"
+    for output_dir in (None, live):
+        with pytest.raises(PlatepilotError, match="--resume continues a run"):
+            run_folder(output_dir, settings, resume=True)
 
 
 def test_checkpoint_is_tied_to_its_onnx(tmp_path: Path, tiny_model: Path) -> None:
@@ -197,8 +198,8 @@ def test_console_scripts_work_outside_the_checkout(tmp_path: Path) -> None:
     args = ["--labels", "output/crops/labels.txt", "--output-dir", "models/crnn_florida", "--epochs", "1"]
     done = _script("train_crnn", *args, cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and "deployed model's folder" in done.stderr
-    assert not (tmp_path / "models").exists()
+    assert len(done.stderr.strip().splitlines()) == 1 and "only 3 usable labels" in done.stderr
+    assert not (tmp_path / "models").exists()  # no run folder left behind, and nothing live touched
     done = _script("extract_crops_from_yolo", cwd=tmp_path)
     assert (
         done.returncode == 1 and done.stderr.strip() == "error: no dataset given: pass --datasets DATASET [DATASET ...]"

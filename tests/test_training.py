@@ -159,8 +159,13 @@ def test_guide_command_line_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyP
         "--lr",
         "1e-3",
     ]
-    refused = CliRunner().invoke(app, args)  # the guide's --output-dir is the deployed model's folder
-    assert refused.exit_code == 1 and "deployed model's folder" in str(refused.exception)
+    # the guide's --output-dir is the live model's folder: the run trains in a folder of its own, and the
+    # gate then keeps a 2-epoch model on 30 crops out of it
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1 and "not deployed" in str(refused.exception), refused.output
+    assert "holds the live model: the run trains in models/runs/" in refused.output
+    assert len(list(Path("models/runs").glob("*/florida_plate_ocr.onnx"))) == 1
+    assert not Path("models/crnn_florida/florida_plate_ocr.onnx").exists()
     args[args.index("models/crnn_florida")] = "models/runs/guide"
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

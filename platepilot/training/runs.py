@@ -1,7 +1,9 @@
 """Where a training run writes: its own folder, never the deployed model's.
 
 Only `platepilot models deploy` and the sync agent put a model at `ocr.model_path`, through the
-promotion gate; a run that wrote there would go live before anyone compared it with what runs now.
+promotion gate; a run that wrote there would go live before anyone compared it with what runs now. The
+guide's `--output-dir models/crnn_florida` (that folder) still works: the run trains in a folder of its
+own and then goes there through the gate (`deploys`).
 """
 
 from __future__ import annotations
@@ -14,24 +16,23 @@ from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 
 
+def deploys(output_dir: Path | None, settings: Settings) -> bool:
+    """Whether `output_dir` is the deployed model's folder (`ocr.model_path`'s): the run is then trained
+    in a new run folder and put there through the gate when it is done."""
+    return output_dir is not None and output_dir.resolve() == settings.ocr.model_path.parent.resolve()
+
+
 def run_folder(
     output_dir: Path | None, settings: Settings, resume: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Path:  # fmt: skip
-    """`output_dir` when it is not the deployed model's folder, else PlatepilotError saying what to pass;
-    None: a new `<training.runs_dir>/<UTC timestamp>/` (`--resume` needs the run's folder named)."""
+    """`output_dir`, or a new `<training.runs_dir>/<UTC timestamp>/` when it is None or the deployed
+    model's folder (`deploys`); `--resume` needs the run's own folder named."""
     runs = settings.training.runs_dir
-    if output_dir is None:
+    if output_dir is None or deploys(output_dir, settings):
         if resume:
             raise PlatepilotError(f"--resume continues a run: pass its folder, --output-dir {runs}/<run>")
         return _new_run(runs, now())
-    deployed = settings.ocr.model_path.parent
-    if output_dir.resolve() == deployed.resolve():
-        raise PlatepilotError(
-            f"--output-dir {output_dir} is the deployed model's folder (ocr.model_path), and training never "
-            f"writes the live model: leave --output-dir out (a new run folder under {runs}/) or pass another "
-            "folder, then `platepilot models deploy <run folder>` (or --register and `models promote`)"
-        )
     return output_dir
 
 

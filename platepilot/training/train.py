@@ -73,9 +73,9 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     console = console or Console()
     torch.manual_seed(opts.seed)
     out = opts.output_dir
-    out.mkdir(parents=True, exist_ok=True)
     spec, arch, init_weights = _starting_point(opts)
     train_set, val_images, val_texts, summary = _prepare_data(opts, spec, console)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a run refused for its input leaves no empty folder
     model = build_model(spec.channels, spec.num_classes, spec.height, arch)
     if init_weights is not None:
         model.load_state_dict(init_weights)
