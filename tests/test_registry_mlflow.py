@@ -82,6 +82,9 @@ def versions(server: LiveServer, tmp_path_factory: pytest.TempPathFactory, tiny_
         result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "registered alpr-florida-ocr-crnn version 1" in result.output
+    # the deploy hint names the registry it registered in, so it works as printed
+    hint = f"models promote --version 1 --tracking-uri {server.url} --model-name alpr-florida-ocr-crnn"
+    assert hint in " ".join(result.output.split())  # the console wraps long lines
     out2 = tmp_path_factory.mktemp("run2")
     model2 = out2 / tiny_model.name
     shutil.copy2(tiny_model, model2)

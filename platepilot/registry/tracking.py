@@ -89,7 +89,8 @@ def _log(
         return RunRecord(run_id, None, uri)
     tags = _version_tags(load_card(model_path), golden.tags())
     version = register_version(mlflow_client, model_name, run_id, tags)
-    say(f"registered {model_name} version {version} (to deploy it: platepilot models promote --version {version})")
+    promote = f"platepilot models promote --version {version} --tracking-uri {uri} --model-name {model_name}"
+    say(f"registered {model_name} version {version} (to deploy it: {promote})")
     return RunRecord(run_id, version, uri)
 
 
