@@ -82,6 +82,9 @@ def test_checkpoint_is_tied_to_its_onnx(tmp_path: Path, tiny_model: Path) -> Non
     stray.with_suffix(".pt").write_bytes(first.with_suffix(".pt").read_bytes())
     with pytest.raises(PlatepilotError, match="records no checkpoint sha256"):
         init_weights_file(stray)
+    stray.with_suffix(".onnx").unlink()  # the model named is not there: say that, not what is missing beside it
+    with pytest.raises(PlatepilotError, match="no such model"):
+        init_weights_file(stray)
 
 
 def test_held_out_split_is_stable_and_never_trained_on(tmp_path: Path) -> None:

@@ -144,6 +144,8 @@ def init_weights_file(init_from: Path) -> Path:
     """The checkpoint `--init-from` names (an .onnx's .pt, or a .pt), refused when an ONNX beside it
     does not record that checkpoint's sha256 in its sidecar (a .pt left over from another model)."""
     onnx, weights = init_from.with_suffix(".onnx"), init_from.with_suffix(".pt")
+    if not init_from.is_file():
+        raise PlatepilotError(f"--init-from {init_from}: no such model (an .onnx with its .pt beside it, or 'bundled')")
     if not weights.is_file():
         raise PlatepilotError(f"--init-from {init_from}: no weights file {weights} beside it")
     if not onnx.is_file():
