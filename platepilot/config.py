@@ -582,6 +582,13 @@ class CollectorConfig(_Model):
     max_payload_kb: int = Field(
         default=1024, description="Larger messages are rejected (counted and logged with their topic).", ge=1
     )
+    share_group: str | None = Field(
+        default=None,
+        description="Collectors naming the same group split one stream between them (an MQTT shared "
+        "subscription, `$share/<group>/<topic>/...`): each message goes to one of them. null: every collector "
+        "gets every message (each event is still stored once).",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+    )
 
 
 class FleetConfig(_Model):

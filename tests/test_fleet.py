@@ -143,6 +143,23 @@ def test_replays_and_redeliveries_never_double_a_row(tmp_path: Path, mosquitto: 
         running.close()
 
 
+def test_collectors_in_a_share_group_split_the_stream(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    pair = [Running(_settings(pg_url, mosquitto, tmp_path, share_group="central")) for _ in range(2)]
+    device = Device(tmp_path, mosquitto, "box1")
+    try:
+        device.emit(range(1, 201))
+        _until(lambda: device.backlog.waiting() == 0, 30, "every event acknowledged")
+        received = [running.collector.received for running in pair]
+        stored = [running.collector.stored for running in pair]
+    finally:
+        device.close()
+        for running in pair:
+            running.close()
+    assert _counts(pg_url) == (200, 200)
+    assert sum(stored) == 200 and min(stored) > 0  # both worked, and no event was written twice
+    assert max(received) < 200  # neither saw the whole stream
+
+
 def test_two_devices_with_the_same_camera_and_reads_device(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
     running = Running(_settings(pg_url, mosquitto, tmp_path))
     devices = [Device(tmp_path, mosquitto, name) for name in ("north", "south")]

@@ -108,7 +108,11 @@ class Collector:
 
     @property
     def topics(self) -> list[str]:
-        return [f"{self.mqtt.topic}/{leaf}" for leaf in ("events", "+/events", ALERTS_LEAF, f"+/{ALERTS_LEAF}")]
+        """What the collector subscribes to: every device's events and alerts, through the share group's
+        shared subscription when it has one."""
+        leaves = ("events", "+/events", ALERTS_LEAF, f"+/{ALERTS_LEAF}")
+        shared = f"$share/{self.config.share_group}/" if self.config.share_group else ""
+        return [f"{shared}{self.mqtt.topic}/{leaf}" for leaf in leaves]
 
     def connect(self) -> None:
         """Connect to the broker (an unreachable one is one clear error), then keep reconnecting."""
