@@ -19,8 +19,9 @@ from platepilot.ocr.spec import load_card
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.render import render_plate
 from platepilot.plates.synth import synth_sample, template_sample
-from platepilot.plates.templates import Template, load_templates, orange_mask, render_template
+from platepilot.plates.templates import Template, orange_mask, render_template
 from platepilot.store.labels import append_labels
+from platepilot.training.design_templates import load_templates
 
 COUNT = 12
 

@@ -4,9 +4,10 @@ generator prints any serial on the real artwork.
 The drawn designs (`designs.py`) only approximate Florida's artwork: their orange is a small blob,
 while the real one is as tall as the characters, with leaves and a blossom, over a faint outline of
 the state. Real Florida crops misread around it (`N788BY` as `N78BBY`, `H507VU` as `H5D7VU`). The
-state publishes its designs (../shared/data/designs/florida_dmv) with `SAMPLE`-like serials; here
-PP-OCRv6's text detector finds the serial's pieces (the plate's tallest text, in one row; Florida's
-orange splits it in two), the pixels of the serial's colour inside them are inpainted, and each
+state publishes its designs (../shared/data/designs/florida_dmv) with `SAMPLE`-like serials; among
+the text lines found on a design (by PP-OCRv6's text detector: `training.design_templates`) the
+serial's pieces are picked (the plate's tallest text, in one row; Florida's orange splits it in two),
+the pixels of the serial's colour inside them are inpainted, and each
 piece becomes a slot that `render_template` fills with new characters in that colour, so the
 orange and the artwork between and around them stay.
 """
@@ -20,7 +21,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.plates.fonts import PLATE_FACES
 from platepilot.plates.render import PLATE_H, PLATE_W, RenderedPlate, blend, glyph_mask
@@ -40,8 +40,6 @@ OFF_LINE = 0.5
 STANDARD_SHARE = 0.5
 """Share of the draws (`pick_template`) that go to Florida's standard designs (serial split by the
 orange), when there are any: a handful among 259 designs, but most of the plates on Florida's roads."""
-GHOST_HEIGHT = 0.6
-"""A painted design still holding a text line this tall, relative to its serial's slots, is dropped."""
 DIGITS, LETTERS = "0123456789", "ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
@@ -72,30 +70,6 @@ def design_images(folder: Path) -> list[Path]:
     if missing:
         raise PlatepilotError(f"{missing[0]}: design image not found ({len(missing)} missing)")
     return paths
-
-
-def load_templates(paths: Sequence[Path], max_side: int = 480) -> list[Template]:
-    """Templates of the readable design images among `paths` (a design whose serial is not found is skipped)."""
-    # A small unclip: the boxes stay close to the characters instead of DB's 1.6x growth.
-    params = TextDetParams(max_side=max_side, aspect=(0.3, 20.0), min_height=4, unclip=1.1)
-    detector = TextDetPlateDetector(params=params)
-    templates = []
-    for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            continue
-        image = cv2.resize(image, (PLATE_W, PLATE_H), interpolation=cv2.INTER_AREA)
-        template = make_template(image, detector.lines(image), path.name)
-        if template is not None and not _ghost(template, detector.lines(template.image)):
-            templates.append(template)
-    return templates
-
-
-def _ghost(template: Template, lines: np.ndarray) -> bool:
-    """Whether text nearly as tall as the old serial is still found anywhere on the painted design
-    (painting failed, or the serial found was not the plate's: a design with a large side number)."""
-    height = min(s[3] - s[1] for s in template.slots)
-    return bool(len(lines)) and float((lines[:, 3] - lines[:, 1]).max()) > GHOST_HEIGHT * height
 
 
 def serial_pieces(lines: np.ndarray) -> list[Box]:

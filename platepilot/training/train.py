@@ -22,12 +22,13 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.ctc import greedy_decode
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import ModelCard, ModelSpec, file_sha256, load_card
-from platepilot.plates.templates import Template, design_images, load_templates
+from platepilot.plates.templates import Template, design_images
 from platepilot.store.labels import resolve_crop_path
 from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
 from platepilot.training.data import LabelledSet, load_crops, load_labelled, split_by_group, synthetic_batch
 from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
+from platepilot.training.design_templates import load_templates
 from platepilot.training.export import export_onnx
 from platepilot.training.model import CRNN, build_model
 from platepilot.training.plots import prediction_grid, training_curves
