@@ -1,4 +1,4 @@
-"""Plate detectors drop the boxes they are unsure of that hold no text (`detect.text_check`)."""
+"""The runtime's plate detectors drop the boxes they are unsure of that hold no text (`pipeline.text_check`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import cv2
 import numpy as np
 
 from platepilot.config import DetectorConfig
-from platepilot.detect import make_detector
-from platepilot.detect.text_check import TextCheckedDetector
 from platepilot.ocr.crnn_service import CRNNOCRService
 from platepilot.ocr.models import BUNDLED_MODEL
+from platepilot.pipeline.text_check import TextCheckedDetector, plate_detector
 from platepilot.sources.demo import DemoScene
 from platepilot.types import Detection
 
@@ -53,7 +52,7 @@ def test_an_unsure_box_without_text_is_dropped_and_plates_and_sure_boxes_are_kep
 
 
 def test_plate_detectors_check_text_by_default_and_the_text_detector_does_not() -> None:
-    assert isinstance(make_detector(DetectorConfig()), TextCheckedDetector)
-    assert isinstance(make_detector(DetectorConfig(kind="fast")), TextCheckedDetector)
-    assert not isinstance(make_detector(DetectorConfig(text_check_below=0)), TextCheckedDetector)
-    assert not isinstance(make_detector(DetectorConfig(kind="textdet")), TextCheckedDetector)
+    assert isinstance(plate_detector(DetectorConfig()), TextCheckedDetector)
+    assert isinstance(plate_detector(DetectorConfig(kind="fast")), TextCheckedDetector)
+    assert not isinstance(plate_detector(DetectorConfig(text_check_below=0)), TextCheckedDetector)
+    assert not isinstance(plate_detector(DetectorConfig(kind="textdet")), TextCheckedDetector)

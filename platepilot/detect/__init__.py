@@ -15,17 +15,10 @@ def make_detector(config: DetectorConfig, threads: int | None = None, still: boo
     `platepilot detector train`, known by its sidecar, or else a YOLO export; `platenet` without it is
     the bundled plate detector; `fast` its bundled student (FAST_MODEL); `textdet` is PP-OCRv6 text
     detection + a plate-shape filter. Each sees a frame at its video size or, with `still` (a photo), its
-    still-image size (a YOLO export: its fixed input). `auto` without a model_path is AUTO_KIND. Every
-    kind but textdet drops boxes it is unsure of that hold no text (`text_check_below`, `detect.text_check`)."""
+    still-image size (a YOLO export: its fixed input). `auto` without a model_path is AUTO_KIND. The
+    runtime's detector also drops boxes it is unsure of that hold no text: `pipeline.text_check`, which
+    reads them (`text_check_below` is ignored here)."""
     kind = resolved_kind(config)
-    if kind != "textdet" and config.text_check_below > 0:
-        from platepilot.detect.text_check import TextCheckedDetector
-        from platepilot.ocr.crnn_service import CRNNOCRService
-        from platepilot.ocr.models import BUNDLED_MODEL
-
-        plain = make_detector(config.model_copy(update={"text_check_below": 0.0}), threads, still)
-        reader = CRNNOCRService(BUNDLED_MODEL, format_prior=False, threads=threads)
-        return TextCheckedDetector(plain, reader, config.text_check_below, config.text_check_chars)
     if kind == "textdet":
         from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 

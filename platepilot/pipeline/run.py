@@ -11,7 +11,7 @@ from pathlib import Path
 from rapidfuzz.distance import Levenshtein
 
 from platepilot.config import DetectorConfig, Settings
-from platepilot.detect import PlateDetector, make_detector
+from platepilot.detect import PlateDetector
 from platepilot.ocr.band import Margin
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import make_engine
@@ -26,6 +26,7 @@ from platepilot.pipeline.reload import (
     model_version,
 )
 from platepilot.pipeline.stats_file import StatsFile
+from platepilot.pipeline.text_check import plate_detector
 from platepilot.plates.states import UNKNOWN
 from platepilot.signals import stop_on_signals
 from platepilot.sources import FrameSource, open_source
@@ -206,7 +207,7 @@ def camera_detectors(config: DetectorConfig, sources: Sequence[FrameSource]) -> 
     for source in sources:
         still = source.stills
         if still not in by_kind:
-            by_kind[still] = make_detector(config, still=still)
+            by_kind[still] = plate_detector(config, still=still)
         detectors[source.camera_id] = by_kind[still]
     return detectors
 

@@ -24,12 +24,13 @@ from rich.console import Console
 from rich.progress import Progress
 
 from platepilot.config import DetectorConfig
-from platepilot.detect import PlateDetector, make_detector
+from platepilot.detect import PlateDetector
 from platepilot.detect.textdet import TextDetPlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.levels import stretched
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.evaluate import write_report_tiles
+from platepilot.pipeline.text_check import plate_detector
 from platepilot.plates.charset import fold
 from platepilot.plates.manifest import LabelledPlate, LabelledScene
 from platepilot.track.quality import cut_crop
@@ -75,23 +76,23 @@ def named_detector(
     """The detector `name` means: `auto` is the configured one (`config`), `platenet` the bundled plate
     detector, `fast` its bundled student, `textdet` the text detector at `textdet_side` (default: the
     config's size), anything else the path of an ONNX detector; each at its video size or, `still`, at
-    its still-image size, as the runtime reads a folder of photos (`make_detector`)."""
+    its still-image size, as the runtime reads a folder of photos (`plate_detector`)."""
     if textdet_side is not None and name != "textdet":
         raise PlatepilotError(f"a text detector side ({textdet_side}) goes with detector textdet, not {name!r}")
     if name == "auto":
-        return make_detector(config, threads, still)
+        return plate_detector(config, threads, still)
     if name in ("platenet", "fast"):
-        return make_detector(config.model_copy(update={"kind": name, "model_path": None}), threads, still)
+        return plate_detector(config.model_copy(update={"kind": name, "model_path": None}), threads, still)
     if name == "textdet":
         sides = (
             {} if textdet_side is None else {"textdet_max_side": textdet_side, "textdet_still_max_side": textdet_side}
         )
-        return make_detector(config.model_copy(update={"kind": "textdet", **sides}), threads, still)
+        return plate_detector(config.model_copy(update={"kind": "textdet", **sides}), threads, still)
     path = Path(name)
     if not path.is_file():
         names = f"{', '.join(DETECTOR_NAMES[:-1])} or {DETECTOR_NAMES[-1]}"
         raise PlatepilotError(f"detector {name!r}: not {names}, and no such model file")
-    return make_detector(config.model_copy(update={"kind": "auto", "model_path": path}), threads, still)
+    return plate_detector(config.model_copy(update={"kind": "auto", "model_path": path}), threads, still)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,27 @@ from pathlib import Path
 
 import numpy as np
 
+from platepilot.config import DetectorConfig
+from platepilot.detect import make_detector, resolved_kind
 from platepilot.detect.base import PlateDetector
 from platepilot.ocr.base import OCREngine
 from platepilot.track.quality import cut_crop
 from platepilot.types import Detection
+
+
+def plate_detector(config: DetectorConfig, threads: int | None = None, still: bool = False) -> PlateDetector:
+    """The runtime's detector: `make_detector`'s, and for every kind but textdet (whose boxes are text
+    already) with its unsure boxes read by the bundled CRNN (`text_check_below` > 0).
+
+    Here, not in `detect/`, because it reads: a room imports only from rooms upstream of it."""
+    plain = make_detector(config, threads, still)
+    if resolved_kind(config) == "textdet" or config.text_check_below <= 0:
+        return plain
+    from platepilot.ocr.crnn_service import CRNNOCRService
+    from platepilot.ocr.models import BUNDLED_MODEL
+
+    reader = CRNNOCRService(BUNDLED_MODEL, format_prior=False, threads=threads)
+    return TextCheckedDetector(plain, reader, config.text_check_below, config.text_check_chars)
 
 
 class TextCheckedDetector:
