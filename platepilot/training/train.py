@@ -26,6 +26,7 @@ from platepilot.plates.templates import Template, design_images
 from platepilot.store.labels import resolve_crop_path
 from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
+from platepilot.training.checkpoints import save_atomic
 from platepilot.training.data import LabelledSet, load_crops, load_labelled, split_by_group, synthetic_batch
 from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
 from platepilot.training.design_templates import load_templates
@@ -377,19 +378,15 @@ def _watch_collapse(console: Console, state: _State, preds: list[str], summary: 
 
 
 def _save_weights(path: Path, model: CRNN, spec: ModelSpec, arch: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "spec": spec.model_dump(), "arch": arch}, tmp)
-    tmp.replace(path)
+    save_atomic({"state_dict": model.state_dict(), "spec": spec.model_dump(), "arch": arch}, path)
 
 
 def _save_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any, state: _State) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
+    save_atomic(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
          "state": asdict(state), "torch_rng": torch.get_rng_state()},
-        tmp,
+        path,
     )  # fmt: skip
-    tmp.replace(path)
 
 
 def _load_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any) -> _State:
