@@ -24,6 +24,7 @@ from platepilot.ocr.spec import load_card
 from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import append_labels, latest_labels
 from platepilot.store.splits import MIN_VALIDATION_LABELS, held_out_labels, validation_plan
+from platepilot.training.checkpoints import load_saved
 from platepilot.training.runs import deploys, run_folder
 from platepilot.training.train import TrainOptions, init_weights_file, train
 
@@ -85,6 +86,19 @@ def test_checkpoint_is_tied_to_its_onnx(tmp_path: Path, tiny_model: Path) -> Non
     stray.with_suffix(".onnx").unlink()  # the model named is not there: say that, not what is missing beside it
     with pytest.raises(PlatepilotError, match="no such model"):
         init_weights_file(stray)
+
+
+def test_a_corrupt_checkpoint_is_one_line(tmp_path: Path) -> None:
+    first = _tiny_run(tmp_path / "a")
+    whole = first.with_suffix(".pt").read_bytes()
+    for broken in (whole[: len(whole) // 2], b"not a checkpoint at all"):  # cut short by a copy; another file
+        (tmp_path / "a" / "last.pt").write_bytes(broken)
+        with pytest.raises(PlatepilotError, match=r"last\.pt: not a readable checkpoint"):
+            load_saved(tmp_path / "a" / "last.pt")
+    opts = TrainOptions(labels=None, output_dir=tmp_path / "a", epochs=2, batch_size=16, synthetic=32, arch=TINY,
+                        resume=True)  # fmt: skip
+    with pytest.raises(PlatepilotError, match="not a readable checkpoint"):
+        train(opts, _quiet())
 
 
 def test_held_out_split_is_stable_and_never_trained_on(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ and the history so far.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,18 @@ from rich.console import Console
 from torch import nn
 
 from platepilot.errors import PlatepilotError
+
+
+def load_saved(path: Path) -> Any:
+    """`torch.load` of a checkpoint or weights file, or PlatepilotError (one line) when it is none: cut
+    short by a crash or a copy, or another kind of file."""
+    if not path.is_file():
+        raise PlatepilotError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, KeyError) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PlatepilotError(f"{path}: not a readable checkpoint ({why[:120]}); it is corrupt or cut short") from None
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -46,7 +59,7 @@ def resume_checkpoint(
     when there is no checkpoint, or it was planned for other epochs, data or batch size."""
     if not path.is_file():
         raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_saved(path)
     if saved["epochs"] != epochs or saved["scheduler"]["total_steps"] != scheduler.total_steps:
         raise PlatepilotError(
             f"{path}: this run was planned for {saved['epochs']} epochs with other data or batch size; resume it "

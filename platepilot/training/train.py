@@ -26,7 +26,7 @@ from platepilot.plates.templates import Template, design_images
 from platepilot.store.labels import resolve_crop_path
 from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
-from platepilot.training.checkpoints import save_atomic
+from platepilot.training.checkpoints import load_saved, save_atomic
 from platepilot.training.data import LabelledSet, load_crops, load_labelled, split_by_group, synthetic_batch
 from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
 from platepilot.training.design_templates import load_templates
@@ -132,7 +132,7 @@ def _starting_point(opts: TrainOptions) -> tuple[ModelSpec, dict[str, Any], dict
     if opts.init_from is None:
         return ModelSpec(), opts.arch, None
     weights = init_weights_file(opts.init_from)
-    saved = torch.load(weights, map_location="cpu", weights_only=False)
+    saved = load_saved(weights)
     spec, arch, state = ModelSpec.model_validate(saved["spec"]), saved["arch"], saved["state_dict"]
     grown = arch | opts.grow
     if grown == arch:
@@ -392,7 +392,7 @@ def _save_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any, st
 def _load_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any) -> _State:
     if not path.is_file():
         raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_saved(path)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
@@ -412,7 +412,7 @@ def _finish(
     if not state.history:
         return None
     training_curves(state.history, out / "training_curves.png")
-    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    best = load_saved(out / "best.pt")
     model = build_model(spec.channels, spec.num_classes, spec.height, arch)
     model.load_state_dict(best["state_dict"])
     preds = _validate(model, spec, val_images, val_texts, 64)["preds"]

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from platepilot.detect.base import box_iou
 from platepilot.detect.platenet import DetectorCard, decode
 from platepilot.errors import PlatepilotError
-from platepilot.training.checkpoints import save_atomic
+from platepilot.training.checkpoints import load_saved, save_atomic
 from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbone_source, build_backbone
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
 from platepilot.training.detector.export import export_detector
@@ -199,7 +199,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     state: dict[str, Any] = {"epoch": 0, "history": [], "best": {}, "best_key": -math.inf}
     checkpoint = opts.output_dir / CHECKPOINT
     if opts.resume and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        saved = load_saved(checkpoint)
         planned = saved["scheduler"]["total_steps"] // steps_per_epoch
         if planned != opts.epochs:
             raise PlatepilotError(
@@ -342,7 +342,7 @@ def _weights(model: DetectorNet, opts: DetectorTrainOptions) -> dict[str, Any]:
 def _load_weights(path: Path, arch: Arch) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise PlatepilotError(f"{path}: no such detector weights file")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_saved(path)
     if not isinstance(saved, dict) or "model" not in saved:
         raise PlatepilotError(f"{path}: not detector weights saved by `platepilot detector train`")
     saved_arch = saved.get("arch", "scratch")
