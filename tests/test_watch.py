@@ -136,6 +136,10 @@ def test_save_is_atomic_and_round_trips(tmp_path: Path) -> None:
     save_watchlists(path, _lists())
     assert load_watchlists(path, CAMERAS) == _lists()
     assert [p.name for p in tmp_path.iterdir()] == ["watchlists.yaml"]  # no temp file left
+    assert path.stat().st_mode & 0o777 == 0o644  # a new file others (the runtime's user) can read
+    path.chmod(0o640)
+    save_watchlists(path, _lists({"s": {"entries": [{"plate": "ABC1234"}]}}))
+    assert path.stat().st_mode & 0o777 == 0o640  # a saved file keeps the permissions it had
 
 
 def test_live_lists_follow_the_file_and_keep_the_last_good_ones(

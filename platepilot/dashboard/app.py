@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -154,16 +155,19 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
             "error": board.lists.error,
         }
 
+    saving = threading.Lock()  # two pages saving at once: the second sees the first's version, not its own
+
     @app.post("/api/watchlists")
     def save(body: WatchlistsBody) -> dict[str, Any]:
         path = board.lists.path
-        if body.version != _version(path):
-            raise HTTPException(status_code=409, detail=f"{path} changed since this page loaded it: reload")
-        try:
-            lists = validate_watchlists({"lists": body.lists}, board.lists.cameras, "watchlists")
-            save_watchlists(path, lists)
-        except PlatepilotError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
+        with saving:
+            if body.version != _version(path):
+                raise HTTPException(status_code=409, detail=f"{path} changed since this page loaded it: reload")
+            try:
+                lists = validate_watchlists({"lists": body.lists}, board.lists.cameras, "watchlists")
+                save_watchlists(path, lists)
+            except PlatepilotError as exc:
+                raise HTTPException(status_code=400, detail=str(exc)) from None
         return watchlists()
 
     @app.get("/api/stats")

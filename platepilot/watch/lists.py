@@ -8,8 +8,6 @@ that were live stay live, so a typo never switches alerts off.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Collection
 from pathlib import Path
@@ -19,8 +17,10 @@ from pydantic import ValidationError
 
 from platepilot.config import WatchConfig, WatchlistFile, _validation_summary, _yaml_error
 from platepilot.errors import PlatepilotError
-from platepilot.store.atomic import file_version
+from platepilot.store.atomic import file_version, replace_atomically
 from platepilot.watch.match import Matcher
+
+NEW_FILE_MODE = 0o644
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +74,13 @@ def dump_watchlists(lists: WatchlistFile) -> str:
 
 
 def save_watchlists(path: Path, lists: WatchlistFile) -> None:
-    """Write `lists` to `path` atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `lists` to `path` atomically (temp file in the same folder, then rename), keeping the file's
+    permissions (a new file gets 0644), so that a runtime under another user can still read it."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dump_watchlists(lists))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = path.stat().st_mode if path.exists() else NEW_FILE_MODE
+        replace_atomically(path, dump_watchlists(lists).encode("utf-8"), mode)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise PlatepilotError(f"{path}: cannot write the watchlists: {exc}") from None
 
 
