@@ -436,6 +436,22 @@ def test_a_gate_cameras_upload_folder_is_read_as_photos_arrive(tmp_path: Path) -
         assert not pilot.wait(0.1)  # still watching the folder
     finally:
         pilot.close()
+    # restarted, it goes on where it stopped: the photos that gave events are not read again
+    image = 160 + np.random.default_rng(4).integers(0, 3, (240, 320, 3), np.uint8)
+    assert cv2.imwrite(str(folder / "gate_004.jpg"), image)
+    os.utime(folder / "gate_004.jpg", (time.time() - 5, time.time() - 5))
+    source = open_source(CameraConfig(source=str(folder), follow=True))
+    again = make_pilot(settings, [source], detector, _GrayLevelReader())  # type: ignore[arg-type]
+    again.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not again.emitted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        again.wait(1.0)  # time to read anything else it would
+    finally:
+        again.close()
+    assert [e.text for e in again.emitted] == ["PLATE4"]
+    assert len(query_events(settings.output.events_db_url)) == 4
 
 
 def test_run_source_keeps_the_cameras_settings_and_follow_watches_its_folder(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from platepilot.config import Settings, TrackerConfig
 from platepilot.detect.base import PlateDetector
 from platepilot.errors import PlatepilotError
@@ -36,8 +38,9 @@ from platepilot.pipeline.reload import LoadedReader, ReaderSlot
 from platepilot.pipeline.stats import CameraStats
 from platepilot.plates.formats import MAX_PLATE_CHARS, is_plate_surround
 from platepilot.sources.base import FrameSource, RateLimit
+from platepilot.sources.files import ImageFolderSource
 from platepilot.store.crops import CropStore, StoredCrop
-from platepilot.store.events import EventStore, PlateEvent
+from platepilot.store.events import EventStore, PlateEvent, photos_read
 from platepilot.track.quality import crop_quality, cut_crop, plate_within, touches_edge
 from platepilot.track.tracker import PlateTracker
 from platepilot.types import Frame, PlateCrop, PlateRead, Track, TrackState
@@ -58,6 +61,16 @@ FAILED_READ_DISCOUNT = 0.5
 # Crops a track passed over (a better one came while a read was in flight) that are read when it ends with
 # no two reads agreeing: more votes where the reads disagree, at no cost to tracks that were satisfied.
 END_READS = 2
+
+
+def _photos_read(events: EventStore, camera_id: str) -> dict[str, float]:
+    """`photos_read`, or none (logged) when the database does not answer: then photos may be read twice,
+    but none is lost."""
+    try:
+        return photos_read(events.engine, camera_id)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("%s: photos read before unknown (%s); the folder is read from the start", camera_id, exc)
+        return {}
 
 
 def _reconnect_counter(source: FrameSource) -> Callable[[], int]:
@@ -129,6 +142,9 @@ class Pilot:
         self._tracks: dict[tuple[str, int], _TrackReads] = {}
         self._executor = ThreadPoolExecutor(settings.ocr.workers, thread_name_prefix="ocr")
         self._threads: list[threading.Thread] = []
+        for source in sources:  # a followed folder goes on where the last run left it
+            if isinstance(source, ImageFolderSource) and source.follow:
+                source.skip_read(_photos_read(events, source.camera_id))
 
     def start(self) -> None:
         size = {c.id: c.queue_size for c in self.settings.cameras}

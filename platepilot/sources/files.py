@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import cv2
@@ -103,12 +103,25 @@ class ImageFolderSource:
         if not self.paths and not follow:
             raise PlatepilotError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         self.camera_id, self.fps, self._clock, self.stills = camera_id, fps, clock, stills
+        self._read_before: Mapping[str, float] = {}
+
+    def skip_read(self, read_before: Mapping[str, float]) -> None:
+        """Following: leave out the photos read before (path as a frame names it -> when it was read),
+        unless the file changed since (a camera reusing its file names), so a restart doubles nothing."""
+        self._read_before = read_before
+
+    def _was_read(self, path: Path) -> bool:
+        when = self._read_before.get(str(path))
+        try:
+            return when is not None and when >= path.stat().st_mtime
+        except OSError:  # gone meanwhile
+            return False
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         start = self._clock()
-        seen: set[Path] = set()
+        seen: set[Path] = {path for path in self.paths if self._was_read(path)} if self.follow else set()
         index = 0
-        batch = [path for path in self.paths if _settled(path)] if self.follow else self.paths
+        batch = [path for path in self.paths if path not in seen and _settled(path)] if self.follow else self.paths
         while not stop.is_set():
             for path in batch:
                 if stop.is_set():

@@ -249,6 +249,18 @@ class EventStore:
         self.engine.dispose()
 
 
+def photos_read(engine: Engine, camera_id: str) -> dict[str, float]:
+    """Each photo (`source_file`) that gave `camera_id` an event, with when it was last read: what a
+    followed folder need not read again after a restart."""
+    query = (
+        sa.select(events_table.c.source_file, sa.func.max(events_table.c.first_seen))
+        .where(events_table.c.camera_id == camera_id, events_table.c.source_file != "")
+        .group_by(events_table.c.source_file)
+    )
+    with engine.connect() as conn:
+        return {str(path): float(seen) for path, seen in conn.execute(query)}
+
+
 def query_events(
     url: str, since: float | None = None, plate: str | None = None, limit: int | None = None, device: str | None = None
 ) -> list[PlateEvent]:
