@@ -91,6 +91,11 @@ def test_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert first.stopped == "interrupted" and len(first.history) == 2
     assert first.model_path is not None  # the best so far is exported on Ctrl+C
     monkeypatch.setattr(train_module, "_train_epoch", real_epoch)
+    with pytest.raises(PlatepilotError, match="holds a run already"):  # a rerun never overwrites it silently
+        train(TrainOptions(output_dir=tmp_path / "b", **common), _quiet())  # type: ignore[arg-type]
+    changed = {**common, "batch_size": 4, "epochs": 4}  # resumed with other options: refused, not mixed in
+    with pytest.raises(PlatepilotError, match=r"these differ: epochs 3 -> 4; batch_size 8 -> 4"):
+        train(TrainOptions(output_dir=tmp_path / "b", resume=True, **changed), _quiet())  # type: ignore[arg-type]
     resumed = train(TrainOptions(output_dir=tmp_path / "b", resume=True, **common), _quiet())  # type: ignore[arg-type]
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-6)
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model"]

@@ -75,6 +75,11 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     console = console or Console()
     torch.manual_seed(opts.seed)
     out = opts.output_dir
+    if not opts.resume and (out / "last.pt").is_file():
+        raise PlatepilotError(
+            f"{out} holds a run already (last.pt): --resume continues it; a new run needs another --output-dir "
+            "(or none: a new run folder)"
+        )
     spec, arch, init_weights = _starting_point(opts)
     train_set, val_images, val_texts, summary = _prepare_data(opts, spec, console)
     out.mkdir(parents=True, exist_ok=True)  # only now: a run refused for its input leaves no empty folder
@@ -93,8 +98,9 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * opts.epochs))
     state = _State()
     last_ckpt = out / "last.pt"
+    plan = _plan(opts, arch, steps_per_epoch, len(train_set.texts))
     if opts.resume:
-        state = _load_checkpoint(last_ckpt, model, optimizer, scheduler)
+        state = _load_checkpoint(last_ckpt, model, optimizer, scheduler, plan)
         console.print(f"resuming after epoch {state.epoch} (best exact {state.best.get('exact', 0):.1%})")
     started = time.perf_counter()
     stopped = "completed"
@@ -114,7 +120,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
                 _save_weights(out / "best.pt", model, spec, arch)
             else:
                 state.bad_epochs += 1
-            _save_checkpoint(last_ckpt, model, optimizer, scheduler, state)
+            _save_checkpoint(last_ckpt, model, optimizer, scheduler, state, plan)
             if state.bad_epochs >= opts.patience:
                 console.print(f"early stop: no better validation for {opts.patience} epochs")
                 stopped = "early_stop"
@@ -381,18 +387,36 @@ def _save_weights(path: Path, model: CRNN, spec: ModelSpec, arch: dict[str, Any]
     save_atomic({"state_dict": model.state_dict(), "spec": spec.model_dump(), "arch": arch}, path)
 
 
-def _save_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any, state: _State) -> None:
+def _plan(opts: TrainOptions, arch: dict[str, Any], steps_per_epoch: int, crops: int) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues: its schedule, data and network."""
+    return {
+        "epochs": opts.epochs, "batch_size": opts.batch_size, "steps_per_epoch": steps_per_epoch, "lr": opts.lr,
+        "labels": str(opts.labels), "labelled_crops": crops, "synthetic": opts.synthetic, "seed": opts.seed,
+        "val_split": opts.val_split, "pseudo": opts.pseudo, "arch": arch,
+    }  # fmt: skip
+
+
+def _save_checkpoint(
+    path: Path, model: CRNN, optimizer: Any, scheduler: Any, state: _State, plan: dict[str, Any]
+) -> None:
     save_atomic(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-         "state": asdict(state), "torch_rng": torch.get_rng_state()},
+         "state": asdict(state), "torch_rng": torch.get_rng_state(), "plan": plan},
         path,
     )  # fmt: skip
 
 
-def _load_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any) -> _State:
+def _load_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any, plan: dict[str, Any]) -> _State:
     if not path.is_file():
         raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
     saved = load_saved(path)
+    started = saved.get("plan", plan)  # a checkpoint from before plans were kept: trusted as before
+    changed = [f"{key} {started.get(key)!r} -> {value!r}" for key, value in plan.items() if started.get(key) != value]
+    if changed:
+        raise PlatepilotError(
+            f"{path}: --resume continues the run with the options it started with, and these differ: "
+            f"{'; '.join(changed)}; resume with its options, or start a new run in another --output-dir"
+        )
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
