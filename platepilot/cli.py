@@ -21,6 +21,8 @@ from platepilot.training.records import DEFAULT_ARCH, TrainOptions, TrainResult
 if TYPE_CHECKING:
     from platepilot.ocr.gate_record import GateRecord
 
+DETECTOR_RUNS = Path("models/detector_runs")
+
 app = typer.Typer(
     name="platepilot",
     help="Edge licence plate recognition for Florida roads, and the life cycle of its plate reader.",
@@ -368,8 +370,11 @@ def detector_train(
     data: list[Path] = typer.Option(
         ..., "--data", "-d", help="YOLO dataset folder (images/ + labels/), e.g. from `synth scenes`; repeatable."
     ),
-    output_dir: Path = typer.Option(
-        Path("models/detector_runs/latest"), "--output-dir", "-o", help="Run folder: checkpoints, curves, ONNX."
+    output_dir: Path | None = typer.Option(
+        None,
+        "--output-dir",
+        "-o",
+        help="Run folder: checkpoints, curves, ONNX (default: a new models/detector_runs/<UTC time>/).",
     ),
     epochs: int = typer.Option(30, "--epochs", min=1, help="Epochs of --samples crops each."),
     samples: int = typer.Option(3000, "--samples", min=16, help="Random crops per epoch."),
@@ -425,6 +430,12 @@ def detector_train(
         raise PlatepilotError(f"{teacher}: no such teacher weights file")
     bundled = FAST_WEIGHTS if arch == "student" else BUNDLED_WEIGHTS
     start = bundled if init_from == Path("bundled") else init_from
+    if output_dir is None:
+        if resume:
+            raise PlatepilotError("--resume continues a run: pass its folder, --output-dir models/detector_runs/<run>")
+        from platepilot.training.runs import new_run
+
+        output_dir = new_run(DETECTOR_RUNS)
     opts = DetectorTrainOptions(
         data=data, output_dir=output_dir, epochs=epochs, samples_per_epoch=samples, batch_size=batch_size,
         crop=crop, input_size=input_size, lr=lr, init_from=start, resume=resume, seed=seed, workers=workers,

@@ -209,7 +209,11 @@ def test_detector_train_exports_a_model_that_runs_and_resumes(tmp_path: Path, mo
     assert "resuming after epoch 1" in result.output and "epoch 2/2" in result.output
     assert "epoch 1/2" not in result.output and load_card(model).training["epochs_run"] == 2
     result = CliRunner().invoke(app, [*args[:7], "5", *args[8:], "--resume"])
-    assert result.exit_code != 0 and "planned for 2 epochs" in str(result.exception)
+    assert result.exit_code != 0 and "these differ: epochs 2 -> 5" in str(result.exception)
+    result = CliRunner().invoke(app, args)  # the same folder again without --resume: refused, not overwritten
+    assert result.exit_code != 0 and "holds a run already" in str(result.exception)
+    result = CliRunner().invoke(app, [*args[:5], str(tmp_path / "none"), *args[6:], "--resume"])
+    assert result.exit_code != 0 and "no checkpoint" in str(result.exception)
     # its weights start another run of the same architecture, not of the other one
     scratch = [*args[:5], str(tmp_path / "scratch"), *args[6:], "--init-from", str(out / "plate_detector.pt")]
     result = CliRunner().invoke(app, [*scratch, "--arch", "scratch"])

@@ -36,6 +36,11 @@ def run_folder(
     return output_dir
 
 
+def new_run(runs: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Path:
+    """A new run folder `<runs>/<UTC timestamp>/` (suffixed when one of that second exists)."""
+    return _new_run(runs, now())
+
+
 def _new_run(runs: Path, when: datetime) -> Path:
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
     folder, n = runs / stamp, 1

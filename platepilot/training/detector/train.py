@@ -182,6 +182,14 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     console = console or Console()
     torch.manual_seed(opts.seed)
     started = time.monotonic()
+    checkpoint = opts.output_dir / CHECKPOINT
+    if opts.resume and not checkpoint.is_file():
+        raise PlatepilotError(f"--resume: no checkpoint at {checkpoint}; start without --resume")
+    if not opts.resume and checkpoint.is_file():
+        raise PlatepilotError(
+            f"{opts.output_dir} holds a run already ({CHECKPOINT}): --resume continues it; a new run needs another "
+            "--output-dir (or none: a new run folder)"
+        )
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     card = card_for(opts)
     model = build_model(opts)
@@ -197,14 +205,19 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         optimizer, peaks, total_steps=opts.epochs * steps_per_epoch, pct_start=0.05
     )
     state: dict[str, Any] = {"epoch": 0, "history": [], "best": {}, "best_key": -math.inf}
-    checkpoint = opts.output_dir / CHECKPOINT
-    if opts.resume and checkpoint.is_file():
+    plan = {"epochs": opts.epochs, "steps_per_epoch": steps_per_epoch, "batch_size": opts.batch_size,
+            "arch": opts.arch, "data": [str(p) for p in opts.data]}  # fmt: skip
+    if opts.resume:
         saved = load_saved(checkpoint)
-        planned = saved["scheduler"]["total_steps"] // steps_per_epoch
-        if planned != opts.epochs:
+        started_with = saved.get("plan", {"epochs": saved["scheduler"]["total_steps"] // steps_per_epoch})
+        changed = [
+            f"{k} {started_with[k]!r} -> {v!r}" for k, v in plan.items() if k in started_with and started_with[k] != v
+        ]
+        if changed:
             raise PlatepilotError(
-                f"{checkpoint}: this run was planned for {planned} epochs; resume it with --epochs {planned} "
-                "(its learning-rate schedule depends on it), or start a new run in another --output-dir"
+                f"{checkpoint}: --resume continues the run with the options it started with (its learning-rate "
+                f"schedule depends on them), and these differ: {'; '.join(changed)}; or start a new run in another "
+                "--output-dir"
             )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -226,7 +239,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         state["epoch"] = epoch
         save_atomic(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "state": state},
+             "scheduler": scheduler.state_dict(), "state": state, "plan": plan},
             checkpoint,
         )  # fmt: skip
         console.print(
