@@ -20,6 +20,7 @@ from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.metrics import Scores, confusions, score
 from platepilot.plates.formats import is_standard_label
 from platepilot.plates.label_errors import corrected, read_label_errors
+from platepilot.store.atomic import write_text_atomically
 from platepilot.store.labels import latest_labels, resolve_crop_path, why_no_labels
 from platepilot.types import PlateRead
 
@@ -200,7 +201,7 @@ def write_report_tiles(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PlatepilotError(f"{folder}: cannot create report folder: {exc.strerror}") from None
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_text_atomically(folder / "report.json", json.dumps(report, indent=2) + "\n")
     if images:
         picture = contact_sheet(images, captions, columns=min(6, len(images)), cell=cell)
     else:

@@ -66,6 +66,12 @@ def append_whole(handle: IO[bytes], data: bytes) -> None:
         raise
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """`path` holds `text` whole or keeps what it held (`replace_atomically`; a new file gets 0644)."""
+    mode = path.stat().st_mode if path.exists() else 0o644
+    replace_atomically(path, text.encode("utf-8"), mode)
+
+
 def replace_atomically(path: Path, data: bytes, mode: int) -> None:
     """Write `data` to a temp file beside `path`, fsync it, rename it over `path`, fsync the folder."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -23,6 +23,7 @@ from platepilot.ocr.ctc import greedy_decode
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import ModelCard, ModelSpec, file_sha256, load_card
 from platepilot.plates.templates import Template, design_images
+from platepilot.store.atomic import write_text_atomically
 from platepilot.store.labels import resolve_crop_path
 from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
@@ -432,7 +433,7 @@ def _finish(
 ) -> Path | None:  # fmt: skip
     """Export the best weights to ONNX + sidecar, and draw the run's pictures."""
     out = opts.output_dir
-    (out / "history.json").write_text(json.dumps(state.history, indent=1))
+    write_text_atomically(out / "history.json", json.dumps(state.history, indent=1))
     if not state.history:
         return None
     training_curves(state.history, out / "training_curves.png")

@@ -26,10 +26,11 @@ from torch.utils.data import DataLoader
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.blur_estimate import BlurCard, save_blur_card, smears
 from platepilot.sessions import sidecar_path
+from platepilot.store.atomic import write_text_atomically
 from platepilot.training.blur import WIDTHS
 from platepilot.training.blur.data import SmearedPlates, plate_pool
 from platepilot.training.blur.model import BlurNet
-from platepilot.training.checkpoints import resume_checkpoint, save_checkpoint
+from platepilot.training.checkpoints import resume_checkpoint, save_atomic, save_checkpoint
 from platepilot.training.detector.train import _jsonable
 from platepilot.training.parity import export_checked
 from platepilot.training.plots import plot_curves
@@ -160,8 +161,8 @@ def _finish(
     }  # fmt: skip
     card = card.model_copy(update={"training": training, "metrics": {"held_out": history[-1]}})
     export_blur_model(model, card, model_path)
-    torch.save({"model": model.state_dict(), "widths": opts.widths}, model_path.with_suffix(".pt"))
-    (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    save_atomic({"model": model.state_dict(), "widths": opts.widths}, model_path.with_suffix(".pt"))
+    write_text_atomically(opts.output_dir / "history.json", json.dumps(history, indent=2) + "\n")
     best = min(history, key=lambda h: h["length_mae_3px_up"])
     return BlurTrainResult(model_path, best, history, time.monotonic() - started)
 

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from platepilot.detect.base import box_iou
 from platepilot.detect.platenet import DetectorCard, decode
 from platepilot.errors import PlatepilotError
+from platepilot.store.atomic import write_text_atomically
 from platepilot.training.checkpoints import load_saved, save_atomic
 from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbone_source, build_backbone
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
@@ -263,7 +264,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     card = card.model_copy(update={"training": training, "metrics": {"val_synthetic": last}})
     export_detector(model, card, model_path)
     save_atomic(_weights(model, opts), model_path.with_suffix(".pt"))
-    (opts.output_dir / "history.json").write_text(json.dumps(state["history"], indent=2) + "\n")
+    write_text_atomically(opts.output_dir / "history.json", json.dumps(state["history"], indent=2) + "\n")
     return DetectorTrainResult(model_path, state["best"], state["history"], time.monotonic() - started)
 
 

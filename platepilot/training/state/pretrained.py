@@ -32,6 +32,8 @@ from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import StateCard, save_state_card
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model, sidecar_path
+from platepilot.store.atomic import write_text_atomically
+from platepilot.training.checkpoints import save_atomic
 from platepilot.training.detector.train import _jsonable
 from platepilot.training.onnx_merge import merge_behind
 from platepilot.training.parity import PARITY_TOLERANCE, random_batches
@@ -242,8 +244,8 @@ def _finish(
     }  # fmt: skip
     sidecar_path(model_path).unlink(missing_ok=True)
     save_state_card(model_path, card.model_copy(update={"training": training, "metrics": {"holdout": history[-1]}}))
-    torch.save({"head": head.state_dict(), "shapes": shapes}, opts.output_dir / "head.pt")
-    (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    save_atomic({"head": head.state_dict(), "shapes": shapes}, opts.output_dir / "head.pt")
+    write_text_atomically(opts.output_dir / "history.json", json.dumps(history, indent=2) + "\n")
     panels = [("loss (logit-adjusted)", ("loss",), False), ("held-out", ("holdout_top1", "holdout_top3"), False)]
     plot_curves(history, panels, opts.output_dir / "training_curves.png")
     evaluation = score_eval_splits(model_path, opts.data, console, threads=1)

@@ -32,7 +32,8 @@ from platepilot.ocr.state_eval import evaluate_states, write_state_report
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model
-from platepilot.training.checkpoints import resume_checkpoint, save_checkpoint
+from platepilot.store.atomic import write_text_atomically
+from platepilot.training.checkpoints import resume_checkpoint, save_atomic, save_checkpoint
 from platepilot.training.detector.backbone import OrtBackbone
 from platepilot.training.detector.train import _jsonable, feature_loss
 from platepilot.training.plots import plot_curves
@@ -288,8 +289,8 @@ def _finish(
     card = card.model_copy(update={"training": {**card.training, **training}, "metrics": {"holdout": history[-1]}})
     export_state_model(model, card, model_path)
     weights = {"model": model.state_dict(), "widths": WIDTHS, "backbone": opts.backbone}
-    torch.save(weights, model_path.with_suffix(".pt"))
-    (opts.output_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    save_atomic(weights, model_path.with_suffix(".pt"))
+    write_text_atomically(opts.output_dir / "history.json", json.dumps(history, indent=2) + "\n")
     evaluation = score_eval_splits(model_path, opts.data, console)
     best = max(history, key=lambda h: h["holdout_top1"])
     return StateTrainResult(model_path, best, history, time.monotonic() - started, evaluation)
