@@ -76,6 +76,17 @@ def test_extract_writes_every_plate_once(scenes: Path, tmp_path: Path) -> None:
     assert len(list(out.rglob("*.jpg"))) == len(first.written)
 
 
+def test_two_datasets_with_the_same_folder_name_are_not_mixed(scenes: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / scenes.name  # another dataset, its folder named alike
+    shutil.copytree(scenes, other)
+    out = tmp_path / "crops"
+    with pytest.raises(PlatepilotError, match="has the same folder name"):
+        extract_crops([scenes, other], out, ExtractOptions(min_width=1, min_height=1))
+    with pytest.raises(PlatepilotError, match=f"holds the crops of {scenes.resolve()}"):  # in a later run too
+        extract_crops([other], out, ExtractOptions(min_width=1, min_height=1))
+    assert len(extract_crops([other], tmp_path / "apart", ExtractOptions(min_width=1, min_height=1)).written) > 0
+
+
 def test_small_boxes_and_other_classes_are_skipped(scenes: Path, tmp_path: Path) -> None:
     huge = extract_crops([scenes], tmp_path / "a", ExtractOptions(min_width=10_000))
     assert huge.written == [] and huge.too_small == _boxes(scenes)

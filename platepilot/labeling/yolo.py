@@ -142,6 +142,10 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+SOURCE_FILE = ".dataset"
+"""In each dataset's crop folder: the dataset it holds the crops of."""
+
+
 def extract_crops(
     datasets: list[Path], out: Path, options: ExtractOptions | None = None, console: Console | None = None
 ) -> ExtractResult:
@@ -152,8 +156,9 @@ def extract_crops(
     for dataset in datasets:
         names = class_names(dataset)
         keep = None if opts.classes is None else _class_ids(opts.classes, names, dataset)
+        home = _dataset_folder(out, dataset)
         for split, images, labels in find_splits(dataset):
-            folder = out / dataset.resolve().name / split if split else out / dataset.resolve().name
+            folder = home / split if split else home
             jobs += [(image, label, folder, keep) for image, label in _pairs(images, labels)]
     columns = (TextColumn("extracting crops"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, disable=not jobs) as progress:
@@ -162,6 +167,25 @@ def extract_crops(
             _extract_image(image_path, label_path, folder, keep, opts, result)
             progress.advance(task)
     return result
+
+
+def _dataset_folder(out: Path, dataset: Path) -> Path:
+    """`<out>/<dataset folder name>`, claimed for `dataset` (SOURCE_FILE names it): two datasets with the
+    same folder name (`a/data`, `b/data`) would mix their crops, and the second's would be skipped as
+    already there, so the second is refused with one line."""
+    folder, source = out / dataset.resolve().name, str(dataset.resolve())
+    marker = folder / SOURCE_FILE
+    if marker.is_file():
+        claimed = marker.read_text(encoding="utf-8").strip()
+        if claimed != source:
+            raise PlatepilotError(
+                f"{folder} holds the crops of {claimed}, and {dataset} has the same folder name: "
+                "extract it to another --out, or rename its folder"
+            )
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(source + "\n", encoding="utf-8")
+    return folder
 
 
 def _extract_image(
