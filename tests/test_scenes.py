@@ -113,6 +113,9 @@ def test_yolo_dataset_round_trips_boxes_and_resumes(tmp_path: Path) -> None:
     assert len(list((tmp_path / "labels").glob("*.txt"))) == 8
     assert labels[0].stat().st_mtime_ns == stamp  # done scenes are skipped
     assert not list(tmp_path.rglob("*.tmp"))
+    with pytest.raises(PlatepilotError, match="holds synthetic scenes of seed 2"):
+        write_scenes(tmp_path, 10, seed=3)  # another stream: refused, not mixed in
+    assert len(list((tmp_path / "labels").glob("*.txt"))) == 8
 
 
 def test_cli_synth_scenes_writes_dataset_and_preview(tmp_path: Path) -> None:

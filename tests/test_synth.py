@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from platepilot.cli import app
+from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import is_valid_text
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.formats import PERSONALIZED_MAX, matching_formats
@@ -127,6 +128,9 @@ def test_write_plates_resumes_without_duplicates(tmp_path: Path) -> None:
     assert sorted(names) == [f"{i:07d}.jpg" for i in range(40)]
     assert (tmp_path / "0000003.jpg").stat().st_mtime_ns == first  # not rendered again
     assert not list(tmp_path.glob("*.tmp*"))
+    with pytest.raises(PlatepilotError, match="holds synthetic plates of seed 1; seed 2 needs another output folder"):
+        write_plates(tmp_path, 50, seed=2)  # another stream would mix with this one under the same names
+    assert len((tmp_path / "labels.txt").read_text().splitlines()) == 40
 
 
 def test_cli_synth_plates_writes_crops_labels_and_preview(tmp_path: Path) -> None:

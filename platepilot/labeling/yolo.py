@@ -156,8 +156,9 @@ def extract_crops(
     for dataset in datasets:
         names = class_names(dataset)
         keep = None if opts.classes is None else _class_ids(opts.classes, names, dataset)
+        splits = find_splits(dataset)  # a missing or empty dataset fails before anything is written
         home = _dataset_folder(out, dataset)
-        for split, images, labels in find_splits(dataset):
+        for split, images, labels in splits:
             folder = home / split if split else home
             jobs += [(image, label, folder, keep) for image, label in _pairs(images, labels)]
     columns = (TextColumn("extracting crops"), BarColumn(), MofNCompleteColumn())

@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,9 +48,31 @@ def _write_one(args: tuple[int, int, str]) -> tuple[str, str]:
     return name, sample.text
 
 
+STREAM_FILE = ".synth.json"
+"""In a folder of synthetic data: which stream its files are (kind, seed, real plates), so a rerun goes
+on with the same stream or is refused, never mixing two."""
+
+
+def claim_stream(out: Path, stream: dict[str, Any]) -> None:
+    """Mark `out` as holding `stream`, or PlatepilotError when it holds another (a rerun with another seed
+    or other real plates would mix its files with the first run's under the same names)."""
+    marker = out / STREAM_FILE
+    if marker.is_file():
+        held = json.loads(marker.read_text(encoding="utf-8"))
+        if held != stream:
+            raise PlatepilotError(
+                f"{out} holds synthetic {held.get('kind')} of seed {held.get('seed')}"
+                + (" with other real plates" if held.get("seed") == stream.get("seed") else "")
+                + f"; seed {stream.get('seed')} needs another output folder (or the same seed to go on)"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(marker, json.dumps(stream).encode())
+
+
 def write_plates(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path:
     """Write `out/<index>.jpg` and `out/labels.txt`; resumable: crops already labelled are skipped."""
-    out.mkdir(parents=True, exist_ok=True)
+    claim_stream(out, {"kind": "plates", "seed": seed})
     labels = out / "labels.txt"
     done = {line.split("\t", 1)[0] for line in labels.read_text().splitlines()} if labels.exists() else set()
     todo = [(seed, i, str(out)) for i in range(count) if f"{i:07d}.jpg" not in done]
@@ -109,12 +134,14 @@ def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1, real_pl
 
     Resumable: scenes whose label file exists are skipped (the label is written after its image).
     """
+    photos = tuple(real_plates)
+    digest = hashlib.sha256("\n".join(photos).encode()).hexdigest()[:16]
+    claim_stream(out, {"kind": "scenes", "seed": seed, "real_plates": len(photos), "real_plates_sha256": digest})
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     data = {"path": str(out.resolve()), "train": "images", "val": "images", "names": {0: "plate"}}
     data_yaml = out / "data.yaml"
     _write_atomic(data_yaml, yaml.safe_dump(data, sort_keys=False).encode())
-    photos = tuple(real_plates)
     todo = [(seed, i, str(out), photos) for i in range(count) if not (out / "labels" / f"{i:07d}.txt").exists()]
     with (
         ProcessPoolExecutor(max_workers=max(workers, 1), mp_context=_SPAWN, initializer=_init_worker) as pool,
