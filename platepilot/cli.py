@@ -579,6 +579,8 @@ def labels_auto(
         f"pseudo-labels (>= {min_agree} members agree, a plate format, confidence >= {min_confidence}) in "
         f"{sidecar_path(labels)}; skipped {result.already_labeled} human-labeled and {result.already_read} "
         f"read before; {result.unreadable} unreadable"
+        + (f"; of the reads before, {result.withdrawn} withdrawn and {result.admitted} admitted by this filter"
+           if result.withdrawn or result.admitted else "")
     ), highlight=False, soft_wrap=True)  # fmt: skip
 
 

@@ -32,7 +32,6 @@ from platepilot.store.provenance import (
 )
 from platepilot.training.data_loading import MixedPlates
 from platepilot.training.train import PSEUDO_VAL_MIN, TrainOptions, train, weighted_ctc
-from platepilot.types import PlateRead
 
 TINY = {"channels": [8, 8, 16, 16, 24], "hidden": 24}
 
@@ -55,11 +54,10 @@ def _crops(folder: Path, count: int, start: int = 0) -> dict[str, str]:
 
 def test_the_filter_needs_agreement_a_format_and_confidence() -> None:
     rules = PseudoFilter(min_agree=2, min_confidence=0.5)
-    good = PlateRead(text="ABC1234", confidence=0.9, engine="plateocr")
-    assert rules.passes(good, ("paddle", "crnn"))
-    assert not rules.passes(good, ("paddle",))  # one member alone
-    assert not rules.passes(PlateRead(text="ABC1234", confidence=0.3, engine="plateocr"), ("paddle", "crnn"))
-    assert not rules.passes(PlateRead(text="EXIT", confidence=0.99, engine="plateocr"), ("paddle", "crnn"))
+    assert rules.passes("ABC1234", 0.9, ("paddle", "crnn"))
+    assert not rules.passes("ABC1234", 0.9, ("paddle",))  # one member alone
+    assert not rules.passes("ABC1234", 0.3, ("paddle", "crnn"))
+    assert not rules.passes("EXIT", 0.99, ("paddle", "crnn"))
 
 
 def test_labels_auto_writes_agreed_reads_to_the_sidecar_only_and_resumes(tmp_path: Path, plateocr: PlateOCR) -> None:
@@ -93,6 +91,14 @@ def test_labels_auto_writes_agreed_reads_to_the_sidecar_only_and_resumes(tmp_pat
     paths = [r.path for r in read_records(labels)]
     assert len(paths) == len(set(paths)) == 10
     assert set(pseudo_labels(labels)) == {r.path for r in read_records(labels) if r.pseudo}
+
+    # a rerun with another filter judges the earlier reads again, without reading them again
+    admitted = set(pseudo_labels(labels))
+    strict = pseudo_label_crops(crops, labels, plateocr, PseudoFilter(min_agree=2, min_confidence=1.01))
+    assert (strict.read, strict.withdrawn, strict.admitted) == (0, len(admitted), 0) and not pseudo_labels(labels)
+    loose = pseudo_label_crops(crops, labels, plateocr)
+    assert (loose.read, loose.withdrawn, loose.admitted) == (0, 0, len(admitted))
+    assert set(pseudo_labels(labels)) == admitted
 
 
 def test_weighted_ctc_is_ctc_mean_at_weight_one_and_drops_a_zero_weight_plate() -> None:

@@ -30,9 +30,9 @@ from platepilot.store.provenance import (
     PSEUDO_ENGINE,
     Provenance,
     append_records,
+    latest_pseudo_labels,
     make_record,
 )
-from platepilot.types import PlateRead
 
 if TYPE_CHECKING:
     from platepilot.ocr.plate_ocr import PlateOCR
@@ -45,24 +45,23 @@ class PseudoFilter:
     min_agree: int = 2
     min_confidence: float = 0.5
 
-    def passes(self, read: PlateRead, agreed: tuple[str, ...]) -> bool:
-        return (
-            len(agreed) >= self.min_agree
-            and read.confidence >= self.min_confidence
-            and match_format(read.text) is not None
-        )
+    def passes(self, text: str, confidence: float, agreed: tuple[str, ...]) -> bool:
+        return len(agreed) >= self.min_agree and confidence >= self.min_confidence and match_format(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
 class PseudoResult:
     """`read`: crops read now; `kept`: of those, pseudo-labels; `already_labeled` / `already_read`: left
-    alone (a human label, or an earlier `labels auto` record); `unreadable`: images that could not be read."""
+    alone (a human label, or an earlier `labels auto` record); `unreadable`: images that could not be read;
+    `withdrawn` / `admitted`: earlier reads whose verdict this run's filter changed (`rejudge`)."""
 
     read: int
     kept: int
     already_labeled: int
     already_read: int
     unreadable: int
+    withdrawn: int = 0
+    admitted: int = 0
 
 
 def pseudo_label_crops(
@@ -81,6 +80,7 @@ def pseudo_label_crops(
             f"--min-agree {rules.min_agree}: PlateOCR has {len(reader.members)} members "
             f"({', '.join(m.name for m in reader.members)}); use 1 to {len(reader.members)}"
         )
+    withdrawn, admitted = rejudge(labels_file, rules, clock())
     todo, n_labeled, n_read = todo_crops(crops_dir, labels_file, PSEUDO_ENGINE)
     read = kept = unreadable = 0
     columns = (TextColumn("labels auto"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[kept]}"),
@@ -97,7 +97,7 @@ def pseudo_label_crops(
                     unreadable += 1
                     continue
                 plate, agreed = reader.read_agreed(image)
-                passed = rules.passes(plate, agreed)
+                passed = rules.passes(plate.text, plate.confidence, agreed)
                 key = label_key(crops_dir, rel)
                 records.append(
                     make_record(key, plate.text, PSEUDO_ENGINE, plate.confidence, False, now, agreed, passed)
@@ -106,4 +106,19 @@ def pseudo_label_crops(
             append_records(labels_file, records)
             read += len(records)
             progress.update(task, advance=len(todo[start : start + batch_size]), kept=f"{kept} kept")
-    return PseudoResult(read, kept, n_labeled, n_read, unreadable)
+    return PseudoResult(read, kept, n_labeled, n_read, unreadable, withdrawn, admitted)
+
+
+def rejudge(labels_file: Path, rules: PseudoFilter, now: datetime) -> tuple[int, int]:
+    """Judge the earlier `labels auto` reads again by `rules` (stored with their text, confidence and
+    agreement, so nothing is read again): a rerun with a stricter filter withdraws the pseudo-labels it no
+    longer passes, a looser one admits more. A record is appended where the verdict changes (the latest
+    wins); (withdrawn, admitted)."""
+    changed = [
+        make_record(r.path, r.text, PSEUDO_ENGINE, r.confidence, False, now, r.agreement, verdict)
+        for r in latest_pseudo_labels(labels_file).values()
+        if (verdict := rules.passes(r.text, r.confidence or 0.0, r.agreement)) != r.pseudo
+    ]
+    append_records(labels_file, changed)
+    admitted = sum(r.pseudo for r in changed)
+    return len(changed) - admitted, admitted
