@@ -22,7 +22,9 @@ def blur_train(
         [], "--images", "-i", help="Folder of sharp plate photos or crops (searched recursively); repeatable."
     ),
     rendered: int = typer.Option(1000, "--rendered", min=0, help="Plates from the generator added to the images."),
-    output_dir: Path = typer.Option(Path("models/blur_runs/latest"), "--output-dir", "-o", help="Run folder."),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", "-o", help="Run folder (default: a new models/blur_runs/<UTC time>/)."
+    ),
     epochs: int = typer.Option(12, "--epochs", min=1),
     samples_per_epoch: int = typer.Option(16_000, "--samples-per-epoch", min=64, help="Fresh smears per epoch."),
     batch_size: int = typer.Option(64, "--batch-size", min=2),
@@ -45,12 +47,14 @@ def blur_train(
     import torch
 
     from platepilot.training.blur.train import BlurTrainOptions, train_blur
+    from platepilot.training.runs import run_output
 
     console, _ = _consoles()
     torch.set_num_threads(threads)
     opts = BlurTrainOptions(
-        output_dir=output_dir, images=images, rendered=rendered, epochs=epochs, samples_per_epoch=samples_per_epoch,
-        batch_size=batch_size, lr=lr, widths=_widths(widths), seed=seed, workers=workers, sources=source, resume=resume,
+        output_dir=run_output(output_dir, Path("models/blur_runs"), resume), images=images, rendered=rendered,
+        epochs=epochs, samples_per_epoch=samples_per_epoch, batch_size=batch_size, lr=lr, widths=_widths(widths),
+        seed=seed, workers=workers, sources=source, resume=resume,
     )  # fmt: skip
     result = train_blur(opts, console)
     log_training_run(console, opts, result, tracking_uri, "plate_blur", "blur")

@@ -430,15 +430,12 @@ def detector_train(
         raise PlatepilotError(f"{teacher}: no such teacher weights file")
     bundled = FAST_WEIGHTS if arch == "student" else BUNDLED_WEIGHTS
     start = bundled if init_from == Path("bundled") else init_from
-    if output_dir is None:
-        if resume:
-            raise PlatepilotError("--resume continues a run: pass its folder, --output-dir models/detector_runs/<run>")
-        from platepilot.training.runs import new_run
+    from platepilot.training.runs import run_output
 
-        output_dir = new_run(DETECTOR_RUNS)
     opts = DetectorTrainOptions(
-        data=data, output_dir=output_dir, epochs=epochs, samples_per_epoch=samples, batch_size=batch_size,
-        crop=crop, input_size=input_size, lr=lr, init_from=start, resume=resume, seed=seed, workers=workers,
+        data=data, output_dir=run_output(output_dir, DETECTOR_RUNS, resume), epochs=epochs,
+        samples_per_epoch=samples, batch_size=batch_size, crop=crop, input_size=input_size, lr=lr, init_from=start,
+        resume=resume, seed=seed, workers=workers,
         sources=source, arch="ppocr" if arch == "ppocr" else "student" if arch == "student" else "scratch",
         teacher=teacher, distill=distill, distill_output=distill_output,
     )  # fmt: skip

@@ -33,7 +33,9 @@ def _consoles() -> tuple[Console, Console]:
 def state_train(
     data: Path = typer.Option(..., "--data", "-d", help=_DATA_HELP),
     designs: list[Path] = typer.Option([], "--designs", help=_DESIGNS_HELP),
-    output_dir: Path = typer.Option(Path("models/state_runs/latest"), "--output-dir", "-o", help="Run folder."),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", "-o", help="Run folder (default: a new models/state_runs/<UTC time>/)."
+    ),
     cache_dir: Path = typer.Option(_CACHE_DIR, "--cache-dir", help="Decoded photos and renders (reused)."),
     epochs: int = typer.Option(30, "--epochs", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=2),
@@ -70,6 +72,7 @@ def state_train(
     import torch
 
     from platepilot.ocr.state import BUNDLED_STATE_MODEL
+    from platepilot.training.runs import run_output
     from platepilot.training.state.train import StateTrainOptions, train_state
 
     console, _ = _consoles()
@@ -79,8 +82,9 @@ def state_train(
         raise PlatepilotError(f"{teacher}: no such teacher model")
     torch.set_num_threads(threads)
     opts = StateTrainOptions(
-        data=data, output_dir=output_dir, designs=designs, cache_dir=cache_dir, epochs=epochs,
-        batch_size=batch_size, lr=lr, rendered=rendered, seed=seed, workers=workers, sources=source,
+        data=data, output_dir=run_output(output_dir, Path("models/state_runs"), resume), designs=designs,
+        cache_dir=cache_dir, epochs=epochs, batch_size=batch_size, lr=lr, rendered=rendered, seed=seed,
+        workers=workers, sources=source,
         backbone=backbone, backbone_lr=backbone_lr, height=height or (96 if backbone else 64),
         width=width or (192 if backbone else 128), resume=resume, teacher=teacher, distill=distill,
     )  # fmt: skip

@@ -98,6 +98,8 @@ def test_an_interrupted_blur_train_resumes_where_it_stopped(tmp_path: Path, monk
         train.train_blur(train.BlurTrainOptions(**{**vars(opts("stopped", resume=True)), "epochs": 6}))
     with pytest.raises(PlatepilotError, match="no checkpoint"):
         train.train_blur(opts("never", resume=True))
+    with pytest.raises(PlatepilotError, match="holds a run already"):  # a new run never overwrites it
+        train.train_blur(opts("stopped"))
 
 
 def test_blur_train_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,18 @@ from torch import nn
 from platepilot.errors import PlatepilotError
 
 
+def check_run_folder(checkpoint: Path, resume: bool) -> None:
+    """`--resume` needs the run's checkpoint, and a new run never overwrites one: PlatepilotError (one
+    line) otherwise, before anything is written."""
+    if resume and not checkpoint.is_file():
+        raise PlatepilotError(f"--resume: no checkpoint at {checkpoint}; start without --resume")
+    if not resume and checkpoint.is_file():
+        raise PlatepilotError(
+            f"{checkpoint.parent} holds a run already ({checkpoint.name}): --resume continues it; a new run needs "
+            "another --output-dir (or none: a new run folder)"
+        )
+
+
 def load_saved(path: Path) -> Any:
     """`torch.load` of a checkpoint or weights file, or PlatepilotError (one line) when it is none: cut
     short by a crash or a copy, or another kind of file."""

@@ -36,9 +36,14 @@ def run_folder(
     return output_dir
 
 
-def new_run(runs: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Path:
-    """A new run folder `<runs>/<UTC timestamp>/` (suffixed when one of that second exists)."""
-    return _new_run(runs, now())
+def run_output(output_dir: Path | None, runs: Path, resume: bool) -> Path:
+    """`output_dir`, or with none a new run folder `<runs>/<UTC timestamp>/` (`--resume` needs the run's
+    folder named): the detector, blur and state trainers' --output-dir."""
+    if output_dir is not None:
+        return output_dir
+    if resume:
+        raise PlatepilotError(f"--resume continues a run: pass its folder, --output-dir {runs}/<run>")
+    return _new_run(runs, datetime.now(UTC))
 
 
 def _new_run(runs: Path, when: datetime) -> Path:

@@ -27,7 +27,7 @@ from platepilot.store.atomic import write_text_atomically
 from platepilot.store.labels import resolve_crop_path
 from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
-from platepilot.training.checkpoints import load_saved, save_atomic
+from platepilot.training.checkpoints import check_run_folder, load_saved, save_atomic
 from platepilot.training.data import LabelledSet, load_crops, load_labelled, split_by_group, synthetic_batch
 from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
 from platepilot.training.design_templates import load_templates
@@ -76,11 +76,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     console = console or Console()
     torch.manual_seed(opts.seed)
     out = opts.output_dir
-    if not opts.resume and (out / "last.pt").is_file():
-        raise PlatepilotError(
-            f"{out} holds a run already (last.pt): --resume continues it; a new run needs another --output-dir "
-            "(or none: a new run folder)"
-        )
+    check_run_folder(out / "last.pt", opts.resume)
     spec, arch, init_weights = _starting_point(opts)
     train_set, val_images, val_texts, summary = _prepare_data(opts, spec, console)
     out.mkdir(parents=True, exist_ok=True)  # only now: a run refused for its input leaves no empty folder
@@ -408,8 +404,6 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any, plan: dict[str, Any]) -> _State:
-    if not path.is_file():
-        raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
     saved = load_saved(path)
     started = saved.get("plan", plan)  # a checkpoint from before plans were kept: trusted as before
     changed = [f"{key} {started.get(key)!r} -> {value!r}" for key, value in plan.items() if started.get(key) != value]

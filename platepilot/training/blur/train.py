@@ -30,7 +30,7 @@ from platepilot.store.atomic import write_text_atomically
 from platepilot.training.blur import WIDTHS
 from platepilot.training.blur.data import SmearedPlates, plate_pool
 from platepilot.training.blur.model import BlurNet
-from platepilot.training.checkpoints import resume_checkpoint, save_atomic, save_checkpoint
+from platepilot.training.checkpoints import check_run_folder, resume_checkpoint, save_atomic, save_checkpoint
 from platepilot.training.detector.train import _jsonable
 from platepilot.training.parity import export_checked
 from platepilot.training.plots import plot_curves
@@ -77,6 +77,7 @@ def train_blur(opts: BlurTrainOptions, console: Console | None = None) -> BlurTr
     console = console or Console()
     started = time.monotonic()
     torch.manual_seed(opts.seed)
+    check_run_folder(opts.output_dir / CHECKPOINT, opts.resume)
     card = BlurCard(height=opts.height, width=opts.width, max_length=opts.max_length)
     pool = plate_pool(opts.images, opts.rendered, opts.seed)
     console.print(pool.describe())

@@ -27,7 +27,7 @@ from platepilot.detect.base import box_iou
 from platepilot.detect.platenet import DetectorCard, decode
 from platepilot.errors import PlatepilotError
 from platepilot.store.atomic import write_text_atomically
-from platepilot.training.checkpoints import load_saved, save_atomic
+from platepilot.training.checkpoints import check_run_folder, load_saved, save_atomic
 from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbone_source, build_backbone
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
 from platepilot.training.detector.export import export_detector
@@ -184,13 +184,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     torch.manual_seed(opts.seed)
     started = time.monotonic()
     checkpoint = opts.output_dir / CHECKPOINT
-    if opts.resume and not checkpoint.is_file():
-        raise PlatepilotError(f"--resume: no checkpoint at {checkpoint}; start without --resume")
-    if not opts.resume and checkpoint.is_file():
-        raise PlatepilotError(
-            f"{opts.output_dir} holds a run already ({CHECKPOINT}): --resume continues it; a new run needs another "
-            "--output-dir (or none: a new run folder)"
-        )
+    check_run_folder(checkpoint, opts.resume)
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     card = card_for(opts)
     model = build_model(opts)

@@ -33,7 +33,7 @@ from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model
 from platepilot.store.atomic import write_text_atomically
-from platepilot.training.checkpoints import resume_checkpoint, save_atomic, save_checkpoint
+from platepilot.training.checkpoints import check_run_folder, resume_checkpoint, save_atomic, save_checkpoint
 from platepilot.training.detector.backbone import OrtBackbone
 from platepilot.training.detector.train import _jsonable, feature_loss
 from platepilot.training.plots import plot_curves
@@ -92,6 +92,7 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     console = console or Console()
     started = time.monotonic()
     torch.manual_seed(opts.seed)
+    check_run_folder(opts.output_dir / CHECKPOINT, opts.resume)
     model, card, groups = _model(opts)  # first: a bad --backbone fails before the photos are decoded
     teacher = _teacher(opts, card) if opts.teacher else None
     sources = training_sources(opts.data, opts.designs, opts.rendered, opts.seed, opts.cache_dir)
