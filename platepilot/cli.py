@@ -760,18 +760,19 @@ def models_deploy(
         uri, name = _registry_target(config, tracking_uri, model_name)
         _deploy(lambda: deploy_version(connect(uri), name, int(source), settings, force=force), settings)
     else:
-        _deploy(Path(source), settings, force)
+        from platepilot.registry.deploy import deploy_model
+
+        _deploy(lambda: deploy_model(Path(source), settings, force=force), settings)
 
 
-def _deploy(source: Path | Callable[[], GateRecord], settings: Settings, force: bool = False) -> None:
-    """Put a run folder or .onnx (or what `source()` deploys) at ocr.model_path through the gate, saying
-    what the gate found and which reader now runs; PlatepilotError (one line) when the gate refuses it."""
+def _deploy(deploy: Callable[[], GateRecord], settings: Settings) -> None:
+    """Run `deploy` (a model put at ocr.model_path through the gate), saying what the gate found and which
+    reader now runs; PlatepilotError (one line) when the gate refuses it."""
     from platepilot.ocr.models import choose_reader
-    from platepilot.registry.deploy import deploy_model
     from platepilot.registry.gate import verdict_line
 
     console.print("gate: reading the candidate, what runs now, the default reader and PlateOCR with the candidate ...")
-    record = source() if callable(source) else deploy_model(source, settings, force=force)
+    record = deploy()
     console.print(escape(verdict_line(record)), highlight=False, soft_wrap=True)
     choice = choose_reader(settings.ocr.engine, None, settings)
     console.print(escape(f"deployed to {settings.ocr.model_path}; live reader: {choice.engine} ({choice.reason})"),
@@ -1134,7 +1135,9 @@ def train_command(
         raise PlatepilotError("training produced no model (no epoch completed)")
     _log_to_mlflow(opts, result, register, tracking_uri, model_name)
     if deploys(output_dir, settings):
-        _deploy(folder, settings)
+        from platepilot.registry.deploy import deploy_model
+
+        _deploy(lambda: deploy_model(folder, settings), settings)
     else:
         console.print(escape(f"to put it live (through the gate): platepilot models deploy {folder}"), highlight=False)
 

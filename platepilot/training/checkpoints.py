@@ -31,6 +31,19 @@ def check_run_folder(checkpoint: Path, resume: bool) -> None:
         )
 
 
+def check_plan(checkpoint: Path, started: dict[str, Any], plan: dict[str, Any]) -> None:
+    """PlatepilotError naming the options of a resumed run that differ from those its run `started` with
+    (options the checkpoint did not record are not compared): its schedule and data depend on them."""
+    changed = [
+        f"{key} {started[key]!r} -> {value!r}" for key, value in plan.items() if started.get(key, value) != value
+    ]
+    if changed:
+        raise PlatepilotError(
+            f"{checkpoint}: --resume continues the run with the options it started with, and these differ: "
+            f"{'; '.join(changed)}; resume with its options, or start a new run in another --output-dir"
+        )
+
+
 def load_saved(path: Path) -> Any:
     """`torch.load` of a checkpoint or weights file, or PlatepilotError (one line) when it is none: cut
     short by a crash or a copy, or another kind of file."""
@@ -68,9 +81,7 @@ def resume_checkpoint(
     rng: np.random.Generator | None = None,
 ) -> list[dict[str, float]]:  # fmt: skip
     """Restore an interrupted run's last finished epoch into the given objects; its history. PlatepilotError
-    when there is no checkpoint, or it was planned for other epochs, data or batch size."""
-    if not path.is_file():
-        raise PlatepilotError(f"--resume: no checkpoint at {path}; start without --resume")
+    when it was planned for other epochs, data or batch size (`check_run_folder` tells a missing one)."""
     saved = load_saved(path)
     if saved["epochs"] != epochs or saved["scheduler"]["total_steps"] != scheduler.total_steps:
         raise PlatepilotError(

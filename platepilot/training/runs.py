@@ -26,24 +26,20 @@ def run_folder(
     output_dir: Path | None, settings: Settings, resume: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Path:  # fmt: skip
-    """`output_dir`, or a new `<training.runs_dir>/<UTC timestamp>/` when it is None or the deployed
-    model's folder (`deploys`); `--resume` needs the run's own folder named."""
-    runs = settings.training.runs_dir
-    if output_dir is None or deploys(output_dir, settings):
-        if resume:
-            raise PlatepilotError(f"--resume continues a run: pass its folder, --output-dir {runs}/<run>")
-        return _new_run(runs, now())
-    return output_dir
+    """`run_output` under `training.runs_dir`, the deployed model's folder (`deploys`) counting as none."""
+    return run_output(None if deploys(output_dir, settings) else output_dir, settings.training.runs_dir, resume, now)
 
 
-def run_output(output_dir: Path | None, runs: Path, resume: bool) -> Path:
+def run_output(
+    output_dir: Path | None, runs: Path, resume: bool, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Path:
     """`output_dir`, or with none a new run folder `<runs>/<UTC timestamp>/` (`--resume` needs the run's
-    folder named): the detector, blur and state trainers' --output-dir."""
+    folder named): every trainer's --output-dir."""
     if output_dir is not None:
         return output_dir
     if resume:
         raise PlatepilotError(f"--resume continues a run: pass its folder, --output-dir {runs}/<run>")
-    return _new_run(runs, datetime.now(UTC))
+    return _new_run(runs, now())
 
 
 def _new_run(runs: Path, when: datetime) -> Path:

@@ -27,7 +27,7 @@ from platepilot.store.atomic import write_text_atomically
 from platepilot.store.labels import resolve_crop_path
 from platepilot.store.provenance import pseudo_labels, sidecar_path
 from platepilot.store.splits import FINETUNE_ADVICE, SCRATCH_SYNTHETIC, is_held_out, validation_plan
-from platepilot.training.checkpoints import check_run_folder, load_saved, save_atomic
+from platepilot.training.checkpoints import check_plan, check_run_folder, load_saved, save_atomic
 from platepilot.training.data import LabelledSet, load_crops, load_labelled, split_by_group, synthetic_batch
 from platepilot.training.data_loading import EpochSampler, MixedPlates, collate, make_loader
 from platepilot.training.design_templates import load_templates
@@ -405,13 +405,7 @@ def _save_checkpoint(
 
 def _load_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any, plan: dict[str, Any]) -> _State:
     saved = load_saved(path)
-    started = saved.get("plan", plan)  # a checkpoint from before plans were kept: trusted as before
-    changed = [f"{key} {started.get(key)!r} -> {value!r}" for key, value in plan.items() if started.get(key) != value]
-    if changed:
-        raise PlatepilotError(
-            f"{path}: --resume continues the run with the options it started with, and these differ: "
-            f"{'; '.join(changed)}; resume with its options, or start a new run in another --output-dir"
-        )
+    check_plan(path, saved.get("plan", {}), plan)  # a checkpoint from before plans were kept: trusted as before
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])

@@ -17,10 +17,8 @@ from pydantic import ValidationError
 
 from platepilot.config import WatchConfig, WatchlistFile, _validation_summary, _yaml_error
 from platepilot.errors import PlatepilotError
-from platepilot.store.atomic import file_version, replace_atomically
+from platepilot.store.atomic import file_version, write_text_atomically
 from platepilot.watch.match import Matcher
-
-NEW_FILE_MODE = 0o644
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +76,7 @@ def save_watchlists(path: Path, lists: WatchlistFile) -> None:
     permissions (a new file gets 0644), so that a runtime under another user can still read it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode if path.exists() else NEW_FILE_MODE
-        replace_atomically(path, dump_watchlists(lists).encode("utf-8"), mode)
+        write_text_atomically(path, dump_watchlists(lists))
     except OSError as exc:
         raise PlatepilotError(f"{path}: cannot write the watchlists: {exc}") from None
 

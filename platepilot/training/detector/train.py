@@ -27,7 +27,7 @@ from platepilot.detect.base import box_iou
 from platepilot.detect.platenet import DetectorCard, decode
 from platepilot.errors import PlatepilotError
 from platepilot.store.atomic import write_text_atomically
-from platepilot.training.checkpoints import check_run_folder, load_saved, save_atomic
+from platepilot.training.checkpoints import check_plan, check_run_folder, load_saved, save_atomic
 from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbone_source, build_backbone
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
 from platepilot.training.detector.export import export_detector
@@ -204,16 +204,9 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
             "arch": opts.arch, "data": [str(p) for p in opts.data]}  # fmt: skip
     if opts.resume:
         saved = load_saved(checkpoint)
-        started_with = saved.get("plan", {"epochs": saved["scheduler"]["total_steps"] // steps_per_epoch})
-        changed = [
-            f"{k} {started_with[k]!r} -> {v!r}" for k, v in plan.items() if k in started_with and started_with[k] != v
-        ]
-        if changed:
-            raise PlatepilotError(
-                f"{checkpoint}: --resume continues the run with the options it started with (its learning-rate "
-                f"schedule depends on them), and these differ: {'; '.join(changed)}; or start a new run in another "
-                "--output-dir"
-            )
+        check_plan(
+            checkpoint, saved.get("plan", {"epochs": saved["scheduler"]["total_steps"] // steps_per_epoch}), plan
+        )
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
