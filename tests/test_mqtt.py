@@ -115,6 +115,19 @@ def test_events_wait_while_the_broker_is_down_and_go_out_on_reconnect(tmp_path: 
         stop_process(broker)
 
 
+def test_a_long_run_keeps_only_unacknowledged_events(mosquitto: int, subscriber: Subscriber) -> None:
+    """A publisher sending for weeks must not hold every event it ever sent (it did, about 1.5 KB each)."""
+    publisher = MQTTPublisher(MQTTConfig(enabled=True, port=mosquitto, topic="pp", qos=1))
+    assert publisher.wait_delivered(5)
+    for track in range(1, 3001):
+        publisher.send(_event(track))
+        if track % 500 == 0:  # as a camera does: events trickle, the broker keeps up
+            assert len(subscriber.wait_for("pp/events", track)) == track
+    assert len(publisher._pending) < 1000, "acknowledged events were kept"
+    publisher.close()
+    assert (publisher.delivered, publisher.failed) == (3000, 0)
+
+
 @pytest.mark.parametrize(("qos", "failed_at_publish"), [(0, 2), (1, 0)])
 def test_undeliverable_events_are_counted_and_logged_once(
     qos: int, failed_at_publish: int, caplog: pytest.LogCaptureFixture

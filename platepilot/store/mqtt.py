@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 KEEPALIVE_S = 30
+COLLECT_MIN = 256
+"""Pending events past which `_queue` forgets those the broker acknowledged; the bar then doubles with what
+is left, so a long run keeps only the unacknowledged ones at a constant cost per event."""
 
 
 class MQTTPublisher:
@@ -62,6 +65,7 @@ class MQTTPublisher:
         # message lock, which publish() takes too, so sharing a lock with both would deadlock.
         self._lock = threading.Lock()
         self._pending: list[mqtt.MQTTMessageInfo] = []  # events not yet acknowledged
+        self._collect_at = COLLECT_MIN  # `_queue` drops acknowledged events once this many are pending
         self._delivered = 0
         self._warned = False  # a failure was logged since the last good connection
         self._connected = threading.Event()
@@ -138,6 +142,9 @@ class MQTTPublisher:
             if queued:
                 info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS  # queued all the same: is_published() tells when it is out
                 self._pending.append(info)
+                if len(self._pending) >= self._collect_at:
+                    self._collect()
+                    self._collect_at = max(COLLECT_MIN, 2 * len(self._pending))
             else:
                 self.failed += 1
                 self._warn(f"{what} not published ({mqtt.error_string(info.rc)})")
