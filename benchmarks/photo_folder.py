@@ -53,13 +53,14 @@ def run_folder(folder: Path, stills: bool, settings: Settings, workdir: Path) ->
     engine.warmup(1)
     states = state_classifier(settings.state, threads=1) if settings.state.enabled else None
     events = EventStore(f"sqlite:///{workdir / 'events.db'}")
+    found: list[PlateEvent] = []
     pilot = Pilot(settings, [source], detectors, ReaderSlot(engine, model_version(engine)),
-                  CropStore(workdir / "crops"), events, states=states)  # fmt: skip
+                  CropStore(workdir / "crops"), events, found.append, states)  # fmt: skip
     try:
         pilot.run()
     finally:
         events.close()
-    return list(pilot.emitted)
+    return found
 
 
 def photo_states(manifest: Path) -> dict[Path, str]:

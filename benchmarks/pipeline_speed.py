@@ -25,6 +25,7 @@ from platepilot.pipeline.run import run_pilot
 from platepilot.pipeline.scene_eval import DETECTOR_NAMES
 from platepilot.sources.demo import HEIGHT, WIDTH, DemoScene
 from platepilot.sources.files import VideoFileSource
+from platepilot.store.events import PlateEvent
 
 RESULTS = Path(__file__).parent / "results" / "pipeline_speed.json"
 
@@ -58,9 +59,10 @@ def pipeline_fps(video: Path, engine: str, detector: str, workdir: Path) -> tupl
         ocr=OCRConfig(engine=engine, model_path=workdir / "none.onnx"),  # no trained model: `auto` = PlateOCR
         output=OutputConfig(crops_dir=workdir / "crops", events_db_url=f"sqlite:///{workdir}/ev.db", events_jsonl=None),
     )
-    result = run_pilot(settings)
+    events: list[PlateEvent] = []
+    result = run_pilot(settings, on_event=events.append)
     stats = result.pilot.stats["CAM1"]
-    return stats.processed / result.seconds, len(result.pilot.emitted)
+    return stats.processed / result.seconds, len(events)
 
 
 def main() -> None:

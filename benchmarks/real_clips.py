@@ -171,13 +171,14 @@ def run_clip(
     each read's state from `states` as `platepilot run` classifies it."""
     settings = settings.model_copy(update={"cameras": [CameraConfig(id=CAMERA, source=str(video))]})
     events = EventStore(f"sqlite:///{workdir / 'events.db'}")
+    found: list[PlateEvent] = []
     pilot = Pilot(settings, [VideoFileSource(video, CAMERA)], {CAMERA: detector}, reader, CropStore(workdir / "crops"),
-                  events, states=states)  # fmt: skip
+                  events, found.append, states)  # fmt: skip
     try:
         pilot.run()
     finally:
         events.close()
-    return list(pilot.emitted)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from platepilot.pipeline.run import score_demo
 from platepilot.sources import open_source
 from platepilot.sources.demo import DemoSource
 from platepilot.sources.files import VideoFileSource
-from platepilot.store.events import query_events
+from platepilot.store.events import PlateEvent, query_events
 from platepilot.types import Detection, Frame, PlateRead
 
 
@@ -422,7 +422,8 @@ def test_a_gate_cameras_upload_folder_is_read_as_photos_arrive(tmp_path: Path) -
     settings = pipeline_settings(tmp_path)
     source = open_source(CameraConfig(source=str(folder), follow=True))
     detector = SimpleNamespace(name="gate", detect=lambda image: [Detection((110.0, 100.0, 210.0, 140.0), 0.9)])
-    pilot = make_pilot(settings, [source], detector, _GrayLevelReader())  # type: ignore[arg-type]
+    emitted: list[PlateEvent] = []
+    pilot = make_pilot(settings, [source], detector, _GrayLevelReader(), emitted.append)  # type: ignore[arg-type]
     pilot.start()
     try:
         for car in range(1, 4):  # one snapshot uploaded at a time, each read before the next arrives
@@ -430,9 +431,9 @@ def test_a_gate_cameras_upload_folder_is_read_as_photos_arrive(tmp_path: Path) -
             assert cv2.imwrite(str(folder / f"gate_{car:03d}.jpg"), image)
             os.utime(folder / f"gate_{car:03d}.jpg", (time.time() - 5, time.time() - 5))  # the upload is done
             deadline = time.monotonic() + 10
-            while len(pilot.emitted) < car and time.monotonic() < deadline:
+            while len(emitted) < car and time.monotonic() < deadline:
                 time.sleep(0.05)
-        assert [e.text for e in pilot.emitted] == ["PLATE1", "PLATE2", "PLATE3"]
+        assert [e.text for e in emitted] == ["PLATE1", "PLATE2", "PLATE3"]
         assert not pilot.wait(0.1)  # still watching the folder
     finally:
         pilot.close()
@@ -441,16 +442,17 @@ def test_a_gate_cameras_upload_folder_is_read_as_photos_arrive(tmp_path: Path) -
     assert cv2.imwrite(str(folder / "gate_004.jpg"), image)
     os.utime(folder / "gate_004.jpg", (time.time() - 5, time.time() - 5))
     source = open_source(CameraConfig(source=str(folder), follow=True))
-    again = make_pilot(settings, [source], detector, _GrayLevelReader())  # type: ignore[arg-type]
+    emitted_again: list[PlateEvent] = []
+    again = make_pilot(settings, [source], detector, _GrayLevelReader(), emitted_again.append)  # type: ignore[arg-type]
     again.start()
     try:
         deadline = time.monotonic() + 10
-        while not again.emitted and time.monotonic() < deadline:
+        while not emitted_again and time.monotonic() < deadline:
             time.sleep(0.05)
         again.wait(1.0)  # time to read anything else it would
     finally:
         again.close()
-    assert [e.text for e in again.emitted] == ["PLATE4"]
+    assert [e.text for e in emitted_again] == ["PLATE4"]
     assert len(query_events(settings.output.events_db_url)) == 4
 
 

@@ -62,6 +62,25 @@ def test_failing_cameras_leave_the_others_running(tmp_path: Path) -> None:
     assert len(events) == len(tracked) >= 3 and {e.camera_id for e in events} == {"CAM1"}
 
 
+def test_a_failing_event_callback_loses_no_event(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Printing an event to a terminal that is gone (EIO) must not cost the other tracks ending in that frame
+    their events, nor leave tracks behind."""
+
+    def gone(_event: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    runs = {}
+    for name, on_event in (("printing", None), ("terminal gone", gone)):
+        settings = pipeline_settings(tmp_path / name)
+        demo = DemoSource("CAM1", seed=0, realtime=False, max_frames=200)
+        pilot = make_pilot(settings, [demo], TruthDetector(demo.scene), ScriptedEngine("ABC1234", [0.9]), on_event)
+        pilot.run()
+        runs[name] = (len(query_events(settings.output.events_db_url)), len(pilot._tracks))
+    assert runs["printing"][0] >= 3
+    assert runs["terminal gone"] == (runs["printing"][0], 0)
+    assert "passing the event on failed" in caplog.text
+
+
 def test_unreachable_stream_is_retried_while_another_camera_goes_on(tmp_path: Path) -> None:
     settings = pipeline_settings(tmp_path, cameras=("CAM1", "CAM2"))
     demo = DemoSource("CAM1", seed=0, realtime=False, max_frames=150)

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -136,7 +136,6 @@ class Pilot:
         self.settings, self.sources, self.detectors, self.reader = settings, sources, detectors, reader
         self.crops, self.events, self.on_event, self.states = crops, events, on_event, states
         self.stats = {s.camera_id: CameraStats(s.camera_id, reconnects=_reconnect_counter(s)) for s in sources}
-        self.emitted: list[PlateEvent] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._tracks: dict[tuple[str, int], _TrackReads] = {}
@@ -319,7 +318,12 @@ class Pilot:
                 state.pending = crop
                 return
             state.in_flight = True
-        self._executor.submit(self._read, key, crop, stats)
+        self._submit(key, crop, stats)
+
+    def _submit(self, key: tuple[str, int], crop: PlateCrop, stats: CameraStats) -> None:
+        """Read `crop` on an OCR worker; an error that escapes the read is logged, not lost with its future."""
+        future = self._executor.submit(self._read, key, crop, stats)
+        future.add_done_callback(lambda done: _log_failure(done, key))
 
     def _read(self, key: tuple[str, int], crop: PlateCrop, stats: CameraStats) -> None:
         ocr = self.settings.ocr
@@ -376,7 +380,7 @@ class Pilot:
             busy = state.in_flight
             last = None if busy else self._next_crop(state)
         if last is not None:
-            self._executor.submit(self._read, key, last, self.stats[track.camera_id])
+            self._submit(key, last, self.stats[track.camera_id])
         elif not busy:
             self._finish(key)
 
@@ -434,7 +438,14 @@ class Pilot:
         )
         self.events.add(event)
         self.stats[track.camera_id].events += 1
-        with self._lock:
-            self.emitted.append(event)
         if self.on_event is not None:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except Exception:  # stdout gone (EIO) or full: the event is stored, and the camera's other tracks go on
+                log.exception("%s track %d: passing the event on failed", *key)
+
+
+def _log_failure(done: Future[None], key: tuple[str, int]) -> None:
+    exc = None if done.cancelled() else done.exception()
+    if exc is not None:
+        log.error("%s track %d: reading failed", *key, exc_info=exc)

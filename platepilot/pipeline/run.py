@@ -148,8 +148,10 @@ def run_pilot(
     if publisher is not None and settings.fleet.backlog:
         backlog = Backlog(events.engine, publisher, ids.device_id, settings.fleet)
     crops = CropStore(settings.output.crops_dir, int(settings.output.retention.min_free_gb * GB))
+    # the demo's events are kept to score the run; a real camera's are not held in memory
+    demo_events: list[PlateEvent] | None = [] if any(isinstance(s, DemoSource) for s in sources) else None
     pilot = Pilot(settings, sources, detectors, slot, crops, events,
-                  partial(_emit, events.stamp, publisher, alerter, on_event), states)  # fmt: skip
+                  partial(_emit, events.stamp, publisher, alerter, on_event, demo_events), states)  # fmt: skip
     stats_file = None if settings.output.stats_file is None else StatsFile(settings.output.stats_file)
     pruner = Pruner(settings.output, settings.gate.labels)
     started = time.monotonic()
@@ -185,7 +187,7 @@ def run_pilot(
     scores = {}
     for source in sources:
         if isinstance(source, DemoSource) and source.first_timestamp is not None:
-            scores[source.camera_id] = score_demo(source, pilot.emitted, source.first_timestamp)
+            scores[source.camera_id] = score_demo(source, demo_events or [], source.first_timestamp)
     return RunResult(pilot, scores, time.monotonic() - started, watcher, publisher, alerter)
 
 
@@ -217,11 +219,14 @@ def _emit(
     publisher: MQTTPublisher | None,
     alerter: Alerter,
     on_event: Callable[[PlateEvent], None] | None,
+    kept: list[PlateEvent] | None,
     event: PlateEvent,
 ) -> None:
-    """Past the events store: MQTT first, then watchlist alerts (neither blocks), then the caller's callback;
-    each gets the event with the id and device it is stored under (`stamp`)."""
+    """Past the events store: `kept` (when a list), MQTT, then watchlist alerts (neither blocks), then the
+    caller's callback; each gets the event with the id and device it is stored under (`stamp`)."""
     event = stamp(event)
+    if kept is not None:
+        kept.append(event)
     if publisher is not None:
         publisher.publish(event)
     alerter(event)
