@@ -183,6 +183,32 @@ def test_rate_limit_keeps_at_most_its_frames_a_second(fps: int, limit: float | N
         assert rate.passes(start - 3600) and not rate.passes(start - 3600 + 0.001)
 
 
+def test_a_followed_folder_waits_for_a_stalled_upload_and_reads_a_reused_name_again(tmp_path: Path) -> None:
+    def jpeg(level: int) -> bytes:
+        return cv2.imencode(".jpg", np.full((32, 48, 3), level, np.uint8))[1].tobytes()
+
+    def put(name: str, data: bytes) -> None:  # the upload's last byte came 5 s ago
+        (tmp_path / name).write_bytes(data)
+        os.utime(tmp_path / name, (time.time() - 5, time.time() - 5))
+
+    stop = threading.Event()
+    give_up = threading.Timer(20, stop.set)  # a photo never read ends the frames: a failure, not a hang
+    give_up.start()
+    frames = ImageFolderSource(tmp_path, "GATE", follow=True).frames(stop)
+    put("snap.jpg", jpeg(200))
+    assert Path(next(frames).source_file).name == "snap.jpg"
+    put("late.jpg", jpeg(120)[:300])  # an upload stalled half-way: OpenCV would read a half-grey photo
+    put("snap.jpg", jpeg(40))  # the camera reuses its file name for its next photo
+    again = next(frames)
+    assert Path(again.source_file).name == "snap.jpg" and abs(float(again.image.mean()) - 40) < 3
+    put("late.jpg", jpeg(120))  # the upload resumes and ends
+    late = next(frames)
+    assert Path(late.source_file).name == "late.jpg" and abs(float(late.image.mean()) - 120) < 3
+    give_up.cancel()
+    stop.set()
+    assert next(frames, None) is None
+
+
 def test_fps_limit_skips_a_videos_frames_before_detection(tmp_path: Path) -> None:
     video = tmp_path / "road.mp4"
     _write_video(video, frames=30)  # 3 s at 10 fps

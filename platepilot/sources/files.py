@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import cv2
@@ -119,14 +121,15 @@ class ImageFolderSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         start = self._clock()
-        seen: set[Path] = {path for path in self.paths if self._was_read(path)} if self.follow else set()
+        watch = _FolderWatch(self.folder, self.paths, self._was_read) if self.follow else None
         index = 0
-        batch = [path for path in self.paths if path not in seen and _settled(path)] if self.follow else self.paths
+        batch = self.paths if watch is None else watch.ready()
         while not stop.is_set():
             for path in batch:
                 if stop.is_set():
                     return
-                seen.add(path)
+                if watch is not None:
+                    watch.mark_read(path)
                 image = cv2.imread(str(path), cv2.IMREAD_COLOR)
                 if image is None or not usable(image):
                     log.warning("%s: unreadable image, skipped", path)
@@ -134,28 +137,122 @@ class ImageFolderSource:
                     taken = self._clock() if self.follow else start + index / self.fps
                     yield Frame(self.camera_id, index, taken, image, str(path))
                 index += 1
-            if not self.follow:
+            if watch is None:
                 return
             stop.wait(POLL_SECONDS)
-            listing = _images(self.folder)
-            seen.intersection_update(listing)  # photos moved away are forgotten: memory stays the folder's size
-            batch = [path for path in listing if path not in seen and _settled(path)]
+            batch = watch.ready()
+
+
+class _FolderWatch:
+    """The photos of a followed folder to read next: each new photo once its upload is done, and a photo
+    again when its file changes (a camera reusing `snapshot.jpg`, an upload that stalled and resumed).
+
+    Upload folders are rarely cleaned, so a poll must not cost the folder's size: the folder is listed
+    again only when its own mtime says a file was added, removed or renamed (or every RESCAN_SECONDS);
+    between listings only the photos not read yet and the last RECENT read are looked at (a file
+    rewritten in place leaves the folder's mtime as it was)."""
+
+    def __init__(self, folder: Path, paths: list[Path], was_read: Callable[[Path], bool]) -> None:
+        self.folder = folder
+        self._read: dict[str, tuple[int, int]] = {}  # name -> (mtime_ns, size) of the version read
+        for path in paths:
+            signature = _signature(path) if was_read(path) else None
+            if signature is not None:
+                self._read[path.name] = signature
+        self._pending = {path.name for path in paths} - self._read.keys()  # listed, not read as they are
+        self._recent: deque[str] = deque(maxlen=RECENT)
+        self._listed = (_mtime_ns(folder), time.monotonic())
+
+    def mark_read(self, path: Path) -> None:
+        """`path` is being read as it is now (an unreadable file too: it is read again when it changes)."""
+        signature = _signature(path)
+        if signature is not None:
+            self._read[path.name] = signature
+        self._pending.discard(path.name)
+        self._recent.append(path.name)
+
+    def ready(self) -> list[Path]:
+        """The photos to read now, in name order."""
+        if self._folder_changed():
+            names = _image_names(self.folder)
+            self._read = {name: signature for name, signature in self._read.items() if name in names}
+            self._pending = names - self._read.keys()
+        out = []
+        for name in sorted(self._pending | set(self._recent)):
+            path = self.folder / name
+            signature = _signature(path)
+            if signature is None or self._read.get(name) == signature:  # gone, or read as it is
+                self._pending.discard(name)
+            elif _settled(path, signature):
+                out.append(path)
+            else:
+                self._pending.add(name)
+        return out
+
+    def _folder_changed(self) -> bool:
+        """Whether the folder must be listed again: its mtime moved, or is too recent to trust (a coarse
+        clock stamps two changes in one tick alike), or RESCAN_SECONDS passed."""
+        mtime, listed_at = self._listed
+        now_ns, now = _mtime_ns(self.folder), time.monotonic()
+        if now_ns == mtime and time.time_ns() - now_ns > 2 * 10**9 and now - listed_at < RESCAN_SECONDS:
+            return False
+        self._listed = (now_ns, now)
+        return True
 
 
 POLL_SECONDS = 0.5
 """How often a followed folder is listed for new photos."""
 SETTLE_SECONDS = 1.0
 """A file in a followed folder is read once this long has passed since it last changed."""
+STALLED_SECONDS = 60.0
+"""A JPEG whose upload has not finished (no end-of-image marker) is read as it is after this long unchanged."""
+JPEG_END = b"\xff\xd9"
+JPEG_TAIL_BYTES = 64
+"""Bytes at a JPEG's end searched for its end marker (some cameras pad the file after it)."""
+RESCAN_SECONDS = 60.0
+"""A followed folder is listed again at least this often, whatever its mtime says."""
+RECENT = 64
+"""The last photos read that a followed folder's poll looks at again (a camera rewriting its file in place)."""
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [folder / name for name in sorted(_image_names(folder))]
 
 
-def _settled(path: Path) -> bool:
-    """Whether `path` holds data and has not changed for SETTLE_SECONDS (False when it is gone)."""
+def _image_names(folder: Path) -> set[str]:
+    """The image files' names in `folder` (names, not paths: an upload folder may hold 100,000 photos)."""
+    return {name for name in os.listdir(folder) if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES}
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(mtime in ns, size) of `path`, None when it is gone."""
     try:
         info = path.stat()
     except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _settled(path: Path, signature: tuple[int, int]) -> bool:
+    """Whether the upload of `path` is done: it holds data, has not changed for SETTLE_SECONDS, and a JPEG
+    ends with its end-of-image marker (an upload stalled for longer: OpenCV would decode the part that
+    arrived as a half-grey photo); a JPEG still without one after STALLED_SECONDS is read as it is."""
+    mtime_ns, size = signature
+    age = time.time() - mtime_ns / 1e9
+    if size == 0 or age < SETTLE_SECONDS:
         return False
-    return info.st_size > 0 and time.time() - info.st_mtime >= SETTLE_SECONDS
+    if path.suffix.lower() not in (".jpg", ".jpeg") or age >= STALLED_SECONDS:
+        return True
+    try:
+        with path.open("rb") as file:
+            file.seek(max(0, size - JPEG_TAIL_BYTES))
+            return JPEG_END in file.read()
+    except OSError:
+        return False
