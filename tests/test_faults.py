@@ -66,6 +66,17 @@ def test_crops_under_a_regular_file_still_give_every_event(tmp_path: Path, caplo
     assert len(_outage_lines(caplog)) == 1, _outage_lines(caplog)  # one line for the outage, not one per frame
 
 
+def test_a_finished_tracks_crop_is_synced_before_its_event(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = CropStore(tmp_path / "crops")
+    stored = store.offer(_crop(1, 0.5))
+    assert stored is not None and stored.path is not None and stored.path.stat().st_size > 0
+    store.persist(stored)  # on disk: nothing to say
+    assert "cannot sync" not in caplog.text
+    stored.path.unlink()  # the crop is gone (pruned meanwhile): the event still goes out, with a warning
+    store.persist(stored)
+    assert "cannot sync the crop to disk" in caplog.text
+
+
 def test_an_outage_is_logged_once_and_its_end_too(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocked = tmp_path / "crops"
     blocked.write_text("not a folder")

@@ -436,6 +436,7 @@ class Pilot:
             crop_note=state.stored.note if state.stored else "",
             source_file=state.source_file,
         )
+        self.crops.persist(state.stored)
         self.events.add(event)
         self.stats[track.camera_id].events += 1
         if self.on_event is not None:
