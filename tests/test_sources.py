@@ -53,13 +53,25 @@ def test_demo_plates_are_never_hidden_by_other_vehicles() -> None:
         for plate in truth:
             vehicle = scene.vehicles[plate.vehicle]
             x = round(vehicle.x_at(index / scene.fps))
-            y = round(LANES[vehicle.lane].y - vehicle.sprite.shape[0])
+            sprite = scene.sprite(vehicle)
+            y = round(LANES[vehicle.lane].y - sprite.shape[0])
             x1, y1, x2, y2 = (round(c) for c in plate.box)
             seen = image[y1:y2, x1:x2]
-            drawn = vehicle.sprite[y1 - y : y2 - y, x1 - x : x2 - x]
+            drawn = sprite[y1 - y : y2 - y, x1 - x : x2 - x]
             assert np.array_equal(seen, drawn), f"frame {index}: plate {plate.text} is covered"
             checked += 1
     assert checked > 200
+
+
+def test_a_long_demo_holds_only_the_vehicles_in_view() -> None:
+    """Each vehicle's drawing is kept while it is on the road, not for the rest of the run (it was: a 15-minute
+    demo grew by tens of MB)."""
+    scene = DemoScene(seed=0, fps=15)
+    last = 15 * 120
+    for index in range(0, last + 1, 5):
+        scene.render(index)
+    assert len(scene.passed(last)) > 15
+    assert 0 < len(scene._sprites) == len(scene.visible(last / 15))
 
 
 def test_demo_source_timestamps_come_from_the_clock() -> None:

@@ -81,9 +81,9 @@ class Vehicle:
     def width(self) -> int:
         return self.geometry.body_w
 
-    @cached_property
-    def sprite(self) -> np.ndarray:
-        """The vehicle drawn once (its plate rendered by the synthetic plate renderer)."""
+    def draw(self) -> np.ndarray:
+        """The vehicle's sprite, its plate rendered by the synthetic plate renderer (`DemoScene.sprite`
+        keeps it while the vehicle is on the road)."""
         rng = self._plate_rng()
         design = sample_design(rng)
         return _sprite(render_plate(design, rng).image, self.geometry)
@@ -127,6 +127,7 @@ class DemoScene:
     def __init__(self, seed: int = 0, fps: float = 15.0, vehicles: int = 2000, noise: float = 3.0) -> None:
         self.seed, self.fps, self.noise = seed, fps, noise
         self._count = vehicles
+        self._sprites: dict[int, np.ndarray] = {}  # vehicle number -> sprite, for the vehicles last in view
 
     @cached_property
     def background(self) -> np.ndarray:
@@ -169,15 +170,23 @@ class DemoScene:
         t = index / self.fps
         image = self.background.copy()
         truth = []
-        for vehicle in sorted(self.visible(t), key=lambda v: -v.lane):  # far lane first
+        visible = self.visible(t)
+        self._sprites = {v.number: self.sprite(v) for v in visible}  # those gone are let go: a long run stays small
+        for vehicle in sorted(visible, key=lambda v: -v.lane):  # far lane first
             x = round(vehicle.x_at(t))
-            y = round(LANES[vehicle.lane].y - vehicle.sprite.shape[0])
-            _paste(image, vehicle.sprite, x, y)
+            sprite = self._sprites[vehicle.number]
+            y = round(LANES[vehicle.lane].y - sprite.shape[0])
+            _paste(image, sprite, x, y)
             px1, py1, px2, py2 = vehicle.plate_box
             box = (max(x + px1, 0.0), y + py1, min(x + px2, float(WIDTH)), y + py2)
             if box[2] - box[0] >= 2:
                 truth.append(TruthPlate(vehicle.number, vehicle.text, box))
         return image, truth
+
+    def sprite(self, vehicle: Vehicle) -> np.ndarray:
+        """`vehicle` drawn, once while it stays in view."""
+        sprite = self._sprites.get(vehicle.number)
+        return vehicle.draw() if sprite is None else sprite
 
     def passed(self, frames: int) -> list[Vehicle]:
         """Vehicles that entered and left the frame within the first `frames` frames."""
