@@ -974,8 +974,10 @@ def collect_command(
     from platepilot.fleet.collector import serve
 
     _log_runtime_to_stderr()
-    serve(load_config(config), say=lambda line: console.print(escape(line), highlight=False, soft_wrap=True),
-          report_seconds=report)  # fmt: skip
+    collector = serve(load_config(config), say=lambda line: console.print(escape(line), highlight=False,
+                      soft_wrap=True), report_seconds=report)  # fmt: skip
+    if collector.failed:
+        raise PlatepilotError("collect stopped on an error (logged above); restart it to go on")
 
 
 @app.command("prune")

@@ -556,7 +556,8 @@ class WatchConfig(_Model):
     webhook: WebhookConfig = Field(default=WebhookConfig(), description="Optional webhook for alerts.")
 
 
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+"""A device id names a folder of the collector's crops: never `.` or `..` (nor a hidden name)."""
 
 
 class CollectorConfig(_Model):

@@ -340,6 +340,9 @@ def test_bad_messages_are_counted_logged_and_never_written(
         json.dumps({**data, "text": "X" * 40}).encode(),
         json.dumps({k: v for k, v in data.items() if k != "event_id"}).encode(),
         json.dumps({**data, "device_id": "../etc"}).encode(),
+        json.dumps({**data, "device_id": ".."}).encode(),
+        json.dumps({**data, "first_seen": -9e10}).encode(),  # no day to file its crop under
+        json.dumps({**data, "track_id": 10**30}).encode(),  # no column holds it
         json.dumps({**data, "crop_path": "y" * 2000}).encode(),  # over max_payload_kb 1
     ]
     running = Running(_settings(pg_url, mosquitto, tmp_path, max_payload_kb=1))
@@ -358,6 +361,29 @@ def test_bad_messages_are_counted_logged_and_never_written(
     assert any("unknown schema version 99" in line for line in lines)
 
 
+def test_a_message_no_check_foresaw_is_rejected_and_the_collector_goes_on(
+    tmp_path: Path, mosquitto: int, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One odd message used to kill the writer thread for good: the process lived on, storing nothing."""
+    from platepilot.fleet import collector as collector_module
+
+    def parse(payload: bytes) -> object:
+        if b"POISON" in payload:
+            raise ValueError("year 0 is out of range")
+        return parse_event(payload)
+
+    monkeypatch.setattr(collector_module, "parse_event", parse)
+    events = [EventIds("box1", "r").stamp(plate_event(i)) for i in (1, 2)]
+    poison = EventIds("box1", "r").stamp(plate_event(3, text="POISON"))
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    try:
+        _raw_publish(mosquitto, f"{TOPIC}/box1/events", [event_message(e) for e in (events[0], poison, events[1])])
+        _until(lambda: running.collector.stored >= 2, 30, "both good events")
+    finally:
+        running.close()
+    assert (running.collector.stored, running.collector.rejected, running.collector.failed) == (2, 1, False)
+
+
 @pytest.mark.parametrize(
     ("change", "error"),
     [
@@ -369,6 +395,10 @@ def test_bad_messages_are_counted_logged_and_never_written(
         ({"crop_jpeg": "***"}, "crop_jpeg: not base64"),
         ({"first_seen": float("nan")}, "first_seen, last_seen: an event needs both as epoch seconds"),
         ({"last_seen": 1e300}, "first_seen, last_seen"),
+        ({"first_seen": -9e10}, "first_seen, last_seen"),
+        ({"track_id": 10**30}, "track_id, reads"),
+        ({"reads": -1}, "track_id, reads"),
+        ({"device_id": ".."}, "device_id '..'"),
     ],
 )
 def test_parse_event_rejects_what_cannot_be_stored(change: dict[str, object], error: str) -> None:

@@ -89,6 +89,7 @@ class Collector:
         self.mqtt = settings.output.mqtt
         self.engine = open_engine(settings.output.events_db_url)  # an unreachable database fails here
         self.received = self.stored = self.alerts = self.duplicates = self.rejected = self.crops = 0
+        self.failed = False  # the writer stopped on an error (`serve` then returns, and `collect` exits 1)
         self.write_seconds: deque[float] = deque(maxlen=10_000)  # per batch: crops + insert + commit
         self.db = Outage(f"fleet database {self.engine.url!r}", "events are held and written when it is back")
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=self.config.max_queued)
@@ -128,8 +129,14 @@ class Collector:
         """Write batches until `stop` is set; a batch not yet written then is left to the broker."""
         while not stop.is_set():
             batch = self._take()
-            if batch:
+            if not batch:
+                continue
+            try:
                 self._write(batch, stop)
+            except Exception:  # stop the service (exit 1, so it is restarted) rather than run on storing nothing
+                log.exception("collect: writing a batch failed; stopping (the broker keeps what was not acknowledged)")
+                self.failed = True
+                stop.set()
 
     def close(self) -> None:
         self._client.disconnect()
@@ -220,6 +227,10 @@ class Collector:
             event = self._store_crop(parse_event(bytes(message.payload)))
         except BadMessage as exc:
             self._reject(message.topic, str(exc))
+            return None
+        except Exception as exc:  # a message no check foresaw must not stop the writer: it is rejected
+            log.exception("MQTT %s: message not understood", message.topic)
+            self._reject(message.topic, f"{type(exc).__name__}: {exc}")
             return None
         return _Parsed(message, event, events_table, event_row(event) | {"synced_at": self.clock()})
 

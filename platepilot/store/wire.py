@@ -29,6 +29,7 @@ SCHEMA = 1
 ALERTS_LEAF = "alerts"
 _EVENT = TypeAdapter(PlateEvent)
 MAX_EPOCH_S = 1e11  # the year 5138: a larger time is no time a camera saw
+MAX_INT = 2**63 - 1  # the largest BIGINT; SQLite's INTEGER too
 
 
 def _limits(table: sa.Table) -> dict[str, int]:
@@ -118,9 +119,14 @@ def _event(data: dict[str, Any]) -> PlateEvent:
         error = exc.errors()[0]
         raise BadMessage(f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
     if not event.event_id or not re.fullmatch(DEVICE_ID_PATTERN, event.device_id):
-        raise BadMessage(f"no event_id, or device_id {event.device_id!r} is not 1-64 letters, digits, '.', '_', '-'")
-    if not all(math.isfinite(t) and abs(t) < MAX_EPOCH_S for t in (event.first_seen, event.last_seen)):
+        raise BadMessage(
+            f"no event_id, or device_id {event.device_id!r} is not 1-64 letters, digits, '.', '_', '-' "
+            "starting with a letter, digit or '_'"
+        )
+    if not all(math.isfinite(t) and 0 <= t < MAX_EPOCH_S for t in (event.first_seen, event.last_seen)):
         raise BadMessage("first_seen, last_seen: an event needs both as epoch seconds")
+    if not all(0 <= n <= MAX_INT for n in (event.track_id, event.reads)):
+        raise BadMessage("track_id, reads: an event needs both as counts a database column holds")
     _fits({name: getattr(event, name, None) for name in _LIMITS}, _LIMITS)
     return event
 
