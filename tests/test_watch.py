@@ -258,6 +258,38 @@ def test_webhook_down_retries_until_it_is_back_and_logs_the_outage_once(caplog: 
     assert [b["n"] for b in server.bodies[-2:]] == [1, 2]  # in order, none lost
 
 
+class CutShort(BaseHTTPRequestHandler):
+    """Says 200 with a body it never finishes (a receiver restarting mid-reply)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_broken_reply_is_retried_and_alerts_go_on() -> None:
+    """A reply cut short used to kill the sender's thread: no alert was delivered again, none counted failed."""
+    port = free_port()
+    broken = HTTPServer(("127.0.0.1", port), CutShort)
+    threading.Thread(target=broken.serve_forever, daemon=True).start()
+    sender = WebhookSender(WebhookConfig(url=f"http://127.0.0.1:{port}/alert", timeout_seconds=1))
+    sender.send({"n": 1})
+    assert wait_for(lambda: sender.failures >= 1, 5)
+    broken.shutdown()
+    broken.server_close()
+    healthy = HookServer(port)
+    try:
+        sender.send({"n": 2})
+        assert wait_for(lambda: sender.delivered == 2, 20)
+    finally:
+        healthy.stop()
+        sender.close()
+    assert [b["n"] for b in healthy.bodies] == [1, 2]
+
+
 def test_webhook_alerts_expire_and_a_full_queue_drops_the_oldest(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     config = WebhookConfig(url=f"http://127.0.0.1:{free_port()}/", max_queued=2, expire_seconds=10, timeout_seconds=1)

@@ -9,6 +9,7 @@ expired alert), and one when delivery resumes.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -132,6 +133,8 @@ class WebhookSender:
             return f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             return str(getattr(exc, "reason", exc))
+        except http.client.HTTPException as exc:  # a reply cut short, or not HTTP (IncompleteRead, BadStatusLine)
+            return f"a broken reply ({type(exc).__name__})"
         return None
 
     def _delivered(self, item: _Queued) -> None:
