@@ -242,6 +242,15 @@ def test_editing_the_watchlist_takes_effect(
     expect(page.locator("#wl-error")).to_contain_text("changed since this page loaded it")
     assert [e.plate for e in load_watchlists(work / "watchlists.yaml", ["CAM1"]).lists["stolen"].entries] == [
         "ABC1234", "LATE1"]  # fmt: skip
+    broken = WATCHLISTS + "      - plate: NEW0001\n      - regex: 'BAD('\n"  # a hand edit that does not load
+    (work / "watchlists.yaml").write_text(broken)
+    page.reload()
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 2 entries")  # the last lists that loaded
+    page.fill("#wl-list", "stolen")
+    page.fill("#wl-plate", "ZZZ2")
+    page.click("#wl-add")
+    expect(page.locator("#wl-error")).to_contain_text("does not load; fix it by hand first")
+    assert (work / "watchlists.yaml").read_text() == broken  # saving the page's lists would have undone it
 
 
 def test_a_reload_answered_after_a_save_does_not_undo_it(

@@ -28,7 +28,7 @@ from platepilot.errors import PlatepilotError
 from platepilot.labeling.app import LocalGuard, add_page_routes
 from platepilot.pipeline.report import events_csv
 from platepilot.pipeline.stats_file import read_stats
-from platepilot.store.atomic import file_version
+from platepilot.store.atomic import FileVersion, file_version
 from platepilot.store.search import EventQuery, counts_since, events_after, get_event, last_event_id, search_events
 from platepilot.watch.lists import LiveWatchlists, save_watchlists, validate_watchlists
 
@@ -59,8 +59,7 @@ class WatchlistsBody(BaseModel):
     version: str = Field(default="", max_length=100, description="The version the page loaded (conflict check).")
 
 
-def _version(path: Path) -> str:
-    version = file_version(path)
+def _version_text(version: FileVersion) -> str:
     return "" if version is None else "-".join(map(str, version))
 
 
@@ -146,13 +145,12 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
 
     @app.get("/api/watchlists")
     def watchlists() -> dict[str, Any]:
-        board.lists.matcher()  # reload if the file changed
-        path = board.lists.path
+        lists, loaded, error = board.lists.shown()  # reloaded first if the file changed
         return {
-            "lists": board.lists.lists.model_dump(mode="json")["lists"],
-            "version": _version(path),
-            "file": str(path),
-            "error": board.lists.error,
+            "lists": lists.model_dump(mode="json")["lists"],
+            "version": _version_text(loaded),  # of what is shown: a save over a newer file is refused
+            "file": str(board.lists.path),
+            "error": error,
         }
 
     saving = threading.Lock()  # two pages saving at once: the second sees the first's version, not its own
@@ -161,7 +159,10 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
     def save(body: WatchlistsBody) -> dict[str, Any]:
         path = board.lists.path
         with saving:
-            if body.version != _version(path):
+            _, _, error = board.lists.shown()
+            if error is not None:  # the page shows the last good lists: saving them would undo the hand edit
+                raise HTTPException(status_code=409, detail=f"{path} does not load; fix it by hand first ({error})")
+            if body.version != _version_text(file_version(path)):
                 raise HTTPException(status_code=409, detail=f"{path} changed since this page loaded it: reload")
             try:
                 lists = validate_watchlists({"lists": body.lists}, board.lists.cameras, "watchlists")

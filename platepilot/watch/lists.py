@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from platepilot.config import WatchConfig, WatchlistFile, _validation_summary, _yaml_error
 from platepilot.errors import PlatepilotError
-from platepilot.store.atomic import file_version, write_text_atomically
+from platepilot.store.atomic import FileVersion, file_version, write_text_atomically
 from platepilot.watch.match import Matcher
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class LiveWatchlists:
         self._lock = threading.Lock()
         self.version = file_version(self.path)
         self.lists = load_watchlists(self.path, self.cameras)
+        self.loaded = self.version  # the version `lists` came from (`version` may be a newer one that failed)
         self._matcher = Matcher(self.lists, self.match_distance)
         self.error: str | None = None
 
@@ -105,6 +106,13 @@ class LiveWatchlists:
                 self._reload()
             return self._matcher
 
+    def shown(self) -> tuple[WatchlistFile, FileVersion, str | None]:
+        """(the live lists, the file version they were loaded from, why a newer version did not load), read
+        together after a reload check: a page saving what it was shown names the version it was shown."""
+        self.matcher()
+        with self._lock:
+            return self.lists, self.loaded, self.error
+
     def _reload(self) -> None:
         try:
             lists = load_watchlists(self.path, self.cameras)
@@ -113,4 +121,5 @@ class LiveWatchlists:
             log.error("watchlists not reloaded, the previous lists stay live: %s", exc)
             return
         self.lists, self._matcher, self.error = lists, Matcher(lists, self.match_distance), None
+        self.loaded = self.version
         log.info("watchlists reloaded from %s: %d entries", self.path, self._matcher.size)
