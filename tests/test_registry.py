@@ -221,6 +221,8 @@ def test_agent_backs_off_on_errors_and_recovers(registry: FakeRegistry, tmp_path
     assert all(0.9 * b <= d <= 1.1 * b for d, b in zip(delays, expected, strict=True))
     assert len(lines) == 6 and all("no answer from the registry at http://fake; keeping" in line for line in lines[:5])
     assert "deployed" in lines[5] and agent.failures == 0
+    agent.failures = 2000  # ten days of failed polls: still the capped backoff (2 ** 1999 overflowed a float)
+    assert 0.9 * 300 <= agent.next_delay() <= 1.1 * 300
 
 
 def test_server_probe_is_quick_when_nothing_listens() -> None:

@@ -183,6 +183,8 @@ def test_alerts_once_per_plate_within_the_cooldown_and_never_for_allow(tmp_path:
     alerter(_event("FL1234", t0 + 62, 5))
     alerter(_event("FL9999", t0 + 63, 6))  # a regex entry cools down per plate
     assert (alerter.alerts, alerter.cooled) == (4, 1)
+    alerter(_event("ABC1234", t0 + 40, 7))  # a track that started earlier and ended later (another camera)
+    assert (alerter.alerts, alerter.cooled) == (4, 2)
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -339,6 +341,13 @@ def test_search(events_db: str, query: EventQuery, expected: list[str]) -> None:
     engine = sa.create_engine(events_db)
     assert [f.event.text for f in search_events(engine, query)] == expected
     engine.dispose()
+
+
+@pytest.mark.parametrize(("plate", "error"), [("ññ", "holds no letter or digit"), ("A" * 17, "at most 16")])
+def test_a_plate_no_event_can_hold_is_refused_not_searched(plate: str, error: str) -> None:
+    """It was searched as no plate at all (every event), or, long and fuzzy, took hundreds of MB."""
+    with pytest.raises(ValueError, match=error):
+        EventQuery(plate, 1)
 
 
 def test_a_plate_search_uses_the_folded_text_index(events_db: str) -> None:

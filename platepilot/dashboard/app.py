@@ -15,9 +15,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
@@ -33,6 +34,7 @@ from platepilot.store.search import EventQuery, counts_since, events_after, get_
 from platepilot.watch.lists import LiveWatchlists, save_watchlists, validate_watchlists
 
 STATIC = Path(__file__).parent / "static"
+RowId = Annotated[int, PathParam(ge=0, lt=2**63)]  # an event row id; larger ones no database holds (not a 500)
 FEED_POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
 STATS_STALE_SECONDS = 30.0
@@ -106,14 +108,14 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
         return Response(events_csv([f.event for f in found]), media_type="text/csv", headers=headers)
 
     @app.get("/api/event/{event_id}")
-    def event(event_id: int) -> dict[str, Any]:
+    def event(event_id: RowId) -> dict[str, Any]:
         found = get_event(board.engine, event_id)
         if found is None:
             raise HTTPException(status_code=404, detail=f"no event {event_id}")
         return {"event": views([found])[0], "per_frame_reads": None}
 
     @app.get("/crop/{event_id}")
-    def crop(event_id: int) -> FileResponse:
+    def crop(event_id: RowId) -> FileResponse:
         found = get_event(board.engine, event_id)
         target = None if found is None else board.crops.file(found.event.crop_path)
         if target is None:

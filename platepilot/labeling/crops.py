@@ -86,7 +86,10 @@ def safe_crop_file(crops_dir: Path, rel: str) -> Path | None:
         return None
     if not target.is_relative_to(root) or target == root:
         return None
-    if target.suffix.lower() not in IMAGE_SUFFIXES or not target.is_file():
+    try:
+        if target.suffix.lower() not in IMAGE_SUFFIXES or not target.is_file():
+            return None
+    except OSError:  # a name too long for the file system
         return None
     return target
 

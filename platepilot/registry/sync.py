@@ -39,6 +39,8 @@ from platepilot.signals import stop_on_signals
 
 AGENT_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 """The agent retries on its own schedule: mlflow's 7 exponential retries would stall a poll for minutes."""
+MAX_DOUBLINGS = 30
+"""Failures in a row past which the backoff stops doubling (max_backoff caps it long before)."""
 
 Status = Literal["deployed", "current", "no_champion", "refused", "error"]
 
@@ -102,7 +104,8 @@ class SyncAgent:
     def next_delay(self) -> float:
         """The interval after a good poll; after n failures in a row, interval * 2^(n-1) up to max_backoff."""
         s = self.settings
-        base = s.interval if self.failures == 0 else min(s.max_backoff, s.interval * 2 ** (self.failures - 1))
+        doublings = min(self.failures - 1, MAX_DOUBLINGS)  # a float overflows at 2 ** 1024 (10 days of failures)
+        base = s.interval if self.failures == 0 else min(s.max_backoff, s.interval * 2**doublings)
         return base * self._rng.uniform(0.9, 1.1)
 
     def poll_once(self) -> PollOutcome:

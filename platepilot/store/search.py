@@ -24,6 +24,7 @@ from platepilot.store.events import PlateEvent, event_from_row, events_table, op
 
 SEARCH_INDEX = "ix_plate_events_text_folded"
 MAX_FUZZY = 2
+MAX_PLATE_TEXT: int = events_table.c.text.type.length  # type: ignore[attr-defined]  # String(16)
 _FOLDED_CHARSET = sorted(set(fold_confusable(CHARSET)))
 
 
@@ -61,6 +62,12 @@ class EventQuery:
     def __post_init__(self) -> None:
         if not 0 <= self.fuzzy <= MAX_FUZZY:
             raise ValueError(f"fuzzy must be 0-{MAX_FUZZY}, got {self.fuzzy}")
+        if self.plate is not None:  # a plate no event can hold is a mistake, not a search for everything
+            longest = MAX_PLATE_TEXT
+            if not normalize(self.plate):
+                raise ValueError(f"plate {self.plate!r} holds no letter or digit")
+            if len(normalize(self.plate)) > longest:
+                raise ValueError(f"plate: at most {longest} letters and digits")
 
 
 @dataclass(frozen=True, slots=True)

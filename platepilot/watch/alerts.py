@@ -57,12 +57,14 @@ class Alerter:
         key = (hit.list_name, hit.entry.label, plate)
         with self._lock:
             last = self._last.get(key)
-            if last is not None and 0 <= event.first_seen - last < self.cooldown:
+            # events come out of order (two cameras, or a track that started first ending last): a cooldown
+            # runs both ways from the last alert, and never moves back
+            if last is not None and abs(event.first_seen - last) < self.cooldown:
                 self.cooled += 1
                 return False
             if len(self._last) >= _PRUNE_AT:
                 self._last = {k: t for k, t in self._last.items() if event.first_seen - t < self.cooldown}
-            self._last[key] = event.first_seen
+            self._last[key] = max(event.first_seen, last if last is not None else event.first_seen)
             self.alerts += 1
         return True
 
