@@ -85,22 +85,19 @@ def replace_atomically(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
+    _fsync(path.parent)
 
 
 def sync_to_disk(path: Path) -> None:
     """fsync `path` and its folder (its name): a file written without fsync is on disk once this returns."""
+    _fsync(path)
+    _fsync(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    """fsync a file or a folder by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
