@@ -171,10 +171,11 @@ class DemoScene:
         image = self.background.copy()
         truth = []
         visible = self.visible(t)
-        self._sprites = {v.number: self.sprite(v) for v in visible}  # those gone are let go: a long run stays small
+        sprites = {v.number: self.sprite(v) for v in visible}  # those gone are let go: a long run stays small
+        self._sprites = sprites  # one dict per frame: a render on another thread (a test's truth) swaps, not edits
         for vehicle in sorted(visible, key=lambda v: -v.lane):  # far lane first
             x = round(vehicle.x_at(t))
-            sprite = self._sprites[vehicle.number]
+            sprite = sprites[vehicle.number]
             y = round(LANES[vehicle.lane].y - sprite.shape[0])
             _paste(image, sprite, x, y)
             px1, py1, px2, py2 = vehicle.plate_box
