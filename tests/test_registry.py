@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.deployed import STATE_FILE, restore_previous
-from platepilot.ocr.spec import file_sha256
+from platepilot.ocr.deployed import STATE_FILE, restore_previous, swap_in
+from platepilot.ocr.spec import file_sha256, load_card
 from platepilot.registry import common, golden
 from platepilot.registry.golden import GoldenResult, check_golden
 from platepilot.registry.models import alias_history, promote, rollback
@@ -192,6 +192,47 @@ def test_agent_deploys_verifies_and_keeps_previous(registry: FakeRegistry, tmp_p
     restore_previous(target)
     assert agent.deployed() is not None and agent.deployed().version == 1  # type: ignore[union-attr]
     assert not list(target.parent.glob(".incoming-*")) and not list(target.parent.glob(".*.new"))
+
+
+def _variant(model: Path, folder: Path, tag: str) -> Path:
+    """A copy of the pair at `model` in `folder` that differs in its bytes (and so its sha256)."""
+    import onnx
+
+    folder.mkdir(parents=True)
+    graph = onnx.load(str(model))
+    graph.doc_string = tag
+    onnx.save(graph, str(folder / model.name))
+    card = json.loads(model.with_suffix(".json").read_text()) | {"sha256": file_sha256(folder / model.name)}
+    (folder / model.with_suffix(".json").name).write_text(json.dumps(card))
+    return folder / model.name
+
+
+def test_a_failed_or_concurrent_swap_keeps_the_live_model_and_its_rollback(tmp_path: Path, tiny_model: Path) -> None:
+    """A deploy that failed half-way (a full disk) once left previous/ holding the live model, and two at once
+    renamed each other's half-copied files into place."""
+    import threading
+
+    one, two, three = (_variant(tiny_model, tmp_path / name, name) for name in ("one", "two", "three"))
+    target = tmp_path / "crnn" / tiny_model.name
+    kept = target.parent / "previous" / target.name
+    swap_in(one, target, None)
+    swap_in(two, target, None)
+    assert (file_sha256(target), file_sha256(kept)) == (file_sha256(two), file_sha256(one))
+    broken = tmp_path / "broken" / tiny_model.name  # an ONNX without its sidecar: the copy fails half-way
+    broken.parent.mkdir()
+    shutil.copy2(three, broken)
+    with pytest.raises(FileNotFoundError):
+        swap_in(broken, target, None)
+    assert (file_sha256(target), file_sha256(kept)) == (file_sha256(two), file_sha256(one))  # as they were
+    swap_in(kept, target, None)  # a rollback by hand: deploy what previous/ holds
+    assert (file_sha256(target), file_sha256(kept)) == (file_sha256(one), file_sha256(two))
+    threads = [threading.Thread(target=swap_in, args=(m, target, None)) for m in (two, three) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert load_card(target).sha256 == file_sha256(target) in {file_sha256(two), file_sha256(three)}
+    assert sorted(p.name for p in target.parent.iterdir() if p.name.startswith(".")) == [".deploy.lock"]
 
 
 def test_agent_backs_off_on_errors_and_recovers(registry: FakeRegistry, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.gate_record import GateRecord, gate_path, read_gate_record, write_gate_record
 from platepilot.ocr.spec import load_card, sidecar_path
+from platepilot.store.atomic import locked, write_text_atomically
 
 STATE_FILE = "deployed.json"
 PREVIOUS_DIR = "previous"
@@ -74,29 +75,55 @@ def restore_previous(model_path: Path) -> None:
 def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
     """Keep the current pair (and its gate record, checkpoint, state) in previous/, then rename the new
     ONNX and sidecar over the target's. The new model's gate record (None: none) is written first; a
-    checkpoint `.pt` left beside the target belongs to the old model, so it moves to previous/ only."""
+    checkpoint `.pt` left beside the target belongs to the old model, so it moves to previous/ only.
+
+    The new pair is copied beside the target first, under names of its own: a copy that fails (a full
+    disk) leaves the live pair, previous/ and the gate record as they were, and the new model may be the
+    one in previous/ (a rollback by hand). Deploys into one folder take turns (`DEPLOY_LOCK`)."""
     keep = target.parent / PREVIOUS_DIR
     weights = target.with_suffix(".pt")
-    if target.is_file():
-        keep.mkdir(exist_ok=True)
-        for src in (target, sidecar_path(target), target.parent / STATE_FILE, gate_path(target), weights):
-            if src.is_file():
-                _link_or_copy(src, keep / src.name)
-    if record is not None:
-        write_gate_record(target, record)
-    else:
-        gate_path(target).unlink(missing_ok=True)
-    weights.unlink(missing_ok=True)
-    staged_model = target.with_name(f".{target.name}.new")
-    staged_side = sidecar_path(target).with_name(f".{sidecar_path(target).name}.new")
+    with locked(_lock_file(target.parent), "ab"):
+        staged: list[Path] = []
+        try:
+            staged.append(_staged_copy(new_model, target))
+            staged.append(_staged_copy(sidecar_path(new_model), sidecar_path(target)))
+            if target.is_file():
+                keep.mkdir(exist_ok=True)
+                for src in (target, sidecar_path(target), target.parent / STATE_FILE, gate_path(target), weights):
+                    if src.is_file():
+                        _link_or_copy(src, keep / src.name)
+            if record is not None:
+                write_gate_record(target, record)
+            else:
+                gate_path(target).unlink(missing_ok=True)
+            weights.unlink(missing_ok=True)
+            os.replace(staged[0], target)  # same folder as the target: the renames are atomic
+            os.replace(staged[1], sidecar_path(target))
+        finally:
+            for path in staged:
+                path.unlink(missing_ok=True)
+
+
+DEPLOY_LOCK = ".deploy.lock"
+"""The lock file beside a deployed model: `swap_in`s into one folder (the sync agent and `models deploy`
+at once) take turns instead of renaming each other's half-copied files."""
+
+
+def _lock_file(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / DEPLOY_LOCK
+
+
+def _staged_copy(src: Path, target: Path) -> Path:
+    """A copy of `src` beside `target` under a name no other deploy uses."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new")
+    os.close(fd)
     try:
-        shutil.copy2(new_model, staged_model)  # same folder as the target: the renames below are atomic
-        shutil.copy2(sidecar_path(new_model), staged_side)
-        os.replace(staged_model, target)
-        os.replace(staged_side, sidecar_path(target))
-    finally:
-        staged_model.unlink(missing_ok=True)
-        staged_side.unlink(missing_ok=True)
+        shutil.copy2(src, name)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -110,6 +137,4 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=2))
