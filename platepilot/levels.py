@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from platepilot.images import scaled
 from platepilot.ocr.base import read_image
 
 FLAT_BELOW = 160
@@ -43,7 +44,7 @@ SAMPLE_SIDE = 320
 def levels(image: np.ndarray) -> tuple[float, float]:
     """The (low, high) brightness percentiles of a BGR frame, measured on a small copy."""
     scale = min(1.0, SAMPLE_SIDE / max(image.shape[:2]))
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small = scaled(image, scale) if scale < 1 else image
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
     counts = np.cumsum(np.bincount(grey.ravel(), minlength=256)) / grey.size
     low = float(np.searchsorted(counts, LOW_PERCENTILE / 100))

@@ -87,3 +87,11 @@ def test_a_flat_crop_file_is_read_stretched_and_a_plain_one_as_it_is(tmp_path: P
     assert high - low >= FLAT_CROP_BELOW and np.array_equal(read_crop(tmp_path / "plate.png"), plate)
     low, high = levels(read_crop(tmp_path / "flat.png"))
     assert high - low >= 240
+
+
+def test_a_strip_far_longer_than_wide_is_measured_not_crashed() -> None:
+    """A side that scaled to under half a pixel made OpenCV refuse the resize (`platepilot ocr` died on it)."""
+    for shape in ((2, 1300, 3), (4000, 6, 3), (1, 640, 3)):
+        strip = np.random.default_rng(0).integers(100, 150, shape, dtype=np.uint8)  # flat: measured
+        assert stretched(strip).shape == shape
+        assert levels(strip)[1] - levels(strip)[0] < FLAT_BELOW

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from platepilot.ocr.paddle import PaddleRecognizer
+from platepilot.ocr.paddle import REC_MAX_WIDTH, PaddleRecognizer, rec_blob
 
 
 def _text_crop(text: str) -> np.ndarray:
@@ -26,3 +26,9 @@ def test_reads_printed_plate_text_from_four_threads() -> None:
     assert [r.text for r in reads] == [r.text for r in reads[:3]] * 4
     assert all(0.5 < r.confidence <= 1.0 and r.engine == "paddle" for r in reads)
     assert reads[0].format_match is not None
+
+
+def test_a_thin_strip_is_not_blown_up_to_a_huge_line() -> None:
+    """A 1 x 1,000 px strip became a 45,000 px wide line: 2 GB and 10 s in the recogniser."""
+    for shape in ((1, 1000, 3), (2, 4000, 3)):
+        assert rec_blob(np.full(shape, 200, np.uint8)).shape[-1] <= REC_MAX_WIDTH

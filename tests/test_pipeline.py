@@ -48,6 +48,9 @@ def test_vote_weighs_characters_by_confidence() -> None:
           _read("ABC1234", 0.6)], "ABC1234"),
         # format prior: near-equal support, only one text is a Florida/US plate format
         ([_read("ABC12X4", 0.62), _read("ABC1234", 0.6)], "ABC1234"),
+        # a read sure of nothing (0, or NaN) carries no vote: it divided by zero, or won as NaN
+        ([_read("ABC1234", 0.0)], None),
+        ([_read("XYZ9876", float("nan")), _read("ABC1234", 0.9)], "ABC1234"),
     ],
 )  # fmt: skip
 def test_fuse(reads: list[PlateRead], expected: str | None) -> None:

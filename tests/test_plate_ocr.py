@@ -664,3 +664,17 @@ def test_a_small_whole_plate_crop_is_enlarged_before_it_is_read(monkeypatch: pyt
     read_plain = _right(cut.read(small), truths)
     assert read_enlarged > read_plain and read_enlarged >= 0.85 * len(small), (read_enlarged, read_plain)
     assert crnn_enlarged > _right(crnn.read(small), truths), crnn_enlarged
+
+
+@pytest.mark.slow
+def test_a_huge_photo_of_a_plate_reads_as_the_plate_does(
+    ensemble: PlateOCR, plates: list[tuple[np.ndarray, str]]
+) -> None:
+    """A 4,400 px wide photo was deblurred whole by PP-OCRv6's member: 13.7 s and 1.85 GB. It is read scaled
+    down, as a plate of an ordinary size is read."""
+    import cv2
+
+    for image, _ in plates[:3]:
+        blurred = cv2.blur(image, (1, 5))  # soft, so that the members deblur it
+        huge = cv2.resize(blurred, None, fx=4400 / image.shape[1], fy=4400 / image.shape[1])
+        assert ensemble.read([huge])[0].text == ensemble.read([blurred])[0].text

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from platepilot.errors import PlatepilotError
+from platepilot.images import scaled
 from platepilot.ocr.band import Band, agreed, band_cuts
 from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr, variant_scores
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax, text_probabilities
@@ -195,7 +196,7 @@ class CRNNOCRService:
         image = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if self.spec.channels == 1 and crop.ndim == 3 else crop
         scale = 2 * self.spec.width / image.shape[1]
         if scale < 1:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            image = scaled(image, scale)
         return image
 
     def _greedy(self, probs: np.ndarray) -> PlateRead:

@@ -28,6 +28,8 @@ from platepilot.types import PlateRead
 REC_FILE = "PP-OCRv6_rec_small.onnx"
 REC_HEIGHT = 48
 REC_MIN_WIDTH = 320
+REC_MAX_WIDTH = 25 * REC_HEIGHT
+"""A line is squeezed to this width at most: a 1 x 1,000 px strip became 45,000 px wide (2 GB, 10 s)."""
 """PaddleOCR pads every line to at least 320 x 48 pixels (rapidocr's `rec_img_shape`)."""
 MIN_SIDE = 30
 """rapidocr's pipeline first grows a crop whose short side is under 30 px (to 30, then both sides to
@@ -64,7 +66,7 @@ def rec_blob(image: np.ndarray) -> np.ndarray:
         scale = MIN_SIDE / min(height, width)
         width, height = (max(round(int(side * scale) / 32) * 32, 32) for side in (width, height))
         image = cv2.resize(image, (width, height))
-    resized_w = max(1, math.ceil(REC_HEIGHT * width / height))
+    resized_w = min(max(1, math.ceil(REC_HEIGHT * width / height)), REC_MAX_WIDTH)
     blob = np.zeros((3, REC_HEIGHT, max(REC_MIN_WIDTH, resized_w)), np.float32)
     resized = cv2.resize(image, (resized_w, REC_HEIGHT)).astype(np.float32)
     blob[:, :, :resized_w] = resized.transpose(2, 0, 1) * (2.0 / 255.0) - 1.0

@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from platepilot.errors import PlatepilotError
+from platepilot.images import at_most_wide
 from platepilot.ocr.base import as_bgr
 from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, too_tall
 from platepilot.ocr.deblur import Deblurrer, deblurrer, surest
@@ -43,6 +44,9 @@ MODEL_THREADS = 1
 inside one model call; and multi-threaded inference spins when cores are busy: on the 2-core dev box
 under load, 1 thread read a plate 3x faster (PP-OCRv6, onnxruntime) and 12x faster (EasyOCR, torch)
 than one per core."""
+MAX_READ_WIDTH = 1024
+"""A crop wider than this is read scaled down to it: the members read 48 px tall lines, and deblurring costs
+as the crop's pixels (a 4,400 px wide photo of a plate took 13.7 s and 1.85 GB)."""
 
 
 class Member(Protocol):
@@ -153,7 +157,7 @@ class PlateOCR:
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3) -> one PlateRead per crop, in order."""
-        return [self._read_one(as_bgr(i, image)) for i, image in enumerate(images)]
+        return [self._read_one(at_most_wide(as_bgr(i, image), MAX_READ_WIDTH)) for i, image in enumerate(images)]
 
     def member_reads(self, image: np.ndarray) -> list[MemberRead]:
         """Every member's reads of one crop, in member order (see each member for which region it reads)."""

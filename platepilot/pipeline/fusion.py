@@ -17,6 +17,7 @@ format prior then prefers the fused state's formats (Florida's for FL).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -148,7 +149,11 @@ def fuse(
     state at a site that names its state (`site_state`, `ocr.site_state`) is shaped to the site's formats
     (`format_regions`); the one-character swap into them happens per read (`ocr.state.with_state`), where
     the reader's own candidates are."""
-    kept = [(r, w) for r, w in zip(reads, weights or [1.0] * len(reads), strict=True) if r.text]
+    kept = [
+        (r, w if math.isfinite(w) else 1.0)
+        for r, w in zip(reads, weights or [1.0] * len(reads), strict=True)
+        if r.text and math.isfinite(r.confidence) and r.confidence > 0  # a read sure of nothing carries no vote
+    ]
     if not kept:
         return None
     reads = [r for r, _ in kept]
