@@ -96,6 +96,9 @@ def test_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     changed = {**common, "batch_size": 4, "epochs": 4}  # resumed with other options: refused, not mixed in
     with pytest.raises(PlatepilotError, match=r"these differ: epochs 3 -> 4; batch_size 8 -> 4"):
         train(TrainOptions(output_dir=tmp_path / "b", resume=True, **changed), _quiet())  # type: ignore[arg-type]
+    recipe = {**common, "motion_blur": 0.9, "degrade_real": 0.9}  # the data drawn otherwise: refused too
+    with pytest.raises(PlatepilotError, match=r"these differ: degrade_real 0.0 -> 0.9; motion_blur 0.0 -> 0.9"):
+        train(TrainOptions(output_dir=tmp_path / "b", resume=True, **recipe), _quiet())  # type: ignore[arg-type]
     resumed = train(TrainOptions(output_dir=tmp_path / "b", resume=True, **common), _quiet())  # type: ignore[arg-type]
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-6)
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model"]

@@ -390,6 +390,11 @@ def _plan(opts: TrainOptions, arch: dict[str, Any], steps_per_epoch: int, crops:
         "epochs": opts.epochs, "batch_size": opts.batch_size, "steps_per_epoch": steps_per_epoch, "lr": opts.lr,
         "labels": str(opts.labels), "labelled_crops": crops, "synthetic": opts.synthetic, "seed": opts.seed,
         "val_split": opts.val_split, "pseudo": opts.pseudo, "arch": arch,
+        # how crops are drawn and degraded, and what the weights started from: a resume that changed them
+        # would train a mix of two recipes and record one
+        "pseudo_weight": opts.pseudo_weight, "degrade_real": opts.degrade_real, "motion_blur": opts.motion_blur,
+        "designs": [str(d) for d in opts.designs], "designs_share": opts.designs_share,
+        "holdout_fraction": opts.holdout_fraction, "init_from": str(opts.init_from), "grow": opts.grow,
     }  # fmt: skip
 
 
