@@ -139,6 +139,30 @@ def test_promote_records_history_and_rollback_walks_back(registry: FakeRegistry)
     assert history[0].when == "2026-11-24T12:00:00+00:00"
 
 
+def test_a_promote_gated_against_a_champion_that_moved_meanwhile_changes_nothing(registry: FakeRegistry) -> None:
+    """Two promotes at once: the second replaced a champion it was never gated against."""
+    promote(registry, NAME, 1)
+
+    def evaluator(model_path: Path) -> float:  # while version 2 is gated against 1, version 3 is promoted
+        if registry.aliases["champion"] == "1":
+            registry.aliases["champion"] = "3"
+        return 0.9
+
+    with pytest.raises(PlatepilotError, match="moved to version 3 meanwhile"):
+        promote(registry, NAME, 2, evaluator=evaluator)
+    assert registry.aliases["champion"] == "3"
+
+
+def test_a_rollback_retried_after_its_record_was_lost_does_not_go_forward(registry: FakeRegistry) -> None:
+    """The server dropped between moving the alias and recording it: the retry went back to the version
+    just rolled back from."""
+    now = _clock()
+    for v in (1, 2, 3):
+        promote(registry, NAME, v, now=now)
+    registry.aliases["champion"] = "2"  # the rollback 3 -> 2 moved the alias, and its record was lost
+    assert rollback(registry, NAME, now=now).to_version == 1
+
+
 def test_promote_gate(registry: FakeRegistry) -> None:
     scores: list[float] = []
 

@@ -132,7 +132,11 @@ def rollback(
             stack.pop()
         else:
             stack.append(change.to_version)
-    if current is not None and (not stack or stack[-1] != current):
+    if current is not None and current in stack[:-1] and stack[-1] != current:
+        # a move whose record was lost (the server dropped between the two): the stack stands as it was when
+        # `current` last held the alias; a retried rollback must not go back to the version it left
+        del stack[len(stack) - stack[::-1].index(current) :]
+    elif current is not None and (not stack or stack[-1] != current):
         stack.append(current)  # moved outside platepilot (MLflow UI): go back to what we last recorded
     if len(stack) < 2:
         raise PlatepilotError(f"no earlier {alias} of {name} recorded to roll back to")
@@ -185,6 +189,12 @@ def _move(
 ) -> AliasChange:  # fmt: skip
     when = now()
     change = AliasChange(alias, current, target, who or actor(), when.isoformat(timespec="seconds"), action)
+    holder = current_version(mlflow_client, name, alias)
+    if holder != current:  # another promote or rollback landed while this one was gated: it was not gated against it
+        raise PlatepilotError(
+            f"the {alias} of {name} moved to version {holder} meanwhile (another promote or rollback); "
+            "nothing changed: run it again"
+        )
     mlflow_client.set_registered_model_alias(name, alias, str(target))
     key = f"{HISTORY_PREFIX}{when.strftime('%Y%m%dT%H%M%S.%f')}"
     mlflow_client.set_registered_model_tag(name, key, change.to_json())
