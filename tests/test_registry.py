@@ -339,3 +339,35 @@ def test_no_server_logs_to_local_store_with_one_line(
     assert (model.parent / "mlruns" / "mlflow.db").is_file()
     assert load_card(model).run_id == record.run_id
     assert list((model.parent / "mlruns" / "artifacts").rglob("florida_plate_ocr.onnx"))
+
+
+def test_the_gate_weighs_both_readers_as_the_engine_reads_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CRNN reading 80% alone but 96% as PlateOCR's member (how `auto` ran it) lost to one reading 85% alone
+    and 95.2% as that member: the gate compared the CRNNs alone, and the site read worse."""
+    from types import SimpleNamespace
+
+    from platepilot.config import OCRConfig, Settings
+    from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore
+    from platepilot.registry import gate
+    from platepilot.registry.gate import DEFAULT_READER, Contender, run_gate
+
+    exact = {DEFAULT_READER: 0.95, "X": 0.80, "plateocr with X": 0.96, "cascade of X": 0.955,
+             "Y": 0.85, "plateocr with Y": 0.952, "cascade of Y": 0.951}  # fmt: skip
+
+    def scores(name: str) -> ReaderScores:
+        return ReaderScores(name, (SetScore("site held-out", 1000, exact[name], 0.01),))
+
+    monkeypatch.setattr(gate, "_measure", lambda contender, settings, sets: scores(contender.name))
+    monkeypatch.setattr(gate, "gate_sets", lambda settings, extra=(): [])
+    monkeypatch.setattr(gate, "load_card", lambda path: SimpleNamespace(sha256="y"))
+    x_record = GateRecord(scores("X"), scores(DEFAULT_READER), scores(DEFAULT_READER), "accepted", "x",
+                          scores("plateocr with X"), scores("cascade of X"))  # fmt: skip
+    assert x_record.auto_role() == "member"  # X did not beat the default reader, but helped PlateOCR
+    auto = Settings()
+    record = run_gate(Contender("Y", Path("y.onnx")), Contender.deployed("X", Path("x.onnx"), x_record, auto), auto)
+    assert (record.decision, record.judged) == ("refused", "plateocr with Y")
+    assert record.incumbent.reader == "plateocr with X"
+    assert "refused: plateocr with Y reads worse than plateocr with X" in gate.verdict_line(record)
+    alone = Settings(ocr=OCRConfig(engine="crnn"))  # a site reading with the CRNN alone compares the CRNNs
+    record = run_gate(Contender("Y", Path("y.onnx")), Contender.deployed("X", Path("x.onnx"), x_record, alone), alone)
+    assert (record.decision, record.judged, record.incumbent.reader) == ("accepted", "Y", "X")

@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 GATE_FILE = "gate.json"
 Decision = Literal["accepted", "refused", "forced"]
+Role = Literal["alone", "member", "cascade", "unused"]
+"""How a deployed CRNN reads: alone, as PlateOCR's crnn member, first in the cascade with that PlateOCR, or not
+at all (the built-in default reader reads)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ class GateRecord:
     """PlateOCR with the candidate as its crnn member (None: not measured, as in older records)."""
     cascade: ReaderScores | None = None
     """The cascade of the candidate and that PlateOCR, at the gate's `ocr.cascade_sure` (None: not measured)."""
+    judged: str | None = None
+    """The reader the decision weighed against the incumbent: the candidate as the configured engine reads it
+    (None in older records: the candidate alone)."""
 
     @property
     def beats_default(self) -> bool:
@@ -105,6 +111,22 @@ class GateRecord:
         PlateOCR need not read every crop (False when either was not measured)."""
         return self.member is not None and self.cascade is not None and not self.member.beats(self.cascade)
 
+    def auto_role(self) -> Role:
+        """How `auto` reads with this model deployed: alone when it beat the default reader; not at all when it
+        made PlateOCR read worse as its member; first in the cascade when that cascade read as well as
+        PlateOCR with it; else as PlateOCR's member."""
+        if self.beats_default:
+            return "alone"
+        if not self.member_helps:
+            return "unused"
+        return "cascade" if self.cascade_holds else "member"
+
+    def scores_as(self, role: Role) -> ReaderScores:
+        """The numbers of the reader the candidate makes in `role` (a role an older record did not measure:
+        the default reader's, the nearest measured)."""
+        by_role = {"alone": self.candidate, "member": self.member, "cascade": self.cascade, "unused": self.default}
+        return by_role[role] or self.default
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -118,7 +140,17 @@ class GateRecord:
             sha256=str(data["sha256"]),
             member=ReaderScores.from_json(data["member"]) if data.get("member") else None,
             cascade=ReaderScores.from_json(data["cascade"]) if data.get("cascade") else None,
+            judged=data.get("judged"),
         )
+
+
+def engine_role(engine: str, record: GateRecord | None) -> Role:
+    """How the deployed CRNN reads under `engine`: `auto` as its gate record says (no record: as PlateOCR's
+    member), `plateocr` as the member, `cascade` first in the cascade; `crnn`, and any engine that does not read
+    it, alone (the gate then compares the CRNNs themselves)."""
+    if engine == "auto":
+        return "member" if record is None else record.auto_role()
+    return {"plateocr": "member", "cascade": "cascade"}.get(engine, "alone")  # type: ignore[return-value]
 
 
 def gate_path(model_path: Path) -> Path:

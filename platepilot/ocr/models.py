@@ -79,17 +79,18 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
         why = f"the CRNN at {deployed} has no gate result (deploy it with `platepilot models deploy` or sync)"
         return ReaderChoice("plateocr", f"{why}: PlateOCR{_member_note(settings, True)}")
     versus = f"{record.candidate.summary()}; {record.default.summary()}"
-    if record.beats_default:
+    role = record.auto_role()
+    if role == "alone":
         return ReaderChoice("crnn", f"the deployed CRNN beat PlateOCR at its gate ({versus})")
     if record.member is not None:
         versus += f"; {record.member.summary()}"
-    if not record.member_helps:
+    if role == "unused":
         return ReaderChoice(
             "cascade", f"the deployed CRNN did not beat PlateOCR at its gate and made it read worse as its crnn "
             f"member ({versus}): {_cascade_note(settings)}",
             member=BUNDLED_MODEL,
         )  # fmt: skip
-    if record.cascade_holds and record.cascade is not None:
+    if role == "cascade" and record.cascade is not None:
         return ReaderChoice(
             "cascade", f"the deployed CRNN did not beat PlateOCR at its gate, and its cascade read as well as PlateOCR "
             f"with it as its crnn member ({versus}; {record.cascade.summary()}): {_cascade_note(settings, True)}",

@@ -22,10 +22,10 @@ from typing import Any
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.deployed import STATE_FILE, Deployed, swap_in, write_json
-from platepilot.ocr.gate_record import GateRecord
+from platepilot.ocr.gate_record import GateRecord, read_gate_record
 from platepilot.ocr.spec import load_card
 from platepilot.registry.common import actor, utc_now
-from platepilot.registry.gate import Contender, gate_tags, run_gate, verdict_line
+from platepilot.registry.gate import Contender, gate_tags, record_from_tags, run_gate, verdict_line
 from platepilot.registry.models import AliasChange, current_version, download_version, promote
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,10 @@ def promote_gated(
         if current is not None:
             try:
                 champion = download_version(mlflow_client, name, current, Path(tmp) / "champion")
-                load_card(champion)  # verified here: a corrupt champion is not a contender
-                incumbent = Contender(f"champion v{current}", champion)
+                card = load_card(champion)  # verified here: a corrupt champion is not a contender
+                tags = dict(mlflow_client.get_model_version(name, str(current)).tags or {})
+                incumbent = Contender.deployed(f"champion v{current}", champion, record_from_tags(tags, card.sha256),
+                                               settings)  # fmt: skip
             except PlatepilotError as exc:  # a broken champion must never block replacing it
                 log.warning("champion v%s cannot be read (%s): gating against the built-in reader", current, exc)
         record = run_gate(Contender(f"v{version}", candidate), incumbent, settings, force, extra)
@@ -69,7 +71,7 @@ def deploy_model(
     target = settings.ocr.model_path
     if target.is_file() and target.resolve() == candidate.resolve():
         raise PlatepilotError(f"{source}: this already is the deployed model at {target}")
-    incumbent = _deployed_contender(target)
+    incumbent = _deployed_contender(target, settings)
     record = run_gate(Contender(name or f"run {_run_name(source)}", candidate), incumbent, settings, force)
     if record.decision == "refused":
         raise PlatepilotError(f"{source} not deployed: {verdict_line(record)}")
@@ -113,15 +115,16 @@ def run_model(source: Path) -> Path:
     return source
 
 
-def _deployed_contender(target: Path) -> Contender | None:
-    """The CRNN deployed at `target`, if it loads; None (the default reader) otherwise."""
+def _deployed_contender(target: Path, settings: Settings) -> Contender | None:
+    """The CRNN deployed at `target` as the runtime reads it (by its gate record), if it loads; None (the
+    default reader) otherwise."""
     if not target.is_file():
         return None
     try:
         card = load_card(target)
     except PlatepilotError:
         return None
-    return Contender(f"deployed {card.sha256[:12]}", target)
+    return Contender.deployed(f"deployed {card.sha256[:12]}", target, read_gate_record(target, card.sha256), settings)
 
 
 def _run_name(source: Path) -> str:

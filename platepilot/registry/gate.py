@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine, read_image
-from platepilot.ocr.gate_record import Decision, GateRecord, ReaderScores, SetScore
+from platepilot.ocr.gate_record import GateRecord, ReaderScores, Role, SetScore, engine_role
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import load_card
 from platepilot.registry.golden import golden_plates
@@ -60,6 +60,23 @@ class Contender:
     """Read by PlateOCR with `model` as its crnn member, not by `model` alone."""
     cascade: bool = False
     """With `member`: `model` reads first, and that PlateOCR only the reads less sure than `ocr.cascade_sure`."""
+
+    @classmethod
+    def in_role(cls, name: str, model: Path, role: Role) -> Contender:
+        """The CRNN at `model` read as `role` says (`unused`: the default reader reads instead)."""
+        if role == "unused":
+            return cls(DEFAULT_READER, None)
+        if role == "alone":
+            return cls(name, model)
+        prefix = "cascade of" if role == "cascade" else "plateocr with"
+        return cls(f"{prefix} {name}", model, member=True, cascade=role == "cascade")
+
+    @classmethod
+    def deployed(cls, name: str, model: Path, record: GateRecord | None, settings: Settings) -> Contender:
+        """The CRNN at `model`, deployed with gate `record`, as the configured engine reads it: what the gate
+        must beat, or a site could get worse with a candidate that beats the CRNN alone (a CRNN reading 80% alone
+        but 96% as PlateOCR's member lost to one reading 85% alone and 95.2% as that member)."""
+        return cls.in_role(name, model, engine_role(settings.ocr.engine, record))
 
 
 def gate_sets(settings: Settings, extra: Sequence[Path] = ()) -> list[LabelSet]:
@@ -135,7 +152,8 @@ def run_gate(
 ) -> GateRecord:  # fmt: skip
     """Measure the candidate, the incumbent (None: the default reader), the default reader and, when
     PlateOCR has a crnn member, PlateOCR with the candidate as that member and the candidate's cascade;
-    decide on the first two."""
+    decide on the incumbent (as it reads now: `Contender.deployed`) against the reader the candidate would
+    make under the configured engine (`engine_role`); a candidate that engine would not read at all is refused."""
     if candidate.model is None:
         raise PlatepilotError("the gate's candidate must be a CRNN model")
     sets = gate_sets(settings, extra)
@@ -147,10 +165,13 @@ def run_gate(
         member = _measure(Contender(f"plateocr with {candidate.name}", candidate.model, member=True), settings, sets)
         first = Contender(f"cascade of {candidate.name}", candidate.model, member=True, cascade=True)
         cascade = _measure(first, settings, sets)
-    decision: Decision = "accepted"
-    if before.beats(measured):
-        decision = "forced" if force else "refused"
-    return GateRecord(measured, before, default, decision, load_card(candidate.model).sha256, member, cascade)
+    record = GateRecord(measured, before, default, "accepted", load_card(candidate.model).sha256, member, cascade)
+    role = engine_role(settings.ocr.engine, record)
+    judged = record.scores_as(role)
+    record = replace(record, judged=None if role == "unused" else judged.reader)
+    if role == "unused" or before.beats(judged):  # unused: it reads worse alone and makes PlateOCR worse
+        return replace(record, decision="forced" if force else "refused")
+    return record
 
 
 def _measure(contender: Contender, settings: Settings, sets: Sequence[LabelSet]) -> ReaderScores:
@@ -165,12 +186,12 @@ def verdict_line(record: GateRecord) -> str:
     for extra in (record.member, record.cascade):
         if extra is not None:
             numbers += f"; {extra.summary()}"
+    judged = record.judged or record.candidate.reader
     if record.decision == "refused":
-        worse = f"{record.candidate.reader} reads worse than {record.incumbent.reader}"
-        return f"refused: {worse} ({numbers}); --force overrides"
+        return f"refused: {judged} reads worse than {record.incumbent.reader} ({numbers}); --force overrides"
     if record.decision == "forced":
-        return f"forced: {record.candidate.reader} reads worse than {record.incumbent.reader} ({numbers})"
-    return f"accepted: {record.candidate.reader} reads no worse than {record.incumbent.reader} ({numbers})"
+        return f"forced: {judged} reads worse than {record.incumbent.reader} ({numbers})"
+    return f"accepted: {judged} reads no worse than {record.incumbent.reader} ({numbers})"
 
 
 def gate_tags(record: GateRecord, who: str, when: str) -> dict[str, str]:
