@@ -105,6 +105,9 @@ def test_match_event_uses_its_candidates_camera_and_local_time() -> None:
     (hit,) = Matcher(_lists()).match_event(event)
     assert (hit.entry.plate, hit.how, hit.candidate, hit.kind) == ("NIGHT1", "folded", 2, "block")
     assert hit.to_json()["reason"] == "folded via candidate #2 (N1GHT1)"
+    lost = _event("ZZZ999", -1e17, candidates=(("ZZZ999", 0.8), ("N1GHT1", 0.1)))  # a time no calendar holds
+    assert Matcher(_lists()).match_event(lost) == []  # NIGHT1 is watched only at night: no hour, no hit
+    assert [h.list_name for h in Matcher(_lists()).match_event(_event("ABC1234", -1e17))] == ["stolen", "residents"]
 
 
 @pytest.mark.parametrize(

@@ -71,12 +71,16 @@ class _Entry:
     cameras: frozenset[str]
     hours: tuple[tuple[int, int], ...]
 
-    def active(self, camera: str, minute: int, state: str) -> bool:
+    def active(self, camera: str, minute: int | None, state: str) -> bool:
+        """Whether the entry applies at `camera`, at `minute` of the local day (None: a time that cannot be
+        placed, which no `hours` window holds), to a plate of `state`."""
         if self.cameras and camera not in self.cameras:
             return False
         if self.entry.state is not None and state not in (self.entry.state, UNKNOWN):
             return False
-        return not self.hours or any(_within(minute, start, end) for start, end in self.hours)
+        if not self.hours:
+            return True
+        return minute is not None and any(_within(minute, start, end) for start, end in self.hours)
 
 
 def _within(minute: int, start: int, end: int) -> bool:
@@ -104,7 +108,7 @@ class Matcher:
                     self._regex.append((re.compile(entry.regex), compiled))
         self._folded_keys = list(self._folded)
 
-    def match(self, texts: Sequence[str], camera: str, minute: int, state: str = UNKNOWN) -> list[WatchHit]:
+    def match(self, texts: Sequence[str], camera: str, minute: int | None, state: str = UNKNOWN) -> list[WatchHit]:
         """Entries active on `camera` at `minute` (after local midnight) for a plate of `state` that any
         of `texts` (best candidate first) matches, best first; one hit per entry, the closest."""
         best: dict[int, WatchHit] = {}
@@ -120,7 +124,10 @@ class Matcher:
         """`match` on the event's text, then its other candidates (fusion keeps its top 5), at its camera,
         local time first seen and state."""
         texts = [event.text, *(t for t, _ in event.candidates if t != event.text)]
-        seen = datetime.fromtimestamp(event.first_seen)
+        try:
+            seen = datetime.fromtimestamp(event.first_seen)
+        except (ValueError, OverflowError, OSError):  # a time no calendar holds (a row from a broken clock)
+            return self.match(texts, event.camera_id, None, event.state)
         return self.match(texts, event.camera_id, seen.hour * 60 + seen.minute, event.state)
 
     def _text_hits(self, text: str) -> list[tuple[_Entry, str, int]]:
