@@ -21,9 +21,11 @@ CardT = TypeVar("CardT", bound=BaseModel)
 
 
 def open_session(
-    path: Path, what: str = "model", use_gpu: bool = False, threads: int | None = None
+    path: Path, what: str = "model", use_gpu: bool = False, threads: int | None = None, sha256: str | None = None
 ) -> ort.InferenceSession:
-    """A thread-safe InferenceSession; a file onnxruntime cannot load is one clear PlatepilotError."""
+    """A thread-safe InferenceSession; a file onnxruntime cannot load is one clear PlatepilotError. With
+    `sha256` (its sidecar's), the file is read once and loaded only if those bytes have that sha256: a model
+    replaced between its sidecar's check and its loading is refused, not paired with the old sidecar."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: the rest is onnxruntime's chatter, not the user's
@@ -35,8 +37,13 @@ def open_session(
             providers.insert(0, "CUDAExecutionProvider")
         else:
             log.warning("use_gpu: this onnxruntime has no CUDA provider; running on the CPU")
+    source: str | bytes = str(path)
+    if sha256 is not None:
+        source = _read_model(path, what)
+        if hashlib.sha256(source).hexdigest() != sha256:
+            raise PlatepilotError(f"{path}: sha256 does not match its sidecar (replaced while it was loaded)")
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        return ort.InferenceSession(source, options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PlatepilotError(f"{path}: onnxruntime cannot load this {what} ({detail[:200]})") from None
@@ -57,6 +64,13 @@ def rapidocr_model(name: str) -> Path:
 def sidecar_path(model_path: Path) -> Path:
     """Every model's JSON sidecar sits beside it: `x.onnx` -> `x.json`."""
     return model_path.with_suffix(".json")
+
+
+def _read_model(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PlatepilotError(f"{path}: cannot read this {what} ({exc.strerror})") from None
 
 
 def file_sha256(path: Path) -> str:

@@ -233,3 +233,19 @@ def test_make_engine(tiny_model: Path, engine: str, error: str | None) -> None:
     else:
         with pytest.raises(PlatepilotError, match=error):
             make_engine(engine, tiny_model, Settings())
+
+
+def test_a_model_replaced_while_it_loads_is_refused_not_paired_with_the_old_sidecar(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """A deploy renaming a new ONNX in between the sidecar's check and the model's loading gave a session on
+    the new model with the old sidecar's charset and input size until the watcher's next poll."""
+    from platepilot.ocr.spec import load_card
+    from platepilot.sessions import open_session
+
+    sha = load_card(tiny_model).sha256
+    assert open_session(tiny_model, sha256=sha).get_inputs()  # the bytes its sidecar names: loaded
+    swapped = tmp_path / tiny_model.name
+    swapped.write_bytes(tiny_model.read_bytes() + b"\0")  # another model under the same name
+    with pytest.raises(PlatepilotError, match="replaced while it was loaded"):
+        open_session(swapped, sha256=sha)

@@ -93,7 +93,7 @@ class CRNNOCRService:
             )
         self._path = Path(model_path)
         self._card = load_card(self._path)
-        self._session = open_session(self._path, "model", use_gpu, threads)
+        self._session = open_session(self._path, "model", use_gpu, threads, sha256=self._card.sha256 or None)
         self._input = _check_io(self._session, self._path, self._card.spec)
         self._batch_size = batch_size
         self._format_prior = format_prior
