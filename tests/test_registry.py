@@ -347,7 +347,7 @@ def test_the_gate_weighs_both_readers_as_the_engine_reads_them(monkeypatch: pyte
     from types import SimpleNamespace
 
     from platepilot.config import OCRConfig, Settings
-    from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore
+    from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore, engine_role
     from platepilot.registry import gate
     from platepilot.registry.gate import DEFAULT_READER, Contender, run_gate
 
@@ -364,10 +364,11 @@ def test_the_gate_weighs_both_readers_as_the_engine_reads_them(monkeypatch: pyte
                           scores("plateocr with X"), scores("cascade of X"))  # fmt: skip
     assert x_record.auto_role() == "member"  # X did not beat the default reader, but helped PlateOCR
     auto = Settings()
-    record = run_gate(Contender("Y", Path("y.onnx")), Contender.deployed("X", Path("x.onnx"), x_record, auto), auto)
+    x = Contender("X", Path("x.onnx"))
+    record = run_gate(Contender("Y", Path("y.onnx")), x, auto, incumbent_role=engine_role("auto", x_record))
     assert (record.decision, record.judged) == ("refused", "plateocr with Y")
     assert record.incumbent.reader == "plateocr with X"
     assert "refused: plateocr with Y reads worse than plateocr with X" in gate.verdict_line(record)
     alone = Settings(ocr=OCRConfig(engine="crnn"))  # a site reading with the CRNN alone compares the CRNNs
-    record = run_gate(Contender("Y", Path("y.onnx")), Contender.deployed("X", Path("x.onnx"), x_record, alone), alone)
+    record = run_gate(Contender("Y", Path("y.onnx")), x, alone, incumbent_role=engine_role("crnn", x_record))
     assert (record.decision, record.judged, record.incumbent.reader) == ("accepted", "Y", "X")

@@ -39,6 +39,9 @@ BEAM_SKIP_PATH_PROB = 1.0 / (1.0 + PRIOR_RATIO)
 # A crop this many times taller than wide holds no plate line: squeezed to the model's 32 x 128 it is
 # noise the reader can still make a character of (a 10000 x 20 strip read as `E`), so it reads as empty.
 MAX_TALL_RATIO = 2.0
+# Nor does one this many times wider than tall (a plate line is about 3-8 times as wide): a 20 x 10000 strip
+# of noise read as `0` once PlateOCR scaled it down to read.
+MAX_WIDE_RATIO = 25.0
 
 
 class CRNNOCRService:
@@ -162,7 +165,7 @@ class CRNNOCRService:
         return reads
 
     def _read_crops(self, crops: list[np.ndarray]) -> list[PlateRead]:
-        readable = [i for i, crop in enumerate(crops) if not too_tall(crop)]
+        readable = [i for i, crop in enumerate(crops) if not no_plate_line(crop)]
         reads = [PlateRead("", 0.0, engine=self.name) for _ in crops]
         for start in range(0, len(readable), self._batch_size):
             batch = readable[start : start + self._batch_size]
@@ -261,9 +264,10 @@ class CRNNOCRService:
             self.probabilities([blank] * self._batch_size)
 
 
-def too_tall(crop: np.ndarray) -> bool:
-    """Whether `crop` is too tall for its width to hold a plate line (MAX_TALL_RATIO)."""
-    return bool(crop.shape[0] > MAX_TALL_RATIO * crop.shape[1])
+def no_plate_line(crop: np.ndarray) -> bool:
+    """Whether `crop` is too tall (MAX_TALL_RATIO) or too thin (MAX_WIDE_RATIO) to hold a plate line."""
+    height, width = crop.shape[:2]
+    return bool(height > MAX_TALL_RATIO * width or width > MAX_WIDE_RATIO * height)
 
 
 def decode_read(

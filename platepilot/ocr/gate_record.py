@@ -90,6 +90,8 @@ class GateRecord:
     """PlateOCR with the candidate as its crnn member (None: not measured, as in older records)."""
     cascade: ReaderScores | None = None
     """The cascade of the candidate and that PlateOCR, at the gate's `ocr.cascade_sure` (None: not measured)."""
+    incumbent_alone: ReaderScores | None = None
+    """The incumbent CRNN alone, when the engine reads it otherwise (`incumbent` is then it as it is read)."""
     judged: str | None = None
     """The reader the decision weighed against the incumbent: the candidate as the configured engine reads it
     (None in older records: the candidate alone)."""
@@ -140,6 +142,7 @@ class GateRecord:
             sha256=str(data["sha256"]),
             member=ReaderScores.from_json(data["member"]) if data.get("member") else None,
             cascade=ReaderScores.from_json(data["cascade"]) if data.get("cascade") else None,
+            incumbent_alone=ReaderScores.from_json(data["incumbent_alone"]) if data.get("incumbent_alone") else None,
             judged=data.get("judged"),
         )
 

@@ -27,7 +27,7 @@ import numpy as np
 from platepilot.errors import PlatepilotError
 from platepilot.images import at_most_wide
 from platepilot.ocr.base import as_bgr
-from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, too_tall
+from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, no_plate_line
 from platepilot.ocr.deblur import Deblurrer, deblurrer, surest
 from platepilot.ocr.easy import EasyOCRReader
 from platepilot.ocr.ensemble import MemberRead, combine
@@ -97,7 +97,7 @@ class CRNNMember:
         self._format_prior = format_prior
 
     def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]:
-        if too_tall(image):
+        if no_plate_line(image):
             return []
         charset = self._service.spec.charset
         decode = partial(decode_read, charset=charset, format_prior=self._format_prior)
@@ -157,7 +157,9 @@ class PlateOCR:
 
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3) -> one PlateRead per crop, in order."""
-        return [self._read_one(at_most_wide(as_bgr(i, image), MAX_READ_WIDTH)) for i, image in enumerate(images)]
+        crops = [as_bgr(i, image) for i, image in enumerate(images)]
+        empty = PlateRead("", 0.0, engine=self.name)  # a strip no plate line fits
+        return [empty if no_plate_line(c) else self._read_one(at_most_wide(c, MAX_READ_WIDTH)) for c in crops]
 
     def member_reads(self, image: np.ndarray) -> list[MemberRead]:
         """Every member's reads of one crop, in member order (see each member for which region it reads)."""

@@ -22,7 +22,7 @@ from typing import Any
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.deployed import STATE_FILE, Deployed, swap_in, write_json
-from platepilot.ocr.gate_record import GateRecord, read_gate_record
+from platepilot.ocr.gate_record import GateRecord, Role, engine_role, read_gate_record
 from platepilot.ocr.spec import load_card
 from platepilot.registry.common import actor, utc_now
 from platepilot.registry.gate import Contender, gate_tags, record_from_tags, run_gate, verdict_line
@@ -42,17 +42,18 @@ def promote_gated(
         raise PlatepilotError(f"{name} version {version} already is the champion")
     with tempfile.TemporaryDirectory(prefix="platepilot-gate-") as tmp:
         candidate = download_version(mlflow_client, name, version, Path(tmp) / "candidate")
-        incumbent = None
+        incumbent: Contender | None = None
+        role: Role = "alone"
         if current is not None:
             try:
                 champion = download_version(mlflow_client, name, current, Path(tmp) / "champion")
                 card = load_card(champion)  # verified here: a corrupt champion is not a contender
                 tags = dict(mlflow_client.get_model_version(name, str(current)).tags or {})
-                incumbent = Contender.deployed(f"champion v{current}", champion, record_from_tags(tags, card.sha256),
-                                               settings)  # fmt: skip
+                incumbent = Contender(f"champion v{current}", champion)
+                role = engine_role(settings.ocr.engine, record_from_tags(tags, card.sha256))
             except PlatepilotError as exc:  # a broken champion must never block replacing it
                 log.warning("champion v%s cannot be read (%s): gating against the built-in reader", current, exc)
-        record = run_gate(Contender(f"v{version}", candidate), incumbent, settings, force, extra)
+        record = run_gate(Contender(f"v{version}", candidate), incumbent, settings, force, extra, role)
     when = now().isoformat(timespec="seconds")
     for key, value in gate_tags(record, actor(), when).items():
         mlflow_client.set_model_version_tag(name, str(version), key, value)
@@ -71,8 +72,9 @@ def deploy_model(
     target = settings.ocr.model_path
     if target.is_file() and target.resolve() == candidate.resolve():
         raise PlatepilotError(f"{source}: this already is the deployed model at {target}")
-    incumbent = _deployed_contender(target, settings)
-    record = run_gate(Contender(name or f"run {_run_name(source)}", candidate), incumbent, settings, force)
+    incumbent, role = _deployed_contender(target, settings)
+    record = run_gate(Contender(name or f"run {_run_name(source)}", candidate), incumbent, settings, force,
+                      incumbent_role=role)  # fmt: skip
     if record.decision == "refused":
         raise PlatepilotError(f"{source} not deployed: {verdict_line(record)}")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -115,16 +117,17 @@ def run_model(source: Path) -> Path:
     return source
 
 
-def _deployed_contender(target: Path, settings: Settings) -> Contender | None:
-    """The CRNN deployed at `target` as the runtime reads it (by its gate record), if it loads; None (the
-    default reader) otherwise."""
+def _deployed_contender(target: Path, settings: Settings) -> tuple[Contender | None, Role]:
+    """The CRNN deployed at `target` and how the configured engine reads it (by its gate record), if it loads;
+    (None, "alone": the default reader) otherwise."""
     if not target.is_file():
-        return None
+        return None, "alone"
     try:
         card = load_card(target)
     except PlatepilotError:
-        return None
-    return Contender.deployed(f"deployed {card.sha256[:12]}", target, read_gate_record(target, card.sha256), settings)
+        return None, "alone"
+    role = engine_role(settings.ocr.engine, read_gate_record(target, card.sha256))
+    return Contender(f"deployed {card.sha256[:12]}", target), role
 
 
 def _run_name(source: Path) -> str:

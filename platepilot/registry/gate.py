@@ -71,13 +71,6 @@ class Contender:
         prefix = "cascade of" if role == "cascade" else "plateocr with"
         return cls(f"{prefix} {name}", model, member=True, cascade=role == "cascade")
 
-    @classmethod
-    def deployed(cls, name: str, model: Path, record: GateRecord | None, settings: Settings) -> Contender:
-        """The CRNN at `model`, deployed with gate `record`, as the configured engine reads it: what the gate
-        must beat, or a site could get worse with a candidate that beats the CRNN alone (a CRNN reading 80% alone
-        but 96% as PlateOCR's member lost to one reading 85% alone and 95.2% as that member)."""
-        return cls.in_role(name, model, engine_role(settings.ocr.engine, record))
-
 
 def gate_sets(settings: Settings, extra: Sequence[Path] = ()) -> list[LabelSet]:
     """The gate's plates: the site's held-out split (when the labels file exists), golden, extras."""
@@ -148,28 +141,38 @@ def build_contender(contender: Contender, settings: Settings) -> OCREngine:
 
 def run_gate(
     candidate: Contender, incumbent: Contender | None, settings: Settings, force: bool = False,
-    extra: Sequence[Path] = (),
+    extra: Sequence[Path] = (), incumbent_role: Role = "alone",
 ) -> GateRecord:  # fmt: skip
-    """Measure the candidate, the incumbent (None: the default reader), the default reader and, when
-    PlateOCR has a crnn member, PlateOCR with the candidate as that member and the candidate's cascade;
-    decide on the incumbent (as it reads now: `Contender.deployed`) against the reader the candidate would
-    make under the configured engine (`engine_role`); a candidate that engine would not read at all is refused."""
+    """Measure the candidate, the incumbent CRNN (None: the default reader) alone and in `incumbent_role` (how
+    the configured engine reads it now, `engine_role` of its own gate record), the default reader and, when
+    PlateOCR has a crnn member, PlateOCR with the candidate as that member and the candidate's cascade.
+
+    The candidate is refused when it reads worse alone than the incumbent alone, when the reader it would
+    make under the configured engine reads worse than the incumbent as it is read now, or when that engine
+    would not read it at all. The second check is why the incumbent is measured in its role: comparing the
+    CRNNs alone, one reading 80% alone but 96% as PlateOCR's member lost to one reading 85% alone and 95.2% as
+    that member, and the site read worse."""
     if candidate.model is None:
         raise PlatepilotError("the gate's candidate must be a CRNN model")
     sets = gate_sets(settings, extra)
     default = _measure(Contender(DEFAULT_READER, None), settings, sets)
     measured = _measure(candidate, settings, sets)
-    before = default if incumbent is None else _measure(incumbent, settings, sets)
+    alone = default if incumbent is None else _measure(incumbent, settings, sets)
+    before = alone
+    if incumbent is not None and incumbent.model is not None and incumbent_role != "alone":
+        before = default if incumbent_role == "unused" else _measure(
+            Contender.in_role(incumbent.name, incumbent.model, incumbent_role), settings, sets)  # fmt: skip
     member = cascade = None
     if "crnn" in settings.ocr.plateocr_members:
         member = _measure(Contender(f"plateocr with {candidate.name}", candidate.model, member=True), settings, sets)
         first = Contender(f"cascade of {candidate.name}", candidate.model, member=True, cascade=True)
         cascade = _measure(first, settings, sets)
-    record = GateRecord(measured, before, default, "accepted", load_card(candidate.model).sha256, member, cascade)
+    record = GateRecord(measured, before, default, "accepted", load_card(candidate.model).sha256, member, cascade,
+                        incumbent_alone=None if alone is before else alone)  # fmt: skip
     role = engine_role(settings.ocr.engine, record)
     judged = record.scores_as(role)
     record = replace(record, judged=None if role == "unused" else judged.reader)
-    if role == "unused" or before.beats(judged):  # unused: it reads worse alone and makes PlateOCR worse
+    if role == "unused" or before.beats(judged) or alone.beats(measured):
         return replace(record, decision="forced" if force else "refused")
     return record
 
@@ -181,16 +184,25 @@ def _measure(contender: Contender, settings: Settings, sets: Sequence[LabelSet])
 def verdict_line(record: GateRecord) -> str:
     """One line with the decision and the numbers of both readers (and the default reader's)."""
     numbers = f"{record.candidate.summary()}; {record.incumbent.summary()}"
+    if record.incumbent_alone is not None:
+        numbers += f"; {record.incumbent_alone.summary()}"
     if record.incumbent.reader != record.default.reader:
         numbers += f"; {record.default.summary()}"
     for extra in (record.member, record.cascade):
         if extra is not None:
             numbers += f"; {extra.summary()}"
+    alone = record.incumbent_alone or record.incumbent
     judged = record.judged or record.candidate.reader
+    if alone.beats(record.candidate):  # the CRNN alone is worse: the first check
+        worse = f"{record.candidate.reader} reads worse than {alone.reader}"
+    elif record.judged is None and record.decision != "accepted":
+        worse = f"{record.candidate.reader} would not be read (worse than the default reader, and as its member)"
+    else:
+        worse = f"{judged} reads worse than {record.incumbent.reader}"
     if record.decision == "refused":
-        return f"refused: {judged} reads worse than {record.incumbent.reader} ({numbers}); --force overrides"
+        return f"refused: {worse} ({numbers}); --force overrides"
     if record.decision == "forced":
-        return f"forced: {judged} reads worse than {record.incumbent.reader} ({numbers})"
+        return f"forced: {worse} ({numbers})"
     return f"accepted: {judged} reads no worse than {record.incumbent.reader} ({numbers})"
 
 
