@@ -61,15 +61,10 @@ class Contender:
     cascade: bool = False
     """With `member`: `model` reads first, and that PlateOCR only the reads less sure than `ocr.cascade_sure`."""
 
-    @classmethod
-    def in_role(cls, name: str, model: Path, role: Role) -> Contender:
-        """The CRNN at `model` read as `role` says (`unused`: the default reader reads instead)."""
-        if role == "unused":
-            return cls(DEFAULT_READER, None)
-        if role == "alone":
-            return cls(name, model)
-        prefix = "cascade of" if role == "cascade" else "plateocr with"
-        return cls(f"{prefix} {name}", model, member=True, cascade=role == "cascade")
+    def as_member(self, cascade: bool = False) -> Contender:
+        """This CRNN read as PlateOCR's crnn member, or (`cascade`) first in their cascade."""
+        prefix = "cascade of" if cascade else "plateocr with"
+        return Contender(f"{prefix} {self.name}", self.model, member=True, cascade=cascade)
 
 
 def gate_sets(settings: Settings, extra: Sequence[Path] = ()) -> list[LabelSet]:
@@ -159,14 +154,14 @@ def run_gate(
     measured = _measure(candidate, settings, sets)
     alone = default if incumbent is None else _measure(incumbent, settings, sets)
     before = alone
-    if incumbent is not None and incumbent.model is not None and incumbent_role != "alone":
-        before = default if incumbent_role == "unused" else _measure(
-            Contender.in_role(incumbent.name, incumbent.model, incumbent_role), settings, sets)  # fmt: skip
+    if incumbent is not None and incumbent_role == "unused":
+        before = default
+    elif incumbent is not None and incumbent_role != "alone":
+        before = _measure(incumbent.as_member(cascade=incumbent_role == "cascade"), settings, sets)
     member = cascade = None
     if "crnn" in settings.ocr.plateocr_members:
-        member = _measure(Contender(f"plateocr with {candidate.name}", candidate.model, member=True), settings, sets)
-        first = Contender(f"cascade of {candidate.name}", candidate.model, member=True, cascade=True)
-        cascade = _measure(first, settings, sets)
+        member = _measure(candidate.as_member(), settings, sets)
+        cascade = _measure(candidate.as_member(cascade=True), settings, sets)
     record = GateRecord(measured, before, default, "accepted", load_card(candidate.model).sha256, member, cascade,
                         incumbent_alone=None if alone is before else alone)  # fmt: skip
     role = engine_role(settings.ocr.engine, record)
