@@ -22,8 +22,15 @@ from platepilot.cli import app
 from platepilot.config import WatchConfig, WatchlistFile, WebhookConfig
 from platepilot.errors import PlatepilotError
 from platepilot.registry.server import free_port
-from platepilot.store.events import EventStore, PlateEvent
-from platepilot.store.search import SEARCH_INDEX, EventQuery, ensure_search_index, neighbours, search_events
+from platepilot.store.events import EventStore, PlateEvent, events_table
+from platepilot.store.search import (
+    SEARCH_INDEX,
+    EventQuery,
+    FeedCursor,
+    ensure_search_index,
+    neighbours,
+    search_events,
+)
 from platepilot.watch.alerts import Alerter
 from platepilot.watch.lists import LiveWatchlists, load_watchlists, parse_watchlists, save_watchlists
 from platepilot.watch.match import Matcher
@@ -343,6 +350,29 @@ def events_db(tmp_path: Path) -> str:
 def test_search(events_db: str, query: EventQuery, expected: list[str]) -> None:
     engine = sa.create_engine(events_db)
     assert [f.event.text for f in search_events(engine, query)] == expected
+    engine.dispose()
+
+
+def test_the_live_feed_sends_a_row_that_commits_after_a_higher_one(events_db: str) -> None:
+    """Several collectors on one PostgreSQL: row 3's id was taken before row 4's, but it commits after
+    the feed has sent row 4. Following `id > last` alone never sent it."""
+    engine = sa.create_engine(events_db)
+    with engine.begin() as conn:
+        late = dict(conn.execute(sa.select(events_table).where(events_table.c.id == 3)).mappings().one())
+        conn.execute(sa.delete(events_table).where(events_table.c.id == 3))
+    cursor = FeedCursor(0)
+    assert [f.id for f in cursor.poll(engine, now=0.0)] == [1, 2, 4, 5, 6]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(events_table).values(**late))
+    assert [f.id for f in cursor.poll(engine, now=1.0)] == [3]
+    assert cursor.poll(engine, now=2.0) == [] and cursor.last == 6
+    with engine.begin() as conn:  # a gap older than GAP_SECONDS is taken for a rolled-back insert
+        conn.execute(sa.delete(events_table).where(events_table.c.id == 6))
+        conn.execute(sa.insert(events_table).values(**{**late, "id": 8, "event_id": "late-8"}))
+    assert [f.id for f in cursor.poll(engine, now=3.0)] == [8]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(events_table).values(**{**late, "id": 7, "event_id": "late-7"}))
+    assert cursor.poll(engine, now=3.0 + FeedCursor.GAP_SECONDS + 1) == []
     engine.dispose()
 
 

@@ -3,7 +3,8 @@
 It reads the events database the runtime writes (any SQLAlchemy URL), the watchlists file (which it
 also edits, atomically; the runtime picks each save up) and the runtime's stats file. The live feed
 is server-sent events: the server polls the database for rows after the last one sent, 4 times a
-second. Access follows the labeling page's rule (`LocalGuard`): loopback only, or the printed token.
+second, and for a while for the ids it skipped, which a busier collector may still commit
+(`FeedCursor`). Access follows the labeling page's rule (`LocalGuard`): loopback only, or the printed token.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from platepilot.labeling.app import LocalGuard, add_page_routes
 from platepilot.pipeline.report import events_csv
 from platepilot.pipeline.stats_file import read_stats
 from platepilot.store.atomic import FileVersion, file_version
-from platepilot.store.search import EventQuery, counts_since, events_after, get_event, last_event_id, search_events
+from platepilot.store.search import EventQuery, FeedCursor, counts_since, get_event, last_event_id, search_events
 from platepilot.watch.lists import LiveWatchlists, save_watchlists, validate_watchlists
 
 STATIC = Path(__file__).parent / "static"
@@ -129,14 +130,15 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
         return StreamingResponse(_feed(request, start), media_type="text/event-stream")
 
     async def _feed(request: Request, after: int | None) -> AsyncIterator[str]:
-        last = await asyncio.to_thread(last_event_id, board.engine) if after is None else after
+        start = await asyncio.to_thread(last_event_id, board.engine) if after is None else after
+        cursor, sent = FeedCursor(start), start
         yield "retry: 1000\n\n"
         quiet_since = time.monotonic()
         while not await request.is_disconnected():
-            found = await asyncio.to_thread(events_after, board.engine, last)
+            found = await asyncio.to_thread(cursor.poll, board.engine, time.monotonic())
             for view in await asyncio.to_thread(views, found):
-                last = view["id"]
-                yield f"id: {last}\ndata: {json.dumps(view)}\n\n"
+                sent = max(sent, view["id"])  # a reconnecting browser resumes after it (Last-Event-ID)
+                yield f"id: {sent}\ndata: {json.dumps(view)}\n\n"
             if found:
                 quiet_since = time.monotonic()
                 continue

@@ -11,7 +11,7 @@ mean ~100,000 lookups, so it reads the events in the time range and camera inste
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -132,11 +132,39 @@ def get_event(engine: Engine, event_id: int) -> FoundEvent | None:
     return None if row is None else FoundEvent(row["id"], event_from_row(row), dict(row))
 
 
-def events_after(engine: Engine, after_id: int, limit: int = 100) -> list[FoundEvent]:
-    """Events stored after row `after_id`, oldest first (the live feed)."""
-    stmt = sa.select(events_table).where(events_table.c.id > after_id).order_by(events_table.c.id).limit(limit)
-    with engine.connect() as conn:
-        return [FoundEvent(r["id"], event_from_row(r), dict(r)) for r in conn.execute(stmt).mappings()]
+@dataclass
+class FeedCursor:
+    """Follows the events table by row id for the live feed, oldest first.
+
+    Row ids are handed out when a row is inserted, not when it commits: with several collectors on
+    one PostgreSQL, a row whose id was taken earlier can commit after a higher one was already
+    read. So the ids a poll skips over stay looked for (`gaps`) for `GAP_SECONDS`, after which they
+    are taken for rolled back or deleted; at most `MAX_GAPS` of them, the newest.
+    """
+
+    GAP_SECONDS = 30.0
+    MAX_GAPS = 256
+
+    last: int
+    gaps: dict[int, float] = field(default_factory=dict)  # row id -> when it was first missed (monotonic)
+
+    def poll(self, engine: Engine, now: float, limit: int = 100) -> list[FoundEvent]:
+        """Rows after `last`, and rows that filled a gap, not sent before."""
+        self.gaps = {i: t for i, t in self.gaps.items() if now - t <= self.GAP_SECONDS}
+        wanted = events_table.c.id > self.last
+        if self.gaps:
+            wanted = sa.or_(wanted, events_table.c.id.in_(sorted(self.gaps)))
+        stmt = sa.select(events_table).where(wanted).order_by(events_table.c.id).limit(limit)
+        with engine.connect() as conn:
+            found = [FoundEvent(r["id"], event_from_row(r), dict(r)) for r in conn.execute(stmt).mappings()]
+        for event in found:
+            if self.gaps.pop(event.id, None) is None and event.id > self.last:
+                skipped = range(max(self.last + 1, event.id - self.MAX_GAPS), event.id)
+                self.gaps.update(dict.fromkeys(skipped, now))
+                self.last = event.id
+        if len(self.gaps) > self.MAX_GAPS:
+            self.gaps = dict(sorted(self.gaps.items())[-self.MAX_GAPS :])
+        return found
 
 
 def last_event_id(engine: Engine) -> int:
