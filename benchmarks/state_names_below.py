@@ -87,9 +87,9 @@ def main(
     classifier_ms = 1e3 * (time.perf_counter() - started) / len(images)
     reader = StateNameReader(threads=1)
     named, name_ms = [], []
-    for image in track(images, "reading state names", transient=True):
+    for image, guess in track(list(zip(images, guesses, strict=True)), "reading state names", transient=True):
         started = time.perf_counter()
-        named.append(reader.read(image))
+        named.append(reader.read(image, dict(guess.top)))
         name_ms.append(1e3 * (time.perf_counter() - started))
     rows = [row(t, classifier, guesses, named, name_ms, classifier_ms, truth) for t in THRESHOLDS]
     table = Table(title=f"{len(photos)} {'held-out training' if holdout else 'valid+test'} photos: names read below")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -455,6 +456,13 @@ def test_state_train_with_an_unknown_backbone_says_so_in_one_line(
     assert stopped.value.code == 1 and "--backbone" in err and "resnet" in err and "Traceback" not in err
 
 
+def _named(lines: list[str], prior: Mapping[str, float] | None = None) -> str | None:
+    from platepilot.ocr.state_name import match_state_name
+
+    named = match_state_name(lines, 85, prior)
+    return None if named is None else named[0]
+
+
 def test_state_names_read_on_a_plate_match_their_state() -> None:
     from platepilot.ocr.state import with_name
     from platepilot.ocr.state_name import match_state_name
@@ -462,8 +470,33 @@ def test_state_names_read_on_a_plate_match_their_state() -> None:
     assert match_state_name(["ABC 1234", "FLORIDA", "Sunshine State"], 85) == ("FL", 100.0)
     assert match_state_name(["New Jersey", "CQZL-7689"], 85) == ("NJ", 100.0)
     assert match_state_name(["ABC1234", "XYZ"], 85) is None  # a serial is not a state name
+    assert match_state_name(["APRFLORIDA 97", "UQH95A"], 85) == ("FL", 100.0)  # a name inside a longer line
+    assert _named(["FL0RIDA"]) == "FL"  # a letter lost
+    assert _named(["UITAH"]) == "UT"  # a letter read twice
+    assert match_state_name(["19 MCPHERSON", "SOUTH", "DAKOTA"], 85) == ("SD", 100.0)  # over two lines
+    assert match_state_name(["1930 PENNA"], 85) == ("PA", 100.0)  # an older plate's abbreviation
+    assert match_state_name(["WEST VIRGINIA"], 85) == ("WV", 100.0)  # VIRGINIA is in it too
+    assert match_state_name(["WASHINGTON DC"], 85) == ("DC", 100.0)
     guess = with_name(StateGuess(UNKNOWN, 0.3, (("GA", 0.3), ("FL", 0.2), ("AL", 0.1))), ("FL", 95.0))
     assert guess.state == FLORIDA and guess.confidence == 0.95 and [s for s, _ in guess.top] == ["FL", "GA", "AL"]
+
+
+@pytest.mark.parametrize("line", ["NORTH", "SOUTH", "DAKOTA", "JERSEY", "MOTORCYCLE", "CONTR EQUIP"])
+def test_a_fragment_of_a_state_name_names_no_state(line: str) -> None:
+    """NORTH was read as North Carolina, and MOTORCYCLE (MOT) as Montana (MONT)."""
+    from platepilot.ocr.state_name import match_state_name
+
+    assert match_state_name(["AB 1234", line], 85) is None
+
+
+def test_names_read_equally_well_are_told_apart_by_the_classifier() -> None:
+    """A Florida plate from Washington County reads FLORIDA and WASHINGTON: the classifier decides."""
+    from platepilot.ocr.state_name import match_state_name
+
+    lines = ["MYFLORIDA.COM", "ABC 1234", "WASHINGTON"]
+    assert match_state_name(lines, 85, {"FL": 0.4, "GA": 0.2}) == ("FL", 100.0)
+    assert match_state_name(lines, 85, {"WA": 0.3}) == ("WA", 100.0)
+    assert _named(["FLORIDA", "WASHINGTON"], {"WA": 0.3, "FL": 0.5}) == "FL"
 
 
 def test_the_name_reader_reads_rendered_out_of_state_plates() -> None:
@@ -492,9 +525,9 @@ class CountingReader(StateNameReader):
 
     asked = 0
 
-    def read(self, image: np.ndarray) -> tuple[str, float] | None:
+    def read(self, image: np.ndarray, prior: Mapping[str, float] | None = None) -> tuple[str, float] | None:
         self.asked += 1
-        return super().read(image)
+        return super().read(image, prior)
 
 
 def test_names_are_read_only_where_the_classifier_is_unsure() -> None:

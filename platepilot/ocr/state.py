@@ -171,7 +171,7 @@ class StateClassifier:
                 guess = StateGuess(UNKNOWN, 0.0, guess.top)
             named = None
             if read_names and self.names is not None and self.unsure(guess.confidence):
-                named = self.names.read(images[i])
+                named = self.names.read(images[i], dict(guess.top))
             out[i] = with_name(guess, named) if named is not None else guess
         return out
 

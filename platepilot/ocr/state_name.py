@@ -1,9 +1,11 @@
 """Reading the state's name printed on a plate (FLORIDA, Texas, ...) and fuzzy-matching it to a state.
 
 PaddleOCR's PP-OCRv6 small detector and recogniser (rapidocr, a core dependency) read every text line
-of the crop; each line's letters are matched (rapidfuzz WRatio) against the state names, and the
-best match at or above `min_score` (0-100) names the state. The plate's serial rarely looks like a
-state name (its digits are dropped and fewer than four letters are ignored). Optional
+of the crop; each line's letters, and all lines' letters run together (SOUTH / DAKOTA), are matched
+against the state names and older plates' abbreviations (`name_scores`), and the best match at or
+above `min_score` (0-100) names the state. A name must be found whole: a line read as NORTH, or a
+fragment of a longer word, names no state. The plate's serial rarely looks like a state name (its
+digits are dropped and fewer than four letters are ignored). Optional
 (`state.read_names`): it costs a text detection and a recognition per line on every crop, about two
 orders of magnitude more than the classifier (docs/states.md), and it only helps where the name is
 legible.
@@ -13,35 +15,70 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
+from rapidfuzz.process import cdist
 
-from platepilot.plates.states import STATE_NAMES
+from platepilot.plates.states import STATE_ABBREVIATIONS, STATE_NAMES
 
 MIN_LETTERS = 4
 MIN_SIDE = 16  # pixels: no legible state name below; rapidocr's resize (multiples of 32) fails on less
 MAX_ASPECT = 8  # no plate is longer than 8 times its height; a thinner strip would shrink under MIN_SIDE
+MAX_WINDOW = 16  # letters: longer than any name
 _NAMES: dict[str, str] = {
-    **{name.upper(): code for code, name in STATE_NAMES.items()},
+    **{re.sub(r"[^A-Z]+", "", name.upper()): code for code, name in STATE_NAMES.items()},
     # DC's plates print "Washington, D.C." (read as "WASHINGTON DC"), not "District of Columbia".
-    "WASHINGTON DC": "DC", "WASHINGTON D C": "DC",
+    "WASHINGTONDC": "DC",
+    **STATE_ABBREVIATIONS,
 }  # fmt: skip
+_NAME_LIST = list(_NAMES)
+_NAME_LENGTH = np.array([len(name) for name in _NAME_LIST])
+_ABBREVIATION = np.array([name in STATE_ABBREVIATIONS for name in _NAME_LIST])
 
 
-def match_state_name(lines: Sequence[str], min_score: float) -> tuple[str, float] | None:
-    """The postal code whose name best matches one of `lines`, and the score (0-100); None below `min_score`."""
-    best: tuple[str, float] | None = None
-    for line in lines:
-        letters = re.sub(r"[^A-Z ]+", "", line.upper()).strip()
-        if len(letters.replace(" ", "")) < MIN_LETTERS:
-            continue
-        found = process.extractOne(letters, list(_NAMES), scorer=fuzz.WRatio)
-        if found and found[1] >= min_score and (best is None or found[1] > best[1]):
-            best = (_NAMES[found[0]], float(found[1]))
+def name_scores(letters: str) -> np.ndarray:
+    """Per name in `_NAMES`: how well (0-100, `fuzz.ratio`) the name matches a run of `letters` as
+    long as the name, or one letter longer (a letter read twice). A name of six letters or more may
+    also match a run one letter shorter (a letter lost); an abbreviation only exactly. `letters`
+    shorter than a name is matched whole, so a fragment (NORTH) scores low against its name."""
+    sizes = sorted({min(size, len(letters)) for size in range(MIN_LETTERS - 1, MAX_WINDOW + 1)})
+    windows = [letters[i : i + size] for size in sizes for i in range(len(letters) - size + 1)]
+    scores = cdist(_NAME_LIST, windows, scorer=fuzz.ratio)
+    size = np.array([len(w) for w in windows])[None, :]
+    extra = size - _NAME_LENGTH[:, None]
+    fits = (extra == 0) | ((extra == 1) & ~_ABBREVIATION[:, None]) | ((extra == -1) & (_NAME_LENGTH >= 6)[:, None])
+    fits |= (extra < 0) & (size == len(letters))
+    best = np.where(fits, scores, 0).max(axis=1)
+    best[_ABBREVIATION & (best < 100)] = 0
     return best
+
+
+def match_state_name(
+    lines: Sequence[str], min_score: float, prior: Mapping[str, float] | None = None
+) -> tuple[str, float] | None:
+    """The postal code whose name best matches `lines`, and the score (0-100); None below `min_score`.
+
+    Of states whose names match equally well (a Florida plate from Washington County reads both
+    FLORIDA and WASHINGTON), the one likelier by `prior` (the classifier's) wins, then the longer
+    name (WEST VIRGINIA over VIRGINIA).
+    """
+    texts = [t for t in (re.sub(r"[^A-Z]+", "", line.upper()) for line in lines) if len(t) >= MIN_LETTERS]
+    if len(texts) > 1:
+        texts.append("".join(texts))
+    found: dict[str, tuple[float, int]] = {}
+    for text in texts:
+        for name, score in zip(_NAME_LIST, name_scores(text), strict=True):
+            code = _NAMES[name]
+            if score >= min_score and (float(score), len(name)) > found.get(code, (0.0, 0)):
+                found[code] = (float(score), len(name))
+    if not found:
+        return None
+    odds = prior or {}
+    code, (score, _) = max(found.items(), key=lambda item: (item[1][0], odds.get(item[0], 0.0), item[1][1]))
+    return code, score
 
 
 class StateNameReader:
@@ -72,6 +109,7 @@ class StateNameReader:
             result = self._engine(image, use_cls=False)
         return list(result.txts) if getattr(result, "txts", None) is not None else []
 
-    def read(self, image: np.ndarray) -> tuple[str, float] | None:
-        """(postal code, score 0-100) of the state name printed on the BGR crop, or None."""
-        return match_state_name(self.lines(image), self.min_score)
+    def read(self, image: np.ndarray, prior: Mapping[str, float] | None = None) -> tuple[str, float] | None:
+        """(postal code, score 0-100) of the state name printed on the BGR crop, or None; `prior`
+        (state -> probability) breaks ties between names read equally well."""
+        return match_state_name(self.lines(image), self.min_score, prior)

@@ -30,6 +30,13 @@ STATE_NAMES: dict[str, str] = {
 }  # fmt: skip
 """Postal code -> name: the 50 states, DC and the five inhabited territories (56)."""
 
+STATE_ABBREVIATIONS: dict[str, str] = {
+    "ARIZ": "AZ", "CALIF": "CA", "COLO": "CO", "CONN": "CT", "KANS": "KS", "MASS": "MA", "MICH": "MI",
+    "MINN": "MN", "MONT": "MT", "NEBR": "NE", "OKLA": "OK", "OREG": "OR", "PENNA": "PA", "TENN": "TN",
+    "WASH": "WA",
+}  # fmt: skip
+"""The traditional abbreviations of four letters or more, printed on older plates (ARIZ, CONN, PENNA)."""
+
 # Spellings of the sources that differ from STATE_NAMES (after upper-casing and collapsing
 # punctuation): us_plates_by_state's MANIFEST and the usual short forms.
 _ALIASES: dict[str, str] = {
