@@ -308,7 +308,7 @@ def _check_preview(preview: Path | None) -> None:
 def synth_plates(
     count: int = typer.Option(..., "--count", "-n", min=1, help="Number of plate crops to write."),
     out: Path = typer.Option(..., "--out", "-o", help=_SYNTH_OUT_HELP),
-    seed: int = typer.Option(0, "--seed", help=_SYNTH_SEED_HELP),
+    seed: int = typer.Option(0, "--seed", min=0, help=_SYNTH_SEED_HELP),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help=_SYNTH_WORKERS_HELP),
     preview: Path | None = typer.Option(None, "--preview", help=_SYNTH_PREVIEW_HELP),
 ) -> None:
@@ -333,7 +333,7 @@ _REAL_PLATES_HELP = (
 def synth_scenes(
     count: int = typer.Option(..., "--count", "-n", min=1, help="Number of scenes (1280x720, a fifth 640x480)."),
     out: Path = typer.Option(..., "--out", "-o", help=_SYNTH_OUT_HELP),
-    seed: int = typer.Option(0, "--seed", help=_SYNTH_SEED_HELP),
+    seed: int = typer.Option(0, "--seed", min=0, help=_SYNTH_SEED_HELP),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help=_SYNTH_WORKERS_HELP),
     preview: Path | None = typer.Option(None, "--preview", help=_SYNTH_PREVIEW_HELP),
     real_plates: list[Path] = typer.Option([], "--real-plates", help=_REAL_PLATES_HELP),
@@ -386,7 +386,7 @@ def detector_train(
         None, "--init-from", help="Start from these weights (a run's .pt, or 'bundled': the bundled model of --arch)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output-dir after its last epoch."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
     arch: str = typer.Option(
@@ -1048,7 +1048,7 @@ def train_command(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run in --output-dir exactly where it stopped."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed for the split, shuffling and synthetic plates."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for the split, shuffling and synthetic plates."),
     workers: int = typer.Option(
         0, "--workers", min=0, help="Extra processes generating synthetic plates (0: in the training process)."
     ),

@@ -43,7 +43,7 @@ def state_train(
     rendered: int = typer.Option(2400, "--rendered", min=0, help="Rendered plates in the pool (half Florida)."),
     threads: int = typer.Option(1, "--threads", min=1, max=64, help="Torch threads."),
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
     backbone: str | None = typer.Option(
@@ -110,7 +110,7 @@ def state_train_head(
     extra_rendered: int = typer.Option(
         0, "--extra-rendered", min=0, help="More degraded rendered plates per copy (beyond 600 in each copy)."
     ),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     threads: int = typer.Option(1, "--threads", min=1, max=64, help="Torch threads."),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
 ) -> None:

@@ -138,6 +138,9 @@ def test_scores_are_counted_right(keyed_manifest: Path) -> None:
         (HEADER, "no rows under the header"),
         (HEADER + "img/a.png\t1\t2\tthree\t4\tABC\t\n", "MANIFEST.tsv:2: box x y w h must be numbers"),
         (HEADER + "img/a.png\t1\t2\t0\t4\tABC\t\n", "MANIFEST.tsv:2: box width and height must be > 0"),
+        (HEADER + "img/a.png\t1\t2\tnan\t4\tABC\t\n", "MANIFEST.tsv:2: box x y w h must be numbers"),
+        (HEADER + "img/a.png\tinf\t2\t3\t4\tABC\t\n", "MANIFEST.tsv:2: box x y w h must be numbers"),
+        (HEADER + "\nimg/a.png\t1\t2\t3\t4\tABC\t\n\nimg/a.png\t1\t2\t0\t4\tABC\t\n", "MANIFEST.tsv:5: box width"),
         (HEADER + "img/a.png\t1\t2\t3\t4\tAB?1\t\n", "plate_text 'AB?1' must be letters and digits"),
         (HEADER + "img/a.png\t1\t2\t3\t4\t\t\n", "plate_text '' must be letters and digits"),
         (HEADER + "img/a.png\t1\t2\t3\t4\tABC\tus\textra\n", "MANIFEST.tsv:2: more cells than the header"),
@@ -243,6 +246,21 @@ def test_an_unreadable_image_is_named(keyed_manifest: Path) -> None:
     scenes = read_manifest(keyed_manifest)
     with pytest.raises(PlatepilotError, match=r"b\.png: image file is empty \(0 bytes\)"):
         evaluate_scenes(scenes, KeyedDetector({10: [], 20: [], 30: []}), PixelReader({}))
+
+
+def test_a_manifest_saved_with_a_byte_order_mark_reads(keyed_manifest: Path) -> None:
+    keyed_manifest.write_text("\ufeff" + keyed_manifest.read_text().replace("\n", "\r\n"))
+    assert [s.image.name for s in read_manifest(keyed_manifest)] == ["a.png", "b.png", "c.png"]
+
+
+def test_a_box_outside_its_image_is_named_not_scored(keyed_manifest: Path) -> None:
+    """A photo scaled down after labelling: its plate was scored as missed, and `--report` crashed."""
+    manifest = keyed_manifest.read_text().replace("img/b.png\t10\t10\t50\t20", "img/b.png\t500\t500\t50\t20")
+    keyed_manifest.write_text(manifest)
+    with pytest.raises(
+        PlatepilotError, match=r"b\.png: the box of DEF456 \(x 500 y 500 w 50 h 20\) lies outside the 200x100"
+    ):
+        evaluate_scenes(read_manifest(keyed_manifest), KeyedDetector({10: [], 20: [], 30: []}), PixelReader({}))
 
 
 def test_the_report_shows_every_plate_not_read(keyed_manifest: Path, tmp_path: Path) -> None:

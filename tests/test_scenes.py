@@ -167,6 +167,16 @@ def test_real_plate_photos_name_a_missing_folder(tmp_path: Path) -> None:
         real_plate_photos([tmp_path / "nope"])
 
 
+def test_real_plate_photos_take_a_state_manifests_crop_column_and_name_a_bad_header(tmp_path: Path) -> None:
+    folder = _photo_folder(tmp_path / "photos")
+    manifest = folder / "MANIFEST.tsv"
+    manifest.write_text("\ufeff" + manifest.read_text().replace("image_relpath", "crop_relpath"))  # with a BOM
+    assert len(real_plate_photos([folder])) == 3
+    manifest.write_text("path\tstate\nimages/0.png\tFLORIDA\n")
+    with pytest.raises(PlatepilotError, match=r"MANIFEST.tsv: bad header, no image column"):
+        real_plate_photos([folder])  # was a KeyError traceback
+
+
 def test_a_scene_seen_farther_keeps_its_boxes_on_its_plates() -> None:
     image = np.zeros((480, 640, 3), np.uint8)
     image[100:140, 200:300] = 255  # a white "plate"

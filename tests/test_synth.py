@@ -19,7 +19,7 @@ from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.formats import PERSONALIZED_MAX, matching_formats
 from platepilot.plates.render import PLATE_H, PLATE_W, render_plate
 from platepilot.plates.synth import iter_samples, synth_sample
-from platepilot.training.datasets import write_plates
+from platepilot.training.datasets import write_plates, write_scenes
 
 N_SAMPLES = 300
 FL_FAMILIES = (Family.FL_STANDARD, Family.FL_LEGACY)
@@ -152,6 +152,7 @@ def test_cli_synth_plates_writes_crops_labels_and_preview(tmp_path: Path) -> Non
         (["--count", "0", "--out", "x"], "--count"),
         (["--count", "3"], "--out"),
         (["--count", "3", "--out", "x", "--preview", "p.gif"], "png"),
+        (["--count", "3", "--out", "x", "--seed", "-1"], "--seed"),
     ],
 )
 def test_cli_synth_plates_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
@@ -159,3 +160,28 @@ def test_cli_synth_plates_rejects_bad_options(tmp_path: Path, args: list[str], m
     assert result.exit_code != 0
     text = result.output + (str(result.exception) if result.exception else "")
     assert message in text
+
+
+def test_synth_refuses_a_folder_of_other_files_and_a_folder_of_the_other_kind(tmp_path: Path) -> None:
+    """A user's labels.txt had synthetic labels appended to it; scenes into a folder of plates blamed
+    'other real plates'."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "labels.txt").write_text("crops/x.jpg\tABC123\n")
+    with pytest.raises(PlatepilotError, match="mine is not empty and holds no synthetic data"):
+        write_plates(mine, 2)
+    assert (mine / "labels.txt").read_text() == "crops/x.jpg\tABC123\n"
+    plates = tmp_path / "plates"
+    write_plates(plates, 2)
+    with pytest.raises(PlatepilotError, match="plates holds synthetic plates, not scenes: use another output folder"):
+        write_scenes(plates, 1)
+
+
+def test_a_preview_that_cannot_be_written_is_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "dir.png").mkdir()
+    result = CliRunner().invoke(
+        app, ["synth", "plates", "-n", "1", "--out", str(tmp_path / "o"), "--preview", str(tmp_path / "dir.png")]
+    )
+    assert isinstance(result.exception, PlatepilotError)  # the console script prints it as one line
+    assert "dir.png: cannot write the picture: Is a directory" in str(result.exception)
+    assert not list(tmp_path.glob(".dir.png*"))

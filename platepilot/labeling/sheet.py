@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
-from platepilot.imagegrid import grid
+from platepilot.imagegrid import grid, save_picture
 from platepilot.labeling.checks import check_labels
 from platepilot.ocr.base import read_image
 from platepilot.store.labels import resolve_crop_path, scan_labels
@@ -87,7 +87,5 @@ def write_sheet(labels_file: Path, out: Path, flagged_only: bool = False, limit:
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise PlatepilotError(f"--out {out}: use a .png (or .jpg) file name")
     sheet, shown, flagged = render_sheet(labels_file, flagged_only, limit)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), sheet):
-        raise PlatepilotError(f"{out}: cannot write the image")
+    save_picture(out, sheet)
     return shown, flagged

@@ -9,12 +9,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from platepilot.errors import PlatepilotError
-from platepilot.imagegrid import contact_sheet
+from platepilot.imagegrid import contact_sheet, save_picture
 from platepilot.levels import read_crop
 from platepilot.ocr.base import OCREngine, read_image
 from platepilot.ocr.metrics import Scores, confusions, score
@@ -201,11 +200,9 @@ def write_report_tiles(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PlatepilotError(f"{folder}: cannot create report folder: {exc.strerror}") from None
-    write_text_atomically(folder / "report.json", json.dumps(report, indent=2) + "\n")
     if images:
         picture = contact_sheet(images, captions, columns=min(6, len(images)), cell=cell)
     else:
         picture = contact_sheet([np.full((cell[1], cell[0], 3), 255, np.uint8)], ["no errors"], columns=1, cell=cell)
-    sheet = folder / "worst_errors.png"
-    if not cv2.imwrite(str(sheet), picture):
-        raise PlatepilotError(f"{sheet}: cannot write image")
+    save_picture(folder / "worst_errors.png", picture)
+    write_text_atomically(folder / "report.json", json.dumps(report, indent=2) + "\n")

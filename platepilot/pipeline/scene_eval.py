@@ -248,6 +248,7 @@ def evaluate_scenes(
         task = bar.add_task(f"{detector_label(detector)} + {reader.name}", total=len(scenes))
         for scene in scenes:
             photo = read_image(scene.image)
+            _check_boxes(scene, photo.shape[1], photo.shape[0])
             start = timer()
             image = stretched(photo)  # as the runtime levels a flat frame
             detections = detector.detect(image)
@@ -263,6 +264,18 @@ def evaluate_scenes(
         detector_label(detector), reader.name, len(scenes), seconds=seconds, read_seconds=read_seconds,
         misses=tuple(misses), **total,
     )  # fmt: skip
+
+
+def _check_boxes(scene: LabelledScene, width: int, height: int) -> None:
+    """PlatepilotError naming the image and box when a labelled plate lies wholly outside its image
+    (photos scaled down after labelling): it would count as a plate no detector can find."""
+    for plate in scene.plates:
+        x, y, w, h = plate.box_xywh
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise PlatepilotError(
+                f"{scene.image}: the box of {plate.label} (x {x:g} y {y:g} w {w:g} h {h:g}) lies outside "
+                f"the {width}x{height} image; was the photo resized after labelling?"
+            )
 
 
 def write_scene_report(result: SceneEval, folder: Path) -> None:

@@ -11,6 +11,7 @@ each corrected plate keeps its label as written in `as_labelled`, so evals can r
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,7 +57,8 @@ def read_manifest(path: Path, check_images: bool = True) -> tuple[LabelledScene,
     reader = read_tsv(path, COLUMNS)
     errata = read_label_errors(path.parent)
     scenes: dict[Path, list[LabelledPlate]] = {}
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num
         relpath, plate = _parse_row(row, f"{path}:{line}")
         if plate is not None and (truth := corrected(errata, relpath, plate.text)) is not None:
             plate = replace(plate, text=truth, as_labelled=plate.text)
@@ -82,6 +84,8 @@ def _parse_row(row: dict[str | None, str | None], where: str) -> tuple[str, Labe
         return cells["image_relpath"], None
     try:
         x, y, w, h = (float(cells[k]) for k in "xywh")
+        if not all(math.isfinite(v) for v in (x, y, w, h)):  # nan, inf, 1e999
+            raise ValueError
     except ValueError:
         box = " ".join(cells[k] or "''" for k in "xywh")
         raise PlatepilotError(f"{where}: box x y w h must be numbers, got {box}") from None

@@ -22,7 +22,6 @@ Everything is deterministic per (seed, index): one `np.random.default_rng([seed,
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,8 @@ from platepilot.errors import PlatepilotError
 from platepilot.plates.designs import sample_design
 from platepilot.plates.fonts import CAPTION_FACES, PLATE_FACES, FontFace, load_font
 from platepilot.plates.render import render_plate
+from platepilot.plates.state_manifest import IMAGE_COLUMNS
+from platepilot.plates.tsv import read_tsv
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 PLATE_WIDTH = (20.0, 300.0)  # warped plate width range in a 1280 px wide frame, pixels
@@ -578,9 +579,11 @@ def real_plate_photos(folders: Sequence[Path]) -> tuple[str, ...]:
     for folder in folders:
         manifest = folder / "MANIFEST.tsv"
         if manifest.is_file():
-            with manifest.open(encoding="utf-8") as f:
-                rows = list(csv.DictReader(f, delimiter="\t"))
-            paths += [str(folder / r["image_relpath"]) for r in rows if r.get("split", "train") == "train"]
+            rows = read_tsv(manifest)
+            column = next((c for c in IMAGE_COLUMNS if c in (rows.fieldnames or [])), None)
+            if column is None:
+                raise PlatepilotError(f"{manifest}: bad header, no image column ({' or '.join(IMAGE_COLUMNS)})")
+            paths += [str(folder / r[column]) for r in rows if r.get("split", "train") == "train" and r[column]]
         elif folder.is_dir():
             paths += sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
         else:

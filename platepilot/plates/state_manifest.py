@@ -46,7 +46,8 @@ def read_state_manifest(path: Path, splits: Collection[str] | None = None) -> tu
             f"({' or '.join(IMAGE_COLUMNS)}) and a state column ({' or '.join(STATE_COLUMNS)}), tab-separated"
         )
     photos = []
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num
         split = (row.get("split") or "").strip()
         if splits is not None and split not in splits:
             continue

@@ -10,9 +10,10 @@ from platepilot.errors import PlatepilotError
 
 def read_tsv(path: Path, required: tuple[str, ...] = ()) -> csv.DictReader[str]:
     """The rows of a tab-separated manifest with a header; PlatepilotError naming a missing or unreadable
-    file, or a header without every `required` column."""
+    file, or a header without every `required` column. A row's file line is the reader's `line_num`
+    (blank lines are skipped, so counting rows would name the wrong line)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the header
     except FileNotFoundError:
         raise PlatepilotError(f"{path}: manifest not found") from None
     except (OSError, UnicodeDecodeError) as exc:

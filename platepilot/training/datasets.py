@@ -20,7 +20,7 @@ import yaml
 from rich.progress import Progress
 
 from platepilot.errors import PlatepilotError
-from platepilot.imagegrid import contact_sheet, grid
+from platepilot.imagegrid import contact_sheet, grid, save_picture
 from platepilot.plates.scenes import Scene, render_scene, scene_size
 from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import append_labels
@@ -59,6 +59,10 @@ def claim_stream(out: Path, stream: dict[str, Any]) -> None:
     marker = out / STREAM_FILE
     if marker.is_file():
         held = json.loads(marker.read_text(encoding="utf-8"))
+        if held.get("kind") != stream.get("kind"):
+            raise PlatepilotError(
+                f"{out} holds synthetic {held.get('kind')}, not {stream.get('kind')}: use another output folder"
+            )
         if held != stream:
             raise PlatepilotError(
                 f"{out} holds synthetic {held.get('kind')} of seed {held.get('seed')}"
@@ -66,6 +70,8 @@ def claim_stream(out: Path, stream: dict[str, Any]) -> None:
                 + f"; seed {stream.get('seed')} needs another output folder (or the same seed to go on)"
             )
         return
+    if out.is_dir() and any(out.iterdir()):
+        raise PlatepilotError(f"{out} is not empty and holds no synthetic data: use a new or empty output folder")
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(marker, json.dumps(stream).encode())
 
@@ -95,9 +101,7 @@ def write_plates(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path
 def preview_plates(path: Path, seed: int = 0, count: int = 48) -> None:
     """Write a contact sheet of `count` samples of stream `seed` to `path` (PNG)."""
     samples = [synth_sample(seed, i) for i in range(count)]
-    sheet = contact_sheet([s.image for s in samples], [s.text for s in samples])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), sheet)
+    save_picture(path, contact_sheet([s.image for s in samples], [s.text for s in samples]))
 
 
 def yolo_lines(scene: Scene) -> str:
@@ -170,7 +174,4 @@ def scene_sheet(scenes: list[Scene], columns: int = 3, cell_width: int = 426) ->
 
 def preview_scenes(path: Path, seed: int = 0, count: int = 6, real_plates: Sequence[str] = ()) -> None:
     """Write a PNG grid of the first `count` scenes of stream `seed` with their boxes drawn."""
-    sheet = scene_sheet([render_scene(seed, i, real_plates=real_plates) for i in range(count)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), sheet):
-        raise PlatepilotError(f"could not write the preview {path}: is the folder writable?")
+    save_picture(path, scene_sheet([render_scene(seed, i, real_plates=real_plates) for i in range(count)]))

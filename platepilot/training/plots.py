@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from platepilot.imagegrid import contact_sheet
+from platepilot.imagegrid import contact_sheet, save_picture
 
 Panel = tuple[str, tuple[str, ...], bool]  # title, the history keys drawn in it, log scale?
 
@@ -48,4 +48,4 @@ def prediction_grid(images: list[np.ndarray], preds: list[str], truths: list[str
     order = sorted(range(len(images)), key=lambda i: preds[i] == truths[i])[:limit]
     tiles = [images[i] if images[i].ndim == 3 else cv2.cvtColor(images[i], cv2.COLOR_GRAY2BGR) for i in order]
     captions = [f"{preds[i] or '-'} / {truths[i]}" + ("" if preds[i] == truths[i] else "  X") for i in order]
-    cv2.imwrite(str(path), contact_sheet(tiles, captions))
+    save_picture(path, contact_sheet(tiles, captions))
