@@ -42,6 +42,19 @@ def test_events_round_trip_in_wal_mode_and_jsonl(tmp_path: Path) -> None:
     assert json.loads(lines[1])["text"] == "XYZ987" and json.loads(lines[1])["candidates"][0] == ["XYZ987", 0.8]
 
 
+def test_an_event_after_a_torn_jsonl_line_is_a_line_of_its_own(tmp_path: Path) -> None:
+    """A power cut mid-append left a fragment; the next event was glued onto it and lost too."""
+    jsonl = tmp_path / "events.jsonl"
+    store = EventStore(f"sqlite:///{tmp_path}/events.db", jsonl)
+    store.add(_event(1, "ABC1234", 100.0))
+    with jsonl.open("a") as handle:
+        handle.write('{"camera_id": "CAM1", "track_id": 2, "fir')
+    store.add(_event(3, "XYZ987", 300.0))
+    store.close()
+    lines = jsonl.read_text().splitlines()
+    assert len(lines) == 3 and [json.loads(lines[i])["track_id"] for i in (0, 2)] == [1, 3]
+
+
 def test_reads_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")

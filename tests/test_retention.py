@@ -141,3 +141,50 @@ def test_the_pruner_thread_prunes_while_the_runtime_runs(tmp_path: Path) -> None
         time.sleep(0.02)
     pruner.stop()
     assert not list(output.crops_dir.rglob("*.jpg")) and query_events(output.events_db_url) == []
+
+
+def test_a_full_disk_frees_the_crops_even_when_the_events_file_cannot_be_rewritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewriting events.jsonl needs as much free space as the file: it ran before the crops were
+    deleted, so on a full disk every prune failed there and no crop was ever freed."""
+    import errno
+
+    import platepilot.store.retention as retention
+
+    output = _seed(tmp_path, {1: 45.0, 2: 3.0})
+
+    def disk_full(path: Path, data: bytes, mode: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(retention, "replace_atomically", disk_full)
+    capped = output.model_copy(update={"retention": RetentionConfig(max_disk_gb=1e-9)})
+    with pytest.raises(OSError, match="No space left"):
+        prune(capped, tmp_path / "labels.txt", time.time())
+    assert list(output.crops_dir.rglob("*.jpg")) == []  # freed before the events file was tried
+    assert all(e.crop_path == "" for e in query_events(output.events_db_url))  # marked before
+
+
+def test_events_are_found_by_crop_through_an_index(tmp_path: Path) -> None:
+    """Without it, each batch of 500 crops scanned the table under the write lock (20 s on 1M rows)."""
+    import sqlalchemy as sa
+
+    output = _seed(tmp_path, {1: 3.0})
+    engine = sa.create_engine(output.events_db_url)
+    with engine.connect() as conn:
+        plan = conn.execute(
+            sa.text("EXPLAIN QUERY PLAN UPDATE plate_events SET crop_note = 'x' WHERE crop_path IN ('a', 'b')")
+        )
+        assert "ix_plate_events_crop_path" in " ".join(str(row[-1]) for row in plan)
+    engine.dispose()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_pruning_as_root_leaves_the_events_file_to_its_owner(tmp_path: Path) -> None:
+    """`sudo platepilot prune` left events.jsonl owned by root: the service user could no longer append."""
+    output = _seed(tmp_path, {1: 45.0, 2: 3.0})
+    assert output.events_jsonl is not None
+    os.chown(output.events_jsonl, 65534, 65534)
+    prune(output, tmp_path / "labels.txt", time.time())
+    stat = output.events_jsonl.stat()
+    assert (stat.st_uid, stat.st_gid) == (65534, 65534) and len(output.events_jsonl.read_text().splitlines()) == 1

@@ -73,13 +73,19 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def replace_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, rename it over `path`, fsync the folder."""
+    """Write `data` to a temp file beside `path`, fsync it, rename it over `path`, fsync the folder.
+    The new file keeps the old one's owner where it can (root pruning a service user's events file
+    must leave it appendable by that user)."""
+    owner = path.stat() if path.exists() else None
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
             tmp.flush()
             os.fchmod(tmp.fileno(), mode & 0o7777)
+            if owner is not None and (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(PermissionError):  # only root may give a file away
+                    os.fchown(tmp.fileno(), owner.st_uid, owner.st_gid)
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
     except BaseException:

@@ -11,6 +11,7 @@ outage, and an event that reached neither is counted in `lost`.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Mapping
@@ -44,7 +45,7 @@ events_table = sa.Table(
     sa.Column("text", sa.String(16), nullable=False, index=True),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("candidates", sa.Text, nullable=False),  # JSON [[text, confidence], ...]
-    sa.Column("crop_path", sa.Text, nullable=False),
+    sa.Column("crop_path", sa.Text, nullable=False, index=True),  # retention marks events by their crop
     sa.Column("engine", sa.String(32), nullable=False),
     sa.Column("model_version", sa.String(128), nullable=False),
     sa.Column("reads", sa.Integer, nullable=False),
@@ -237,8 +238,11 @@ class EventStore:
 
     def _append(self, jsonl: Path, event: PlateEvent) -> bool:
         try:
-            with locked(jsonl, "ab") as handle:  # the pruner rewrites the file under the same lock
-                append_whole(handle, (json.dumps(event.to_json()) + "\n").encode("utf-8"))
+            with locked(jsonl, "a+b") as handle:  # the pruner rewrites the file under the same lock
+                end = os.fstat(handle.fileno()).st_size
+                torn = end > 0 and os.pread(handle.fileno(), 1, end - 1) != b"\n"  # a power cut mid-append
+                line = ("\n" if torn else "") + json.dumps(event.to_json()) + "\n"  # never glued to the torn one
+                append_whole(handle, line.encode("utf-8"))
         except OSError as exc:
             self.jsonl_outage.failure(os_reason(exc))
             return False

@@ -2,8 +2,10 @@
 the events files are kept under `max_disk_gb` by deleting the oldest crops first.
 
 An event whose crop is deleted stays, marked: its `crop_path` emptied and `crop_note` saying when and
-why, in the database and in the JSON-lines file, before the file goes (a crash in between leaves an
-event saying its crop is gone while it is still there, never the reverse). Crops listed in the site's
+why, in the database before the file goes (a crash in between leaves an event saying its crop is gone
+while it is still there, never the reverse), then in the JSON-lines file, whose rewrite needs as much
+free space as the file: on a full disk the crops must go first. Each batch of rows is its own short
+transaction, so the running runtime's inserts wait a moment, not the whole prune. Crops listed in the site's
 labels file (gate.labels) are training data and never deleted, nor crops written in the last
 `RECENT_SECONDS` (their track may still be read, its event not yet written). `run` prunes on a thread
 every `interval_minutes`; `platepilot prune [--dry-run]` on demand.
@@ -110,21 +112,21 @@ def plan_prune(
 def prune(output: OutputConfig, labels: Path, now: float, dry_run: bool = False) -> PruneReport:
     """Apply `output.retention` once: mark the events of the crops that go, delete those crops, then the
     events older than max_age_days (with `dry_run`, only count)."""
-    plan = plan_prune(crop_files(output.crops_dir), output.retention, events_bytes(output), now, labeled(labels))
-    day = time.strftime("%Y-%m-%d", time.localtime(now))
-    notes = {key: f"crop deleted {day}: {why}" for crop, why in plan.crops for key in _keys(crop.path)}
     engine = open_engine(output.events_db_url)
     try:
+        plan = plan_prune(crop_files(output.crops_dir), output.retention, events_bytes(output), now, labeled(labels))
+        day = time.strftime("%Y-%m-%d", time.localtime(now))
+        notes = {key: f"crop deleted {day}: {why}" for crop, why in plan.crops for key in _keys(crop.path)}
         marked, deleted = _prune_database(engine, notes, plan.event_cutoff, dry_run)
     finally:
         engine.dispose()
-    jsonl_deleted = 0
-    if output.events_jsonl is not None and output.events_jsonl.is_file():
-        jsonl_deleted = _prune_jsonl(output.events_jsonl, notes, plan.event_cutoff, dry_run)
     if not dry_run:
         for crop, _ in plan.crops:
             crop.path.unlink(missing_ok=True)
         _remove_empty_folders(output.crops_dir, {crop.path.parent for crop, _ in plan.crops})
+    jsonl_deleted = 0
+    if output.events_jsonl is not None and output.events_jsonl.is_file():
+        jsonl_deleted = _prune_jsonl(output.events_jsonl, notes, plan.event_cutoff, dry_run)
     return PruneReport(plan, deleted, marked, jsonl_deleted, dry_run)
 
 
@@ -170,14 +172,15 @@ def _prune_database(engine: sa.Engine, notes: dict[str, str], cutoff: float | No
         by_note.setdefault(note, []).append(path)
     marked = deleted = 0
     dropped = drop_days_before(engine, cutoff) if cutoff is not None and not dry_run else 0
-    with engine.begin() as conn:
-        for note, paths in by_note.items():
-            for chunk in _chunks(paths, 500):
-                where = table.c.crop_path.in_(chunk)
+    for note, paths in by_note.items():
+        for chunk in _chunks(paths, 500):
+            where = table.c.crop_path.in_(chunk)
+            with engine.begin() as conn:
                 if dry_run:
                     marked += conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
                 else:
                     marked += conn.execute(table.update().where(where).values(crop_path="", crop_note=note)).rowcount
+    with engine.begin() as conn:
         if cutoff is not None:
             old = table.c.last_seen < cutoff
             if dry_run:
