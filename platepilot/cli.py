@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from platepilot.blur_cli import blur_app
 from platepilot.config import Settings, dump_config, load_config
-from platepilot.errors import PlatepilotError, missing_module
+from platepilot.errors import PlatepilotError, database_error, missing_module
 from platepilot.redact import RedactingFormatter, redact
 from platepilot.state_cli import eval_states, parse_state, state_app, with_states
 from platepilot.training.records import DEFAULT_ARCH, TrainOptions, TrainResult
@@ -945,11 +945,11 @@ def reads_command(
 ) -> None:
     """List plate events (one per vehicle) from the events database."""
     from platepilot.pipeline.report import event_line, events_csv, parse_since
-    from platepilot.store.events import query_events
+    from platepilot.store.events import existing_database, query_events
     from platepilot.store.search import fuzzy_events
 
     settings = load_config(config)
-    url, start = settings.output.events_db_url, parse_since(since) if since else None
+    url, start = existing_database(settings.output.events_db_url), parse_since(since) if since else None
     if fuzzy is None:
         found = query_events(url, start, plate, device=device)
     else:
@@ -1181,6 +1181,12 @@ def main(args: list[str] | None = None, prog_name: str | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # a database that is locked, full or damaged: one line, as for a bad path
+        error = database_error(exc)
+        if error is None:
+            raise
+        err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 def _guide_script(command: str, script: str) -> Callable[[], None]:

@@ -31,3 +31,15 @@ def missing_module(exc: ModuleNotFoundError) -> PlatepilotError | None:
     top = (exc.name or "").split(".")[0]
     extra = EXTRA_OF.get(top)
     return None if extra is None else missing_extra(top, extra)
+
+
+def database_error(exc: BaseException) -> PlatepilotError | None:
+    """The one-line error for a database failure (locked, disk full, damaged file, server gone); None for
+    any other exception. SQLAlchemy is looked up, not imported: a command that never loaded it raised none."""
+    import sys
+
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.SQLAlchemyError):
+        return None
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return PlatepilotError(f"events database: {reason} (another program holding it, a full disk or a damaged file?)")

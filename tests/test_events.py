@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from platepilot.cli import app
+from platepilot.errors import PlatepilotError
 from platepilot.labeling.crops import crop_meta
 from platepilot.pipeline.report import events_csv, parse_since
 from platepilot.store.crops import CropStore, crop_path, parse_crop_stem
@@ -69,6 +71,80 @@ def test_reads_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert runner.invoke(app, ["reads", "--since", "1d"]).output == ""
     bad = runner.invoke(app, ["reads", "--since", "yesterday"])
     assert bad.exit_code != 0
+
+
+def test_reads_plate_is_letters_and_digits_never_a_wildcard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--plate %` or `_` listed every event, `A_C` matched ABC123 and `-` (cleaned to nothing) everything;
+    ABC.123 found nothing though ABC123 was stored."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
+    store = EventStore(f"sqlite:///{tmp_path}/e.db")
+    for i, text in enumerate(["ABC123", "XYZ987"]):
+        store.add(_event(i + 1, text, 1.0e9 + i))
+    store.close()
+    runner = CliRunner()
+    assert "ABC123" in runner.invoke(app, ["reads", "--plate", "abc.123"]).output
+    assert runner.invoke(app, ["reads", "--plate", "A_C"]).output == ""  # `_` is dropped: AC is in neither
+    for wildcard in ("%", "_", "-"):
+        refused = runner.invoke(app, ["reads", "--plate", wildcard])
+        assert refused.exit_code == 1 and "holds no letter or digit" in str(refused.exception)
+    long = runner.invoke(app, ["reads", "--plate", "ABCDEFGHIJKLMNOPQRS", "--fuzzy", "1"])
+    assert isinstance(long.exception, PlatepilotError) and "at most 16" in str(long.exception)
+
+
+def test_reads_in_the_wrong_folder_says_so_and_creates_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["reads"])
+    assert result.exit_code == 1 and "no events database at output/events.db" in str(result.exception)
+    assert not (tmp_path / "output").exists()
+
+
+def test_a_locked_database_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prune` while another writer held the database printed a 74-line traceback."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/e.db"
+    EventStore(url).close()
+    (tmp_path / "platepilot.yaml").write_text(
+        f"output:\n  events_db_url: {url}\n  crops_dir: {tmp_path}/crops\n  retention:\n    max_age_days: 1\n"
+    )
+    holder = sqlite3.connect(tmp_path / "e.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from platepilot.cli import main; main(['prune'])"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        holder.rollback()
+        holder.close()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: events database: database is locked"), done.stderr
+
+
+def test_csv_times_carry_their_utc_offset() -> None:
+    """Naive local times made the hour repeated when clocks go back two events at the same time."""
+    line = events_csv([_event(1, "ABC123", 1_000_000_000.0)]).splitlines()[1]
+    stamp = line.split(",")[2]
+    assert datetime.fromisoformat(stamp).timestamp() == 1_000_000_000.0 and datetime.fromisoformat(stamp).tzinfo
+
+
+def test_a_track_never_overwrites_an_earlier_runs_crop(tmp_path: Path) -> None:
+    """A run whose first frame was days earlier (a clock set back) numbered its tracks from 1 again and
+    wrote over the crops an earlier run had in today's folder."""
+    earlier = CropStore(tmp_path / "crops")
+    first = earlier.offer(_crop(1, 0.5, 100))
+    assert first is not None and first.path is not None
+    before = first.path.read_bytes()
+    later = CropStore(tmp_path / "crops")
+    second = later.offer(_crop(1, 0.5, 200))
+    assert second is not None and second.path is not None and second.path.name == "CAM1_track1_2.jpg"
+    assert first.path.read_bytes() == before
+    assert later.offer(_crop(1, 0.9, 250)).path == second.path  # type: ignore[union-attr]  # its own file from then on
+    assert parse_crop_stem(second.path.stem) == ("CAM1", 1)
 
 
 @pytest.mark.parametrize(("text", "expected"), [("30m", 10_000 - 1800), ("2h", 10_000 - 7200), ("45s", 9955)])

@@ -42,6 +42,11 @@ def csv_cell(value: object) -> object:
     return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
+def local_time(seconds: float) -> str:
+    """ISO 8601 local time with its UTC offset: the hour repeated when the clocks go back stays two hours."""
+    return datetime.fromtimestamp(seconds).astimezone().isoformat()
+
+
 def events_csv(events: list[PlateEvent]) -> str:
     """The events as CSV (`reads --csv`, the dashboard's export), safe to open in a spreadsheet."""
     out = io.StringIO()
@@ -49,9 +54,8 @@ def events_csv(events: list[PlateEvent]) -> str:
     writer.writerow(CSV_FIELDS)
     for e in events:
         candidates = " ".join(f"{t}:{c:.3f}" for t, c in e.candidates)
-        row = [e.camera_id, e.track_id, datetime.fromtimestamp(e.first_seen).isoformat(),
-               datetime.fromtimestamp(e.last_seen).isoformat(), e.text, f"{e.confidence:.4f}",
-               e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates,
+        row = [e.camera_id, e.track_id, local_time(e.first_seen), local_time(e.last_seen), e.text,
+               f"{e.confidence:.4f}", e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates,
                e.state, f"{e.state_confidence:.4f}", e.source_file]  # fmt: skip
         writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()

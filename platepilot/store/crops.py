@@ -4,7 +4,8 @@ A track's file is written when its first crop arrives and replaced only when a c
 quality arrives: written to a temporary file in the same folder, then `os.replace`d, so a reader
 (the labeling app, `find ... | wc -l`) never sees a half-written JPEG. The date is the track's first
 frame's local date. Track ids restart with each run, so `next_track_id` tells the tracker where the
-day's numbering left off, and an earlier run's crops are never overwritten.
+day's numbering left off; a track whose day folder already holds its name (a run crossing midnight,
+a clock set back) gets `<CAMERA>_track<N>_2.jpg` and so on: an earlier run's crops are never overwritten.
 
 The disk may fail (full, read-only, a folder that is a file) or fall under the free-space floor: the
 crop is then not written, the track goes on (its event says why it has no crop), the failure is
@@ -69,7 +70,7 @@ class CropStore:
     def __init__(self, crops_dir: Path, min_free_bytes: int = 0) -> None:
         self.crops_dir, self.min_free_bytes = crops_dir, min_free_bytes
         self._best: dict[tuple[str, int], StoredCrop] = {}
-        self._first_seen: dict[tuple[str, int], float] = {}
+        self._paths: dict[tuple[str, int], Path] = {}  # each track's file, chosen at its first crop
         self._lock = threading.Lock()
         self.writes = 0
         self.outage = Outage(f"crops {crops_dir}", "events go on without their crops (counted as crops_failed)")
@@ -87,8 +88,7 @@ class CropStore:
             current = self._best.get(key)
             if current is not None and crop.quality <= current.quality:
                 return None
-            first = self._first_seen.setdefault(key, crop.timestamp)
-            path = crop_path(self.crops_dir, crop.camera_id, crop.track_id, first)
+            path = self._paths.get(key) or self._paths.setdefault(key, self._free_path(crop))
             problem = self._write(path, crop)
             if problem is None:
                 stored = StoredCrop(path, crop.quality, crop.frame_index)
@@ -151,7 +151,17 @@ class CropStore:
         """Drop a finished track from memory (its file stays)."""
         with self._lock:
             self._best.pop((camera_id, track_id), None)
-            self._first_seen.pop((camera_id, track_id), None)
+            self._paths.pop((camera_id, track_id), None)
+
+    def _free_path(self, crop: PlateCrop) -> Path:
+        """The track's file in its first crop's day folder, under a name no earlier run's crop holds."""
+        path = crop_path(self.crops_dir, crop.camera_id, crop.track_id, crop.timestamp)
+        taken = set(self._paths.values())
+        copy = 1
+        while path.exists() or path in taken:
+            copy += 1
+            path = path.with_name(f"{crop.camera_id}_track{crop.track_id}_{copy}.jpg")
+        return path
 
     def next_track_id(self, camera_id: str, timestamp: float) -> int:
         """1 + the highest track number of `camera_id` already stored on `timestamp`'s day."""

@@ -10,6 +10,7 @@ outage, and an event that reached neither is counted in `lost`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -25,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from platepilot.errors import EXTRA_OF, PlatepilotError
+from platepilot.plates.charset import normalize
 from platepilot.store.atomic import append_whole, locked
 from platepilot.store.outage import Outage, os_reason
 from platepilot.store.partitions import ensure_days
@@ -142,6 +144,21 @@ def insert_new(conn: Connection, rows: list[dict[str, Any]], table: sa.Table = e
 def event_row(event: PlateEvent) -> dict[str, Any]:
     """The `events_table` row of `event` (without `id` and `synced_at`)."""
     return {**asdict(event), "candidates": json.dumps([list(c) for c in event.candidates])}
+
+
+def existing_database(url: str) -> str:
+    """`url`, or PlatepilotError when it names a SQLite file that does not exist: a command that only
+    reads events (`reads`) must not create an empty database in the wrong folder and print nothing."""
+    with contextlib.suppress(sa.exc.ArgumentError):  # open_engine names a bad URL
+        parsed = sa.make_url(url)
+        path = parsed.database
+        on_disk = parsed.drivername.startswith("sqlite") and path not in (None, "", ":memory:") and "mode=" not in url
+        if on_disk and not Path(str(path)).is_file():
+            raise PlatepilotError(
+                f"no events database at {path} (output.events_db_url): run from the folder `platepilot run` "
+                "ran in, or pass its --config"
+            )
+    return url
 
 
 def open_engine(url: str) -> Engine:
@@ -270,12 +287,15 @@ def query_events(
 ) -> list[PlateEvent]:
     """Events first seen at or after `since` (epoch seconds) whose text contains `plate` (and of `device`),
     oldest first."""
+    wanted = None if plate is None else normalize(plate)
+    if wanted == "":  # `-`, `%` or `_` alone was a search for every event
+        raise PlatepilotError(f"--plate {plate!r} holds no letter or digit")
     engine = open_engine(url)
     stmt = sa.select(events_table).order_by(events_table.c.first_seen, events_table.c.id)
     if since is not None:
         stmt = stmt.where(events_table.c.first_seen >= since)
-    if plate:
-        stmt = stmt.where(events_table.c.text.contains(plate.upper().replace(" ", "").replace("-", "")))
+    if wanted:
+        stmt = stmt.where(events_table.c.text.contains(wanted, autoescape=True))
     if device is not None:
         stmt = stmt.where(events_table.c.device_id == device)
     if limit is not None:

@@ -193,7 +193,10 @@ def fuzzy_events(
     try:
         with contextlib.suppress(sa.exc.SQLAlchemyError):  # a read-only database is searched without it
             ensure_search_index(engine)
-        query = EventQuery(plate, fuzzy, since=since, limit=None, newest_first=False, device=device)
+        try:
+            query = EventQuery(plate, fuzzy, since=since, limit=None, newest_first=False, device=device)
+        except ValueError as exc:
+            raise PlatepilotError(f"--plate: {exc}") from None
         found = search_events(engine, query)
     finally:
         engine.dispose()
