@@ -30,6 +30,7 @@ from platepilot.store.provenance import (
     read_records,
     sidecar_path,
 )
+from platepilot.store.splits import is_held_out, split_group
 from platepilot.training.data_loading import MixedPlates
 from platepilot.training.train import PSEUDO_VAL_MIN, TrainOptions, train, weighted_ctc
 
@@ -149,9 +150,11 @@ def test_train_pseudo_uses_the_pseudo_labels_and_names_them_in_the_model_card(
     run = [*args, *options, "--output-dir", str(tmp_path / "run")]
     result = runner.invoke(app, run)
     assert result.exit_code == 0, result.output
-    assert f"{kept} pseudo-labels, weight 0.3" in result.output
+    fraction = TrainOptions(labels=labels, output_dir=tmp_path).holdout_fraction
+    held = sum(is_held_out(split_group(p, t, True), fraction) for p, t in pseudo_labels(labels).items())
+    assert kept == len(pseudo_labels(labels)) and f"{kept - held} pseudo-labels, weight 0.3" in result.output
     training = load_card(tmp_path / "run" / "florida_plate_ocr.onnx").training
-    assert training["pseudo"] == kept and training["labels"] == 0 and training["pseudo_weight"] == 0.3
+    assert training["pseudo"] == kept - held and training["labels"] == 0 and training["pseudo_weight"] == 0.3
     assert training["degrade_real"] == 0.5 and training["motion_blur"] == 0.4
     assert any(str(sidecar_path(labels)) in s and str(crops.resolve()) in s for s in training["sources"])
 
@@ -170,8 +173,30 @@ def test_with_few_human_labels_training_validates_on_held_out_pseudo_labels(tmp_
         result = train(opts, Console(file=quiet))
     training = load_card(tmp_path / "run" / "florida_plate_ocr.onnx").training
     assert training["val_source"] == "held-out pseudo-labels" and training["labels"] == 0
-    assert training["val"] + training["pseudo"] == len(texts) and 0 < training["val"] < len(texts) // 2
+    held = sum(is_held_out(split_group(str(crops / n), t, True), opts.holdout_fraction) for n, t in texts.items())
+    assert training["val"] + training["pseudo"] + held == len(texts) and 0 < training["val"] < len(texts) // 2
     assert result.history and training["pseudo_weight"] == 0.5
+
+
+def test_a_crop_is_one_crop_however_its_path_is_spelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`labels auto --crops-dir crops` then a labeling session on `--crops-dir /abs/crops` wrote one crop two
+    ways: it stayed a pseudo-label after a human labelled it (so a crop held out for the gate was trained
+    on), and a rerun from another folder made it two pseudo-labels."""
+    monkeypatch.chdir(tmp_path)
+    texts = _crops(tmp_path / "crops", 3)
+    labels = tmp_path / "data" / "labels.txt"
+    now = datetime.now(UTC)
+    agreed = ("paddle", "crnn")
+    records = [make_record(f"crops/{n}", t, PSEUDO_ENGINE, 0.9, False, now, agreed, True) for n, t in texts.items()]
+    records.append(
+        make_record(str(tmp_path / "crops" / "001.jpg"), texts["001.jpg"], PSEUDO_ENGINE, 0.9, False, now, agreed, True)
+    )
+    append_records(labels, records)
+    append_labels(labels, [(str(tmp_path / "crops" / "000.jpg"), texts["000.jpg"])])  # a human, absolute path
+    assert pseudo_labels(labels) == {
+        "crops/002.jpg": texts["002.jpg"],
+        str(tmp_path / "crops" / "001.jpg"): texts["001.jpg"],
+    }
 
 
 def test_the_runtimes_whole_plate_crops_are_read_by_their_plate_line(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from platepilot.errors import PlatepilotError
-from platepilot.store.labels import latest_labels
+from platepilot.store.labels import latest_labels, resolve_crop_path
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +143,24 @@ def latest_pseudo_labels(labels_file: Path) -> dict[str, Provenance]:
 
 
 def pseudo_labels(labels_file: Path) -> dict[str, str]:
-    """Crop path -> text of every passing pseudo-label whose crop has no human label in `labels_file`."""
+    """Crop path -> text of every passing pseudo-label whose crop has no human label in `labels_file`.
+
+    Crops are told apart by the file a path names, not by its spelling: `labels auto --crops-dir crops`
+    and a labeling session on `--crops-dir /abs/crops` write one crop two ways, and it must neither be
+    trained on as a pseudo-label once a human labelled it (it may be held out for the gate) nor twice.
+    Of two spellings, the later record wins."""
     human = latest_labels(labels_file) if labels_file.is_file() else {}
-    return {
-        path: rec.text for path, rec in latest_pseudo_labels(labels_file).items() if rec.pseudo and path not in human
-    }
+    labelled = {_file_of(path, labels_file) for path in human}
+    latest: dict[Path, Provenance] = {}
+    for rec in read_records(labels_file):
+        if rec.engine == PSEUDO_ENGINE:
+            latest[_file_of(rec.path, labels_file)] = rec
+    return {rec.path: rec.text for crop, rec in latest.items() if rec.pseudo and crop not in labelled}
+
+
+def _file_of(path: str, labels_file: Path) -> Path:
+    """The file a labels path names, resolved (symlinks, `..`, relative spellings)."""
+    return resolve_crop_path(path, labels_file).resolve()
 
 
 def latest_prelabels(labels_file: Path) -> dict[str, Provenance]:

@@ -181,7 +181,9 @@ def _prepare_data(
         for path in report.unreadable[:5]:
             console.print(f"  unreadable: {path}")
     data = _without_held_out(data, opts.holdout_fraction, console)
-    pseudo = _load_pseudo(opts, spec, console) if opts.pseudo else empty
+    pseudo = (
+        _without_held_out(_load_pseudo(opts, spec, console), opts.holdout_fraction, console) if opts.pseudo else empty
+    )
     if len(data.texts) + len(pseudo.texts) < MIN_LABELS and opts.synthetic == 0:
         raise PlatepilotError(
             f"only {len(data.texts)} usable labels to train on: label at least {MIN_LABELS} crops, "
