@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from platepilot.blur_cli import blur_app
 from platepilot.config import Settings, dump_config, load_config
-from platepilot.errors import PlatepilotError, database_error, missing_module
+from platepilot.errors import PlatepilotError, database_error, missing_module, one_line
 from platepilot.redact import RedactingFormatter, redact
 from platepilot.state_cli import eval_states, parse_state, state_app, with_states
 from platepilot.training.records import DEFAULT_ARCH, TrainOptions, TrainResult
@@ -1165,7 +1165,7 @@ def main(args: list[str] | None = None, prog_name: str | None = None) -> None:
     try:
         app(args, prog_name=prog_name)
     except PlatepilotError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except ModuleNotFoundError as exc:  # a command that needs an extra names it, on one line
         missing = missing_module(exc)

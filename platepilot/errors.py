@@ -5,6 +5,16 @@ class PlatepilotError(Exception):
     """A problem the user can fix (bad file, bad option, missing extra); the message says what to do."""
 
 
+def one_line(exc: PlatepilotError) -> str:
+    """The message to show. A DataLoader worker's error comes back re-raised with the worker's whole
+    traceback in its message ("Caught PlatepilotError in DataLoader worker process 0. Original
+    Traceback ..."); its last line holds the worker's own message."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    return text.rstrip().splitlines()[-1].split(f"{PlatepilotError.__name__}: ", 1)[-1]
+
+
 def missing_extra(package: str, extra: str) -> PlatepilotError:
     """The error raised when an optional heavy dependency is not installed."""
     return PlatepilotError(f"{package} is not installed: pip install 'platepilot[{extra}]'")

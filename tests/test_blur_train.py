@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from platepilot.cli import main
 from platepilot.errors import PlatepilotError
@@ -121,3 +122,13 @@ def test_blur_train_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     with pytest.raises(SystemExit) as done:
         main(main_args)
     assert done.value.code == 0 and (run / "plate_blur.onnx").is_file()
+    bigger = ["--batch-size", "128", "--output-dir", str(tmp_path / "big")]  # a batch larger than the epoch: one step
+    with pytest.raises(SystemExit) as done:
+        main([*main_args[:-4], *bigger, *main_args[-2:]])
+    assert done.value.code == 0, capsys.readouterr().err
+    other = tmp_path / "detector_run"  # another trainer's checkpoint under the blur checkpoint's name
+    other.mkdir()
+    torch.save({"model": {}, "plan": {}}, other / train.CHECKPOINT)
+    assert "not a checkpoint of this run's kind (no optimizer, scheduler" in error(
+        ["--resume", "--rendered", "3", "--output-dir", str(other)]
+    )

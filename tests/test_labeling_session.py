@@ -239,6 +239,16 @@ def test_prelabel_with_a_real_engine(work: Path, tiny_model: Path) -> None:
     assert len(LABELS.read_text().splitlines()) == 1 + len(valid)
 
 
+def test_a_crop_labels_txt_cannot_name_is_skipped_not_the_whole_batch(work: Path, tiny_model: Path) -> None:
+    """A crop name holding a tab refused the batch's accepted labels, and the sidecar said they were read."""
+    day = CROPS / "2024-05-01"
+    (day / "h tab\tname.jpg").write_bytes((day / "CAM1_track0.jpg").read_bytes())
+    result = prelabel_crops(CROPS, LABELS, CRNNOCRService(tiny_model), batch_size=8, accept_above=0.0)
+    assert [rel for rel, _ in result.unreadable] == ["2024-05-01/h tab\tname.jpg"]
+    assert "tab or line break" in result.unreadable[0][1]
+    assert result.read == 5 and result.accepted == len(LABELS.read_text().splitlines()) > 0
+
+
 def test_prelabel_command_line(work: Path, tiny_model: Path) -> None:
     args = ["prelabel", "--crops-dir", str(CROPS), "--output", str(LABELS), "--model", str(tiny_model)]
     result = CliRunner().invoke(cli_app, args)

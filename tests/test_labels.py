@@ -175,7 +175,7 @@ def test_compaction_is_atomic_when_the_write_fails(tmp_path: Path, monkeypatch: 
         ({"data/crops/a.jpg"}, "data/crops/a.jpg"),
         (set(), "work/crops/a.jpg"),
     ],
-)
+)  # the same image in both places: the working folder's copy (no ambiguity)
 def test_resolve_crop_path_order(tmp_path: Path, exists: set[str], expected: str) -> None:
     for rel in exists:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +183,15 @@ def test_resolve_crop_path_order(tmp_path: Path, exists: set[str], expected: str
     labels_file = tmp_path / "data" / "labels.txt"
     resolved = resolve_crop_path("crops/a.jpg", labels_file, cwd=tmp_path / "work")
     assert resolved == tmp_path / expected
+
+
+def test_a_path_naming_two_different_images_is_refused(tmp_path: Path) -> None:
+    """`cd synth2 && train --labels ../synth/labels.txt`: synth2's 0000000.jpg was paired with synth's text."""
+    for folder, content in (("work", b"one"), ("data", b"two")):
+        (tmp_path / folder / "crops").mkdir(parents=True)
+        (tmp_path / folder / "crops" / "a.jpg").write_bytes(content)
+    with pytest.raises(PlatepilotError, match=r"crops/a\.jpg names both .* which differ"):
+        resolve_crop_path("crops/a.jpg", tmp_path / "data" / "labels.txt", cwd=tmp_path / "work")
 
 
 def test_resolve_crop_path_absolute_and_default_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,3 +240,9 @@ def test_appends_during_compaction_are_not_lost(tmp_path: Path) -> None:
     latest = latest_labels(path)
     assert len(latest) == 201
     assert latest["seed.jpg"].text == "SEED01"
+
+
+def test_a_labels_file_saved_with_a_byte_order_mark_keeps_its_first_label(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes("\ufeffcrops/a.jpg\tABC123\r\ncrops/b.jpg\tXYZ9\n".encode())
+    assert {k: v.text for k, v in latest_labels(labels).items()} == {"crops/a.jpg": "ABC123", "crops/b.jpg": "XYZ9"}

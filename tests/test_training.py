@@ -106,6 +106,40 @@ def test_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert all(torch.allclose(a[k], b[k]) for k in a)
 
 
+def test_a_resume_does_not_read_init_from_again_and_a_checkpoint_is_not_weights(tmp_path: Path) -> None:
+    """Resuming re-checked --init-from, refused once that model had been replaced meanwhile; --init-from
+    a run's last.pt (a checkpoint, not weights) was a KeyError traceback."""
+    labels = _write_crops(tmp_path / "crops", 24)
+    first = train(TrainOptions(labels, tmp_path / "base", epochs=1, batch_size=8, arch=TINY, workers=0), _quiet())
+    assert first.model_path is not None
+    with pytest.raises(PlatepilotError, match=r"last\.pt: not CRNN weights \(a run's last\.pt is its checkpoint"):
+        train(TrainOptions(labels, tmp_path / "x", epochs=1, init_from=tmp_path / "base" / "last.pt"), _quiet())
+    common = dict(labels=labels, epochs=2, batch_size=8, arch=TINY, workers=0, init_from=first.model_path)
+    real_epoch = train_module._train_epoch
+
+    def stop_in_epoch_2(*args: object, **kwargs: object) -> float:
+        if args[4] == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)  # type: ignore[arg-type]
+
+    train_module._train_epoch = stop_in_epoch_2  # type: ignore[assignment]
+    try:
+        assert train(TrainOptions(output_dir=tmp_path / "ft", **common), _quiet()).stopped == "interrupted"  # type: ignore[arg-type]
+    finally:
+        train_module._train_epoch = real_epoch
+    first.model_path.with_suffix(".pt").write_bytes(b"replaced meanwhile")  # the init model is gone
+    resumed = train(TrainOptions(output_dir=tmp_path / "ft", resume=True, **common), _quiet())  # type: ignore[arg-type]
+    assert resumed.stopped == "completed" and len(resumed.history) == 2
+
+
+def test_one_track_of_labels_is_trained_on_not_all_validated(tmp_path: Path) -> None:
+    """60 crops of one group went to validation whole: the run 'completed' having trained on nothing."""
+    train_idx, val_idx = split_by_group(["track1"] * 60, 0.15, seed=0)
+    assert len(train_idx) == 60 and len(val_idx) == 0
+    train_idx, val_idx = split_by_group(["a"] * 5 + ["b"] * 5, 0.9, seed=0)
+    assert len(train_idx) == 5 and len(val_idx) == 5
+
+
 def test_blank_collapse_is_detected_and_explained(tmp_path: Path) -> None:
     labels = _write_crops(tmp_path / "crops", 12)
     console = Console(record=True, width=300, file=open("/dev/null", "w"))  # noqa: SIM115
@@ -201,3 +235,15 @@ def test_split_keeps_groups_on_one_side() -> None:
     assert len(train_idx) + len(val_idx) == 60
     assert 9 <= len(val_idx) <= 15
     assert np.array_equal(split_by_group(groups, 0.2, seed=1)[1], val_idx)
+
+
+def test_an_error_raised_in_a_data_loader_worker_is_one_line() -> None:
+    """torch re-raises a worker's error with the worker's whole traceback as its message."""
+    from platepilot.errors import one_line
+
+    wrapped = PlatepilotError(
+        "Caught PlatepilotError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nplatepilot.errors.PlatepilotError: images/zero.jpg: image file is empty\n'
+    )
+    assert one_line(wrapped) == "images/zero.jpg: image file is empty"
+    assert one_line(PlatepilotError("plain")) == "plain"

@@ -68,7 +68,7 @@ class LabelsReport:
 
 def scan_labels(path: Path) -> LabelsReport:
     """Read every usable line and report the others; raises PlatepilotError only if the file is unreadable."""
-    *lines, tail = _read_bytes(path).split(b"\n")
+    *lines, tail = _read_bytes(path).removeprefix(b"\xef\xbb\xbf").split(b"\n")  # an editor's byte-order mark
     entries: list[tuple[str, Label]] = []
     problems: list[LabelProblem] = []
     for line_no, raw in enumerate(lines, start=1):
@@ -173,19 +173,31 @@ def resolve_crop_path(label_path: str, labels_file: Path, cwd: Path | None = Non
 
     Absolute paths as is; else relative to `cwd` (default: the working directory) if that exists; else
     relative to the labels file's folder if that exists; else the `cwd`-relative path, which shows what
-    the user wrote in error messages.
+    the user wrote in error messages. When both exist and hold different images (a labels file of bare
+    names used from another such folder), PlatepilotError: one would be paired with the other's text.
     """
     crop = Path(label_path)
     if crop.is_absolute():
         return crop
     base = cwd if cwd is not None else Path()
-    from_cwd = base / crop
+    from_cwd, beside = base / crop, base / labels_file.parent / crop
     if from_cwd.exists():
+        if beside.is_file() and from_cwd.is_file() and not _same_image(from_cwd, beside):
+            raise PlatepilotError(
+                f"{labels_file}: {label_path} names both {from_cwd} and {beside}, which differ; run from the folder "
+                "the labels' paths are relative to (or write them absolute)"
+            )
         return from_cwd
-    beside = base / labels_file.parent / crop
     if beside.exists():
         return beside
     return from_cwd
+
+
+def _same_image(a: Path, b: Path) -> bool:
+    """One file, or two with the same bytes."""
+    if a.samefile(b):
+        return True
+    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
 
 def _parse_line(raw: bytes, line_no: int) -> tuple[str, Label] | LabelProblem | None:
@@ -207,9 +219,14 @@ def _parse_line(raw: bytes, line_no: int) -> tuple[str, Label] | LabelProblem | 
     return crop, Label(Path(crop), text, line_no)
 
 
+def nameable(crop: str) -> bool:
+    """Whether labels.txt can name `crop`: one path per line, a tab before the text."""
+    return bool(crop) and not any(ch in crop for ch in _FORBIDDEN_IN_PATH)
+
+
 def _format_line(crop: str, text: str) -> str:
     bad = next((ch for ch in _FORBIDDEN_IN_PATH if ch in crop), None)
-    if not crop or bad is not None:
+    if not nameable(crop):
         problem = "is empty" if not crop else f"contains {bad!r}"
         raise PlatepilotError(f"crop path {crop!r} {problem}; labels.txt needs one path per line")
     if text != SKIP and not is_valid_text(text):

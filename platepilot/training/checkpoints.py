@@ -44,16 +44,21 @@ def check_plan(checkpoint: Path, started: dict[str, Any], plan: dict[str, Any]) 
         )
 
 
-def load_saved(path: Path) -> Any:
+def load_saved(path: Path, needs: tuple[str, ...] = (), kind: str = "a checkpoint of this run's kind") -> Any:
     """`torch.load` of a checkpoint or weights file, or PlatepilotError (one line) when it is none: cut
-    short by a crash or a copy, or another kind of file."""
+    short by a crash or a copy, another kind of file, or one without every key in `needs` (a training
+    checkpoint where weights go, another trainer's checkpoint)."""
     if not path.is_file():
         raise PlatepilotError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, KeyError) as exc:
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PlatepilotError(f"{path}: not a readable checkpoint ({why[:120]}); it is corrupt or cut short") from None
+    missing = [key for key in needs if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        raise PlatepilotError(f"{path}: not {kind} (no {', '.join(missing)} in it)")
+    return saved
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -82,7 +87,7 @@ def resume_checkpoint(
 ) -> list[dict[str, float]]:  # fmt: skip
     """Restore an interrupted run's last finished epoch into the given objects; its history. PlatepilotError
     when it was planned for other epochs, data or batch size (`check_run_folder` tells a missing one)."""
-    saved = load_saved(path)
+    saved = load_saved(path, ("model", "optimizer", "scheduler", "torch_rng", "epochs", "history"))
     if saved["epochs"] != epochs or saved["scheduler"]["total_steps"] != scheduler.total_steps:
         raise PlatepilotError(
             f"{path}: this run was planned for {saved['epochs']} epochs with other data or batch size; resume it "

@@ -77,7 +77,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     torch.manual_seed(opts.seed)
     out = opts.output_dir
     check_run_folder(out / "last.pt", opts.resume)
-    spec, arch, init_weights = _starting_point(opts)
+    spec, arch, init_weights = _resumed_point(out) if opts.resume else _starting_point(opts)
     train_set, val_images, val_texts, summary = _prepare_data(opts, spec, console)
     out.mkdir(parents=True, exist_ok=True)  # only now: a run refused for its input leaves no empty folder
     model = build_model(spec.channels, spec.num_classes, spec.height, arch)
@@ -130,12 +130,19 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     return TrainResult(model_path, state.best, state.history, stopped, state.collapse_detected, seconds)
 
 
+def _resumed_point(out: Path) -> tuple[ModelSpec, dict[str, Any], None]:
+    """Spec and architecture of the run being resumed, from its best.pt: its checkpoint replaces the
+    weights, so `--init-from` is not read again (that model may have been replaced meanwhile)."""
+    best = load_saved(out / "best.pt", WEIGHTS_KEYS, "CRNN weights")
+    return ModelSpec.model_validate(best["spec"]), best["arch"], None
+
+
 def _starting_point(opts: TrainOptions) -> tuple[ModelSpec, dict[str, Any], dict[str, torch.Tensor] | None]:
     """Spec, architecture and initial weights: fresh, or those of `--init-from` (an .onnx or .pt)."""
     if opts.init_from is None:
         return ModelSpec(), opts.arch, None
     weights = init_weights_file(opts.init_from)
-    saved = load_saved(weights)
+    saved = load_saved(weights, WEIGHTS_KEYS, "CRNN weights (a run's last.pt is its checkpoint: pass its best.pt)")
     spec, arch, state = ModelSpec.model_validate(saved["spec"]), saved["arch"], saved["state_dict"]
     grown = arch | opts.grow
     if grown == arch:
@@ -382,6 +389,10 @@ def _watch_collapse(console: Console, state: _State, preds: list[str], summary: 
         )
 
 
+WEIGHTS_KEYS = ("state_dict", "spec", "arch")
+"""What a CRNN weights file (best.pt, a model's .pt) holds (`_save_weights`)."""
+
+
 def _save_weights(path: Path, model: CRNN, spec: ModelSpec, arch: dict[str, Any]) -> None:
     save_atomic({"state_dict": model.state_dict(), "spec": spec.model_dump(), "arch": arch}, path)
 
@@ -411,7 +422,7 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(path: Path, model: CRNN, optimizer: Any, scheduler: Any, plan: dict[str, Any]) -> _State:
-    saved = load_saved(path)
+    saved = load_saved(path, ("model", "optimizer", "scheduler", "torch_rng", "state"), "a CRNN training checkpoint")
     check_plan(path, saved.get("plan", {}), plan)  # a checkpoint from before plans were kept: trusted as before
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])

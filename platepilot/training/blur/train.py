@@ -83,7 +83,7 @@ def train_blur(opts: BlurTrainOptions, console: Console | None = None) -> BlurTr
     console.print(pool.describe())
     model = BlurNet(opts.widths)
     optimizer = torch.optim.AdamW(model.parameters(), weight_decay=1e-4)
-    steps = opts.samples_per_epoch // opts.batch_size
+    steps = max(1, opts.samples_per_epoch // opts.batch_size)  # a batch larger than the epoch: one step
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
     checkpoint = opts.output_dir / CHECKPOINT
     history = resume_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, console) if opts.resume else []
