@@ -451,7 +451,7 @@ def detector_train(
     console.print(
         escape(
             f"{result.model_path} (epoch {last['epoch']}: held-out recall {last['recall']:.3f}, "
-            f"{last['fp_per_image']:.2f} false per frame); curves in {output_dir}/training_curves.png"
+            f"{last['fp_per_image']:.2f} false per frame); curves in {opts.output_dir / 'training_curves.png'}"
         ),
         soft_wrap=True,
     )
@@ -986,7 +986,8 @@ def prune_command(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
     """Apply output.retention now: delete crops and events older than max_age_days, then the oldest crops
-    over max_disk_gb (their events stay, marked). Crops in gate.labels are kept. `run` does this on its own."""
+    over max_disk_gb (their events stay, marked), the collector's crops (fleet.collector.crops_dir) as
+    well. Crops in gate.labels are kept. `run` and `collect` do this on their own."""
     import time
 
     from platepilot.store.retention import applies, prune
@@ -995,7 +996,8 @@ def prune_command(
     if not applies(settings.output.retention):
         console.print("nothing to prune: set output.retention.max_age_days or max_disk_gb", highlight=False)
         return
-    report = prune(settings.output, settings.gate.labels, time.time(), dry_run=dry_run)
+    fleet_crops = settings.fleet.collector.crops_dir
+    report = prune(settings.output, settings.gate.labels, time.time(), dry_run, fleet_crops)
     console.print(escape(report.line()), highlight=False, soft_wrap=True)
     for crop, why in report.plan.crops[:5] if dry_run else ():
         console.print(escape(f"  {crop.path} ({why})"), highlight=False, soft_wrap=True)

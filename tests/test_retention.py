@@ -188,3 +188,24 @@ def test_pruning_as_root_leaves_the_events_file_to_its_owner(tmp_path: Path) -> 
     prune(output, tmp_path / "labels.txt", time.time())
     stat = output.events_jsonl.stat()
     assert (stat.st_uid, stat.st_gid) == (65534, 65534) and len(output.events_jsonl.read_text().splitlines()) == 1
+
+
+def test_the_collectors_crops_go_with_their_events(tmp_path: Path) -> None:
+    """The collector keeps crops under <fleet crops>/<device>/<day>/: their rows were pruned, the files
+    stayed for good (and never counted against max_disk_gb)."""
+    output = _seed(tmp_path, {})
+    store = EventStore(output.events_db_url)
+    fleet = tmp_path / "fleet_crops"
+    for track, age in ((1, 45.0), (2, 3.0)):
+        when = time.time() - age * DAY
+        path = fleet / "pi1" / time.strftime("%Y-%m-%d", time.localtime(when)) / f"CAM1_track{track}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), np.full((20, 40, 3), 100, np.uint8))
+        os.utime(path, (when, when))
+        store.add(PlateEvent("CAM1", track, when, when + 2, "ABC1234", 0.9, (), str(path), "crnn", "v1", 1))
+    store.close()
+    report = prune(output, tmp_path / "labels.txt", time.time(), fleet_crops=fleet)
+    assert len(report.plan.crops) == 1 and report.events_deleted == 1
+    assert [p.name for p in fleet.rglob("*.jpg")] == ["CAM1_track2.jpg"]
+    assert [e.track_id for e in query_events(output.events_db_url)] == [2]
+    assert sorted(p.name for p in fleet.iterdir()) == ["pi1"] and len(list((fleet / "pi1").iterdir())) == 1

@@ -45,6 +45,7 @@ from platepilot.store.events import PlateEvent, alerts_table, event_row, events_
 from platepilot.store.mqtt import KEEPALIVE_S, RECONNECT_MAX_S, RECONNECT_MIN_S, authenticate, broker_url
 from platepilot.store.outage import Outage, os_reason
 from platepilot.store.partitions import make_days_ahead
+from platepilot.store.retention import Pruner
 from platepilot.store.wire import (
     ALERTS_LEAF,
     BadMessage,
@@ -301,11 +302,14 @@ def serve(settings: Settings, say: Callable[[str], None], report_seconds: float 
     )
     stop = threading.Event()
     writer = threading.Thread(target=collector.run, args=(stop,), name="collector")
+    pruner = Pruner(settings.output, settings.gate.labels, fleet_crops=collector.config.crops_dir)
     with stop_on_signals(stop.set):
         writer.start()
+        pruner.start()
         while not stop.wait(report_seconds):
             say(collector.line())
     writer.join()
+    pruner.stop()
     collector.close()
     say(collector.line())
     return collector

@@ -109,12 +109,19 @@ def plan_prune(
     return PrunePlan(tuple(chosen), cutoff, 0 if cap is None else max(total - cap, 0))
 
 
-def prune(output: OutputConfig, labels: Path, now: float, dry_run: bool = False) -> PruneReport:
+def prune(
+    output: OutputConfig, labels: Path, now: float, dry_run: bool = False, fleet_crops: Path | None = None
+) -> PruneReport:
     """Apply `output.retention` once: mark the events of the crops that go, delete those crops, then the
-    events older than max_age_days (with `dry_run`, only count)."""
+    events older than max_age_days (with `dry_run`, only count). `fleet_crops`: the collector's crops
+    folder (`<dir>/<device>/<day>/`), whose crops go with their events as the runtime's do."""
+    folders = {output.crops_dir: "*/*.jpg", **({fleet_crops: "*/*/*.jpg"} if fleet_crops is not None else {})}
+    crops = sorted(
+        (c for folder, pattern in folders.items() for c in crop_files(folder, pattern)), key=lambda c: c.mtime
+    )
     engine = open_engine(output.events_db_url)
     try:
-        plan = plan_prune(crop_files(output.crops_dir), output.retention, events_bytes(output), now, labeled(labels))
+        plan = plan_prune(crops, output.retention, events_bytes(output), now, labeled(labels))
         day = time.strftime("%Y-%m-%d", time.localtime(now))
         notes = {key: f"crop deleted {day}: {why}" for crop, why in plan.crops for key in _keys(crop.path)}
         marked, deleted = _prune_database(engine, notes, plan.event_cutoff, dry_run)
@@ -123,17 +130,17 @@ def prune(output: OutputConfig, labels: Path, now: float, dry_run: bool = False)
     if not dry_run:
         for crop, _ in plan.crops:
             crop.path.unlink(missing_ok=True)
-        _remove_empty_folders(output.crops_dir, {crop.path.parent for crop, _ in plan.crops})
+        _remove_empty_folders(set(folders), {crop.path.parent for crop, _ in plan.crops})
     jsonl_deleted = 0
     if output.events_jsonl is not None and output.events_jsonl.is_file():
         jsonl_deleted = _prune_jsonl(output.events_jsonl, notes, plan.event_cutoff, dry_run)
     return PruneReport(plan, deleted, marked, jsonl_deleted, dry_run)
 
 
-def crop_files(crops_dir: Path) -> list[CropFile]:
-    """Every crop of the store (`<crops_dir>/<day>/*.jpg`), oldest first."""
+def crop_files(crops_dir: Path, pattern: str = "*/*.jpg") -> list[CropFile]:
+    """Every crop of the store (`<crops_dir>/<day>/*.jpg`, or as `pattern` says), oldest first."""
     found = []
-    for path in crops_dir.glob("*/*.jpg") if crops_dir.is_dir() else []:
+    for path in crops_dir.glob(pattern) if crops_dir.is_dir() else []:
         try:
             stat = path.stat()
         except OSError:  # deleted meanwhile
@@ -226,9 +233,10 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
-def _remove_empty_folders(crops_dir: Path, folders: set[Path]) -> None:
+def _remove_empty_folders(roots: set[Path], folders: set[Path]) -> None:
+    """Remove the emptied day folders (never a crops folder itself)."""
     for folder in folders:
-        if folder.parent == crops_dir and folder.is_dir() and not any(folder.iterdir()):
+        if folder not in roots and roots & set(folder.parents) and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
 
@@ -236,8 +244,14 @@ class Pruner:
     """Applies retention at start, then every `interval_minutes`, on its own thread, while the runtime
     runs; a failing prune is logged and tried again at the next interval."""
 
-    def __init__(self, output: OutputConfig, labels: Path, clock: Callable[[], float] = time.time) -> None:
-        self.output, self.labels, self._clock = output, labels, clock
+    def __init__(
+        self,
+        output: OutputConfig,
+        labels: Path,
+        clock: Callable[[], float] = time.time,
+        fleet_crops: Path | None = None,
+    ) -> None:
+        self.output, self.labels, self._clock, self.fleet_crops = output, labels, clock, fleet_crops
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
 
@@ -252,7 +266,7 @@ class Pruner:
 
     def run_once(self) -> PruneReport | None:
         try:
-            report = prune(self.output, self.labels, self._clock())
+            report = prune(self.output, self.labels, self._clock(), fleet_crops=self.fleet_crops)
         except (PlatepilotError, OSError, sa.exc.SQLAlchemyError) as exc:
             log.error(
                 "retention: prune failed (%s); trying again in %g min", exc, self.output.retention.interval_minutes
