@@ -13,6 +13,7 @@ import onnxruntime as ort
 from pydantic import BaseModel, ValidationError
 
 from platepilot.errors import PlatepilotError
+from platepilot.store.atomic import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,4 @@ def load_sidecar(model_path: Path, card_type: type[CardT], what: str) -> CardT:
 def save_sidecar(model_path: Path, card: BaseModel) -> None:
     """Write the sidecar of `model_path` (stamping the file's sha256 as `onnx_sha256`) via a temp file."""
     card = card.model_copy(update={"onnx_sha256": file_sha256(model_path)})
-    sidecar = sidecar_path(model_path)
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-    tmp.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(sidecar)
+    write_text_atomically(sidecar_path(model_path), card.model_dump_json(indent=2) + "\n")

@@ -12,10 +12,11 @@ CRNN replaces PlateOCR, joins it, or is left out.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from platepilot.store.atomic import write_text_atomically
 
 GATE_FILE = "gate.json"
 Decision = Literal["accepted", "refused", "forced"]
@@ -165,9 +166,7 @@ def write_gate_record(model_path: Path, record: GateRecord) -> None:
     """Write `gate.json` beside `model_path` atomically."""
     path = gate_path(model_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record.to_json(), indent=2))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(record.to_json(), indent=2))
 
 
 def read_gate_record(model_path: Path, sha256: str) -> GateRecord | None:

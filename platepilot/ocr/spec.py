@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from platepilot.errors import PlatepilotError
 from platepilot.plates.charset import CHARSET
 from platepilot.sessions import checked_sidecar, file_sha256, sidecar_path
+from platepilot.store.atomic import write_text_atomically
 
 
 class ModelSpec(BaseModel):
@@ -70,10 +71,7 @@ def _parse_card(side: Path) -> ModelCard:
 def save_card(model_path: Path, card: ModelCard) -> None:
     """Write the sidecar atomically, with the model file's sha256 filled in."""
     card = card.model_copy(update={"sha256": file_sha256(model_path)})
-    side = sidecar_path(model_path)
-    tmp = side.with_suffix(".json.tmp")
-    tmp.write_text(card.model_dump_json(indent=2))
-    tmp.replace(side)
+    write_text_atomically(sidecar_path(model_path), card.model_dump_json(indent=2))
 
 
 def preprocess(images: list[np.ndarray], spec: ModelSpec) -> np.ndarray:
