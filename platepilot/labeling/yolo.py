@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,20 +63,82 @@ class ExtractResult:
     bad_lines: int = 0
 
 
+DATA_YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
+
+
+def data_yaml(dataset: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The dataset's data.yaml and its mapping; None when there is none, PlatepilotError naming it when
+    it is not a YAML mapping (a list, text that is not UTF-8, bad YAML)."""
+    path = next((dataset / name for name in DATA_YAML_NAMES if (dataset / name).is_file()), None)
+    if path is None:
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise PlatepilotError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        raise PlatepilotError(f"{path}: not valid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise PlatepilotError(
+            f"{path}: a YOLO data.yaml is a mapping (path, train, val, names), not a {type(data).__name__}"
+        )
+    return path, data or {}
+
+
 def class_names(dataset: Path) -> dict[int, str]:
     """data.yaml `names` (list or {id: name}) as {id: name}; empty when there is no data.yaml."""
-    for name in ("data.yaml", "data.yml", "dataset.yaml"):
-        path = dataset / name
-        if path.is_file():
-            try:
-                names = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("names", {})
-            except yaml.YAMLError as exc:
-                raise PlatepilotError(f"{path}: not valid YAML: {exc}") from None
-            if isinstance(names, list):
-                return dict(enumerate(str(n) for n in names))
-            if isinstance(names, dict):
-                return {int(k): str(v) for k, v in names.items()}
-    return {}
+    found = data_yaml(dataset)
+    if found is None:
+        return {}
+    path, data = found
+    names = data.get("names", {})
+    if isinstance(names, list):
+        return dict(enumerate(str(n) for n in names))
+    if not isinstance(names, dict):
+        return {}
+    try:
+        return {int(k): str(v) for k, v in names.items()}
+    except (TypeError, ValueError):
+        raise PlatepilotError(
+            f"{path}: names must be a list or {{class id: name}} (e.g. {{0: plate}}), got {names!r}"
+        ) from None
+
+
+def split_folders(dataset: Path) -> dict[str, list[Path]]:
+    """The image folders data.yaml names as `train` and `val` (each a folder or a list of them),
+    found as YOLO tools find them: under `path`, else under the dataset folder (also without a leading
+    `../`, as Roboflow writes them); empty without a data.yaml. PlatepilotError naming data.yaml for a
+    folder not found."""
+    found = data_yaml(dataset)
+    if found is None:
+        return {}
+    path, data = found
+    base = dataset / str(data.get("path") or ".")
+    base = base if base.is_dir() else dataset
+    splits = {}
+    for key in ("train", "val"):  # `test` is for scoring a finished model, never for training
+        entries = data.get(key) or []
+        entries = entries if isinstance(entries, list) else [entries]
+        if entries:
+            splits[key] = [_split_folder(path, key, str(entry), base, dataset) for entry in entries]
+    return splits
+
+
+def _split_folder(data_file: Path, key: str, entry: str, base: Path, dataset: Path) -> Path:
+    for folder in (base / entry, dataset / entry, dataset / entry.removeprefix("../")):
+        if folder.is_dir():
+            return folder
+    raise PlatepilotError(
+        f"{data_file}: {key}: {entry} is not a folder of images (looked in {base}); fix the path in {data_file.name}"
+    )
+
+
+def label_lines(label: Path) -> list[str]:
+    """The lines of a YOLO label file; PlatepilotError naming it when it is not UTF-8 text."""
+    try:
+        return label.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise PlatepilotError(f"{label}: not a UTF-8 text label file; save it as UTF-8") from None
 
 
 def find_splits(dataset: Path) -> list[tuple[str, Path, Path]]:
@@ -200,7 +263,7 @@ def _extract_image(
     result.images += 1
     if not label_path.is_file():
         return  # an image without a label file has no plates (YOLO's convention for negatives)
-    boxes = [parse_label_line(line) for line in label_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    boxes = [parse_label_line(line) for line in label_lines(label_path) if line.strip()]
     result.bad_lines += sum(1 for b in boxes if b is None)
     targets = []
     for index, box in enumerate(boxes):

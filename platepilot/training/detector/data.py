@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from platepilot.detect.platenet import DetectorCard, input_side, normalise
 from platepilot.errors import PlatepilotError
+from platepilot.labeling.yolo import label_lines, parse_label_line, split_folders
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 MIN_BOX_PX = 3.0  # plates narrower than this in the network input are left out of the targets
@@ -39,29 +40,69 @@ def _label_path(image: Path) -> Path:
 
 
 def read_yolo_boxes(label: Path) -> np.ndarray:
-    """`cls cx cy w h` lines (every class a plate) -> (N, 4) normalised xyxy."""
+    """Box lines `cls cx cy w h` and polygon lines `cls x1 y1 x2 y2 ...` (boxed; every class a plate)
+    -> (N, 4) normalised xyxy."""
     rows = []
-    for number, line in enumerate(label.read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if not fields:
+    for number, line in enumerate(label_lines(label), 1):
+        if not line.strip():
             continue
-        try:
-            cx, cy, w, h = (float(v) for v in fields[1:5])
-        except ValueError:
-            raise PlatepilotError(f"{label}:{number}: not a YOLO box line ('cls cx cy w h')") from None
-        rows.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        box = parse_label_line(line)
+        if box is None:
+            raise PlatepilotError(
+                f"{label}:{number}: not a YOLO label line ('cls cx cy w h', or a polygon 'cls x1 y1 x2 y2 ...')"
+            )
+        rows.append((box.cx - box.w / 2, box.cy - box.h / 2, box.cx + box.w / 2, box.cy + box.h / 2))
     return np.array(rows, np.float32).reshape(-1, 4).clip(0, 1)
 
 
-def yolo_frames(root: Path) -> list[Frame]:
-    """Every image under `root` (a YOLO dataset folder) whose label file exists; no label = still writing."""
+@dataclass(frozen=True)
+class DatasetFrames:
+    """A dataset's labelled frames: `val` is its own validation split (None: the trainer holds some of
+    `train` out), `skipped` the images left out because OpenCV cannot read them."""
+
+    train: list[Frame]
+    val: list[Frame] | None
+    skipped: list[Path]
+
+
+def yolo_frames(root: Path) -> DatasetFrames:
+    """The frames of a YOLO dataset folder: those of the `train` (and `val`) folders its data.yaml names,
+    else every image under it (`synth scenes` names `images` for both: the same frames)."""
     if not root.is_dir():
         raise PlatepilotError(f"{root}: no such dataset folder")
-    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and "images" in p.parts)
-    frames = [Frame(p, read_yolo_boxes(_label_path(p))) for p in images if _label_path(p).is_file()]
-    if not frames:
-        raise PlatepilotError(f"{root}: no labelled images (expected images/*.jpg with labels/*.txt beside)")
-    return frames
+    splits = split_folders(root)
+    train_folders, val_folders = splits.get("train", [root]), splits.get("val", [])
+    train, skipped = _labelled_frames(train_folders)
+    if {p.resolve() for p in val_folders} <= {p.resolve() for p in train_folders}:  # none, or the same
+        return DatasetFrames(train, None, skipped)
+    val, val_skipped = _labelled_frames(val_folders)
+    return DatasetFrames(train, val, skipped + val_skipped)
+
+
+def _labelled_frames(folders: list[Path]) -> tuple[list[Frame], list[Path]]:
+    """Every image under `folders` whose label file exists (no label = still writing), and those of them
+    left out as unreadable; PlatepilotError when none is labelled, or none of those readable."""
+    images = sorted(
+        p for folder in folders for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and "images" in p.parts
+    )
+    labelled = [p for p in images if _label_path(p).is_file()]
+    where = ", ".join(str(f) for f in folders)
+    if not labelled:
+        raise PlatepilotError(f"{where}: no labelled images (expected images/*.jpg with labels/*.txt beside)")
+    skipped = [p for p in labelled if not readable(p)]
+    if len(skipped) == len(labelled):
+        raise PlatepilotError(f"{where}: none of its {len(labelled)} labelled images can be read, e.g. {skipped[0]}")
+    left_out = set(skipped)
+    return [Frame(p, read_yolo_boxes(_label_path(p))) for p in labelled if p not in left_out], skipped
+
+
+def readable(image: Path) -> bool:
+    """Whether OpenCV recognises the file as an image: not empty, and a header it has a reader for (a
+    cheap check, as the folders are listed again each epoch; a frame cut short is only found when read)."""
+    try:
+        return image.stat().st_size > 0 and cv2.haveImageReader(str(image))
+    except OSError:
+        return False
 
 
 def draw_targets(boxes: np.ndarray, size: tuple[int, int], stride: int) -> dict[str, np.ndarray]:
@@ -100,7 +141,7 @@ class SceneCrops(Dataset[dict[str, torch.Tensor]]):
         frame = self.frames[index]
         image = cv2.imread(str(frame.image), cv2.IMREAD_COLOR)
         if image is None:
-            raise PlatepilotError(f"{frame.image}: unreadable image")
+            raise PlatepilotError(f"{frame.image}: OpenCV cannot decode this frame (cut short or corrupt); remove it")
         height, width = image.shape[:2]
         boxes = frame.boxes * np.array([width, height, width, height], np.float32)
         scale = input_side(max(height, width), self.card) / max(height, width)  # as the runtime scales it

@@ -3,7 +3,9 @@
 An epoch is `samples_per_epoch` random crops from every dataset folder given (they are re-listed each
 epoch, so training can start while `platepilot synth scenes` is still writing). One frame in 50 (by
 a hash of its name, stable as the folder grows) is held out and scored as the runtime scores it:
-whole frames at the model's input size, decoded by the runtime's own `decode`.
+whole frames at the model's input size, decoded by the runtime's own `decode`. A dataset whose
+data.yaml names `train` and `val` folders trains on the first and is scored on the second; its `test`
+folder is never read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -95,9 +98,28 @@ def is_val(frame: Frame) -> bool:
     return zlib.crc32(frame.image.name.encode()) % VAL_EVERY == 0
 
 
-def split_frames(folders: list[Path]) -> tuple[list[Frame], list[Frame]]:
-    frames = [f for folder in folders for f in yolo_frames(folder)]
-    return [f for f in frames if not is_val(f)], [f for f in frames if is_val(f)]
+def split_frames(folders: list[Path]) -> tuple[list[Frame], list[Frame], list[Path]]:
+    """Training and held-out frames of every dataset (its own `val` split, else one frame in VAL_EVERY),
+    and the images left out as unreadable."""
+    train: list[Frame] = []
+    val: list[Frame] = []
+    skipped: list[Path] = []
+    for folder in folders:
+        listed = yolo_frames(folder)
+        if listed.val is None:
+            train += [f for f in listed.train if not is_val(f)]
+            val += [f for f in listed.train if is_val(f)]
+        else:
+            train, val = train + listed.train, val + listed.val
+        skipped += listed.skipped
+    return train, val, skipped
+
+
+def _warn_skipped(console: Console, skipped: list[Path]) -> None:
+    console.print(
+        escape(f"warning: {len(skipped)} frame(s) left out: empty, or not an image OpenCV reads (e.g. {skipped[0]})"),
+        style="yellow", highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 def focal_loss(pred: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
@@ -200,8 +222,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         optimizer, peaks, total_steps=opts.epochs * steps_per_epoch, pct_start=0.05
     )
     state: dict[str, Any] = {"epoch": 0, "history": [], "best": {}, "best_key": -math.inf}
-    plan = {"epochs": opts.epochs, "steps_per_epoch": steps_per_epoch, "batch_size": opts.batch_size,
-            "arch": opts.arch, "data": [str(p) for p in opts.data]}  # fmt: skip
+    plan = _plan(opts, steps_per_epoch)
     if opts.resume:
         saved = load_saved(checkpoint)
         check_plan(
@@ -212,8 +233,12 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         console.print(f"resuming after epoch {state['epoch']}")
+    warned = 0
     for epoch in range(state["epoch"] + 1, opts.epochs + 1):
-        train_frames, val_frames = split_frames(opts.data)
+        train_frames, val_frames, skipped = split_frames(opts.data)
+        if len(skipped) > warned:  # once, and again only if more turn up (the folders are listed each epoch)
+            _warn_skipped(console, skipped)
+            warned = len(skipped)
         loss = _train_epoch(model, teacher, optimizer, scheduler, train_frames, card, opts, epoch, steps_per_epoch)
         metrics = evaluate_frames(model, val_frames[: opts.max_val], card)
         record = {"epoch": epoch, "loss": loss, **metrics, "train_frames": len(train_frames)}
@@ -253,6 +278,15 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     save_atomic(_weights(model, opts), model_path.with_suffix(".pt"))
     write_text_atomically(opts.output_dir / "history.json", json.dumps(state["history"], indent=2) + "\n")
     return DetectorTrainResult(model_path, state["best"], state["history"], time.monotonic() - started)
+
+
+PLAN_IGNORES = ("output_dir", "resume", "workers", "sources")  # options a resumed run may change
+
+
+def _plan(opts: DetectorTrainOptions, steps_per_epoch: int) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues: schedule, data, crops, network, teacher."""
+    options = {k: v for k, v in _jsonable(asdict(opts)).items() if k not in PLAN_IGNORES}
+    return {"epochs": opts.epochs, "steps_per_epoch": steps_per_epoch, **options}
 
 
 def _train_epoch(
