@@ -185,6 +185,30 @@ def test_eval_states_json_has_the_issue_keys(tmp_path: Path) -> None:
     assert result["named_right"] <= result["top1"] and result["named_right"] <= 1 - result["unknown_rate"]
 
 
+class _CountingClassifier(StateClassifier):
+    """The bundled classifier, recording the size of each batch it is asked to classify."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def classify(self, images: list[np.ndarray], read_names: bool = True) -> list[StateGuess]:
+        self.calls.append(len(images))
+        return super().classify(images, read_names)
+
+
+def test_eval_states_times_the_photos_after_a_warm_up(tmp_path: Path) -> None:
+    """The first inference (sessions, memory arenas, the name reader's first read) was timed with the
+    photos: ms_per_plate overstated on a small set."""
+    from platepilot.ocr.state_eval import evaluate_states
+    from platepilot.plates.state_manifest import read_state_manifest
+
+    photos = read_state_manifest(_rendered_manifest(tmp_path, 6))
+    classifier = _CountingClassifier()
+    result = evaluate_states(photos, classifier)
+    assert classifier.calls == [1, 6] and result.n == 6 and result.ms_per_plate > 0
+
+
 def test_eval_states_named_right_counts_the_state_a_read_would_carry(tmp_path: Path) -> None:
     # with a floor no state clears, every read says `unknown`: the ranking still scores, the states said do not
     manifest = _rendered_manifest(tmp_path, 12)

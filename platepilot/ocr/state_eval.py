@@ -7,7 +7,7 @@
 - `florida_precision`, `florida_recall`: of Florida vs not Florida, with the runtime's decision
   (a read says FL only when FL is the best state and clears the floor);
 - `ms_per_plate`: the classifier's time per photo at batches of 64 (and the name reader's, when the
-  classifier has one), decoding excluded.
+  classifier has one), decoding and a first warm-up call excluded.
 
 `write_state_report` adds what a person looks at: every wrong best state, the most confident first,
 in report.json and as a captioned contact sheet (worst_errors.png).
@@ -72,6 +72,7 @@ def evaluate_states(
 ) -> StateEval:
     """Classify every photo once (in batches of BATCH) and score it; see the module docstring."""
     images = [read_image(p.image) for p in track(photos, "reading photos", console=console, transient=True)]
+    classifier.classify(images[:1])  # warm-up (sessions, arenas; the name reader's too), as `--scenes` does
     started = time.perf_counter()
     found = classifier.classify(images)  # with the classifier's name reader, if it has one
     ms = 1000 * (time.perf_counter() - started) / max(len(images), 1)
