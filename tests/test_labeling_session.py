@@ -261,6 +261,38 @@ def test_prelabel_command_line(work: Path, tiny_model: Path) -> None:
     assert Settings().ocr.engine == "auto"
 
 
+def test_other_web_sites_can_neither_frame_nor_call_the_pages(work: Path) -> None:
+    """A hidden frame under a decoy button removed a watchlist entry; ten <img src=/api/next> on another
+    site reserved every crop. Opening a page from a link stays allowed."""
+    session = LabelSession(CROPS, LABELS)
+    local = TestClient(create_app(session), base_url="http://127.0.0.1:8000")
+    page = local.get("/")
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
+    cross = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors", "sec-fetch-dest": "image"}
+    assert local.get("/api/next?client=evil1", headers=cross).status_code == 403
+    assert local.get("/", headers={"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}).status_code == 200
+    body = {"client": "a", "rel": "2024-05-01/CAM1_track0.jpg", "text": "ABC123"}
+    assert local.post("/api/save", json=body, headers={"origin": "http://evil.example"}).status_code == 403
+    assert local.post("/api/save", json=body, headers={"origin": "http://127.0.0.1:8000"}).status_code == 200
+    assert local.get("/api/next?client=a", headers={"sec-fetch-site": "same-origin"}).status_code == 200
+    other_loopback = TestClient(create_app(session), base_url="http://127.0.0.2:8000")
+    assert other_loopback.get("/").status_code == 200  # a server bound to 127.0.0.2 was refused everything
+
+
+def test_two_token_servers_on_one_host_keep_their_own_cookie(work: Path) -> None:
+    """One cookie name for every port: opening the labeling app logged the dashboard out."""
+    session = LabelSession(CROPS, LABELS)
+    first = TestClient(create_app(session, token="first"), base_url="http://10.0.0.5:8000")
+    second = TestClient(create_app(session, token="second"), base_url="http://10.0.0.5:8001")
+    first.get("/?token=first")
+    second.get("/?token=second")
+    assert len({*first.cookies.keys(), *second.cookies.keys()}) == 2
+    assert first.get("/api/next?client=a").status_code == 200 and second.get("/api/next?client=b").status_code == 200
+
+
 def test_http_guard_traversal_and_token(work: Path) -> None:
     session = LabelSession(CROPS, LABELS)
     local = TestClient(create_app(session), base_url="http://127.0.0.1:8000")

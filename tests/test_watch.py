@@ -376,6 +376,17 @@ def test_the_live_feed_sends_a_row_that_commits_after_a_higher_one(events_db: st
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("header", "after", "expected"),
+    [("41", None, 41), ("²", 7, 7), ("99999999999999999999", None, None), ("", 3, 3), ("-1", None, None)],
+)
+def test_the_live_feed_resumes_only_from_a_row_id(header: str, after: int | None, expected: int | None) -> None:
+    """`Last-Event-ID: ²` passed isdigit() and failed int() (a 500); 20 digits overflowed the query."""
+    from platepilot.dashboard.app import resume_from
+
+    assert resume_from(header, after) == expected
+
+
 @pytest.mark.parametrize(("plate", "error"), [("ññ", "holds no letter or digit"), ("A" * 17, "at most 16")])
 def test_a_plate_no_event_can_hold_is_refused_not_searched(plate: str, error: str) -> None:
     """It was searched as no plate at all (every event), or, long and fuzzy, took hundreds of MB."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,7 +35,8 @@ from platepilot.store.search import EventQuery, FeedCursor, counts_since, get_ev
 from platepilot.watch.lists import LiveWatchlists, save_watchlists, validate_watchlists
 
 STATIC = Path(__file__).parent / "static"
-RowId = Annotated[int, PathParam(ge=0, lt=2**63)]  # an event row id; larger ones no database holds (not a 500)
+MAX_ROW_ID = 2**63  # larger row ids no database holds
+RowId = Annotated[int, PathParam(ge=0, lt=MAX_ROW_ID)]  # an event row id (a larger one was a 500)
 FEED_POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
 STATS_STALE_SECONDS = 30.0
@@ -64,6 +65,14 @@ class WatchlistsBody(BaseModel):
 
 def _version_text(version: FileVersion) -> str:
     return "" if version is None else "-".join(map(str, version))
+
+
+def resume_from(last_event_id: str, after: int | None) -> int | None:
+    """The row a reconnecting feed resumes after: its Last-Event-ID when that is a row id (`²` passed
+    `isdigit` and failed `int`, a 20-digit one overflowed the query), else `after`."""
+    if last_event_id.isascii() and last_event_id.isdigit() and int(last_event_id) < MAX_ROW_ID:
+        return int(last_event_id)
+    return after
 
 
 def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
@@ -124,9 +133,10 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
         return FileResponse(target)
 
     @app.get("/api/feed")
-    async def feed(request: Request, after: int | None = None) -> StreamingResponse:
-        resume = request.headers.get("last-event-id", "")
-        start = int(resume) if resume.isdigit() else after
+    async def feed(
+        request: Request, after: Annotated[int | None, Query(ge=0, lt=MAX_ROW_ID)] = None
+    ) -> StreamingResponse:
+        start = resume_from(request.headers.get("last-event-id", ""), after)
         return StreamingResponse(_feed(request, start), media_type="text/event-stream")
 
     async def _feed(request: Request, after: int | None) -> AsyncIterator[str]:

@@ -2,13 +2,18 @@
 
 Safety: only files under `--crops-dir` are served (`safe_crop_file` refuses `..`, absolute paths and
 symlinks leading out). With a `token` (any `--host` other than loopback) every request needs it, as
-`?token=` once (then a cookie), or the `X-Platepilot-Token` header. Without one, requests must name a
-loopback Host, which stops other web sites from reaching the server through DNS rebinding; writes
-must be JSON, which browsers do not send across sites without permission.
+`?token=` once (then a cookie named for that token, so two servers on one host keep theirs), or the
+`X-Platepilot-Token` header. Without one, requests must name a loopback Host, which stops other web
+sites from reaching the server through DNS rebinding; writes must be JSON, which browsers do not send
+across sites without permission. Pages may not be framed (clickjacking: a hidden frame under a decoy
+button removed a watchlist entry), and a browser request another site makes (`Sec-Fetch-Site:
+cross-site`, or a foreign `Origin`) is refused, but for opening a page: an `<img>` on another site
+could otherwise reserve every crop (`/api/next`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from platepilot.errors import PlatepilotError
 from platepilot.labeling.crops import safe_crop_file
+from platepilot.labeling.server import is_loopback
 from platepilot.labeling.session import LabelSession
 
 STATIC = Path(__file__).parent / "static"
@@ -46,7 +52,20 @@ def add_page_routes(app: FastAPI, folder: Path) -> None:
 
 TOKEN_COOKIE = "platepilot_token"
 TOKEN_HEADER = "x-platepilot-token"
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def token_cookie(token: str) -> str:
+    """The cookie that carries `token`: named for it, so the dashboard's and a labeling server's on one
+    host (cookies ignore ports) do not overwrite each other."""
+    return f"{TOKEN_COOKIE}_{hashlib.sha256(token.encode()).hexdigest()[:8]}"
+
+
+def _cross_site(request: Request) -> bool:
+    """A browser request another web site made (not opening one of our pages)."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return not (request.method == "GET" and request.headers.get("sec-fetch-mode") == "navigate")
+    origin = request.headers.get("origin")
+    return origin is not None and origin.split("://", 1)[-1] != request.headers.get("host")
 
 
 class SaveBody(BaseModel):
@@ -74,24 +93,28 @@ class LocalGuard(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if self.token is None:
             host = (request.headers.get("host") or "").rsplit(":", 1)[0]
-            if host not in LOOPBACK_NAMES:
-                return JSONResponse({"error": "this server answers on 127.0.0.1 only"}, status_code=403)
+            if not is_loopback(host):
+                return JSONResponse({"error": "this server answers on loopback (127.0.0.1) only"}, status_code=403)
         else:
             given = (
                 request.query_params.get("token")
                 or request.headers.get(TOKEN_HEADER)
-                or request.cookies.get(TOKEN_COOKIE)
+                or request.cookies.get(token_cookie(self.token))
                 or ""
             )
             if not secrets.compare_digest(given.encode(), self.token.encode()):
                 return JSONResponse({"error": "missing or wrong token: open the URL printed at start"}, 401)
+        if _cross_site(request):
+            return JSONResponse({"error": "requests from other web sites are refused"}, status_code=403)
         if request.method == "POST" and request.headers.get("content-type", "") != "application/json":
             return JSONResponse({"error": "send JSON"}, status_code=415)
         response = await call_next(request)
         if self.token is not None and request.query_params.get("token"):
-            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+            response.set_cookie(token_cookie(self.token), self.token, httponly=True, samesite="strict")
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
         return response
 
 
