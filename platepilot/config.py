@@ -7,6 +7,7 @@ keeps its default, and an unknown key is an error rather than silently ignored.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import socket
@@ -425,6 +426,35 @@ def parse_hours(text: str) -> tuple[int, int]:
     return start, end
 
 
+def nested_repeat(regex: str) -> bool:
+    """Whether `regex` repeats without bound something that itself repeats without bound (`(A+)+`,
+    `(.*)*`): the backtracking such a pattern does grows exponentially with the text (ReDoS)."""
+    sre = importlib.import_module("re._constants")  # the parser `re` itself uses; private, but 3.11-3.13 alike
+    repeats = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+
+    def parts(op: Any, arg: Any) -> list[Any]:
+        if op is sre.SUBPATTERN:
+            return [arg[3]]
+        if op is sre.BRANCH:
+            return list(arg[1])
+        return [arg[1]] if op in (sre.ASSERT, sre.ASSERT_NOT) else []
+
+    def walk(items: Any, inside: bool) -> bool:
+        for op, arg in items:
+            if op in repeats:
+                unbounded = arg[1] == sre.MAXREPEAT
+                if inside and unbounded:
+                    return True
+                children, within = [arg[2]], inside or unbounded
+            else:
+                children, within = parts(op, arg), inside
+            if any(walk(child, within) for child in children):
+                return True
+        return False
+
+    return walk(importlib.import_module("re._parser").parse(regex).data, False)
+
+
 class WatchEntry(_Model):
     """One watched plate: an exact `plate` (matched fold-aware and within `watch.match_distance`) or a `regex`."""
 
@@ -471,6 +501,11 @@ class WatchEntry(_Model):
                 re.compile(regex)
             except re.error as exc:
                 raise ValueError(f"bad regex {regex!r}: {exc}") from None
+            if nested_repeat(regex):
+                raise ValueError(
+                    f"regex {regex!r} repeats a repetition, like (A+)+: such a pattern can take seconds per plate "
+                    "and would stall alerts; write it without the nesting"
+                )
         return regex
 
     @field_validator("hours")
@@ -716,11 +751,10 @@ def _load_file(path: Path, origin: str) -> Settings:
         what = "is not a file" if path.exists() else "not found"
         raise PlatepilotError(f"{path}: config file {what}{origin}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PlatepilotError(_yaml_error(path, exc)) from None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PlatepilotError(f"{path}: cannot read config file: {exc}") from None
+    data = read_yaml(text, path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -729,6 +763,28 @@ def _load_file(path: Path, origin: str) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise PlatepilotError(f"{path}: {_validation_summary(exc)}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (it kept the last silently: a second
+    `ocr:` dropped the first one's settings, a second `stolen:` list its plates)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str, path: Path) -> Any:
+    """The YAML document `text` (of `path`), or PlatepilotError naming the line: invalid, or a key twice."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise PlatepilotError(_yaml_error(path, exc)) from None
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:

@@ -107,6 +107,13 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
+def test_a_key_given_twice_is_an_error_not_the_last_one_silently(tmp_path: Path) -> None:
+    """A second `ocr:` dropped the first one's workers and site_state without a word."""
+    path = _write(tmp_path, "ocr: {workers: 4, site_state: GA}\ncameras: []\nocr: {engine: crnn}\n")
+    with pytest.raises(PlatepilotError, match=r"config.*:3:1: invalid YAML: duplicate key 'ocr'$"):
+        load_config(path)
+
+
 @pytest.mark.parametrize("explicit", [True, False])
 def test_missing_explicit_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, explicit: bool) -> None:
     missing = tmp_path / "nope.yaml"

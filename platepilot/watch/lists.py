@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from platepilot.config import WatchConfig, WatchlistFile, _validation_summary, _yaml_error
+from platepilot.config import WatchConfig, WatchlistFile, _validation_summary, read_yaml
 from platepilot.errors import PlatepilotError
 from platepilot.store.atomic import FileVersion, file_version, write_text_atomically
 from platepilot.watch.match import Matcher
@@ -25,11 +25,7 @@ log = logging.getLogger(__name__)
 
 def parse_watchlists(text: str, cameras: Collection[str], where: str = "watchlists") -> WatchlistFile:
     """The lists in YAML `text`; every problem is one PlatepilotError line naming `where` and the entry."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PlatepilotError(_yaml_error(Path(where), exc)) from None
-    return validate_watchlists(data, cameras, where)
+    return validate_watchlists(read_yaml(text, Path(where)), cameras, where)
 
 
 def validate_watchlists(data: object, cameras: Collection[str], where: str) -> WatchlistFile:
