@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +17,7 @@ from pipeline_fakes import ScriptedEngine, make_pilot, pipeline_settings
 
 from platepilot.config import CameraConfig
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import read_image
 from platepilot.sources import open_source
 from platepilot.sources.base import RateLimit
 from platepilot.sources.demo import LANES, DemoScene, DemoSource
@@ -105,10 +108,38 @@ def test_image_folder_skips_unreadable_files(tmp_path: Path) -> None:
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), np.zeros((8, 8, 3), np.uint8))
     (tmp_path / "01b.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "01c.png").write_bytes(_png_header(40_000, 30_000))  # over OpenCV's pixel limit: it raised
     (tmp_path / "notes.txt").write_text("ignored")
     source = ImageFolderSource(tmp_path, "CAM2", fps=2.0, clock=lambda: 0.0)
     frames = list(source.frames(threading.Event()))
-    assert [f.timestamp for f in frames] == [0.0, 0.5, 1.5]
+    assert [f.timestamp for f in frames] == [0.0, 0.5, 2.0]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG of a 1-bit grey image of `width` x `height` with no pixel data (a 'pixel bomb' is one that
+    small on disk)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_read_image_names_a_pixel_bomb_and_puts_a_transparent_crop_on_white(tmp_path: Path) -> None:
+    """A PNG over OpenCV's pixel limit was a cv2.error traceback; a transparent PNG's black text on its
+    transparent (black) ground read as nothing."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header(40_000, 30_000))
+    with pytest.raises(PlatepilotError, match=r"bomb\.png: not a readable image \(more pixels than OpenCV reads\)"):
+        read_image(bomb)
+    rgba = np.zeros((20, 40, 4), np.uint8)
+    rgba[5:15, 10:30, 3] = 255  # opaque black text, the rest transparent black
+    cv2.imwrite(str(tmp_path / "t.png"), rgba)
+    image = read_image(tmp_path / "t.png")
+    assert (
+        image.shape == (20, 40, 3) and image[0, 0].tolist() == [255, 255, 255] and image[10, 20].tolist() == [0, 0, 0]
+    )
 
 
 class _FakeCapture:

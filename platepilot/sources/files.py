@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
+from platepilot.ocr.base import read_image
 from platepilot.sources.base import Clock
 from platepilot.types import Frame
 
@@ -130,7 +131,7 @@ class ImageFolderSource:
                     return
                 if watch is not None:
                     watch.mark_read(path)
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                image = _photo(path)
                 if image is None or not usable(image):
                     log.warning("%s: unreadable image, skipped", path)
                 else:
@@ -141,6 +142,15 @@ class ImageFolderSource:
                 return
             stop.wait(POLL_SECONDS)
             batch = watch.ready()
+
+
+def _photo(path: Path) -> np.ndarray | None:
+    """The photo as the readers read crops (`read_image`), or None when it cannot be read: one bad upload
+    (corrupt, or over OpenCV's pixel limit, which raised and stopped the camera) is skipped."""
+    try:
+        return read_image(path)
+    except PlatepilotError:
+        return None
 
 
 class _FolderWatch:
