@@ -834,12 +834,13 @@ def sync_command(
 
 
 def _log_to_mlflow(
-    opts: TrainOptions, result: TrainResult, register: bool, tracking_uri: str | None, model_name: str | None
-) -> None:
+    opts: TrainOptions, result: TrainResult, register: bool, tracking_uri: str | None, model_name: str | None,
+    config: Path | None,
+) -> None:  # fmt: skip
     """Log the run (and register it with --register); without --register a failure is one line, not fatal."""
     from platepilot.registry.tracking import log_training_run
 
-    uri, name = _registry_target(None, tracking_uri, model_name)
+    uri, name = _registry_target(config, tracking_uri, model_name)
     try:
         log_training_run(opts, result, uri, name, register, say=lambda line: console.print(escape(line)))
     except PlatepilotError as exc:
@@ -1137,7 +1138,7 @@ def train_command(
         raise typer.Exit(130)
     if result.model_path is None:
         raise PlatepilotError("training produced no model (no epoch completed)")
-    _log_to_mlflow(opts, result, register, tracking_uri, model_name)
+    _log_to_mlflow(opts, result, register, tracking_uri, model_name, config)
     if deploys(output_dir, settings):
         from platepilot.registry.deploy import deploy_model
 

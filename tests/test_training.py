@@ -247,3 +247,19 @@ def test_an_error_raised_in_a_data_loader_worker_is_one_line() -> None:
     )
     assert one_line(wrapped) == "images/zero.jpg: image file is empty"
     assert one_line(PlatepilotError("plain")) == "plain"
+
+
+def test_train_logs_to_the_mlflow_server_its_config_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train -c site.yaml` logged (and would register) to localhost:5000 under the default model name."""
+    import platepilot.registry.tracking as tracking
+
+    targets: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        tracking, "log_training_run", lambda opts, result, uri, name, *a, **k: targets.append((uri, name))
+    )
+    config = tmp_path / "site.yaml"
+    config.write_text("mlflow:\n  tracking_uri: http://127.0.0.1:9\n  model_name: site-reader\n")
+    args = ["train", "-c", str(config), "--synthetic", "16", "--epochs", "1", "--batch-size", "8"]
+    done = CliRunner().invoke(app, [*args, "--output-dir", str(tmp_path / "run")])
+    assert done.exit_code == 0, done.output
+    assert targets == [("http://127.0.0.1:9", "site-reader")]
