@@ -79,15 +79,17 @@ def ocr_command(
     """Read plate crops: one line per image (path, text, confidence, format, state, state confidence)."""
     import json
 
+    from platepilot.images import IMAGE_SUFFIXES
     from platepilot.labeling.crops import list_crops
     from platepilot.levels import read_crop
     from platepilot.ocr.models import make_engine
 
     settings = load_config(config)
-    paths = []
+    paths, empty = [], []
     for arg in images:
-        found = [arg / rel for rel in list_crops(arg)] if arg.is_dir() else [arg]
+        found = [arg / rel for rel in list_crops(arg, IMAGE_SUFFIXES)] if arg.is_dir() else [arg]
         if not found:
+            empty.append(arg)
             err_console.print(
                 f"[red]error:[/red] {escape(str(arg))}: no images in this folder", highlight=False, soft_wrap=True
             )
@@ -117,7 +119,7 @@ def ocr_command(
                 f"{path}\t{read.text or '-'}\t{read.confidence:.3f}\t{read.format_match or '-'}\t"
                 f"{read.state}\t{read.state_confidence:.3f}"
             )
-    if len(crops) < len(paths) or len(paths) < len(images):
+    if len(crops) < len(paths) or empty:  # an image or a folder given could not be read: the run failed
         raise typer.Exit(1)
 
 

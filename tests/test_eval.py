@@ -212,6 +212,13 @@ def test_cli_ocr_reads_every_crop_below_a_folder(tiny_model: Path, labelled_crop
     (tmp_path / "none").mkdir()
     empty = runner.invoke(app, ["ocr", str(tmp_path / "none"), "--model", str(tiny_model)])
     assert empty.exit_code == 1 and empty.stderr.strip() == f"error: {tmp_path / 'none'}: no images in this folder"
+    # an empty folder beside a folder of crops: the error was printed, the exit code said all went well
+    both = runner.invoke(app, ["ocr", str(tmp_path / "none"), str(labelled_crops.parent), "--model", str(tiny_model)])
+    assert both.exit_code == 1 and len(both.stdout.splitlines()) == 8
+    tif = tmp_path / "tif"  # OpenCV reads TIFF: a folder of them was "no images"
+    tif.mkdir()
+    cv2.imwrite(str(tif / "a.tif"), cv2.imread(str(expected[0])))
+    assert runner.invoke(app, ["ocr", str(tif), "--model", str(tiny_model)]).exit_code == 0
 
 
 def test_cli_ocr_bad_image_exits_1_with_one_line(tiny_model: Path, labelled_crops: Path) -> None:

@@ -9,14 +9,15 @@ In labels.txt the crop is written as `<crops-dir as the user gave it>/<relative 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from platepilot.errors import PlatepilotError
+from platepilot.images import WEB_IMAGE_SUFFIXES
 from platepilot.store.crops import parse_crop_stem
-from platepilot.store.labels import resolve_crop_path
+from platepilot.store.labels import nameable, resolve_crop_path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUMBERS = re.compile(r"(\d+)")
 
@@ -45,15 +46,18 @@ def natural_key(rel: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in _NUMBERS.split(rel))
 
 
-def list_crops(crops_dir: Path) -> list[str]:
+def list_crops(crops_dir: Path, suffixes: Collection[str] = WEB_IMAGE_SUFFIXES) -> list[str]:
     """Relative POSIX paths of every image under `crops_dir`, naturally sorted (see `scan_crops`)."""
-    return scan_crops(crops_dir)[0]
+    return scan_crops(crops_dir, suffixes)[0]
 
 
-def scan_crops(crops_dir: Path) -> tuple[list[str], list[str]]:
-    """(crops, links): relative POSIX paths of every image file under `crops_dir`, naturally sorted, and
-    of the symlinked ones, left out: a link out of `crops_dir` is never served, and a label of a link
-    inside would count for the file it points to, so neither could ever be labeled.
+def scan_crops(crops_dir: Path, suffixes: Collection[str] = WEB_IMAGE_SUFFIXES) -> tuple[list[str], list[str]]:
+    """(crops, skipped): relative POSIX paths of every image file under `crops_dir` (those a browser
+    shows, by default), naturally sorted, and of those left out, which could never be labeled:
+    - symlinks: a link out of `crops_dir` is never served, and a label of a link inside would count for
+      the file it points to;
+    - names labels.txt cannot hold (a tab or line break in them) or JSON cannot carry (not UTF-8): one
+      such crop stopped the labeling page, every save of it refused.
 
     Hidden files and temp files (`*.tmp*`, written before an atomic rename) are left out, so a crop
     that is still being written never shows.
@@ -61,15 +65,28 @@ def scan_crops(crops_dir: Path) -> tuple[list[str], list[str]]:
     if not crops_dir.is_dir():
         raise PlatepilotError(f"{crops_dir}: crops folder not found (pass --crops-dir)")
     found: list[str] = []
-    links: list[str] = []
+    skipped: list[str] = []
     for path in crops_dir.rglob("*"):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or ".tmp" in path.name or path.name.startswith("."):
+        if path.suffix.lower() not in suffixes or ".tmp" in path.name or path.name.startswith("."):
             continue
         rel = path.relative_to(crops_dir)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
-        (links if path.is_symlink() else found).append(rel.as_posix())
-    return sorted(found, key=natural_key), sorted(links, key=natural_key)
+        name = rel.as_posix()
+        (found if _labelable(path, name) else skipped).append(name)
+    return sorted(found, key=natural_key), sorted(skipped, key=natural_key)
+
+
+def _labelable(path: Path, name: str) -> bool:
+    return not path.is_symlink() and nameable(name) and name.isprintable() and _utf8(name)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in the file name (surrogate escapes)
+        return False
+    return True
 
 
 def safe_crop_file(crops_dir: Path, rel: str) -> Path | None:
@@ -87,7 +104,7 @@ def safe_crop_file(crops_dir: Path, rel: str) -> Path | None:
     if not target.is_relative_to(root) or target == root:
         return None
     try:
-        if target.suffix.lower() not in IMAGE_SUFFIXES or not target.is_file():
+        if target.suffix.lower() not in WEB_IMAGE_SUFFIXES or not target.is_file():
             return None
     except OSError:  # a name too long for the file system
         return None

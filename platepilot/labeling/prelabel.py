@@ -21,7 +21,7 @@ from platepilot.labeling.crops import label_key, list_crops, relative_to_crops
 from platepilot.levels import read_crop
 from platepilot.ocr.base import OCREngine
 from platepilot.plates.charset import is_valid_text
-from platepilot.store.labels import append_labels, latest_labels, nameable
+from platepilot.store.labels import append_labels, latest_labels
 from platepilot.store.provenance import Provenance, append_records, latest_prelabels, make_record
 
 
@@ -86,9 +86,6 @@ def prelabel_crops(
         for start in range(0, len(todo), batch_size):
             batch = []
             for rel in todo[start : start + batch_size]:
-                if not nameable(label_key(crops_dir, rel)):  # one such name refused the whole batch's labels
-                    unreadable.append((rel, "its name holds a tab or line break, which labels.txt cannot hold"))
-                    continue
                 try:
                     batch.append((rel, read_crop(crops_dir / rel)))
                 except PlatepilotError as exc:

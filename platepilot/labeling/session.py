@@ -101,7 +101,7 @@ class LabelSession:
         self._saves: list[float] = []
         self._saved_rels: set[str] = set()
         self._last_line = ""
-        self._links: set[str] = set()
+        self._skipped: set[str] = set()
         self._review: list[tuple[str, tuple[Reason, ...]]] = self._review_order() if review else []
 
     # -- reading state -------------------------------------------------------------------------
@@ -129,18 +129,18 @@ class LabelSession:
     def _refresh_crops(self) -> list[str]:
         now = time.monotonic()
         if now - self._scanned_at >= RESCAN_S:
-            self._crops, links = scan_crops(self.crops_dir)
+            self._crops, skipped = scan_crops(self.crops_dir)
             self._scanned_at = now
-            self._say_links(links)
+            self._say_skipped(skipped)
         return self._crops
 
-    def _say_links(self, links: list[str]) -> None:
-        """Name the skipped symlinks once each (see `scan_crops`)."""
-        new = [rel for rel in links if rel not in self._links]
+    def _say_skipped(self, skipped: list[str]) -> None:
+        """Name the crops left out once each (see `scan_crops`)."""
+        new = [rel for rel in skipped if rel not in self._skipped]
         if new:
-            self._links.update(new)
-            why = "a link out of the folder is never served; one inside is the crop it points to"
-            log.warning("%s: skipped %d symlinks (first: %s): %s", self.crops_dir, len(new), new[0], why)
+            self._skipped.update(new)
+            why = "symlinks, or names labels.txt cannot hold (a tab or line break, not UTF-8)"
+            log.warning("%s: skipped %d crops (first: %r): %s", self.crops_dir, len(new), new[0], why)
 
     def _review_order(self) -> list[tuple[str, tuple[Reason, ...]]]:
         """Labeled crops and pending pre-labels: flagged first (most serious first), then unverified

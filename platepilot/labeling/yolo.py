@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from platepilot.errors import PlatepilotError
-from platepilot.labeling.crops import IMAGE_SUFFIXES, natural_key
+from platepilot.images import IMAGE_SUFFIXES
+from platepilot.labeling.crops import natural_key
 from platepilot.ocr.base import read_image
 
 JPEG_QUALITY = 95

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from platepilot.errors import PlatepilotError
-from platepilot.sources.files import IMAGE_SUFFIXES
+from platepilot.images import IMAGE_SUFFIXES
 from platepilot.store.events import PlateEvent
 
 CSV_FIELDS = ("camera_id", "track_id", "first_seen", "last_seen", "text", "confidence", "format",

@@ -14,13 +14,12 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
+from platepilot.images import IMAGE_SUFFIXES
 from platepilot.ocr.base import read_image
 from platepilot.sources.base import Clock
 from platepilot.types import Frame
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def usable(image: np.ndarray | None) -> bool:

@@ -22,11 +22,11 @@ from rich.progress import track
 from torch.utils.data import Dataset
 
 from platepilot.errors import PlatepilotError
+from platepilot.images import IMAGE_SUFFIXES
 from platepilot.ocr.blur_estimate import BlurCard, blur_input, window
 from platepilot.plates.blur import exposed
 from platepilot.plates.designs import sample_design
 from platepilot.plates.render import render_plate
-from platepilot.sources.files import IMAGE_SUFFIXES
 
 POOL_WIDTH = 224  # every image is kept grey at this width (us_plates_by_state's own), aspect kept
 SCALES = (0.3, 1.1)  # of POOL_WIDTH: plates 67-246 px wide, as the deblurrer sees them (at most 256)

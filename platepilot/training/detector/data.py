@@ -19,9 +19,9 @@ from torch.utils.data import Dataset
 
 from platepilot.detect.platenet import DetectorCard, input_side, normalise
 from platepilot.errors import PlatepilotError
+from platepilot.images import IMAGE_SUFFIXES
 from platepilot.labeling.yolo import label_lines, parse_label_line, split_folders
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 MIN_BOX_PX = 3.0  # plates narrower than this in the network input are left out of the targets
 MAX_OBJECTS = 64
 
