@@ -21,6 +21,7 @@ from pipeline_fakes import plate_read as _read
 
 from platepilot.config import CameraConfig
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
+from platepilot.errors import PlatepilotError
 from platepilot.pipeline.fusion import fuse, vote
 from platepilot.pipeline.report import event_line
 from platepilot.pipeline.run import score_demo
@@ -470,3 +471,7 @@ def test_run_source_keeps_the_cameras_settings_and_follow_watches_its_folder(tmp
         "GATE", str(tmp_path), 5, False, False
     )  # fmt: skip
     assert settings_for_source(settings, str(tmp_path), follow=True).cameras[0].follow
+    two = Settings(cameras=[CameraConfig(id="A", source="up/a"), CameraConfig(id="B", source="up/b")])
+    assert [c.follow for c in settings_for_source(two, None, follow=True).cameras] == [True, True]  # B was dropped
+    with pytest.raises(PlatepilotError, match="--source is empty"):  # an unset $CAM_URL ran the config's camera
+        settings_for_source(two, "  ")

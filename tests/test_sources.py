@@ -195,6 +195,16 @@ def test_open_source_dispatch(tmp_path: Path) -> None:
     assert isinstance(open_source(CameraConfig(source="rtsp://10.0.0.2/stream")), StreamSource)
     with pytest.raises(PlatepilotError, match="not a file"):
         open_source(CameraConfig(source=str(tmp_path / "missing.mp4")))
+    (tmp_path / "2024").mkdir()  # a folder of photos named for its year was opened as USB camera 2024
+    cv2.imwrite(str(tmp_path / "2024" / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert isinstance(open_source(CameraConfig(source="2024")), ImageFolderSource)
+    finally:
+        os.chdir(cwd)
+    with pytest.raises(PlatepilotError, match="is one photo: pass its folder"):  # a 1-frame video: never a track
+        open_source(CameraConfig(source=str(tmp_path / "2024" / "a.jpg")))
 
 
 @pytest.mark.parametrize(("name", "content", "why"), [

@@ -12,6 +12,7 @@ from rapidfuzz.distance import Levenshtein
 
 from platepilot.config import DetectorConfig, Settings
 from platepilot.detect import PlateDetector
+from platepilot.errors import PlatepilotError
 from platepilot.ocr.band import Margin
 from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import make_engine
@@ -236,9 +237,17 @@ def _emit(
 
 def settings_for_source(settings: Settings, source: str | None, follow: bool = False) -> Settings:
     """`settings` with its cameras replaced by its first camera reading `source` (None keeps the config), its
-    other settings kept (`stills`, `fps_limit`, ...); `follow` also makes it follow its folder."""
-    if source is None and not follow:
-        return settings
+    other settings kept (`stills`, `fps_limit`, ...); `follow` without `source` makes every camera follow
+    its folder (each must be one; `open_source` says so). An empty `source` (an unset `$CAM_URL` in a
+    script) is refused: it ran the config's camera into the real database."""
+    if source is not None and not source.strip():
+        raise PlatepilotError("--source is empty: name a video, image folder, stream URL, USB index or demo")
+    if source is None:
+        if not follow:
+            return settings
+        return settings.model_copy(
+            update={"cameras": [c.model_copy(update={"follow": True}) for c in settings.cameras]}
+        )
     camera = settings.cameras[0]
-    changes = {"source": source or camera.source} | ({"follow": True} if follow else {})
+    changes = {"source": source} | ({"follow": True} if follow else {})
     return settings.model_copy(update={"cameras": [camera.model_copy(update=changes)]})
