@@ -221,3 +221,17 @@ def test_console_scripts_work_outside_the_checkout(tmp_path: Path) -> None:
     assert (
         done.returncode == 1 and done.stderr.strip() == "error: no dataset given: pass --datasets DATASET [DATASET ...]"
     )
+
+
+def test_a_tracking_uri_mlflow_does_not_take_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder path (MLflow's retired file store) ended in an MlflowException traceback."""
+    from platepilot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["models", "list", "--tracking-uri", "mlruns"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "tracking URI 'mlruns' is not one MLflow takes" in err

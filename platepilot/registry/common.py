@@ -39,10 +39,16 @@ def import_mlflow() -> ModuleType:
 
 def client(tracking_uri: str) -> Any:
     """An `MlflowClient` bound to one URI for both tracking and registry (no global mlflow state)."""
-    import_mlflow()
+    mlflow = import_mlflow()
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    except mlflow.exceptions.MlflowException:  # a folder path: MLflow's file store is retired
+        raise PlatepilotError(
+            f"tracking URI {tracking_uri!r} is not one MLflow takes: use an MLflow server (http://host:5000) "
+            "or a database (sqlite:///mlflow.db)"
+        ) from None
 
 
 def is_http(uri: str) -> bool:
