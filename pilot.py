@@ -9,5 +9,4 @@ import sys
 from platepilot.cli import main
 
 if __name__ == "__main__":
-    sys.argv[1:1] = ["run"]
-    main()
+    main(sys.argv[1:], prog_name="pilot.py", command="run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -1165,10 +1166,12 @@ def _network_shape(conv_widths: str | None, rnn_hidden: int | None) -> dict[str,
     return shape
 
 
-def main(args: list[str] | None = None, prog_name: str | None = None) -> None:
-    """Console-script entry: user mistakes become one red line and exit code 1, never a traceback."""
+def main(args: list[str] | None = None, prog_name: str | None = None, command: str | None = None) -> None:
+    """Console-script entry: user mistakes become one red line and exit code 1, never a traceback.
+    `command` runs that sub-command alone (the guide's scripts: their usage line is theirs)."""
+    target = app if command is None else typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
     try:
-        app(args, prog_name=prog_name)
+        target(args, prog_name=prog_name)
     except PlatepilotError as exc:
         err_console.print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -1198,7 +1201,7 @@ def _guide_script(command: str, script: str) -> Callable[[], None]:
     """The console script named after one of the guide's scripts: `platepilot <command> ARGS`."""
 
     def entry() -> None:
-        main([command, *sys.argv[1:]])
+        main(sys.argv[1:], prog_name=os.path.basename(sys.argv[0]), command=command)
 
     entry.__doc__ = f"`{script}` = `platepilot {command}`, installed with the package (works from any folder)."
     return entry

@@ -208,6 +208,7 @@ def test_console_scripts_work_outside_the_checkout(tmp_path: Path) -> None:
     for name, flag in scripts.items():
         done = _script(name, "--help", cwd=tmp_path)
         assert done.returncode == 0 and flag in done.stdout, (name, done.stderr)
+        assert f"Usage: {name} [OPTIONS]" in done.stdout  # was `{name} train [OPTIONS]`, which fails as shown
     _crops(tmp_path / "output" / "crops", 3)
     done = _script("prelabel_with_paddleocr", "--crops-dir", "output/crops", "--output", "labels.txt",
                    "--engine", "crnn", cwd=tmp_path)  # fmt: skip
