@@ -8,8 +8,9 @@ In labels.txt the crop is written as `<crops-dir as the user gave it>/<relative 
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -66,19 +67,27 @@ def scan_crops(crops_dir: Path, suffixes: Collection[str] = WEB_IMAGE_SUFFIXES) 
         raise PlatepilotError(f"{crops_dir}: crops folder not found (pass --crops-dir)")
     found: list[str] = []
     skipped: list[str] = []
-    for path in crops_dir.rglob("*"):
-        if path.suffix.lower() not in suffixes or ".tmp" in path.name or path.name.startswith("."):
-            continue
-        rel = path.relative_to(crops_dir)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        name = rel.as_posix()
-        (found if _labelable(path, name) else skipped).append(name)
+    for entry, name in _image_entries(str(crops_dir), "", suffixes):
+        (found if _labelable(entry, name) else skipped).append(name)
     return sorted(found, key=natural_key), sorted(skipped, key=natural_key)
 
 
-def _labelable(path: Path, name: str) -> bool:
-    return not path.is_symlink() and nameable(name) and name.isprintable() and _utf8(name)
+def _image_entries(folder: str, prefix: str, suffixes: Collection[str]) -> Iterator[tuple[os.DirEntry[str], str]]:
+    """(entry, relative POSIX name) of the image files below `folder`, hidden and temp ones left out;
+    `os.scandir`, whose entries know their type, as a page polls a folder of 30,000 crops every second."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            name = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from _image_entries(entry.path, name + "/", suffixes)
+            elif os.path.splitext(entry.name)[1].lower() in suffixes and ".tmp" not in entry.name and entry.is_file():
+                yield entry, name
+
+
+def _labelable(entry: os.DirEntry[str], name: str) -> bool:
+    return not entry.is_symlink() and nameable(name) and name.isprintable() and _utf8(name)
 
 
 def _utf8(name: str) -> bool:

@@ -102,6 +102,8 @@ class LabelSession:
         self._saved_rels: set[str] = set()
         self._last_line = ""
         self._skipped: set[str] = set()
+        self._rel_of: dict[str, str | None] = {}  # path as written in labels.txt -> crop-relative path
+        self._files: dict[str, str] = {}  # path as written in labels.txt -> the file it names
         self._review: list[tuple[str, tuple[Reason, ...]]] = self._review_order() if review else []
 
     # -- reading state -------------------------------------------------------------------------
@@ -114,17 +116,24 @@ class LabelSession:
         if stamp != self._labels.stamp:
             by_rel: dict[str, tuple[str, str]] = {}
             if stamp != (0, 0):
-                for written, label in scan_labels(self.labels_file).latest.items():
-                    rel = relative_to_crops(self.crops_dir, written, self.labels_file)
+                for written, label in scan_labels(self.labels_file).latest_by_file(self._files).items():
+                    rel = self._crop_of(written)
                     if rel is not None:
                         by_rel[rel] = (written, label.text)
             prelabels = {}
             for rec in read_records(self.labels_file):
-                rel = relative_to_crops(self.crops_dir, rec.path, self.labels_file)
+                rel = self._crop_of(rec.path)
                 if rel is not None and rec.engine != HUMAN:
                     prelabels[rel] = rec
             self._labels = _Labels(stamp, by_rel, prelabels)
         return self._labels
+
+    def _crop_of(self, written: str) -> str | None:
+        """`relative_to_crops`, once per path: every save re-reads labels.txt, and resolving each of its
+        lines again (stat calls, symlinks) made a save take seconds at 30,000 labels."""
+        if written not in self._rel_of:
+            self._rel_of[written] = relative_to_crops(self.crops_dir, written, self.labels_file)
+        return self._rel_of[written]
 
     def _refresh_crops(self) -> list[str]:
         now = time.monotonic()

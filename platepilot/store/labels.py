@@ -58,11 +58,17 @@ class LabelsReport:
         """Each crop's last label, keyed by its path as first written, in order of first appearance. One
         crop under several spellings (`crops/a.jpg`, `./crops/a.jpg`, its absolute path) is one crop: its
         later lines win, as the guide says, whichever spelling they use."""
+        return self.latest_by_file({})
+
+    def latest_by_file(self, files: dict[str, str]) -> dict[str, Label]:
+        """`latest`, with `files` (path as written -> the file it names) filled in and reused: a caller
+        reading a growing file again and again (the labeling page, at every save) resolves each path once."""
         spelling: dict[str, str] = {}  # the file a path points to -> its first spelling
         latest: dict[str, Label] = {}
         for written, label in self.entries:
-            crop = os.path.realpath(resolve_crop_path(written, self.path))
-            latest[spelling.setdefault(crop, written)] = label
+            if written not in files:
+                files[written] = os.path.realpath(resolve_crop_path(written, self.path))
+            latest[spelling.setdefault(files[written], written)] = label
         return latest
 
 
