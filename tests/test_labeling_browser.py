@@ -256,6 +256,50 @@ def test_review_mode_walks_suspicious_first(work: Path, start: Callable[..., Ser
     assert lines[3:] == [f"{key(1)}\t__SKIP__", f"{key(0)}\tABC128"]
 
 
+def test_a_stale_tab_never_undoes_another_tabs_correction(
+    work: Path, start: Callable[..., Server], browser: Browser
+) -> None:
+    """Both tabs show ABC123 in review; one corrects it to FIXED1, then the other confirms the ABC123 it
+    still shows: that appended ABC123 again and the fix was lost."""
+    (work / LABELS).parent.mkdir(parents=True)
+    (work / LABELS).write_text(f"{key(0)}\tABC123\n")
+    server = start("--review")
+    one, two = browser.new_context(), browser.new_context()
+    try:
+        a, b = one.new_page(), two.new_page()
+        open_page(a, server.url, f"{DAY}/CAM1_track0.jpg")
+        open_page(b, server.url, f"{DAY}/CAM1_track0.jpg")
+        a.keyboard.type("FIXED1")
+        a.keyboard.press("Enter")
+        wait_for(lambda: labels(work) == {key(0): "FIXED1"})
+        b.keyboard.press("Enter")
+        expect(b.locator("#hint")).to_contain_text("was labelled FIXED1 meanwhile")
+        expect(b.locator("#text")).to_have_text("FIXED1")  # shown again, as it is now
+    finally:
+        one.close()
+        two.close()
+    assert (work / LABELS).read_text().splitlines() == [f"{key(0)}\tABC123", f"{key(0)}\tFIXED1"]
+
+
+def test_bracket_on_the_end_screen_shows_the_crop_labelled_last(
+    work: Path, start: Callable[..., Server], page: Page
+) -> None:
+    """`[` from "All crops are labeled" skipped the last crop and went to the one before it."""
+    (work / LABELS).parent.mkdir(parents=True)
+    (work / LABELS).write_text("".join(f"{key(i)}\tABC12{i}\n" for i in range(4)))
+    server = start()
+    open_page(page, server.url, f"{DAY}/CAM1_track4.jpg")
+    page.keyboard.type("XYZ4")
+    page.keyboard.press("Enter")
+    expect_crop(page, f"{DAY}/CAM1_track5.jpg")
+    page.keyboard.type("XYZ5")
+    page.keyboard.press("Enter")
+    expect(page.locator("#empty")).to_contain_text("All crops are labeled")
+    page.keyboard.press("[")
+    expect_crop(page, f"{DAY}/CAM1_track5.jpg")
+    expect(page.locator("#text")).to_have_text("XYZ5")
+
+
 def test_remote_host_needs_the_printed_token(work: Path, start: Callable[..., Server], page: Page) -> None:
     server = start("--host", "0.0.0.0")
     assert "token=" in server.url

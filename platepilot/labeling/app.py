@@ -26,7 +26,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from platepilot.errors import PlatepilotError
 from platepilot.labeling.crops import safe_crop_file
 from platepilot.labeling.server import is_loopback
-from platepilot.labeling.session import LabelSession
+from platepilot.labeling.session import LabelConflict, LabelSession
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -74,6 +74,7 @@ class SaveBody(BaseModel):
     client: str = Field(default="", max_length=64)
     rel: str = Field(min_length=1, max_length=4096)
     text: str = Field(min_length=1, max_length=32)
+    shown: str | None = Field(default=None, max_length=32)  # the label the page showed ('' none); None: unchecked
 
 
 class QuitBody(BaseModel):
@@ -151,7 +152,9 @@ def create_app(session: LabelSession, token: str | None = None) -> FastAPI:
     @app.post("/api/save")
     def save(body: SaveBody) -> dict[str, Any]:
         try:
-            result = session.save(body.rel, body.text, body.client)
+            result = session.save(body.rel, body.text, body.client, body.shown)
+        except LabelConflict as exc:
+            raise fail(exc, 409) from None
         except PlatepilotError as exc:
             raise fail(exc) from None
         return {"line": result.line, "item": result.item.to_json(), "progress": session.progress()}

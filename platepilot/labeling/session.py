@@ -57,6 +57,10 @@ class Item:
         }  # fmt: skip
 
 
+class LabelConflict(PlatepilotError):
+    """A save of a crop whose label changed since the page showed it."""
+
+
 @dataclass(frozen=True, slots=True)
 class SaveResult:
     line: str
@@ -211,12 +215,17 @@ class LabelSession:
                 return self._item(rel, reasons, position)
         return None
 
-    def save(self, rel: str, text: str, client: str = "") -> SaveResult:
-        """Label crop `rel` with `text` (A-Z0-9 or __SKIP__) for good; unchanged texts append nothing."""
+    def save(self, rel: str, text: str, client: str = "", shown: str | None = None) -> SaveResult:
+        """Label crop `rel` with `text` (A-Z0-9 or __SKIP__) for good; unchanged texts append nothing.
+        `shown`: the label the page showed for it ('' for none); LabelConflict when it has another one
+        now (a stale tab confirming ABC123 undid another tab's FIXED1)."""
         if text != SKIP and not is_valid_text(text):
             raise PlatepilotError(f"label {text!r}: use A-Z and 0-9 only, or {SKIP}")
         with self._lock:
             item = self.item(rel)
+            if shown is not None and (item.current or "") != shown:
+                now_is = f"labelled {item.current}" if item.current else "unlabelled"
+                raise LabelConflict(f"{rel} was {now_is} meanwhile (another tab?): shown again, save it anew")
             line = ""
             if item.current != text:
                 append_labels(self.labels_file, [(item.key, text)])

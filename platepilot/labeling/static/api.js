@@ -8,6 +8,10 @@ async function api(path, body) {
   };
   const res = await fetch(path, init);
   const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.detail || data.error || `${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    const err = new Error(data.detail || data.error || `${res.status} ${res.statusText}`);
+    err.status = res.status;
+    throw err;
+  }
   return data;
 }

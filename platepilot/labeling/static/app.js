@@ -167,7 +167,13 @@ async function loadAt(pos) {
 async function save(text) {
   const item = state.item;
   if (!item) return false;
-  const data = await call("/api/save", { client, rel: item.rel, text });
+  let data;
+  try {  // `shown`: a label another tab saved meanwhile is not silently undone (409: shown again)
+    data = await call("/api/save", { client, rel: item.rel, text, shown: item.current == null ? "" : item.current });
+  } catch (err) {
+    if (err.status === 409) await loadAt(state.pos);
+    throw err;
+  }
   if (!data.line) $("last-line").textContent = `unchanged: ${item.rel} is already ${text}`;
   return true;
 }
@@ -187,8 +193,9 @@ async function handle(key, ctrl) {
     showEmpty("Stopped", "Labels are saved. The server has stopped; you can close this tab.");
     return;
   }
-  if (key === "[") {
-    if (state.pos > 0) await loadAt(state.pos - 1);
+  if (key === "[") {  // from the end screen, the crop shown last (it is not the one before it)
+    const back = state.item ? state.pos - 1 : state.pos;
+    if (back >= 0) await loadAt(back);
     else hint("this is the first crop of this tab");
     return;
   }
