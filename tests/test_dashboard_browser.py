@@ -287,6 +287,30 @@ def test_a_reload_answered_after_a_save_does_not_undo_it(
     expect(page.locator("#lists")).to_contain_text("stolen · block · 0 entries")
 
 
+def test_two_quick_removals_both_stay_removed(work: Path, start: Callable[..., Dashboard], page: Page) -> None:
+    """Two removes clicked before the first save answered: both sent the same version, the second was
+    refused and its error wiped by the first's answer, so one entry silently came back."""
+    (work / "watchlists.yaml").write_text(WATCHLISTS + "      - plate: LATE1\n")
+    server = start()
+    page.goto(server.url + "#/watchlists")
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 2 entries")
+    held: list[Route] = []
+    page.route(
+        "**/api/watchlists", lambda route: held.append(route) if route.request.method == "POST" else route.continue_()
+    )
+    page.locator("#lists tr", has_text="ABC1234").get_by_role("button", name="remove").click()
+    page.locator("#lists tr", has_text="LATE1").get_by_role("button", name="remove").click()
+    for _ in range(2):  # each save answered in turn, the first only after both clicks
+        for _ in range(100):  # the page's events run while it waits
+            if held:
+                break
+            page.wait_for_timeout(50)
+        held.pop(0).continue_()
+    expect(page.locator("#lists")).to_contain_text("stolen · block · 0 entries")
+    assert not load_watchlists(work / "watchlists.yaml", ["CAM1"]).lists["stolen"].entries
+    expect(page.locator("#wl-error")).to_be_hidden()
+
+
 def test_hostile_crop_names_and_texts_stay_text(road: Road, start: Callable[..., Dashboard], page: Page) -> None:
     evil = road.add("ABC1234", name=HOSTILE)
     with road.store.engine.begin() as conn:  # a text no reader returns, written by hand

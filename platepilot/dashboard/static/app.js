@@ -159,11 +159,14 @@ function renderWatchlists() {
     const head = el("tr");
     for (const h of ["plate / regex", "kind", "state", "note", "priority", "cameras", "hours", ""]) head.append(el("th", "", h));
     table.append(head);
-    list.entries.forEach((e, i) => {
+    list.entries.forEach((e) => {
       const tr = el("tr");
       const del = el("button", "", "remove");
       del.type = "button";
-      del.onclick = () => saveWatchlists((lists) => lists[name].entries.splice(i, 1));
+      del.onclick = () => saveWatchlists((lists) => {  // this entry, wherever an earlier save left it
+        const at = lists[name] ? lists[name].entries.findIndex((x) => JSON.stringify(x) === JSON.stringify(e)) : -1;
+        if (at >= 0) lists[name].entries.splice(at, 1);
+      });
       tr.append(el("td", "plate-text", e.plate || `/${e.regex}/`), el("td", "", e.kind || list.kind),
         el("td", "", e.state || "any"), el("td", "", e.note), el("td", "", e.priority), el("td", "", (e.cameras || []).join(", ") || "all"),
         el("td", "", (e.hours || []).join(", ") || "always"));
@@ -177,7 +180,16 @@ function renderWatchlists() {
   }));
 }
 
-async function saveWatchlists(change) {
+let watchSaves = Promise.resolve(true);
+
+// Saves go one after another, each applying its change to the lists the one before saved: two quick
+// clicks sent the same version twice, the second was refused (409) and its error wiped by the first's answer.
+function saveWatchlists(change) {
+  watchSaves = watchSaves.then(() => saveOnce(change));
+  return watchSaves;
+}
+
+async function saveOnce(change) {
   const lists = structuredClone(watch.lists);
   change(lists);
   const request = ++watchRequest;
