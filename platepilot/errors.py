@@ -53,3 +53,13 @@ def database_error(exc: BaseException) -> PlatepilotError | None:
         return None
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
     return PlatepilotError(f"events database: {reason} (another program holding it, a full disk or a damaged file?)")
+
+
+def bind_error(host: str, port: int, exc: OSError) -> PlatepilotError:
+    """The one-line error for a server that cannot listen on (host, port): the port is taken, or the host
+    is none of this machine's addresses (a typo was reported as a port in use)."""
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        return PlatepilotError(f"port {port} on {host} is in use (another server?); pick another --port")
+    return PlatepilotError(f"cannot listen on {host}: {exc.strerror or exc}; check --host")

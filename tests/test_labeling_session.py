@@ -316,3 +316,18 @@ def test_http_guard_traversal_and_token(work: Path) -> None:
     assert remote.post("/api/save", json=body).json()["line"].endswith("\tABC123")
     bad = remote.post("/api/save", json={**body, "text": "abc 1"})
     assert bad.status_code == 400 and "A-Z" in bad.json()["detail"]
+
+
+def test_a_server_that_cannot_listen_says_whether_the_port_or_the_host_is_wrong() -> None:
+    """A host that is no address of this machine was reported as a port in use."""
+    from platepilot.labeling.server import bind
+
+    taken = bind("127.0.0.1", 0)
+    try:
+        port = taken.getsockname()[1]
+        with pytest.raises(PlatepilotError, match=rf"port {port} on 127.0.0.1 is in use"):
+            bind("127.0.0.1", port)
+    finally:
+        taken.close()
+    with pytest.raises(PlatepilotError, match=r"cannot listen on 999\.1\.1\.1: .*; check --host"):
+        bind("999.1.1.1", 0)

@@ -92,6 +92,8 @@ def test_small_boxes_and_other_classes_are_skipped(scenes: Path, tmp_path: Path)
     assert huge.written == [] and huge.too_small == _boxes(scenes)
     with pytest.raises(PlatepilotError, match="no class named 'car'"):
         extract_crops([scenes], tmp_path / "b", ExtractOptions(classes=("car",)))
+    with pytest.raises(PlatepilotError, match="no class 5; classes: 0=plate"):  # wrote 0 crops, exit 0
+        extract_crops([scenes], tmp_path / "b", ExtractOptions(classes=("5",)))
     named = extract_crops([scenes], tmp_path / "c", ExtractOptions(min_width=1, min_height=1, classes=("plate",)))
     assert len(named.written) == _boxes(scenes)
     other = extract_crops([scenes], tmp_path / "d", ExtractOptions(classes=("1",)))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from platepilot.errors import PlatepilotError, missing_extra
+from platepilot.errors import bind_error, missing_extra
 from platepilot.labeling.session import LabelSession
 from platepilot.signals import stop_on_signals
 
@@ -39,7 +39,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
         sock.close()
-        raise PlatepilotError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+        raise bind_error(host, port, exc) from None
     sock.listen(64)
     sock.set_inheritable(True)
     return sock

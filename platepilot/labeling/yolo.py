@@ -296,13 +296,15 @@ def _extract_image(
 
 def _class_ids(wanted: tuple[str, ...], names: dict[int, str], dataset: Path) -> set[int]:
     ids = set()
+    known = ", ".join(f"{i}={n}" for i, n in sorted(names.items())) or "none (no data.yaml)"
     for item in wanted:
         if item.isdigit():
+            if names and int(item) not in names:  # a typo'd id wrote 0 crops and exited 0
+                raise PlatepilotError(f"{dataset}: no class {item}; classes: {known}")
             ids.add(int(item))
             continue
         matches = [i for i, name in names.items() if name == item]
         if not matches:
-            known = ", ".join(f"{i}={n}" for i, n in sorted(names.items())) or "none (no data.yaml)"
             raise PlatepilotError(f"{dataset}: no class named {item!r}; classes: {known}")
         ids.update(matches)
     return ids

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from platepilot.errors import PlatepilotError
+from platepilot.errors import PlatepilotError, bind_error
 from platepilot.registry.common import import_mlflow, server_answers
 
 START_TIMEOUT_S = 90.0
@@ -55,8 +55,7 @@ def start_server(
     import_mlflow()
     if importlib.util.find_spec("flask") is None:
         raise PlatepilotError("the MLflow server needs the full mlflow package, not mlflow-skinny: pip install mlflow")
-    if not _port_free(host, port):
-        raise PlatepilotError(f"port {port} on {host} is in use (another MLflow server?); pick one with --port")
+    _check_port(host, port)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "artifacts").mkdir(exist_ok=True)
     url = f"http://{host}:{port}"
@@ -121,14 +120,14 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _port_free(host: str, port: int) -> bool:
+def _check_port(host: str, port: int) -> None:
+    """PlatepilotError (`bind_error`) unless the server can listen on (host, port)."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            raise bind_error(host, port, exc) from None
 
 
 def _alive(pid: int) -> bool:
