@@ -96,7 +96,10 @@ def test_small_boxes_and_other_classes_are_skipped(scenes: Path, tmp_path: Path)
         extract_crops([scenes], tmp_path / "b", ExtractOptions(classes=("5",)))
     named = extract_crops([scenes], tmp_path / "c", ExtractOptions(min_width=1, min_height=1, classes=("plate",)))
     assert len(named.written) == _boxes(scenes)
-    other = extract_crops([scenes], tmp_path / "d", ExtractOptions(classes=("1",)))
+    cars = tmp_path / "cars"  # the same scenes in a dataset that names a second class
+    shutil.copytree(scenes, cars)
+    (cars / "data.yaml").write_text(yaml.safe_dump({"names": {0: "plate", 1: "car"}}))
+    other = extract_crops([cars], tmp_path / "d", ExtractOptions(classes=("1",)))
     assert other.written == [] and other.other_class == _boxes(scenes)
 
 
