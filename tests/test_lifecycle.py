@@ -155,6 +155,22 @@ def test_auto_is_the_best_measured_reader(tmp_path: Path, tiny_model: Path, crnn
     assert choose_reader("auto", None, settings).engine == "plateocr"  # a record of another model is ignored
 
 
+def test_a_deployed_crnn_with_a_broken_sidecar_leaves_plateocr_with_the_bundled_one(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """`config show` said PlateOCR would read, but `run` and `ocr` then refused the broken sidecar: PlateOCR
+    was built with the deployed CRNN as its member."""
+    deployed = tmp_path / "live" / tiny_model.name
+    deployed.parent.mkdir()
+    deployed.write_bytes(tiny_model.read_bytes())
+    deployed.with_suffix(".json").write_text("{not json")
+    settings = Settings.model_validate({"ocr": {"model_path": str(deployed)}})
+    choice = choose_reader("auto", None, settings)
+    assert choice.engine == "plateocr" and "unusable" in choice.reason and choice.member == BUNDLED_MODEL
+    reader = make_engine("auto", None, settings)
+    assert reader.read([synth_sample(0, 0).image])[0].engine
+
+
 @pytest.mark.parametrize(("member", "joins"), [(0.9, True), (0.95, True), (0.85, False)])
 def test_a_losing_crnn_joins_plateocr_only_where_it_helps(tmp_path: Path, tiny_model: Path, member: float,
                                                           joins: bool) -> None:  # fmt: skip

@@ -72,8 +72,8 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
         return ReaderChoice("cascade", f"no CRNN deployed at {deployed}: {_cascade_note(settings)}", BUNDLED_MODEL)
     try:
         card = load_card(deployed, verify=False)
-    except PlatepilotError as exc:
-        return ReaderChoice("plateocr", f"the deployed CRNN is unusable ({exc}): PlateOCR")
+    except PlatepilotError as exc:  # PlateOCR with the bundled CRNN: its member must not be the broken one
+        return ReaderChoice("plateocr", f"the deployed CRNN is unusable ({exc}): PlateOCR", BUNDLED_MODEL)
     record = read_gate_record(deployed, card.sha256)
     if record is None:
         why = f"the CRNN at {deployed} has no gate result (deploy it with `platepilot models deploy` or sync)"
