@@ -28,6 +28,7 @@ from platepilot.store.search import (
     EventQuery,
     FeedCursor,
     ensure_search_index,
+    last_event_id,
     neighbours,
     search_events,
 )
@@ -452,3 +453,35 @@ def test_matching_1000_entries_is_well_under_a_millisecond_per_event() -> None:
         matcher.match_event(event)
     per_event = (time.perf_counter() - started) / 200
     assert per_event < 2e-3  # target 1 ms; slack for a loaded CI machine (benchmarks/watch_speed.py measures)
+
+
+def test_the_live_page_misses_no_row_stored_while_it_loads(
+    tmp_path: Path, events_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/api/events read the last row id after its search: a row stored in between was in neither the list
+    nor the feed that starts after that id."""
+    from fastapi.testclient import TestClient
+
+    import platepilot.dashboard.app as dashboard
+    from platepilot.config import Settings
+    from platepilot.store.events import open_engine
+
+    settings = Settings.model_validate(
+        {"output": {"events_db_url": events_db}, "watch": {"file": str(tmp_path / "w.yaml")}}
+    )
+    engine = open_engine(events_db)
+    real_search = dashboard.search_events
+
+    def search_while_a_row_arrives(*args: object) -> object:
+        found = real_search(*args)  # type: ignore[arg-type]
+        store = EventStore(events_db)
+        store.add(_event("LATE1", 2e9, 99))
+        store.close()
+        return found
+
+    monkeypatch.setattr(dashboard, "search_events", search_while_a_row_arrives)
+    board = dashboard.Dashboard(settings, engine, LiveWatchlists(settings.watch, ["CAM1"]))
+    page = TestClient(dashboard.create_app(board), base_url="http://127.0.0.1:8080").get("/api/events?limit=50").json()
+    late = last_event_id(engine)
+    assert "LATE1" not in [e["text"] for e in page["events"]] and page["last_id"] < late  # the feed brings it
+    engine.dispose()

@@ -105,8 +105,9 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
         plate: str = "", fuzzy: int = 0, since: float | None = None, until: float | None = None, camera: str = "",
         limit: int = 200, device: str = "",
     ) -> dict[str, Any]:  # fmt: skip
-        found = search_events(board.engine, query(plate, fuzzy, since, until, camera, limit, device))
-        return {"events": views(found), "last_id": last_event_id(board.engine)}
+        wanted = query(plate, fuzzy, since, until, camera, limit, device)
+        last = last_event_id(board.engine)  # before the search: a row stored in between comes by the feed
+        return {"events": views(search_events(board.engine, wanted)), "last_id": last}
 
     @app.get("/api/events.csv")
     def export(

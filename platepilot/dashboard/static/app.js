@@ -66,7 +66,9 @@ function connect(after) {
   feed.onerror = () => { $("feed-state").textContent = "reconnecting"; $("feed-state").classList.remove("on"); };
   feed.onmessage = (msg) => {
     const box = $("feed");
-    box.prepend(readRow(JSON.parse(msg.data)));
+    const view = JSON.parse(msg.data);
+    if (box.querySelector(`.read[data-id="${Number(view.id)}"]`)) return;  // listed already (stored mid-load)
+    box.prepend(readRow(view));
     while (box.children.length > FEED_MAX) box.lastElementChild.remove();
   };
 }
