@@ -311,6 +311,15 @@ def test_two_quick_removals_both_stay_removed(work: Path, start: Callable[..., D
     expect(page.locator("#wl-error")).to_be_hidden()
 
 
+def test_a_refused_request_says_why_in_words(start: Callable[..., Dashboard], page: Page) -> None:
+    """A validation error's detail is a list: the page showed "[object Object]"."""
+    server = start()
+    page.goto(server.url + "#/vehicle/abc")
+    error = page.locator("#vehicle .error")
+    expect(error).to_contain_text("event_id")
+    expect(error).not_to_contain_text("object Object")
+
+
 def test_hostile_crop_names_and_texts_stay_text(road: Road, start: Callable[..., Dashboard], page: Page) -> None:
     evil = road.add("ABC1234", name=HOSTILE)
     with road.store.engine.begin() as conn:  # a text no reader returns, written by hand
