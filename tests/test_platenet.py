@@ -97,6 +97,16 @@ def test_no_plate_no_box_and_any_frame_size_works(bundled: PlateNetDetector) -> 
             assert 0 <= x1 < x2 <= size[0] and 0 <= y1 < y2 <= size[1] and 0 < det.score <= 1
 
 
+def test_a_grey_frame_is_searched_and_a_16_bit_one_named(bundled: PlateNetDetector) -> None:
+    """A direct caller's grey frame found nothing; a 16-bit one gave a whole-frame box at score 1."""
+    scene = render_scene(7, 1)
+    grey = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
+    as_colour = bundled.detect(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+    assert as_colour and [d.box_xyxy for d in bundled.detect(grey)] == [d.box_xyxy for d in as_colour]
+    with pytest.raises(PlatepilotError, match=r"image 0: expected a non-empty uint8 array, got uint16"):
+        bundled.detect(scene.image.astype(np.uint16) * 257)
+
+
 @pytest.mark.parametrize(
     ("frame", "side"),
     [((320, 240), 640), ((640, 480), 640), ((1280, 720), 640), ((1920, 1080), 960), ((3840, 2160), 1280)],

@@ -783,3 +783,13 @@ def test_mqtt_payload_carries_the_state(tmp_path: Path, mosquitto: int) -> None:
 def test_pipeline_reads_without_the_classifier_say_unknown() -> None:
     fused = fuse([plate_read("ABC123", 0.9)])
     assert fused is not None and (fused.state, fused.state_confidence) == (UNKNOWN, 0.0)
+
+
+def test_a_16_bit_crop_is_named_not_classified() -> None:
+    """A direct caller's 16-bit crop went through the network as garbage; grey crops are converted."""
+    crop = render_plate(sample_design(np.random.default_rng(2)), np.random.default_rng(2)).image
+    classifier = StateClassifier()
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    assert classifier.classify([grey])[0].top == classifier.classify([cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)])[0].top
+    with pytest.raises(PlatepilotError, match="image 0: expected a non-empty uint8 array, got uint16"):
+        classifier.classify([crop.astype(np.uint16) * 257])

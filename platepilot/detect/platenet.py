@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platepilot.detect.base import clip_boxes, nms, suppress_contained, to_detections
 from platepilot.errors import PlatepilotError
+from platepilot.images import as_bgr
 from platepilot.sessions import load_sidecar, open_session, save_sidecar, sidecar_path
 from platepilot.types import Detection
 
@@ -244,8 +245,9 @@ class PlateNetDetector:
         return self._session.run(None, {self._input: blob})[0][0], scale
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        if image.ndim != 3 or image.shape[0] < 2 or image.shape[1] < 2:
+        if image.ndim < 2 or image.shape[0] < 2 or image.shape[1] < 2:
             return []
+        image = as_bgr(0, image)  # grey found nothing; 16-bit gave a whole-frame box at score 1
         output, scale = self.raw(image)
         card = self.card
         look_again = card.zoom_below > 0 and scale < 1  # the frame has pixels the network did not see

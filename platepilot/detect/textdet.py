@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
+from platepilot.images import as_bgr
 from platepilot.sessions import open_session, rapidocr_model
 from platepilot.types import BoxXYXY, Detection
 
@@ -71,6 +72,7 @@ class TextDetPlateDetector:
         self._input = self._session.get_inputs()[0].name
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        image = as_bgr(0, image)
         return plates_from_lines(self.lines(image), image.shape[1], image.shape[0], self.params)
 
     def lines(self, image: np.ndarray, max_side: int | None = None) -> np.ndarray:

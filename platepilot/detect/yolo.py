@@ -19,6 +19,7 @@ import numpy as np
 
 from platepilot.detect.base import Letterbox, clip_boxes, letterbox, nms, to_detections
 from platepilot.errors import PlatepilotError
+from platepilot.images import as_bgr
 from platepilot.sessions import open_session
 from platepilot.types import Detection
 
@@ -89,7 +90,7 @@ class YoloOnnxDetector:
         self._layout = layout
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        square, fit = letterbox(image, self.input_size)
+        square, fit = letterbox(as_bgr(0, image), self.input_size)
         blob = square[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         output = self._session.run(None, {self._input: blob})[0]
         layout = guess_layout(output.shape) if self._layout == "auto" else self._layout

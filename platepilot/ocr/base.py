@@ -108,21 +108,6 @@ def prior_candidates(
     return [c for c in candidates if len(c[0]) == length or matching_formats(c[0], default)]
 
 
-def as_bgr(index: int, image: np.ndarray) -> np.ndarray:
-    """Crop `index` of a `read` call as BGR uint8 (H, W, 3): grey and BGRA are converted; anything else
-    (another dtype, an empty array, other shapes) is a PlatepilotError naming the crop and what it was."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:
-        what = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image)
-        raise PlatepilotError(f"image {index}: expected a non-empty uint8 array, got {what}")
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    raise PlatepilotError(f"image {index}: expected (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}")
-
-
 def read_image(path: Path) -> np.ndarray:
     """A crop from disk as BGR uint8 (H, W, 3); PlatepilotError saying why when it cannot be read."""
     try:

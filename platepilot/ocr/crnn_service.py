@@ -16,9 +16,9 @@ import numpy as np
 import onnxruntime as ort
 
 from platepilot.errors import PlatepilotError
-from platepilot.images import scaled
+from platepilot.images import as_bgr, scaled
 from platepilot.ocr.band import Band, agreed, band_cuts
-from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, as_bgr, variant_scores
+from platepilot.ocr.base import PRIOR_RATIO, apply_format_prior, variant_scores
 from platepilot.ocr.ctc import beam_search, greedy_decode, softmax, text_probabilities
 from platepilot.ocr.deblur import deblurrer, surest
 from platepilot.ocr.ensemble import MemberRead

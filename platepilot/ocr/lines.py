@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector, merge_side_by_side
-from platepilot.ocr.base import as_bgr
+from platepilot.images import as_bgr
 from platepilot.types import PlateRead
 
 Rows = tuple[int, int]

@@ -25,8 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from platepilot.errors import PlatepilotError
-from platepilot.images import at_most_wide
-from platepilot.ocr.base import as_bgr
+from platepilot.images import as_bgr, at_most_wide
 from platepilot.ocr.crnn_service import CRNNOCRService, decode_read, no_plate_line
 from platepilot.ocr.deblur import Deblurrer, deblurrer, surest
 from platepilot.ocr.easy import EasyOCRReader

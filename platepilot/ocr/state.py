@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from platepilot.detect.platenet import normalise
 from platepilot.errors import PlatepilotError
+from platepilot.images import as_bgr
 from platepilot.levels import stretched
 from platepilot.ocr.base import apply_format_prior, prior_candidates
 from platepilot.ocr.state_name import StateNameReader
@@ -162,7 +163,7 @@ class StateClassifier:
         is stretched first, as the runtime stretches a flat frame (`levels.stretched`): the classifier
         learnt daylight photos, and the valid+test photos at dusk were named right 44.6% of the time
         plain and 85.2% stretched, in haze 4.6% and 85.7% (as they are: 85.7% either way; 2026-12-07)."""
-        images = [stretched(im) if im.ndim in (2, 3) and im.size else im for im in images]
+        images = [stretched(as_bgr(i, im)) if im.ndim in (2, 3) and im.size else im for i, im in enumerate(images)]
         usable = [i for i, im in enumerate(images) if im.ndim in (2, 3) and im.shape[0] >= 2 and im.shape[1] >= 2]
         found = guesses(self.probabilities([images[i] for i in usable]), self.card.classes, self.min_confidence)
         out = [StateGuess(UNKNOWN, 0.0)] * len(images)
