@@ -427,8 +427,9 @@ def parse_hours(text: str) -> tuple[int, int]:
 
 
 def nested_repeat(regex: str) -> bool:
-    """Whether `regex` repeats without bound something that itself repeats without bound (`(A+)+`,
-    `(.*)*`): the backtracking such a pattern does grows exponentially with the text (ReDoS)."""
+    """Whether `regex` nests unbounded repetitions three deep (`((A+)+)+`): its backtracking on a text
+    that fails grows so fast that a 16-character plate takes seconds (ReDoS). Two deep, as in
+    `^(?:[A-Z]{2}[0-9]+)+$`, stays within milliseconds at that length."""
     sre = importlib.import_module("re._constants")  # the parser `re` itself uses; private, but 3.11-3.13 alike
     repeats = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 
@@ -439,20 +440,20 @@ def nested_repeat(regex: str) -> bool:
             return list(arg[1])
         return [arg[1]] if op in (sre.ASSERT, sre.ASSERT_NOT) else []
 
-    def walk(items: Any, inside: bool) -> bool:
+    def walk(items: Any, depth: int) -> bool:
         for op, arg in items:
             if op in repeats:
-                unbounded = arg[1] == sre.MAXREPEAT
-                if inside and unbounded:
+                within = depth + (arg[1] == sre.MAXREPEAT)
+                if within >= 3:
                     return True
-                children, within = [arg[2]], inside or unbounded
+                children = [arg[2]]
             else:
-                children, within = parts(op, arg), inside
+                children, within = parts(op, arg), depth
             if any(walk(child, within) for child in children):
                 return True
         return False
 
-    return walk(importlib.import_module("re._parser").parse(regex).data, False)
+    return walk(importlib.import_module("re._parser").parse(regex).data, 0)
 
 
 class WatchEntry(_Model):
@@ -503,8 +504,8 @@ class WatchEntry(_Model):
                 raise ValueError(f"bad regex {regex!r}: {exc}") from None
             if nested_repeat(regex):
                 raise ValueError(
-                    f"regex {regex!r} repeats a repetition, like (A+)+: such a pattern can take seconds per plate "
-                    "and would stall alerts; write it without the nesting"
+                    f"regex {regex!r} nests repetitions three deep, like ((A+)+)+: such a pattern can take seconds "
+                    "per plate and would stall alerts; write it with less nesting"
                 )
         return regex
 
@@ -772,8 +773,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                repeated = key in seen
+            except TypeError:  # `? [a, b]`: a key YAML allows and no setting has
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key that is a list or mapping", key_node.start_mark
+                ) from None
+            if repeated:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)

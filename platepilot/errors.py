@@ -52,7 +52,7 @@ def database_error(exc: BaseException) -> PlatepilotError | None:
     if errors is None or not isinstance(exc, errors.SQLAlchemyError):
         return None
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return PlatepilotError(f"events database: {reason} (another program holding it, a full disk or a damaged file?)")
+    return PlatepilotError(f"database error: {reason} (another program holding it, a full disk or a damaged file?)")
 
 
 def bind_error(host: str, port: int, exc: OSError) -> PlatepilotError:

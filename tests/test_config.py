@@ -107,6 +107,16 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
+def test_yaml_anchors_and_merge_keys_still_load(tmp_path: Path) -> None:
+    """The duplicate-key check refused `<<: *anchor` (no constructor for the merge tag)."""
+    path = _write(tmp_path, "base: &cam {id: GATE, source: demo, fps_limit: 5}\ncameras:\n  - *cam\n"
+                  "  - <<: *cam\n    id: EXIT\n    source: demo:2\n")  # fmt: skip
+    with pytest.raises(PlatepilotError, match="base: unknown key"):  # `base:` itself is no setting
+        load_config(path)
+    path.write_text("cameras:\n  - &cam {id: GATE, source: demo, fps_limit: 5}\n  - <<: *cam\n    id: EXIT\n")
+    assert [(c.id, c.fps_limit) for c in load_config(path).cameras] == [("GATE", 5), ("EXIT", 5)]
+
+
 def test_a_key_given_twice_is_an_error_not_the_last_one_silently(tmp_path: Path) -> None:
     """A second `ocr:` dropped the first one's workers and site_state without a word."""
     path = _write(tmp_path, "ocr: {workers: 4, site_state: GA}\ncameras: []\nocr: {engine: crnn}\n")

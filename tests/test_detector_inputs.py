@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from platepilot.cli import app
 from platepilot.errors import PlatepilotError
-from platepilot.training.detector.data import Frame, read_yolo_boxes
+from platepilot.training.detector.data import Frame, read_yolo_boxes, yolo_frames
 from platepilot.training.detector.train import is_val
 
 TINY_RUN = ["--arch", "scratch", "--epochs", "1", "--samples", "16", "--batch-size", "8", "--crop", "64",
@@ -141,11 +141,25 @@ def test_detector_train_learns_on_train_and_validates_on_val_never_on_test(tmp_p
     assert _counts(result.output) == (6 + 8 - held_out, 3 + held_out)
 
 
-def test_a_split_data_yaml_names_that_is_missing_is_refused_naming_data_yaml(tmp_path: Path) -> None:
-    _frames(tmp_path / "ds" / "images" / "train", 2)
-    (tmp_path / "ds" / "data.yaml").write_text("path: /gone/ds\ntrain: images/train\nval: images/val\n")
-    result = _train("--data", str(tmp_path / "ds"), "-o", str(tmp_path / "run"), *TINY_RUN)
-    assert "images/val" in _one_line_error(result, tmp_path / "ds" / "data.yaml")
+def test_split_entries_that_are_no_folder_here_read_the_whole_dataset(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`train: train.txt` (a list file) or a path on the machine that made the dataset (Colab's
+    /content/...) trained on every frame before splits were read; refusing them broke those datasets."""
+    _frames(tmp_path / "ds" / "images", 3)
+    for entry in ("train.txt", "/content/datasets/plates/images/train"):
+        (tmp_path / "ds" / "data.yaml").write_text(f"train: {entry}\nval: {entry}\n")
+        with caplog.at_level("WARNING"):
+            listed = yolo_frames(tmp_path / "ds")
+        assert len(listed.train) == 3 and listed.val is None
+    assert sum("is no folder of images here" in r.getMessage() for r in caplog.records) == 1  # once per file
+
+
+def test_a_label_line_with_a_confidence_after_its_box_is_a_box(tmp_path: Path) -> None:
+    """`cls cx cy w h conf` (pseudo-labelling tools) aborted training as 'not a YOLO label line'."""
+    label = tmp_path / "a.txt"
+    label.write_text("0 0.5 0.5 0.2 0.1 0.87\n")
+    assert read_yolo_boxes(label) == pytest.approx(np.array([[0.4, 0.45, 0.6, 0.55]]))
 
 
 @pytest.mark.slow

@@ -122,7 +122,7 @@ def test_a_locked_database_is_one_error_line(tmp_path: Path, monkeypatch: pytest
         holder.rollback()
         holder.close()
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.startswith("error: events database: database is locked"), done.stderr
+    assert done.stderr.startswith("error: database error: database is locked"), done.stderr
 
 
 def test_csv_times_carry_their_utc_offset() -> None:

@@ -282,6 +282,10 @@ def test_other_web_sites_can_neither_frame_nor_call_the_pages(work: Path) -> Non
     assert local.post("/api/save", json=body, headers={"origin": "http://evil.example"}).status_code == 403
     assert local.post("/api/save", json=body, headers={"origin": "http://127.0.0.1:8000"}).status_code == 200
     assert local.get("/api/next?client=a", headers={"sec-fetch-site": "same-origin"}).status_code == 200
+    proxied = {"origin": "https://lpr.example.com", "sec-fetch-site": "same-origin"}  # a proxy kept Host
+    assert local.post("/api/save", json=body, headers=proxied).status_code == 200
+    forwarded = {"origin": "https://lpr.example.com", "x-forwarded-host": "lpr.example.com"}  # no Sec-Fetch-*
+    assert local.post("/api/save", json=body, headers=forwarded).status_code == 200
     other_loopback = TestClient(create_app(session), base_url="http://127.0.0.2:8000")
     assert other_loopback.get("/").status_code == 200  # a server bound to 127.0.0.2 was refused everything
 
@@ -331,3 +335,33 @@ def test_a_server_that_cannot_listen_says_whether_the_port_or_the_host_is_wrong(
         taken.close()
     with pytest.raises(PlatepilotError, match=r"cannot listen on 999\.1\.1\.1: .*; check --host"):
         bind("999.1.1.1", 0)
+
+
+def test_an_unreadable_subfolder_leaves_out_its_crops_only(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lost+found` (root only) on a crops disk made every /api/next a 500 and `ocr FOLDER` read nothing."""
+    real_scandir = os.scandir
+    locked = CROPS / "lost+found"
+    locked.mkdir()
+
+    def scandir(path: str) -> object:
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    crops, _ = scan_crops(CROPS)
+    assert len(crops) == 5 and LabelSession(CROPS, LABELS).next_item("a") is not None
+
+
+def test_a_label_written_before_its_crop_arrives_counts_once_it_does(work: Path) -> None:
+    """The session kept each path's resolution for good: a label copied in before its crop stayed apart."""
+    LABELS.parent.mkdir(parents=True)
+    late = CROPS / "2024-05-02" / "CAM1_track9.jpg"
+    LABELS.write_text(f"{os.path.relpath(late, LABELS.parent)}\tLATE99\n")  # relative to labels.txt's folder
+    session = LabelSession(CROPS, LABELS)
+    assert session.progress()["done"] == 0
+    late.parent.mkdir()
+    late.write_bytes((CROPS / "2024-05-01" / "CAM1_track0.jpg").read_bytes())
+    session._scanned_at = -1e9  # the page rescans the folder every second
+    session.save("2024-05-01/CAM1_track1.jpg", "ABC123")  # a save re-reads labels.txt
+    assert session.item("2024-05-02/CAM1_track9.jpg").current == "LATE99"

@@ -513,6 +513,18 @@ def test_a_fragment_of_a_state_name_names_no_state(line: str) -> None:
     assert match_state_name(["AB 1234", line], 85) is None
 
 
+@pytest.mark.parametrize(
+    ("lines", "prior", "state"),
+    [(["ARKANSAS"], {"KS": 0.4}, "AR"), (["VERMONT"], {"MT": 0.5}, "VT"), (["WEST VIRGINIA"], {"VA": 0.6}, "WV"),
+     (["WASHINGTON DC"], {"WA": 0.5}, "DC"), (["NEW", "YORK"], {}, "NY"), (["NEW", "JERSEY"], {}, "NJ")],
+)  # fmt: skip
+def test_a_name_inside_a_longer_one_or_over_two_short_lines_is_read_whole(
+    lines: list[str], prior: dict[str, float], state: str
+) -> None:
+    """The classifier's lean picked KANSAS out of ARKANSAS; NEW (3 letters) was dropped before YORK joined it."""
+    assert _named(lines, prior) == state
+
+
 def test_names_read_equally_well_are_told_apart_by_the_classifier() -> None:
     """A Florida plate from Washington County reads FLORIDA and WASHINGTON: the classifier decides."""
     from platepilot.ocr.state_name import match_state_name

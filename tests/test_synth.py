@@ -185,3 +185,12 @@ def test_a_preview_that_cannot_be_written_is_one_error_line(tmp_path: Path) -> N
     assert isinstance(result.exception, PlatepilotError)  # the console script prints it as one line
     assert "dir.png: cannot write the picture: Is a directory" in str(result.exception)
     assert not list(tmp_path.glob(".dir.png*"))
+
+
+def test_a_folder_synth_wrote_before_folders_were_marked_goes_on(tmp_path: Path) -> None:
+    """Synthetic folders written before the .synth.json marker were refused as 'not empty'."""
+    old = tmp_path / "old"
+    write_plates(old, 3, seed=4)
+    (old / ".synth.json").unlink()  # as an older version left it
+    write_plates(old, 5, seed=4)
+    assert len((old / "labels.txt").read_text().splitlines()) == 5

@@ -130,6 +130,15 @@ def test_a_resume_does_not_read_init_from_again_and_a_checkpoint_is_not_weights(
     first.model_path.with_suffix(".pt").write_bytes(b"replaced meanwhile")  # the init model is gone
     resumed = train(TrainOptions(output_dir=tmp_path / "ft", resume=True, **common), _quiet())  # type: ignore[arg-type]
     assert resumed.stopped == "completed" and len(resumed.history) == 2
+    scratch = dict(labels=labels, epochs=2, batch_size=8, workers=0)  # a run from scratch names its network
+    train_module._train_epoch = stop_in_epoch_2  # type: ignore[assignment]
+    try:
+        train(TrainOptions(output_dir=tmp_path / "s", arch=TINY, **scratch), _quiet())  # type: ignore[arg-type]
+    finally:
+        train_module._train_epoch = real_epoch
+    wider = {**TINY, "hidden": 32}  # resumed with another network: refused, as before resumes read best.pt
+    with pytest.raises(PlatepilotError, match="these differ: arch"):
+        train(TrainOptions(output_dir=tmp_path / "s", arch=wider, resume=True, **scratch), _quiet())  # type: ignore[arg-type]
 
 
 def test_one_track_of_labels_is_trained_on_not_all_validated(tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def test_match_event_uses_its_candidates_camera_and_local_time() -> None:
         # a second `stolen:` dropped the first one's plates, which then never raised an alert
         ("lists:\n  stolen:\n    entries: [{plate: ABC123}]\n  stolen:\n    entries: [{plate: XYZ999}]\n",
          "w.yaml:4:3: invalid YAML: duplicate key 'stolen'"),
-        ("lists:\n  s:\n    entries:\n      - {regex: '(A+)+!'}\n", "repeats a repetition, like (A+)+"),
+        ("lists:\n  s:\n    entries:\n      - {regex: '((A+)+)+!'}\n", "nests repetitions three deep"),
     ],
 )  # fmt: skip
 def test_a_bad_watchlist_is_one_line_naming_the_entry(text: str, error: str) -> None:

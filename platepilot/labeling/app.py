@@ -61,11 +61,17 @@ def token_cookie(token: str) -> str:
 
 
 def _cross_site(request: Request) -> bool:
-    """A browser request another web site made (not opening one of our pages)."""
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        return not (request.method == "GET" and request.headers.get("sec-fetch-mode") == "navigate")
+    """A browser request another web site made (not opening one of our pages). The browser's own
+    `Sec-Fetch-Site` decides; `Origin` against the Host (or a proxy's `X-Forwarded-Host`) only where a
+    browser sends no such header: a reverse proxy rewrites Host, never the browser's verdict."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "cross-site" and not (
+            request.method == "GET" and request.headers.get("sec-fetch-mode") == "navigate"
+        )
     origin = request.headers.get("origin")
-    return origin is not None and origin.split("://", 1)[-1] != request.headers.get("host")
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    return origin is not None and origin.split("://", 1)[-1] not in hosts
 
 
 class SaveBody(BaseModel):

@@ -8,6 +8,7 @@ In labels.txt the crop is written as `<crops-dir as the user gave it>/<relative 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Collection, Iterator
@@ -18,6 +19,8 @@ from platepilot.errors import PlatepilotError
 from platepilot.images import WEB_IMAGE_SUFFIXES
 from platepilot.store.crops import parse_crop_stem
 from platepilot.store.labels import nameable, resolve_crop_path
+
+log = logging.getLogger(__name__)
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUMBERS = re.compile(r"(\d+)")
@@ -75,7 +78,12 @@ def scan_crops(crops_dir: Path, suffixes: Collection[str] = WEB_IMAGE_SUFFIXES) 
 def _image_entries(folder: str, prefix: str, suffixes: Collection[str]) -> Iterator[tuple[os.DirEntry[str], str]]:
     """(entry, relative POSIX name) of the image files below `folder`, hidden and temp ones left out;
     `os.scandir`, whose entries know their type, as a page polls a folder of 30,000 crops every second."""
-    with os.scandir(folder) as entries:
+    try:
+        listing = os.scandir(folder)
+    except OSError as exc:  # `lost+found` on a crops disk: that folder only is left out
+        log.warning("%s: cannot list (%s); its crops are left out", folder, exc.strerror)
+        return
+    with listing as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue

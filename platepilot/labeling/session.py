@@ -106,7 +106,7 @@ class LabelSession:
         self._saved_rels: set[str] = set()
         self._last_line = ""
         self._skipped: set[str] = set()
-        self._rel_of: dict[str, str | None] = {}  # path as written in labels.txt -> crop-relative path
+        self._rel_of: dict[str, str] = {}  # path as written in labels.txt -> crop-relative path
         self._files: dict[str, str] = {}  # path as written in labels.txt -> the file it names
         self._review: list[tuple[str, tuple[Reason, ...]]] = self._review_order() if review else []
 
@@ -135,9 +135,12 @@ class LabelSession:
     def _crop_of(self, written: str) -> str | None:
         """`relative_to_crops`, once per path: every save re-reads labels.txt, and resolving each of its
         lines again (stat calls, symlinks) made a save take seconds at 30,000 labels."""
-        if written not in self._rel_of:
-            self._rel_of[written] = relative_to_crops(self.crops_dir, written, self.labels_file)
-        return self._rel_of[written]
+        if written in self._rel_of:
+            return self._rel_of[written]
+        rel = relative_to_crops(self.crops_dir, written, self.labels_file)
+        if rel is not None:  # kept once found: a label may be written before its crop arrives
+            self._rel_of[written] = rel
+        return rel
 
     def _refresh_crops(self) -> list[str]:
         now = time.monotonic()

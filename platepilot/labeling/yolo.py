@@ -11,6 +11,7 @@ on the dataset folder's name, split, image and box, so reruns find their earlier
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from platepilot.errors import PlatepilotError
 from platepilot.images import IMAGE_SUFFIXES
 from platepilot.labeling.crops import natural_key
 from platepilot.ocr.base import read_image
+
+log = logging.getLogger(__name__)
+_WARNED: set[Path] = set()  # data.yaml files whose splits were warned about
 
 JPEG_QUALITY = 95
 SPLIT_NAMES = ("train", "valid", "val", "test")
@@ -106,32 +110,37 @@ def class_names(dataset: Path) -> dict[int, str]:
 
 
 def split_folders(dataset: Path) -> dict[str, list[Path]]:
-    """The image folders data.yaml names as `train` and `val` (each a folder or a list of them),
-    found as YOLO tools find them: under `path`, else under the dataset folder (also without a leading
-    `../`, as Roboflow writes them); empty without a data.yaml. PlatepilotError naming data.yaml for a
-    folder not found."""
+    """The image folders data.yaml names as `train` and `val` (each a folder or a list of them), found
+    under the dataset folder (also without a leading `../`, as Roboflow writes them), else under its
+    `path` (a copied dataset keeps the original's absolute `path`). Empty, so that every image under
+    the dataset is read, without a data.yaml or when an entry is no folder here (a list file such as
+    `train.txt`, or a path on the machine that made the dataset), the latter with a warning."""
     found = data_yaml(dataset)
     if found is None:
         return {}
     path, data = found
     base = dataset / str(data.get("path") or ".")
-    base = base if base.is_dir() else dataset
     splits = {}
     for key in ("train", "val"):  # `test` is for scoring a finished model, never for training
         entries = data.get(key) or []
         entries = entries if isinstance(entries, list) else [entries]
-        if entries:
-            splits[key] = [_split_folder(path, key, str(entry), base, dataset) for entry in entries]
+        folders = [_split_folder(str(entry), base, dataset) for entry in entries]
+        if None in folders:
+            if path not in _WARNED:  # the trainer lists its folders again every epoch
+                _WARNED.add(path)
+                log.warning("%s: %s: %s is no folder of images here; reading every image under %s", path, key,
+                            entries[folders.index(None)], dataset)  # fmt: skip
+            return {}
+        if folders:
+            splits[key] = [f for f in folders if f is not None]
     return splits
 
 
-def _split_folder(data_file: Path, key: str, entry: str, base: Path, dataset: Path) -> Path:
-    for folder in (base / entry, dataset / entry, dataset / entry.removeprefix("../")):
+def _split_folder(entry: str, base: Path, dataset: Path) -> Path | None:
+    for folder in (dataset / entry, dataset / entry.removeprefix("../"), base / entry):
         if folder.is_dir():
             return folder
-    raise PlatepilotError(
-        f"{data_file}: {key}: {entry} is not a folder of images (looked in {base}); fix the path in {data_file.name}"
-    )
+    return None
 
 
 def label_lines(label: Path) -> list[str]:
@@ -164,15 +173,16 @@ def find_splits(dataset: Path) -> list[tuple[str, Path, Path]]:
 
 
 def parse_label_line(line: str) -> YoloBox | None:
-    """`class cx cy w h` or a polygon `class x1 y1 x2 y2 ...` -> YoloBox; None for a malformed line."""
+    """`class cx cy w h` (and a confidence after it, as pseudo-labelling tools write), or a polygon
+    `class x1 y1 x2 y2 ...` -> YoloBox; None for a malformed line."""
     parts = line.split()
     try:
         class_id = int(float(parts[0]))
         values = [float(v) for v in parts[1:]]
     except (ValueError, IndexError):
         return None
-    if len(values) == 4:
-        return YoloBox(class_id, *values)
+    if len(values) in (4, 5):
+        return YoloBox(class_id, *values[:4])
     if len(values) >= 6 and len(values) % 2 == 0:
         xs, ys = values[0::2], values[1::2]
         return YoloBox(class_id, (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys))

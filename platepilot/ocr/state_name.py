@@ -61,24 +61,30 @@ def match_state_name(
 ) -> tuple[str, float] | None:
     """The postal code whose name best matches `lines`, and the score (0-100); None below `min_score`.
 
-    Of states whose names match equally well (a Florida plate from Washington County reads both
-    FLORIDA and WASHINGTON), the one likelier by `prior` (the classifier's) wins, then the longer
-    name (WEST VIRGINIA over VIRGINIA).
+    Each line is matched, and all lines run together (NEW / YORK, SOUTH / DAKOTA on two lines). Of
+    names matched equally well, a name inside a longer one matched too loses to it (KANSAS in ARKANSAS,
+    VIRGINIA in WEST VIRGINIA, WASHINGTON in WASHINGTON DC); of other ties (a Florida plate from
+    Washington County reads FLORIDA and WASHINGTON), the one likelier by `prior` (the classifier's) wins.
     """
-    texts = [t for t in (re.sub(r"[^A-Z]+", "", line.upper()) for line in lines) if len(t) >= MIN_LETTERS]
-    if len(texts) > 1:
-        texts.append("".join(texts))
-    found: dict[str, tuple[float, int]] = {}
+    letters = [re.sub(r"[^A-Z]+", "", line.upper()) for line in lines]
+    texts = [t for t in letters if len(t) >= MIN_LETTERS]
+    joined = "".join(letters)
+    if len(joined) >= MIN_LETTERS and joined not in texts:
+        texts.append(joined)
+    found: dict[str, tuple[float, str]] = {}  # code -> (score, the name matched)
     for text in texts:
         for name, score in zip(_NAME_LIST, name_scores(text), strict=True):
-            code = _NAMES[name]
-            if score >= min_score and (float(score), len(name)) > found.get(code, (0.0, 0)):
-                found[code] = (float(score), len(name))
+            code, previous = _NAMES[name], found.get(_NAMES[name])
+            if score >= min_score and (previous is None or (score, len(name)) > (previous[0], len(previous[1]))):
+                found[code] = (float(score), name)
     if not found:
         return None
+    best = max(score for score, _ in found.values())
+    tied = {code: name for code, (score, name) in found.items() if score == best}
+    whole = {code for code, name in tied.items() if not any(name != other and name in other for other in tied.values())}
     odds = prior or {}
-    code, (score, _) = max(found.items(), key=lambda item: (item[1][0], odds.get(item[0], 0.0), item[1][1]))
-    return code, score
+    code = max(whole, key=lambda c: (odds.get(c, 0.0), len(tied[c])))
+    return code, best
 
 
 class StateNameReader:

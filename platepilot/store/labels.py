@@ -66,9 +66,10 @@ class LabelsReport:
         spelling: dict[str, str] = {}  # the file a path points to -> its first spelling
         latest: dict[str, Label] = {}
         for written, label in self.entries:
-            if written not in files:
-                files[written] = os.path.realpath(resolve_crop_path(written, self.path))
-            latest[spelling.setdefault(files[written], written)] = label
+            crop = files.get(written) or os.path.realpath(resolve_crop_path(written, self.path))
+            if os.path.exists(crop):  # kept only once it names a file: a label may come before its crop
+                files[written] = crop
+            latest[spelling.setdefault(crop, written)] = label
         return latest
 
 

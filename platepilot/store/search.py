@@ -143,7 +143,7 @@ class FeedCursor:
     """
 
     GAP_SECONDS = 30.0
-    MAX_GAPS = 256
+    MAX_GAPS = 64  # each poll looks them up: on PostgreSQL, in every day's table
 
     last: int
     gaps: dict[int, float] = field(default_factory=dict)  # row id -> when it was first missed (monotonic)

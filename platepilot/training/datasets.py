@@ -9,6 +9,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -70,10 +71,19 @@ def claim_stream(out: Path, stream: dict[str, Any]) -> None:
                 + f"; seed {stream.get('seed')} needs another output folder (or the same seed to go on)"
             )
         return
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()) and not _unmarked_synthetic(out, str(stream.get("kind"))):
         raise PlatepilotError(f"{out} is not empty and holds no synthetic data: use a new or empty output folder")
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(marker, json.dumps(stream).encode())
+
+
+def _unmarked_synthetic(out: Path, kind: str) -> bool:
+    """Whether `out` holds only what `synth <kind>` wrote before folders were marked (2026-12-07):
+    plates are `NNNNNNN.jpg` and labels.txt, scenes data.yaml, images/ and labels/."""
+    names = {p.name for p in out.iterdir()}
+    if kind == "scenes":
+        return names <= {"data.yaml", "images", "labels"}
+    return all(n == "labels.txt" or re.fullmatch(r"\d{7}\.jpg", n) for n in names)
 
 
 def write_plates(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path:

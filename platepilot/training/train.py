@@ -95,7 +95,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> TrainResult:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * opts.epochs))
     state = _State()
     last_ckpt = out / "last.pt"
-    plan = _plan(opts, arch, steps_per_epoch, len(train_set.texts))
+    # the network asked for: a resume takes its own from best.pt, so another --conv-widths would go unseen
+    plan = _plan(opts, arch if opts.init_from is not None else opts.arch, steps_per_epoch, len(train_set.texts))
     if opts.resume:
         state = _load_checkpoint(last_ckpt, model, optimizer, scheduler, plan)
         console.print(f"resuming after epoch {state.epoch} (best exact {state.best.get('exact', 0):.1%})")

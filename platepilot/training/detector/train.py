@@ -280,7 +280,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     return DetectorTrainResult(model_path, state["best"], state["history"], time.monotonic() - started)
 
 
-PLAN_IGNORES = ("output_dir", "resume", "workers", "sources")  # options a resumed run may change
+PLAN_IGNORES = ("output_dir", "resume", "workers", "sources", "max_val")  # options a resumed run may change
 
 
 def _plan(opts: DetectorTrainOptions, steps_per_epoch: int) -> dict[str, Any]:
