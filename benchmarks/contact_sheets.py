@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import typer
 from rich.console import Console
 
 from platepilot.imagegrid import contact_sheet
@@ -53,6 +54,7 @@ def real_crops(root: Path, count: int = COUNT) -> list[tuple[np.ndarray, str]]:
 
 
 def main() -> None:
+    """Write the synthetic contact sheet (docs/img) and, with the real crops at hand, the real one."""
     console = Console()
     samples = [synth_sample(0, i) for i in range(COUNT)]
     sheet = contact_sheet([s.image for s in samples], [f"{s.text} {s.family[:6]}" for s in samples])
@@ -73,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    typer.run(main)  # so that --help shows this, not runs it
