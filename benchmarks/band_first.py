@@ -31,7 +31,8 @@ from rich.table import Table
 from platepilot.config import DetectorConfig, Settings
 from platepilot.detect import PlateDetector
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import OCREngine, read_image
+from platepilot.images import read_image
+from platepilot.ocr.base import OCREngine
 from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.crnn_service import CRNNOCRService
 from platepilot.ocr.lines import PixelKey, PlateLineFinder, pixel_key

@@ -30,7 +30,8 @@ from rich.table import Table
 
 from platepilot.config import DetectorConfig, Settings
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import OCREngine, read_image
+from platepilot.images import read_image
+from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import BUNDLED_MODEL, engine_for, make_engine
 from platepilot.pipeline.scene_eval import evaluate_scenes
 from platepilot.plates.blur import CAMERA_JPEG_QUALITY, CAMERA_NOISE_SIGMA, exposed

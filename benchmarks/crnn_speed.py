@@ -31,7 +31,7 @@ from rich.table import Table
 
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.ocr.crnn_service import BEAM_SKIP_PATH_PROB, CRNNOCRService, decode_read
 from platepilot.ocr.spec import preprocess
 from platepilot.plates.synth import synth_sample

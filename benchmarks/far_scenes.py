@@ -31,7 +31,7 @@ from rich.table import Table
 
 from platepilot.config import DetectorConfig, Settings, load_config
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.ocr.models import make_engine
 from platepilot.pipeline.scene_eval import evaluate_scenes
 from platepilot.plates.manifest import LabelledPlate, LabelledScene, read_manifest

@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.plates.state_manifest import read_state_manifest
 
 RESULTS = Path(__file__).parent / "results" / "perturbed.json"

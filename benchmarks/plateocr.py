@@ -26,7 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 from platepilot.config import OCRConfig, Settings
-from platepilot.ocr.base import OCREngine, read_image
+from platepilot.images import read_image
+from platepilot.ocr.base import OCREngine
 from platepilot.ocr.evaluate import evaluate
 from platepilot.ocr.models import make_engine
 from platepilot.ocr.paddle import PaddleRecognizer

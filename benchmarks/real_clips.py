@@ -55,7 +55,8 @@ from rich.table import Table
 from platepilot.config import CameraConfig, Settings, load_config
 from platepilot.detect import PlateDetector
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import OCREngine, read_image
+from platepilot.images import read_image
+from platepilot.ocr.base import OCREngine
 from platepilot.ocr.models import engine_for
 from platepilot.ocr.state import StateClassifier, state_classifier
 from platepilot.pipeline.pilot import Pilot

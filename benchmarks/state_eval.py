@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from platepilot.config import Settings, StateConfig
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.ocr.models import make_engine
 from platepilot.ocr.state import StateClassifier, state_classifier, with_state
 from platepilot.ocr.state_eval import evaluate_states

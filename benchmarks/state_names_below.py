@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.ocr.state import StateClassifier, StateGuess, with_name
 from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.state_manifest import StatePhoto, read_state_manifest

@@ -1,10 +1,13 @@
-"""Image files, kinds and scaling. Which file names are images: those OpenCV reads (`IMAGE_SUFFIXES`), and
+"""Image files, kinds and scaling. Reading an image file as the readers read it (`read_image`). Which
+file names are images: those OpenCV reads (`IMAGE_SUFFIXES`), and
 of them those a browser page can show (`WEB_IMAGE_SUFFIXES`: no TIFF). Any image handed to a reader or a
 detector as BGR uint8 (`as_bgr`). Scaling by a factor without losing a
 side: one that would round to 0 px stays 1 px (OpenCV refuses an empty size, and a 2 x 1,300 strip scaled
 to a 320 px sample has a side of 0.5 px)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -41,3 +44,44 @@ def as_bgr(index: int, image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     raise PlatepilotError(f"image {index}: expected (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A crop from disk as BGR uint8 (H, W, 3); PlatepilotError saying why when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PlatepilotError(f"{path}: image not found") from None
+    except IsADirectoryError:
+        raise PlatepilotError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise PlatepilotError(f"{path}: cannot read image: {exc.strerror}") from None
+    if not data:
+        raise PlatepilotError(f"{path}: image file is empty (0 bytes)")
+    try:
+        image = _decode(np.frombuffer(data, np.uint8), has_alpha=_png_with_alpha(data))
+    except cv2.error as exc:  # over OpenCV's pixel limit (a 210 KB PNG can be 40000 x 30000), ...
+        too_big = "MAX_IMAGE_PIXELS" in str(exc)
+        reason = "more pixels than OpenCV reads" if too_big else str(exc).strip().splitlines()[-1][:160]
+        raise PlatepilotError(f"{path}: not a readable image ({reason})") from None
+    if image is None or image.size == 0:
+        raise PlatepilotError(f"{path}: not a readable image (corrupt, or not JPEG/PNG/BMP/...)")
+    return image
+
+
+def _png_with_alpha(data: bytes) -> bool:
+    """Whether `data` is a PNG with an alpha channel (colour type 4 or 6 in its IHDR)."""
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] in (4, 6)
+
+
+def _decode(buffer: np.ndarray, has_alpha: bool) -> np.ndarray | None:
+    """BGR uint8; a transparent image on white, as a viewer shows it (its colour alone was black text
+    on a black transparent ground)."""
+    if not has_alpha:
+        return cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim != 3 or image.shape[2] != 4:
+        return None if image is None else cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0  # PNG holds 8 or 16 bits a channel
+    colour, alpha = image[..., :3].astype(np.float32) / scale, image[..., 3:].astype(np.float32) / scale
+    return np.round((colour * alpha + (1 - alpha)) * 255).astype(np.uint8)

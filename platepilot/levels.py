@@ -17,8 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from platepilot.images import scaled
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image, scaled
 
 FLAT_BELOW = 160
 """Brightness levels (of 255) between a frame's `LOW_PERCENTILE` and `HIGH_PERCENTILE` under which it is

@@ -17,7 +17,7 @@ from pipeline_fakes import ScriptedEngine, make_pilot, pipeline_settings
 
 from platepilot.config import CameraConfig
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.sources import open_source
 from platepilot.sources.base import RateLimit
 from platepilot.sources.demo import LANES, DemoScene, DemoSource
@@ -208,7 +208,7 @@ def test_open_source_dispatch(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "content", "why"), [
-    ("broken.jpg", b"\xff\xd8 not a jpeg", "no frame of this video can be decoded"),
+    ("broken.avi", b"\xff\xd8 not a jpeg", "cannot open this video|no frame of this video can be decoded"),
     ("random.mp4", bytes(range(256)) * 40, "cannot open this video|no frame of this video can be decoded"),
     ("empty.mp4", b"", "empty"),
 ])  # fmt: skip
@@ -219,9 +219,10 @@ def test_a_file_no_frame_decodes_from_is_refused_before_the_run(
     bad.write_bytes(content)
     with pytest.raises(PlatepilotError, match=why):
         open_source(CameraConfig(source=str(bad)))
-    photo = tmp_path / "photo.jpg"  # a whole image file is a one-frame video
+    photo = tmp_path / "photo.jpg"  # read as a one-frame video it never made a track: refused, saying what to do
     assert cv2.imwrite(str(photo), np.full((48, 64, 3), 90, np.uint8))
-    assert isinstance(open_source(CameraConfig(source=str(photo))), VideoFileSource)
+    with pytest.raises(PlatepilotError, match="is one photo: pass its folder"):
+        open_source(CameraConfig(source=str(photo)))
 
 
 @pytest.mark.parametrize(

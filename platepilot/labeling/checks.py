@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.plates.charset import CHARSET
 from platepilot.plates.formats import matching_formats
 from platepilot.store.labels import resolve_crop_path, scan_labels

@@ -9,8 +9,8 @@ import numpy as np
 
 from platepilot.errors import PlatepilotError
 from platepilot.imagegrid import grid, save_picture
+from platepilot.images import read_image
 from platepilot.labeling.checks import check_labels
-from platepilot.ocr.base import read_image
 from platepilot.store.labels import resolve_crop_path, scan_labels
 from platepilot.types import SKIP
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Sequence
-from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 from rapidfuzz.distance import Hamming
 
-from platepilot.errors import PlatepilotError
 from platepilot.plates.formats import DEFAULT_REGIONS, fits_some_state, format_variants, matching_formats
 from platepilot.types import PlateRead
 
@@ -106,44 +103,3 @@ def prior_candidates(
     (`164081` -> `16408`)."""
     default = tuple(r for r in regions or DEFAULT_REGIONS if r in DEFAULT_REGIONS)
     return [c for c in candidates if len(c[0]) == length or matching_formats(c[0], default)]
-
-
-def read_image(path: Path) -> np.ndarray:
-    """A crop from disk as BGR uint8 (H, W, 3); PlatepilotError saying why when it cannot be read."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PlatepilotError(f"{path}: image not found") from None
-    except IsADirectoryError:
-        raise PlatepilotError(f"{path}: is a folder, not an image") from None
-    except OSError as exc:
-        raise PlatepilotError(f"{path}: cannot read image: {exc.strerror}") from None
-    if not data:
-        raise PlatepilotError(f"{path}: image file is empty (0 bytes)")
-    try:
-        image = _decode(np.frombuffer(data, np.uint8), has_alpha=_png_with_alpha(data))
-    except cv2.error as exc:  # over OpenCV's pixel limit (a 210 KB PNG can be 40000 x 30000), ...
-        too_big = "MAX_IMAGE_PIXELS" in str(exc)
-        reason = "more pixels than OpenCV reads" if too_big else str(exc).strip().splitlines()[-1][:160]
-        raise PlatepilotError(f"{path}: not a readable image ({reason})") from None
-    if image is None or image.size == 0:
-        raise PlatepilotError(f"{path}: not a readable image (corrupt, or not JPEG/PNG/BMP/...)")
-    return image
-
-
-def _png_with_alpha(data: bytes) -> bool:
-    """Whether `data` is a PNG with an alpha channel (colour type 4 or 6 in its IHDR)."""
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] in (4, 6)
-
-
-def _decode(buffer: np.ndarray, has_alpha: bool) -> np.ndarray | None:
-    """BGR uint8; a transparent image on white, as a viewer shows it (its colour alone was black text
-    on a black transparent ground)."""
-    if not has_alpha:
-        return cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-    if image is None or image.ndim != 3 or image.shape[2] != 4:
-        return None if image is None else cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0  # PNG holds 8 or 16 bits a channel
-    colour, alpha = image[..., :3].astype(np.float32) / scale, image[..., 3:].astype(np.float32) / scale
-    return np.round((colour * alpha + (1 - alpha)) * 255).astype(np.uint8)

@@ -14,8 +14,9 @@ from rapidfuzz.distance import Levenshtein
 
 from platepilot.errors import PlatepilotError
 from platepilot.imagegrid import contact_sheet, save_picture
+from platepilot.images import read_image
 from platepilot.levels import read_crop
-from platepilot.ocr.base import OCREngine, read_image
+from platepilot.ocr.base import OCREngine
 from platepilot.ocr.metrics import Scores, confusions, score
 from platepilot.plates.formats import is_standard_label
 from platepilot.plates.label_errors import corrected, read_label_errors

@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import track
 
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.ocr.evaluate import write_report_files
 from platepilot.ocr.state import StateClassifier
 from platepilot.plates.state_manifest import StatePhoto

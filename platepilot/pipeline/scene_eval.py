@@ -27,8 +27,9 @@ from platepilot.config import DetectorConfig
 from platepilot.detect import PlateDetector
 from platepilot.detect.textdet import TextDetPlateDetector
 from platepilot.errors import PlatepilotError
+from platepilot.images import read_image
 from platepilot.levels import stretched
-from platepilot.ocr.base import OCREngine, read_image
+from platepilot.ocr.base import OCREngine
 from platepilot.ocr.evaluate import write_report_tiles
 from platepilot.pipeline.text_check import plate_detector
 from platepilot.plates.charset import fold

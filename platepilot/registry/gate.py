@@ -28,7 +28,8 @@ import numpy as np
 
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.base import OCREngine, read_image
+from platepilot.images import read_image
+from platepilot.ocr.base import OCREngine
 from platepilot.ocr.gate_record import GateRecord, ReaderScores, Role, SetScore, engine_role
 from platepilot.ocr.metrics import score
 from platepilot.ocr.spec import load_card

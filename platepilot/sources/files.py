@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
-from platepilot.images import IMAGE_SUFFIXES
-from platepilot.ocr.base import read_image
+from platepilot.images import IMAGE_SUFFIXES, read_image
 from platepilot.sources.base import Clock
 from platepilot.types import Frame
 

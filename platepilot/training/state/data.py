@@ -21,7 +21,7 @@ import torch
 from rich.progress import track
 from torch.utils.data import Dataset
 
-from platepilot.ocr.base import read_image
+from platepilot.images import read_image
 from platepilot.ocr.state import StateCard, state_input
 from platepilot.plates.designs import Family, sample_design
 from platepilot.plates.render import render_plate
