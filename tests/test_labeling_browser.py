@@ -92,6 +92,12 @@ def labels(work: Path) -> dict[str, str]:
     return {k: v.text for k, v in latest_labels(path).items()} if path.exists() else {}
 
 
+def _labelled_first(work: Path, count: int) -> None:
+    """labels.txt with the first `count` crops labelled ABC120, ABC121, ..."""
+    (work / LABELS).parent.mkdir(parents=True)
+    (work / LABELS).write_text("".join(f"{key(i)}\tABC12{i}\n" for i in range(count)))
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -173,8 +179,7 @@ def test_restart_shows_only_unlabeled_crops(work: Path, start: Callable[..., Ser
 def test_new_crops_appear_without_restart(
     work: Path, start: Callable[..., Server], page: Page, synth_crops: Crops
 ) -> None:
-    (work / LABELS).parent.mkdir(parents=True)
-    (work / LABELS).write_text("".join(f"{key(i)}\tABC12{i}\n" for i in range(5)))
+    _labelled_first(work, 5)
     server = start()
     open_page(page, server.url, f"{DAY}/CAM1_track5.jpg")
     page.keyboard.press("Escape")
@@ -285,8 +290,7 @@ def test_bracket_on_the_end_screen_shows_the_crop_labelled_last(
     work: Path, start: Callable[..., Server], page: Page
 ) -> None:
     """`[` from "All crops are labeled" skipped the last crop and went to the one before it."""
-    (work / LABELS).parent.mkdir(parents=True)
-    (work / LABELS).write_text("".join(f"{key(i)}\tABC12{i}\n" for i in range(4)))
+    _labelled_first(work, 4)
     server = start()
     open_page(page, server.url, f"{DAY}/CAM1_track4.jpg")
     page.keyboard.type("XYZ4")
