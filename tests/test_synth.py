@@ -194,3 +194,13 @@ def test_a_folder_synth_wrote_before_folders_were_marked_goes_on(tmp_path: Path)
     (old / ".synth.json").unlink()  # as an older version left it
     write_plates(old, 5, seed=4)
     assert len((old / "labels.txt").read_text().splitlines()) == 5
+    scenes = tmp_path / "scenes"
+    write_scenes(scenes, 1, seed=4)
+    (scenes / ".synth.json").unlink()
+    write_scenes(scenes, 2, seed=4)
+    assert len(list((scenes / "labels").glob("*.txt"))) == 2
+    mine = tmp_path / "mine"  # a user's YOLO dataset has the same folders, not the same data.yaml
+    (mine / "labels").mkdir(parents=True)
+    (mine / "data.yaml").write_text("names: {0: plate, 1: car}\ntrain: images\n")
+    with pytest.raises(PlatepilotError, match="mine is not empty and holds no synthetic data"):
+        write_scenes(mine, 1)

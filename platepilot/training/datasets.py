@@ -81,9 +81,20 @@ def _unmarked_synthetic(out: Path, kind: str) -> bool:
     """Whether `out` holds only what `synth <kind>` wrote before folders were marked (2026-12-07):
     plates are `NNNNNNN.jpg` and labels.txt, scenes data.yaml, images/ and labels/."""
     names = {p.name for p in out.iterdir()}
-    if kind == "scenes":
-        return names <= {"data.yaml", "images", "labels"}
-    return all(n == "labels.txt" or re.fullmatch(r"\d{7}\.jpg", n) for n in names)
+    ours = re.compile(r"\d{7}\.jpg")
+    if kind == "scenes":  # a user's YOLO dataset has the same folders: its data.yaml and names tell
+        data = out / "data.yaml"
+        written = yaml.safe_load(data.read_text()) if data.is_file() else {}
+        images = out / "images"
+        return (
+            names <= {"data.yaml", "images", "labels"}
+            and isinstance(written, dict) and written.get("names") == {0: "plate"} and written.get("train") == "images"
+            and (not images.is_dir() or all(ours.fullmatch(p.name) for p in images.iterdir()))
+        )  # fmt: skip
+    if not all(n == "labels.txt" or ours.fullmatch(n) for n in names):
+        return False
+    labels = out / "labels.txt"  # a user's labels.txt names crops elsewhere
+    return not labels.is_file() or all(ours.fullmatch(line.split("\t")[0]) for line in labels.read_text().splitlines())
 
 
 def write_plates(out: Path, count: int, seed: int = 0, workers: int = 1) -> Path:
