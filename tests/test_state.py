@@ -501,6 +501,7 @@ def test_state_names_read_on_a_plate_match_their_state() -> None:
     assert match_state_name(["1930 PENNA"], 85) == ("PA", 100.0)  # an older plate's abbreviation
     assert match_state_name(["WEST VIRGINIA"], 85) == ("WV", 100.0)  # VIRGINIA is in it too
     assert match_state_name(["WASHINGTON DC"], 85) == ("DC", 100.0)
+    assert _named(["GOVT DISTRICT OF COLUMBIA 2024"]) == "DC"  # a name over 16 letters inside a longer line
     guess = with_name(StateGuess(UNKNOWN, 0.3, (("GA", 0.3), ("FL", 0.2), ("AL", 0.1))), ("FL", 95.0))
     assert guess.state == FLORIDA and guess.confidence == 0.95 and [s for s, _ in guess.top] == ["FL", "GA", "AL"]
 

@@ -1,7 +1,7 @@
 """Reading the state's name printed on a plate (FLORIDA, Texas, ...) and fuzzy-matching it to a state.
 
 PaddleOCR's PP-OCRv6 small detector and recogniser (rapidocr, a core dependency) read every text line
-of the crop; each line's letters, and all lines' letters run together (SOUTH / DAKOTA), are matched
+of the crop; each line's letters, and all lines' letters run together (NEW / YORK), are matched
 against the state names and older plates' abbreviations (`name_scores`), and the best match at or
 above `min_score` (0-100) names the state. A name must be found whole: a line read as NORTH, or a
 fragment of a longer word, names no state. The plate's serial rarely looks like a state name (its
@@ -27,7 +27,6 @@ from platepilot.plates.states import STATE_ABBREVIATIONS, STATE_NAMES
 MIN_LETTERS = 4
 MIN_SIDE = 16  # pixels: no legible state name below; rapidocr's resize (multiples of 32) fails on less
 MAX_ASPECT = 8  # no plate is longer than 8 times its height; a thinner strip would shrink under MIN_SIDE
-MAX_WINDOW = 16  # letters: longer than any name
 _NAMES: dict[str, str] = {
     **{re.sub(r"[^A-Z]+", "", name.upper()): code for code, name in STATE_NAMES.items()},
     # DC's plates print "Washington, D.C." (read as "WASHINGTON DC"), not "District of Columbia".
@@ -35,6 +34,7 @@ _NAMES: dict[str, str] = {
     **STATE_ABBREVIATIONS,
 }  # fmt: skip
 _NAME_LIST = list(_NAMES)
+MAX_WINDOW = max(map(len, _NAMES)) + 1  # letters: a name and one more (NORTHERNMARIANAISLANDS is 22)
 _NAME_LENGTH = np.array([len(name) for name in _NAME_LIST])
 _ABBREVIATION = np.array([name in STATE_ABBREVIATIONS for name in _NAME_LIST])
 
