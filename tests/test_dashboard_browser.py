@@ -196,7 +196,8 @@ def test_search_finds_a_misread_plate_by_fuzzy_match_and_exports_it(
     expect(page.locator("#search-count")).to_have_text("2 reads")
     csv = page.request.get(server.url.rstrip("/") + page.locator("#export").get_attribute("href"))  # type: ignore[operator]
     lines = csv.text().splitlines()
-    assert csv.headers["content-type"].startswith("text/csv") and lines[0].startswith("camera_id,track_id")
+    assert csv.headers["content-type"].startswith("text/csv") and lines[0].startswith("\ufeffcamera_id,track_id")
+    assert lines[0].endswith(",device_id,event_id")  # a byte-order mark (Excel: UTF-8), and which device's event
     assert sorted(line.split(",")[4] for line in lines[1:]) == ["A8C1234", "ABC1284"]
 
 

@@ -198,3 +198,6 @@ def test_csv_export_quotes_cells_a_spreadsheet_would_run() -> None:
     assert rows[1][rows[0].index("crop_path")] == '\'=HYPERLINK("http://x")'
     assert rows[1][rows[0].index("model_version")] == "'@SUM(1)"
     assert rows[2][rows[0].index("text")] == "XYZ9" and rows[1][rows[0].index("track_id")] == "1"
+    fleet = dataclasses.replace(_event(3, "FLT1", 9.0), device_id="pi1", event_id="pi1/CAM1/r1/3")
+    last = list(csv.reader(io.StringIO(events_csv([fleet]))))  # a fleet export tells devices apart
+    assert last[1][last[0].index("device_id")] == "pi1" and last[1][last[0].index("event_id")] == "pi1/CAM1/r1/3"

@@ -116,7 +116,8 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
     ) -> Response:  # fmt: skip
         found = search_events(board.engine, query(plate, fuzzy, since, until, camera, limit, device))
         headers = {"Content-Disposition": 'attachment; filename="platepilot-reads.csv"'}
-        return Response(events_csv([f.event for f in found]), media_type="text/csv", headers=headers)
+        text = "\ufeff" + events_csv([f.event for f in found])  # a byte-order mark: Excel reads it as UTF-8
+        return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
     @app.get("/api/event/{event_id}")
     def event(event_id: RowId) -> dict[str, Any]:

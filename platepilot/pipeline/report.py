@@ -15,7 +15,7 @@ from platepilot.store.events import PlateEvent
 
 CSV_FIELDS = ("camera_id", "track_id", "first_seen", "last_seen", "text", "confidence", "format",
               "reads", "crop_path", "engine", "model_version", "candidates", "state", "state_confidence",
-              "source_file")  # fmt: skip
+              "source_file", "device_id", "event_id")  # fmt: skip
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -56,7 +56,7 @@ def events_csv(events: list[PlateEvent]) -> str:
         candidates = " ".join(f"{t}:{c:.3f}" for t, c in e.candidates)
         row = [e.camera_id, e.track_id, local_time(e.first_seen), local_time(e.last_seen), e.text,
                f"{e.confidence:.4f}", e.format or "", e.reads, e.crop_path, e.engine, e.model_version, candidates,
-               e.state, f"{e.state_confidence:.4f}", e.source_file]  # fmt: skip
+               e.state, f"{e.state_confidence:.4f}", e.source_file, e.device_id, e.event_id or ""]  # fmt: skip
         writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
 
