@@ -34,7 +34,7 @@ def blur_train(
     ),
     threads: int = typer.Option(2, "--threads", min=1, max=64, help="Torch threads."),
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-making processes."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT_DIR after its last epoch."),

@@ -45,7 +45,8 @@ FL_FLOOR = 0.90  # FL vs out-of-state on rendered standard plates; the bundled m
 @pytest.mark.parametrize(
     ("name", "code"),
     [("HAWAI", "HI"), ("MISSIPPI", "MS"), ("CNMI", "MP"), ("WASHINGTON DC", "DC"), ("U S VIRGIN ISLANDS", "VI"),
-     ("New York", "NY"), ("us-fl", "FL"), ("fl", "FL"), ("West Virginia", "WV"), ("AMERICAN SAMOA", "AS")],
+     ("New York", "NY"), ("us-fl", "FL"), ("fl", "FL"), ("West Virginia", "WV"), ("AMERICAN SAMOA", "AS"),
+     ("Washington, D.C.", "DC"), ("D.C.", "DC"), ("USVI", "VI"), ("U.S.V.I.", "VI"), ("N. Mariana Islands", "MP")],
 )  # fmt: skip
 def test_state_codes_from_every_source_spelling(name: str, code: str) -> None:
     assert state_code(name) == code

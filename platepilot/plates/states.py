@@ -41,7 +41,8 @@ STATE_ABBREVIATIONS: dict[str, str] = {
 # punctuation): us_plates_by_state's MANIFEST and the usual short forms.
 _ALIASES: dict[str, str] = {
     "HAWAI": "HI", "MISSIPPI": "MS", "CNMI": "MP", "WASHINGTON DC": "DC", "U S VIRGIN ISLANDS": "VI",
-    "US VIRGIN ISLANDS": "VI", "VIRGIN ISLANDS": "VI",
+    "US VIRGIN ISLANDS": "VI", "VIRGIN ISLANDS": "VI", "WASHINGTON D C": "DC", "D C": "DC", "WASH DC": "DC",
+    "USVI": "VI", "U S V I": "VI", "N MARIANA ISLANDS": "MP",
 }  # fmt: skip
 _BY_NAME: dict[str, str] = {re.sub(r"[^A-Z]+", " ", n.upper()).strip(): c for c, n in STATE_NAMES.items()}
 

@@ -164,7 +164,7 @@ def _fit(
     counts = torch.bincount(labels, minlength=len(card.classes)).float() + 1
     prior = (counts / counts.sum()).log()  # logit adjustment: scores as if every class were equally common
     optimizer = torch.optim.AdamW(head.parameters(), lr=opts.lr, weight_decay=0.05)
-    steps = len(labels) // opts.batch_size
+    steps = max(1, len(labels) // opts.batch_size)  # a batch over the epoch: one step
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
     generator = torch.Generator().manual_seed(opts.seed)
     history = []

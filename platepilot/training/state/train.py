@@ -99,7 +99,7 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     console.print(f"{sources.describe()}; classes {len(card.classes)}")
     optimizer = torch.optim.AdamW(groups, weight_decay=5e-4)
     rng = np.random.default_rng(opts.seed)
-    steps = len(_epoch_items(rng, opts, sources)) // opts.batch_size
+    steps = max(1, len(_epoch_items(rng, opts, sources)) // opts.batch_size)  # a batch over the epoch: one step
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, [g["lr"] for g in groups], total_steps=opts.epochs * steps, pct_start=0.1
     )
