@@ -50,6 +50,20 @@ def open_session(
         raise PlatepilotError(f"{path}: onnxruntime cannot load this {what} ({detail[:200]})") from None
 
 
+def check_input_shape(session: ort.InferenceSession, path: Path, expected: tuple[int, ...]) -> None:
+    """PlatepilotError when the graph's one input is not (N, *expected) (a named, dynamic axis passes):
+    the sidecar beside `path` belongs to another model."""
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise PlatepilotError(f"{path}: expected one image input, the model has {len(inputs)}")
+    got = tuple(inputs[0].shape[1:])
+    if len(got) != len(expected) or any(isinstance(g, int) and g != e for g, e in zip(got, expected, strict=True)):
+        raise PlatepilotError(
+            f"{path}: model input is (N, {', '.join(map(str, got))}) but its sidecar says (N, C, H, W) = "
+            f"(N, {', '.join(map(str, expected))}); the sidecar belongs to another model"
+        )
+
+
 def rapidocr_model(name: str) -> Path:
     """A model file inside the installed `rapidocr` wheel (a core dependency); PlatepilotError when absent."""
     try:

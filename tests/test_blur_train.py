@@ -95,8 +95,17 @@ def test_an_interrupted_blur_train_resumes_where_it_stopped(tmp_path: Path, monk
     resumed = train.train_blur(opts("stopped", resume=True)).history
     assert [h["epoch"] for h in resumed] == [1, 2, 3]
     assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in straight])  # as if never stopped
-    with pytest.raises(PlatepilotError, match="planned for 3 epochs"):
+    with pytest.raises(PlatepilotError, match="epochs 3 -> 6"):
         train.train_blur(train.BlurTrainOptions(**{**vars(opts("stopped", resume=True)), "epochs": 6}))
+    with pytest.raises(PlatepilotError, match="max_length 9 -> 12"):
+        train.train_blur(train.BlurTrainOptions(**{**vars(opts("stopped", resume=True)), "max_length": 12}))
+    checkpoint = tmp_path / "stopped" / train.CHECKPOINT  # from before plans were kept: its network still checked
+    saved = torch.load(checkpoint, weights_only=False)
+    del saved["plan"]
+    torch.save(saved, checkpoint)
+    narrower = train.BlurTrainOptions(**{**vars(opts("stopped", resume=True)), "widths": (4, 8, 8, 16, 16, 16, 16)})
+    with pytest.raises(PlatepilotError, match="its network differs from this run's"):
+        train.train_blur(narrower)
     with pytest.raises(PlatepilotError, match="no checkpoint"):
         train.train_blur(opts("never", resume=True))
     with pytest.raises(PlatepilotError, match="holds a run already"):  # a new run never overwrites it

@@ -379,10 +379,16 @@ def test_an_interrupted_state_train_resumes_where_it_stopped(tmp_path: Path, mon
     assert [h["epoch"] for h in resumed] == [1, 2, 3]
     assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in straight])  # as if never stopped
     assert [h["train_top1"] for h in resumed] == [h["train_top1"] for h in straight]
-    with pytest.raises(PlatepilotError, match="planned for 3 epochs"):
+    with pytest.raises(PlatepilotError, match="epochs 3 -> 6"):
         train.train_state(train.StateTrainOptions(**{**vars(opts("stopped", resume=True)), "epochs": 6}))
     with pytest.raises(PlatepilotError, match="no checkpoint"):
         train.train_state(opts("never", resume=True))
+    for changed, why in (({"lr": 0.01}, "lr 0.003 -> 0.01"), ({"height": 96}, "height 64 -> 96"),
+                         ({"seed": 1}, "seed 0 -> 1")):  # fmt: skip
+        with pytest.raises(PlatepilotError, match=why):  # another recipe, or a network that does not load
+            train.train_state(train.StateTrainOptions(**{**vars(opts("stopped", resume=True)), **changed}))
+    moved = train.StateTrainOptions(**{**vars(opts("stopped", resume=True)), "cache_dir": tmp_path / "moved"})
+    assert [h["epoch"] for h in train.train_state(moved).history] == [1, 2, 3]  # a cache may move
 
 
 def test_a_student_learns_its_teachers_scores(tmp_path: Path) -> None:

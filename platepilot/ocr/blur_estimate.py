@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from platepilot.sessions import load_sidecar, open_session, save_sidecar
+from platepilot.sessions import check_input_shape, load_sidecar, open_session, save_sidecar
 
 BUNDLED_BLUR_MODEL = Path(__file__).resolve().parents[1] / "assets" / "plate_blur.onnx"
 
@@ -89,6 +89,7 @@ class BlurEstimator:
         self.path = model_path or BUNDLED_BLUR_MODEL
         self.card = load_blur_card(self.path)
         self._session = open_session(self.path, "blur estimator", threads=threads)
+        check_input_shape(self._session, self.path, (1, self.card.height, self.card.width))
         self._input = self._session.get_inputs()[0].name
 
     def estimate(self, images: list[np.ndarray]) -> list[Smear]:

@@ -26,7 +26,7 @@ from platepilot.ocr.lines import PlateLineFinder, enlarged
 from platepilot.ocr.spec import ModelCard, ModelSpec, load_card, preprocess
 from platepilot.ocr.views import margin_views, vote_views
 from platepilot.plates.formats import looks_like_serial, match_format, matching_formats
-from platepilot.sessions import open_session
+from platepilot.sessions import check_input_shape, open_session
 from platepilot.types import PlateRead
 
 log = logging.getLogger(__name__)
@@ -350,13 +350,7 @@ def _check_io(session: ort.InferenceSession, path: Path, spec: ModelSpec) -> str
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or not outputs:
         raise PlatepilotError(f"{path}: expected one image input and a logits output, got {len(inputs)} inputs")
-    expected = (spec.channels, spec.height, spec.width)
-    got = tuple(inputs[0].shape[1:])
-    if len(got) != 3 or any(isinstance(g, int) and g != e for g, e in zip(got, expected, strict=True)):
-        raise PlatepilotError(
-            f"{path}: model input is (N, {', '.join(map(str, got))}) but its sidecar says (N, C, H, W) = "
-            f"(N, {', '.join(map(str, expected))}); the sidecar belongs to another model"
-        )
+    check_input_shape(session, path, (spec.channels, spec.height, spec.width))
     classes = outputs[0].shape[-1] if outputs[0].shape else None
     if isinstance(classes, int) and classes != spec.num_classes:
         raise PlatepilotError(

@@ -26,7 +26,7 @@ from platepilot.ocr.base import apply_format_prior, prior_candidates
 from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.formats import match_format, matching_formats
 from platepilot.plates.states import STATE_NAMES, UNKNOWN, format_regions, site_regions
-from platepilot.sessions import load_sidecar, open_session, save_sidecar
+from platepilot.sessions import check_input_shape, load_sidecar, open_session, save_sidecar
 from platepilot.track.quality import sharpness
 from platepilot.types import PlateRead
 
@@ -136,6 +136,7 @@ class StateClassifier:
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 1:
             raise PlatepilotError(f"{self.model_path}: not a state classifier (expected one (N, 3, H, W) input)")
+        check_input_shape(self._session, self.model_path, (3, self.card.height, self.card.width))
         if outputs[0].shape[-1] != len(self.card.classes):
             raise PlatepilotError(
                 f"{self.model_path}: outputs {outputs[0].shape[-1]} classes, its sidecar lists {len(self.card.classes)}"

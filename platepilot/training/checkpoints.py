@@ -8,6 +8,7 @@ and the history so far.
 from __future__ import annotations
 
 import pickle
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,21 @@ def check_run_folder(checkpoint: Path, resume: bool) -> None:
             f"{checkpoint.parent} holds a run already ({checkpoint.name}): --resume continues it; a new run needs "
             "another --output-dir (or none: a new run folder)"
         )
+
+
+RESUMABLE = ("output_dir", "resume", "workers", "sources")  # options a resumed run may change
+
+
+def jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    """A run's options as JSON values (paths as strings), for sidecars and plans."""
+    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
+            for k, v in options.items()}  # fmt: skip
+
+
+def run_plan(opts: Any, may_change: tuple[str, ...] = RESUMABLE) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues: every option of the dataclass `opts`
+    but those in `may_change` (its data, schedule, network and recipe)."""
+    return {k: v for k, v in jsonable(asdict(opts)).items() if k not in may_change}
 
 
 def check_plan(checkpoint: Path, started: dict[str, Any], plan: dict[str, Any]) -> None:
@@ -70,12 +86,12 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, epochs: int,
-    history: list[dict[str, float]], rng: np.random.Generator | None = None,
+    history: list[dict[str, float]], plan: dict[str, Any], rng: np.random.Generator | None = None,
 ) -> None:  # fmt: skip
-    """Write the run's state after an epoch (`save_atomic`)."""
+    """Write the run's state after an epoch (`save_atomic`), with its plan (`run_plan`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "torch_rng": torch.get_rng_state(), "epochs": epochs, "history": history}  # fmt: skip
+             "torch_rng": torch.get_rng_state(), "epochs": epochs, "history": history, "plan": plan}  # fmt: skip
     if rng is not None:
         state["rng"] = rng.bit_generator.state
     save_atomic(state, path)
@@ -83,17 +99,24 @@ def save_checkpoint(
 
 def resume_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, epochs: int, console: Console,
-    rng: np.random.Generator | None = None,
+    plan: dict[str, Any], rng: np.random.Generator | None = None,
 ) -> list[dict[str, float]]:  # fmt: skip
     """Restore an interrupted run's last finished epoch into the given objects; its history. PlatepilotError
-    when it was planned for other epochs, data or batch size (`check_run_folder` tells a missing one)."""
+    when it was planned otherwise (`check_plan`; a checkpoint from before plans were kept is checked by its
+    epochs and schedule length) or holds another network (`check_run_folder` tells a missing one)."""
     saved = load_saved(path, ("model", "optimizer", "scheduler", "torch_rng", "epochs", "history"))
+    check_plan(path, saved.get("plan", {}), plan)
     if saved["epochs"] != epochs or saved["scheduler"]["total_steps"] != scheduler.total_steps:
         raise PlatepilotError(
             f"{path}: this run was planned for {saved['epochs']} epochs with other data or batch size; resume it "
             "with the options it started with, or start a new run in another --output-dir"
         )
-    model.load_state_dict(saved["model"])
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError:
+        raise PlatepilotError(
+            f"{path}: its network differs from this run's; resume with the options it started with"
+        ) from None
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["torch_rng"])

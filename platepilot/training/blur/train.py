@@ -30,8 +30,14 @@ from platepilot.store.atomic import write_text_atomically
 from platepilot.training.blur import WIDTHS
 from platepilot.training.blur.data import SmearedPlates, plate_pool
 from platepilot.training.blur.model import BlurNet
-from platepilot.training.checkpoints import check_run_folder, resume_checkpoint, save_atomic, save_checkpoint
-from platepilot.training.detector.train import _jsonable
+from platepilot.training.checkpoints import (
+    check_run_folder,
+    jsonable,
+    resume_checkpoint,
+    run_plan,
+    save_atomic,
+    save_checkpoint,
+)
 from platepilot.training.parity import export_checked
 from platepilot.training.plots import plot_curves
 
@@ -85,14 +91,16 @@ def train_blur(opts: BlurTrainOptions, console: Console | None = None) -> BlurTr
     optimizer = torch.optim.AdamW(model.parameters(), weight_decay=1e-4)
     steps = max(1, opts.samples_per_epoch // opts.batch_size)  # a batch larger than the epoch: one step
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.1)
-    checkpoint = opts.output_dir / CHECKPOINT
-    history = resume_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, console) if opts.resume else []
+    checkpoint, plan = opts.output_dir / CHECKPOINT, run_plan(opts)
+    history = (
+        resume_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, console, plan) if opts.resume else []
+    )
     held = SmearedPlates(pool, pool.held, HELD_OUT_SAMPLES, card, seed=opts.seed + 1)
     for epoch in range(len(history) + 1, opts.epochs + 1):
         data = SmearedPlates(pool, pool.train, steps * opts.batch_size, card, seed=opts.seed * 10_000 + epoch)
         loss = _train_epoch(model, optimizer, scheduler, data, opts, epoch, steps)
         history.append({"epoch": epoch, "loss": loss, **score(model, held, card)})
-        save_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, history)
+        save_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, history, plan)
         console.print("  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in history[-1].items()))
         plot_curves(history, CURVES, opts.output_dir / "training_curves.png")
     return _finish(model, card, opts, history, started)
@@ -157,7 +165,7 @@ def _finish(
     model_path = opts.output_dir / MODEL_FILE
     training = {
         "sources": opts.sources or [*map(str, opts.images), "platepilot synthetic plates"],
-        "options": _jsonable(asdict(opts)), "epochs_run": len(history),
+        "options": jsonable(asdict(opts)), "epochs_run": len(history),
         "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
     card = card.model_copy(update={"training": training, "metrics": {"held_out": history[-1]}})

@@ -30,7 +30,15 @@ from platepilot.detect.base import box_iou
 from platepilot.detect.platenet import DetectorCard, decode
 from platepilot.errors import PlatepilotError
 from platepilot.store.atomic import write_text_atomically
-from platepilot.training.checkpoints import check_plan, check_run_folder, load_saved, save_atomic
+from platepilot.training.checkpoints import (
+    RESUMABLE,
+    check_plan,
+    check_run_folder,
+    jsonable,
+    load_saved,
+    run_plan,
+    save_atomic,
+)
 from platepilot.training.detector.backbone import MEAN, STD, OrtBackbone, backbone_source, build_backbone
 from platepilot.training.detector.data import Frame, SceneCrops, yolo_frames
 from platepilot.training.detector.export import export_detector
@@ -266,7 +274,7 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     model = model.to(memory_format=torch.contiguous_format)
     model_path = opts.output_dir / MODEL_FILE
     training = {
-        "data": [str(p) for p in opts.data], "sources": opts.sources, "options": _jsonable(asdict(opts)),
+        "data": [str(p) for p in opts.data], "sources": opts.sources, "options": jsonable(asdict(opts)),
         **({"backbone": backbone_source()} if opts.arch == "ppocr" else {}),
         **({"teacher": _teacher_source(opts)} if opts.arch == "student" else {}),
         "epochs_run": state["epoch"], "best_held_out_epoch": state["best"].get("epoch"),
@@ -280,13 +288,12 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
     return DetectorTrainResult(model_path, state["best"], state["history"], time.monotonic() - started)
 
 
-PLAN_IGNORES = ("output_dir", "resume", "workers", "sources", "max_val")  # options a resumed run may change
+PLAN_IGNORES = (*RESUMABLE, "max_val")  # options a resumed run may change
 
 
 def _plan(opts: DetectorTrainOptions, steps_per_epoch: int) -> dict[str, Any]:
     """What a resumed run must share with the run it continues: schedule, data, crops, network, teacher."""
-    options = {k: v for k, v in _jsonable(asdict(opts)).items() if k not in PLAN_IGNORES}
-    return {"epochs": opts.epochs, "steps_per_epoch": steps_per_epoch, **options}
+    return {"epochs": opts.epochs, "steps_per_epoch": steps_per_epoch, **run_plan(opts, PLAN_IGNORES)}
 
 
 def _train_epoch(
@@ -385,11 +392,6 @@ def _load_weights(path: Path, arch: Arch) -> dict[str, torch.Tensor]:
         raise PlatepilotError(f"{path}: weights of a --arch {saved_arch} detector; train with --arch {saved_arch}")
     weights: dict[str, torch.Tensor] = saved["model"]
     return weights
-
-
-def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list) else v)
-            for k, v in options.items()}  # fmt: skip
 
 
 def training_curves(history: list[dict[str, float]], path: Path) -> None:

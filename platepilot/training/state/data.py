@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import torch
-from rich.progress import track
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, track
 from torch.utils.data import Dataset
 
+from platepilot.errors import PlatepilotError
 from platepilot.images import read_image
 from platepilot.ocr.state import StateCard, state_input
 from platepilot.plates.designs import Family, sample_design
@@ -34,6 +38,7 @@ import itertools
 
 import albumentations as A
 
+T = TypeVar("T", bound=Sized)
 PHOTO_H, PHOTO_W = 128, 224  # us_plates_by_state's own size; design images and renders are resized to it
 HOLDOUT_EVERY = 20  # one training photo in this many is held out for per-epoch validation
 CLEAN_SHARE = 0.25  # images only framed, not degraded: the first run (all degraded) underfit, train ~ held-out
@@ -45,6 +50,9 @@ class Pool:
 
     images: np.ndarray
     states: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.states)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,11 @@ def training_sources(manifest: Path, designs: Sequence[Path], rendered: int, see
     photos = read_state_manifest(manifest, {"train"})
     train = [p for p in photos if not is_holdout(p)]
     held = [p for p in photos if is_holdout(p)]
+    if not train:
+        raise PlatepilotError(
+            f"{manifest}: its {len(photos)} train row(s) are all held out for validation (one in {HOLDOUT_EVERY}); "
+            "add train rows"
+        )
     design_paths = [p for folder in designs for p in design_images(folder)]
     pool, (real_ids, held_ids, design_ids, rendered_ids) = merge([
         cached_pool([p.image for p in train], [p.state for p in train], cache_dir, "photos"),
@@ -85,19 +98,42 @@ def is_holdout(photo: StatePhoto) -> bool:
 
 
 def cached_pool(images: Sequence[Path], states: Sequence[str], cache_dir: Path, name: str) -> Pool:
-    """Decode and resize `images` once; later runs load `<cache_dir>/<name>-<hash of the list>.npy`."""
-    key = hashlib.sha1("\n".join(f"{p}\t{p.stat().st_size}" for p in images).encode()).hexdigest()[:12]
-    path = cache_dir / f"{name}-{key}.npy"
+    """Decode and resize `images` once; later runs load `<cache_dir>/<name>-<hash of the list>.npy` (the
+    hash covers each file's path, size and modification time: a replaced photo is decoded again)."""
+    listing = "\n".join(f"{p}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for p in images)
+    path = cache_dir / f"{name}-{hashlib.sha1(listing.encode()).hexdigest()[:12]}.npy"
     if not images:
         return Pool(np.zeros((0, PHOTO_H, PHOTO_W, 3), np.uint8), ())
-    if path.is_file():
-        return Pool(np.load(path), tuple(states))
+    cached = load_cached(path, lambda f: np.load(f), len(images))
+    if cached is not None:
+        return Pool(cached, tuple(states))
     array = np.stack([_fit(read_image(p)) for p in track(images, description=f"decoding {name}", transient=True)])
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    save_cached(path, lambda f: np.save(f, array))
     return Pool(array, tuple(states))
+
+
+def load_cached(path: Path, load: Callable[[Path], T], count: int) -> T | None:
+    """What `load` reads from the cache file `path`, or None to build it again: no such file, or one that
+    is unreadable (cut short, another program's) or holds other than `count` items."""
+    if not path.is_file():
+        return None
+    try:
+        loaded = load(path)
+        if len(loaded) == count:
+            return loaded
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        pass
+    print(f"{path}: unreadable or stale cache, built again", file=sys.stderr)
+    return None
+
+
+def save_cached(path: Path, save: Callable[[Path], None]) -> None:
+    """`save` to a temp file of this process's own, then rename it to `path`: runs sharing a cache
+    folder never write into each other's file, and a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    save(tmp)
+    tmp.replace(path)
 
 
 def rendered_pool(count: int, seed: int, cache_dir: Path) -> Pool:
@@ -107,27 +143,28 @@ def rendered_pool(count: int, seed: int, cache_dir: Path) -> Pool:
     path = cache_dir / f"rendered-{count}-{seed}.npz"
     if count == 0:
         return Pool(np.zeros((0, PHOTO_H, PHOTO_W, 3), np.uint8), ())
-    if path.is_file():
-        saved = np.load(path)
-        return Pool(saved["images"], tuple(str(s) for s in saved["states"]))
+    cached = load_cached(path, _load_rendered, count)
+    if cached is not None:
+        return cached
     images, states = [], []
     wanted = {True: count // 2, False: count - count // 2}  # florida?
-    with_progress = track(range(count * 4), description="rendering plates", transient=True)
-    for _ in with_progress:
-        design = sample_design(rng)
-        florida = design.family is not Family.OUT_OF_STATE
-        if wanted[florida] == 0:
-            if not any(wanted.values()):
-                break
-            continue
-        wanted[florida] -= 1
-        images.append(_fit(render_plate(design, rng).image))
-        states.append(design.state)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, images=np.stack(images), states=np.array(states))
-    tmp.replace(path)
+    with Progress(TextColumn("rendering plates"), BarColumn(), MofNCompleteColumn(), transient=True) as progress:
+        task = progress.add_task("render", total=count)
+        while any(wanted.values()):
+            design = sample_design(rng)
+            florida = design.family is not Family.OUT_OF_STATE
+            if wanted[florida]:
+                wanted[florida] -= 1
+                images.append(_fit(render_plate(design, rng).image))
+                states.append(design.state)
+                progress.advance(task)
+    save_cached(path, lambda f: np.savez(f, images=np.stack(images), states=np.array(states)))
     return Pool(np.stack(images), tuple(states))
+
+
+def _load_rendered(path: Path) -> Pool:
+    with np.load(path) as saved:
+        return Pool(saved["images"], tuple(str(s) for s in saved["states"]))
 
 
 def _fit(image: np.ndarray) -> np.ndarray:

@@ -30,17 +30,17 @@ from torch.nn import functional as F
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import StateCard, save_state_card
+from platepilot.plates.state_manifest import StatePhoto
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model, sidecar_path
 from platepilot.store.atomic import write_text_atomically
-from platepilot.training.checkpoints import save_atomic
-from platepilot.training.detector.train import _jsonable
+from platepilot.training.checkpoints import jsonable, save_atomic
 from platepilot.training.onnx_merge import merge_behind
 from platepilot.training.parity import PARITY_TOLERANCE, random_batches
 from platepilot.training.plots import plot_curves
 from platepilot.training.state.backbones import BACKBONES, Backbone, FeatureHead, cut_backbone
-from platepilot.training.state.data import Pool, StateCrops, training_sources
-from platepilot.training.state.train import MODEL_FILE, score_eval_splits
+from platepilot.training.state.data import Pool, StateCrops, load_cached, save_cached, training_sources
+from platepilot.training.state.train import MODEL_FILE, check_classes, eval_photos, score_eval_splits
 
 
 @dataclass
@@ -89,9 +89,9 @@ def _features(
     path: Path, label: str,
 ) -> tuple[list[np.ndarray], np.ndarray]:  # fmt: skip
     """Backbone maps (float16) and class indices of `items` (as StateCrops makes them), cached at `path`."""
-    if path.is_file():
-        saved = np.load(path)
-        return [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)], saved["labels"]
+    cached = load_cached(path, _load_features, len(items))
+    if cached is not None:
+        return cached.maps, cached.labels
     crops = StateCrops(pool, items, card, augment=augment, seed=seed)
     name = session.get_inputs()[0].name
     maps: list[list[np.ndarray]] = []
@@ -104,11 +104,31 @@ def _features(
             acc.append(out.astype(np.float16))
         labels += [b[1] for b in batch]
     arrays = [np.concatenate(m) for m in maps]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, *arrays, labels=np.array(labels))  # maps as arr_0, arr_1, ...
-    tmp.replace(path)
+    save_cached(path, lambda f: np.savez(f, *arrays, labels=np.array(labels)))  # maps as arr_0, arr_1, ...
     return arrays, np.array(labels)
+
+
+@dataclass(frozen=True)
+class _Features:
+    maps: list[np.ndarray]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _load_features(path: Path) -> _Features:
+    with np.load(path) as saved:
+        return _Features([saved[f"arr_{i}"] for i in range(len(saved.files) - 1)], saved["labels"])
+
+
+def _feature_key(opts: HeadTrainOptions, spec: Backbone, pool: Pool) -> str:
+    """The cache key of a run's backbone features: every image and label of the pool, and every option
+    that changes which crops are made from them."""
+    images = hashlib.sha1(np.ascontiguousarray(pool.images).data).hexdigest()
+    wanted = [spec.file, spec.outputs, opts.height, opts.width, opts.seed, opts.rendered, opts.rendered_per_copy,
+              opts.non_plates_per_copy, images, pool.states]  # fmt: skip
+    return hashlib.sha1(json.dumps(wanted).encode()).hexdigest()[:12]
 
 
 def train_head(opts: HeadTrainOptions, console: Console | None = None) -> HeadTrainResult:
@@ -126,14 +146,12 @@ def train_head(opts: HeadTrainOptions, console: Console | None = None) -> HeadTr
         classes=(*STATE_NAMES, UNKNOWN), height=opts.height, width=opts.width, channel_order=spec.channel_order,
         mean=spec.mean, std=spec.std,
     )  # fmt: skip
+    scored = eval_photos(opts.data)  # a bad valid/test row fails now, not after training
     sources = training_sources(opts.data, opts.designs, opts.rendered, opts.seed, opts.cache_dir)
+    check_classes(card, sources.pool.states, None)
     pool, real, designs, rendered = sources.pool, sources.real, sources.designs, sources.rendered
     console.print(f"{sources.describe()}; backbone {spec.file} cut at {', '.join(spec.outputs)}")
-    key = hashlib.sha1(
-        json.dumps([spec.file, spec.outputs, opts.height, opts.width, opts.seed, len(pool.states), opts.rendered,
-                    hashlib.sha1(pool.images[:: max(len(pool.images) // 64, 1)].tobytes()).hexdigest()]).encode()
-    ).hexdigest()[:12]  # fmt: skip
-    folder = opts.cache_dir / f"features-{opts.backbone}-{key}"
+    folder = opts.cache_dir / f"features-{opts.backbone}-{_feature_key(opts, spec, pool)}"
 
     def feats(name: str, items: np.ndarray, augment: bool, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
         return _features(session, pool, items, card, augment, seed, folder / f"{name}.npz", name)
@@ -154,7 +172,7 @@ def train_head(opts: HeadTrainOptions, console: Console | None = None) -> HeadTr
     grid = (opts.height // 32, opts.width // 32)  # the stride-32 map's size
     head = FeatureHead([tuple(m.shape[1:]) for m in maps], len(card.classes), opts.reduce, opts.hidden, grid)  # type: ignore[misc]
     history = _fit(head, maps, labels, held_maps, held_labels, card, opts, console)
-    return _finish(head, backbone, card, opts, spec, history, started, console)
+    return _finish(head, backbone, card, opts, spec, history, started, scored, console)
 
 
 def _fit(
@@ -222,7 +240,7 @@ def merged_parity(merged: onnx.ModelProto, backbone: onnx.ModelProto, head: Feat
 
 def _finish(
     head: FeatureHead, backbone: onnx.ModelProto, card: StateCard, opts: HeadTrainOptions, spec: Backbone,
-    history: list[dict[str, float]], started: float, console: Console,
+    history: list[dict[str, float]], started: float, scored: tuple[StatePhoto, ...], console: Console,
 ) -> HeadTrainResult:  # fmt: skip
     shapes = [tuple(d.dim_value for d in out.type.tensor_type.shape.dim[1:]) for out in backbone.graph.output]
     merged = merge_head(backbone, head, shapes)
@@ -239,7 +257,7 @@ def _finish(
                                     *map(str, opts.designs), "platepilot synthetic plates"],
         "command": "platepilot state train-head", "backbone": opts.backbone, "backbone_file": spec.file,
         "backbone_outputs": list(spec.outputs), "data": str(opts.data), "designs": [str(d) for d in opts.designs],
-        "options": _jsonable(asdict(opts)), "epochs_run": len(history),
+        "options": jsonable(asdict(opts)), "epochs_run": len(history),
         "seconds": round(time.monotonic() - started, 1), "export_parity_max_abs": diff,
     }  # fmt: skip
     sidecar_path(model_path).unlink(missing_ok=True)
@@ -248,6 +266,6 @@ def _finish(
     write_text_atomically(opts.output_dir / "history.json", json.dumps(history, indent=2) + "\n")
     panels = [("loss (logit-adjusted)", ("loss",), False), ("held-out", ("holdout_top1", "holdout_top3"), False)]
     plot_curves(history, panels, opts.output_dir / "training_curves.png")
-    evaluation = score_eval_splits(model_path, opts.data, console, threads=1)
+    evaluation = score_eval_splits(model_path, scored, console, threads=1)
     console.print(f"{model_path}: {model_path.stat().st_size / 1e6:.1f} MB, parity {diff:.1e}")
     return HeadTrainResult(model_path, history, time.monotonic() - started, evaluation)

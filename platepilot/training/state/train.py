@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,21 @@ from torch.utils.data import DataLoader
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.state import StateCard, StateClassifier, load_state_card, save_state_card
 from platepilot.ocr.state_eval import evaluate_states, write_state_report
-from platepilot.plates.state_manifest import read_state_manifest
+from platepilot.plates.state_manifest import StatePhoto, read_state_manifest
 from platepilot.plates.states import STATE_NAMES, UNKNOWN
 from platepilot.sessions import rapidocr_model
 from platepilot.store.atomic import write_text_atomically
-from platepilot.training.checkpoints import check_run_folder, resume_checkpoint, save_atomic, save_checkpoint
+from platepilot.training.checkpoints import (
+    RESUMABLE,
+    check_run_folder,
+    jsonable,
+    resume_checkpoint,
+    run_plan,
+    save_atomic,
+    save_checkpoint,
+)
 from platepilot.training.detector.backbone import OrtBackbone
-from platepilot.training.detector.train import _jsonable, feature_loss
+from platepilot.training.detector.train import feature_loss
 from platepilot.training.plots import plot_curves
 from platepilot.training.state.backbones import BACKBONES, cut_backbone, pretrained_state_net
 from platepilot.training.state.data import Pool, Sources, StateCrops, training_sources
@@ -95,7 +104,9 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     check_run_folder(opts.output_dir / CHECKPOINT, opts.resume)
     model, card, groups = _model(opts)  # first: a bad --backbone fails before the photos are decoded
     teacher = _teacher(opts, card) if opts.teacher else None
+    scored = eval_photos(opts.data)  # first too: a bad valid/test row fails now, not after training
     sources = training_sources(opts.data, opts.designs, opts.rendered, opts.seed, opts.cache_dir)
+    check_classes(card, sources.pool.states, opts.teacher)
     console.print(f"{sources.describe()}; classes {len(card.classes)}")
     optimizer = torch.optim.AdamW(groups, weight_decay=5e-4)
     rng = np.random.default_rng(opts.seed)
@@ -103,9 +114,11 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, [g["lr"] for g in groups], total_steps=opts.epochs * steps, pct_start=0.1
     )
-    checkpoint = opts.output_dir / CHECKPOINT
+    checkpoint, plan = opts.output_dir / CHECKPOINT, run_plan(opts, (*RESUMABLE, "cache_dir"))
     history = (
-        resume_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, console, rng) if opts.resume else []
+        resume_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, console, plan, rng)
+        if opts.resume
+        else []
     )
     for epoch in range(len(history) + 1, opts.epochs + 1):
         items = _epoch_items(rng, opts, sources)
@@ -116,13 +129,22 @@ def train_state(opts: StateTrainOptions, console: Console | None = None) -> Stat
         held_top1, held_top3 = _score(model, StateCrops(sources.pool, sources.held, card, augment=False, seed=0))
         history.append({"epoch": epoch, "loss": loss, "train_top1": acc, "holdout_top1": held_top1,
                         "holdout_top3": held_top3})  # fmt: skip
-        save_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, history, rng)
+        save_checkpoint(checkpoint, model, optimizer, scheduler, opts.epochs, history, plan, rng)
         console.print(
             f"epoch {epoch}/{opts.epochs}  loss {loss:.3f}  train top1 {acc:.3f}  "
             f"held-out top1 {held_top1:.3f} top3 {held_top3:.3f}"
         )
         plot_curves(history, CURVES, opts.output_dir / "training_curves.png")
-    return _finish(model, card, opts, history, started, console)
+    return _finish(model, card, opts, history, started, scored, console)
+
+
+def check_classes(card: StateCard, states: Sequence[str], teacher: Path | None) -> None:
+    """PlatepilotError when the network's classes (a teacher's, with --teacher) lack a state of the
+    training data, or `unknown` (the non-plates' class)."""
+    missing = sorted({*states, UNKNOWN} - set(card.classes))
+    if missing:
+        whose = f"--teacher {teacher}: its" if teacher is not None else "the network's"
+        raise PlatepilotError(f"{whose} classes lack {', '.join(missing)}, which the training data has")
 
 
 def _model(opts: StateTrainOptions) -> tuple[nn.Module, StateCard, list[dict[str, Any]]]:
@@ -276,7 +298,7 @@ def _score(model: nn.Module, data: StateCrops) -> tuple[float, float]:
 
 def _finish(
     model: nn.Module, card: StateCard, opts: StateTrainOptions, history: list[dict[str, float]], started: float,
-    console: Console,
+    scored: tuple[StatePhoto, ...], console: Console,
 ) -> StateTrainResult:  # fmt: skip
     if not history:
         raise PlatepilotError("training produced no model (no epoch completed)")
@@ -284,7 +306,7 @@ def _finish(
     training = {
         "sources": opts.sources or [*card.training.values(), str(opts.data), *map(str, opts.designs),
                                     "platepilot synthetic plates"],
-        "data": str(opts.data), "designs": [str(d) for d in opts.designs], "options": _jsonable(asdict(opts)),
+        "data": str(opts.data), "designs": [str(d) for d in opts.designs], "options": jsonable(asdict(opts)),
         "epochs_run": len(history), "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
     card = card.model_copy(update={"training": {**card.training, **training}, "metrics": {"holdout": history[-1]}})
@@ -292,21 +314,21 @@ def _finish(
     weights = {"model": model.state_dict(), "widths": WIDTHS, "backbone": opts.backbone}
     save_atomic(weights, model_path.with_suffix(".pt"))
     write_text_atomically(opts.output_dir / "history.json", json.dumps(history, indent=2) + "\n")
-    evaluation = score_eval_splits(model_path, opts.data, console)
+    evaluation = score_eval_splits(model_path, scored, console)
     best = max(history, key=lambda h: h["holdout_top1"])
     return StateTrainResult(model_path, best, history, time.monotonic() - started, evaluation)
 
 
+def eval_photos(manifest: Path) -> tuple[StatePhoto, ...]:
+    """The manifest's valid/test rows, never trained on (every row is checked: PlatepilotError for a bad one)."""
+    return tuple(p for p in read_state_manifest(manifest) if p.split in EVAL_SPLITS)
+
+
 def score_eval_splits(
-    model_path: Path, manifest: Path, console: Console, threads: int | None = None
+    model_path: Path, photos: tuple[StatePhoto, ...], console: Console, threads: int | None = None
 ) -> dict[str, Any] | None:
-    """Score the exported model on the manifest's valid/test rows (never trained on), add the numbers
-    to its sidecar's metrics as `valid_test` and write its errors beside it (EVAL_REPORT); None when
-    the manifest has no such rows."""
-    try:
-        photos = read_state_manifest(manifest, set(EVAL_SPLITS))
-    except PlatepilotError:
-        return None  # no valid/test rows: nothing to score after training
+    """Score the exported model on `photos` (`eval_photos`), add the numbers to its sidecar's metrics as
+    `valid_test` and write its errors beside it (EVAL_REPORT); None when there are none."""
     if not photos:
         return None
     result = evaluate_states(list(photos), StateClassifier(model_path, threads=threads), console)
