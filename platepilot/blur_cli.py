@@ -10,6 +10,7 @@ from rich.markup import escape
 from platepilot.errors import PlatepilotError
 from platepilot.state_cli import _consoles, log_training_run
 from platepilot.training.blur import WIDTHS
+from platepilot.training.runs import SEED_MAX
 
 blur_app = typer.Typer(
     help="Motion blur: the estimator that tells the reader how a crop is smeared.", no_args_is_help=True
@@ -34,7 +35,7 @@ def blur_train(
     ),
     threads: int = typer.Option(2, "--threads", min=1, max=64, help="Torch threads."),
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-making processes."),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUTPUT_DIR after its last epoch."),

@@ -18,6 +18,7 @@ from platepilot.errors import PlatepilotError, database_error, missing_module, o
 from platepilot.redact import RedactingFormatter, redact
 from platepilot.state_cli import eval_states, parse_state, state_app, with_states
 from platepilot.training.records import DEFAULT_ARCH, TrainOptions, TrainResult
+from platepilot.training.runs import SEED_MAX
 
 if TYPE_CHECKING:
     from platepilot.ocr.gate_record import GateRecord
@@ -389,7 +390,7 @@ def detector_train(
         None, "--init-from", help="Start from these weights (a run's .pt, or 'bundled': the bundled model of --arch)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output-dir after its last epoch."),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
     arch: str = typer.Option(
@@ -1054,7 +1055,9 @@ def train_command(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run in --output-dir exactly where it stopped."
     ),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed for the split, shuffling and synthetic plates."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=SEED_MAX, help="Seed for the split, shuffling and synthetic plates."
+    ),
     workers: int = typer.Option(
         0, "--workers", min=0, help="Extra processes generating synthetic plates (0: in the training process)."
     ),

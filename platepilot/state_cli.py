@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
+from platepilot.training.runs import SEED_MAX
 from platepilot.types import PlateRead
 
 _DATA_HELP = "State manifest (image_relpath, state, split); its train rows are trained on."
@@ -43,7 +44,7 @@ def state_train(
     rendered: int = typer.Option(2400, "--rendered", min=0, help="Rendered plates in the pool (half Florida)."),
     threads: int = typer.Option(1, "--threads", min=1, max=64, help="Torch threads."),
     workers: int = typer.Option(1, "--workers", min=0, max=16, help="Data-loading processes."),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
     backbone: str | None = typer.Option(
@@ -110,7 +111,7 @@ def state_train_head(
     extra_rendered: int = typer.Option(
         0, "--extra-rendered", min=0, help="More degraded rendered plates per copy (beyond 600 in each copy)."
     ),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
     threads: int = typer.Option(1, "--threads", min=1, max=64, help="Torch threads."),
     source: list[str] = typer.Option([], "--source", help="Name a data source for the model card; repeatable."),
 ) -> None:

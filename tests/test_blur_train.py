@@ -125,9 +125,10 @@ def test_blur_train_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     too_few = "error: too few plate images to train on (one is held out): pass --images DIR or --rendered N"
     assert error(["--rendered", "0"]) == too_few
     assert error(["--rendered", "1"]) == too_few
-    with pytest.raises(SystemExit) as usage:  # a negative seed crashed in numpy; now Typer refuses it
-        main(["blur", "train", "--seed", "-1", "--output-dir", str(tmp_path / "neg")])
-    assert usage.value.code == 2 and "Traceback" not in capsys.readouterr().err
+    for seed in ("-1", str(2**70)):  # crashed in numpy or torch; now Typer refuses them
+        with pytest.raises(SystemExit) as usage:
+            main(["blur", "train", "--seed", seed, "--output-dir", str(tmp_path / "bad_seed")])
+        assert usage.value.code == 2 and "Traceback" not in capsys.readouterr().err
     run = tmp_path / "three"  # the smallest pool trains: one image held out, two trained on
     main_args = ["blur", "train", "--rendered", "3", "--epochs", "1", "--samples-per-epoch", "64", "--workers", "0",
                  "--output-dir", str(run), "--tracking-uri", "http://127.0.0.1:9"]  # fmt: skip

@@ -15,6 +15,10 @@ from pathlib import Path
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 
+SEED_MAX = 2**31 - 1
+"""The largest `--seed` of a training command: torch seeds must fit 64 bits, and trainers derive
+per-epoch seeds from it (seed x 10,000 + epoch)."""
+
 
 def deploys(output_dir: Path | None, settings: Settings) -> bool:
     """Whether `output_dir` is the deployed model's folder (`ocr.model_path`'s): the run is then trained
