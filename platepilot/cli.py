@@ -945,23 +945,22 @@ def reads_command(
     fuzzy: int | None = typer.Option(
         None, "--fuzzy", min=0, max=2, help="With --plate: that plate within N edits, O/0 I/1 B/8 S/5 alike."
     ),
+    last: int | None = typer.Option(None, "--last", min=1, help="Only the newest N events (of those matching)."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of one line per event."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file."),
 ) -> None:
-    """List plate events (one per vehicle) from the events database."""
+    """List plate events (one per vehicle) from the events database, oldest first."""
     from platepilot.pipeline.report import event_line, events_csv, parse_since
     from platepilot.store.events import existing_database, query_events
     from platepilot.store.search import fuzzy_events
 
     settings = load_config(config)
     url, start = existing_database(settings.output.events_db_url), parse_since(since) if since else None
+    wanted = parse_state(state) if state is not None else None
     if fuzzy is None:
-        found = query_events(url, start, plate, device=device)
+        found = query_events(url, start, plate, device, wanted, last)
     else:
-        found = fuzzy_events(url, plate, fuzzy, start, device)
-    if state is not None:
-        wanted = parse_state(state)
-        found = [event for event in found if event.state == wanted]
+        found = fuzzy_events(url, plate, fuzzy, start, device, wanted, last)
     if as_csv:
         typer.echo(events_csv(found), nl=False)
     else:

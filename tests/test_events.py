@@ -8,6 +8,7 @@ import io
 import json
 import sqlite3
 from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,34 @@ def test_reads_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert runner.invoke(app, ["reads", "--since", "1d"]).output == ""
     bad = runner.invoke(app, ["reads", "--since", "yesterday"])
     assert bad.exit_code != 0
+
+
+def test_reads_last_lists_the_newest_matching_events_oldest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
+    store = EventStore(f"sqlite:///{tmp_path}/e.db")
+    texts = ["ABC101", "ABC102", "XYZ900", "ABC103", "ABC104", "XYZ901"]
+    for i, text in enumerate(texts):  # stored out of time order: the newest is by first_seen, not by row
+        store.add(replace(_event(i + 1, text, 1.0e9 + (i * 5) % 6), state="FL" if i % 2 else "GA"))
+    store.close()
+    runner = CliRunner()
+
+    def listed(*args: str) -> list[str]:
+        done = runner.invoke(app, ["reads", *args])
+        assert done.exit_code == 0, done.output
+        return [text for line in done.output.splitlines() for text in texts if text in line]
+
+    by_time = [t for _, t in sorted(((i * 5) % 6, t) for i, t in enumerate(texts))]
+    florida = [t for t in by_time if texts.index(t) % 2]
+    assert listed() == by_time
+    assert listed("--last", "2") == by_time[-2:]
+    assert listed("--plate", "ABC", "--last", "2") == [t for t in by_time if "ABC" in t][-2:]
+    assert by_time[-1] == "ABC102" and listed("--state", "FL", "--last", "2") == florida[-2:]
+    assert listed("--plate", "ABC10", "--fuzzy", "1", "--last", "3") == [t for t in by_time if "ABC" in t][-3:]
+    assert listed("--plate", "ABC104", "--fuzzy", "1", "--state", "FL") == ["ABC103", "ABC102"]
+    assert runner.invoke(app, ["reads", "--last", "0"]).exit_code == 2
 
 
 def test_reads_plate_is_letters_and_digits_never_a_wildcard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

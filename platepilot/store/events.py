@@ -283,29 +283,33 @@ def photos_read(engine: Engine, camera_id: str) -> dict[str, float]:
 
 
 def query_events(
-    url: str, since: float | None = None, plate: str | None = None, limit: int | None = None, device: str | None = None
-) -> list[PlateEvent]:
-    """Events first seen at or after `since` (epoch seconds) whose text contains `plate` (and of `device`),
-    oldest first."""
+    url: str, since: float | None = None, plate: str | None = None, device: str | None = None,
+    state: str | None = None, last: int | None = None,
+) -> list[PlateEvent]:  # fmt: skip
+    """Events first seen at or after `since` (epoch seconds) whose text contains `plate` (and of `device`
+    and `state`), oldest first; only the newest `last` when given."""
     wanted = None if plate is None else normalize(plate)
     if wanted == "":  # `-`, `%` or `_` alone was a search for every event
         raise PlatepilotError(f"--plate {plate!r} holds no letter or digit")
     engine = open_engine(url)
-    stmt = sa.select(events_table).order_by(events_table.c.first_seen, events_table.c.id)
+    order = (events_table.c.first_seen, events_table.c.id)
+    stmt = sa.select(events_table).order_by(*(c.desc() for c in order) if last is not None else order)
     if since is not None:
         stmt = stmt.where(events_table.c.first_seen >= since)
     if wanted:
         stmt = stmt.where(events_table.c.text.contains(wanted, autoescape=True))
     if device is not None:
         stmt = stmt.where(events_table.c.device_id == device)
-    if limit is not None:
-        stmt = stmt.limit(limit)
+    if state is not None:
+        stmt = stmt.where(events_table.c.state == state)
+    if last is not None:
+        stmt = stmt.limit(last)
     try:
         with engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
     finally:
         engine.dispose()
-    return [event_from_row(row) for row in rows]
+    return [event_from_row(row) for row in (reversed(rows) if last is not None else rows)]
 
 
 def event_from_row(row: Mapping[Any, Any]) -> PlateEvent:

@@ -58,6 +58,7 @@ class EventQuery:
     limit: int | None = 200
     newest_first: bool = True
     device: str | None = None  # a fleet database: only this device's events
+    state: str | None = None  # only events of this postal code (or `unknown`)
 
     def __post_init__(self) -> None:
         if not 0 <= self.fuzzy <= MAX_FUZZY:
@@ -108,6 +109,8 @@ def search_events(engine: Engine, query: EventQuery) -> list[FoundEvent]:
         stmt = stmt.where(table.c.camera_id == query.camera)
     if query.device:
         stmt = stmt.where(table.c.device_id == query.device)
+    if query.state:
+        stmt = stmt.where(table.c.state == query.state)
     plate = normalize(query.plate or "")
     folded = fold_confusable(plate)
     if plate and query.fuzzy <= 1:
@@ -184,9 +187,11 @@ def counts_since(engine: Engine, since: float) -> dict[str, int]:
 
 
 def fuzzy_events(
-    url: str, plate: str | None, fuzzy: int, since: float | None = None, device: str | None = None
-) -> list[PlateEvent]:
-    """`platepilot reads --plate X --fuzzy N`: events whose plate is within `fuzzy` edits of `plate`, oldest first."""
+    url: str, plate: str | None, fuzzy: int, since: float | None = None, device: str | None = None,
+    state: str | None = None, last: int | None = None,
+) -> list[PlateEvent]:  # fmt: skip
+    """`platepilot reads --plate X --fuzzy N`: events whose plate is within `fuzzy` edits of `plate` (of
+    `device` and `state`), oldest first; only the newest `last` when given."""
     if not plate or not normalize(plate):
         raise PlatepilotError("--fuzzy goes with --plate (the plate to look for)")
     engine = open_engine(url)
@@ -194,10 +199,15 @@ def fuzzy_events(
         with contextlib.suppress(sa.exc.SQLAlchemyError):  # a read-only database is searched without it
             ensure_search_index(engine)
         try:
-            query = EventQuery(plate, fuzzy, since=since, limit=None, newest_first=False, device=device)
+            query = EventQuery(plate, fuzzy, since=since, limit=last, newest_first=last is not None, device=device,
+                               state=state)  # fmt: skip
         except ValueError as exc:
             raise PlatepilotError(f"--plate: {exc}") from None
         found = search_events(engine, query)
     finally:
         engine.dispose()
-    return [f.event for f in found]
+    return sorted((f.event for f in found), key=_first_seen) if last is not None else [f.event for f in found]
+
+
+def _first_seen(event: PlateEvent) -> float:
+    return event.first_seen
