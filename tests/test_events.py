@@ -8,7 +8,6 @@ import io
 import json
 import sqlite3
 from datetime import datetime
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +81,7 @@ def test_reads_last_lists_the_newest_matching_events_oldest_first(
     store = EventStore(f"sqlite:///{tmp_path}/e.db")
     texts = ["ABC101", "ABC102", "XYZ900", "ABC103", "ABC104", "XYZ901"]
     for i, text in enumerate(texts):  # stored out of time order: the newest is by first_seen, not by row
-        store.add(replace(_event(i + 1, text, 1.0e9 + (i * 5) % 6), state="FL" if i % 2 else "GA"))
+        store.add(dataclasses.replace(_event(i + 1, text, 1.0e9 + (i * 5) % 6), state="FL" if i % 2 else "GA"))
     store.close()
     runner = CliRunner()
 
