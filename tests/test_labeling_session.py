@@ -365,3 +365,75 @@ def test_a_label_written_before_its_crop_arrives_counts_once_it_does(work: Path)
     session._scanned_at = -1e9  # the page rescans the folder every second
     session.save("2024-05-01/CAM1_track1.jpg", "ABC123")  # a save re-reads labels.txt
     assert session.item("2024-05-02/CAM1_track9.jpg").current == "LATE99"
+
+
+def test_a_pending_label_never_beats_a_later_line_for_its_crop(work: Path) -> None:
+    LABELS.parent.mkdir(parents=True)
+    late = CROPS / "2024-05-02" / "CAM1_track9.jpg"
+    absolute = late.resolve()
+    LABELS.write_text(f"{os.path.relpath(late, LABELS.parent)}\tOLD111\n")  # waits for its crop
+    session = LabelSession(CROPS, LABELS)
+    session.progress()
+    late.parent.mkdir()
+    late.write_bytes((CROPS / "2024-05-01" / "CAM1_track0.jpg").read_bytes())
+    with LABELS.open("a") as handle:  # the same crop under another spelling, later: it wins
+        handle.write(f"{absolute}\tNEW222\n")
+    assert session.item("2024-05-02/CAM1_track9.jpg").current == "NEW222"
+
+
+def test_labels_rewritten_by_hand_or_compacted_are_read_again(work: Path) -> None:
+    session = LabelSession(CROPS, LABELS)
+    session.save("2024-05-01/CAM1_track0.jpg", "ABC123")
+    session.save("2024-05-01/CAM1_track1.jpg", "XYZ789")
+    assert session.progress()["done"] == 2
+    text = LABELS.read_text()
+    LABELS.write_text(text.replace("ABC123", "ABC124"))  # an editor, in place: same size, other bytes
+    assert session.item("2024-05-01/CAM1_track0.jpg").current == "ABC124"
+    kept = LABELS.read_text().splitlines()[1] + "\n"
+    tmp = LABELS.with_name("labels.tmp")
+    tmp.write_text(kept)
+    tmp.replace(LABELS)  # compaction: another file, shorter
+    assert session.item("2024-05-01/CAM1_track0.jpg").current is None
+    assert session.progress()["done"] == 1
+    LABELS.unlink()
+    assert session.progress()["done"] == 0
+
+
+def test_pre_labels_appended_while_the_page_runs_are_shown(work: Path) -> None:
+    session = LabelSession(CROPS, LABELS)
+    assert session.item("2024-05-01/CAM1_track2.jpg").suggestion is None
+    LABELS.parent.mkdir(parents=True, exist_ok=True)
+    record = make_record(str(CROPS / "2024-05-01" / "CAM1_track2.jpg"), "PRE123", "crnn", 0.7, False, NOW)
+    append_records(LABELS, [record])  # a pre-label run writes only the sidecar
+    suggestion = session.item("2024-05-01/CAM1_track2.jpg").suggestion
+    assert suggestion is not None and suggestion.text == "PRE123"
+
+
+def test_the_crop_scanner_lists_a_changed_folder_again_and_an_unchanged_one_from_memory(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from platepilot.labeling import crops as crops_module
+
+    old, new = CROPS / "2024-05-01", CROPS / "2024-05-02"
+    new.mkdir()
+    past = datetime(2024, 5, 1, tzinfo=UTC).timestamp()
+    for folder in (old, new, CROPS):
+        os.utime(folder, (past, past))
+    scanner = crops_module.CropScanner(CROPS)
+    assert len(scanner.scan()[0]) == 5
+    listed: list[str] = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(crops_module.os, "scandir", lambda p: listed.append(str(p)) or real_scandir(p))
+    assert len(scanner.scan()[0]) == 5 and listed == []  # nothing changed: no folder listed again
+    (new / "CAM1_track10.jpg").write_bytes((old / "CAM1_track0.jpg").read_bytes())
+    (new / "CAM1_track9.jpg").write_bytes((old / "CAM1_track0.jpg").read_bytes())
+    found, _ = scanner.scan()
+    assert listed == [str(new)] and found[-2:] == ["2024-05-02/CAM1_track9.jpg", "2024-05-02/CAM1_track10.jpg"]
+    os.utime(new, (past, past))
+    scanner.scan()
+    # a crop added within the folder's clock tick: its time looks unchanged
+    (new / "CAM1_track11.jpg").write_bytes((old / "CAM1_track0.jpg").read_bytes())
+    os.utime(new, (past, past))
+    assert "2024-05-02/CAM1_track11.jpg" not in scanner.scan()[0]  # a folder untouched for SETTLE_S is trusted
+    monkeypatch.setattr(crops_module, "SETTLE_S", 10 * 365 * 86_400.0)
+    assert "2024-05-02/CAM1_track11.jpg" in scanner.scan()[0]  # one changed lately is listed again

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -56,42 +57,101 @@ def list_crops(crops_dir: Path, suffixes: Collection[str] = WEB_IMAGE_SUFFIXES) 
 
 
 def scan_crops(crops_dir: Path, suffixes: Collection[str] = WEB_IMAGE_SUFFIXES) -> tuple[list[str], list[str]]:
-    """(crops, skipped): relative POSIX paths of every image file under `crops_dir` (those a browser
-    shows, by default), naturally sorted, and of those left out, which could never be labeled:
+    """(crops, skipped) under `crops_dir` once (see `CropScanner`)."""
+    return CropScanner(crops_dir, suffixes).scan()
+
+
+SETTLE_S = 2.0
+"""A folder changed this recently is listed again even if its modification time looks the same: a file
+added within the clock's tick after the last listing leaves the folder's time as it was."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    version: tuple[int, int]  # (modification time ns, inode)
+    files: tuple[tuple[str, bool], ...]  # (relative POSIX name, labelable) of its image files
+    folders: tuple[tuple[str, str], ...]  # (path, relative prefix) of its subfolders
+
+
+class CropScanner:
+    """The crops under `crops_dir` for a page that polls the folder every second.
+
+    `scan` gives (crops, skipped): relative POSIX paths of every image file under `crops_dir` (those a
+    browser shows, by default), naturally sorted, and of those left out, which could never be labeled:
     - symlinks: a link out of `crops_dir` is never served, and a label of a link inside would count for
       the file it points to;
     - names labels.txt cannot hold (a tab or line break in them) or JSON cannot carry (not UTF-8): one
       such crop stopped the labeling page, every save of it refused.
 
     Hidden files and temp files (`*.tmp*`, written before an atomic rename) are left out, so a crop
-    that is still being written never shows.
+    that is still being written never shows. A folder whose modification time is unchanged (and older
+    than SETTLE_S) is not listed again, and each name's sort key is made once: listing and sorting
+    30,000 crops at every keystroke took most of a save's time.
     """
-    if not crops_dir.is_dir():
-        raise PlatepilotError(f"{crops_dir}: crops folder not found (pass --crops-dir)")
-    found: list[str] = []
-    skipped: list[str] = []
-    for entry, name in _image_entries(str(crops_dir), "", suffixes):
-        (found if _labelable(entry, name) else skipped).append(name)
-    return sorted(found, key=natural_key), sorted(skipped, key=natural_key)
 
+    def __init__(self, crops_dir: Path, suffixes: Collection[str] = WEB_IMAGE_SUFFIXES) -> None:
+        self.crops_dir = crops_dir
+        self.suffixes = suffixes
+        self._folders: dict[str, _Folder] = {}
+        self._keys: dict[str, tuple[object, ...]] = {}
 
-def _image_entries(folder: str, prefix: str, suffixes: Collection[str]) -> Iterator[tuple[os.DirEntry[str], str]]:
-    """(entry, relative POSIX name) of the image files below `folder`, hidden and temp ones left out;
-    `os.scandir`, whose entries know their type, as a page polls a folder of 30,000 crops every second."""
-    try:
-        listing = os.scandir(folder)
-    except OSError as exc:  # `lost+found` on a crops disk: that folder only is left out
-        log.warning("%s: cannot list (%s); its crops are left out", folder, exc.strerror)
-        return
-    with listing as entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            name = prefix + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                yield from _image_entries(entry.path, name + "/", suffixes)
-            elif os.path.splitext(entry.name)[1].lower() in suffixes and ".tmp" not in entry.name and entry.is_file():
-                yield entry, name
+    def scan(self) -> tuple[list[str], list[str]]:
+        if not self.crops_dir.is_dir():
+            raise PlatepilotError(f"{self.crops_dir}: crops folder not found (pass --crops-dir)")
+        seen: dict[str, _Folder] = {}
+        found: list[str] = []
+        skipped: list[str] = []
+        self._walk(str(self.crops_dir), "", seen, found, skipped)
+        self._folders = seen
+        return self._sorted(found), self._sorted(skipped)
+
+    def _walk(self, folder: str, prefix: str, seen: dict[str, _Folder], found: list[str], skipped: list[str]) -> None:
+        listed = self._folder(folder, prefix)
+        if listed is None:
+            return
+        seen[folder] = listed
+        for name, labelable in listed.files:
+            (found if labelable else skipped).append(name)
+        for path, sub in listed.folders:
+            self._walk(path, sub, seen, found, skipped)
+
+    def _folder(self, folder: str, prefix: str) -> _Folder | None:
+        """`folder`'s listing, from the cache while it is unchanged; None when it cannot be read."""
+        try:
+            stat = os.stat(folder)
+        except OSError:
+            return None
+        version = (stat.st_mtime_ns, stat.st_ino)
+        cached = self._folders.get(folder)
+        if cached is not None and cached.version == version and time.time_ns() - version[0] > SETTLE_S * 1e9:
+            return cached
+        files: list[tuple[str, bool]] = []
+        folders: list[tuple[str, str]] = []
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    name = prefix + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append((entry.path, name + "/"))
+                    elif self._image(entry):
+                        files.append((name, _labelable(entry, name)))
+        except OSError as exc:  # `lost+found` on a crops disk: that folder only is left out
+            if cached is None or cached.files or cached.folders:  # said once, not at every poll
+                log.warning("%s: cannot list (%s); its crops are left out", folder, exc.strerror)
+            files, folders = [], []
+        return _Folder(version, tuple(files), tuple(folders))
+
+    def _image(self, entry: os.DirEntry[str]) -> bool:
+        return os.path.splitext(entry.name)[1].lower() in self.suffixes and ".tmp" not in entry.name and entry.is_file()
+
+    def _sorted(self, names: list[str]) -> list[str]:
+        keys = self._keys
+        for name in names:
+            if name not in keys:
+                keys[name] = natural_key(name)
+        return sorted(names, key=keys.__getitem__)
 
 
 def _labelable(entry: os.DirEntry[str], name: str) -> bool:

@@ -107,3 +107,32 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class AppendedLines:
+    """Follows an append-only file of lines: each `read` gives the whole lines added since the last one
+    (a torn last line waits for its newline), or every line again when the file was replaced or
+    edited meanwhile. The file is read whole at each change and compared with what was read before:
+    reading is cheap, parsing every line again is not."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._version: FileVersion = None
+        self._consumed = b""  # the file's bytes up to the end of the last whole line read
+
+    def read(self) -> tuple[bool, list[bytes]]:
+        """(whether the lines are the file's from its start, the lines without their newline)."""
+        version = file_version(self.path)
+        if version == self._version:
+            return False, []
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        self._version = version
+        restart = not self._consumed or not data.startswith(self._consumed)
+        start = 0 if restart else len(self._consumed)
+        end = data.rfind(b"\n") + 1
+        new = data[start:end] if end > start else b""
+        self._consumed = data[:end] if end > start or restart else self._consumed
+        return restart, new.split(b"\n")[:-1]

@@ -27,6 +27,7 @@ from platepilot.types import SKIP, Label
 log = logging.getLogger(__name__)
 
 _FORBIDDEN_IN_PATH = ("\t", "\n", "\r")
+BOM = b"\xef\xbb\xbf"  # an editor's byte-order mark, before the first line
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class LabelsReport:
 
 def scan_labels(path: Path) -> LabelsReport:
     """Read every usable line and report the others; raises PlatepilotError only if the file is unreadable."""
-    *lines, tail = _read_bytes(path).removeprefix(b"\xef\xbb\xbf").split(b"\n")  # an editor's byte-order mark
+    *lines, tail = _read_bytes(path).removeprefix(BOM).split(b"\n")
     entries: list[tuple[str, Label]] = []
     problems: list[LabelProblem] = []
     for line_no, raw in enumerate(lines, start=1):
@@ -88,6 +89,15 @@ def scan_labels(path: Path) -> LabelsReport:
         text = tail.decode("utf-8", errors="replace")
         problems.append(LabelProblem(len(lines) + 1, text, "incomplete last line (no newline; cut by a crash?)"))
     return LabelsReport(path, tuple(entries), tuple(problems))
+
+
+def parse_lines(lines: list[bytes], from_start: bool) -> list[tuple[str, Label]]:
+    """The usable (path as written, Label) of whole lines of labels.txt read as it grows (`AppendedLines`;
+    `from_start`: the first is its first line); unusable lines are left out, line numbers are not kept."""
+    if from_start and lines:
+        lines = [lines[0].removeprefix(BOM), *lines[1:]]
+    parsed = (_parse_line(raw.removesuffix(b"\r"), 0) for raw in lines)
+    return [entry for entry in parsed if isinstance(entry, tuple)]
 
 
 def read_labels(path: Path) -> list[Label]:

@@ -117,19 +117,26 @@ def read_records(labels_file: Path) -> list[Provenance]:
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-            records.append(
-                Provenance(
-                    str(obj["path"]), str(obj["text"]), str(obj["engine"]),
-                    None if obj.get("confidence") is None else float(obj["confidence"]),
-                    bool(obj["verified"]), str(obj.get("time", "")),
-                    tuple(str(a) for a in obj.get("agreement", ())), bool(obj.get("pseudo", False)),
-                )
-            )  # fmt: skip
-        except (ValueError, KeyError, TypeError):
+        record = parse_record(line)
+        if record is None:
             log.warning("%s: line %d is not a provenance record (ignored)", path, line_no)
+        else:
+            records.append(record)
     return records
+
+
+def parse_record(line: str | bytes) -> Provenance | None:
+    """One line of the provenance sidecar -> its record; None when it is none (blank, cut, not JSON)."""
+    try:
+        obj = json.loads(line)
+        return Provenance(
+            str(obj["path"]), str(obj["text"]), str(obj["engine"]),
+            None if obj.get("confidence") is None else float(obj["confidence"]),
+            bool(obj["verified"]), str(obj.get("time", "")),
+            tuple(str(a) for a in obj.get("agreement", ())), bool(obj.get("pseudo", False)),
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def latest_records(labels_file: Path) -> dict[str, Provenance]:
