@@ -1191,8 +1191,10 @@ def main(args: list[str] | None = None, prog_name: str | None = None, command: s
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # a database that is locked, full or damaged: one line, as for a bad path
-        error = database_error(exc)
+    except Exception as exc:  # a database that is locked, full or damaged, a registry that refuses: one line
+        from platepilot.registry.common import registry_error
+
+        error = database_error(exc) or registry_error(exc)
         if error is None:
             raise
         err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)

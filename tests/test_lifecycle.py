@@ -21,6 +21,7 @@ from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore, read_
 from platepilot.ocr.models import BUNDLED_MODEL, choose_reader, make_engine
 from platepilot.ocr.plate_ocr import CRNNMember
 from platepilot.ocr.spec import load_card
+from platepilot.pipeline.reload import model_version
 from platepilot.plates.synth import synth_sample
 from platepilot.store.labels import append_labels, latest_labels
 from platepilot.store.splits import MIN_VALIDATION_LABELS, held_out_labels, validation_plan
@@ -169,6 +170,19 @@ def test_a_deployed_crnn_with_a_broken_sidecar_leaves_plateocr_with_the_bundled_
     assert choice.engine == "plateocr" and "unusable" in choice.reason and choice.member == BUNDLED_MODEL
     reader = make_engine("auto", None, settings)
     assert reader.read([synth_sample(0, 0).image])[0].engine
+    assert model_version(reader) == f"plateocr sha256:{load_card(BUNDLED_MODEL).sha256[:12]}"
+
+
+def test_a_deployed_crnn_cut_short_leaves_plateocr_with_the_bundled_one(tmp_path: Path, tiny_model: Path) -> None:
+    """The runtime did not start: `auto` trusted the sidecar without checking the file's sha256."""
+    deployed = tmp_path / "live" / tiny_model.name
+    deployed.parent.mkdir()
+    deployed.write_bytes(tiny_model.read_bytes()[:-100])  # a power cut mid-copy
+    deployed.with_suffix(".json").write_bytes(tiny_model.with_suffix(".json").read_bytes())
+    settings = Settings.model_validate({"ocr": {"model_path": str(deployed)}})
+    choice = choose_reader("auto", None, settings)
+    assert choice.engine == "plateocr" and "sha256" in choice.reason and choice.member == BUNDLED_MODEL
+    assert make_engine("auto", None, settings).read([synth_sample(0, 0).image])[0].engine
 
 
 @pytest.mark.parametrize(("member", "joins"), [(0.9, True), (0.95, True), (0.85, False)])
@@ -211,6 +225,7 @@ def test_a_crnn_that_helps_plateocr_reads_first_where_its_cascade_read_as_well(
         engine = make_engine("auto", None, settings)
         assert isinstance(engine, CascadeOCR) and engine.sure == 0.99
         assert engine.first.model_path == deployed  # type: ignore[attr-defined]
+        assert model_version(engine) == f"cascade sha256:{load_card(deployed).sha256[:12]}"  # events say which
         assert [m._service.model_path for m in engine.then.members if isinstance(m, CRNNMember)] == [deployed]  # type: ignore[attr-defined]
 
 
@@ -252,3 +267,26 @@ def test_a_tracking_uri_mlflow_does_not_take_is_one_line(
     err = capsys.readouterr().err
     assert stopped.value.code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "tracking URI 'mlruns' is not one MLflow takes" in err
+
+
+def test_cascade_and_plateocr_follow_a_replaced_model(tmp_path: Path, tiny_model: Path) -> None:
+    """Only `crnn` and `auto` were reloaded: a device reading with `cascade` kept the model sync replaced."""
+    from platepilot.pipeline.run import HOT_RELOAD_ENGINES, reloaded_reader
+
+    deployed = tmp_path / "live" / tiny_model.name
+    deployed.parent.mkdir()
+    for suffix in (".onnx", ".json"):
+        deployed.with_suffix(suffix).write_bytes(tiny_model.with_suffix(suffix).read_bytes())
+    sha = load_card(deployed).sha256[:12]
+    for engine in ("cascade", "plateocr"):
+        settings = Settings.model_validate({"ocr": {"engine": engine, "model_path": str(deployed)}})
+        assert engine in HOT_RELOAD_ENGINES
+        assert model_version(reloaded_reader(settings, deployed)) == f"{engine} sha256:{sha}"
+
+
+def test_a_gate_without_the_sites_labels_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from platepilot.registry.gate import gate_sets
+
+    settings = Settings.model_validate({"gate": {"labels": str(tmp_path / "nowhere" / "labels.txt")}})
+    assert [s.name for s in gate_sets(settings)] == ["golden"]
+    assert "nowhere/labels.txt: no such file" in caplog.text and "no plates of this site" in caplog.text

@@ -19,8 +19,10 @@ import pytest
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.deployed import STATE_FILE, restore_previous, swap_in
+from platepilot.ocr.gate_record import GateRecord, ReaderScores, SetScore
 from platepilot.ocr.spec import file_sha256, load_card
 from platepilot.registry import common, golden
+from platepilot.registry.gate import gate_tags
 from platepilot.registry.golden import GoldenResult, check_golden
 from platepilot.registry.models import alias_history, promote, rollback
 from platepilot.registry.server import free_port
@@ -91,13 +93,17 @@ class FakeRegistry:
 @pytest.fixture()
 def registry(tmp_path: Path, tiny_model: Path) -> FakeRegistry:
     folders = {}
-    for v in (1, 2, 3):
-        folder = tmp_path / f"artifacts{v}"
-        folder.mkdir()
-        shutil.copy2(tiny_model, folder / tiny_model.name)
-        shutil.copy2(tiny_model.with_suffix(".json"), folder / tiny_model.with_suffix(".json").name)
-        folders[v] = folder
+    for v in (1, 2, 3):  # each version its own file (its own sha256), as trained versions are
+        folders[v] = _variant(tiny_model, tmp_path / f"artifacts{v}", f"v{v}").parent
     return FakeRegistry(folders)
+
+
+def _gated(registry: FakeRegistry, version: int, decision: str = "accepted") -> None:
+    """Give `version` the tags `platepilot models promote` leaves: the gate's decision, measured on its file."""
+    scores = ReaderScores("r", (SetScore("golden", 32, 0.9, 0.02),))
+    sha = load_card(next(registry.folders[version].glob("*.onnx"))).sha256
+    record = GateRecord(scores, scores, scores, decision, sha)  # type: ignore[arg-type]
+    registry.version_tags[version].update(gate_tags(record, "ana@lab", "2026-12-07T10:00:00+00:00"))
 
 
 def _clock() -> Any:
@@ -194,6 +200,8 @@ def test_agent_deploys_verifies_and_keeps_previous(registry: FakeRegistry, tmp_p
         probe=lambda uri: True,
     )
     assert agent.poll_once().status == "no_champion"
+    for version in (1, 2, 3):
+        _gated(registry, version)
     registry.aliases["champion"] = "1"
     assert agent.poll_once().status == "deployed"
     assert json.loads((target.parent / STATE_FILE).read_text())["version"] == 1
@@ -280,6 +288,7 @@ def test_agent_backs_off_on_errors_and_recovers(registry: FakeRegistry, tmp_path
             registry.down = False
             registry.aliases["champion"] = "1"
 
+    _gated(registry, 1)
     agent.run(stop, sleep=sleep, max_polls=7)
     expected = (60, 120, 240, 300, 300, 60)  # doubling from the interval, capped, then back to normal
     assert len(delays) == len(expected)
@@ -372,3 +381,125 @@ def test_the_gate_weighs_both_readers_as_the_engine_reads_them(monkeypatch: pyte
     alone = Settings(ocr=OCRConfig(engine="crnn"))  # a site reading with the CRNN alone compares the CRNNs
     record = run_gate(Contender("Y", Path("y.onnx")), x, alone, incumbent_role=engine_role("crnn", x_record))
     assert (record.decision, record.judged, record.incumbent.reader) == ("accepted", "Y", "X")
+
+
+def test_the_agent_deploys_only_a_champion_that_passed_the_gate(registry: FakeRegistry, tmp_path: Path) -> None:
+    """An alias moved in the MLflow UI to a version the gate refused (or never saw) went to every device."""
+    target = tmp_path / "crnn_florida" / "florida_plate_ocr.onnx"
+    downloads: list[str] = []
+    real_download = registry.download_artifacts
+
+    def counted(run_id: str, path: str, dst: str) -> str:
+        downloads.append(run_id)
+        return real_download(run_id, path, dst)
+
+    registry.download_artifacts = counted  # type: ignore[method-assign]
+    agent = SyncAgent(SyncSettings("http://fake", NAME, target, "edge-1"), log=lambda line: None,
+                      make_client=lambda u: registry, probe=lambda uri: True)  # fmt: skip
+    registry.aliases["champion"] = "1"  # never gated
+    outcome = agent.poll_once()
+    assert outcome.status == "refused" and "never went through the promotion gate" in outcome.message
+    _gated(registry, 1, "refused")
+    outcome = agent.poll_once()
+    assert outcome.status == "refused" and "the promotion gate refused it" in outcome.message
+    assert not target.exists() and downloads == []
+    _gated(registry, 2, "forced")
+    registry.version_tags[2]["golden.seed"] = str(golden.GOLDEN_SEED)
+    registry.version_tags[2]["golden.reads"] = json.dumps(["NOPE"] * 32)  # this device reads otherwise
+    registry.aliases["champion"] = "2"
+    for _ in range(3):  # refused once: not downloaded again while the champion and its tags stay
+        assert agent.poll_once().status == "refused"
+    assert downloads == ["run2"] and not target.exists()
+    del registry.version_tags[2]["golden.reads"]  # its tags changed: judged again
+    assert agent.poll_once().status == "deployed" and downloads == ["run2", "run2"]
+
+
+def test_a_device_untags_the_version_it_replaced_after_a_failed_report(registry: FakeRegistry, tmp_path: Path) -> None:
+    target = tmp_path / "crnn_florida" / "florida_plate_ocr.onnx"
+    agent = SyncAgent(SyncSettings("http://fake", NAME, target, "edge-7"), log=lambda line: None,
+                      make_client=lambda u: registry, probe=lambda uri: True)  # fmt: skip
+    for version in (1, 2):
+        _gated(registry, version)
+    registry.aliases["champion"] = "1"
+    assert agent.poll_once().status == "deployed"
+    registry.aliases["champion"] = "2"
+    real_tag = registry.set_model_version_tag
+    failing = iter([True])
+
+    def blip(name: str, version: str, key: str, value: str) -> None:
+        if key.startswith("deployed.") and next(failing, False):
+            raise ConnectionError("registry blipped")
+        real_tag(name, version, key, value)
+
+    registry.set_model_version_tag = blip  # type: ignore[method-assign]
+    assert agent.poll_once().status == "deployed"  # swapped in; the report failed
+    assert "deployed.edge-7" in registry.version_tags[1] and "deployed.edge-7" not in registry.version_tags[2]
+    assert agent.poll_once().status == "current"  # the report retried
+    assert "deployed.edge-7" not in registry.version_tags[1] and "deployed.edge-7" in registry.version_tags[2]
+
+
+def test_rollback_follows_the_order_of_changes_not_the_clocks_of_who_made_them(registry: FakeRegistry) -> None:
+    base = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    promote(registry, NAME, 1, who="ana@lab", now=lambda: base)
+    promote(registry, NAME, 2, who="bo@fast-clock", now=lambda: base + timedelta(hours=13))
+    promote(registry, NAME, 3, who="ana@lab", now=lambda: base + timedelta(hours=12))
+    assert [(c.from_version, c.to_version) for c in alias_history(registry, NAME)] == [(None, 1), (1, 2), (2, 3)]
+    assert rollback(registry, NAME, now=lambda: base + timedelta(hours=14)).to_version == 2
+
+
+def test_deploying_the_model_that_runs_keeps_the_rollback_copy(tmp_path: Path, tiny_model: Path) -> None:
+    one, two = (_variant(tiny_model, tmp_path / name, name) for name in ("one", "two"))
+    target = tmp_path / "crnn" / tiny_model.name
+    kept = target.parent / "previous" / target.name
+    swap_in(one, target, None)
+    swap_in(two, target, None)
+    copy = _variant(tiny_model, tmp_path / "again", "two")  # the live model once more, from another folder
+    assert file_sha256(copy) == file_sha256(two)
+    swap_in(copy, target, None)  # a second sync agent, or `models deploy` of what runs
+    assert (file_sha256(target), file_sha256(kept)) == (file_sha256(two), file_sha256(one))
+
+
+def test_a_server_that_asks_for_credentials_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.server
+    import threading
+
+    class Guarded(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="mlflow"')
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Guarded)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert common.server_answers(f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+    from mlflow.exceptions import MlflowException
+
+    error = common.registry_error(MlflowException("API request to x failed with error code 401 != 200"))
+    assert error is not None and "MLFLOW_TRACKING_USERNAME" in str(error) and "\n" not in str(error)
+    assert common.registry_error(ValueError("x")) is None
+
+
+def test_a_deploy_sweeps_what_killed_deploys_left_behind(tmp_path: Path, tiny_model: Path) -> None:
+    import os
+    import time
+
+    one, two = (_variant(tiny_model, tmp_path / name, name) for name in ("one", "two"))
+    target = tmp_path / "crnn" / tiny_model.name
+    swap_in(one, target, None)
+    staged = target.parent / f".{target.name}.k1ll3d.new"  # a copy a killed deploy never renamed
+    staged.write_bytes(b"half a model")
+    old, fresh = target.parent / ".incoming-old", target.parent / ".incoming-fresh"
+    for folder in (old, fresh):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * 3600,) * 2)
+    swap_in(two, target, None)
+    assert not staged.exists() and not old.exists() and fresh.is_dir()  # a fresh one may be another agent's
+    assert file_sha256(target) == file_sha256(two)

@@ -8,18 +8,20 @@ version events record, the signature hot reload watches) without importing the r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.gate_record import GateRecord, gate_path, read_gate_record, write_gate_record
-from platepilot.ocr.spec import load_card, sidecar_path
-from platepilot.store.atomic import locked, write_text_atomically
+from platepilot.ocr.spec import file_sha256, load_card, sidecar_path
+from platepilot.store.atomic import locked, sync_to_disk, write_text_atomically
 
 STATE_FILE = "deployed.json"
 PREVIOUS_DIR = "previous"
@@ -35,6 +37,7 @@ class Deployed:
     sha256: str
     deployed_at: str
     reported: bool = False
+    replaced: int | None = None  # the version it replaced: untagged when the registry hears of this one
 
 
 def state_path(model_path: Path) -> Path:
@@ -79,10 +82,14 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
 
     The new pair is copied beside the target first, under names of its own: a copy that fails (a full
     disk) leaves the live pair, previous/ and the gate record as they were, and the new model may be the
-    one in previous/ (a rollback by hand). Deploys into one folder take turns (`DEPLOY_LOCK`)."""
+    one in previous/ (a rollback by hand). Deploys into one folder take turns (`DEPLOY_LOCK`); one of the
+    model already live (two sync agents at once) changes nothing, so previous/ keeps the pair before it."""
     keep = target.parent / PREVIOUS_DIR
     weights = target.with_suffix(".pt")
     with locked(_lock_file(target.parent), "ab"):
+        if target.is_file() and file_sha256(target) == file_sha256(new_model):
+            return
+        _sweep_leftovers(target)
         staged: list[Path] = []
         try:
             staged.append(_staged_copy(new_model, target))
@@ -99,6 +106,7 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
             weights.unlink(missing_ok=True)
             os.replace(staged[0], target)  # same folder as the target: the renames are atomic
             os.replace(staged[1], sidecar_path(target))
+            sync_to_disk(target)  # the new names too: a power cut now leaves the new pair, not half of it
         finally:
             for path in staged:
                 path.unlink(missing_ok=True)
@@ -115,15 +123,35 @@ def _lock_file(folder: Path) -> Path:
 
 
 def _staged_copy(src: Path, target: Path) -> Path:
-    """A copy of `src` beside `target` under a name no other deploy uses."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new")
+    """A copy of `src` beside `target` under a name no other deploy uses, on disk (fsync) before it is
+    renamed into place: a power cut must not leave a model cut short under the live name."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=STAGED_SUFFIX)
     os.close(fd)
     try:
         shutil.copy2(src, name)
+        sync_to_disk(Path(name))
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
     return Path(name)
+
+
+STAGED_SUFFIX = ".new"
+LEFTOVER_AGE_S = 3600.0
+"""A download or restore folder (`.incoming-*`, `.restore-*`) older than this was left by a killed agent."""
+
+
+def _sweep_leftovers(target: Path) -> None:
+    """Remove what deploys killed half way left beside `target` (called under the deploy lock): staged
+    copies (made only under that lock, so none is in use) and old download and restore folders."""
+    cutoff = time.time() - LEFTOVER_AGE_S
+    for path in target.parent.glob(f".{target.name}.*{STAGED_SUFFIX}"):
+        path.unlink(missing_ok=True)
+    for pattern in (".incoming-*", ".restore-*"):
+        for folder in target.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -71,7 +71,7 @@ def _auto_choice(model_path: Path | None, settings: Settings) -> ReaderChoice:
     if not deployed.is_file():
         return ReaderChoice("cascade", f"no CRNN deployed at {deployed}: {_cascade_note(settings)}", BUNDLED_MODEL)
     try:
-        card = load_card(deployed, verify=False)
+        card = load_card(deployed)  # its sha256 too: a model cut short by a power cut must not stop the device
     except PlatepilotError as exc:  # PlateOCR with the bundled CRNN: its member must not be the broken one
         return ReaderChoice("plateocr", f"the deployed CRNN is unusable ({exc}): PlateOCR", BUNDLED_MODEL)
     record = read_gate_record(deployed, card.sha256)

@@ -95,6 +95,11 @@ class CRNNMember:
         self._service = service
         self._format_prior = format_prior
 
+    @property
+    def service(self) -> CRNNOCRService:
+        """The CRNN it reads with (events name its model)."""
+        return self._service
+
     def read_member(self, image: np.ndarray, rows: Rows | None) -> list[MemberRead]:
         if no_plate_line(image):
             return []

@@ -22,8 +22,10 @@ import numpy as np
 
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.base import OCREngine
+from platepilot.ocr.cascade import CascadeOCR
 from platepilot.ocr.crnn_service import CRNNOCRService
 from platepilot.ocr.deployed import state_path
+from platepilot.ocr.plate_ocr import CRNNMember, PlateOCR
 from platepilot.ocr.spec import file_sha256, sidecar_path
 from platepilot.plates.designs import sample_design
 from platepilot.plates.render import render_plate
@@ -64,11 +66,29 @@ def model_version(engine: OCREngine) -> str:
     """What events record as the model version.
 
     A CRNN: `sha256:<first 12 hex>` of its ONNX (from its sidecar), prefixed `v<N> ` when the sync
-    agent's `deployed.json` beside it names registry version N for that same file; any other engine:
-    its name.
+    agent's `deployed.json` beside it names registry version N for that same file. The cascade and
+    PlateOCR: their name, then that of the CRNN they read with (`cascade v4 sha256:...`), so events
+    tell which deployed model read under `auto` too; any other engine: its name.
     """
-    if not isinstance(engine, CRNNOCRService):
+    crnn = _crnn_in(engine)
+    if crnn is None:
         return engine.name
+    version = _crnn_version(crnn)
+    return version if crnn is engine else f"{engine.name} {version}"
+
+
+def _crnn_in(engine: OCREngine) -> CRNNOCRService | None:
+    """The CRNN `engine` is, reads first (a cascade) or reads with (PlateOCR's member), if any."""
+    if isinstance(engine, CRNNOCRService):
+        return engine
+    if isinstance(engine, CascadeOCR):
+        return _crnn_in(engine.first) or _crnn_in(engine.then)
+    if isinstance(engine, PlateOCR):
+        return next((m.service for m in engine.members if isinstance(m, CRNNMember)), None)
+    return None
+
+
+def _crnn_version(engine: CRNNOCRService) -> str:
     sha = engine.card.sha256 or file_sha256(engine.model_path)
     version = f"sha256:{sha[:12]}"
     try:

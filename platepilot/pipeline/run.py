@@ -40,8 +40,9 @@ from platepilot.store.retention import GB, Pruner
 from platepilot.watch.alerts import Alerter
 from platepilot.watch.lists import LiveWatchlists
 
-HOT_RELOAD_ENGINES = ("crnn", "auto")
-"""Engines that follow the CRNN at `ocr.model_path`: a replaced (or newly deployed) model is swapped in."""
+HOT_RELOAD_ENGINES = ("crnn", "auto", "cascade", "plateocr")
+"""Engines that read the CRNN at `ocr.model_path` (alone, first or as PlateOCR's member): a replaced (or
+newly deployed) model is swapped in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +196,9 @@ def run_pilot(
 def reloaded_reader(
     settings: Settings, path: Path, whole_plates: bool = False, plate_margin: Margin | None = None
 ) -> OCREngine:
-    """The reader once the model at `path` (`ocr.model_path`) was replaced: `crnn` reads it alone;
-    `auto` chooses again from its gate record, so a CRNN that did not beat PlateOCR only joins it.
+    """The reader once the model at `path` (`ocr.model_path`) was replaced: `crnn` reads it alone,
+    `cascade` and `plateocr` with it; `auto` chooses again from its gate record, so a CRNN that did not
+    beat PlateOCR only joins it.
     `whole_plates` and `plate_margin` as for `make_engine`."""
     model = None if settings.ocr.engine == "auto" else path
     return make_engine(settings.ocr.engine, model, settings, whole_plates, plate_margin)

@@ -56,14 +56,29 @@ def is_http(uri: str) -> bool:
 
 
 def server_answers(uri: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """True when `<uri>/health` answers 200 within `timeout` seconds (non-http URIs: always True)."""
+    """True when `<uri>/health` answers 200 within `timeout` seconds, or asks for credentials (a server
+    behind an authenticating proxy: the MLflow client sends them); non-http URIs: always True."""
     if not is_http(uri):
         return True
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
             return bool(response.status == 200)
+    except urllib.error.HTTPError as exc:
+        return exc.code in (401, 403)
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def registry_error(exc: BaseException) -> PlatepilotError | None:
+    """The one line for an error the MLflow client raised (None for any other error)."""
+    if not type(exc).__module__.startswith("mlflow."):
+        return None
+    line = first_line(exc)
+    denied = any(f"error code {code}" in str(exc) for code in (401, 403))
+    hint = (
+        "; the registry wants credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" if denied else ""
+    )
+    return PlatepilotError(f"registry error: {line}{hint}")
 
 
 def actor() -> str:

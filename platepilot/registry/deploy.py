@@ -23,10 +23,10 @@ from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
 from platepilot.ocr.deployed import STATE_FILE, Deployed, swap_in, write_json
 from platepilot.ocr.gate_record import GateRecord, Role, engine_role, read_gate_record
-from platepilot.ocr.spec import load_card
-from platepilot.registry.common import actor, utc_now
+from platepilot.ocr.spec import file_sha256, load_card
+from platepilot.registry.common import actor, first_line, utc_now
 from platepilot.registry.gate import Contender, gate_tags, record_from_tags, run_gate, verdict_line
-from platepilot.registry.models import AliasChange, current_version, download_version, promote
+from platepilot.registry.models import AliasChange, current_version, download_version, model_version, promote
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,9 @@ def promote_gated(
                 tags = dict(mlflow_client.get_model_version(name, str(current)).tags or {})
                 incumbent = Contender(f"champion v{current}", champion)
                 role = engine_role(settings.ocr.engine, record_from_tags(tags, card.sha256))
-            except PlatepilotError as exc:  # a broken champion must never block replacing it
-                log.warning("champion v%s cannot be read (%s): gating against the built-in reader", current, exc)
+            except Exception as exc:  # a broken or lost champion must never block replacing it
+                why = exc if isinstance(exc, PlatepilotError) else first_line(exc)
+                log.warning("champion v%s cannot be read (%s): gating against the built-in reader", current, why)
         record = run_gate(Contender(f"v{version}", candidate), incumbent, settings, force, extra, role)
     when = now().isoformat(timespec="seconds")
     for key, value in gate_tags(record, actor(), when).items():
@@ -70,7 +71,7 @@ def deploy_model(
     `ocr.model_path` (or the default reader) and swap it in; `state` becomes `deployed.json`."""
     candidate = run_model(source)
     target = settings.ocr.model_path
-    if target.is_file() and target.resolve() == candidate.resolve():
+    if target.is_file() and file_sha256(target) == load_card(candidate).sha256:
         raise PlatepilotError(f"{source}: this already is the deployed model at {target}")
     incumbent, role = _deployed_contender(target, settings)
     record = run_gate(Contender(name or f"run {_run_name(source)}", candidate), incumbent, settings, force,
@@ -92,7 +93,7 @@ def deploy_version(
     now: Callable[[], datetime] = utc_now,
 ) -> GateRecord:  # fmt: skip
     """Download registered `version` and deploy it here through the gate (`deploy_model`)."""
-    mv = mlflow_client.get_model_version(name, str(version))
+    mv = model_version(mlflow_client, name, version)
     staging = Path(tempfile.mkdtemp(prefix="platepilot-deploy-"))
     try:
         onnx = download_version(mlflow_client, name, version, staging)

@@ -20,6 +20,7 @@ model, where `auto` reads them.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +37,8 @@ from platepilot.ocr.spec import load_card
 from platepilot.registry.golden import golden_plates
 from platepilot.store.labels import latest_labels, resolve_crop_path
 from platepilot.store.splits import held_out_labels
+
+log = logging.getLogger(__name__)
 
 DEFAULT_READER = "cascade (built-in)"
 _BATCH = 64
@@ -72,10 +75,15 @@ def gate_sets(settings: Settings, extra: Sequence[Path] = ()) -> list[LabelSet]:
     """The gate's plates: the site's held-out split (when the labels file exists), golden, extras."""
     sets = []
     site = settings.gate.labels
-    if site.is_file():
-        held = held_out_labels(latest_labels(site), settings.gate.holdout_fraction)
-        if held:
-            sets.append(_load_set("site held-out", site, held))
+    held = held_out_labels(latest_labels(site), settings.gate.holdout_fraction) if site.is_file() else []
+    if held:
+        sets.append(_load_set("site held-out", site, held))
+    else:
+        why = "no such file" if not site.is_file() else "no held-out crops in it"
+        log.warning(
+            "gate.labels %s: %s (a relative path is read from the folder the command runs in): the gate reads "
+            "no plates of this site, only the golden synthetic ones and any extra labels", site, why
+        )  # fmt: skip
     images, texts = golden_plates()
     sets.append(LabelSet("golden", images, texts))
     for path in (*settings.gate.extra_labels, *extra):

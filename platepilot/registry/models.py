@@ -2,7 +2,7 @@
 
 MLflow 3.x has no CLI command to set an alias (the guide's `mlflow models set-model-alias` does not
 exist), so these are the working equivalent. Every alias change is kept as a registered-model tag
-`alias_history.<UTC timestamp>` holding `{"alias", "from", "to", "who", "when", "action"}`: one small tag
+`alias_history.n<count>.<UTC timestamp>` holding `{"alias", "from", "to", "who", "when", "action"}`: one small tag
 per change, so the history never hits MLflow's tag-size limit and shows in the MLflow UI.
 """
 
@@ -20,6 +20,10 @@ from platepilot.errors import PlatepilotError
 from platepilot.registry.common import CHAMPION, actor, import_mlflow, utc_now
 
 HISTORY_PREFIX = "alias_history."
+HISTORY_COUNTED = "n"
+"""Keys `alias_history.n<count>.<time>` order the history by a counter: the clocks of the machines that
+promote differ, and ordered by time a rollback went back to the wrong version. Keys of the time alone
+(before the counter) sort first, as they are older."""
 DEPLOYED_PREFIX = "deployed."
 
 Evaluator = Callable[[Path], float]
@@ -102,7 +106,7 @@ def promote(
     alias: str = CHAMPION, who: str | None = None, now: Callable[[], datetime] = utc_now,
 ) -> AliasChange:  # fmt: skip
     """Point `alias` at `version`; with an evaluator, only if it reads no worse than the current holder."""
-    _version(mlflow_client, name, version)
+    model_version(mlflow_client, name, version)
     current = current_version(mlflow_client, name, alias)
     if current == version:
         raise PlatepilotError(f"{name} version {version} already is the {alias}")
@@ -141,13 +145,13 @@ def rollback(
     if len(stack) < 2:
         raise PlatepilotError(f"no earlier {alias} of {name} recorded to roll back to")
     target = stack[-2]
-    _version(mlflow_client, name, target)
+    model_version(mlflow_client, name, target)
     return _move(mlflow_client, name, alias, current, target, "rollback", who, now)
 
 
 def download_version(mlflow_client: Any, name: str, version: int, dest: Path) -> Path:
     """Download a version's `model/` artifacts (ONNX + sidecar) into `dest`; returns the .onnx path."""
-    mv = _version(mlflow_client, name, version)
+    mv = model_version(mlflow_client, name, version)
     source = str(mv.source)
     if source.startswith("runs:/"):
         run_id, _, path = source.removeprefix("runs:/").partition("/")
@@ -196,7 +200,8 @@ def _move(
             "nothing changed: run it again"
         )
     mlflow_client.set_registered_model_alias(name, alias, str(target))
-    key = f"{HISTORY_PREFIX}{when.strftime('%Y%m%dT%H%M%S.%f')}"
+    recorded = sum(1 for k in _registered(mlflow_client, name).tags or {} if k.startswith(HISTORY_PREFIX))
+    key = f"{HISTORY_PREFIX}{HISTORY_COUNTED}{recorded + 1:06d}.{when.strftime('%Y%m%dT%H%M%S.%f')}"
     mlflow_client.set_registered_model_tag(name, key, change.to_json())
     mlflow_client.set_model_version_tag(name, str(target), f"{alias}.since", change.when)
     return change
@@ -219,7 +224,8 @@ def _registered(mlflow_client: Any, name: str) -> Any:
         raise
 
 
-def _version(mlflow_client: Any, name: str, version: int) -> Any:
+def model_version(mlflow_client: Any, name: str, version: int) -> Any:
+    """The registered `version` of `name`, or PlatepilotError (one line) when there is none."""
     from mlflow.exceptions import MlflowException
 
     try:

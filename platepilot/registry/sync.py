@@ -87,6 +87,7 @@ class SyncAgent:
         self._rng = rng or random.Random()
         self._probe = probe
         self.failures = 0
+        self._refused: tuple[tuple[int, str], str] | None = None  # ((version, its tags), why) last refused
 
     def run(
         self, stop: threading.Event, sleep: Callable[[float], Any] | None = None, max_polls: int | None = None
@@ -144,8 +145,13 @@ class SyncAgent:
             if not running.reported:
                 self._report(running, None)
             return PollOutcome("current", version, f"v{version} is current")
-        problem = self._deploy(mv)
+        seen = (version, _judged_tags(mv))
+        if self._refused is not None and self._refused[0] == seen:
+            why = f"{self._refused[1]} (refused before; not downloaded again until the {s.alias} or its tags change)"
+            return PollOutcome("refused", version, f"refused {s.model_name} v{version}: {why}")
+        problem = self._deploy(mv, running)
         if problem is not None:
+            self._refused = (seen, problem)
             self._report_refusal(version, problem)
             return PollOutcome("refused", version, f"refused {s.model_name} v{version}: {problem}")
         new = self.deployed()
@@ -167,9 +173,14 @@ class SyncAgent:
         path = self.settings.model_path
         return path.is_file() and file_sha256(path) == running.sha256
 
-    def _deploy(self, mv: Any) -> str | None:
-        """Download, verify and swap in `mv`; a reason string when the model is refused."""
+    def _deploy(self, mv: Any, running: Deployed | None) -> str | None:
+        """Download, verify and swap in `mv` (in place of `running`); a reason string when it is refused."""
         s = self.settings
+        tags = dict(mv.tags or {})
+        decision = tags.get("gate.decision")
+        if decision not in PASSED:
+            why = f"the promotion gate {decision} it" if decision else "it never went through the promotion gate"
+            return f"{why}: move the {s.alias} with `platepilot models promote` (--force to override the gate)"
         target = s.model_path
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))
@@ -179,14 +190,18 @@ class SyncAgent:
                 card = load_card(onnx)  # sha256 of the file against its sidecar
             except PlatepilotError as exc:
                 return str(exc).replace(str(onnx), onnx.name)
-            tags = dict(mv.tags or {})
             if tags.get("sha256") and tags["sha256"] != card.sha256:
                 return "its sidecar's sha256 differs from the one registered with the version"
+            record = record_from_tags(tags, card.sha256)
+            if record is None:
+                return "its gate result was measured on another file (gate.result names another sha256)"
             problem = check_golden(read_golden(onnx), tags, s.golden_floor)
             if problem is not None:
                 return problem
-            swap_in(onnx, target, record_from_tags(tags, card.sha256))
-            state = Deployed(s.model_name, int(mv.version), mv.run_id or "", card.sha256, self._now().isoformat())
+            swap_in(onnx, target, record)
+            replaced = running.version if running is not None and running.model_name == s.model_name else None
+            state = Deployed(s.model_name, int(mv.version), mv.run_id or "", card.sha256, self._now().isoformat(),
+                             replaced=replaced)  # fmt: skip
             write_json(target.parent / STATE_FILE, asdict(state))
             return None
         finally:
@@ -199,8 +214,10 @@ class SyncAgent:
         value = json.dumps({"at": new.deployed_at, "host": actor(), "sha256": new.sha256[:12]})
         try:
             self._client.set_model_version_tag(s.model_name, str(new.version), key, value)
-            if old is not None and old.version != new.version and old.model_name == s.model_name:
-                self._client.delete_model_version_tag(s.model_name, str(old.version), key)
+            replaced = old.version if old is not None and old.model_name == s.model_name else new.replaced
+            if replaced is not None and replaced != new.version:  # after a failed report too: deployed.json keeps it
+                with contextlib.suppress(Exception):  # already untagged by a report that failed half way
+                    self._client.delete_model_version_tag(s.model_name, str(replaced), key)
         except Exception as exc:
             self._log(f"sync: could not report v{new.version} to the registry ({first_line(exc)}); will retry")
             return
@@ -212,6 +229,18 @@ class SyncAgent:
         key = f"refused.{self.settings.device_id}"
         with contextlib.suppress(Exception):  # logged locally anyway; the registry may be what is failing
             self._client.set_model_version_tag(self.settings.model_name, str(version), key, problem[:500])
+
+
+PASSED = ("accepted", "forced")
+"""The gate decisions (`gate.decision` tag) a champion must carry to be deployed: a version the gate
+refused, or one that never met it (an alias moved in the MLflow UI), stays off the devices."""
+
+
+def _judged_tags(mv: Any) -> str:
+    """A version's tags but those devices write (`deployed.*`, `refused.*`), as one string: a version
+    refused once is judged again only when what it was judged on changed."""
+    tags = {k: v for k, v in (mv.tags or {}).items() if not k.startswith((DEPLOYED_PREFIX, "refused."))}
+    return json.dumps(tags, sort_keys=True)
 
 
 def run_agent(settings: SyncSettings, once: bool = False, log: Callable[[str], None] = print) -> PollOutcome | None:
