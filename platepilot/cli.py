@@ -81,15 +81,14 @@ def ocr_command(
     """Read plate crops: one line per image (path, text, confidence, format, state, state confidence)."""
     import json
 
-    from platepilot.images import IMAGE_SUFFIXES
-    from platepilot.labeling.crops import list_crops
+    from platepilot.images import image_files
     from platepilot.levels import read_crop
     from platepilot.ocr.models import make_engine
 
     settings = load_config(config)
     paths, empty = [], []
     for arg in images:
-        found = [arg / rel for rel in list_crops(arg, IMAGE_SUFFIXES)] if arg.is_dir() else [arg]
+        found = image_files(arg) if arg.is_dir() else [arg]
         if not found:
             empty.append(arg)
             err_console.print(

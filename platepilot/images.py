@@ -7,6 +7,8 @@ to a 320 px sample has a side of 0.5 px)."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import cv2
@@ -70,8 +72,11 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def _png_with_alpha(data: bytes) -> bool:
-    """Whether `data` is a PNG with an alpha channel (colour type 4 or 6 in its IHDR)."""
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] in (4, 6)
+    """Whether `data` is a PNG with transparency: an alpha channel (colour type 4 or 6 in its IHDR), or
+    a `tRNS` chunk before its pixels (a palette or grey PNG, as optimisers such as pngquant write)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) <= 25:
+        return False
+    return data[25] in (4, 6) or b"tRNS" in data[: data.find(b"IDAT")]
 
 
 def _decode(buffer: np.ndarray, has_alpha: bool) -> np.ndarray | None:
@@ -85,3 +90,22 @@ def _decode(buffer: np.ndarray, has_alpha: bool) -> np.ndarray | None:
     scale = 65535.0 if image.dtype == np.uint16 else 255.0  # PNG holds 8 or 16 bits a channel
     colour, alpha = image[..., :3].astype(np.float32) / scale, image[..., 3:].astype(np.float32) / scale
     return np.round((colour * alpha + (1 - alpha)) * 255).astype(np.uint8)
+
+
+_NUMBERS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[object, ...]:
+    """Sort key that puts `track2` before `track10` and `9.jpg` before `10.jpg` (ffmpeg's `%d` frames)."""
+    return tuple(int(part) if part.isdigit() else part for part in _NUMBERS.split(name))
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file (IMAGE_SUFFIXES) under `folder` and its subfolders, links to files followed,
+    hidden ones left out, in natural order (`platepilot ocr FOLDER`: any name, unlike the labeling page)."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        found += [Path(root) / name for name in files
+                  if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES]  # fmt: skip
+    return sorted(found, key=lambda path: natural_key(path.relative_to(folder).as_posix()))

@@ -249,3 +249,23 @@ def test_a_model_replaced_while_it_loads_is_refused_not_paired_with_the_old_side
     swapped.write_bytes(tiny_model.read_bytes() + b"\0")  # another model under the same name
     with pytest.raises(PlatepilotError, match="replaced while it was loaded"):
         open_session(swapped, sha256=sha)
+
+
+def test_a_strip_no_plate_line_fits_is_not_enlarged_before_it_is_read_as_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 1 x 30,000 px strip was enlarged 80 times over (a gigabyte) before the whole-plate reader saw it
+    could hold no plate line."""
+    from platepilot.ocr import crnn_service
+    from platepilot.ocr.lines import PlateLineFinder
+    from platepilot.ocr.models import BUNDLED_MODEL
+
+    enlarged_shapes: list[tuple[int, ...]] = []
+    real = crnn_service.enlarged
+    monkeypatch.setattr(crnn_service, "enlarged", lambda image: enlarged_shapes.append(image.shape) or real(image))
+    service = CRNNOCRService(BUNDLED_MODEL, lines=PlateLineFinder())
+    strip = np.random.default_rng(0).integers(0, 256, (1, 30_000, 3), dtype=np.uint8)
+    plate = np.full((40, 90, 3), 200, np.uint8)
+    reads = service.read([strip, plate])
+    assert reads[0].text == "" and reads[0].confidence == 0.0
+    assert enlarged_shapes == [plate.shape]  # only the crop that may hold a line

@@ -219,6 +219,12 @@ def test_cli_ocr_reads_every_crop_below_a_folder(tiny_model: Path, labelled_crop
     tif.mkdir()
     cv2.imwrite(str(tif / "a.tif"), cv2.imread(str(expected[0])))
     assert runner.invoke(app, ["ocr", str(tif), "--model", str(tiny_model)]).exit_code == 0
+    links = tmp_path / "links"  # links to crops, and a name with a tab: the labeling page's rules left them out
+    links.mkdir()
+    (links / "a.jpg").symlink_to(expected[0])
+    (links / "b\tc.jpg").write_bytes(expected[1].read_bytes())
+    linked = runner.invoke(app, ["ocr", str(links), "--model", str(tiny_model), "--json"])
+    assert linked.exit_code == 0 and len(json.loads(linked.stdout)) == 2
 
 
 def test_cli_ocr_bad_image_exits_1_with_one_line(tiny_model: Path, labelled_crops: Path) -> None:

@@ -165,3 +165,90 @@ def _wait_for_open_track(crops: Path, jsonl: Path, proc: subprocess.Popen[str], 
                 return track
         time.sleep(0.05)
     raise AssertionError("no track opened within the time limit")
+
+
+class _StalledCamera:
+    """A live camera that shows the demo for `good` frames, then sends nothing until stopped."""
+
+    live = True
+    stills = False
+
+    def __init__(self, demo: DemoSource, good: int) -> None:
+        self.camera_id, self.demo, self.good = demo.camera_id, demo, good
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        for frame in self.demo.frames(stop):
+            if frame.index >= self.good:
+                break
+            yield frame
+        stop.wait()
+
+
+def test_a_camera_gone_quiet_ends_its_tracks_without_waiting_for_a_frame(tmp_path: Path) -> None:
+    """Tracks ended only when the next frame came: a stalled stream held its vehicles' events until it
+    came back or the run stopped (and a power cut meanwhile lost them)."""
+    settings = pipeline_settings(tmp_path)
+    demo = DemoSource("CAM1", seed=0, realtime=False, max_frames=60)
+    events: list[str] = []
+    pilot = make_pilot(settings, [_StalledCamera(demo, 60)], TruthDetector(demo.scene),
+                       ScriptedEngine("ABC1234", [0.9]), on_event=lambda e: events.append(e.text))  # fmt: skip
+    pilot.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert events, "no event while the camera is quiet"  # before any stop or flush
+        assert not pilot.stopping
+    finally:
+        pilot.close()
+
+
+def test_a_crops_folder_that_cannot_be_read_leaves_the_events_going(tmp_path: Path) -> None:
+    """An OSError listing the day's crops (EACCES, EIO, a name too long) killed the processing thread: the run
+    hung for ever and ignored SIGTERM."""
+    settings = pipeline_settings(tmp_path)
+    crops = settings.output.crops_dir / ("x" * 300)  # ENAMETOOLONG for every path below it
+    settings = settings.model_copy(update={"output": settings.output.model_copy(update={"crops_dir": crops})})
+    demo = DemoSource("CAM1", seed=0, realtime=False, max_frames=120)
+    pilot = make_pilot(settings, [demo], TruthDetector(demo.scene), ScriptedEngine("ABC1234", [0.9]))
+    pilot.start()
+    assert pilot.wait(60), "the run did not finish"
+    pilot.close()
+    assert pilot.stats["CAM1"].processed == 120 and query_events(settings.output.events_db_url)
+
+
+def test_a_flapping_stream_backs_off_and_a_recording_over_http_is_read_once(tmp_path: Path) -> None:
+    from platepilot.sources import stream
+
+    class Capture:
+        def __init__(self, frames: int, count: float) -> None:
+            self.left, self.count = frames, count
+
+        def isOpened(self) -> bool:
+            return True
+
+        def get(self, prop: int) -> float:
+            return self.count
+
+        def read(self) -> tuple[bool, np.ndarray | None]:
+            self.left -= 1
+            return (True, np.zeros((8, 8, 3), np.uint8)) if self.left >= 0 else (False, None)
+
+        def release(self) -> None:
+            pass
+
+    waits: list[float] = []
+    stop = threading.Event()
+
+    class Recorded(StreamSource):
+        def _wait(self, failures: int, stop_event: threading.Event, why: str) -> None:
+            waits.append(self.backoff.delay(failures))
+            if len(waits) == 5:
+                stop.set()
+
+    flapping = Recorded("http://cam/v.mjpg", "CAM1", opener=lambda t: Capture(2, 0.0), max_bad_reads=1)
+    assert len(list(flapping.frames(stop))) == 10 and waits == [1.0, 2.0, 4.0, 8.0, 16.0]  # not 1 s for ever
+    recording = StreamSource("http://nas/clip.avi", "CAM1", opener=lambda t: Capture(30, 30.0))
+    assert len(list(recording.frames(threading.Event()))) == 30  # then it ends: no replay from the start
+    assert not recording.live  # and no frame of it is dropped
+    assert stream.STABLE_SECONDS > 0

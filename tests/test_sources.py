@@ -140,6 +140,14 @@ def test_read_image_names_a_pixel_bomb_and_puts_a_transparent_crop_on_white(tmp_
     assert (
         image.shape == (20, 40, 3) and image[0, 0].tolist() == [255, 255, 255] and image[10, 20].tolist() == [0, 0, 0]
     )
+    from PIL import Image
+
+    palette = Image.new("P", (40, 20), 0)  # a palette PNG whose colour 0 is transparent (tRNS), as pngquant writes
+    palette.putpalette([0, 0, 0, 0, 0, 0])
+    palette.paste(1, (10, 5, 30, 15))
+    palette.save(tmp_path / "p.png", transparency=0)
+    image = read_image(tmp_path / "p.png")
+    assert image[0, 0].tolist() == [255, 255, 255] and image[10, 20].tolist() == [0, 0, 0]
 
 
 class _FakeCapture:
@@ -150,6 +158,9 @@ class _FakeCapture:
 
     def isOpened(self) -> bool:
         return self.opens
+
+    def get(self, prop: int) -> float:
+        return 0.0  # a live stream counts no frames
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         if self.good <= 0:
@@ -305,3 +316,57 @@ def test_a_followed_folder_reads_each_photo_once_its_upload_has_settled(tmp_path
     for source in ("demo", str(tmp_path / "a.jpg"), str(tmp_path / "not_yet")):
         with pytest.raises(PlatepilotError, match="follow watches an image folder"):
             open_source(CameraConfig(source=source, follow=True))
+
+
+def test_a_followed_folder_that_vanishes_for_a_while_is_read_again_once_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A remount or an FTP server recreating the folder raised out of the camera: it stopped for good."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+
+    def photo(name: str) -> None:
+        assert cv2.imwrite(str(folder / name), np.full((32, 48, 3), 100, np.uint8))
+        os.utime(folder / name, (time.time() - 60, time.time() - 60))
+
+    photo("a.jpg")
+    stop = threading.Event()
+    read: list[str] = []
+    source = ImageFolderSource(folder, "GATE", follow=True)
+    camera = threading.Thread(target=lambda: read.extend(Path(f.source_file or "").name for f in source.frames(stop)))
+    camera.start()
+    try:
+        time.sleep(1.0)
+        folder.rename(tmp_path / "away")
+        time.sleep(1.5)  # polls without the folder
+        (tmp_path / "away").rename(folder)
+        photo("b.jpg")
+        deadline = time.monotonic() + 20
+        while len(read) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        camera.join()
+    assert read == ["a.jpg", "b.jpg"]
+    assert caplog.text.count("cannot list") == 1 and "back; reading its new photos" in caplog.text
+
+
+def test_a_followed_folder_under_another_spelling_skips_what_was_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "up").mkdir()
+    assert cv2.imwrite(str(tmp_path / "up" / "a.jpg"), np.full((32, 48, 3), 100, np.uint8))
+    os.utime(tmp_path / "up" / "a.jpg", (time.time() - 60, time.time() - 60))
+    source = ImageFolderSource(tmp_path / "up", "GATE", follow=True)  # an absolute path, this time
+    source.skip_read({"up/a.jpg": time.time()})  # read by an earlier run given `up`
+    stop = threading.Event()
+    threading.Timer(1.5, stop.set).start()
+    assert list(source.frames(stop)) == []
+
+
+def test_frames_named_without_padding_come_in_number_order(tmp_path: Path) -> None:
+    for n in (1, 2, 10, 9, 100):  # ffmpeg's `%d.jpg`
+        assert cv2.imwrite(str(tmp_path / f"{n}.jpg"), np.full((32, 48, 3), n, np.uint8))
+    names = [Path(f.source_file or "").name for f in ImageFolderSource(tmp_path, "CAM1").frames(threading.Event())]
+    assert names == ["1.jpg", "2.jpg", "9.jpg", "10.jpg", "100.jpg"]

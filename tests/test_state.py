@@ -4,6 +4,7 @@ migration, `reads --state`, MQTT, `eval --states`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -714,6 +715,23 @@ def test_a_site_that_names_its_state_reads_unknown_plates_as_its_own() -> None:
     assert format_regions(UNKNOWN, "CA") == ("us", "us-ca") and format_regions(UNKNOWN, "FL") == ("us-fl", "us")
     assert site_regions(UNKNOWN, "CA") == site_regions("CA", "CA") == ("us-ca",)
     assert site_regions("AZ", "CA") == site_regions(UNKNOWN, None) == ()
+
+
+def test_a_read_the_prior_corrects_keeps_a_confidence_the_runtime_keeps() -> None:
+    """The corrected read took the raw P(text) of its candidate as its confidence (0.32 for a 7-character
+    plate): under ocr_min_confidence, the runtime dropped the very read the prior had fixed."""
+    read = _read("WJ14704", UNKNOWN, 0.0, (("WJ14704", 0.655), ("WJI4704", 0.32)))
+    read = dataclasses.replace(read, confidence=0.951, char_confidences=(0.95,) * 7)
+    fixed = with_state(read, StateGuess(FLORIDA, 0.95), site="FL")
+    assert fixed.text == "WJI4704" and fixed.confidence == pytest.approx(0.32 ** (1 / 7))
+    assert fixed.confidence >= 0.5 and len(fixed.char_confidences) == 7
+
+
+def test_a_read_that_fits_its_states_format_is_named_by_it() -> None:
+    california = _read("5N30048", UNKNOWN, 0.0, (("5N30048", 0.9),))
+    assert with_state(california, StateGuess(UNKNOWN, 0.1), site="CA").format_match == "ca-#@#####"
+    texas = _read("ABC1234", UNKNOWN, 0.0, (("ABC1234", 0.9),))
+    assert not (with_state(texas, StateGuess("TX", 0.9)).format_match or "").startswith("fl-")
 
 
 _OLD_SCHEMA = """CREATE TABLE plate_events (id INTEGER PRIMARY KEY AUTOINCREMENT, camera_id VARCHAR(32) NOT NULL,

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from platepilot.errors import PlatepilotError
-from platepilot.images import WEB_IMAGE_SUFFIXES
+from platepilot.images import WEB_IMAGE_SUFFIXES, natural_key
 from platepilot.store.crops import parse_crop_stem
 from platepilot.store.labels import nameable, resolve_crop_path
 
 log = logging.getLogger(__name__)
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_NUMBERS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +43,6 @@ def crop_meta(rel: str) -> CropMeta:
     if parsed is None:
         return CropMeta(None, date, None)
     return CropMeta(parsed[0], date, parsed[1])
-
-
-def natural_key(rel: str) -> tuple[object, ...]:
-    """Sort key that puts `track2` before `track10`."""
-    return tuple(int(part) if part.isdigit() else part for part in _NUMBERS.split(rel))
 
 
 def list_crops(crops_dir: Path, suffixes: Collection[str] = WEB_IMAGE_SUFFIXES) -> list[str]:

@@ -25,8 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from platepilot.errors import PlatepilotError
-from platepilot.images import IMAGE_SUFFIXES, read_image
-from platepilot.labeling.crops import natural_key
+from platepilot.images import IMAGE_SUFFIXES, natural_key, read_image
 
 log = logging.getLogger(__name__)
 _WARNED: set[Path] = set()  # data.yaml files whose splits were warned about

@@ -152,8 +152,9 @@ class CRNNOCRService:
         # Each crop's text lines (found on a small crop enlarged), tallest first, then the whole crop (as
         # PlateOCR tries them): the tallest lines in one batch, the other choices only of crops whose
         # tallest line is no serial
-        crops = [enlarged(crop) for crop in crops]
-        options = [finder.line_crops(crop) for crop in crops]
+        # A strip no plate line fits reads as nothing before it is enlarged (1 x 30,000 px became 80 x 2.4 M)
+        crops = [crop if no_plate_line(crop) else enlarged(crop) for crop in crops]
+        options = [[] if no_plate_line(crop) else finder.line_crops(crop) for crop in crops]
         options = [[*lines, crop] if lines else [] for lines, crop in zip(options, crops, strict=True)]
         firsts = iter(self._read_crops([choices[0] for choices in options if choices]))
         reads = [next(firsts) if choices else PlateRead("", 0.0, engine=self.name) for choices in options]

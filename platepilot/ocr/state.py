@@ -208,10 +208,17 @@ def with_state(read: PlateRead, guess: StateGuess, format_prior: bool = True, si
     also be turned into by one unsure character (`format_regions`, `site_regions`)."""
     read = replace(read, state=guess.state, state_confidence=round(guess.confidence, 4))
     regions = format_regions(guess.state, site)
-    if not format_prior or regions is None or not read.candidates or matching_formats(read.text, regions):
+    if not format_prior or regions is None:
         return read
+    if not read.candidates or matching_formats(read.text, regions):  # named by its state's format
+        return replace(read, format_match=match_format(read.text, regions))
     candidates = prior_candidates(read.candidates, len(read.text), regions)
     text, prob = apply_format_prior(candidates, regions=regions, swap_into=site_regions(guess.state, site))
     if text == read.text or not matching_formats(text, regions):
         return read
-    return replace(read, text=text, confidence=prob, char_confidences=(), format_match=match_format(text, regions))
+    # A candidate's probability is of the whole text: per character, as `decode_read` gives a prior's pick,
+    # and never surer than the read it replaces (a raw P(text) of 0.32 fell below ocr_min_confidence and
+    # the runtime dropped the corrected read).
+    confidence = min(read.confidence, prob ** (1.0 / len(text))) if text else 0.0
+    return replace(read, text=text, confidence=confidence, char_confidences=(confidence,) * len(text),
+                   format_match=match_format(text, regions))  # fmt: skip

@@ -48,6 +48,9 @@ from platepilot.types import Frame, PlateCrop, PlateRead, Track, TrackState
 log = logging.getLogger(__name__)
 
 _END = object()  # end-of-stream marker in a camera queue
+IDLE_SECONDS = 0.5
+"""How long a camera's processing waits for a frame before it ends the tracks of a live camera gone quiet
+(those not seen for `tracker.max_gap_seconds` of frame time, counted on from its last frame)."""
 
 
 # Quality ratio over every crop read that earns a satisfied track one more read at its end (a plate
@@ -233,8 +236,15 @@ class Pilot:
         tracker: PlateTracker | None = None
         limit = {c.id: c.fps_limit for c in self.settings.cameras}.get(camera)
         rate = RateLimit(None if source.stills else limit)  # every photo of a folder is another car
+        last: tuple[float, float] | None = None  # (timestamp, time.monotonic()) of the last frame processed
         while True:
-            item = frames.get()
+            try:
+                item = frames.get(timeout=IDLE_SECONDS)
+            except queue.Empty:  # a live camera went quiet (dropped, stalled): its vehicles have driven on
+                if tracker is not None and last is not None and source.live:
+                    for track in tracker.expire(last[0] + time.monotonic() - last[1]):
+                        self._track_ended(track)
+                continue
             if item is _END:
                 break
             if self._stop.is_set():
@@ -246,13 +256,14 @@ class Pilot:
             if tracker is None:
                 first = self.crops.next_track_id(camera, item.timestamp)
                 tracker = PlateTracker(camera, self._tracking(source), first_id=first)
-            try:
+            try:  # the thread must live to take _END from the queue, or the capture and close() wait for ever
                 self._process_frame(item, tracker, stats)
+                last = (item.timestamp, time.monotonic())
+                if source.stills:  # the next photo may show another car at the same spot: no track goes on
+                    for track in tracker.flush():
+                        self._track_ended(track)
             except Exception as exc:  # a bad frame is skipped, the camera goes on
                 log.exception("%s: frame %d failed: %s", camera, item.index, exc)
-            if source.stills:  # the next photo may show another car at the same spot: no track goes on
-                for track in tracker.flush():
-                    self._track_ended(track)
         for track in tracker.flush() if tracker is not None else []:
             self._track_ended(track)
 
@@ -272,6 +283,8 @@ class Pilot:
         stats.processed += 1
         stats.detections += len(detections)
         update = tracker.update(detections, frame.timestamp)
+        for track in update.ended:  # first: a crop that fails below must not cost these their events
+            self._track_ended(track)
         height, width = levelled.shape[:2]
         for track, det in update.matched:
             if track.state != TrackState.CONFIRMED:
@@ -294,8 +307,6 @@ class Pilot:
             if stored is not None:
                 stats.crops_failed += bool(stored.note)
                 self._better_crop(crop, stored, stats)
-        for track in update.ended:
-            self._track_ended(track)
 
     # OCR ----------------------------------------------------------------------------------------
     def _better_crop(self, crop: PlateCrop, stored: StoredCrop, stats: CameraStats) -> None:

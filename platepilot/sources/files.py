@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from platepilot.errors import PlatepilotError
-from platepilot.images import IMAGE_SUFFIXES, read_image
+from platepilot.images import IMAGE_SUFFIXES, natural_key, read_image
 from platepilot.sources.base import Clock
 from platepilot.types import Frame
 
@@ -108,11 +108,12 @@ class ImageFolderSource:
 
     def skip_read(self, read_before: Mapping[str, float]) -> None:
         """Following: leave out the photos read before (path as a frame names it -> when it was read),
-        unless the file changed since (a camera reusing its file names), so a restart doubles nothing."""
-        self._read_before = read_before
+        unless the file changed since (a camera reusing its file names), so a restart doubles nothing,
+        whichever spelling of the folder either run was given (a relative one from this folder)."""
+        self._read_before = {os.path.abspath(path): when for path, when in read_before.items()}
 
     def _was_read(self, path: Path) -> bool:
-        when = self._read_before.get(str(path))
+        when = self._read_before.get(os.path.abspath(path))
         try:
             return when is not None and when >= path.stat().st_mtime
         except OSError:  # gone meanwhile
@@ -170,6 +171,7 @@ class _FolderWatch:
         self._pending = {path.name for path in paths} - self._read.keys()  # listed, not read as they are
         self._recent: deque[str] = deque(maxlen=RECENT)
         self._listed = (_mtime_ns(folder), time.monotonic())
+        self._gone = False  # the folder could not be listed at the last look
 
     def mark_read(self, path: Path) -> None:
         """`path` is being read as it is now (an unreadable file too: it is read again when it changes)."""
@@ -180,13 +182,23 @@ class _FolderWatch:
         self._recent.append(path.name)
 
     def ready(self) -> list[Path]:
-        """The photos to read now, in name order."""
+        """The photos to read now, in name order (none while the folder cannot be listed: a remount, an
+        FTP server recreating it; said once, and the photos come once it is back)."""
         if self._folder_changed():
-            names = _image_names(self.folder)
+            try:
+                names = _image_names(self.folder)
+            except OSError as exc:
+                if not self._gone:
+                    log.warning("%s: cannot list (%s); waiting for it to come back", self.folder, exc.strerror or exc)
+                self._gone, self._listed = True, (0, 0.0)
+                return []
+            if self._gone:
+                log.warning("%s: back; reading its new photos", self.folder)
+            self._gone = False
             self._read = {name: signature for name, signature in self._read.items() if name in names}
             self._pending = names - self._read.keys()
         out = []
-        for name in sorted(self._pending | set(self._recent)):
+        for name in sorted(self._pending | set(self._recent), key=natural_key):
             path = self.folder / name
             signature = _signature(path)
             if signature is None or self._read.get(name) == signature:  # gone, or read as it is
@@ -224,7 +236,7 @@ RECENT = 64
 
 
 def _images(folder: Path) -> list[Path]:
-    return [folder / name for name in sorted(_image_names(folder))]
+    return [folder / name for name in sorted(_image_names(folder), key=natural_key)]
 
 
 def _image_names(folder: Path) -> set[str]:

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Reconnect delays: `first` seconds, doubling up to `maximum`; reset after a good frame."""
+    """Reconnect delays: `first` seconds, doubling up to `maximum`; from `first` again after a stream that
+    stayed up STABLE_SECONDS."""
 
     first: float = 1.0
     maximum: float = 30.0
@@ -33,13 +34,26 @@ class Backoff:
 Opener = Callable[[str | int], "cv2.VideoCapture"]
 
 
+TIMEOUT_MS = 5000
+"""How long opening a stream, or one read from it, may block (OpenCV's FFmpeg waits 30 s): a camera that
+accepts the connection and sends nothing must not hold up a stop or its tracks' events."""
+STABLE_SECONDS = 30.0
+"""A stream that stayed up this long before it dropped reconnects from the first backoff delay again; one
+that keeps dropping after a frame or two (an overloaded recorder) backs off as one that cannot be opened."""
+
+
 def _open(target: str | int) -> cv2.VideoCapture:
-    return cv2.VideoCapture(target)
+    if isinstance(target, int):
+        return cv2.VideoCapture(target)
+    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, TIMEOUT_MS]
+    return cv2.VideoCapture(target, cv2.CAP_ANY, timeouts)
 
 
 class StreamSource:
     """An RTSP/HTTP URL or a USB camera index; never ends on its own: a dropped stream is reopened
-    after `backoff`, until `stop` is set. `reconnects` counts reopen attempts."""
+    after `backoff`, until `stop` is set. `reconnects` counts reopen attempts. A URL naming a recording
+    (a video file on a web server: its frames are counted) is read once, at the pace it is read, and
+    ends with its last frame."""
 
     live = True
     stills = False
@@ -68,21 +82,27 @@ class StreamSource:
                 failures += 1
                 self._wait(failures, stop, "cannot open")
                 continue
-            bad = 0
+            opened, bad = time.monotonic(), 0
+            recording = isinstance(self.target, str) and capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0
+            self.live = not recording  # a recording waits for the reader, as a video file does
             try:
                 while not stop.is_set() and bad < self._max_bad_reads:
                     ok, image = capture.read()
+                    if not ok and recording:
+                        said = "end of the recording" if index else "no frame of this recording could be read"
+                        log.warning("%s (%s): %s", self.camera_id, redact(str(self.target)), said)
+                        return
                     if not ok or not usable(image):
                         bad += 1
                         self.skipped += 1
                         continue
-                    bad, failures = 0, 0
+                    bad = 0
                     yield Frame(self.camera_id, index, self._clock(), np.ascontiguousarray(image))
                     index += 1
             finally:
                 capture.release()
             if not stop.is_set():
-                failures += 1
+                failures = 1 if time.monotonic() - opened >= STABLE_SECONDS else failures + 1
                 self._wait(failures, stop, "stream dropped")
 
     def _wait(self, failures: int, stop: threading.Event, why: str) -> None:

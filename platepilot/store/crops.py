@@ -158,16 +158,29 @@ class CropStore:
         path = crop_path(self.crops_dir, crop.camera_id, crop.track_id, crop.timestamp)
         taken = set(self._paths.values())
         copy = 1
-        while path.exists() or path in taken:
+        while _exists(path) or path in taken:
             copy += 1
             path = path.with_name(f"{crop.camera_id}_track{crop.track_id}_{copy}.jpg")
         return path
 
     def next_track_id(self, camera_id: str, timestamp: float) -> int:
-        """1 + the highest track number of `camera_id` already stored on `timestamp`'s day."""
+        """1 + the highest track number of `camera_id` already stored on `timestamp`'s day (1 when the folder
+        cannot be read: crops are not written then either, and events must go on)."""
         folder = crop_path(self.crops_dir, camera_id, 0, timestamp).parent
-        names = [parse_crop_stem(p.stem) for p in folder.glob("*.jpg")] if folder.is_dir() else []
+        try:
+            names = [parse_crop_stem(p.stem) for p in folder.glob("*.jpg")] if folder.is_dir() else []
+        except OSError as exc:
+            log.warning("%s: cannot list earlier crops (%s); track numbers start at 1", folder, exc.strerror or exc)
+            names = []
         return max((n[1] for n in names if n is not None and n[0] == camera_id), default=0) + 1
+
+
+def _exists(path: Path) -> bool:
+    """`path.exists()`, False when it cannot be told (the write that follows then says why, as a crop note)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def free_bytes(folder: Path) -> int:

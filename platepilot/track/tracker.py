@@ -103,6 +103,12 @@ class PlateTracker:
                 out.append((track.snapshot(self.camera_id), det))
         return TrackUpdate(tuple(out), tuple(ended))
 
+    def expire(self, t: float) -> list[Track]:
+        """End the live tracks not seen for `max_gap_seconds` at time `t`, with no frame (a camera gone quiet)."""
+        gone = [track for track in self._live if t - track.last_seen > self.config.max_gap_seconds]
+        self._live = [track for track in self._live if t - track.last_seen <= self.config.max_gap_seconds]
+        return [track.snapshot(self.camera_id, TrackState.LOST) for track in gone]
+
     def flush(self) -> list[Track]:
         """End every live track (the stream is over)."""
         ended = [t.snapshot(self.camera_id, TrackState.LOST) for t in self._live]
