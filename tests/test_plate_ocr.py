@@ -54,10 +54,25 @@ def _ctc(text: str, sure: float = 0.9, steps_per_char: int = 2) -> np.ndarray:
 
 
 def test_agreement_raises_confidence_above_every_member() -> None:
-    read = combine([MemberRead(_read("ABC1234", 0.7)), MemberRead(_read("ABC1234", 0.6))])
+    read = combine(
+        [MemberRead(_read("ABC1234", 0.7, engine="paddle")), MemberRead(_read("ABC1234", 0.6, engine="crnn"))]
+    )
     assert read.text == "ABC1234" and read.engine == "plateocr"
     assert read.confidence == pytest.approx(1 - 0.3 * 0.4)
     assert read.format_match == "fl-dealer"
+
+
+def test_one_members_two_reads_of_a_crop_are_not_two_members_agreeing() -> None:
+    """PaddleOCR reads a crop's line and the whole crop: counted as two members, its 0.956 became 0.997 and
+    its text got the agreement bonus twice."""
+    line, whole = (
+        MemberRead(_read("D8055L", 0.956, engine="paddle")),
+        MemberRead(_read("D8055L", 0.929, engine="paddle")),
+    )
+    crnn = MemberRead(_read("8055L", 0.981, engine="crnn"))
+    assert combine([line, whole], format_prior=False).confidence == pytest.approx(0.956)
+    shares = dict(combine([line, whole, crnn], format_prior=False).candidates)
+    assert shares["D8055L"] / shares["8055L"] == pytest.approx(0.956 / 0.981)  # one agreement bonus each
 
 
 def test_disagreement_prefers_the_plate_shaped_text_among_near_equal_scores() -> None:

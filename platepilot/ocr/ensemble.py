@@ -132,9 +132,18 @@ def _scores(
     else:
         bases = [max((m.read.confidence for m in members if m.read.text == t), default=_FLOOR) for t in texts]
     return {
-        text: base * AGREEMENT_BONUS ** sum(m.read.text == text for m in members)
-        for text, base in zip(texts, bases, strict=True)
+        text: base * AGREEMENT_BONUS ** len(_agreeing(text, members)) for text, base in zip(texts, bases, strict=True)
     }
+
+
+def _agreeing(text: str, members: Sequence[MemberRead]) -> dict[str, float]:
+    """The members whose own read is `text`, each once with its surest such read: PaddleOCR reads a crop's
+    line and the whole crop, one network's two reads, not two members agreeing."""
+    best: dict[str, float] = {}
+    for m in members:
+        if m.read.text == text:
+            best[m.read.engine] = max(best.get(m.read.engine, 0.0), m.read.confidence)
+    return best
 
 
 def _confidence(text: str, members: Sequence[MemberRead]) -> float:
@@ -143,9 +152,9 @@ def _confidence(text: str, members: Sequence[MemberRead]) -> float:
     A text no member read itself (a vote or another member's candidate) gets the mean of the members'
     character confidences at its positions where they are known, else half the best confidence.
     """
-    agreeing = [m.read.confidence for m in members if m.read.text == text]
+    agreeing = _agreeing(text, members)
     if agreeing:
-        return 1.0 - math.prod(1.0 - c for c in agreeing)
+        return 1.0 - math.prod(1.0 - c for c in agreeing.values())
     chars = _char_confidences(text, members)
     return float(np.mean(chars)) if chars else 0.5 * max(m.read.confidence for m in members)
 

@@ -157,8 +157,10 @@ def run_pilot(
     stats_file = None if settings.output.stats_file is None else StatsFile(settings.output.stats_file)
     pruner = Pruner(settings.output, settings.gate.labels)
     started = time.monotonic()
-    try:
-        with stop_on_signals(pilot.stop):
+    # The signals stay caught through the final flush: a second Ctrl+C or SIGTERM while the last reads,
+    # events and MQTT messages are written asks for the same stop again instead of killing the process.
+    with stop_on_signals(pilot.stop):
+        try:
             if watcher is not None:
                 watcher.start()
             pilot.start()
@@ -173,19 +175,19 @@ def run_pilot(
                     on_tick(pilot)
                 if pilot.stopping or (deadline is not None and time.monotonic() >= deadline):
                     break
-    finally:
-        pilot.close()
-        pruner.stop()
-        if watcher is not None:
-            watcher.stop()
-        if backlog is not None:
-            backlog.stop()
-        events.close()
-        alerter.close()
-        if publisher is not None:
-            publisher.close()
-        if stats_file is not None:
-            stats_file.write(pilot.stats.values(), clock())
+        finally:
+            pilot.close()
+            pruner.stop()
+            if watcher is not None:
+                watcher.stop()
+            if backlog is not None:
+                backlog.stop()
+            events.close()
+            alerter.close()
+            if publisher is not None:
+                publisher.close()
+            if stats_file is not None:
+                stats_file.write(pilot.stats.values(), clock())
     scores = {}
     for source in sources:
         if isinstance(source, DemoSource) and source.first_timestamp is not None:
