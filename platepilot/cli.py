@@ -63,6 +63,8 @@ def config_show(
     typer.echo(f"# live reader: {choice.engine} ({choice.reason})")
 
 
+OCR_CHUNK = 64
+"""Crops `platepilot ocr` decodes and reads at a time (one batch of the readers)."""
 _URI_HELP = "MLflow tracking URI (default: the config's mlflow.tracking_uri, http://localhost:5000)."
 _MODEL_HELP = "CRNN ONNX model (default: ocr.model_path if trained, else the bundled model)."
 _ENGINE_HELP = "OCR engine: auto, cascade, plateocr, paddle, easyocr or crnn (default: the config's ocr.engine)."
@@ -95,32 +97,39 @@ def ocr_command(
                 f"[red]error:[/red] {escape(str(arg))}: no images in this folder", highlight=False, soft_wrap=True
             )
         paths += found
-    crops = []
-    for path in paths:
-        try:
-            crops.append((path, read_crop(path)))
-        except PlatepilotError as exc:
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    if not crops:
-        raise typer.Exit(1)
-    reader = make_engine(engine or settings.ocr.engine, model, settings)
-    reads = with_states(reader.read([image for _, image in crops]), [image for _, image in crops], settings)
-    if as_json:
-        rows = [
-            {"path": str(p), "text": r.text, "confidence": round(r.confidence, 4), "format": r.format_match,
-             "char_confidences": [round(c, 4) for c in r.char_confidences], "engine": r.engine,
-             "candidates": [[t, round(c, 4)] for t, c in r.candidates], "state": r.state,
-             "state_confidence": round(r.state_confidence, 4)}
-            for (p, _), r in zip(crops, reads, strict=True)
-        ]  # fmt: skip
-        typer.echo(json.dumps(rows, indent=2))
-    else:
+    reader = None
+    rows: list[dict[str, Any]] = []
+    unreadable = 0
+    for start in range(0, len(paths), OCR_CHUNK):  # a chunk at a time: a folder of 10,000 photos is not held whole
+        crops = []
+        for path in paths[start : start + OCR_CHUNK]:
+            try:
+                crops.append((path, read_crop(path)))
+            except PlatepilotError as exc:
+                unreadable += 1
+                err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        if not crops:
+            continue
+        reader = reader or make_engine(engine or settings.ocr.engine, model, settings)
+        reads = with_states(reader.read([image for _, image in crops]), [image for _, image in crops], settings)
         for (path, _), read in zip(crops, reads, strict=True):
-            typer.echo(
-                f"{path}\t{read.text or '-'}\t{read.confidence:.3f}\t{read.format_match or '-'}\t"
-                f"{read.state}\t{read.state_confidence:.3f}"
-            )
-    if len(crops) < len(paths) or empty:  # an image or a folder given could not be read: the run failed
+            if as_json:
+                rows.append(
+                    {"path": str(path), "text": read.text, "confidence": round(read.confidence, 4),
+                     "format": read.format_match, "char_confidences": [round(c, 4) for c in read.char_confidences],
+                     "engine": read.engine, "candidates": [[t, round(c, 4)] for t, c in read.candidates],
+                     "state": read.state, "state_confidence": round(read.state_confidence, 4)}
+                )  # fmt: skip
+            else:
+                typer.echo(
+                    f"{path}\t{read.text or '-'}\t{read.confidence:.3f}\t{read.format_match or '-'}\t"
+                    f"{read.state}\t{read.state_confidence:.3f}"
+                )
+    if reader is None:
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    if unreadable or empty:  # an image or a folder given could not be read: the run failed
         raise typer.Exit(1)
 
 

@@ -246,3 +246,21 @@ def test_cli_unknown_engine_and_missing_model(labelled_crops: Path, tmp_path: Pa
     result = runner.invoke(app, ["ocr", crop, "--model", str(tmp_path / "nope.onnx")])
     assert isinstance(result.exception, PlatepilotError)
     assert "model not found" in str(result.exception)
+
+
+def test_cli_ocr_reads_a_big_folder_a_chunk_at_a_time(
+    tiny_model: Path, labelled_crops: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every photo was decoded before the first was read: a folder of 12 MP photos held them all in memory."""
+    from platepilot import cli
+
+    monkeypatch.setattr(cli, "OCR_CHUNK", 3)
+    (labelled_crops.parent / "CAM1_track99.jpg").write_bytes(b"")  # unreadable, in the middle of a chunk
+    chunks: list[int] = []
+    real = cli.with_states
+    monkeypatch.setattr(
+        cli, "with_states", lambda reads, images, settings: chunks.append(len(images)) or real(reads, images, settings)
+    )
+    result = CliRunner().invoke(app, ["ocr", str(labelled_crops.parent), "--model", str(tiny_model)])
+    assert result.exit_code == 1 and len(result.stdout.splitlines()) == 8  # the others read, the run failed
+    assert max(chunks) <= 3 and sum(chunks) == 8 and "image file is empty" in result.stderr
