@@ -176,6 +176,15 @@ def test_restart_shows_only_unlabeled_crops(work: Path, start: Callable[..., Ser
     expect(page.locator("#done")).to_have_text("2")
 
 
+def test_a_reloaded_page_shows_the_crop_it_held(work: Path, start: Callable[..., Server], page: Page) -> None:
+    """A reload was a new page to the server: the crop on screen stayed reserved for the old one for 5
+    minutes, and the reloaded page skipped it."""
+    server = start()
+    open_page(page, server.url, f"{DAY}/CAM1_track0.jpg")
+    page.reload()
+    expect_crop(page, f"{DAY}/CAM1_track0.jpg")
+
+
 def test_new_crops_appear_without_restart(
     work: Path, start: Callable[..., Server], page: Page, synth_crops: Crops
 ) -> None:

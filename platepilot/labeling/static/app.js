@@ -5,8 +5,19 @@
 const SKIP = "__SKIP__";
 const MAX_LEN = 12;
 const $ = (id) => document.getElementById(id);
-const client = (self.crypto && crypto.randomUUID) ? crypto.randomUUID()
-  : Math.random().toString(36).slice(2) + Date.now().toString(36);
+// This tab's id for the server's leases; kept across a reload (sessionStorage is per tab), so the crop a
+// reloaded page held comes back to it instead of staying reserved for another page for 5 minutes.
+const client = (() => {
+  const key = "platepilot-label-client";
+  let id = null;
+  try { id = sessionStorage.getItem(key); } catch (e) { /* storage off: a new id each load */ }
+  if (!id) {
+    id = (self.crypto && crypto.randomUUID) ? crypto.randomUUID()
+      : Math.random().toString(36).slice(2) + Date.now().toString(36);
+    try { sessionStorage.setItem(key, id); } catch (e) { /* as above */ }
+  }
+  return id;
+})();
 
 const state = {
   item: null,      // the crop on screen (server's Item JSON)
