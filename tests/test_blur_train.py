@@ -97,6 +97,11 @@ def test_an_interrupted_blur_train_resumes_where_it_stopped(tmp_path: Path, monk
     assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in straight])  # as if never stopped
     with pytest.raises(PlatepilotError, match="epochs 3 -> 6"):
         train.train_blur(train.BlurTrainOptions(**{**vars(opts("stopped", resume=True)), "epochs": 6}))
+    monkeypatch.chdir(tmp_path)  # the same images under another spelling of their folder
+    respelt = train.BlurTrainOptions(**{**vars(opts("stopped", resume=True)), "images": [Path("plates")], "epochs": 4})
+    with pytest.raises(PlatepilotError, match="epochs 3 -> 4") as caught:  # only the epochs differ
+        train.train_blur(respelt)
+    assert "images" not in str(caught.value)
     with pytest.raises(PlatepilotError, match="max_length 9 -> 12"):
         train.train_blur(train.BlurTrainOptions(**{**vars(opts("stopped", resume=True)), "max_length": 12}))
     checkpoint = tmp_path / "stopped" / train.CHECKPOINT  # from before plans were kept: its network still checked

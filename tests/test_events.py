@@ -229,3 +229,19 @@ def test_csv_export_quotes_cells_a_spreadsheet_would_run() -> None:
     fleet = dataclasses.replace(_event(3, "FLT1", 9.0), device_id="pi1", event_id="pi1/CAM1/r1/3")
     last = list(csv.reader(io.StringIO(events_csv([fleet]))))  # a fleet export tells devices apart
     assert last[1][last[0].index("device_id")] == "pi1" and last[1][last[0].index("event_id")] == "pi1/CAM1/r1/3"
+
+
+def test_reads_last_lists_events_of_one_moment_in_the_order_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
+    store = EventStore(f"sqlite:///{tmp_path}/e.db")
+    for track in range(1, 5):  # one photo, four plates: one first_seen
+        store.add(_event(track, f"ABC10{track}", 1.0e9))
+    store.close()
+    runner = CliRunner()
+    plain = runner.invoke(app, ["reads", "--last", "3"]).output
+    fuzzy = runner.invoke(app, ["reads", "--plate", "ABC101", "--fuzzy", "1", "--last", "3"]).output
+    assert [f"track {t}" in line for t, line in zip((2, 3, 4), plain.splitlines(), strict=True)] == [True] * 3
+    assert [f"track {t}" in line for t, line in zip((2, 3, 4), fuzzy.splitlines(), strict=True)] == [True] * 3

@@ -252,3 +252,55 @@ def test_a_flapping_stream_backs_off_and_a_recording_over_http_is_read_once(tmp_
     assert len(list(recording.frames(threading.Event()))) == 30  # then it ends: no replay from the start
     assert not recording.live  # and no frame of it is dropped
     assert stream.STABLE_SECONDS > 0
+
+
+def test_a_photo_that_fails_still_ends_its_tracks(tmp_path: Path) -> None:
+    """The stills flush sat inside the frame's try: a photo whose crop failed kept its tracks live, and the
+    next photo's cars at the same spots joined them and lost their events."""
+    import cv2
+
+    from platepilot.sources.files import ImageFolderSource
+    from platepilot.track.quality import cut_crop
+    from platepilot.types import Detection, PlateRead
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(photos / f"{i}.png"), np.random.default_rng(i).integers(0, 256, (240, 320, 3), np.uint8))
+
+    def bays(photo: int) -> list[tuple[float, float, float, float]]:  # two parking bays; each car its own width
+        return [(20, 100, 100 - 20 * photo, 140), (200, 100, 290 - 20 * photo, 140)]
+
+    class Bays:
+        name, whole_plates, box_margin = "bays", False, (0.0, 0.0)
+
+        def __init__(self) -> None:
+            self.photo = 0
+
+        def detect(self, image: np.ndarray) -> list[Detection]:
+            self.photo += 1
+            return [Detection(box, 0.9) for box in bays(self.photo - 1)]
+
+    class ByWidth:  # a car's read says which car it is: its crop's width
+        name = "width"
+
+        def read(self, images: list[np.ndarray]) -> list[PlateRead]:
+            return [PlateRead(f"W{image.shape[1]}", 0.9, (0.9,) * 4, "width") for image in images]
+
+    blank = np.zeros((240, 320, 3), np.uint8)
+    later = {f"W{cut_crop(blank, box).shape[1]}" for photo in (1, 2) for box in bays(photo)}
+    assert len(later) == 4
+    events: list[str] = []
+    pilot = make_pilot(pipeline_settings(tmp_path), [ImageFolderSource(photos, "CAM1")], Bays(), ByWidth(),  # type: ignore[arg-type]
+                       on_event=lambda e: events.append(e.text))  # fmt: skip
+    real_offer, calls = pilot.crops.offer, []
+
+    def failing_second(crop: object) -> object:  # photo 0: bay A's crop kept, bay B's write fails
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk error")
+        return real_offer(crop)  # type: ignore[arg-type]
+
+    pilot.crops.offer = failing_second  # type: ignore[method-assign]
+    pilot.run()
+    assert later <= set(events), events

@@ -503,3 +503,55 @@ def test_a_deploy_sweeps_what_killed_deploys_left_behind(tmp_path: Path, tiny_mo
     swap_in(two, target, None)
     assert not staged.exists() and not old.exists() and fresh.is_dir()  # a fresh one may be another agent's
     assert file_sha256(target) == file_sha256(two)
+
+
+def test_a_pair_cut_between_its_two_renames_is_repaired_by_deploying_it_again(tmp_path: Path, tiny_model: Path) -> None:
+    one, two = (_variant(tiny_model, tmp_path / name, name) for name in ("one", "two"))
+    target = tmp_path / "crnn" / tiny_model.name
+    swap_in(one, target, None)
+    shutil.copy2(two, target)  # a power cut after the ONNX's rename, before the sidecar's
+    with pytest.raises(PlatepilotError, match="sha256"):
+        load_card(target)
+    swap_in(two, target, None)
+    assert load_card(target).sha256 == file_sha256(two)
+
+
+def test_a_rollback_to_a_champion_from_before_the_gate_reaches_the_devices(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    target = tmp_path / "crnn_florida" / "florida_plate_ocr.onnx"
+    agent = SyncAgent(SyncSettings("http://fake", NAME, target, "edge-1"), log=lambda line: None,
+                      make_client=lambda u: registry, probe=lambda uri: True)  # fmt: skip
+    now = _clock()
+    promote(registry, NAME, 1, now=now)  # promoted by a platepilot before the gate: no gate.* tags
+    assert agent.poll_once().status == "deployed"
+    _gated(registry, 2)
+    promote(registry, NAME, 2, now=now)
+    assert agent.poll_once().status == "deployed"
+    assert rollback(registry, NAME, now=now).to_version == 1
+    assert agent.poll_once().status == "deployed" and agent.deployed().version == 1  # type: ignore[union-attr]
+    registry.aliases["champion"] = "3"  # never gated, never champion: still refused
+    assert agent.poll_once().status == "refused"
+
+
+def test_a_download_cut_short_is_tried_again_at_the_next_poll(registry: FakeRegistry, tmp_path: Path) -> None:
+    target = tmp_path / "crnn_florida" / "florida_plate_ocr.onnx"
+    agent = SyncAgent(SyncSettings("http://fake", NAME, target, "edge-1"), log=lambda line: None,
+                      make_client=lambda u: registry, probe=lambda uri: True)  # fmt: skip
+    _gated(registry, 1)
+    onnx = next(registry.folders[1].glob("*.onnx"))
+    good = onnx.read_bytes()
+    onnx.write_bytes(good[:-64])  # the artifact store served half a file
+    registry.aliases["champion"] = "1"
+    assert agent.poll_once().status == "refused"
+    onnx.write_bytes(good)
+    assert agent.poll_once().status == "deployed"
+
+
+def test_history_written_by_an_older_platepilot_among_counted_entries_keeps_its_place() -> None:
+    from platepilot.registry.models import _history_keys
+
+    keys = ["alias_history.20261207T080000.000000", "alias_history.n000001.20261207T090000.000000",
+            "alias_history.20261207T100000.000000", "alias_history.n000002.20261207T110000.000000",
+            "alias_history.20261207T120000.000000"]  # fmt: skip
+    assert _history_keys(dict.fromkeys(reversed(keys), "{}")) == keys

@@ -192,7 +192,7 @@ def test_stream_reconnects_with_backoff_until_stopped() -> None:
     assert source.reconnects == 2 and len(opened) == 3
 
 
-@pytest.mark.parametrize(("failures", "delay"), [(1, 1.0), (2, 2.0), (3, 4.0), (6, 30.0), (50, 30.0)])
+@pytest.mark.parametrize(("failures", "delay"), [(1, 1.0), (2, 2.0), (3, 4.0), (6, 30.0), (50, 30.0), (5000, 30.0)])
 def test_backoff_doubles_up_to_a_cap(failures: int, delay: float) -> None:
     assert Backoff(1.0, 30.0).delay(failures) == delay
 

@@ -79,6 +79,8 @@ def test_a_bad_valid_row_is_found_before_training_not_after(tmp_path: Path) -> N
         eval_photos(manifest)
     manifest.write_text("image_relpath\tstate\tsplit\na.png\tFlorida\ttrain\n")
     assert eval_photos(manifest) == ()  # no rows to score: not an error
+    manifest.write_text(manifest.read_text() + "gone.png\tTexas\texcluded\n")  # a split never read
+    assert eval_photos(manifest) == ()
 
 
 def test_a_teacher_without_a_state_of_the_data_is_refused() -> None:

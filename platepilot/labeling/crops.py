@@ -63,6 +63,7 @@ added within the clock's tick after the last listing leaves the folder's time as
 @dataclass(frozen=True, slots=True)
 class _Folder:
     version: tuple[int, int]  # (modification time ns, inode)
+    listed_ns: int  # when it was listed (time.time_ns())
     files: tuple[tuple[str, bool], ...]  # (relative POSIX name, labelable) of its image files
     folders: tuple[tuple[str, str], ...]  # (path, relative prefix) of its subfolders
 
@@ -78,8 +79,8 @@ class CropScanner:
       such crop stopped the labeling page, every save of it refused.
 
     Hidden files and temp files (`*.tmp*`, written before an atomic rename) are left out, so a crop
-    that is still being written never shows. A folder whose modification time is unchanged (and older
-    than SETTLE_S) is not listed again, and each name's sort key is made once: listing and sorting
+    that is still being written never shows. A folder whose modification time is unchanged (and was
+    listed SETTLE_S or more after it) is not listed again, and each name's sort key is made once: listing and sorting
     30,000 crops at every keystroke took most of a save's time.
     """
 
@@ -117,10 +118,11 @@ class CropScanner:
             return None
         version = (stat.st_mtime_ns, stat.st_ino)
         cached = self._folders.get(folder)
-        if cached is not None and cached.version == version and time.time_ns() - version[0] > SETTLE_S * 1e9:
-            return cached
+        if cached is not None and cached.version == version and cached.listed_ns - version[0] > SETTLE_S * 1e9:
+            return cached  # listed well after its last change: nothing can have come in that tick unseen
         files: list[tuple[str, bool]] = []
         folders: list[tuple[str, str]] = []
+        listed_ns = time.time_ns()
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
@@ -135,7 +137,7 @@ class CropScanner:
             if cached is None or cached.files or cached.folders:  # said once, not at every poll
                 log.warning("%s: cannot list (%s); its crops are left out", folder, exc.strerror)
             files, folders = [], []
-        return _Folder(version, tuple(files), tuple(folders))
+        return _Folder(version, listed_ns, tuple(files), tuple(folders))
 
     def _image(self, entry: os.DirEntry[str]) -> bool:
         return os.path.splitext(entry.name)[1].lower() in self.suffixes and ".tmp" not in entry.name and entry.is_file()

@@ -87,7 +87,8 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
     keep = target.parent / PREVIOUS_DIR
     weights = target.with_suffix(".pt")
     with locked(_lock_file(target.parent), "ab"):
-        if target.is_file() and file_sha256(target) == file_sha256(new_model):
+        if _live_pair_is(target, new_model):
+            _keep_record(target, record)
             return
         _sweep_leftovers(target)
         staged: list[Path] = []
@@ -99,10 +100,7 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
                 for src in (target, sidecar_path(target), target.parent / STATE_FILE, gate_path(target), weights):
                     if src.is_file():
                         _link_or_copy(src, keep / src.name)
-            if record is not None:
-                write_gate_record(target, record)
-            else:
-                gate_path(target).unlink(missing_ok=True)
+            _keep_record(target, record)
             weights.unlink(missing_ok=True)
             os.replace(staged[0], target)  # same folder as the target: the renames are atomic
             os.replace(staged[1], sidecar_path(target))
@@ -110,6 +108,26 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
         finally:
             for path in staged:
                 path.unlink(missing_ok=True)
+
+
+def _keep_record(target: Path, record: GateRecord | None) -> None:
+    """The gate record beside `target` becomes `record` (none: removed, it described another model)."""
+    if record is not None:
+        write_gate_record(target, record)
+    else:
+        gate_path(target).unlink(missing_ok=True)
+
+
+def _live_pair_is(target: Path, new_model: Path) -> bool:
+    """Whether the pair at `target` is already `new_model`'s, whole: its ONNX the same file and its sidecar
+    verifying it (a power cut between the two renames leaves the new ONNX beside the old sidecar)."""
+    if not target.is_file() or file_sha256(target) != file_sha256(new_model):
+        return False
+    try:
+        load_card(target)
+    except PlatepilotError:
+        return False
+    return True
 
 
 DEPLOY_LOCK = ".deploy.lock"

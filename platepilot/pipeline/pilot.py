@@ -243,7 +243,7 @@ class Pilot:
             except queue.Empty:  # a live camera went quiet (dropped, stalled): its vehicles have driven on
                 if tracker is not None and last is not None and source.live:
                     for track in tracker.expire(last[0] + time.monotonic() - last[1]):
-                        self._track_ended(track)
+                        self._end_safely(track)
                 continue
             if item is _END:
                 break
@@ -259,13 +259,20 @@ class Pilot:
             try:  # the thread must live to take _END from the queue, or the capture and close() wait for ever
                 self._process_frame(item, tracker, stats)
                 last = (item.timestamp, time.monotonic())
-                if source.stills:  # the next photo may show another car at the same spot: no track goes on
-                    for track in tracker.flush():
-                        self._track_ended(track)
             except Exception as exc:  # a bad frame is skipped, the camera goes on
                 log.exception("%s: frame %d failed: %s", camera, item.index, exc)
+            if source.stills:  # the next photo may show another car at the same spot: no track goes on
+                for track in tracker.flush():
+                    self._end_safely(track)
         for track in tracker.flush() if tracker is not None else []:
+            self._end_safely(track)
+
+    def _end_safely(self, track: Track) -> None:
+        """`_track_ended`, whose failure (logged) costs this track its event, never the camera's thread."""
+        try:
             self._track_ended(track)
+        except Exception:
+            log.exception("%s: track %d could not be ended", track.camera_id, track.track_id)
 
     def _tracking(self, source: FrameSource) -> TrackerConfig:
         """The tracker's settings for `source`. A plate in a still photo is seen once: one sighting confirms

@@ -30,11 +30,13 @@ class StatePhoto:
     split: str = ""
 
 
-def read_state_manifest(path: Path, splits: Collection[str] | None = None) -> tuple[StatePhoto, ...]:
+def read_state_manifest(
+    path: Path, splits: Collection[str] | None = None, allow_empty: bool = False
+) -> tuple[StatePhoto, ...]:
     """The rows of the state manifest at `path` (only those whose split is in `splits`, when given).
 
     PlatepilotError naming the file (and line) for a missing file, a header without an image or state
-    column, an unknown state, a missing image, or no row left.
+    column, an unknown state, a missing image, or (unless `allow_empty`) no row left.
     """
     reader = read_tsv(path)
     header = reader.fieldnames or []
@@ -60,7 +62,7 @@ def read_state_manifest(path: Path, splits: Collection[str] | None = None) -> tu
         if not relpath or not image.is_file():
             raise PlatepilotError(f"{path}:{line}: image {image} not found")
         photos.append(StatePhoto(image, code, split))
-    if not photos:
+    if not photos and not allow_empty:
         chosen = f" in split(s) {', '.join(sorted(splits))}" if splits is not None else ""
         raise PlatepilotError(f"{path}: no rows{chosen}")
     return tuple(photos)

@@ -143,9 +143,12 @@ def _ink_colour(image: np.ndarray, pieces: list[Box]) -> tuple[tuple[int, int, i
 
 def _characters_in(ink: np.ndarray, height: int) -> int:
     """How many characters a slot held: its ink's blobs at least half the slot's height (the sample
-    serial's characters stand apart), 1 to 7."""
+    serial's characters stand apart), 1 to 7; a thin stroke along the slot's left or right side is the
+    plate's border or frame caught by the line's box, no character."""
     _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    tall = int(np.sum(stats[1:, cv2.CC_STAT_HEIGHT] >= 0.5 * height))
+    left, width = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH]
+    edge = (left == 0) | (left + width >= ink.shape[1])
+    tall = int(np.sum((stats[1:, cv2.CC_STAT_HEIGHT] >= 0.5 * height) & ~(edge & (width < 0.1 * height))))
     return int(np.clip(tall, 1, 7))
 
 

@@ -86,7 +86,7 @@ def alias_history(mlflow_client: Any, name: str, alias: str = CHAMPION) -> list[
     """The recorded changes of `alias`, oldest first."""
     tags = _registered(mlflow_client, name).tags or {}
     changes = []
-    for key in sorted(k for k in tags if k.startswith(HISTORY_PREFIX)):
+    for key in _history_keys(tags):
         entry = json.loads(tags[key])
         if entry.get("alias") == alias:
             changes.append(
@@ -94,6 +94,20 @@ def alias_history(mlflow_client: Any, name: str, alias: str = CHAMPION) -> list[
                             entry.get("when", "?"), entry.get("action", "?"))
             )  # fmt: skip
     return changes
+
+
+def _history_keys(tags: dict[str, str]) -> list[str]:
+    """The history's keys, oldest change first: counted ones by their count; one of only a time (written by
+    an older platepilot, before or after the counted ones) before the first counted one of a later time."""
+    counted = sorted(k for k in tags if k.startswith(HISTORY_PREFIX + HISTORY_COUNTED))
+    timed = sorted(k for k in tags if k.startswith(HISTORY_PREFIX) and k not in counted)
+    ordered: list[str] = []
+    for key in counted:
+        when = key.split(".", 2)[2]
+        while timed and timed[0].removeprefix(HISTORY_PREFIX) < when:
+            ordered.append(timed.pop(0))
+        ordered.append(key)
+    return ordered + timed
 
 
 def current_version(mlflow_client: Any, name: str, alias: str = CHAMPION) -> int | None:

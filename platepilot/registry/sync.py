@@ -34,7 +34,7 @@ from platepilot.ocr.spec import file_sha256, load_card
 from platepilot.registry.common import CHAMPION, actor, client, first_line, server_answers, utc_now
 from platepilot.registry.gate import record_from_tags
 from platepilot.registry.golden import check_golden, read_golden
-from platepilot.registry.models import DEPLOYED_PREFIX, download_version
+from platepilot.registry.models import DEPLOYED_PREFIX, alias_history, download_version
 from platepilot.signals import stop_on_signals
 
 AGENT_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
@@ -149,9 +149,12 @@ class SyncAgent:
         if self._refused is not None and self._refused[0] == seen:
             why = f"{self._refused[1]} (refused before; not downloaded again until the {s.alias} or its tags change)"
             return PollOutcome("refused", version, f"refused {s.model_name} v{version}: {why}")
-        problem = self._deploy(mv, running)
+        problem, lasting = self._gate_problem(mv), True
+        if problem is None:
+            problem, lasting = self._deploy(mv, running)
         if problem is not None:
-            self._refused = (seen, problem)
+            if lasting:  # what the version is; a download cut short is tried again next poll
+                self._refused = (seen, problem)
             self._report_refusal(version, problem)
             return PollOutcome("refused", version, f"refused {s.model_name} v{version}: {problem}")
         new = self.deployed()
@@ -173,14 +176,26 @@ class SyncAgent:
         path = self.settings.model_path
         return path.is_file() and file_sha256(path) == running.sha256
 
-    def _deploy(self, mv: Any, running: Deployed | None) -> str | None:
-        """Download, verify and swap in `mv` (in place of `running`); a reason string when it is refused."""
+    def _gate_problem(self, mv: Any) -> str | None:
+        """Why `mv` may not be deployed without a download: the gate refused it, or it never met the gate
+        and was never the champion before (versions promoted before the gate existed, which a rollback
+        may return to, are taken)."""
+        s = self.settings
+        decision = (mv.tags or {}).get("gate.decision")
+        if decision in PASSED:
+            return None
+        if decision is None and any(
+            c.to_version == int(mv.version) for c in alias_history(self._client, s.model_name, s.alias)
+        ):
+            return None
+        why = f"the promotion gate {decision} it" if decision else "it never went through the promotion gate"
+        return f"{why}: move the {s.alias} with `platepilot models promote` (--force to override the gate)"
+
+    def _deploy(self, mv: Any, running: Deployed | None) -> tuple[str | None, bool]:
+        """Download, verify and swap in `mv` (in place of `running`); (why it is refused, and whether that is
+        the version's own doing rather than its download's), or (None, False)."""
         s = self.settings
         tags = dict(mv.tags or {})
-        decision = tags.get("gate.decision")
-        if decision not in PASSED:
-            why = f"the promotion gate {decision} it" if decision else "it never went through the promotion gate"
-            return f"{why}: move the {s.alias} with `platepilot models promote` (--force to override the gate)"
         target = s.model_path
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))
@@ -189,21 +204,21 @@ class SyncAgent:
             try:
                 card = load_card(onnx)  # sha256 of the file against its sidecar
             except PlatepilotError as exc:
-                return str(exc).replace(str(onnx), onnx.name)
+                return str(exc).replace(str(onnx), onnx.name), False
             if tags.get("sha256") and tags["sha256"] != card.sha256:
-                return "its sidecar's sha256 differs from the one registered with the version"
+                return "its sidecar's sha256 differs from the one registered with the version", False
             record = record_from_tags(tags, card.sha256)
-            if record is None:
-                return "its gate result was measured on another file (gate.result names another sha256)"
+            if record is None and "gate.result" in tags:
+                return "its gate result was measured on another file (gate.result names another sha256)", True
             problem = check_golden(read_golden(onnx), tags, s.golden_floor)
             if problem is not None:
-                return problem
+                return problem, True
             swap_in(onnx, target, record)
             replaced = running.version if running is not None and running.model_name == s.model_name else None
             state = Deployed(s.model_name, int(mv.version), mv.run_id or "", card.sha256, self._now().isoformat(),
                              replaced=replaced)  # fmt: skip
             write_json(target.parent / STATE_FILE, asdict(state))
-            return None
+            return None, False
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -206,8 +206,10 @@ def fuzzy_events(
         found = search_events(engine, query)
     finally:
         engine.dispose()
-    return sorted((f.event for f in found), key=_first_seen) if last is not None else [f.event for f in found]
+    ordered = sorted(found, key=_stored_order) if last is not None else found
+    return [f.event for f in ordered]
 
 
-def _first_seen(event: PlateEvent) -> float:
-    return event.first_seen
+def _stored_order(found: FoundEvent) -> tuple[float, int]:
+    """Oldest first, as `reads` lists: by first sighting, then row id."""
+    return found.event.first_seen, found.id

@@ -7,6 +7,7 @@ and the history so far.
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import asdict
 from pathlib import Path
@@ -51,13 +52,24 @@ def check_plan(checkpoint: Path, started: dict[str, Any], plan: dict[str, Any]) 
     """PlatepilotError naming the options of a resumed run that differ from those its run `started` with
     (options the checkpoint did not record are not compared): its schedule and data depend on them."""
     changed = [
-        f"{key} {started[key]!r} -> {value!r}" for key, value in plan.items() if started.get(key, value) != value
+        f"{key} {started[key]!r} -> {value!r}"
+        for key, value in plan.items()
+        if not _same_option(started.get(key, value), value)
     ]
     if changed:
         raise PlatepilotError(
             f"{checkpoint}: --resume continues the run with the options it started with, and these differ: "
             f"{'; '.join(changed)}; resume with its options, or start a new run in another --output-dir"
         )
+
+
+def _same_option(started: Any, now: Any) -> bool:
+    """Equal, or the same paths spelt otherwise (`imgs` and `/abs/imgs`, from the folder the run is in)."""
+    if isinstance(started, list) and isinstance(now, list) and len(started) == len(now):
+        return all(_same_option(a, b) for a, b in zip(started, now, strict=True))
+    if isinstance(started, str) and isinstance(now, str) and started != now:
+        return os.path.abspath(started) == os.path.abspath(now)
+    return bool(started == now)
 
 
 def load_saved(path: Path, needs: tuple[str, ...] = (), kind: str = "a checkpoint of this run's kind") -> Any:
