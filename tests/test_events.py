@@ -29,6 +29,13 @@ def _event(track: int, text: str, first: float) -> PlateEvent:
                       f"output/crops/2026-11-23/CAM1_track{track}.jpg", "crnn", "v1", 3, "fl_standard")  # fmt: skip
 
 
+def _site_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EventStore:
+    """`tmp_path` as a site's folder (its platepilot.yaml names e.db) and that events store, for `reads`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
+    return EventStore(f"sqlite:///{tmp_path}/e.db")
+
+
 def test_events_round_trip_in_wal_mode_and_jsonl(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/events.db"
     store = EventStore(url, tmp_path / "events.jsonl")
@@ -58,9 +65,7 @@ def test_an_event_after_a_torn_jsonl_line_is_a_line_of_its_own(tmp_path: Path) -
 
 
 def test_reads_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
-    store = EventStore(f"sqlite:///{tmp_path}/e.db")
+    store = _site_store(tmp_path, monkeypatch)
     store.add(_event(4, "GHK555", 1.0e9))
     store.close()
     runner = CliRunner()
@@ -76,9 +81,7 @@ def test_reads_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_reads_last_lists_the_newest_matching_events_oldest_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
-    store = EventStore(f"sqlite:///{tmp_path}/e.db")
+    store = _site_store(tmp_path, monkeypatch)
     texts = ["ABC101", "ABC102", "XYZ900", "ABC103", "ABC104", "XYZ901"]
     for i, text in enumerate(texts):  # stored out of time order: the newest is by first_seen, not by row
         store.add(dataclasses.replace(_event(i + 1, text, 1.0e9 + (i * 5) % 6), state="FL" if i % 2 else "GA"))
@@ -104,9 +107,7 @@ def test_reads_last_lists_the_newest_matching_events_oldest_first(
 def test_reads_plate_is_letters_and_digits_never_a_wildcard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--plate %` or `_` listed every event, `A_C` matched ABC123 and `-` (cleaned to nothing) everything;
     ABC.123 found nothing though ABC123 was stored."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
-    store = EventStore(f"sqlite:///{tmp_path}/e.db")
+    store = _site_store(tmp_path, monkeypatch)
     for i, text in enumerate(["ABC123", "XYZ987"]):
         store.add(_event(i + 1, text, 1.0e9 + i))
     store.close()
@@ -234,9 +235,7 @@ def test_csv_export_quotes_cells_a_spreadsheet_would_run() -> None:
 def test_reads_last_lists_events_of_one_moment_in_the_order_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "platepilot.yaml").write_text(f"output:\n  events_db_url: sqlite:///{tmp_path}/e.db\n")
-    store = EventStore(f"sqlite:///{tmp_path}/e.db")
+    store = _site_store(tmp_path, monkeypatch)
     for track in range(1, 5):  # one photo, four plates: one first_seen
         store.add(_event(track, f"ABC10{track}", 1.0e9))
     store.close()
