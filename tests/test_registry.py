@@ -412,6 +412,10 @@ def test_the_agent_deploys_only_a_champion_that_passed_the_gate(registry: FakeRe
     assert downloads == ["run2"] and not target.exists()
     del registry.version_tags[2]["golden.reads"]  # its tags changed: judged again
     assert agent.poll_once().status == "deployed" and downloads == ["run2", "run2"]
+    registry.version_tags[3]["gate.decision"] = "accepted"  # typed by hand in the MLflow UI: no gate.result
+    registry.aliases["champion"] = "3"
+    outcome = agent.poll_once()
+    assert outcome.status == "refused" and "gate result was measured on another file" in outcome.message
 
 
 def test_a_device_untags_the_version_it_replaced_after_a_failed_report(registry: FakeRegistry, tmp_path: Path) -> None:
@@ -508,12 +512,16 @@ def test_a_deploy_sweeps_what_killed_deploys_left_behind(tmp_path: Path, tiny_mo
 def test_a_pair_cut_between_its_two_renames_is_repaired_by_deploying_it_again(tmp_path: Path, tiny_model: Path) -> None:
     one, two = (_variant(tiny_model, tmp_path / name, name) for name in ("one", "two"))
     target = tmp_path / "crnn" / tiny_model.name
-    swap_in(one, target, None)
+    zero = _variant(tiny_model, tmp_path / "zero", "zero")
+    swap_in(zero, target, None)
+    swap_in(one, target, None)  # previous/ holds zero, the rollback
     shutil.copy2(two, target)  # a power cut after the ONNX's rename, before the sidecar's
     with pytest.raises(PlatepilotError, match="sha256"):
         load_card(target)
     swap_in(two, target, None)
     assert load_card(target).sha256 == file_sha256(two)
+    kept = target.parent / "previous" / target.name  # the half-swapped pair was no rollback: zero stays
+    assert load_card(kept).sha256 == file_sha256(zero)
 
 
 def test_a_rollback_to_a_champion_from_before_the_gate_reaches_the_devices(
@@ -546,6 +554,15 @@ def test_a_download_cut_short_is_tried_again_at_the_next_poll(registry: FakeRegi
     assert agent.poll_once().status == "refused"
     onnx.write_bytes(good)
     assert agent.poll_once().status == "deployed"
+    _gated(registry, 2)
+    onnx = next(registry.folders[2].glob("*.onnx"))
+    onnx.write_bytes(onnx.read_bytes()[:-64])  # stored corrupt: tried a few polls, then no more downloads
+    registry.aliases["champion"] = "2"
+    downloads: list[str] = []
+    real_download = registry.download_artifacts
+    registry.download_artifacts = lambda *a: downloads.append(a[0]) or real_download(*a)  # type: ignore[method-assign]
+    assert {agent.poll_once().status for _ in range(6)} == {"refused"}
+    assert len(downloads) == 3
 
 
 def test_history_written_by_an_older_platepilot_among_counted_entries_keeps_its_place() -> None:

@@ -87,20 +87,24 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
     keep = target.parent / PREVIOUS_DIR
     weights = target.with_suffix(".pt")
     with locked(_lock_file(target.parent), "ab"):
-        if _live_pair_is(target, new_model):
-            _keep_record(target, record)
+        if verifies(target) and file_sha256(target) == file_sha256(new_model):
+            if record is not None:  # the same model under another version: its own gate numbers
+                write_gate_record(target, record)
             return
         _sweep_leftovers(target)
         staged: list[Path] = []
         try:
             staged.append(_staged_copy(new_model, target))
             staged.append(_staged_copy(sidecar_path(new_model), sidecar_path(target)))
-            if target.is_file():
+            if verifies(target):  # a pair a power cut left half swapped is no rollback: previous/ stays
                 keep.mkdir(exist_ok=True)
                 for src in (target, sidecar_path(target), target.parent / STATE_FILE, gate_path(target), weights):
                     if src.is_file():
                         _link_or_copy(src, keep / src.name)
-            _keep_record(target, record)
+            if record is not None:
+                write_gate_record(target, record)
+            else:
+                gate_path(target).unlink(missing_ok=True)  # it described the model replaced
             weights.unlink(missing_ok=True)
             os.replace(staged[0], target)  # same folder as the target: the renames are atomic
             os.replace(staged[1], sidecar_path(target))
@@ -110,21 +114,13 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _keep_record(target: Path, record: GateRecord | None) -> None:
-    """The gate record beside `target` becomes `record` (none: removed, it described another model)."""
-    if record is not None:
-        write_gate_record(target, record)
-    else:
-        gate_path(target).unlink(missing_ok=True)
-
-
-def _live_pair_is(target: Path, new_model: Path) -> bool:
-    """Whether the pair at `target` is already `new_model`'s, whole: its ONNX the same file and its sidecar
-    verifying it (a power cut between the two renames leaves the new ONNX beside the old sidecar)."""
-    if not target.is_file() or file_sha256(target) != file_sha256(new_model):
+def verifies(model: Path) -> bool:
+    """Whether `model` is there and its sidecar verifies it (a power cut between a deploy's two renames
+    leaves the new ONNX beside the old sidecar)."""
+    if not model.is_file():
         return False
     try:
-        load_card(target)
+        load_card(model)
     except PlatepilotError:
         return False
     return True

@@ -146,9 +146,9 @@ def _characters_in(ink: np.ndarray, height: int) -> int:
     serial's characters stand apart), 1 to 7; a thin stroke along the slot's left or right side is the
     plate's border or frame caught by the line's box, no character."""
     _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    left, width = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH]
-    edge = (left == 0) | (left + width >= ink.shape[1])
-    tall = int(np.sum((stats[1:, cv2.CC_STAT_HEIGHT] >= 0.5 * height) & ~(edge & (width < 0.1 * height))))
+    left, width, tall_px = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    border = ((left == 0) | (left + width >= ink.shape[1])) & (width < 0.06 * height) & (tall_px >= 0.9 * height)
+    tall = int(np.sum((tall_px >= 0.5 * height) & ~border))
     return int(np.clip(tall, 1, 7))
 
 

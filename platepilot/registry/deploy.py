@@ -21,7 +21,7 @@ from typing import Any
 
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.deployed import STATE_FILE, Deployed, swap_in, write_json
+from platepilot.ocr.deployed import STATE_FILE, Deployed, swap_in, verifies, write_json
 from platepilot.ocr.gate_record import GateRecord, Role, engine_role, read_gate_record
 from platepilot.ocr.spec import file_sha256, load_card
 from platepilot.registry.common import actor, first_line, utc_now
@@ -71,7 +71,7 @@ def deploy_model(
     `ocr.model_path` (or the default reader) and swap it in; `state` becomes `deployed.json`."""
     candidate = run_model(source)
     target = settings.ocr.model_path
-    if target.is_file() and file_sha256(target) == load_card(candidate).sha256 and _verifies(target):
+    if verifies(target) and file_sha256(target) == load_card(candidate).sha256:
         raise PlatepilotError(f"{source}: this already is the deployed model at {target}")
     incumbent, role = _deployed_contender(target, settings)
     record = run_gate(Contender(name or f"run {_run_name(source)}", candidate), incumbent, settings, force,
@@ -129,15 +129,6 @@ def _deployed_contender(target: Path, settings: Settings) -> tuple[Contender | N
         return None, "alone"
     role = engine_role(settings.ocr.engine, read_gate_record(target, card.sha256))
     return Contender(f"deployed {card.sha256[:12]}", target), role
-
-
-def _verifies(model: Path) -> bool:
-    """Whether `model` and its sidecar agree (a deploy cut short between its two renames: they do not)."""
-    try:
-        load_card(model)
-    except PlatepilotError:
-        return False
-    return True
 
 
 def _run_name(source: Path) -> str:

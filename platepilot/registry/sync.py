@@ -88,6 +88,7 @@ class SyncAgent:
         self._probe = probe
         self.failures = 0
         self._refused: tuple[tuple[int, str], str] | None = None  # ((version, its tags), why) last refused
+        self._unusable: tuple[tuple[int, str] | None, int] = (None, 0)  # (version, tags), downloads in a row
 
     def run(
         self, stop: threading.Event, sleep: Callable[[float], Any] | None = None, max_polls: int | None = None
@@ -203,12 +204,12 @@ class SyncAgent:
             onnx = download_version(self._client, s.model_name, int(mv.version), staging)
             try:
                 card = load_card(onnx)  # sha256 of the file against its sidecar
-            except PlatepilotError as exc:
-                return str(exc).replace(str(onnx), onnx.name), False
+            except PlatepilotError as exc:  # cut short on the way, or stored so: tried TRANSIENT_TRIES times
+                return str(exc).replace(str(onnx), onnx.name), self._tried_again(mv) >= TRANSIENT_TRIES
             if tags.get("sha256") and tags["sha256"] != card.sha256:
-                return "its sidecar's sha256 differs from the one registered with the version", False
+                return "its sidecar's sha256 differs from the one registered with the version", True
             record = record_from_tags(tags, card.sha256)
-            if record is None and "gate.result" in tags:
+            if record is None and "gate.decision" in tags:  # only a version from before the gate has none
                 return "its gate result was measured on another file (gate.result names another sha256)", True
             problem = check_golden(read_golden(onnx), tags, s.golden_floor)
             if problem is not None:
@@ -221,6 +222,12 @@ class SyncAgent:
             return None, False
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _tried_again(self, mv: Any) -> int:
+        """How many polls in a row have now found this version's download unusable."""
+        key = (int(mv.version), _judged_tags(mv))
+        self._unusable = (key, self._unusable[1] + 1 if self._unusable[0] == key else 1)
+        return self._unusable[1]
 
     def _report(self, new: Deployed, old: Deployed | None) -> None:
         """Tag the version `deployed.<device>`, untag the one it replaced; retried next poll on failure."""
@@ -246,6 +253,9 @@ class SyncAgent:
             self._client.set_model_version_tag(self.settings.model_name, str(version), key, problem[:500])
 
 
+TRANSIENT_TRIES = 3
+"""Polls in a row whose download of one version arrives unusable (its ONNX not matching its sidecar) before
+the version counts as refused for what it is, and is not downloaded again until it or its tags change."""
 PASSED = ("accepted", "forced")
 """The gate decisions (`gate.decision` tag) a champion must carry to be deployed: a version the gate
 refused, or one that never met it (an alias moved in the MLflow UI), stays off the devices."""

@@ -34,11 +34,11 @@ class Backoff:
 Opener = Callable[[str | int], "cv2.VideoCapture"]
 
 
-OPEN_TIMEOUT_MS, READ_TIMEOUT_MS = 20_000, 10_000
-"""How long opening a stream, and one read from it, may block (OpenCV's FFmpeg waits 30 s for either): a
-camera that accepts the connection and sends nothing holds up a stop for at most the read's 10 s (a
-quiet camera's tracks end without it: `pilot.IDLE_SECONDS`). A camera sending fewer than a frame in
-10 s (a timelapse) is reconnected after each."""
+TIMEOUT_MS = 10_000
+"""How long opening a stream, or one read from it, may block (OpenCV's FFmpeg waits 30 s): a camera that
+accepts the connection and sends nothing holds up a stop for at most 10 s (a quiet camera's tracks end
+without it: `pilot.IDLE_SECONDS`). A camera sending fewer than a frame in 10 s (a timelapse) is
+reconnected after each."""
 STABLE_SECONDS = 30.0
 """A stream that stayed up this long before it dropped reconnects from the first backoff delay again; one
 that keeps dropping after a frame or two (an overloaded recorder) backs off as one that cannot be opened."""
@@ -47,7 +47,7 @@ that keeps dropping after a frame or two (an overloaded recorder) backs off as o
 def _open(target: str | int) -> cv2.VideoCapture:
     if isinstance(target, int):
         return cv2.VideoCapture(target)
-    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
+    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, TIMEOUT_MS]
     return cv2.VideoCapture(target, cv2.CAP_ANY, timeouts)
 
 

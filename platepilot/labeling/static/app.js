@@ -6,11 +6,13 @@ const SKIP = "__SKIP__";
 const MAX_LEN = 12;
 const $ = (id) => document.getElementById(id);
 // This tab's id for the server's leases; kept across a reload (sessionStorage is per tab), so the crop a
-// reloaded page held comes back to it instead of staying reserved for another page for 5 minutes.
+// reloaded page held comes back to it instead of staying reserved for another page for 5 minutes. Only a
+// reload reuses it: a duplicated tab gets a copy of sessionStorage, and must not share the first tab's crops.
 const client = (() => {
   const key = "platepilot-label-client";
+  const nav = self.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
   let id = null;
-  try { id = sessionStorage.getItem(key); } catch (e) { /* storage off: a new id each load */ }
+  try { if (nav && nav.type === "reload") id = sessionStorage.getItem(key); } catch (e) { /* storage off */ }
   if (!id) {
     id = (self.crypto && crypto.randomUUID) ? crypto.randomUUID()
       : Math.random().toString(36).slice(2) + Date.now().toString(36);
