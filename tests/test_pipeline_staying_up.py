@@ -168,7 +168,7 @@ def _wait_for_open_track(crops: Path, jsonl: Path, proc: subprocess.Popen[str], 
 
 
 class _StalledCamera:
-    """A live camera that shows the demo for `good` frames, then sends nothing until stopped."""
+    """A live camera that shows the demo for `good` frames at 15 fps, then sends nothing until stopped."""
 
     live = True
     stills = False
@@ -181,6 +181,7 @@ class _StalledCamera:
             if frame.index >= self.good:
                 break
             yield frame
+            stop.wait(1 / 15)  # paced: no frame dropped (TruthDetector counts the frames it is shown)
         stop.wait()
 
 
@@ -194,7 +195,7 @@ def test_a_camera_gone_quiet_ends_its_tracks_without_waiting_for_a_frame(tmp_pat
                        ScriptedEngine("ABC1234", [0.9]), on_event=lambda e: events.append(e.text))  # fmt: skip
     pilot.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not events and time.monotonic() < deadline:
             time.sleep(0.1)
         assert events, "no event while the camera is quiet"  # before any stop or flush

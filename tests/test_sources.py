@@ -336,9 +336,12 @@ def test_a_followed_folder_that_vanishes_for_a_while_is_read_again_once_back(
     camera = threading.Thread(target=lambda: read.extend(Path(f.source_file or "").name for f in source.frames(stop)))
     camera.start()
     try:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 20
+        while not read and time.monotonic() < deadline:
+            time.sleep(0.05)
         folder.rename(tmp_path / "away")
-        time.sleep(1.5)  # polls without the folder
+        while "cannot list" not in caplog.text and time.monotonic() < deadline:  # a poll without the folder
+            time.sleep(0.05)
         (tmp_path / "away").rename(folder)
         photo("b.jpg")
         deadline = time.monotonic() + 20
