@@ -132,7 +132,7 @@ class LabelSession:
             labels.by_rel, labels.label_at, labels.pending, labels.lines = {}, {}, [], 0
         if from_start or lines:
             waiting, labels.pending = labels.pending, []
-            entries = [(place, written, text) for place, written, text in waiting]
+            entries = list(waiting)
             for written, label in parse_lines(lines, from_start):
                 entries.append((labels.lines, written, label.text))
                 labels.lines += 1

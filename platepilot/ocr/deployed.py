@@ -87,7 +87,8 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
     keep = target.parent / PREVIOUS_DIR
     weights = target.with_suffix(".pt")
     with locked(_lock_file(target.parent), "ab"):
-        if verifies(target) and file_sha256(target) == file_sha256(new_model):
+        live = verified_sha256(target)  # None: no model, or a pair a power cut left half swapped
+        if live is not None and live == file_sha256(new_model):
             if record is not None:  # the same model under another version: its own gate numbers
                 write_gate_record(target, record)
             return
@@ -96,7 +97,7 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
         try:
             staged.append(_staged_copy(new_model, target))
             staged.append(_staged_copy(sidecar_path(new_model), sidecar_path(target)))
-            if verifies(target):  # a pair a power cut left half swapped is no rollback: previous/ stays
+            if live is not None:  # a pair a power cut left half swapped is no rollback: previous/ stays
                 keep.mkdir(exist_ok=True)
                 for src in (target, sidecar_path(target), target.parent / STATE_FILE, gate_path(target), weights):
                     if src.is_file():
@@ -114,16 +115,15 @@ def swap_in(new_model: Path, target: Path, record: GateRecord | None) -> None:
                 path.unlink(missing_ok=True)
 
 
-def verifies(model: Path) -> bool:
-    """Whether `model` is there and its sidecar verifies it (a power cut between a deploy's two renames
-    leaves the new ONNX beside the old sidecar)."""
+def verified_sha256(model: Path) -> str | None:
+    """The sha256 of `model` when it is there and its sidecar verifies it; None otherwise (a power cut
+    between a deploy's two renames leaves the new ONNX beside the old sidecar)."""
     if not model.is_file():
-        return False
+        return None
     try:
-        load_card(model)
+        return load_card(model).sha256 or file_sha256(model)  # a sidecar that records none is not checked
     except PlatepilotError:
-        return False
-    return True
+        return None
 
 
 DEPLOY_LOCK = ".deploy.lock"

@@ -21,9 +21,9 @@ from typing import Any
 
 from platepilot.config import Settings
 from platepilot.errors import PlatepilotError
-from platepilot.ocr.deployed import STATE_FILE, Deployed, swap_in, verifies, write_json
+from platepilot.ocr.deployed import STATE_FILE, Deployed, swap_in, verified_sha256, write_json
 from platepilot.ocr.gate_record import GateRecord, Role, engine_role, read_gate_record
-from platepilot.ocr.spec import file_sha256, load_card
+from platepilot.ocr.spec import load_card
 from platepilot.registry.common import actor, first_line, utc_now
 from platepilot.registry.gate import Contender, gate_tags, record_from_tags, run_gate, verdict_line
 from platepilot.registry.models import AliasChange, current_version, download_version, model_version, promote
@@ -71,7 +71,7 @@ def deploy_model(
     `ocr.model_path` (or the default reader) and swap it in; `state` becomes `deployed.json`."""
     candidate = run_model(source)
     target = settings.ocr.model_path
-    if verifies(target) and file_sha256(target) == load_card(candidate).sha256:
+    if verified_sha256(target) == load_card(candidate).sha256:
         raise PlatepilotError(f"{source}: this already is the deployed model at {target}")
     incumbent, role = _deployed_contender(target, settings)
     record = run_gate(Contender(name or f"run {_run_name(source)}", candidate), incumbent, settings, force,
