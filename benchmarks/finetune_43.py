@@ -15,40 +15,62 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from plateocr import build as build_reader
-from realdata import DEFAULT_DATA, ROOT
+from realdata import DEFAULT_DATA, ROOT, fail, keep_errata
 from rich.console import Console
 from rich.table import Table
 
 from platepilot.config import Settings
+from platepilot.errors import PlatepilotError
 from platepilot.ocr.evaluate import evaluate
 from platepilot.ocr.models import BUNDLED_MODEL, make_engine
+from platepilot.plates.label_errors import corrected, read_label_errors
 from platepilot.training.train import TrainOptions, train
 
 
 def _split(labels: Path, n: int, work: Path) -> tuple[Path, Path]:
-    """Write the n training labels and the held-out rest, both with absolute crop paths."""
+    """Write the n training labels (fixed seed) and the held-out rest, both with absolute crop paths, each
+    in a folder of its own with the set's errata. The training labels are corrected by the errata (the
+    guide's user has clean labels), and a held-out crop of a plate among them is left out (UCSD has
+    plates photographed twice): the fine-tuned reader must not be scored on a plate it was taught."""
     lines = [line.split("\t") for line in labels.read_text().splitlines() if line.strip()]
-    order = np.random.default_rng(0).permutation(len(lines))
-    rows = [f"{labels.parent / lines[i][0]}\t{lines[i][1]}\n" for i in order]
-    train_file, rest_file = work / "labels_43.txt", work / "labels_rest.txt"
-    train_file.write_text("".join(rows[:n]))
-    rest_file.write_text("".join(rows[n:]))
-    return train_file, rest_file
+    if not 1 <= n < len(lines):
+        raise PlatepilotError(f"--labels {n}: {labels} has {len(lines)} labels; take 1 to {len(lines) - 1}")
+    errata = read_label_errors(labels.parent)
+    rows = [(lines[i][0], lines[i][1]) for i in np.random.default_rng(0).permutation(len(lines))]
+    taught = [(path, corrected(errata, path, text) or text) for path, text in rows[:n]]
+    texts = {text for _, text in taught}
+    rest = [(path, text) for path, text in rows[n:] if (corrected(errata, path, text) or text) not in texts]
+    return _written(taught, labels.parent, work / "train"), _written(rest, labels.parent, work / "held_out")
 
 
 def _absolute(labels: Path, work: Path) -> Path:
-    out = work / f"{labels.parent.name}.txt"
     rows = [line.split("\t") for line in labels.read_text().splitlines() if line.strip()]
-    out.write_text("".join(f"{labels.parent / p}\t{t}\n" for p, t in rows))
+    return _written([(p, t) for p, t in rows], labels.parent, work / labels.parent.name)
+
+
+def _written(rows: list[tuple[str, str]], source: Path, folder: Path) -> Path:
+    """`folder/labels.txt` of `rows` (crop paths made absolute), beside the set's errata."""
+    folder.mkdir(parents=True)
+    out = folder / "labels.txt"
+    out.write_text("".join(f"{source / path}\t{text}\n" for path, text in rows))
+    keep_errata(source, folder)
     return out
 
 
 def main() -> None:
+    try:
+        measure()
+    except PlatepilotError as exc:
+        fail(exc)
+
+
+def measure() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--labels", type=int, default=43)
@@ -63,7 +85,11 @@ def main() -> None:
         console.print(f"no real data at {args.data}: nothing to measure (set PLATEPILOT_REAL_DATA)")
         return
     work = Path(tempfile.mkdtemp(prefix="finetune43_"))
-    train_file, rest = _split(ucsd, args.labels, work)
+    try:
+        train_file, rest = _split(ucsd, args.labels, work)
+    except PlatepilotError:
+        shutil.rmtree(work)
+        raise
     opts = TrainOptions(
         labels=train_file, output_dir=work / "model", epochs=args.epochs, batch_size=16, val_split=0.15,
         patience=max(args.epochs // 3, 5), lr=args.lr, synthetic=args.synthetic, init_from=BUNDLED_MODEL, workers=1,

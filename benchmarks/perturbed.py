@@ -31,7 +31,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from realdata import in_temp_folder
+from realdata import in_temp_folder, keep_errata
 from rich.console import Console
 from rich.table import Table
 
@@ -146,13 +146,6 @@ def scene_copy(manifest: Path, change: str, folder: Path) -> Path:
     (folder / "MANIFEST.tsv").write_text("\n".join(out) + "\n")
     keep_errata(manifest.parent, folder)
     return folder / "MANIFEST.tsv"
-
-
-def keep_errata(source: Path, folder: Path) -> None:
-    """The set's KNOWN_LABEL_ERRORS.tsv beside its copy (the copy keeps the file names it lists)."""
-    errata = source / "KNOWN_LABEL_ERRORS.tsv"
-    if errata.is_file():
-        (folder / errata.name).write_text(errata.read_text())
 
 
 def evaluate(flag: str, path: Path, config: Path | None) -> dict[str, Any]:

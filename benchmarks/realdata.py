@@ -12,6 +12,7 @@ from typing import NoReturn, TypeVar
 from rich.console import Console
 
 from platepilot.errors import PlatepilotError
+from platepilot.plates.label_errors import ERRATA_FILE
 
 T = TypeVar("T")
 
@@ -41,3 +42,11 @@ def in_temp_folder(prefix: str, work: Callable[[Path], T]) -> T:
             return work(Path(tmp))
     except PlatepilotError as exc:
         fail(exc)
+
+
+def keep_errata(source: Path, folder: Path) -> None:
+    """The set's KNOWN_LABEL_ERRORS.tsv beside a copy of its labels or manifest in `folder` (crops and
+    photos keep the file names it lists, so `platepilot eval` still corrects those labels)."""
+    errata = source / ERRATA_FILE
+    if errata.is_file():
+        (folder / errata.name).write_text(errata.read_text())

@@ -1,8 +1,8 @@
 """Credentials never shown: the password of any URL (RTSP, HTTP, database URLs) in text we print or log.
 
 `rtsp://admin:CamPassw0rd@host/stream1` is shown as `rtsp://admin:***@host/stream1`; a password in a
-query string (`?password=...`, `token=`, ...) is masked too. A password holding a raw `@` is masked up
-to the last `@` before the host, so no part of it shows.
+query string or fragment (`?password=...`, `access_token=`, `apikey=`, `sig=`, ...) is masked too. A
+password holding a raw `@` is masked up to the last `@` before the host, so no part of it shows.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ import re
 MASK = "***"
 
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>\S*?)@(?=[^@\s/]*(?:[/\s?#'\"]|$))")
-_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|secret|token|api_key)=)[^&;#\s'\"]*", re.IGNORECASE)
+# A query or fragment parameter whose name holds one of these words (`access_token`, `apikey`, `X-Amz-Signature`,
+# `client_secret`, `sslpassword`, `auth`) holds a secret; `key` alone too (`?key=`).
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&;#](?:[\w.-]*(?:pass|pwd|secret|token|api[_-]?key|signature|sig|auth|credential)[\w.-]*|key)=)"
+    r"[^&;#\s'\"]*",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:

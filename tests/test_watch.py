@@ -3,6 +3,7 @@ against a real local HTTP server, and the plate search behind `reads --fuzzy` an
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import subprocess
@@ -101,6 +102,12 @@ def test_a_watchlist_entry_with_an_unknown_state_is_one_clear_line() -> None:
     assert "\n" not in str(failed.value)
 
 
+def test_a_regex_matches_whatever_its_case() -> None:
+    """Reads are upper case: a lower-case regex was accepted and never matched."""
+    matcher = Matcher(_lists({"s": {"entries": [{"regex": "xyz[0-9]{3}"}]}}))
+    assert [h.how for h in matcher.match(["XYZ123"], "CAM1", NOON)] == ["regex"]
+
+
 def test_match_distance_zero_keeps_exact_and_folded_only() -> None:
     matcher = Matcher(_lists(), match_distance=0)
     assert [h.reason for h in matcher.match(["A8C1234"], "CAM1", NOON)] == ["folded", "folded"]
@@ -174,6 +181,10 @@ def test_live_lists_follow_the_file_and_keep_the_last_good_ones(
     assert live.error is not None
     save_watchlists(path, _lists({"s": {"entries": [{"plate": "XYZ999"}]}}))
     assert live.matcher().match(["XYZ999"], "CAM1", NOON) and live.error is None
+    path.rename(tmp_path / "moved.yaml")  # gone for a while (an unmount, an editor's swap): alerts go on
+    assert live.matcher().match(["XYZ999"], "CAM1", NOON) and "is gone" in (live.error or "")
+    (tmp_path / "moved.yaml").rename(path)
+    assert live.matcher().match(["XYZ999"], "CAM1", NOON) and live.error is None
     with pytest.raises(PlatepilotError, match="regex"):  # at start a bad file is an error
         path.write_text("lists:\n  s:\n    entries:\n      - regex: '('\n")
         LiveWatchlists(WatchConfig(file=path), CAMERAS)
@@ -200,17 +211,33 @@ def test_alerts_once_per_plate_within_the_cooldown_and_never_for_allow(tmp_path:
     assert (alerter.alerts, alerter.cooled) == (4, 1)
     alerter(_event("ABC1234", t0 + 40, 7))  # a track that started earlier and ended later (another camera)
     assert (alerter.alerts, alerter.cooled) == (4, 2)
+    alerter(_event("ABC1234", t0 + 365 * 86400, 8))  # a camera clock a year ahead
+    assert (alerter.alerts, alerter.cooled) == (5, 2)
+    for i in range(5):  # then right again: one alert, the rest cooled (each used to alert)
+        alerter(_event("ABC1234", t0 + 200 + i, 9 + i))
+    assert (alerter.alerts, alerter.cooled) == (6, 6)
 
 
 class Hook(BaseHTTPRequestHandler):
-    """Records JSON POST bodies; answers `status` (server attribute)."""
+    """Records JSON POST bodies and their headers, and any GET; answers `status` (server attribute), a
+    redirect to /final for a 3xx."""
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         server = self.server
         assert isinstance(server, HookServer)
         server.bodies.append(json.loads(body))
+        server.headers.append(dict(self.headers))
         self.send_response(server.status)
+        if 300 <= server.status < 400:
+            self.send_header("Location", "/final")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        server = self.server
+        assert isinstance(server, HookServer)
+        server.gets.append(self.path)
+        self.send_response(200)
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -221,6 +248,8 @@ class HookServer(HTTPServer):
     def __init__(self, port: int, status: int = 200) -> None:
         super().__init__(("127.0.0.1", port), Hook)
         self.bodies: list[dict[str, object]] = []
+        self.headers: list[dict[str, str]] = []
+        self.gets: list[str] = []
         self.status = status
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -251,6 +280,55 @@ def test_webhook_posts_each_alert(hook: HookServer) -> None:
     assert wait_for(lambda: len(hook.bodies) == 3)
     sender.close()
     assert hook.bodies == [{"n": 0}, {"n": 1}, {"n": 2}] and sender.delivered == 3 and sender.failures == 0
+
+
+def test_a_redirect_is_a_failed_delivery_not_followed(hook: HookServer, caplog: pytest.LogCaptureFixture) -> None:
+    """urllib followed a 302 as a GET without the alert, and counted the alert delivered."""
+    hook.status = 302
+    sender = WebhookSender(WebhookConfig(url=f"http://127.0.0.1:{hook.server_port}/old", timeout_seconds=1))
+    with caplog.at_level(logging.WARNING, logger="platepilot"):
+        sender.send({"n": 1})
+        assert wait_for(lambda: sender.failures >= 1, 5)
+        sender.close(timeout=0.1)
+    assert sender.delivered == 0 and hook.gets == []
+    assert f"a redirect to http://127.0.0.1:{hook.server_port}/final" in caplog.text
+
+
+def test_a_login_in_the_url_is_sent_as_basic_auth(hook: HookServer) -> None:
+    """urllib took `user:pass@` for part of the host name: nothing was ever delivered."""
+    url = f"http://alice:s%40cret@127.0.0.1:{hook.server_port}/alert"
+    sender = WebhookSender(WebhookConfig(url=url))
+    sender.send({"n": 1})
+    assert wait_for(lambda: sender.delivered == 1, 5)
+    sender.close()
+    assert hook.headers[0]["Authorization"] == "Basic " + base64.b64encode(b"alice:s@cret").decode()
+    assert "s%40cret" not in sender.where and "alice" not in sender.where
+
+
+def test_every_attempt_at_an_alert_has_its_idempotency_key(hook: HookServer) -> None:
+    hook.status = 500
+    sender = WebhookSender(WebhookConfig(url=f"http://127.0.0.1:{hook.server_port}/", timeout_seconds=1))
+    sender.send({"n": 1})
+    assert wait_for(lambda: len(hook.bodies) >= 2, 5)  # the first try, and the retry 1 s later
+    hook.status = 200
+    sender.send({"n": 2})
+    assert wait_for(lambda: sender.delivered == 2, 10)
+    sender.close()
+    keys = [h["Idempotency-Key"] for h in hook.headers]
+    assert len(set(keys[:-1])) == 1 and keys[-1] != keys[0]
+
+
+def test_new_alerts_wait_for_the_backoff() -> None:
+    """Each alert queued during an outage woke the sender for one more attempt at once."""
+    sender = WebhookSender(WebhookConfig(url=f"http://127.0.0.1:{free_port()}/", timeout_seconds=1))
+    sender.send({"n": 0})
+    assert wait_for(lambda: sender.failures >= 1, 5)
+    for i in range(20):
+        sender.send({"n": i})
+        time.sleep(0.02)
+    failures = sender.failures
+    sender.close(timeout=0.1)
+    assert failures <= 2  # the first attempt, and at most the retry 1 s later
 
 
 def test_webhook_down_retries_until_it_is_back_and_logs_the_outage_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -24,6 +24,7 @@ from platepilot.watch.webhook import WebhookSender
 log = logging.getLogger(__name__)
 
 _PRUNE_AT = 10_000  # cooldown keys kept before the expired ones are pruned
+_TIMES_KEPT = 4  # alert times kept per key
 
 
 def alert_json(event: PlateEvent, hit: WatchHit) -> dict[str, Any]:
@@ -41,7 +42,8 @@ class Alerter:
         self.lists, self.cooldown, self.mqtt = lists, config.cooldown_seconds, mqtt
         self.webhook = WebhookSender(config.webhook) if config.webhook.url is not None else None
         self.alerts = self.cooled = 0
-        self._last: dict[tuple[str, str, str], float] = {}  # (list, entry, plate) -> event time of its alert
+        # (list, entry, plate) -> event times of its latest alerts, at most _TIMES_KEPT
+        self._last: dict[tuple[str, str, str], list[float]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, event: PlateEvent) -> list[WatchHit]:
@@ -56,15 +58,18 @@ class Alerter:
         plate = event.text if hit.entry.plate is None else ""  # a plate entry is one plate, however read
         key = (hit.list_name, hit.entry.label, plate)
         with self._lock:
-            last = self._last.get(key)
             # events come out of order (two cameras, or a track that started first ending last): a cooldown
-            # runs both ways from the last alert, and never moves back
-            if last is not None and abs(event.first_seen - last) < self.cooldown:
+            # runs both ways from each of the latest alerts. Several are kept, so that one event dated far
+            # off (a camera clock set wrong) cools only its own neighbourhood, not every event after it.
+            times = self._last.get(key, [])
+            if any(abs(event.first_seen - t) < self.cooldown for t in times):
                 self.cooled += 1
                 return False
             if len(self._last) >= _PRUNE_AT:
-                self._last = {k: t for k, t in self._last.items() if event.first_seen - t < self.cooldown}
-            self._last[key] = max(event.first_seen, last if last is not None else event.first_seen)
+                self._last = {
+                    k: ts for k, ts in self._last.items() if any(abs(event.first_seen - t) < self.cooldown for t in ts)
+                }
+            self._last[key] = [*times, event.first_seen][-_TIMES_KEPT:]
             self.alerts += 1
         return True
 

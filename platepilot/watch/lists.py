@@ -1,8 +1,8 @@
 """The watchlists file: loading it (one clear line naming a bad entry), writing it atomically, and
 following its changes while the runtime or the dashboard runs.
 
-A change that does not load (bad YAML, a bad regex, an unknown camera) is logged once and the lists
-that were live stay live, so a typo never switches alerts off.
+A change that does not load (bad YAML, a bad regex, an unknown camera, the file gone) is logged once
+and the lists that were live stay live, so a typo never switches alerts off.
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ class LiveWatchlists:
 
     def _reload(self) -> None:
         try:
+            if self.version is None and self.loaded is not None:
+                # a file deleted, unmounted or made unreadable while running is no reason to stop alerting
+                raise PlatepilotError(f"{self.path}: the watchlists file is gone (empty it to drop every list)")
             lists = load_watchlists(self.path, self.cameras)
         except PlatepilotError as exc:
             self.error = str(exc)

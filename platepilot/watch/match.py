@@ -105,7 +105,7 @@ class Matcher:
                     self._exact.setdefault(entry.plate, []).append(compiled)
                     self._folded.setdefault(fold_confusable(entry.plate), []).append(compiled)
                 elif entry.regex is not None:
-                    self._regex.append((re.compile(entry.regex), compiled))
+                    self._regex.append((re.compile(entry.regex, re.IGNORECASE), compiled))  # reads are upper case
         self._folded_keys = list(self._folded)
 
     def match(self, texts: Sequence[str], camera: str, minute: int | None, state: str = UNKNOWN) -> list[WatchHit]:

@@ -1,14 +1,21 @@
 """Alerts POSTed as JSON to a webhook from one background thread, never blocking the pipeline.
 
 `send` only appends to a bounded queue (when full, the oldest alert is dropped and counted). The
-thread POSTs in order; a failed POST (refused, timeout, an HTTP status other than 2xx) is retried
-with backoff (1 s doubling to 60 s) until it succeeds or the alert is `expire_seconds` old, when it
-is dropped and counted. Each outage logs one line when it starts (and one on its first dropped or
+thread POSTs in order; a failed POST (refused, timeout, an HTTP status other than 2xx, a redirect
+included: urllib would follow it as a GET without the alert) is retried with backoff (1 s doubling to
+60 s; new alerts wait for it too) until it succeeds or the alert is `expire_seconds` old, when it is
+dropped and counted. Each outage logs one line when it starts (and one on its first dropped or
 expired alert), and one when delivery resumes.
+
+Delivery is at least once: a POST that timed out may have arrived and is sent again. Every POST of an
+alert carries the same `Idempotency-Key` header, so a receiver can drop the copies. A login in the URL
+(`https://user:pass@host/...`) is sent as HTTP Basic authentication.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
 import logging
@@ -20,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from platepilot.config import WebhookConfig
 
@@ -36,10 +43,37 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
+def split_login(url: str) -> tuple[str, dict[str, str]]:
+    """(`url` without its login, the Basic `Authorization` header for that login, or none): urllib
+    cannot send a login written in the URL, it takes it for part of the host."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    login = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    host = parts.netloc.rpartition("@")[2]
+    bare = parts._replace(netloc=host).geturl()
+    return bare, {"Authorization": "Basic " + base64.b64encode(login).decode()}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an answer, not a delivery: following it would re-send the alert as a bodiless GET."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 @dataclass(frozen=True, slots=True)
 class _Queued:
     payload: bytes
     queued_at: float  # monotonic seconds
+
+    @property
+    def key(self) -> str:
+        """The alert's `Idempotency-Key`: the same on every attempt."""
+        return hashlib.sha256(self.payload).hexdigest()[:32]
 
 
 class WebhookSender:
@@ -48,7 +82,8 @@ class WebhookSender:
     def __init__(self, config: WebhookConfig, clock: Callable[[], float] = time.monotonic) -> None:
         if config.url is None:
             raise ValueError("WebhookSender needs watch.webhook.url")
-        self.config, self.url, self.clock = config, config.url, clock
+        self.config, self.clock = config, clock
+        self.url, self._headers = split_login(config.url)
         self.where = shown_url(config.url)
         self.delivered = self.dropped = self.expired = self.failures = 0
         self._queue: deque[_Queued] = deque()
@@ -107,7 +142,7 @@ class WebhookSender:
             if self.clock() - item.queued_at > self.config.expire_seconds:
                 self._expire(item)
                 continue
-            error = self._post(item.payload)
+            error = self._post(item)
             if error is None:
                 self._delivered(item)
                 backoff = BACKOFF_MIN_S
@@ -116,20 +151,27 @@ class WebhookSender:
             if self._down_since is None:
                 self._down_since = self.clock()
                 self._tell("down", f"cannot deliver ({error}); retrying with backoff, alerts are queued")
-            with self._wake:
-                if not self._closing:
-                    self._wake.wait(backoff)
+            self._back_off(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    def _post(self, payload: bytes) -> str | None:
+    def _back_off(self, seconds: float) -> None:
+        """Wait `seconds` before the next attempt, whatever is queued meanwhile (only `close` ends it early)."""
+        until = time.monotonic() + seconds
+        with self._wake:
+            while not self._closing and (left := until - time.monotonic()) > 0:
+                self._wake.wait(left)
+
+    def _post(self, item: _Queued) -> str | None:
         """None when the webhook took it (2xx), else why not."""
-        request = urllib.request.Request(
-            self.url, data=payload, method="POST", headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json", "Idempotency-Key": item.key, **self._headers}
+        request = urllib.request.Request(self.url, data=item.payload, method="POST", headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout_seconds) as response:
+            with _OPENER.open(request, timeout=self.config.timeout_seconds) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                moved = shown_url(urljoin(self.url, exc.headers.get("Location") or ""))
+                return f"HTTP {exc.code}, a redirect to {moved}, not followed: set watch.webhook.url to that address"
             return f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             return str(getattr(exc, "reason", exc))
