@@ -328,6 +328,61 @@ def test_crops_land_on_disk_by_device_and_date(tmp_path: Path, mosquitto: int, p
     assert paths == {str(crop_file(central, e)) for e in events}
 
 
+def _crop_rows(url: str) -> list[tuple[str, str]]:
+    """(crop_path, crop_note) of every event, by track."""
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT crop_path, crop_note FROM plate_events ORDER BY track_id")).all()
+    finally:
+        engine.dispose()
+    return [(str(path), str(note)) for path, note in rows]
+
+
+def test_a_crop_not_written_centrally_comes_again_with_its_event(
+    tmp_path: Path, mosquitto: int, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The collector stored events without their crops when it could not write them, acknowledged them, and
+    the crops were lost for good (with one error line per event)."""
+    crop = tmp_path / "edge_crop.jpg"
+    assert cv2.imwrite(str(crop), np.full((40, 120, 3), 200, np.uint8))
+    (tmp_path / "central").write_text("a file where the crops folder should be")
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    device = Device(tmp_path, mosquitto, "box1", send_crops=True)
+    try:
+        with caplog.at_level(logging.ERROR, logger="platepilot"):
+            events = device.emit(range(1, 4), crop=str(crop))
+            _until(lambda: running.collector.received >= 6, 30, "the events, and their first resend")
+        assert device.backlog.waiting() == 3  # stored, but not acknowledged
+        assert [note.startswith("central crop not written") for _, note in _crop_rows(pg_url)] == [True] * 3
+        (tmp_path / "central").unlink()  # the disk is back
+        _until(lambda: device.backlog.waiting() == 0, 30, "acknowledged once the crops are written")
+    finally:
+        device.close()
+        running.close()
+    assert _crop_rows(pg_url) == [(str(crop_file(tmp_path / "central", e)), "") for e in events]
+    assert _counts(pg_url) == (3, 3)
+    lines = [r.getMessage() for r in caplog.records if "fleet crops" in r.getMessage()]
+    assert len(lines) == 2 and "not acknowledged" in lines[0] and "working again" in lines[1]  # not one per event
+
+
+def test_an_event_whose_crop_is_too_large_is_kept_without_it(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    """Its message was rejected and never acknowledged: the device sent it again for ever."""
+    crop = tmp_path / "big_crop.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (400, 600, 3), np.uint8)
+    assert cv2.imwrite(str(crop), noise, [cv2.IMWRITE_JPEG_QUALITY, 95]) and crop.stat().st_size > 2048
+    running = Running(_settings(pg_url, mosquitto, tmp_path, max_payload_kb=crop.stat().st_size // 1024 - 1))
+    device = Device(tmp_path, mosquitto, "box1", send_crops=True)
+    try:
+        device.emit(range(1, 3), crop=str(crop))
+        _until(lambda: device.backlog.waiting() == 0, 30, "acknowledged")
+    finally:
+        device.close()
+        running.close()
+    assert _crop_rows(pg_url) == [("", "crop over fleet.collector.max_payload_kb")] * 2
+    assert running.collector.rejected == 0
+
+
 def test_bad_messages_are_counted_logged_and_never_written(
     tmp_path: Path, mosquitto: int, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -343,7 +398,7 @@ def test_bad_messages_are_counted_logged_and_never_written(
         json.dumps({**data, "device_id": ".."}).encode(),
         json.dumps({**data, "first_seen": -9e10}).encode(),  # no day to file its crop under
         json.dumps({**data, "track_id": 10**30}).encode(),  # no column holds it
-        json.dumps({**data, "crop_path": "y" * 2000}).encode(),  # over max_payload_kb 1
+        json.dumps({**data, "crop_path": "y" * 9000}).encode(),  # over 8 x max_payload_kb 1: not even read
     ]
     running = Running(_settings(pg_url, mosquitto, tmp_path, max_payload_kb=1))
     try:
@@ -595,6 +650,22 @@ def test_migrating_to_days_and_back_keeps_rows_ids_and_idempotence(pg_url: str) 
     assert [tuple(r) for r in rows[:3]] == [tuple(r) for r in flat]
     assert dropped == 4 and left == {}  # the one table of the days before the migration went whole
     assert rows[3][0] > 3 and tuple(rows[3][1:]) == ("ABC1234", "box1/CAM1/r/8") and len(rows) == 4
+
+
+def test_row_ids_go_past_32_bits_on_postgresql(pg_url: str) -> None:
+    """A 32-bit serial id ran out (a fleet's few years of events and replays): every event was refused."""
+    store = EventStore(pg_url, None, EventIds("box1", "r"))
+    try:
+        with store.engine.begin() as conn:
+            for table in ("plate_events", "plate_alerts"):
+                conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 2147483646)"))
+        assert all(store.add(plate_event(i)) for i in (1, 2, 3))
+        with store.engine.connect() as conn:
+            ids = conn.execute(sa.text("SELECT id FROM plate_events ORDER BY id")).scalars().all()
+            alert_id = conn.execute(sa.text("SELECT nextval(pg_get_serial_sequence('plate_alerts', 'id'))")).scalar()
+    finally:
+        store.close()
+    assert ids == [2**31 - 1, 2**31, 2**31 + 1] and alert_id == 2**31 - 1
 
 
 def _cli(tmp_path: Path, output: dict[str, object]) -> subprocess.CompletedProcess[str]:

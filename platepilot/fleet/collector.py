@@ -10,8 +10,11 @@ event ids (`plate_events`; `plate_alerts`, one alert per event). Only then are t
 acknowledged: to the broker (manual PUBACK, so a collector killed mid-batch gets them again) and, for
 events, to the devices on `<topic>/ack` (their backlog stops re-sending them; alerts have no backlog).
 
-A message that is too large, not JSON, of an unknown schema or not a valid event is counted in
-`rejected` and logged with its topic; it never stops the collector and is never half-written. While
+A message that is not JSON, of an unknown schema or not a valid event is counted in `rejected` and
+logged with its topic; it never stops the collector and is never half-written. An event message over
+`max_payload_kb` (its crop too large) is stored without its crop, up to OVERSIZE_READ times that size;
+a larger one is rejected. An event whose crop cannot be written here (a full disk) is stored without
+it and not acknowledged to its device, so the device sends it again and its crop fills the row. While
 the database is down the batch is held and retried (backoff up to 30 s), new messages wait in a
 bounded queue and then at the broker: nothing is dropped.
 """
@@ -78,6 +81,12 @@ class _Parsed:
     row: dict[str, Any]
 
 
+CROP_NOT_WRITTEN = "central crop not written"
+# An event message up to this many times fleet.collector.max_payload_kb is read, and its event kept without its
+# crop; a larger one is rejected unread.
+OVERSIZE_READ = 8
+
+
 class Collector:
     """See the module docstring. `connect()`, then `run(stop)` until `stop` is set, then `close()`.
 
@@ -93,6 +102,10 @@ class Collector:
         self.failed = False  # the writer stopped on an error (`serve` then returns, and `collect` exits 1)
         self.write_seconds: deque[float] = deque(maxlen=10_000)  # per batch: crops + insert + commit
         self.db = Outage(f"fleet database {self.engine.url!r}", "events are held and written when it is back")
+        self.crop_store = Outage(
+            f"fleet crops {self.config.crops_dir}",
+            "events are stored without their crops and not acknowledged, so the devices send them again",
+        )
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=self.config.max_queued)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.config.client_id, clean_session=False, manual_ack=True
@@ -213,19 +226,28 @@ class Collector:
         self.duplicates += len(parsed) - len(inserted)
         for message in batch:
             self._client.ack(message.mid, message.qos)
-        self._acknowledge([p for p in parsed if p.table is events_table])
+        # an event whose crop could not be written here is not acknowledged to its device, which sends it
+        # again: its crop then fills the stored row (`_insert`)
+        self._acknowledge([p for p in parsed if p.table is events_table and not _crop_failed(p.event)])
 
     def _parse(self, message: mqtt.MQTTMessage) -> _Parsed | None:
         """The message's event (its crop written) or alert, with its row; None (counted, logged) for a bad
         message."""
         limit = self.config.max_payload_kb * 1024
+        size = len(message.payload)
         try:
-            if len(message.payload) > limit:
-                raise BadMessage(f"{len(message.payload)} bytes, over fleet.collector.max_payload_kb")
-            if message.topic.endswith(f"/{ALERTS_LEAF}"):
+            alert_topic = message.topic.endswith(f"/{ALERTS_LEAF}")
+            if size > (1 if alert_topic else OVERSIZE_READ) * limit:
+                raise BadMessage(f"{size} bytes, over fleet.collector.max_payload_kb")
+            if alert_topic:
                 alert = parse_alert(bytes(message.payload))
                 return _Parsed(message, alert.event, alerts_table, alert_row(alert) | {"received_at": self.clock()})
-            event = self._store_crop(parse_event(bytes(message.payload)))
+            parsed = parse_event(bytes(message.payload))
+            if size > limit:  # its crop is too large: the event is kept without it (else it comes back for ever)
+                log.warning("MQTT %s: %d bytes, over fleet.collector.max_payload_kb: its crop is not kept",
+                            message.topic, size)  # fmt: skip
+                parsed = EventMessage(replace(parsed.event, crop_note="crop over fleet.collector.max_payload_kb"))
+            event = self._store_crop(parsed)
         except BadMessage as exc:
             self._reject(message.topic, str(exc))
             return None
@@ -247,8 +269,9 @@ class Collector:
             path.parent.mkdir(parents=True, exist_ok=True)
             replace_atomically(path, parsed.crop_jpeg, 0o644)
         except OSError as exc:
-            log.error("fleet crops %s: %s; the event is stored without its crop", self.config.crops_dir, os_reason(exc))
-            return replace(event, crop_path="", crop_note=f"central crop not written: {os_reason(exc)}")
+            self.crop_store.failure(os_reason(exc))
+            return replace(event, crop_path="", crop_note=f"{CROP_NOT_WRITTEN}: {os_reason(exc)}")
+        self.crop_store.success()
         self.crops += 1
         return replace(event, crop_path=str(path), crop_note="")
 
@@ -279,7 +302,8 @@ class Collector:
 
 
 def _insert(conn: sa.Connection, parsed: list[_Parsed]) -> list[_Parsed]:
-    """Insert the rows of `parsed` whose event ids their table does not hold; those inserted."""
+    """Insert the rows of `parsed` whose event ids their table does not hold; those inserted. A known
+    event sent again with its crop gives the crop to a row stored without it (`CROP_NOT_WRITTEN`)."""
     inserted: list[_Parsed] = []
     for table in (events_table, alerts_table):
         items = [p for p in parsed if p.table is table]
@@ -289,7 +313,24 @@ def _insert(conn: sa.Connection, parsed: list[_Parsed]) -> list[_Parsed]:
                 if item.event.event_id in new:
                     new.discard(item.event.event_id)
                     inserted.append(item)
+                elif table is events_table and item.event.crop_path:
+                    _fill_crop(conn, item.event)
     return inserted
+
+
+def _fill_crop(conn: sa.Connection, event: PlateEvent) -> None:
+    """The crop of a stored event whose crop this collector failed to write before."""
+    t = events_table.c
+    conn.execute(
+        events_table.update()
+        .where(t.event_id == event.event_id, t.first_seen == event.first_seen, t.crop_path == "")
+        .where(t.crop_note.startswith(CROP_NOT_WRITTEN))
+        .values(crop_path=event.crop_path, crop_note="")
+    )
+
+
+def _crop_failed(event: PlateEvent) -> bool:
+    return event.crop_note.startswith(CROP_NOT_WRITTEN)
 
 
 def serve(settings: Settings, say: Callable[[str], None], report_seconds: float = 60.0) -> Collector:

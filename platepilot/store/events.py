@@ -35,11 +35,13 @@ from platepilot.store.schema import migrate
 _UPSERT: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 EVENT_ID_LENGTH = 200
+# 64-bit on PostgreSQL (migration 0009); SQLite's INTEGER PRIMARY KEY is its 64-bit rowid (a BIGINT one is not)
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 metadata = sa.MetaData()
 events_table = sa.Table(
     "plate_events",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("camera_id", sa.String(32), nullable=False, index=True),
     sa.Column("track_id", sa.Integer, nullable=False),
     sa.Column("first_seen", sa.Float, nullable=False, index=True),
@@ -66,7 +68,7 @@ events_table = sa.Table(
 alerts_table = sa.Table(
     "plate_alerts",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(EVENT_ID_LENGTH), nullable=False, unique=True, index=True),
     sa.Column("device_id", sa.String(64), nullable=False, index=True),
     sa.Column("camera_id", sa.String(32), nullable=False),
