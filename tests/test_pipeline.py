@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,16 +19,20 @@ import pytest
 from pipeline_fakes import ScriptedEngine, TruthDetector, make_pilot, pipeline_settings, write_demo_video
 from pipeline_fakes import plate_read as _read
 
-from platepilot.config import CameraConfig
+from platepilot.config import CameraConfig, RetentionConfig
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector
 from platepilot.errors import PlatepilotError
 from platepilot.pipeline.fusion import fuse, vote
+from platepilot.pipeline.pilot import Pilot
 from platepilot.pipeline.report import event_line
 from platepilot.pipeline.run import score_demo
+from platepilot.pipeline.stats import CameraStats
+from platepilot.pipeline.stats_file import StatsFile
 from platepilot.sources import open_source
 from platepilot.sources.demo import DemoSource
 from platepilot.sources.files import VideoFileSource
 from platepilot.store.events import PlateEvent, query_events
+from platepilot.store.retention import prune
 from platepilot.types import Detection, Frame, PlateRead
 
 
@@ -135,6 +139,7 @@ def test_demo_run_stores_one_crop_and_one_event_per_vehicle(tmp_path: Path) -> N
     crops = sorted(p.name for p in (tmp_path / "crops").rglob("*.jpg"))
     assert crops == sorted(f"CAM1_track{e.track_id}.jpg" for e in events)
     assert all(Path(e.crop_path).is_file() for e in events)
+    assert {Path(e.crop_path).stat().st_mode & 0o777 for e in events} == {0o644}  # the dashboard's user reads them
     assert len((tmp_path / "ev.jsonl").read_text().splitlines()) == len(events)
     assert pilot.stats["CAM1"].dropped == 0 and pilot.stats["CAM1"].processed == 300
 
@@ -475,3 +480,129 @@ def test_run_source_keeps_the_cameras_settings_and_follow_watches_its_folder(tmp
     assert [c.follow for c in settings_for_source(two, None, follow=True).cameras] == [True, True]  # B was dropped
     with pytest.raises(PlatepilotError, match="--source is empty"):  # an unset $CAM_URL ran the config's camera
         settings_for_source(two, "  ")
+
+
+class _Approach:
+    """A plate whose crop gets better in every frame (a slow approach): each read leaves a better crop
+    pending for the track."""
+
+    camera_id, live, stills = "CAM1", False, False
+
+    def __init__(self, frames: int) -> None:
+        self.count = frames
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        rng = np.random.default_rng(0)
+        for i in range(self.count):
+            image = np.zeros((240, 320, 3), np.uint8)
+            image[100:140, 100:200] = rng.integers(0, 255, (40, 100, 3), dtype=np.uint8)
+            yield Frame("CAM1", i, 1000.0 + i / 15, image)
+
+
+class _ImprovingDetector:
+    name, whole_plates, box_margin = "fixed", False, (0.0, 0.0)
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        time.sleep(0.004)
+        return [Detection((100.0, 100.0, 200.0, 140.0), min(0.4 + 0.005 * self.calls, 0.99))]
+
+
+class _DepthReader:
+    """Reads every crop as an accepted but unsure read (the track is never satisfied) and notes the stack depth."""
+
+    name = "depth"
+
+    def __init__(self) -> None:
+        self.depths: list[int] = []
+
+    def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
+        frame, depth = sys._getframe(), 0
+        while frame is not None:
+            depth, frame = depth + 1, frame.f_back
+        self.depths.append(depth)
+        time.sleep(0.008)
+        return [_read("ABC1234", 0.7) for _ in images]
+
+    def warmup(self, iterations: int = 1) -> None:
+        pass
+
+
+def test_a_track_read_again_and_again_does_not_nest_its_reads(tmp_path: Path) -> None:
+    """Each better crop was read by a nested call: a long approach ran into a RecursionError and its event
+    was held back until the run ended."""
+    reader, events = _DepthReader(), []
+    pilot = make_pilot(pipeline_settings(tmp_path), [_Approach(100)], _ImprovingDetector(), reader, events.append)
+    pilot.start()
+    assert pilot.wait(60)
+    pilot.close()
+    assert len(reader.depths) >= 10 and max(reader.depths) == min(reader.depths)
+    assert [e.text for e in events] == ["ABC1234"]
+
+
+def test_the_stats_file_is_readable_by_the_dashboards_user(tmp_path: Path) -> None:
+    """It was written 0600 (mkstemp's mode), so a dashboard running as another user could not read it."""
+    path = tmp_path / "stats.json"
+    StatsFile(path).write([CameraStats("CAM1", processed=3)], time.time())
+    assert path.stat().st_mode & 0o777 == 0o644 and json.loads(path.read_text())["cameras"][0]["processed"] == 3
+
+
+def test_the_frame_rate_is_that_of_the_last_minute() -> None:
+    """A whole-run mean said 14 fps for a camera dead for half an hour after ten good hours."""
+    stats = CameraStats("CAM1", started=0.0)
+    for minute in range(1, 601):  # ten hours at 15 fps, looked at every minute
+        stats.processed = minute * 60 * 15
+        assert stats.fps(minute * 60.0) == pytest.approx(15.0)
+    for minute in range(601, 631):  # then no frame for half an hour
+        stats.fps(minute * 60.0)
+    assert stats.fps(631 * 60.0) == 0.0
+
+
+class _Parked:
+    """A parked car's plate; `during` runs once, mid-track (a prune while the track is live)."""
+
+    camera_id, live, stills = "CAM1", False, False
+
+    def __init__(self, during: Callable[[], None]) -> None:
+        self.during = during
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        for i in range(40):
+            if i == 20:
+                self.during()
+            yield Frame("CAM1", i, 1000.0 + i / 15, image)
+
+
+class _FixedBox:
+    name, whole_plates, box_margin = "fixed", False, (0.0, 0.0)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [Detection((100.0, 100.0, 200.0, 140.0), 0.9)]
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_retention_leaves_a_live_tracks_crop_or_its_event_says_it_is_gone(tmp_path: Path, in_process: bool) -> None:
+    """A car parked longer than retention's 10 min grace: its crop was deleted while its track lived, and the
+    event then named a file that was not there, with no note."""
+    base = pipeline_settings(tmp_path)
+    output = base.output.model_copy(update={"retention": RetentionConfig(max_disk_gb=1e-6)})  # every crop must go
+    settings = base.model_copy(update={"output": output})
+    events: list[PlateEvent] = []
+    box: list[Pilot] = []
+
+    def prune_now() -> None:  # 11 minutes into the track, as the runtime's pruner (or a cron's `prune`) runs
+        live = box[0].crops.live_paths if in_process else None
+        prune(settings.output, tmp_path / "labels.txt", time.time() + 660, live=live)
+
+    pilot = make_pilot(settings, [_Parked(prune_now)], _FixedBox(), ScriptedEngine("ABC1234", [0.95]), events.append)
+    box.append(pilot)
+    pilot.run()
+    (event,) = events
+    if in_process:
+        assert Path(event.crop_path).is_file() and event.crop_note == ""
+    else:
+        assert event.crop_path == "" and "deleted" in event.crop_note

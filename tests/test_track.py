@@ -41,6 +41,32 @@ def test_velocity_bridges_dropped_frames() -> None:
     assert [m[0].track_id for m in update.matched] == [1]
 
 
+def test_frames_handed_over_in_a_burst_keep_one_track() -> None:
+    """A stream's buffered frames came a millisecond apart: 2 px of jitter became 1000 px/s of speed, and a
+    parked car became a new track every few frames."""
+    tracker = PlateTracker("CAM1", TrackerConfig(min_hits=1))
+    rng = np.random.default_rng(0)
+    t, ids = 0.0, set()
+    for step in range(60):
+        t += 0.001 if step % 5 == 4 else 1 / 15  # every fifth frame right after the one before
+        jitter = rng.uniform(-2, 2, 2)
+        ids |= {track.track_id for track, _ in tracker.update([_det(300 + jitter[0], 200 + jitter[1])], t).matched}
+    assert ids == {1}
+
+
+def test_a_clock_going_back_keeps_the_track_and_its_times_in_order() -> None:
+    """A recording joined at a reconnect (its timestamps start again at 0), or the clock set back: boxes
+    were predicted backwards over the negative time, and tracks ended before they began."""
+    tracker = PlateTracker("CAM1", TrackerConfig(min_hits=1))
+    times = [100 + k / 15 for k in range(10)] + [50 + k / 15 for k in range(10)]
+    ids = set()
+    for k, t in enumerate(times):
+        ids |= {track.track_id for track, _ in tracker.update([_det(100 + 6 * k, 200)], t).matched}
+    (track,) = tracker.flush()
+    assert ids == {1} and track.first_seen <= track.last_seen == times[-1]
+    assert track.last_seen - track.first_seen == pytest.approx(18 / 15)  # the frames' own spacing
+
+
 def test_weak_detection_keeps_a_track_but_starts_none() -> None:
     tracker = PlateTracker("CAM1", TrackerConfig(min_hits=1))
     tracker.update([_det(0, 0)], 0.0)

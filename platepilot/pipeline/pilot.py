@@ -344,6 +344,17 @@ class Pilot:
         future.add_done_callback(lambda done: _log_failure(done, key))
 
     def _read(self, key: tuple[str, int], crop: PlateCrop, stats: CameraStats) -> None:
+        """Read `crop`, then each better crop the track got meanwhile, on this worker (one read in flight per
+        track), in a loop: a track re-read on every better crop for a long time (a queue at a gate) nested one
+        call per read, until a RecursionError held its event back to the end of the run."""
+        follow: PlateCrop | None = crop
+        while follow is not None:
+            follow, finished = self._read_once(key, follow, stats)
+        if finished:
+            self._finish(key)
+
+    def _read_once(self, key: tuple[str, int], crop: PlateCrop, stats: CameraStats) -> tuple[PlateCrop | None, bool]:
+        """Read one crop into the track's state: (the crop to read next, if any; whether the track is done)."""
         ocr = self.settings.ocr
         reader = self.reader.current  # one model for this read, even if a reload swaps the slot meanwhile
         started = time.perf_counter()
@@ -374,11 +385,7 @@ class Pilot:
             else:
                 self.crops.discount(crop, FAILED_READ_DISCOUNT)
             follow = self._next_crop(state)
-            finished = follow is None and state.ended is not None
-        if follow is not None:
-            self._read(key, follow, stats)  # same worker: keeps one read in flight per track
-        elif finished:
-            self._finish(key)
+            return follow, follow is None and state.ended is not None
 
     def _state_sure(self, key: tuple[str, int]) -> bool:
         """Whether one of the track's reads already has a sure state: its later crops skip the slow
@@ -436,6 +443,7 @@ class Pilot:
         if fused is None or len(fused.text) > MAX_PLATE_CHARS or (state.edge_only and not fused.format_match):
             return
         track = state.ended
+        gone = self.crops.persist(state.stored)
         event = PlateEvent(
             camera_id=track.camera_id,
             track_id=track.track_id,
@@ -444,17 +452,16 @@ class Pilot:
             text=fused.text,
             confidence=round(fused.confidence, 4),
             candidates=fused.candidates,
-            crop_path=str(state.stored.path) if state.stored and state.stored.path else "",
+            crop_path=str(state.stored.path) if state.stored and state.stored.path and not gone else "",
             engine=engine,
             model_version=state.reader.version,
             reads=len(state.reads),
             format=fused.format_match,
             state=fused.state,
             state_confidence=fused.state_confidence,
-            crop_note=state.stored.note if state.stored else "",
+            crop_note=gone or (state.stored.note if state.stored else ""),
             source_file=state.source_file,
         )
-        self.crops.persist(state.stored)
         self.events.add(event)
         self.stats[track.camera_id].events += 1
         if self.on_event is not None:

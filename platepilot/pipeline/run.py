@@ -155,7 +155,7 @@ def run_pilot(
     pilot = Pilot(settings, sources, detectors, slot, crops, events,
                   partial(_emit, events.stamp, publisher, alerter, on_event, demo_events), states)  # fmt: skip
     stats_file = None if settings.output.stats_file is None else StatsFile(settings.output.stats_file)
-    pruner = Pruner(settings.output, settings.gate.labels)
+    pruner = Pruner(settings.output, settings.gate.labels, live=crops.live_paths)
     started = time.monotonic()
     # The signals stay caught through the final flush: a second Ctrl+C or SIGTERM while the last reads,
     # events and MQTT messages are written asks for the same stop again instead of killing the process.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+FPS_WINDOW_S = 60.0  # the frame rate shown is over about this long
 
 
 @dataclass
@@ -28,9 +31,20 @@ class CameraStats:
     started: float = field(default_factory=time.monotonic)
     reconnects: Callable[[], int] = lambda: 0  # a live stream's reopen attempts so far (the source counts)
 
+    _samples: deque[tuple[float, int]] = field(default_factory=deque, repr=False)  # (time, processed)
+
     def fps(self, now: float | None = None) -> float:
-        elapsed = (now if now is not None else time.monotonic()) - self.started
-        return self.processed / elapsed if elapsed > 0 else 0.0
+        """Frames processed per second over about the last FPS_WINDOW_S (since the start at first): a
+        whole-run mean showed a camera dead for half an hour after ten good hours at 14 fps."""
+        now = now if now is not None else time.monotonic()
+        samples = self._samples
+        while len(samples) >= 2 and samples[1][0] <= now - FPS_WINDOW_S:
+            samples.popleft()
+        since, processed = samples[0] if samples else (self.started, 0)
+        if not samples or now - samples[-1][0] >= 1.0:
+            samples.append((now, self.processed))
+        elapsed = now - since
+        return (self.processed - processed) / elapsed if elapsed > 0 else 0.0
 
     def line(self) -> str:
         det_ms = 1000 * self.detect_seconds / self.processed if self.processed else 0.0

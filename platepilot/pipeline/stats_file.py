@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from platepilot.pipeline.stats import CameraStats
+from platepilot.store.atomic import NEW_FILE_MODE
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class StatsFile:
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(data, handle)
+                os.fchmod(handle.fileno(), NEW_FILE_MODE)  # mkstemp's 0600 kept the dashboard's user out
             os.replace(tmp, self.path)
         except OSError as exc:
             if tmp is not None:

@@ -66,9 +66,12 @@ def append_whole(handle: IO[bytes], data: bytes) -> None:
         raise
 
 
+NEW_FILE_MODE = 0o644  # files others read: the dashboard, the labeling page or a share may run as another user
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     """`path` holds `text` whole or keeps what it held (`replace_atomically`; a new file gets 0644)."""
-    mode = path.stat().st_mode if path.exists() else 0o644
+    mode = path.stat().st_mode if path.exists() else NEW_FILE_MODE
     replace_atomically(path, text.encode("utf-8"), mode)
 
 

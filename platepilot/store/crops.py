@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 
 from platepilot.errors import PlatepilotError
-from platepilot.store.atomic import sync_to_disk
+from platepilot.store.atomic import NEW_FILE_MODE, sync_to_disk
 from platepilot.store.outage import Outage, os_reason
 from platepilot.types import PlateCrop
 
@@ -136,16 +136,26 @@ class CropStore:
         with self._lock:
             return self._best.get((camera_id, track_id))
 
-    def persist(self, stored: StoredCrop | None) -> None:
+    def persist(self, stored: StoredCrop | None) -> str | None:
         """Put a finished track's crop on disk before its event names it. Its writes skip fsync (a track
         rewrites its crop as better ones come), so after a power cut the last events' crops could be empty
-        files; one fsync per event spares an SD card the rest."""
+        files; one fsync per event spares an SD card the rest. Returns why the crop is gone, if it is (a
+        `platepilot prune` of another process deleted it while the track was live): the event must not
+        name a file that is not there."""
         if stored is None or stored.path is None:
-            return
+            return None
         try:
             sync_to_disk(stored.path)
+        except FileNotFoundError:
+            return "crop deleted (retention) before its event was written"
         except OSError as exc:
             log.warning("%s: cannot sync the crop to disk (%s)", stored.path, os_reason(exc))
+        return None
+
+    def live_paths(self) -> set[Path]:
+        """The crop files of the tracks still live (resolved): retention must leave them alone."""
+        with self._lock:
+            return {path.resolve() for path in self._paths.values()}
 
     def forget(self, camera_id: str, track_id: int) -> None:
         """Drop a finished track from memory (its file stays)."""
@@ -202,6 +212,7 @@ def _write_jpeg_atomic(path: Path, crop: PlateCrop) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.tobytes())
+            os.fchmod(handle.fileno(), NEW_FILE_MODE)  # mkstemp's 0600 kept the dashboard's user out
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -7,8 +7,10 @@ while it is still there, never the reverse), then in the JSON-lines file, whose 
 free space as the file: on a full disk the crops must go first. Each batch of rows is its own short
 transaction, so the running runtime's inserts wait a moment, not the whole prune. Crops listed in the site's
 labels file (gate.labels) are training data and never deleted, nor crops written in the last
-`RECENT_SECONDS` (their track may still be read, its event not yet written). `run` prunes on a thread
-every `interval_minutes`; `platepilot prune [--dry-run]` on demand.
+`RECENT_SECONDS` (their track may still be read, its event not yet written), nor, in `run`, the crops of
+its live tracks however old (a parked car). `run` prunes on a thread every `interval_minutes`;
+`platepilot prune [--dry-run]` on demand (a live track's crop it deletes leaves its event without a crop,
+and a note saying why).
 """
 
 from __future__ import annotations
@@ -110,18 +112,25 @@ def plan_prune(
 
 
 def prune(
-    output: OutputConfig, labels: Path, now: float, dry_run: bool = False, fleet_crops: Path | None = None
+    output: OutputConfig,
+    labels: Path,
+    now: float,
+    dry_run: bool = False,
+    fleet_crops: Path | None = None,
+    live: Callable[[], set[Path]] | None = None,
 ) -> PruneReport:
     """Apply `output.retention` once: mark the events of the crops that go, delete those crops, then the
     events older than max_age_days (with `dry_run`, only count). `fleet_crops`: the collector's crops
-    folder (`<dir>/<device>/<day>/`), whose crops go with their events as the runtime's do."""
+    folder (`<dir>/<device>/<day>/`), whose crops go with their events as the runtime's do. `live`: the
+    (resolved) crops of the runtime's live tracks, kept however old (a car parked for an hour)."""
     folders = {output.crops_dir: "*/*.jpg", **({fleet_crops: "*/*/*.jpg"} if fleet_crops is not None else {})}
     crops = sorted(
         (c for folder, pattern in folders.items() for c in crop_files(folder, pattern)), key=lambda c: c.mtime
     )
     engine = open_engine(output.events_db_url)
     try:
-        plan = plan_prune(crops, output.retention, events_bytes(output), now, labeled(labels))
+        keep = labeled(labels) | (live() if live is not None else set())
+        plan = plan_prune(crops, output.retention, events_bytes(output), now, keep)
         day = time.strftime("%Y-%m-%d", time.localtime(now))
         notes = {key: f"crop deleted {day}: {why}" for crop, why in plan.crops for key in _keys(crop.path)}
         marked, deleted = _prune_database(engine, notes, plan.event_cutoff, dry_run)
@@ -250,8 +259,10 @@ class Pruner:
         labels: Path,
         clock: Callable[[], float] = time.time,
         fleet_crops: Path | None = None,
+        live: Callable[[], set[Path]] | None = None,
     ) -> None:
         self.output, self.labels, self._clock, self.fleet_crops = output, labels, clock, fleet_crops
+        self.live = live  # the crops of the live tracks (`prune`)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
 
@@ -266,7 +277,7 @@ class Pruner:
 
     def run_once(self) -> PruneReport | None:
         try:
-            report = prune(self.output, self.labels, self._clock(), fleet_crops=self.fleet_crops)
+            report = prune(self.output, self.labels, self._clock(), fleet_crops=self.fleet_crops, live=self.live)
         except (PlatepilotError, OSError, sa.exc.SQLAlchemyError) as exc:
             log.error(
                 "retention: prune failed (%s); trying again in %g min", exc, self.output.retention.interval_minutes

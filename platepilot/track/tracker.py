@@ -20,6 +20,10 @@ from platepilot.detect.base import box_iou
 from platepilot.types import BoxXYXY, Detection, Track, TrackState
 
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest velocity measurement
+# Velocity is measured over at least this much frame time: a stream's buffered frames, handed over a
+# millisecond or two apart after a hiccup, turned 2 px of box jitter into 1000 px/s, and the next
+# prediction missed the plate (one parked car became 13 tracks in 4 s).
+_VELOCITY_BASELINE_S = 0.03
 _MAX_BOXES_KEPT = 64  # boxes remembered per track (the newest)
 
 
@@ -33,16 +37,19 @@ class _Live:
     misses: int = 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     confirmed: bool = False
+    measured: bool = False  # the velocity has been measured once
+    since: tuple[BoxXYXY, float] | None = None  # the box and time the next velocity is measured from
 
     def predict(self, t: float) -> np.ndarray:
         return np.asarray(self.boxes[-1], np.float32) + self.velocity * (t - self.last_seen)
 
     def update(self, box: BoxXYXY, t: float, min_hits: int) -> None:
-        dt = t - self.last_seen
-        if dt > 0:
-            measured = (np.asarray(box, np.float32) - np.asarray(self.boxes[-1], np.float32)) / dt
-            w = _VELOCITY_SMOOTHING if self.hits > 1 else 1.0
+        since_box, since_t = self.since or (self.boxes[0], self.first_seen)
+        if t - since_t >= _VELOCITY_BASELINE_S:
+            measured = (np.asarray(box, np.float32) - np.asarray(since_box, np.float32)) / (t - since_t)
+            w = _VELOCITY_SMOOTHING if self.measured else 1.0
             self.velocity = w * measured + (1 - w) * self.velocity
+            self.measured, self.since = True, (box, t)
         self.boxes = [*self.boxes[-(_MAX_BOXES_KEPT - 1) :], box]
         self.last_seen, self.hits, self.misses = t, self.hits + 1, 0
         self.confirmed = self.confirmed or self.hits >= min_hits
@@ -77,9 +84,13 @@ class PlateTracker:
         self.low_score = low_score
         self._live: list[_Live] = []
         self._next_id = first_id
+        self._last_frame: float | None = None  # the time of the previous frame
 
     def update(self, detections: list[Detection], timestamp: float) -> TrackUpdate:
         """Associate this frame's detections (taken at `timestamp`, seconds) with the live tracks."""
+        if self._last_frame is not None and timestamp < self._last_frame:
+            self._shift(timestamp - self._last_frame)
+        self._last_frame = timestamp
         start = self.config.start_score  # confident: matched first, and may start a track
         high = [d for d in detections if d.score >= start]
         low = [d for d in detections if self.low_score <= d.score < start]
@@ -108,6 +119,16 @@ class PlateTracker:
         gone = [track for track in self._live if t - track.last_seen > self.config.max_gap_seconds]
         self._live = [track for track in self._live if t - track.last_seen <= self.config.max_gap_seconds]
         return [track.snapshot(self.camera_id, TrackState.LOST) for track in gone]
+
+    def _shift(self, seconds: float) -> None:
+        """Move the live tracks' times by `seconds` (< 0): the clock went back (a recording joined at a
+        reconnect, the system clock set back), so the previous frame counts as just now. Predicting over
+        a negative time moved boxes backwards and split vehicles, and tracks ended before they began."""
+        for track in self._live:
+            track.first_seen += seconds
+            track.last_seen += seconds
+            if track.since is not None:
+                track.since = (track.since[0], track.since[1] + seconds)
 
     def flush(self) -> list[Track]:
         """End every live track (the stream is over)."""
