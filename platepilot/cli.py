@@ -660,7 +660,13 @@ def extract_yolo_command(
         f"{len(result.written)} crops written to {out} from {result.images} images; "
         f"{result.existing} already there, {result.too_small} boxes too small, "
         f"{result.unreadable} unreadable images"
+        + (f", {result.other_class} boxes of other classes" if result.other_class else "")
     ), highlight=False, soft_wrap=True)  # fmt: skip
+    if result.bad_lines:
+        err_console.print(escape(
+            f"warning: {result.bad_lines} label lines skipped, not 'cls cx cy w h' (or a polygon) as fractions 0-1 "
+            f"of the image (the first: {result.first_bad_line})"
+        ), highlight=False, soft_wrap=True)  # fmt: skip
     if prelabel:
         from platepilot.labeling.prelabel import prelabel_crops
         from platepilot.ocr.models import make_engine

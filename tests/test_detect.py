@@ -12,12 +12,17 @@ from onnx import TensorProto, helper, numpy_helper
 from platepilot.detect.base import box_iou, letterbox, nms, suppress_contained
 from platepilot.detect.textdet import TextDetParams, TextDetPlateDetector, plates_from_lines
 from platepilot.detect.yolo import YoloOnnxDetector, guess_layout
+from platepilot.errors import PlatepilotError
 from platepilot.sources.demo import DemoScene
 
 
-def _constant_model(path: Path, output: np.ndarray, size: int = 64) -> Path:
-    """An ONNX graph (1, 3, size, size) -> `output`: the constant plus 0 x mean(input)."""
-    const = numpy_helper.from_array(output.astype(np.float32), "pred")
+def _constant_model(
+    path: Path, output: np.ndarray, size: int = 64, half: bool = False, names: str | None = None
+) -> Path:
+    """An ONNX graph (1, 3, size, size) -> `output`: the constant plus 0 x mean(input); `half`: float16
+    input and output (a half-precision export); `names`: ultralytics' class names metadata."""
+    dtype, kind = (np.float16, TensorProto.FLOAT16) if half else (np.float32, TensorProto.FLOAT)
+    const = numpy_helper.from_array(output.astype(dtype), "pred")
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
@@ -26,12 +31,14 @@ def _constant_model(path: Path, output: np.ndarray, size: int = 64) -> Path:
     graph = helper.make_graph(
         nodes,
         "fixed",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))],
-        [const, numpy_helper.from_array(np.zeros((), np.float32), "zero")],
+        [helper.make_tensor_value_info("images", kind, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", kind, list(output.shape))],
+        [const, numpy_helper.from_array(np.zeros((), dtype), "zero")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    if names is not None:
+        onnx.helper.set_model_props(model, {"names": names})
     onnx.save(model, path)
     return path
 
@@ -71,9 +78,47 @@ def test_nms_in_graph_layout(tmp_path: Path) -> None:
     assert [(d.box_xyxy, d.class_id) for d in dets] == [((10, 20, 30, 28), 0), ((40, 10, 56, 18), 1)]
 
 
+def test_a_one_class_v8_export_transposed_or_in_half_precision_reads(tmp_path: Path) -> None:
+    """(1, N, 5) was taken for v5 (no class column: a traceback on every frame), and a float16 input was an
+    onnxruntime error on every frame."""
+    rows = np.concatenate([_BOXES_CXCYWH, _SCORES[:, None]], axis=1)[None]  # (1, 100, 4 + 1)
+    for name, half in (("rows.onnx", False), ("half.onnx", True)):
+        detector = YoloOnnxDetector(_constant_model(tmp_path / name, rows, half=half), score_threshold=0.5)
+        dets = detector.detect(np.zeros((64, 64, 3), np.uint8))
+        assert [round(d.score, 2) for d in dets] == [0.9, 0.6]
+
+
+def test_a_model_that_cannot_be_decoded_stops_at_load_with_one_line(tmp_path: Path) -> None:
+    path = _constant_model(tmp_path / "odd.onnx", np.zeros((1, 100, 5), np.float32))
+    with pytest.raises(PlatepilotError, match=r"odd.onnx: YOLO output .* \(layout nms\)") as failed:
+        YoloOnnxDetector(path, layout="nms")
+    assert "\n" not in str(failed.value)
+
+
+def test_a_car_and_plate_model_gives_only_its_plates(tmp_path: Path) -> None:
+    """Every class was taken for a plate: the car's box went to the reader."""
+    scores = np.zeros((100, 2), np.float32)
+    scores[0] = [0.9, 0.0]  # a car
+    scores[2] = [0.0, 0.8]  # a plate
+    pred = np.concatenate([_BOXES_CXCYWH, scores], axis=1).T[None]  # (1, 4 + 2, 100)
+    named = _constant_model(tmp_path / "named.onnx", pred, names="{0: 'car', 1: 'license_plate'}")
+    assert [
+        (d.class_id, round(d.score, 2)) for d in YoloOnnxDetector(named).detect(np.zeros((64, 64, 3), np.uint8))
+    ] == [(1, 0.8)]
+    unnamed = YoloOnnxDetector(_constant_model(tmp_path / "unnamed.onnx", pred))  # no names: every class
+    assert len(unnamed.detect(np.zeros((64, 64, 3), np.uint8))) == 2
+
+
 @pytest.mark.parametrize(
     ("shape", "layout"),
-    [((1, 5, 8400), "v8"), ((1, 84, 8400), "v8"), ((1, 25200, 6), "v5"), ((1, 25200, 85), "v5"), ((1, 300, 6), "nms")],
+    [
+        ((1, 8400, 5), "v8"),
+        ((1, 5, 8400), "v8"),
+        ((1, 84, 8400), "v8"),
+        ((1, 25200, 6), "v5"),
+        ((1, 25200, 85), "v5"),
+        ((1, 300, 6), "nms"),
+    ],
 )
 def test_guess_layout(shape: tuple[int, int, int], layout: str) -> None:
     assert guess_layout(shape) == layout

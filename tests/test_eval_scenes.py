@@ -263,6 +263,16 @@ def test_a_box_outside_its_image_is_named_not_scored(keyed_manifest: Path) -> No
         evaluate_scenes(read_manifest(keyed_manifest), KeyedDetector({10: [], 20: [], 30: []}), PixelReader({}))
 
 
+def test_a_plate_past_the_image_edge_is_found_by_a_box_over_what_the_image_shows(keyed_manifest: Path) -> None:
+    """Labelled 50 px past the left edge, only 10 of its 60 px show: a box over those 10 px covered 17% of
+    the labelled box, so the plate could never be found, and the box counted as false."""
+    manifest = keyed_manifest.read_text().replace("img/b.png\t10\t10\t50\t20", "img/b.png\t-40\t10\t50\t20")
+    keyed_manifest.write_text(manifest)
+    detector = KeyedDetector({10: [], 20: [(0, 10, 10, 30)], 30: []})
+    result = evaluate_scenes(read_manifest(keyed_manifest), detector, PixelReader({}))
+    assert (result.found, result.false_detections) == (1, 0)
+
+
 def test_the_report_shows_every_plate_not_read(keyed_manifest: Path, tmp_path: Path) -> None:
     detector = KeyedDetector({10: [(20, 20, 80, 40), (144, 50, 180, 70)], 20: [(10, 10, 30, 30)], 30: []})
     reader = PixelReader({1: "ABC123", 2: "XYO123", 3: "DEF456"})

@@ -46,6 +46,8 @@ def _boxes(dataset: Path) -> int:
         ("1 0.1 0.2 0.3 0.2 0.3 0.4 0.1 0.4", YoloBox(1, 0.2, 0.3, 0.2, 0.2)),
         ("0 0.5 0.5", None),
         ("plate 0.5 0.5 0.2 0.1", None),
+        ("0 302 231.5 76 25", None),  # pixels: clipped to 0-1, the plate became a box of no size
+        ("0 1.02 0.5 0.2 0.1", YoloBox(0, 1.02, 0.5, 0.2, 0.1)),  # a centre just past the edge
     ],
 )
 def test_parse_label_line(line: str, box: YoloBox | None) -> None:
@@ -142,6 +144,11 @@ def test_guide_command_line(scenes: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"{2 * _boxes(scenes)} crops written" in done.stdout
     assert {p.name for p in out.iterdir()} == {"ultra", "plate_training"}
+    first = sorted((ultra / "labels" / "train").glob("*.txt"))[0]
+    first.write_text("0 302 231.5 76 25\n" + first.read_text())  # a line in pixels, silently dropped before
+    again = subprocess.run([*cmd[:4], "--out", str(tmp_path / "again")], capture_output=True, text=True,
+                           env=env, timeout=120, check=False)  # fmt: skip
+    assert again.returncode == 0 and "1 label lines skipped" in again.stderr and f"{first}:1" in again.stderr
     missing = subprocess.run(
         [*cmd[:2], "--datasets", str(tmp_path / "nope")], capture_output=True, text=True, env=env, check=False
     )

@@ -383,3 +383,36 @@ def test_small_boxes_past_the_looks_per_frame_keep_their_first_score(monkeypatch
     scores = np.array([0.3, 0.8, 0.25], np.float32)  # looked at first: the first (best first in real use)
     kept, kept_scores = detector.second_look(np.zeros((720, 1280, 3), np.uint8), boxes, scores, np.ones(3, bool))
     assert kept_scores.tolist() == pytest.approx([0.8]) and np.array_equal(kept, boxes[1:2])
+
+
+def test_a_frame_cut_short_is_left_out_of_training_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It stopped the run mid-epoch, whenever the sampler first drew it."""
+    from platepilot.training.datasets import write_scenes
+    from platepilot.training.detector.data import SceneCrops, yolo_frames
+
+    write_scenes(tmp_path / "scenes", 3, seed=3)
+    broken = sorted((tmp_path / "scenes" / "images").glob("*.jpg"))[0]
+    broken.write_bytes(broken.read_bytes()[:200])  # a JPEG header, then nothing
+    frames = yolo_frames(tmp_path / "scenes").train
+    crops = SceneCrops(frames, load_card(BUNDLED_MODEL), 128, augment=True)
+    with caplog.at_level("WARNING", logger="platepilot"):
+        samples = [crops[i] for i in range(len(frames)) for _ in range(2)]
+    assert len(samples) == 6 and all(s["image"].shape[-1] == 128 for s in samples)
+    assert [r.getMessage().startswith(str(broken)) for r in caplog.records] == [True]
+
+
+def test_a_small_set_holds_out_one_frame_at_least(tmp_path: Path) -> None:
+    """No name of a small set hashed into the held-out share: the run reported a held-out recall of 0.000."""
+    from platepilot.training.datasets import write_scenes
+    from platepilot.training.detector.data import read_yolo_boxes
+    from platepilot.training.detector.train import split_frames
+
+    write_scenes(tmp_path / "scenes", 4, seed=3)
+    train, val, _ = split_frames([tmp_path / "scenes"])
+    assert len(val) == 1 and len(train) == 3 and val[0].image not in {f.image for f in train}
+    label = tmp_path / "pixels.txt"
+    label.write_text("0 302 231.5 76 25\n")  # pixels: it became an empty box, trained on as background
+    with pytest.raises(PlatepilotError, match=r"pixels.txt:1: .* fractions 0-1 of the image, not pixels"):
+        read_yolo_boxes(label)

@@ -204,3 +204,21 @@ def test_a_folder_synth_wrote_before_folders_were_marked_goes_on(tmp_path: Path)
     (mine / "data.yaml").write_text("names: {0: plate, 1: car}\ntrain: images\n")
     with pytest.raises(PlatepilotError, match="mine is not empty and holds no synthetic data"):
         write_scenes(mine, 1)
+
+
+def test_scenes_resume_with_the_same_real_plates_however_their_folder_is_spelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative `--real-plates` then the absolute one was refused as 'other real plates' of the same seed."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = folder / "p.jpg"
+    cv2.imwrite(str(photo), np.full((60, 120, 3), 200, np.uint8))
+    monkeypatch.chdir(tmp_path)
+    write_scenes(tmp_path / "s", 1, seed=4, real_plates=["photos/p.jpg"])
+    write_scenes(tmp_path / "s", 2, seed=4, real_plates=[str(photo)])  # the same photo, spelled absolute
+    assert len(list((tmp_path / "s" / "labels").glob("*.txt"))) == 2
+    other = folder / "q.jpg"
+    cv2.imwrite(str(other), np.full((60, 120, 3), 100, np.uint8))
+    with pytest.raises(PlatepilotError, match="of seed 4 with other real plates: give the same real plates to go on"):
+        write_scenes(tmp_path / "s", 3, seed=4, real_plates=[str(other)])

@@ -64,6 +64,7 @@ class ExtractResult:
     images: int = 0
     unreadable: int = 0
     bad_lines: int = 0
+    first_bad_line: str = ""  # `labels/x.txt:3` of the first malformed line
 
 
 DATA_YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
@@ -170,15 +171,21 @@ def find_splits(dataset: Path) -> list[tuple[str, Path, Path]]:
     return found
 
 
+LABEL_SLACK = 0.05  # how far outside 0-1 a coordinate may stray (a polygon point just past the edge)
+
+
 def parse_label_line(line: str) -> YoloBox | None:
     """`class cx cy w h` (and a confidence after it, as pseudo-labelling tools write), or a polygon
-    `class x1 y1 x2 y2 ...` -> YoloBox; None for a malformed line."""
+    `class x1 y1 x2 y2 ...` -> YoloBox, coordinates fractions of the image (0-1); None for a malformed
+    line, pixel coordinates included."""
     parts = line.split()
     try:
         class_id = int(float(parts[0]))
         values = [float(v) for v in parts[1:]]
     except (ValueError, IndexError):
         return None
+    if any(not -LABEL_SLACK <= v <= 1 + LABEL_SLACK for v in values):
+        return None  # pixels, not YOLO's 0-1 fractions of the image: clipped, the plate became a box of no size
     if len(values) in (4, 5):
         return YoloBox(class_id, *values[:4])
     if len(values) >= 6 and len(values) % 2 == 0:
@@ -272,8 +279,12 @@ def _extract_image(
     result.images += 1
     if not label_path.is_file():
         return  # an image without a label file has no plates (YOLO's convention for negatives)
-    boxes = [parse_label_line(line) for line in label_lines(label_path) if line.strip()]
-    result.bad_lines += sum(1 for b in boxes if b is None)
+    numbered = [(n, parse_label_line(line)) for n, line in enumerate(label_lines(label_path), 1) if line.strip()]
+    bad = [n for n, box in numbered if box is None]
+    if bad and not result.first_bad_line:
+        result.first_bad_line = f"{label_path}:{bad[0]}"
+    result.bad_lines += len(bad)
+    boxes = [box for _, box in numbered]
     targets = []
     for index, box in enumerate(boxes):
         if box is None:

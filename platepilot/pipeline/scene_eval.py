@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -249,13 +249,13 @@ def evaluate_scenes(
         task = bar.add_task(f"{detector_label(detector)} + {reader.name}", total=len(scenes))
         for scene in scenes:
             photo = read_image(scene.image)
-            _check_boxes(scene, photo.shape[1], photo.shape[0])
+            plates = _in_image(scene, photo.shape[1], photo.shape[0])
             start = timer()
             image = stretched(photo)  # as the runtime levels a flat frame
             detections = detector.detect(image)
             seconds += timer() - start
             start = timer()
-            scored, missed = score_scene(image, scene.image, scene.plates, detections, reader)
+            scored, missed = score_scene(image, scene.image, plates, detections, reader)
             read_seconds += timer() - start
             counts.append(scored)
             misses.extend(missed)
@@ -267,9 +267,12 @@ def evaluate_scenes(
     )  # fmt: skip
 
 
-def _check_boxes(scene: LabelledScene, width: int, height: int) -> None:
-    """PlatepilotError naming the image and box when a labelled plate lies wholly outside its image
-    (photos scaled down after labelling): it would count as a plate no detector can find."""
+def _in_image(scene: LabelledScene, width: int, height: int) -> tuple[LabelledPlate, ...]:
+    """The scene's plates, each box cut to the image: a plate at the photo's edge is found by a box over
+    half of what the photo shows of it (its labelled box running past the edge could never be half
+    covered). PlatepilotError naming the image and box when a plate lies wholly outside its image (photos
+    scaled down after labelling): it would count as a plate no detector can find."""
+    plates = []
     for plate in scene.plates:
         x, y, w, h = plate.box_xywh
         if x >= width or y >= height or x + w <= 0 or y + h <= 0:
@@ -277,6 +280,9 @@ def _check_boxes(scene: LabelledScene, width: int, height: int) -> None:
                 f"{scene.image}: the box of {plate.label} (x {x:g} y {y:g} w {w:g} h {h:g}) lies outside "
                 f"the {width}x{height} image; was the photo resized after labelling?"
             )
+        x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
+        plates.append(replace(plate, box_xywh=(x1, y1, x2 - x1, y2 - y1)))
+    return tuple(plates)
 
 
 def write_scene_report(result: SceneEval, folder: Path) -> None:

@@ -64,11 +64,15 @@ def claim_stream(out: Path, stream: dict[str, Any]) -> None:
             raise PlatepilotError(
                 f"{out} holds synthetic {held.get('kind')}, not {stream.get('kind')}: use another output folder"
             )
+        if held.get("seed") != stream.get("seed"):
+            raise PlatepilotError(
+                f"{out} holds synthetic {held.get('kind')} of seed {held.get('seed')}; seed {stream.get('seed')} "
+                "needs another output folder (or the same seed to go on)"
+            )
         if held != stream:
             raise PlatepilotError(
-                f"{out} holds synthetic {held.get('kind')} of seed {held.get('seed')}"
-                + (" with other real plates" if held.get("seed") == stream.get("seed") else "")
-                + f"; seed {stream.get('seed')} needs another output folder (or the same seed to go on)"
+                f"{out} holds synthetic {held.get('kind')} of seed {held.get('seed')} with other real plates: "
+                "give the same real plates to go on, or use another output folder"
             )
         return
     if out.is_dir() and any(out.iterdir()) and not _unmarked_synthetic(out, str(stream.get("kind"))):
@@ -160,7 +164,8 @@ def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1, real_pl
     Resumable: scenes whose label file exists are skipped (the label is written after its image).
     """
     photos = tuple(real_plates)
-    digest = hashlib.sha256("\n".join(photos).encode()).hexdigest()[:16]
+    # the photos themselves, however their folder was spelled (`plates`, `./plates`, `/abs/plates`)
+    digest = hashlib.sha256("\n".join(str(Path(p).resolve()) for p in photos).encode()).hexdigest()[:16]
     claim_stream(out, {"kind": "scenes", "seed": seed, "real_plates": len(photos), "real_plates_sha256": digest})
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ log width and height in input pixels.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from platepilot.detect.platenet import DetectorCard, input_side, normalise
 from platepilot.errors import PlatepilotError
 from platepilot.images import IMAGE_SUFFIXES
 from platepilot.labeling.yolo import label_lines, parse_label_line, split_folders
+
+log = logging.getLogger(__name__)
 
 MIN_BOX_PX = 3.0  # plates narrower than this in the network input are left out of the targets
 MAX_OBJECTS = 64
@@ -49,7 +52,8 @@ def read_yolo_boxes(label: Path) -> np.ndarray:
         box = parse_label_line(line)
         if box is None:
             raise PlatepilotError(
-                f"{label}:{number}: not a YOLO label line ('cls cx cy w h', or a polygon 'cls x1 y1 x2 y2 ...')"
+                f"{label}:{number}: not a YOLO label line ('cls cx cy w h', or a polygon 'cls x1 y1 x2 y2 ...', "
+                "as fractions 0-1 of the image, not pixels)"
             )
         rows.append((box.cx - box.w / 2, box.cy - box.h / 2, box.cx + box.w / 2, box.cy + box.h / 2))
     return np.array(rows, np.float32).reshape(-1, 4).clip(0, 1)
@@ -132,16 +136,31 @@ class SceneCrops(Dataset[dict[str, torch.Tensor]]):
     def __init__(self, frames: list[Frame], card: DetectorCard, crop: int, augment: bool, seed: int = 0) -> None:
         self.frames, self.card, self.crop, self.augment, self.seed = frames, card, crop, augment, seed
         self.epoch = 0
+        self._undecodable: set[Path] = set()
+
+    def _decoded(self, index: int) -> tuple[Frame, np.ndarray]:
+        """Frame `index` and its pixels, or the next frame's when OpenCV cannot decode it (cut short or
+        corrupt: the listing only checks the header), with one warning per file; PlatepilotError when no
+        frame decodes."""
+        for step in range(len(self.frames)):
+            frame = self.frames[(index + step) % len(self.frames)]
+            image = cv2.imread(str(frame.image), cv2.IMREAD_COLOR) if frame.image not in self._undecodable else None
+            if image is not None:
+                return frame, image
+            if frame.image not in self._undecodable:
+                self._undecodable.add(frame.image)
+                log.warning("%s: OpenCV cannot decode this frame (cut short or corrupt); training goes on without it",
+                            frame.image)  # fmt: skip
+        raise PlatepilotError(
+            f"none of the {len(self.frames)} training frames can be decoded, e.g. {self.frames[0].image}"
+        )
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        frame = self.frames[index]
-        image = cv2.imread(str(frame.image), cv2.IMREAD_COLOR)
-        if image is None:
-            raise PlatepilotError(f"{frame.image}: OpenCV cannot decode this frame (cut short or corrupt); remove it")
+        frame, image = self._decoded(index)
         height, width = image.shape[:2]
         boxes = frame.boxes * np.array([width, height, width, height], np.float32)
         scale = input_side(max(height, width), self.card) / max(height, width)  # as the runtime scales it
