@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from pipeline_detector import detector_for
-from realdata import ROOT, fail
+from realdata import ROOT, at_least_one, fail, one_line_errors
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--detector", default="auto", help="a whole-plate detector, as eval --detector takes it")
     parser.add_argument("--engine", default="cascade", help="cascade or crnn")
     parser.add_argument("--sure", type=float, action="append", default=None, help="ocr.band_sure; repeatable")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=at_least_one, default=3)
     parser.add_argument("--limit", type=int, default=None, help="the first N scenes only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "band_first.json")
     args = parser.parse_args()
@@ -143,4 +143,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)()

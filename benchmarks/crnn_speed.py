@@ -110,10 +110,12 @@ def main(
     model: list[Path] = typer.Option(
         ..., "--model", "-m", help="CRNN .onnx with its sidecar; repeat to compare models side by side."
     ),
-    crops: int = typer.Option(640, help="Synthetic crops read per batch-64 run."),
-    runs: int = typer.Option(3, help="Batch-64 runs per round."),
-    rounds: int = typer.Option(4, help="Rounds; the models take turns in each, and medians over all are reported."),
-    calls: int = typer.Option(200, help="Batch-1 calls per round for the latency percentiles."),
+    crops: int = typer.Option(640, min=1, help="Synthetic crops read per batch-64 run."),
+    runs: int = typer.Option(3, min=1, help="Batch-64 runs per round."),
+    rounds: int = typer.Option(
+        4, min=1, help="Rounds; the models take turns in each, and medians over all are reported."
+    ),
+    calls: int = typer.Option(200, min=1, help="Batch-1 calls per round for the latency percentiles."),
     threads: int | None = typer.Option(None, help="onnxruntime intra-op threads (default: per core)."),
     beam_width: int = typer.Option(8, help="Beam width; 0 times greedy decoding only."),
     deblur_below: list[float] = typer.Option(
@@ -131,12 +133,15 @@ def main(
     """Measure every model (with every deblurring and views setting) in turns, print a table, write JSON."""
     console = Console()
     variants = [(m, below, views) for m in model for below in deblur_below for views in views_below]
-    services = [
-        CRNNOCRService(
-            m, batch_size=BATCH, threads=threads, beam_width=beam_width, deblur_below=below, views_below=views
-        )
-        for m, below, views in variants
-    ]
+    try:
+        services = [
+            CRNNOCRService(
+                m, batch_size=BATCH, threads=threads, beam_width=beam_width, deblur_below=below, views_below=views
+            )
+            for m, below, views in variants
+        ]
+    except PlatepilotError as exc:
+        fail(exc)
     if labels is None:
         with console.status(f"rendering {crops} synthetic crops"):
             images = [synth_sample(0, i).image for i in range(crops)]

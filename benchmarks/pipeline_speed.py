@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import cv2
+from realdata import at_least_one, one_line_errors
 
 from platepilot.config import CameraConfig, DetectorConfig, OCRConfig, OutputConfig, Settings
 from platepilot.pipeline.run import run_pilot
@@ -67,8 +68,8 @@ def pipeline_fps(video: Path, engine: str, detector: str, workdir: Path) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--frames", type=at_least_one, default=300)
+    parser.add_argument("--rounds", type=at_least_one, default=3)
     parser.add_argument("--engine", default="auto")
     parser.add_argument(
         "--detectors", nargs="+", default=["platenet", "textdet"], help="detector kinds or ONNX paths, in turns"
@@ -109,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)()

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from realdata import DEFAULT_DATA, ROOT, label_sets
+from realdata import DEFAULT_DATA, ROOT, label_sets, one_line_errors
 from rich.console import Console
 from rich.table import Table
 
@@ -71,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)()

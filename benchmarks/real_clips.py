@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 from far_scenes import far_view, parse_frame
 from pipeline_detector import detector_for
-from realdata import fail
+from realdata import at_least_one, fail, one_line_errors
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -332,7 +332,7 @@ def main() -> None:
         "--frame", type=parse_frame, default=None, help="WIDTHxHEIGHT: set each photo in a frame this large (edges "
         "replicated) before the approach, as a wider camera sees it (default: the photo's own size)",
     )  # fmt: skip
-    parser.add_argument("--frames", type=int, default=DEFAULT_STYLE.frames, help="frames per clip")
+    parser.add_argument("--frames", type=at_least_one, default=DEFAULT_STYLE.frames, help="frames per clip")
     parser.add_argument("--fps", type=float, default=DEFAULT_STYLE.fps, help="clip frame rate")
     parser.add_argument("--seed", type=int, default=0, help="pan, blur, noise and JPEG draws")
     parser.add_argument(
@@ -374,4 +374,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)()

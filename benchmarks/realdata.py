@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -26,6 +27,29 @@ def label_sets(data: Path, console: Console) -> list[Path]:
     if not sets:
         console.print(f"no real data at {data}: nothing to measure (set PLATEPILOT_REAL_DATA)")
     return sets
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: a count of 1 or more (0 rounds or frames left a benchmark nothing to take a median of)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give 1 or more")
+    return value
+
+
+def one_line_errors(main: Callable[[], None]) -> Callable[[], None]:
+    """`main` ending with one error line (`fail`) on bad input (a missing model, an unknown engine)."""
+
+    def guarded() -> None:
+        try:
+            main()
+        except PlatepilotError as exc:
+            fail(exc)
+
+    return guarded
 
 
 def fail(exc: PlatepilotError) -> NoReturn:

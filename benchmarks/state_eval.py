@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from realdata import DEFAULT_DATA
+from realdata import DEFAULT_DATA, one_line_errors
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +31,7 @@ from platepilot.config import Settings, StateConfig
 from platepilot.images import read_image
 from platepilot.ocr.models import make_engine
 from platepilot.ocr.state import StateClassifier, state_classifier, with_state
-from platepilot.ocr.state_eval import evaluate_states
+from platepilot.ocr.state_eval import evaluate_states, percent
 from platepilot.plates.charset import fold
 from platepilot.plates.state_manifest import read_state_manifest
 from platepilot.store.labels import read_labels
@@ -74,8 +74,8 @@ def table(rows: dict[str, dict[str, Any]]) -> Table:
     for column in ("set", "photos", "top-1", "top-3", "FL precision", "FL recall", "FL photos", "ms/plate"):
         out.add_column(column, justify="left" if column == "set" else "right")
     for name, r in rows.items():
-        out.add_row(name, str(r["n"]), f"{r['top1']:.1%}", f"{r['top3']:.1%}", f"{r['florida_precision']:.1%}",
-                    f"{r['florida_recall']:.1%}", str(r["florida_n"]), f"{r['ms_per_plate']:.3f}")  # fmt: skip
+        out.add_row(name, str(r["n"]), f"{r['top1']:.1%}", f"{r['top3']:.1%}", percent(r["florida_precision"]),
+                    percent(r["florida_recall"]), str(r["florida_n"]), f"{r['ms_per_plate']:.3f}")  # fmt: skip
     return out
 
 
@@ -119,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)()

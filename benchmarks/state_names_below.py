@@ -30,6 +30,7 @@ from rich.table import Table
 
 from platepilot.images import read_image
 from platepilot.ocr.state import StateClassifier, StateGuess, with_name
+from platepilot.ocr.state_eval import percent, share_of
 from platepilot.ocr.state_name import StateNameReader
 from platepilot.plates.state_manifest import StatePhoto, read_state_manifest
 from platepilot.plates.states import FLORIDA, UNKNOWN
@@ -62,8 +63,8 @@ def row(
         "share_read": float(np.mean(asked)),
         "top1": float(np.mean([bool(f.top) and f.top[0][0] == t for f, t in zip(final, truth, strict=True)])),
         "top3": float(np.mean([t in [s for s, _ in f.top[:3]] for f, t in zip(final, truth, strict=True)])),
-        "florida_precision": hits / max(sum(said_fl), 1),
-        "florida_recall": hits / max(truth.count(FLORIDA), 1),
+        "florida_precision": share_of(hits, sum(said_fl)),
+        "florida_recall": share_of(hits, truth.count(FLORIDA)),
         "unknown_rate": float(np.mean([f.state == UNKNOWN for f in final])),
         "ms_per_plate": classifier_ms + sum(m for m, a in zip(name_ms, asked, strict=True) if a) / len(guesses),
     }
@@ -98,7 +99,7 @@ def main(
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(f"{r['read_names_below']:.1f}", f"{r['share_read']:.0%}", f"{r['top1']:.1%}", f"{r['top3']:.1%}",
-                      f"{r['florida_precision']:.1%}", f"{r['florida_recall']:.1%}", f"{r['unknown_rate']:.1%}",
+                      percent(r["florida_precision"]), percent(r["florida_recall"]), f"{r['unknown_rate']:.1%}",
                       f"{r['ms_per_plate']:.1f}")  # fmt: skip
     console.print(table)
     out = RESULTS.with_name("state_names_below_holdout.json") if holdout else RESULTS

@@ -135,9 +135,11 @@ def state_train_head(
 
 def _print_run(console: Console, model_path: Path, scores: dict[str, Any] | None, seconds: float) -> None:
     """The last line of a training command: the model, its valid+test scores (if any) and the time taken."""
+    from platepilot.ocr.state_eval import percent
+
     summary = (
         f"valid+test: top1 {scores['top1']:.3f}, top3 {scores['top3']:.3f}, FL precision "
-        f"{scores['florida_precision']:.3f} recall {scores['florida_recall']:.3f}"
+        f"{percent(scores['florida_precision'])} recall {percent(scores['florida_recall'])}"
         if scores
         else "no valid/test rows to score"
     )
@@ -197,7 +199,7 @@ def eval_states(
     from rich.table import Table
 
     from platepilot.ocr.state import state_classifier
-    from platepilot.ocr.state_eval import evaluate_states, write_state_report
+    from platepilot.ocr.state_eval import evaluate_states, percent, write_state_report
     from platepilot.plates.state_manifest import read_state_manifest
 
     console, err_console = _consoles()
@@ -212,8 +214,8 @@ def eval_states(
     table = Table("photos", "top-1", "top-3", "FL precision", "FL recall", "FL photos", "unknown", "named right",
                   "ms/plate")  # fmt: skip
     table.add_row(
-        str(result.n), f"{result.top1:.1%}", f"{result.top3:.1%}", f"{result.florida_precision:.1%}",
-        f"{result.florida_recall:.1%}", str(result.florida_n), f"{result.unknown_rate:.1%}",
+        str(result.n), f"{result.top1:.1%}", f"{result.top3:.1%}", percent(result.florida_precision),
+        percent(result.florida_recall), str(result.florida_n), f"{result.unknown_rate:.1%}",
         f"{result.named_right:.1%}", f"{result.ms_per_plate:.3f}",
     )  # fmt: skip
     console.print(table)

@@ -187,6 +187,19 @@ def test_eval_states_json_has_the_issue_keys(tmp_path: Path) -> None:
     assert result["named_right"] <= result["top1"] and result["named_right"] <= 1 - result["unknown_rate"]
 
 
+def test_florida_scores_are_none_when_there_is_nothing_to_score(tmp_path: Path) -> None:
+    """With no Florida photo, and none called Florida, they said 0.0: a claim of failure, not an absence."""
+    manifest = _rendered_manifest(tmp_path, 12)
+    rows = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([rows[0], *[r for r in rows[1:] if "\tFL\t" not in r]]) + "\n")
+    done = CliRunner().invoke(app, ["eval", "--states", str(manifest), "--split", "test", "--split", "valid", "--json"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["florida_n"] == 0 and result["florida_recall"] is None
+    table = CliRunner().invoke(app, ["eval", "--states", str(manifest), "--split", "test", "--split", "valid"])
+    assert table.exit_code == 0 and "n/a" in table.stdout
+
+
 class _CountingClassifier(StateClassifier):
     """The bundled classifier, recording the size of each batch it is asked to classify."""
 

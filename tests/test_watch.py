@@ -403,7 +403,9 @@ def test_webhook_alerts_expire_and_a_full_queue_drops_the_oldest(caplog: pytest.
 
 
 def test_shown_url_hides_logins_and_queries() -> None:
-    assert shown_url("https://user:pw@hooks.example:8443/a/b?token=x") == "https://hooks.example:8443/a/b"
+    assert shown_url("https://user:pw@hooks.example:8443/a/b?token=x") == "https://hooks.example:8443/a/..."
+    assert shown_url("https://hooks.slack.com/services/T0/B0/SECRET") == "https://hooks.slack.com/services/..."
+    assert shown_url("http://ha:8123/hook") == "http://ha:8123/hook" and shown_url("http://h/") == "http://h"
 
 
 @pytest.fixture()

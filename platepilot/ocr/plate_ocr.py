@@ -159,6 +159,10 @@ class PlateOCR:
         self._format_prior = format_prior
         self.line_crop = line_crop
 
+    @property
+    def line_finder(self) -> PlateLineFinder | None:
+        return self._lines
+
     def read(self, images: Sequence[np.ndarray]) -> list[PlateRead]:
         """BGR uint8 crops (H, W, 3) -> one PlateRead per crop, in order."""
         crops = [as_bgr(i, image) for i, image in enumerate(images)]

@@ -4,7 +4,8 @@
   the confidence floor are ignored: they are scored by `unknown_rate`);
 - `named_right`: the state a read would carry (`unknown` below the floor) is the true one: what an
   operator sees in the events, `top1` less the right states the floor turned into `unknown`;
-- `florida_precision`, `florida_recall`: of Florida vs not Florida, with the runtime's decision
+- `florida_precision`, `florida_recall`: of Florida vs not Florida, with the runtime's decision (null
+  when no photo was called Florida, or none is)
   (a read says FL only when FL is the best state and clears the floor);
 - `ms_per_plate`: the classifier's time per photo at batches of 64 (and the name reader's, when the
   classifier has one), decoding and a first warm-up call excluded.
@@ -49,8 +50,8 @@ class StateEval:
     n: int
     top1: float
     top3: float
-    florida_precision: float
-    florida_recall: float
+    florida_precision: float | None  # None: no photo said Florida (precision of nothing)
+    florida_recall: float | None  # None: no Florida photo
     florida_n: int
     unknown_rate: float
     named_right: float
@@ -92,8 +93,8 @@ def evaluate_states(
         n=len(photos),
         top1=_share(t == b for t, b in zip(truth, best, strict=True)),
         top3=_share(t in [s for s, _ in g.top[:3]] for t, g in zip(truth, found, strict=True)),
-        florida_precision=hits / max(sum(said_fl), 1),
-        florida_recall=hits / max(sum(is_fl), 1),
+        florida_precision=share_of(hits, sum(said_fl)),
+        florida_recall=share_of(hits, sum(is_fl)),
         florida_n=sum(is_fl),
         unknown_rate=_share(g.state == UNKNOWN for g in found),
         named_right=_share(g.state == t for g, t in zip(found, truth, strict=True)),
@@ -110,6 +111,16 @@ def write_state_report(result: StateEval, folder: Path) -> None:
     errors = [{**asdict(e), "path": str(e.path), "confidence": round(e.confidence, 4)} for e in result.errors]
     sheet = [(e.path, f"{e.truth} / {e.predicted} {e.confidence:.2f}") for e in result.errors[:SHEET_ERRORS]]
     write_report_files(folder, {**result.to_json(), "errors": errors}, sheet)
+
+
+def share_of(hits: int, total: int) -> float | None:
+    """hits / total, or None when there is nothing to take a share of (a 0% would be a claim)."""
+    return hits / total if total else None
+
+
+def percent(share: float | None, digits: int = 1) -> str:
+    """A share as a percentage, `n/a` for None."""
+    return "n/a" if share is None else f"{share:.{digits}%}"
 
 
 def _share(flags: Any) -> float:

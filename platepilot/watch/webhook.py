@@ -38,9 +38,12 @@ BACKOFF_MAX_S = 60.0
 
 
 def shown_url(url: str) -> str:
-    """The URL for logs: scheme, host and path, without a login or query that may hold a secret."""
+    """The URL for logs: scheme, host and the path's first part, without a login, query or the rest of the
+    path, any of which may hold a secret (Slack's and Home Assistant's webhooks carry theirs in the path)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    first, _, rest = parts.path.lstrip("/").partition("/")
+    path = f"/{first}" + ("/..." if rest else "") if first else ""
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{path}"
 
 
 def split_login(url: str) -> tuple[str, dict[str, str]]:
