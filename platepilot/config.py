@@ -626,6 +626,12 @@ class CollectorConfig(_Model):
         "gets every message (each event is still stored once).",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
     )
+    device_topics: bool = Field(
+        default=False,
+        description="Each box publishes under <topic>/<its device_id> (`fleet/north` for device north): an event "
+        "or alert whose device_id is not its topic's is rejected, so with per-box broker ACLs no box can write "
+        "another's events (or have its real ones skipped as duplicates).",
+    )
 
 
 class FleetConfig(_Model):

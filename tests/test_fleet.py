@@ -383,6 +383,25 @@ def test_an_event_whose_crop_is_too_large_is_kept_without_it(tmp_path: Path, mos
     assert running.collector.rejected == 0
 
 
+def test_with_device_topics_a_box_cannot_write_another_boxs_events(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    """Box south published an event in north's name: it was stored, and north's real one skipped as its duplicate."""
+    real = EventIds("north", "r").stamp(plate_event(7))
+    forged = replace(real, text="FAKE000")
+    running = Running(_settings(pg_url, mosquitto, tmp_path, device_topics=True))
+    try:
+        _raw_publish(mosquitto, f"{TOPIC}/south/events", [event_message(forged)])
+        _raw_publish(mosquitto, f"{TOPIC}/events", [event_message(forged)])  # no device in the topic
+        _raw_publish(mosquitto, f"{TOPIC}/north/events", [event_message(real)])
+        _until(lambda: running.collector.received >= 3, 30, "the three messages")
+    finally:
+        running.close()
+    engine = open_engine(pg_url)
+    with engine.connect() as conn:
+        texts = conn.execute(sa.text("SELECT text FROM plate_events")).scalars().all()
+    engine.dispose()
+    assert texts == ["ABC1234"] and running.collector.rejected == 2
+
+
 def test_bad_messages_are_counted_logged_and_never_written(
     tmp_path: Path, mosquitto: int, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

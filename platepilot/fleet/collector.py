@@ -241,8 +241,10 @@ class Collector:
                 raise BadMessage(f"{size} bytes, over fleet.collector.max_payload_kb")
             if alert_topic:
                 alert = parse_alert(bytes(message.payload))
+                self._check_device(message.topic, alert.event)
                 return _Parsed(message, alert.event, alerts_table, alert_row(alert) | {"received_at": self.clock()})
             parsed = parse_event(bytes(message.payload))
+            self._check_device(message.topic, parsed.event)
             if size > limit:  # its crop is too large: the event is kept without it (else it comes back for ever)
                 log.warning("MQTT %s: %d bytes, over fleet.collector.max_payload_kb: its crop is not kept",
                             message.topic, size)  # fmt: skip
@@ -256,6 +258,19 @@ class Collector:
             self._reject(message.topic, f"{type(exc).__name__}: {exc}")
             return None
         return _Parsed(message, event, events_table, event_row(event) | {"synced_at": self.clock()})
+
+    def _check_device(self, topic: str, event: PlateEvent) -> None:
+        """With `device_topics`, BadMessage unless the event's device is the one its topic names
+        (`<topic>/<device>/events`) and its id is that device's."""
+        if not self.config.device_topics:
+            return
+        parts = topic.split("/")
+        named = parts[-2] if len(parts) >= 3 else None
+        if named != event.device_id or not (event.event_id or "").startswith(f"{event.device_id}/"):
+            raise BadMessage(
+                f"device {event.device_id!r} (event {event.event_id}) on the topic of device {named!r} "
+                "(fleet.collector.device_topics)"
+            )
 
     def _store_crop(self, parsed: EventMessage) -> PlateEvent:
         """The event as the collector stores it: `crop_path` its crop here (written now), or '' with a note."""
