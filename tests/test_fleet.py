@@ -192,6 +192,24 @@ def test_two_devices_with_the_same_camera_and_reads_device(tmp_path: Path, mosqu
         engine.dispose()
 
 
+def test_a_backlog_no_one_acknowledges_backs_off_then_drains(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    """With the broker up and the collector down, every box sent its whole backlog again every interval."""
+    device = Device(tmp_path, mosquitto, "box1", resend_seconds=0.2)
+    try:
+        device.emit(range(1, 6))
+        time.sleep(4.0)  # 20 intervals: rounds after 0.2, 0.4, 0.8, 1.6 s of silence, then 3.2 s
+        rounds = device.backlog.resent // 5
+        assert 2 <= rounds <= 6, rounds
+        running = Running(_settings(pg_url, mosquitto, tmp_path))  # the collector is back
+        try:
+            _until(lambda: device.backlog.waiting() == 0, 30, "the backlog acknowledged")
+        finally:
+            running.close()
+    finally:
+        device.close()
+    assert _counts(pg_url) == (5, 5)
+
+
 @pytest.mark.slow
 def test_broker_down_then_back_every_backlog_event_arrives_once(tmp_path: Path, pg_url: str) -> None:
     """The device goes on while the broker is down (its MQTT queue holds only 20): the backlog sends the rest."""

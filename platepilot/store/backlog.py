@@ -6,7 +6,9 @@ a device id and event ids); this sets `synced_at` on those rows. While the broke
 every `fleet.resend_seconds` publishes again the oldest unacknowledged events (at most
 `fleet.resend_batch`) among those stored before the previous round (or before the start), so a live
 event has one interval to be acknowledged before it is sent again. A round acknowledged whole starts
-the next one at once, so a backlog drains at the collector's pace when the broker comes back. The
+the next one at once, so a backlog drains at the collector's pace when the broker comes back; a round
+of which nothing is acknowledged (the collector is down, the broker up) doubles the wait before the
+next, up to BACKOFF_MAX times `resend_seconds`, so a hundred boxes do not pile copies on the broker. The
 collector skips events it holds, so a re-sent event is never doubled. The backlog is the database
 itself, bounded by `output.retention`: an event pruned before it was acknowledged is not sent.
 """
@@ -29,6 +31,7 @@ from platepilot.store.wire import BadMessage, parse_ack
 
 log = logging.getLogger(__name__)
 ACK_LEAF = "ack"
+BACKOFF_MAX = 16  # times fleet.resend_seconds between rounds nothing of which was acknowledged
 
 
 class Backlog:
@@ -72,21 +75,27 @@ class Backlog:
         return f"backlog: {self.acked} events acknowledged by the collector, {self.resent} sent again"
 
     def _run(self) -> None:
+        backoff = 1
         while not self._stop.is_set():
             if not self.publisher.connected:
                 self._stop.wait(min(1.0, self.config.resend_seconds))
                 continue
             events, self._horizon = self._oldest(), self._newest_id()
             if not events:
+                backoff = 1
                 self._stop.wait(self.config.resend_seconds)
                 continue
             with self._lock:
                 self._round = {e.event_id for e in events if e.event_id}
                 self._round_done.clear()
+            sent = len(self._round)
             for event in events:
                 self.publisher.send(event)
             self.resent += len(events)
-            self._round_done.wait(self.config.resend_seconds)
+            self._round_done.wait(self.config.resend_seconds * backoff)
+            with self._lock:
+                heard = len(self._round) < sent  # the collector acknowledged some of this round
+            backoff = 1 if heard else min(2 * backoff, BACKOFF_MAX)
 
     def _oldest(self) -> list[PlateEvent]:
         table = events_table
