@@ -37,6 +37,7 @@ from rich.table import Table
 
 from platepilot.errors import PlatepilotError
 from platepilot.images import read_image
+from platepilot.ocr.state_eval import percent
 from platepilot.plates.state_manifest import read_state_manifest
 
 RESULTS = Path(__file__).parent / "results" / "perturbed.json"
@@ -210,7 +211,7 @@ def state_table(rows: list[dict[str, Any]]) -> Table:
         if "top1" in row:
             precision, recall = row["florida"]
             out.add_row(row["set"], row["change"], str(row["n"]), f"{row['top1']:.1%}", f"{row['top3']:.1%}",
-                        f"{row['named_right']:.1%}", f"{precision:.0%} / {recall:.0%}")  # fmt: skip
+                        f"{row['named_right']:.1%}", f"{percent(precision, 0)} / {percent(recall, 0)}")  # fmt: skip
     return out
 
 

@@ -13,19 +13,25 @@ import re
 MASK = "***"
 
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>\S*?)@(?=[^@\s/]*(?:[/\s?#'\"]|$))")
-# A query or fragment parameter whose name holds one of these words (`access_token`, `apikey`, `X-Amz-Signature`,
-# `client_secret`, `sslpassword`, `auth`) holds a secret; `key` alone too (`?key=`).
-_QUERY_SECRET = re.compile(
-    r"(?P<head>[?&;#](?:[\w.-]*(?:pass|pwd|secret|token|api[_-]?key|signature|sig|auth|credential)[\w.-]*|key)=)"
-    r"[^&;#\s'\"]*",
-    re.IGNORECASE,
-)
+_PARAMETER = re.compile(r"(?P<head>[?&;#](?P<name>[\w.-]+)=)(?P<value>[^&;#\s'\"]*)")
+# A query or fragment parameter holds a secret when a word of its name (split at `_`, `-`, `.`) is one of
+# these: `access_token`, `apikey`, `api-key`, `X-Amz-Signature`, `client_secret`, `sslpassword`, `sig`,
+# `auth`; not `passive`, `signal`, `author` or `keyframe`.
+_SECRET_WORDS = frozenset(
+    {"password", "passwd", "pwd", "pass", "passphrase", "sslpassword", "secret", "token", "key", "apikey",
+     "signature", "sig", "auth", "authorization", "credential", "credentials"}
+)  # fmt: skip
+
+
+def _masked(match: re.Match[str]) -> str:
+    words = re.split(r"[_.-]", match["name"].lower())
+    return f"{match['head']}{MASK}" if _SECRET_WORDS.intersection(words) else match[0]
 
 
 def redact(text: str) -> str:
     """`text` with every URL password (and password-like query value) replaced by `***`."""
     text = _USERINFO.sub(rf"\g<head>:{MASK}@", text)
-    return _QUERY_SECRET.sub(rf"\g<head>{MASK}", text)
+    return _PARAMETER.sub(_masked, text)
 
 
 class RedactingFormatter(logging.Formatter):

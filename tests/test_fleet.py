@@ -45,7 +45,9 @@ from platepilot.config import (
 )
 from platepilot.fleet.collector import Collector, crop_file
 from platepilot.registry.server import free_port
+from platepilot.store.backlog import Backlog
 from platepilot.store.events import EventIds, EventStore, open_engine
+from platepilot.store.mqtt import MQTTPublisher
 from platepilot.store.partitions import DAY_SECONDS, day_table, drop_days_before, make_days_ahead, partitioned
 from platepilot.store.retention import prune
 from platepilot.store.schema import _config
@@ -382,6 +384,31 @@ def test_a_crop_not_written_centrally_comes_again_with_its_event(
     assert _counts(pg_url) == (3, 3)
     lines = [r.getMessage() for r in caplog.records if "fleet crops" in r.getMessage()]
     assert len(lines) == 2 and "not acknowledged" in lines[0] and "working again" in lines[1]  # not one per event
+
+
+def test_events_the_collector_keeps_not_acknowledging_hold_back_no_others(
+    tmp_path: Path, mosquitto: int, pg_url: str
+) -> None:
+    """Rounds always re-sent the oldest `resend_batch` events: with the central crops unwritable, those
+    stayed unacknowledged and every event behind them never reached the fleet database."""
+    crop = tmp_path / "edge_crop.jpg"
+    assert cv2.imwrite(str(crop), np.full((40, 120, 3), 200, np.uint8))
+    (tmp_path / "central").write_text("a file where the crops folder should be")
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    store = EventStore(f"sqlite:///{tmp_path}/events.db", None, EventIds("box1", "run1"))
+    for track in range(1, 11):  # stored while offline, never published
+        store.add(store.stamp(plate_event(track, crop=str(crop))))
+    publisher = MQTTPublisher(MQTTConfig(enabled=True, port=mosquitto, topic=f"{TOPIC}/box1", send_crops=True))
+    config = FleetConfig(device_id="box1", backlog=True, resend_seconds=0.3, resend_batch=3)
+    backlog = Backlog(store.engine, publisher, "box1", config)
+    backlog.start()
+    try:
+        _until(lambda: _counts(pg_url) == (10, 10), 30, "every event stored centrally")
+    finally:
+        backlog.stop()
+        publisher.close(timeout=0.5)
+        store.close()
+        running.close()
 
 
 def test_an_event_whose_crop_is_too_large_is_kept_without_it(tmp_path: Path, mosquitto: int, pg_url: str) -> None:

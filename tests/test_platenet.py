@@ -385,22 +385,20 @@ def test_small_boxes_past_the_looks_per_frame_keep_their_first_score(monkeypatch
     assert kept_scores.tolist() == pytest.approx([0.8]) and np.array_equal(kept, boxes[1:2])
 
 
-def test_a_frame_cut_short_is_left_out_of_training_with_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """It stopped the run mid-epoch, whenever the sampler first drew it."""
+def test_a_frame_cut_short_is_left_out_of_training_with_one_warning(tmp_path: Path) -> None:
+    """It stopped the run mid-epoch, whenever the sampler first drew it; then it was warned of once per
+    epoch and per data loader worker."""
     from platepilot.training.datasets import write_scenes
-    from platepilot.training.detector.data import SceneCrops, yolo_frames
 
-    write_scenes(tmp_path / "scenes", 3, seed=3)
+    write_scenes(tmp_path / "scenes", 4, seed=3)
     broken = sorted((tmp_path / "scenes" / "images").glob("*.jpg"))[0]
     broken.write_bytes(broken.read_bytes()[:200])  # a JPEG header, then nothing
-    frames = yolo_frames(tmp_path / "scenes").train
-    crops = SceneCrops(frames, load_card(BUNDLED_MODEL), 128, augment=True)
-    with caplog.at_level("WARNING", logger="platepilot"):
-        samples = [crops[i] for i in range(len(frames)) for _ in range(2)]
-    assert len(samples) == 6 and all(s["image"].shape[-1] == 128 for s in samples)
-    assert [r.getMessage().startswith(str(broken)) for r in caplog.records] == [True]
+    args = ["detector", "train", "--data", str(tmp_path / "scenes"), "--output-dir", str(tmp_path / "run"),
+            "--epochs", "3", "--samples", "32", "--batch-size", "8", "--crop", "128", "--workers", "1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("OpenCV cannot decode this frame") == 1 and broken.name in result.output
+    assert "epoch 3/3" in result.output
 
 
 def test_a_small_set_holds_out_one_frame_at_least(tmp_path: Path) -> None:

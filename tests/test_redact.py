@@ -29,6 +29,14 @@ from platepilot.registry.server import free_port
         ("h://blob/c?sv=1&sig=E&X-Amz-Signature=F", "h://blob/c?sv=1&sig=***&X-Amz-Signature=***"),
         ("h://x/cb#client_secret=G;secret_token=H", "h://x/cb#client_secret=***;secret_token=***"),
         ("h://x/?monkey=1&keyframe=2&page=3", "h://x/?monkey=1&keyframe=2&page=3"),
+        (
+            "h://x/?passive=1&signal=2&design=3&author=4&bypass_cache=5&sigma=6&compass=7",
+            "h://x/?passive=1&signal=2&design=3&author=4&bypass_cache=5&sigma=6&compass=7",
+        ),
+        (
+            "h://x/?access_key=A&private_key=B&subscription-key=C&session_key=D",
+            "h://x/?access_key=***&private_key=***&subscription-key=***&session_key=***",
+        ),
         ("sqlite:///output/events.db", "sqlite:///output/events.db"),
         ("rtsp://host/a:b@c", "rtsp://host/a:b@c"),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -218,7 +219,11 @@ def test_scenes_resume_with_the_same_real_plates_however_their_folder_is_spelled
     write_scenes(tmp_path / "s", 1, seed=4, real_plates=["photos/p.jpg"])
     write_scenes(tmp_path / "s", 2, seed=4, real_plates=[str(photo)])  # the same photo, spelled absolute
     assert len(list((tmp_path / "s" / "labels").glob("*.txt"))) == 2
+    marker = tmp_path / "s" / ".synth.json"  # as platepilot marked it before: the paths hashed as given
+    given = hashlib.sha256(b"photos/p.jpg").hexdigest()[:16]
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "real_plates_sha256": given}))
+    write_scenes(tmp_path / "s", 3, seed=4, real_plates=["photos/p.jpg"])
     other = folder / "q.jpg"
     cv2.imwrite(str(other), np.full((60, 120, 3), 100, np.uint8))
     with pytest.raises(PlatepilotError, match="of seed 4 with other real plates: give the same real plates to go on"):
-        write_scenes(tmp_path / "s", 3, seed=4, real_plates=[str(other)])
+        write_scenes(tmp_path / "s", 4, seed=4, real_plates=[str(other)])

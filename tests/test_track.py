@@ -67,6 +67,15 @@ def test_a_clock_going_back_keeps_the_track_and_its_times_in_order() -> None:
     assert track.last_seen - track.first_seen == pytest.approx(18 / 15)  # the frames' own spacing
 
 
+def test_a_frame_time_jittering_back_a_little_moves_no_track() -> None:
+    """A stream's clock stepping back by a few ms counts as the previous frame's time: track times stay put."""
+    tracker = PlateTracker("CAM1", TrackerConfig(min_hits=1))
+    for k, t in enumerate([10.0, 10.1, 10.2, 10.19, 10.3]):
+        tracker.update([_det(100 + 6 * k, 200)], t)
+    (track,) = tracker.flush()
+    assert (track.first_seen, track.last_seen) == (10.0, 10.3)
+
+
 def test_weak_detection_keeps_a_track_but_starts_none() -> None:
     tracker = PlateTracker("CAM1", TrackerConfig(min_hits=1))
     tracker.update([_det(0, 0)], 0.0)

@@ -283,8 +283,8 @@ def test_webhook_posts_each_alert(hook: HookServer) -> None:
 
 
 def test_a_redirect_is_a_failed_delivery_not_followed(hook: HookServer, caplog: pytest.LogCaptureFixture) -> None:
-    """urllib followed a 302 as a GET without the alert, and counted the alert delivered."""
-    hook.status = 302
+    """urllib followed a 307 as a GET without the alert, and counted the alert delivered."""
+    hook.status = 307
     sender = WebhookSender(WebhookConfig(url=f"http://127.0.0.1:{hook.server_port}/old", timeout_seconds=1))
     with caplog.at_level(logging.WARNING, logger="platepilot"):
         sender.send({"n": 1})
@@ -292,6 +292,17 @@ def test_a_redirect_is_a_failed_delivery_not_followed(hook: HookServer, caplog: 
         sender.close(timeout=0.1)
     assert sender.delivered == 0 and hook.gets == []
     assert f"a redirect to http://127.0.0.1:{hook.server_port}/final" in caplog.text
+
+
+@pytest.mark.parametrize("status", [302, 303])
+def test_a_post_answered_by_the_page_of_its_result_is_delivered(hook: HookServer, status: int) -> None:
+    """Post/Redirect/Get (Google Apps Script): the alert was taken; it must not be sent again and again."""
+    hook.status = status
+    sender = WebhookSender(WebhookConfig(url=f"http://127.0.0.1:{hook.server_port}/exec", timeout_seconds=1))
+    sender.send({"n": 1})
+    assert wait_for(lambda: sender.delivered == 1, 5)
+    sender.close()
+    assert len(hook.bodies) == 1 and sender.failures == 0 and hook.gets == []
 
 
 def test_a_login_in_the_url_is_sent_as_basic_auth(hook: HookServer) -> None:
@@ -565,3 +576,29 @@ def test_the_live_page_misses_no_row_stored_while_it_loads(
     late = last_event_id(engine)
     assert "LATE1" not in [e["text"] for e in page["events"]] and page["last_id"] < late  # the feed brings it
     engine.dispose()
+
+
+def test_the_dashboard_saves_the_lists_again_after_their_file_was_deleted(tmp_path: Path) -> None:
+    """A deleted file kept the lists live (as it should) but also refused every save from the page: only
+    making the file by hand again let the dashboard write it."""
+    from fastapi.testclient import TestClient
+
+    from platepilot.config import OutputConfig, Settings
+    from platepilot.dashboard.app import Dashboard, create_app
+    from platepilot.store.events import open_engine
+
+    path = tmp_path / "watchlists.yaml"
+    save_watchlists(path, _lists({"s": {"entries": [{"plate": "ABC1234"}]}}))
+    settings = Settings(
+        output=OutputConfig(crops_dir=tmp_path / "crops", events_db_url=f"sqlite:///{tmp_path}/ev.db"),
+        watch=WatchConfig(file=path),
+    )
+    board = Dashboard(settings, open_engine(settings.output.events_db_url), LiveWatchlists(settings.watch, CAMERAS))
+    client = TestClient(create_app(board), base_url="http://127.0.0.1:8000")
+    path.unlink()
+    shown = client.get("/api/watchlists").json()
+    assert "is gone" in (shown["error"] or "")
+    saved = client.post("/api/watchlists", json={"lists": {"s": {"entries": [{"plate": "XYZ999"}]}},
+                                                 "version": shown["version"]})  # fmt: skip
+    assert saved.status_code == 200, saved.text
+    assert load_watchlists(path, CAMERAS).lists["s"].entries[0].plate == "XYZ999"

@@ -175,10 +175,12 @@ def create_app(board: Dashboard, token: str | None = None) -> FastAPI:
     def save(body: WatchlistsBody) -> dict[str, Any]:
         path = board.lists.path
         with saving:
-            _, _, error = board.lists.shown()
-            if error is not None:  # the page shows the last good lists: saving them would undo the hand edit
+            _, loaded, error = board.lists.shown()
+            current = file_version(path)
+            if error is not None and current is not None:  # the page shows the last good lists: saving them
+                # would undo the hand edit (a file gone is no edit: saving the lists shown writes it again)
                 raise HTTPException(status_code=409, detail=f"{path} does not load; fix it by hand first ({error})")
-            if body.version != _version_text(file_version(path)):
+            if body.version != _version_text(current if current is not None else loaded):
                 raise HTTPException(status_code=409, detail=f"{path} changed since this page loaded it: reload")
             try:
                 lists = validate_watchlists({"lists": body.lists}, board.lists.cameras, "watchlists")

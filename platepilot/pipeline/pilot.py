@@ -432,7 +432,13 @@ class Pilot:
     def _finish(self, key: tuple[str, int]) -> None:
         with self._lock:
             state = self._tracks.pop(key, None)
-        self.crops.forget(*key)
+        try:
+            self._report(state)
+        finally:
+            self.crops.forget(*key)  # after the event names its crop: retention spares the live tracks' crops
+
+    def _report(self, state: _TrackReads | None) -> None:
+        """The event of a finished track, stored and passed on (none for a track with no usable read)."""
         if state is None or state.ended is None or state.reader is None:
             return
         engine = state.reader.engine.name
@@ -468,7 +474,7 @@ class Pilot:
             try:
                 self.on_event(event)
             except Exception:  # stdout gone (EIO) or full: the event is stored, and the camera's other tracks go on
-                log.exception("%s track %d: passing the event on failed", *key)
+                log.exception("%s track %d: passing the event on failed", track.camera_id, track.track_id)
 
 
 def _log_failure(done: Future[None], key: tuple[str, int]) -> None:

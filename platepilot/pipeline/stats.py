@@ -38,10 +38,12 @@ class CameraStats:
         whole-run mean showed a camera dead for half an hour after ten good hours at 14 fps."""
         now = now if now is not None else time.monotonic()
         samples = self._samples
+        if not samples:
+            samples.append((self.started, 0))
         while len(samples) >= 2 and samples[1][0] <= now - FPS_WINDOW_S:
             samples.popleft()
-        since, processed = samples[0] if samples else (self.started, 0)
-        if not samples or now - samples[-1][0] >= 1.0:
+        since, processed = samples[0]
+        if now - samples[-1][0] >= 1.0:
             samples.append((now, self.processed))
         elapsed = now - since
         return (self.processed - processed) / elapsed if elapsed > 0 else 0.0

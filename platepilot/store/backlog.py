@@ -53,6 +53,7 @@ class Backlog:
         self._round: set[str] = set()
         self._round_done = threading.Event()
         self._horizon = 0  # the newest row id of the previous round: newer rows are not due yet
+        self._cursor = 0  # the last row id of a full round: the next round goes on after it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backlog", daemon=True)
         publisher.subscribe(ACK_LEAF, self._on_ack)
@@ -98,16 +99,24 @@ class Backlog:
             backoff = 1 if heard else min(2 * backoff, BACKOFF_MAX)
 
     def _oldest(self) -> list[PlateEvent]:
+        """The next round: the oldest due events after the previous round's, from the oldest again once
+        the end is reached. Rounds go on past events the collector keeps not acknowledging (stored without
+        a crop it could not write, or refused), so those never hold back the events behind them."""
         table = events_table
         due = sa.and_(_unsynced(), table.c.id <= self._horizon)
-        stmt = sa.select(table).where(due).order_by(table.c.id).limit(self.config.resend_batch)
         try:
             with self.engine.connect() as conn:
-                rows = conn.execute(stmt).mappings().all()
+                rows = self._after(conn, due, self._cursor) or (self._after(conn, due, 0) if self._cursor else [])
         except sa.exc.SQLAlchemyError as exc:
             self.db.failure(str(exc).splitlines()[0])
             return []
+        self._cursor = int(rows[-1]["id"]) if len(rows) == self.config.resend_batch else 0
         return [event_from_row(row) for row in rows]
+
+    def _after(self, conn: sa.Connection, due: sa.ColumnElement[bool], cursor: int) -> list[sa.RowMapping]:
+        table = events_table
+        stmt = sa.select(table).where(due, table.c.id > cursor).order_by(table.c.id).limit(self.config.resend_batch)
+        return list(conn.execute(stmt).mappings().all())
 
     def _newest_id(self) -> int:
         try:

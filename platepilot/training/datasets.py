@@ -10,7 +10,7 @@ import json
 import multiprocessing
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,15 @@ STREAM_FILE = ".synth.json"
 on with the same stream or is refused, never mixing two."""
 
 
-def claim_stream(out: Path, stream: dict[str, Any]) -> None:
+def claim_stream(out: Path, stream: dict[str, Any], also: dict[str, Any] | None = None) -> None:
     """Mark `out` as holding `stream`, or PlatepilotError when it holds another (a rerun with another seed
-    or other real plates would mix its files with the first run's under the same names)."""
+    or other real plates would mix its files with the first run's under the same names); `also`: how an
+    older platepilot marked the same stream."""
     marker = out / STREAM_FILE
     if marker.is_file():
         held = json.loads(marker.read_text(encoding="utf-8"))
+        if also is not None and held == also:
+            return
         if held.get("kind") != stream.get("kind"):
             raise PlatepilotError(
                 f"{out} holds synthetic {held.get('kind')}, not {stream.get('kind')}: use another output folder"
@@ -157,6 +160,10 @@ def _write_scene(args: tuple[int, int, str, tuple[str, ...]]) -> int:
     return len(scene.boxes_xyxy)
 
 
+def _digest(paths: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+
+
 def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1, real_plates: Sequence[str] = ()) -> Path:
     """Write the YOLO dataset `out/{images,labels}/<index>.{jpg,txt}` + `out/data.yaml`; return data.yaml.
     Scenes are 1280x720 or 640x480 (`scene_size`); `real_plates` as in `render_scene`.
@@ -164,9 +171,11 @@ def write_scenes(out: Path, count: int, seed: int = 0, workers: int = 1, real_pl
     Resumable: scenes whose label file exists are skipped (the label is written after its image).
     """
     photos = tuple(real_plates)
-    # the photos themselves, however their folder was spelled (`plates`, `./plates`, `/abs/plates`)
-    digest = hashlib.sha256("\n".join(str(Path(p).resolve()) for p in photos).encode()).hexdigest()[:16]
-    claim_stream(out, {"kind": "scenes", "seed": seed, "real_plates": len(photos), "real_plates_sha256": digest})
+    stream = {"kind": "scenes", "seed": seed, "real_plates": len(photos)}
+    # the photos themselves, however their folder was spelled (`plates`, `./plates`, `/abs/plates`); before
+    # 2026-12-08 the paths as given were hashed
+    resolved, given = (_digest(str(Path(p).resolve()) for p in photos), _digest(photos))
+    claim_stream(out, {**stream, "real_plates_sha256": resolved}, also={**stream, "real_plates_sha256": given})
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     data = {"path": str(out.resolve()), "train": "images", "val": "images", "names": {0: "plate"}}

@@ -1,8 +1,8 @@
 """Alerts POSTed as JSON to a webhook from one background thread, never blocking the pipeline.
 
 `send` only appends to a bounded queue (when full, the oldest alert is dropped and counted). The
-thread POSTs in order; a failed POST (refused, timeout, an HTTP status other than 2xx, a redirect
-included: urllib would follow it as a GET without the alert) is retried with backoff (1 s doubling to
+thread POSTs in order; a failed POST (refused, timeout, an HTTP status other than 2xx, 302 or 303;
+301, 307 and 308 included: urllib would follow them as a GET without the alert) is retried with backoff (1 s doubling to
 60 s; new alerts wait for it too) until it succeeds or the alert is `expire_seconds` old, when it is
 dropped and counted. Each outage logs one line when it starts (and one on its first dropped or
 expired alert), and one when delivery resumes.
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
+# After a POST, 302 and 303 send the client to a page of the result (Post/Redirect/Get, as Google Apps
+# Script and many form handlers answer): the alert was taken. 301, 307 and 308 say it was not.
+TAKEN_REDIRECTS = (302, 303)
 
 
 def shown_url(url: str) -> str:
@@ -172,6 +175,8 @@ class WebhookSender:
             with _OPENER.open(request, timeout=self.config.timeout_seconds) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
+            if exc.code in TAKEN_REDIRECTS:
+                return None
             if 300 <= exc.code < 400:
                 moved = shown_url(urljoin(self.url, exc.headers.get("Location") or ""))
                 return f"HTTP {exc.code}, a redirect to {moved}, not followed: set watch.webhook.url to that address"

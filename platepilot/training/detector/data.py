@@ -9,7 +9,6 @@ log width and height in input pixels.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +21,6 @@ from platepilot.detect.platenet import DetectorCard, input_side, normalise
 from platepilot.errors import PlatepilotError
 from platepilot.images import IMAGE_SUFFIXES
 from platepilot.labeling.yolo import label_lines, parse_label_line, split_folders
-
-log = logging.getLogger(__name__)
 
 MIN_BOX_PX = 3.0  # plates narrower than this in the network input are left out of the targets
 MAX_OBJECTS = 64
@@ -138,19 +135,19 @@ class SceneCrops(Dataset[dict[str, torch.Tensor]]):
         self.epoch = 0
         self._undecodable: set[Path] = set()
 
-    def _decoded(self, index: int) -> tuple[Frame, np.ndarray]:
+    def _decoded(self, index: int) -> tuple[Frame, np.ndarray, list[Path]]:
         """Frame `index` and its pixels, or the next frame's when OpenCV cannot decode it (cut short or
-        corrupt: the listing only checks the header), with one warning per file; PlatepilotError when no
-        frame decodes."""
+        corrupt: the listing only checks the header), and the frames passed over; PlatepilotError when no
+        frame decodes. (The trainer warns of those and leaves them out of later epochs: this runs in the
+        data loader's worker processes.)"""
+        passed: list[Path] = []
         for step in range(len(self.frames)):
             frame = self.frames[(index + step) % len(self.frames)]
             image = cv2.imread(str(frame.image), cv2.IMREAD_COLOR) if frame.image not in self._undecodable else None
             if image is not None:
-                return frame, image
-            if frame.image not in self._undecodable:
-                self._undecodable.add(frame.image)
-                log.warning("%s: OpenCV cannot decode this frame (cut short or corrupt); training goes on without it",
-                            frame.image)  # fmt: skip
+                return frame, image, passed
+            self._undecodable.add(frame.image)
+            passed.append(frame.image)
         raise PlatepilotError(
             f"none of the {len(self.frames)} training frames can be decoded, e.g. {self.frames[0].image}"
         )
@@ -160,7 +157,7 @@ class SceneCrops(Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        frame, image = self._decoded(index)
+        frame, image, passed = self._decoded(index)
         height, width = image.shape[:2]
         boxes = frame.boxes * np.array([width, height, width, height], np.float32)
         scale = input_side(max(height, width), self.card) / max(height, width)  # as the runtime scales it
@@ -178,6 +175,7 @@ class SceneCrops(Dataset[dict[str, torch.Tensor]]):
         targets = draw_targets(boxes[keep], image.shape[:2], self.card.output_stride)
         sample = {k: torch.from_numpy(v) for k, v in targets.items()}
         sample["image"] = torch.from_numpy(normalise(image, self.card))
+        sample["undecodable"] = "\n".join(map(str, passed))  # type: ignore[assignment]  # batched as a list
         return sample
 
     def _crop(

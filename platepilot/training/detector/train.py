@@ -245,12 +245,20 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
         state = saved["state"]
         console.print(f"resuming after epoch {state['epoch']}")
     warned = 0
+    undecodable: set[Path] = set()  # frames found cut short while training: warned of once, then left out
     for epoch in range(state["epoch"] + 1, opts.epochs + 1):
         train_frames, val_frames, skipped = split_frames(opts.data)
         if len(skipped) > warned:  # once, and again only if more turn up (the folders are listed each epoch)
             _warn_skipped(console, skipped)
             warned = len(skipped)
-        loss = _train_epoch(model, teacher, optimizer, scheduler, train_frames, card, opts, epoch, steps_per_epoch)
+        train_frames = [f for f in train_frames if f.image not in undecodable]
+        loss, passed = _train_epoch(
+            model, teacher, optimizer, scheduler, train_frames, card, opts, epoch, steps_per_epoch
+        )
+        for image in sorted(passed - undecodable):
+            warning = f"warning: {image}: OpenCV cannot decode this frame (cut short or corrupt); training goes on"
+            console.print(escape(warning), style="yellow", highlight=False, soft_wrap=True)
+        undecodable |= passed
         metrics = evaluate_frames(model, val_frames[: opts.max_val], card)
         record = {"epoch": epoch, "loss": loss, **metrics, "train_frames": len(train_frames)}
         state["history"].append(record)
@@ -302,7 +310,8 @@ def _plan(opts: DetectorTrainOptions, steps_per_epoch: int) -> dict[str, Any]:
 def _train_epoch(
     model: DetectorNet, teacher: PretrainedPlateNet | None, optimizer: torch.optim.Optimizer, scheduler: Any,
     frames: list[Frame], card: DetectorCard, opts: DetectorTrainOptions, epoch: int, steps: int,
-) -> float:  # fmt: skip
+) -> tuple[float, set[Path]]:  # fmt: skip
+    """One epoch: (the mean loss, the frames found undecodable and passed over)."""
     dataset = SceneCrops(frames, card, opts.crop, augment=True, seed=opts.seed)
     dataset.epoch = epoch
     generator = torch.Generator().manual_seed(opts.seed * 1000 + epoch)
@@ -312,6 +321,7 @@ def _train_epoch(
                         persistent_workers=False, drop_last=True)  # fmt: skip
     model.train()
     total = 0.0
+    passed: set[Path] = set()
     columns = (TextColumn(f"epoch {epoch}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, transient=True) as progress:
@@ -328,8 +338,9 @@ def _train_epoch(
             optimizer.step()
             scheduler.step()
             total += float(loss.detach())
+            passed |= {Path(name) for names in batch["undecodable"] for name in names.splitlines()}
             progress.update(task, advance=1, loss=total / step)
-    return total / max(steps, 1)
+    return total / max(steps, 1), passed
 
 
 def _student_loss(
