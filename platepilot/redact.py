@@ -14,9 +14,9 @@ MASK = "***"
 
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>\S*?)@(?=[^@\s/]*(?:[/\s?#'\"]|$))")
 _PARAMETER = re.compile(r"(?P<head>[?&;#](?P<name>[\w.-]+)=)(?P<value>[^&;#\s'\"]*)")
-# A query or fragment parameter holds a secret when a word of its name (split at `_`, `-`, `.`) is one of
-# these: `access_token`, `apikey`, `api-key`, `X-Amz-Signature`, `client_secret`, `sslpassword`, `sig`,
-# `auth`; not `passive`, `signal`, `author` or `keyframe`.
+# A query or fragment parameter holds a secret when a word of its name (split at `_`, `-`, `.` and before
+# a capital that follows a small letter) is one of these: `access_token`, `accessToken`, `apikey`, `api-key`,
+# `X-Amz-Signature`, `client_secret`, `sslpassword`, `sig`, `auth`; not `passive`, `signal` or `author`.
 _SECRET_WORDS = frozenset(
     {"password", "passwd", "pwd", "pass", "passphrase", "sslpassword", "secret", "token", "key", "apikey",
      "signature", "sig", "auth", "authorization", "credential", "credentials"}
@@ -24,7 +24,8 @@ _SECRET_WORDS = frozenset(
 
 
 def _masked(match: re.Match[str]) -> str:
-    words = re.split(r"[_.-]", match["name"].lower())
+    words = re.split(r"[_.-]|(?<=[a-z])(?=[A-Z])", match["name"])  # access_token, X-Api-Key, accessToken
+    words = [word.lower() for word in words]
     return f"{match['head']}{MASK}" if _SECRET_WORDS.intersection(words) else match[0]
 
 

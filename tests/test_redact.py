@@ -34,6 +34,10 @@ from platepilot.registry.server import free_port
             "h://x/?passive=1&signal=2&design=3&author=4&bypass_cache=5&sigma=6&compass=7",
         ),
         (
+            "h://x/?accessToken=A&apiKey=B&clientSecret=C&X-Api-Key=D&APIKEY=E&pwd=F",
+            "h://x/?accessToken=***&apiKey=***&clientSecret=***&X-Api-Key=***&APIKEY=***&pwd=***",
+        ),
+        (
             "h://x/?access_key=A&private_key=B&subscription-key=C&session_key=D",
             "h://x/?access_key=***&private_key=***&subscription-key=***&session_key=***",
         ),
