@@ -411,6 +411,30 @@ def test_events_the_collector_keeps_not_acknowledging_hold_back_no_others(
         running.close()
 
 
+def test_one_event_never_acknowledged_does_not_slow_the_rest(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
+    """Rounds counted only acknowledgements of their own events: one event the collector never acknowledges
+    (its crop not writable there) backed the whole backlog off up to 16 intervals, while live events were
+    acknowledged all along."""
+    crop = tmp_path / "edge_crop.jpg"
+    assert cv2.imwrite(str(crop), np.full((40, 120, 3), 200, np.uint8))
+    (tmp_path / "central").write_text("a file where the crops folder should be")
+    running = Running(_settings(pg_url, mosquitto, tmp_path))
+    device = Device(tmp_path, mosquitto, "box1", send_crops=True, resend_seconds=0.2)
+    try:
+        device.emit(range(1, 2), crop=str(crop))  # never acknowledged: its crop cannot be written centrally
+        for track in range(2, 22):  # live events for 3 s, each acknowledged at once
+            device.emit(range(track, track + 1))
+            time.sleep(0.15)
+        missed = device.store.stamp(plate_event(99))
+        device.store.add(missed)  # stored, its live send lost: the backlog must send it
+        started = time.monotonic()
+        _until(lambda: device.backlog.waiting() == 1, 10, "the lost event acknowledged")
+        assert time.monotonic() - started < 1.5
+    finally:
+        device.close()
+        running.close()
+
+
 def test_an_event_whose_crop_is_too_large_is_kept_without_it(tmp_path: Path, mosquitto: int, pg_url: str) -> None:
     """Its message was rejected and never acknowledged: the device sent it again for ever."""
     crop = tmp_path / "big_crop.jpg"
@@ -436,15 +460,17 @@ def test_with_device_topics_a_box_cannot_write_another_boxs_events(tmp_path: Pat
     try:
         _raw_publish(mosquitto, f"{TOPIC}/south/events", [event_message(forged)])
         _raw_publish(mosquitto, f"{TOPIC}/events", [event_message(forged)])  # no device in the topic
+        named_as_prefix = EventIds(TOPIC, "r").stamp(plate_event(8, text="FAKE001"))  # device "fleet" on fleet/events
+        _raw_publish(mosquitto, f"{TOPIC}/events", [event_message(named_as_prefix)])
         _raw_publish(mosquitto, f"{TOPIC}/north/events", [event_message(real)])
-        _until(lambda: running.collector.received >= 3, 30, "the three messages")
+        _until(lambda: running.collector.received >= 4, 30, "the four messages")
     finally:
         running.close()
     engine = open_engine(pg_url)
     with engine.connect() as conn:
         texts = conn.execute(sa.text("SELECT text FROM plate_events")).scalars().all()
     engine.dispose()
-    assert texts == ["ABC1234"] and running.collector.rejected == 2
+    assert texts == ["ABC1234"] and running.collector.rejected == 3
 
 
 def test_bad_messages_are_counted_logged_and_never_written(

@@ -37,6 +37,16 @@ from platepilot.registry.server import free_port
             "h://x/?accessToken=A&apiKey=B&clientSecret=C&X-Api-Key=D&APIKEY=E&pwd=F",
             "h://x/?accessToken=***&apiKey=***&clientSecret=***&X-Api-Key=***&APIKEY=***&pwd=***",
         ),
+        ("http://x/login?next=/cb?token=S&a=1", "http://x/login?next=/cb?token=***&a=1"),
+        (
+            "h://app/auth?redirect_uri=https://cb/?access_token=S",
+            "h://app/auth?redirect_uri=https://cb/?access_token=***",
+        ),
+        (
+            "h://x/?apitoken=A&mypassword=B&dbpass=C&passcode=D&APIToken=E&DBPassword=F&secrets=G&password1=H",
+            "h://x/?apitoken=***&mypassword=***&dbpass=***&passcode=***&APIToken=***&DBPassword=***&secrets=***"
+            "&password1=***",
+        ),
         (
             "h://x/?access_key=A&private_key=B&subscription-key=C&session_key=D",
             "h://x/?access_key=***&private_key=***&subscription-key=***&session_key=***",

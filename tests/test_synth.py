@@ -223,6 +223,7 @@ def test_scenes_resume_with_the_same_real_plates_however_their_folder_is_spelled
     given = hashlib.sha256(b"photos/p.jpg").hexdigest()[:16]
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "real_plates_sha256": given}))
     write_scenes(tmp_path / "s", 3, seed=4, real_plates=["photos/p.jpg"])
+    write_scenes(tmp_path / "s", 3, seed=4, real_plates=[str(photo)])  # marked anew: any spelling goes on
     other = folder / "q.jpg"
     cv2.imwrite(str(other), np.full((60, 120, 3), 100, np.uint8))
     with pytest.raises(PlatepilotError, match="of seed 4 with other real plates: give the same real plates to go on"):

@@ -295,14 +295,45 @@ def test_a_redirect_is_a_failed_delivery_not_followed(hook: HookServer, caplog: 
 
 
 @pytest.mark.parametrize("status", [302, 303])
-def test_a_post_answered_by_the_page_of_its_result_is_delivered(hook: HookServer, status: int) -> None:
+def test_a_post_answered_by_the_page_of_its_result_is_delivered(
+    hook: HookServer, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
     """Post/Redirect/Get (Google Apps Script): the alert was taken; it must not be sent again and again."""
     hook.status = status
     sender = WebhookSender(WebhookConfig(url=f"http://127.0.0.1:{hook.server_port}/exec", timeout_seconds=1))
     sender.send({"n": 1})
-    assert wait_for(lambda: sender.delivered == 1, 5)
+    sender.send({"n": 2})
+    assert wait_for(lambda: sender.delivered == 2, 5)
     sender.close()
-    assert len(hook.bodies) == 1 and sender.failures == 0 and hook.gets == []
+    assert len(hook.bodies) == 2 and sender.failures == 0 and hook.gets == []
+    warned = [r for r in caplog.records if "counted as delivered" in r.getMessage()]
+    assert len(warned) == 1  # once: a sign-in page answers 302 too
+
+
+def test_a_redirect_to_the_same_address_on_https_is_a_failure() -> None:
+    """An http -> https redirect: the POST never reached the receiver."""
+
+    class ToHttps(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(302)
+            self.send_header("Location", f"https://127.0.0.1:{self.server.server_port}/hook")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", free_port()), ToHttps)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sender = WebhookSender(WebhookConfig(url=f"http://127.0.0.1:{server.server_port}/hook", timeout_seconds=1))
+    try:
+        sender.send({"n": 1})
+        assert wait_for(lambda: sender.failures >= 1, 5)
+    finally:
+        sender.close(timeout=0.1)
+        server.shutdown()
+        server.server_close()
+    assert sender.delivered == 0
 
 
 def test_a_login_in_the_url_is_sent_as_basic_auth(hook: HookServer) -> None:

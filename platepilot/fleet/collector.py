@@ -264,8 +264,8 @@ class Collector:
         (`<topic>/<device>/events`) and its id is that device's."""
         if not self.config.device_topics:
             return
-        parts = topic.split("/")
-        named = parts[-2] if len(parts) >= 3 else None
+        prefix, _, rest = topic.partition(f"{self.mqtt.topic}/")
+        named = rest.rpartition("/")[0] if not prefix and "/" in rest else None
         if named != event.device_id or not (event.event_id or "").startswith(f"{event.device_id}/"):
             raise BadMessage(
                 f"device {event.device_id!r} (event {event.event_id}) on the topic of device {named!r} "

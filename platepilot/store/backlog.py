@@ -8,7 +8,8 @@ every `fleet.resend_seconds` publishes again the oldest unacknowledged events (a
 event has one interval to be acknowledged before it is sent again. A round acknowledged whole starts
 the next one at once, so a backlog drains at the collector's pace when the broker comes back; a round
 of which nothing is acknowledged (the collector is down, the broker up) doubles the wait before the
-next, up to BACKOFF_MAX times `resend_seconds`, so a hundred boxes do not pile copies on the broker. The
+next, up to BACKOFF_MAX times `resend_seconds` (any acknowledgement ends it), so a hundred boxes do not
+pile copies on the broker. The
 collector skips events it holds, so a re-sent event is never doubled. The backlog is the database
 itself, bounded by `output.retention`: an event pruned before it was acknowledged is not sent.
 """
@@ -89,13 +90,12 @@ class Backlog:
             with self._lock:
                 self._round = {e.event_id for e in events if e.event_id}
                 self._round_done.clear()
-            sent = len(self._round)
+            acked = self.acked
             for event in events:
                 self.publisher.send(event)
             self.resent += len(events)
             self._round_done.wait(self.config.resend_seconds * backoff)
-            with self._lock:
-                heard = len(self._round) < sent  # the collector acknowledged some of this round
+            heard = self.acked > acked  # the collector acknowledged something meanwhile (this round or live events)
             backoff = 1 if heard else min(2 * backoff, BACKOFF_MAX)
 
     def _oldest(self) -> list[PlateEvent]:

@@ -24,9 +24,6 @@ _VELOCITY_SMOOTHING = 0.5  # weight of the newest velocity measurement
 # millisecond or two apart after a hiccup, turned 2 px of box jitter into 1000 px/s, and the next
 # prediction missed the plate (one parked car became 13 tracks in 4 s).
 _VELOCITY_BASELINE_S = 0.03
-# A frame time this far before the previous frame's is the clock set back (the live tracks' times move with
-# it); less is the stream's own jitter (the frame counts as taken at the previous frame's time).
-CLOCK_STEP_BACK_S = 1.0
 _MAX_BOXES_KEPT = 64  # boxes remembered per track (the newest)
 
 
@@ -92,10 +89,7 @@ class PlateTracker:
     def update(self, detections: list[Detection], timestamp: float) -> TrackUpdate:
         """Associate this frame's detections (taken at `timestamp`, seconds) with the live tracks."""
         if self._last_frame is not None and timestamp < self._last_frame:
-            if self._last_frame - timestamp > CLOCK_STEP_BACK_S:
-                self._shift(timestamp - self._last_frame)
-            else:  # the stream's own clock jittering: the frame counts as taken with the previous one
-                timestamp = self._last_frame
+            self._shift(timestamp - self._last_frame)
         self._last_frame = timestamp
         start = self.config.start_score  # confident: matched first, and may start a track
         high = [d for d in detections if d.score >= start]

@@ -61,7 +61,8 @@ def claim_stream(out: Path, stream: dict[str, Any], also: dict[str, Any] | None 
     marker = out / STREAM_FILE
     if marker.is_file():
         held = json.loads(marker.read_text(encoding="utf-8"))
-        if also is not None and held == also:
+        if also is not None and held == also:  # marked the older way: marked anew, so any spelling resumes
+            _write_atomic(marker, json.dumps(stream).encode())
             return
         if held.get("kind") != stream.get("kind"):
             raise PlatepilotError(

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
-# After a POST, 302 and 303 send the client to a page of the result (Post/Redirect/Get, as Google Apps
-# Script and many form handlers answer): the alert was taken. 301, 307 and 308 say it was not.
+# After a POST, 303 (and mostly 302) sends the client to a page of the result (Post/Redirect/Get, as Google
+# Apps Script answers): the alert was taken. 301, 307 and 308 say it was not, nor does a 302 to the same
+# address on https (an http -> https redirect).
 TAKEN_REDIRECTS = (302, 303)
 
 
@@ -59,6 +60,20 @@ def split_login(url: str) -> tuple[str, dict[str, str]]:
     host = parts.netloc.rpartition("@")[2]
     bare = parts._replace(netloc=host).geturl()
     return bare, {"Authorization": "Basic " + base64.b64encode(login).decode()}
+
+
+def _same_on_https(url: str, location: str) -> bool:
+    """Whether `location` is `url` moved to https: the POST never reached the receiver."""
+    here, there = urlsplit(url), urlsplit(location)
+    return (
+        here.scheme == "http"
+        and there.scheme == "https"
+        and (here.hostname, here.path)
+        == (
+            there.hostname,
+            there.path,
+        )
+    )
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -97,6 +112,7 @@ class WebhookSender:
         self._closing = False
         self._down_since: float | None = None
         self._told: set[str] = set()  # what this outage already logged
+        self._redirect_told = False
         self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
         self._thread.start()
 
@@ -175,10 +191,16 @@ class WebhookSender:
             with _OPENER.open(request, timeout=self.config.timeout_seconds) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
-            if exc.code in TAKEN_REDIRECTS:
+            location = urljoin(self.url, exc.headers.get("Location") or "") if 300 <= exc.code < 400 else ""
+            if exc.code in TAKEN_REDIRECTS and not _same_on_https(self.url, location):
+                if not self._redirect_told:  # once: a sign-in page answers 302 too
+                    self._redirect_told = True
+                    log.warning("webhook %s: HTTP %d to %s counted as delivered (a POST taken); if alerts do not "
+                                "arrive, set watch.webhook.url to that address", self.where, exc.code,
+                                shown_url(location))  # fmt: skip
                 return None
-            if 300 <= exc.code < 400:
-                moved = shown_url(urljoin(self.url, exc.headers.get("Location") or ""))
+            if location:
+                moved = shown_url(location)
                 return f"HTTP {exc.code}, a redirect to {moved}, not followed: set watch.webhook.url to that address"
             return f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:

@@ -252,14 +252,15 @@ def train_detector(opts: DetectorTrainOptions, console: Console | None = None) -
             _warn_skipped(console, skipped)
             warned = len(skipped)
         train_frames = [f for f in train_frames if f.image not in undecodable]
+        val_frames = [f for f in val_frames if f.image not in undecodable]
         loss, passed = _train_epoch(
             model, teacher, optimizer, scheduler, train_frames, card, opts, epoch, steps_per_epoch
         )
-        for image in sorted(passed - undecodable):
+        metrics, passed_val = evaluate_frames(model, val_frames[: opts.max_val], card)
+        for image in sorted((passed | passed_val) - undecodable):
             warning = f"warning: {image}: OpenCV cannot decode this frame (cut short or corrupt); training goes on"
             console.print(escape(warning), style="yellow", highlight=False, soft_wrap=True)
-        undecodable |= passed
-        metrics = evaluate_frames(model, val_frames[: opts.max_val], card)
+        undecodable |= passed | passed_val
         record = {"epoch": epoch, "loss": loss, **metrics, "train_frames": len(train_frames)}
         state["history"].append(record)
         weights = _weights(model, opts)
@@ -360,13 +361,16 @@ def _student_loss(
 
 
 @torch.no_grad()
-def evaluate_frames(model: DetectorNet, frames: list[Frame], card: DetectorCard) -> dict[str, float]:
-    """Recall (IoU >= 0.5) and unmatched detections per frame on whole held-out frames."""
+def evaluate_frames(model: DetectorNet, frames: list[Frame], card: DetectorCard) -> tuple[dict[str, float], set[Path]]:
+    """Recall (IoU >= 0.5) and unmatched detections per frame on whole held-out frames, and the frames that
+    could not be decoded (another frame was scored in their place)."""
     model.eval()
     dataset = SceneCrops(frames, card, 0, augment=False)
     found = plates = false = 0
+    passed: set[Path] = set()
     for i in range(len(dataset)):
         sample = dataset[i]
+        passed |= {Path(name) for name in str(sample["undecodable"]).splitlines()}
         output = model(sample["image"][None])[0].numpy()
         boxes, _ = decode(output, card, card.score_threshold)
         truth = _truth_boxes(sample, card)
@@ -374,7 +378,8 @@ def evaluate_frames(model: DetectorNet, frames: list[Frame], card: DetectorCard)
         plates += len(truth)
         found += int((iou.max(axis=1) >= MATCH_IOU).sum()) if len(boxes) else 0
         false += int((iou.max(axis=0) < MATCH_IOU).sum()) if len(truth) else len(boxes)
-    return {"recall": found / max(plates, 1), "fp_per_image": false / max(len(frames), 1), "val_plates": plates}
+    metrics = {"recall": found / max(plates, 1), "fp_per_image": false / max(len(frames), 1), "val_plates": plates}
+    return metrics, passed
 
 
 def _truth_boxes(sample: dict[str, torch.Tensor], card: DetectorCard) -> np.ndarray:
