@@ -3,15 +3,16 @@
 Every event is in the local events database before it is published. `platepilot collect` answers each
 batch it has written to PostgreSQL with an acknowledgement on `<topic>/ack` (`store.wire.ack_message`:
 a device id and event ids); this sets `synced_at` on those rows. While the broker is connected, a round
-every `fleet.resend_seconds` publishes again the oldest unacknowledged events (at most
+every `fleet.resend_seconds` publishes again unacknowledged events (at most
 `fleet.resend_batch`) among those stored before the previous round (or before the start), so a live
 event has one interval to be acknowledged before it is sent again. A round acknowledged whole starts
 the next one at once, so a backlog drains at the collector's pace when the broker comes back; a round
 of which nothing is acknowledged (the collector is down, the broker up) doubles the wait before the
 next, up to BACKOFF_MAX times `resend_seconds` (any acknowledgement ends it), so a hundred boxes do not
-pile copies on the broker. The
-collector skips events it holds, so a re-sent event is never doubled. The backlog is the database
-itself, bounded by `output.retention`: an event pruned before it was acknowledged is not sent.
+pile copies on the broker. Each round goes on after the previous one (from the oldest again at the end),
+so events the collector keeps not acknowledging never hold back those behind them. The collector skips
+events it holds, so a re-sent event is never doubled. The backlog is the database itself, bounded by
+`output.retention`: an event pruned before it was acknowledged is not sent.
 """
 
 from __future__ import annotations

@@ -65,15 +65,8 @@ def split_login(url: str) -> tuple[str, dict[str, str]]:
 def _same_on_https(url: str, location: str) -> bool:
     """Whether `location` is `url` moved to https: the POST never reached the receiver."""
     here, there = urlsplit(url), urlsplit(location)
-    return (
-        here.scheme == "http"
-        and there.scheme == "https"
-        and (here.hostname, here.path)
-        == (
-            there.hostname,
-            there.path,
-        )
-    )
+    moved = here.scheme == "http" and there.scheme == "https"
+    return moved and (here.hostname, here.path) == (there.hostname, there.path)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
