@@ -1,11 +1,13 @@
 """Alerts POSTed as JSON to a webhook from one background thread, never blocking the pipeline.
 
 `send` only appends to a bounded queue (when full, the oldest alert is dropped and counted). The
-thread POSTs in order; a failed POST (refused, timeout, an HTTP status other than 2xx, 302 or 303;
-301, 307 and 308 included: urllib would follow them as a GET without the alert) is retried with backoff (1 s doubling to
-60 s; new alerts wait for it too) until it succeeds or the alert is `expire_seconds` old, when it is
-dropped and counted. Each outage logs one line when it starts (and one on its first dropped or
-expired alert), and one when delivery resumes.
+thread POSTs in order. A failed POST is retried with backoff (1 s doubling to 60 s; new alerts wait
+for it too) until it succeeds or the alert is `expire_seconds` old, when it is dropped and counted.
+Failed means refused, timed out, or answered with a status other than 2xx, 302 and 303: redirects are
+never followed (urllib would follow them as a GET without the alert), and 302/303 count as the
+receiver's answer to a POST it took (`TAKEN_REDIRECTS`), except a 302 to the same address on https.
+Each outage logs one line when it starts (and one on its first dropped or expired alert), and one
+when delivery resumes.
 
 Delivery is at least once: a POST that timed out may have arrived and is sent again. Every POST of an
 alert carries the same `Idempotency-Key` header, so a receiver can drop the copies. A login in the URL
